@@ -1,0 +1,189 @@
+"""drkit's one settings model: a YAML file, overridden by ``DRKIT_*`` environment variables.
+
+Credentials never live in the file. A credential field holds a *reference*:
+
+- ``secret:KEY``  the key ``KEY`` of the JSON secret ``aws.secret_id`` in AWS Secrets Manager
+  (the seed's keys: ``rds_password``, ``azure_storage_account``, ``azure_storage_key``, ...);
+- ``env:NAME``    the environment variable ``NAME``.
+
+Nested fields are overridden with a double underscore: ``DRKIT_SOURCE__HOST=db.internal``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drkit.errors import ConfigError
+
+CONFIG_ENV = "DRKIT_CONFIG"
+_REF = re.compile(r"^(secret|env):[A-Za-z0-9_.\-/]+$")
+_SENSITIVE_FIELDS = ("password", "key")
+
+
+def _reference(value: str) -> str:
+    if not _REF.match(value):
+        raise ValueError(
+            "expected a reference 'secret:KEY' (a key of the AWS secret) or 'env:NAME'; "
+            "secret values are not accepted inline"
+        )
+    return value
+
+
+def _value_or_reference(value: str) -> str:
+    if value.startswith(("secret:", "env:")):
+        return _reference(value)
+    return value
+
+
+# A credential: only a reference, never the value itself.
+SecretRef = Annotated[str, AfterValidator(_reference)]
+# A plain setting that may also be looked up the same way (the seed keeps the storage
+# account name in the secret).
+ValueRef = Annotated[str, AfterValidator(_value_or_reference)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_$\-]{1,64}$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AwsSettings(Section):
+    region: str = "ap-northeast-2"
+    secret_id: str | None = Field(
+        None, description="Secrets Manager secret id or ARN holding the seed's JSON keys"
+    )
+    endpoint_url: str | None = Field(None, pattern=r"^https?://")
+    profile: str | None = None
+    credentials_file: Path | None = None
+
+
+class SourceSettings(Section):
+    """The production MySQL (AWS RDS)."""
+
+    host: str
+    port: int = Field(3306, ge=1, le=65535)
+    user: str = "admin"
+    password: SecretRef = "secret:rds_password"
+    databases: list[Identifier] = Field(min_length=1)
+    rds_instance_id: str | None = None
+    ssl_ca: Path | None = None
+    connect_timeout: int = Field(10, ge=1)
+
+
+class StorageSettings(Section):
+    """Azure Blob Storage, where backups live."""
+
+    account: ValueRef = "secret:azure_storage_account"
+    auth: Literal["key", "aad"] = "key"
+    key: SecretRef = "secret:azure_storage_key"
+    endpoint: str | None = Field(
+        None, pattern=r"^https?://", description="default https://ACCOUNT.blob.core.windows.net"
+    )
+    container: str = Field("mysql-backups", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    prefix: str = Field("backups/", pattern=r"^([^/]+/)*$")
+
+
+class TargetSettings(Section):
+    """Where restores go: Azure Database for MySQL Flexible Server."""
+
+    kind: Literal["azure", "mysql"] = "azure"
+    host: str
+    port: int = Field(3306, ge=1, le=65535)
+    user: str
+    password: SecretRef = "secret:azure_mysql_password"
+    ssl_ca: Path | None = None
+
+
+class BackupSettings(Section):
+    compression: Literal["gzip", "zstd"] = "gzip"
+    gzip_level: int = Field(6, ge=1, le=9)
+    zstd_level: int = Field(3, ge=1, le=19)
+    block_size_mib: int = Field(8, ge=1, le=4000)
+    local_copy_dir: Path | None = None
+    local_copy_max_age_hours: float = Field(24, gt=0)
+    state_dir: Path = Path("~/.local/state/drkit")
+    log_file: Path | None = None
+
+
+class MetricsSettings(Section):
+    enabled: bool = True
+    namespace: str = "drkit/Backup"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DRKIT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    environment: str = "dev"
+    aws: AwsSettings = AwsSettings()
+    source: SourceSettings
+    storage: StorageSettings = StorageSettings()
+    target: TargetSettings | None = None
+    backup: BackupSettings = BackupSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file: cron and CI override one field without a new file.
+        return env_settings, init_settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load the config file (``path``, else ``$DRKIT_CONFIG``) and the environment overrides."""
+    path = path or os.environ.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    where = "the environment"
+    if path:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read config file {path}: {exc.strerror}.",
+                f"Pass an existing file with --config or {CONFIG_ENV}.",
+            ) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"Config file {path} is not valid YAML{line}.") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping of settings.")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"Config from {where} is invalid: {describe_errors(exc)}.") from None
+    return settings
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One clause per bad field: its dotted name, what is expected, and what was given."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        given = error.get("input")
+        sensitive = any(word in field for word in _SENSITIVE_FIELDS)
+        shown = error["type"] not in ("missing", "extra_forbidden") and given is not None
+        if shown and not sensitive:
+            message += f" (got {given!r})"
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,95 @@
+"""Every failure drkit reports, each with its own exit code.
+
+A drkit error is one sentence naming what failed plus, where we know it, what to do.
+The CLI prints ``str(error)`` and exits with ``error.exit_code``; the table below is the
+documented contract (README, "Exit codes") and must only ever grow.
+"""
+
+from __future__ import annotations
+
+from drkit.redact import redact
+
+
+class DrkitError(Exception):
+    """Base of every error drkit reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        self.message = redact(message)
+        self.fix = redact(fix) if fix else None
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.fix}" if self.fix else self.message
+
+
+class ConfigError(DrkitError):
+    exit_code = 3
+
+
+class SecretError(DrkitError):
+    exit_code = 4
+
+
+class MissingProgramError(DrkitError):
+    exit_code = 5
+
+
+class SandboxError(DrkitError):
+    exit_code = 6
+
+
+class ServerUnreachableError(DrkitError):
+    exit_code = 10
+
+
+class AccessDeniedError(DrkitError):
+    exit_code = 11
+
+
+class UnknownDatabaseError(DrkitError):
+    exit_code = 12
+
+
+class StorageAuthError(DrkitError):
+    exit_code = 13
+
+
+class ContainerMissingError(DrkitError):
+    exit_code = 14
+
+
+class ContainerPublicError(DrkitError):
+    exit_code = 15
+
+
+class StorageError(DrkitError):
+    exit_code = 16
+
+
+class DumpFailedError(DrkitError):
+    exit_code = 20
+
+
+class UploadFailedError(DrkitError):
+    exit_code = 21
+
+
+class BackupExistsError(DrkitError):
+    exit_code = 22
+
+
+class LockHeldError(DrkitError):
+    exit_code = 23
+
+
+def exit_codes() -> dict[int, str]:
+    """Exit code -> error class name, for the README table and a uniqueness test."""
+    codes: dict[int, str] = {}
+    pending = [DrkitError]
+    while pending:
+        cls = pending.pop()
+        codes.setdefault(cls.exit_code, cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return codes

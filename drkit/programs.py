@@ -1,0 +1,48 @@
+"""Finding the outside programs drkit runs, with the install hint when one is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+from drkit.errors import MissingProgramError
+
+
+@dataclass(frozen=True)
+class Program:
+    names: tuple[str, ...]
+    install_hint: str
+
+
+PROGRAMS: dict[str, Program] = {
+    "mariadbd": Program(("mariadbd", "mysqld"), "install the Debian package mariadb-server"),
+    "mariadb-install-db": Program(
+        ("mariadb-install-db", "mysql_install_db"), "install the Debian package mariadb-server"
+    ),
+    "mysqldump": Program(
+        ("mysqldump", "mariadb-dump"), "install the Debian package mariadb-client"
+    ),
+    "mysql": Program(("mysql", "mariadb"), "install the Debian package mariadb-client"),
+    "azurite-blob": Program(
+        ("azurite-blob",), "install the npm package azurite (npm install -g azurite)"
+    ),
+    "moto_server": Program(
+        ("moto_server",), "install the PyPI package moto[server] (pip install 'drkit[sandbox]')"
+    ),
+}
+
+# Daemons live in sbin, which a non-root PATH often lacks; the venv's bin holds moto_server
+# and the azurite link that install.sh makes.
+_EXTRA_DIRS = (os.path.dirname(sys.executable), "/usr/sbin", "/usr/local/sbin")
+
+
+def find_program(key: str) -> str:
+    program = PROGRAMS[key]
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_EXTRA_DIRS])
+    for name in program.names:
+        path = shutil.which(name, path=search)
+        if path:
+            return path
+    raise MissingProgramError(f"{program.names[0]} was not found: {program.install_hint}.")
