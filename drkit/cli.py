@@ -50,6 +50,29 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj.config_path = config_path
 
 
+# -- backup ----------------------------------------------------------------------------
+@cli.command("backup")
+@click.option("--database", "-d", "databases", multiple=True,
+              help="Database to back up (repeatable; default: source.databases).")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]),
+              help="Override backup.compression.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def backup_command(context: Context, databases: tuple[str, ...], compression: str | None,
+                   as_json: bool) -> None:
+    """Dump the source, compress and stream it to Azure Blob; print the blob name."""
+    from drkit.backup import run_backup
+
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    result = run_backup(settings, context.env, databases=list(databases) or None,
+                        compression=compression)
+    if as_json:
+        context.env.print_json(result.summary())
+    else:
+        context.env.print(result.name)
+
+
 # -- sandbox ---------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

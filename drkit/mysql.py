@@ -98,7 +98,6 @@ def option_file(server: Server) -> Iterator[Path]:
         f"user={_quote_option(server.user)}",
         f"password={_quote_option(server.password.get_secret_value())}",
         "protocol=TCP",
-        f"connect-timeout={server.connect_timeout}",
     ]
     if server.ssl_ca:
         lines.append(f"ssl-ca={server.ssl_ca}")

@@ -18,6 +18,9 @@ from drkit.config import AwsSettings, Settings
 from drkit.errors import SecretError
 from drkit.redact import register_secret
 
+# Keys of the seed's secret that name things rather than grant access; they may be shown.
+PUBLIC_KEYS = frozenset({"azure_storage_account", "azure_tenant_id", "azure_subscription_id"})
+
 
 class SecretResolver:
     """Looks references up; reads the AWS secret at most once per resolver."""
@@ -31,16 +34,19 @@ class SecretResolver:
         }
 
     def resolve(self, reference: str) -> SecretStr:
-        scheme, _, name = reference.partition(":")
-        value = self._providers[scheme](name)
+        value = self._lookup(reference)
         register_secret(value)
         return SecretStr(value)
 
     def value(self, value_or_reference: str) -> str:
         """A plain setting that may be given as a reference (e.g. the storage account name)."""
         if value_or_reference.startswith(tuple(f"{s}:" for s in self._providers)):
-            return self.resolve(value_or_reference).get_secret_value()
+            return self._lookup(value_or_reference)
         return value_or_reference
+
+    def _lookup(self, reference: str) -> str:
+        scheme, _, name = reference.partition(":")
+        return self._providers[scheme](name)
 
     def _from_environment(self, name: str) -> str:
         try:
@@ -88,8 +94,9 @@ class SecretResolver:
                 "Store the credentials as JSON keys, as the seed does "
                 "(rds_password, azure_storage_account, azure_storage_key, ...).",
             )
-        for value in parsed.values():
-            register_secret(str(value))
+        for key, value in parsed.items():
+            if key not in PUBLIC_KEYS:
+                register_secret(str(value))
         self._secret_json = parsed
         return parsed
 

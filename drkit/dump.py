@@ -1,0 +1,97 @@
+"""Running mysqldump (or mariadb-dump) as a stream, with the password in an option file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from drkit.programs import find_program
+
+# The seed's options, plus what a faithful, restorable dump needs.
+BASE_OPTIONS = [
+    "--single-transaction",
+    "--routines",
+    "--triggers",
+    "--events",
+    "--hex-blob",
+    "--default-character-set=utf8mb4",
+    "--quick",
+    "--order-by-primary",
+]
+# Options only MySQL 8's own client knows; without them it queries tables RDS lacks and
+# writes GTID statements Flexible Server rejects.
+MYSQL8_OPTIONS = ["--set-gtid-purged=OFF", "--column-statistics=0"]
+_STDERR_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class DumpClient:
+    path: str
+    flavour: str  # "mariadb" or "mysql"
+    version: str
+    supported: frozenset[str]
+
+    @property
+    def options(self) -> list[str]:
+        """The dump options this client takes (recorded in the manifest)."""
+        return [*BASE_OPTIONS, *(o for o in MYSQL8_OPTIONS if o.split("=")[0] in self.supported)]
+
+    def command(self, option_file: Path, databases: list[str]) -> list[str]:
+        # --defaults-file must come first; it is the only source of options and password.
+        return [self.path, f"--defaults-file={option_file}", *self.options,
+                "--databases", *databases]
+
+
+@cache
+def dump_client() -> DumpClient:
+    path = find_program("mysqldump")
+    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
+    help_text = subprocess.run([path, "--no-defaults", "--help"], capture_output=True,
+                               text=True).stdout
+    supported = frozenset(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.M))
+    return DumpClient(path=path, flavour="mariadb" if "MariaDB" in version else "mysql",
+                      version=version, supported=supported)
+
+
+class DumpProcess:
+    """mysqldump with stdout as a byte stream and stderr kept (its tail) for the message."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._stderr = bytearray()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self._stderr += line
+            del self._stderr[:-_STDERR_LIMIT]
+
+    def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
+        stream = self.process.stdout
+        while chunk := stream.read1(size):
+            yield chunk
+
+    def wait(self) -> int:
+        code = self.process.wait()
+        self._stderr_reader.join(timeout=5)
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr.decode("utf-8", "replace").strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.wait()

@@ -1,0 +1,69 @@
+"""What a MySQL server holds, asked through information_schema: version, tables, objects.
+
+Used by the backup (the manifest) and by the restore proof (the same questions asked of the
+target), so both sides are described the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+TRANSACTIONAL_ENGINES = {"InnoDB"}
+
+
+def server_version(connection: pymysql.Connection) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT VERSION(), @@version_comment")
+        version, comment = cursor.fetchone()
+    flavour = "mariadb" if "mariadb" in f"{version} {comment}".lower() else "mysql"
+    return {"version": version, "flavour": flavour}
+
+
+def table_engines(connection: pymysql.Connection, databases: list[str]) -> dict[str, str]:
+    """``"db.table" -> engine`` for base tables."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES "
+            "WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN %s "
+            "ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            (tuple(databases),),
+        )
+        return {f"{schema}.{name}": engine for schema, name, engine in cursor.fetchall()}
+
+
+def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:
+    """Views, routines, triggers and events as sorted ``"db.name"`` lists (routines typed)."""
+    queries = {
+        "views": "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.VIEWS "
+                 "WHERE TABLE_SCHEMA IN %s",
+        "routines": "SELECT ROUTINE_SCHEMA, CONCAT(LOWER(ROUTINE_TYPE), ' ', ROUTINE_NAME) "
+                    "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN %s",
+        "triggers": "SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS "
+                    "WHERE TRIGGER_SCHEMA IN %s",
+        "events": "SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS "
+                  "WHERE EVENT_SCHEMA IN %s",
+    }
+    objects = {}
+    with connection.cursor() as cursor:
+        for kind, query in queries.items():
+            cursor.execute(query, (tuple(databases),))
+            objects[kind] = sorted(f"{schema}.{name}" for schema, name in cursor.fetchall())
+    return objects
+
+
+def binlog_position(connection: pymysql.Connection, flavour: str) -> dict[str, Any] | None:
+    """The binary log coordinates and GTID set now, or None where the user may not see them."""
+    gtid_variable = "@@GLOBAL.gtid_binlog_pos" if flavour == "mariadb" else "@@GLOBAL.gtid_executed"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW MASTER STATUS")
+            row = cursor.fetchone()
+            cursor.execute(f"SELECT {gtid_variable}")
+            gtid = cursor.fetchone()[0]
+    except pymysql.err.MySQLError:
+        return None
+    if row is None:
+        return None  # binary logging is off
+    return {"file": row[0], "position": int(row[1]), "gtid": gtid or None}

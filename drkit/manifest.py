@@ -1,0 +1,65 @@
+"""The manifest of a backup: what it contains and how it was made, to prove restores against.
+
+Stored twice: in full as a JSON sidecar ``<blob>.manifest.json`` beside the backup, and as a
+summary in the blob's metadata (Azure caps metadata at 8 KiB, too small for every table).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+FORMAT = "drkit-manifest/1"
+SIDECAR_SUFFIX = ".manifest.json"
+
+
+class TableEntry(BaseModel):
+    rows: int
+    sha256: str
+    engine: str | None = None
+
+
+class Digest(BaseModel):
+    size: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    format: Literal["drkit-manifest/1"] = FORMAT
+    name: str
+    drkit_version: str
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    source: dict[str, Any]
+    databases: list[str]
+    consistency: dict[str, Any]
+    dump: dict[str, Any]
+    compression: dict[str, Any]
+    compressed: Digest
+    sql: Digest
+    tables: dict[str, TableEntry]
+    objects: dict[str, list[str]]
+
+    @property
+    def sidecar_name(self) -> str:
+        return self.name + SIDECAR_SUFFIX
+
+    def metadata(self) -> dict[str, str]:
+        """The summary kept on the blob itself (ASCII strings only)."""
+        return {
+            "drkit_manifest": self.sidecar_name.rsplit("/", 1)[-1],
+            "drkit_version": self.drkit_version,
+            "databases": ",".join(self.databases),
+            "compression": self.compression["codec"],
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "size": str(self.compressed.size),
+            "sha256": self.compressed.sha256,
+            "sql_size": str(self.sql.size),
+            "sql_sha256": self.sql.sha256,
+            "tables": str(len(self.tables)),
+            "rows": str(sum(t.rows for t in self.tables.values())),
+        }
