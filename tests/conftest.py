@@ -40,3 +40,19 @@ def _no_drkit_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(settings: Settings):
+    from drkit.blobstore import BackupStore
+    from drkit.secrets import SecretResolver
+
+    return BackupStore.from_settings(settings, SecretResolver(settings))
+
+
+@pytest.fixture
+def backup_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Sandbox settings with this test's own lock directory and run log."""
+    settings.backup.state_dir = tmp_path / "state"
+    settings.backup.log_file = tmp_path / "backup.log"
+    return settings

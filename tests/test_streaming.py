@@ -1,0 +1,110 @@
+"""Unit tests of the stream stages: the dump scanner and the compressors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+
+import pytest
+import zstandard
+
+from drkit.compression import CODECS, ParallelGzipCompressor
+from drkit.dumpscan import DumpScanner
+
+HEADER = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
+/*!40101 SET NAMES utf8mb4 */;
+USE `shop`;
+DROP TABLE IF EXISTS `t`;
+CREATE TABLE `t` (
+  `id` int NOT NULL,
+  `s` text
+) ENGINE=InnoDB;
+CREATE TABLE `empty` (`id` int);
+"""
+# MySQL's single-line INSERTs, with separators and quotes inside strings.
+MYSQL_ROWS = [
+    b"(1,'plain')",
+    b"(2,'a),(b')",
+    b"(3,'it\\'s),(x')",
+    b"(4,'back\\\\'),(5,'slash\\\\\\'),(')",
+    b"(6,NULL)",
+    b"(7,0x00FF)",
+]
+TRAILER = b"\n-- Dump completed on 2026-11-26 10:00:00\n"
+
+
+def mysql_dump(statements: list[list[bytes]]) -> bytes:
+    inserts = b"".join(b"INSERT INTO `t` VALUES " + b",".join(rows) + b";\n"
+                       for rows in statements)
+    return HEADER + inserts + TRAILER
+
+
+def scan(data: bytes, chunk: int) -> DumpScanner:
+    scanner = DumpScanner()
+    for start in range(0, len(data), chunk):
+        scanner.feed(data[start:start + chunk])
+    return scanner
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_mysql_format_rows_are_counted_outside_strings(chunk):
+    # Row 4 ends in an escaped backslash, so its quote closes the string and "),(" follows.
+    rows = MYSQL_ROWS[:3] + [b"(4,'back\\\\')", b"(5,'slash\\\\\\'),(')"] + MYSQL_ROWS[4:]
+    scanner = scan(mysql_dump([rows[:4], rows[4:]]), chunk)
+    assert scanner.tables[("shop", "t")].rows == 7
+    assert scanner.tables[("shop", "empty")].rows == 0
+    assert scanner.complete
+
+
+def test_digest_ignores_statement_and_line_layout():
+    rows = [b"(1,'a')", b"(2,'b\\nc')", b"(3,NULL)"]
+    one_statement = scan(mysql_dump([rows]), 5)
+    split = scan(mysql_dump([rows[:1], rows[1:]]), 5)
+    mariadb = HEADER + b"INSERT INTO `t` VALUES\n" + b",\n".join(rows) + b";\n" + TRAILER
+    per_line = scan(mariadb, 5)
+    digests = {s.tables[("shop", "t")].digest for s in (one_statement, split, per_line)}
+    assert len(digests) == 1
+    assert per_line.tables[("shop", "t")].rows == 3
+    changed = scan(mysql_dump([[rows[0], b"(2,'B\\nc')", rows[2]]]), 5)
+    assert changed.tables[("shop", "t")].digest not in digests
+
+
+def test_truncated_dump_is_not_complete():
+    data = mysql_dump([MYSQL_ROWS])
+    assert scan(data, 100).complete
+    assert not scan(data[: len(data) - len(TRAILER)], 100).complete
+    assert not scan(data[: len(HEADER) + 30], 100).complete
+
+
+def test_parallel_gzip_is_one_stream_gunzip_reads():
+    data = os.urandom(3_000_000) + b"compressible " * 1_000_000
+    compressor = ParallelGzipCompressor(level=6, workers=2, member_size=1_000_000)
+    pieces = []
+    for start in range(0, len(data), 333_333):
+        pieces += compressor.compress(data[start:start + 333_333])
+    pieces += compressor.flush()
+    blob = b"".join(pieces)
+    assert len(pieces) > 10  # many members, in order
+    assert gzip.decompress(blob) == data
+    gunzipped = subprocess.run(["gunzip", "-c"], input=blob, capture_output=True, check=True)
+    assert hashlib.sha256(gunzipped.stdout).digest() == hashlib.sha256(data).digest()
+
+
+def test_empty_input_still_makes_a_valid_archive():
+    for name in CODECS:
+        compressor = CODECS[name].compressor(3)
+        blob = b"".join(compressor.flush())
+        if name == "gzip":
+            assert gzip.decompress(blob) == b""
+        else:
+            assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == b""
+
+
+def test_zstd_stream_round_trips():
+    data = b"INSERT INTO t VALUES (1);\n" * 200_000
+    compressor = CODECS["zstd"].compressor(3)
+    blob = b"".join(compressor.compress(data[:1000]) + compressor.compress(data[1000:])
+                    + compressor.flush())
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == data
