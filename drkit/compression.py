@@ -83,7 +83,10 @@ class ParallelGzipCompressor:
 class ZstdCompressor:
     def __init__(self, level: int, workers: int | None = None) -> None:
         threads = workers or min(4, os.cpu_count() or 1)
-        self._stream = zstandard.ZstdCompressor(level=level, threads=threads).compressobj()
+        # 1 MiB jobs: as fast as the default here, with a fifth of the memory (bench/).
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=1024 * 1024)
+        self._stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
     def compress(self, data: bytes) -> list[bytes]:
         out = self._stream.compress(data)

@@ -15,10 +15,10 @@ DEFAULT_SIZE = 4 * 1024 * 1024
 
 # Approximate bytes of dump SQL per row, and each table's share of the requested size.
 _TABLES = {
-    "customers": (190, 0.15),
-    "orders": (120, 0.45),
-    "attachments": (1150, 0.20),
-    "audit_log": (150, 0.20),
+    "customers": (137, 0.15),
+    "orders": (76, 0.45),
+    "attachments": (1120, 0.20),
+    "audit_log": (75, 0.20),
 }
 _CHUNK_ROWS = 500_000
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 import subprocess
 import threading
@@ -64,6 +66,8 @@ class DumpProcess:
     def __init__(self, command: list[str]) -> None:
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with contextlib.suppress(OSError):  # fewer wake-ups; Linux only, best effort
+            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1024 * 1024)
         self._stderr = bytearray()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
@@ -78,8 +82,13 @@ class DumpProcess:
             del self._stderr[:-_STDERR_LIMIT]
 
     def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The output in chunks of exactly ``size`` bytes (the last one shorter).
+
+        Large, even chunks keep the per-chunk work (scan, hash, compress) cheap; a pipe
+        otherwise hands over 64 KiB at a time.
+        """
         stream = self.process.stdout
-        while chunk := stream.read1(size):
+        while chunk := stream.read(size):
             yield chunk
 
     def wait(self) -> int:

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Benchmark drkit's backup against the standard tools, in one run, as ratios.
+
+    .venv/bin/python bench/backup_bench.py [--size 1GiB] [--repeat 3]
+
+Builds (once) a sandbox whose source holds about SIZE of dump SQL, then times, interleaved
+and REPEAT times each (median reported):
+
+- dump only:      mysqldump ... > /dev/null          (the database's read limit)
+- seed pipeline:  mysqldump ... | gzip -6 > file, then upload of the file (azure-storage-blob)
+- zstd pipe:      mysqldump ... | zstd -3 -T2 > file (reference)
+- drkit gzip:     drkit backup --compression gzip    (dump, compress, upload at once)
+- drkit zstd:     drkit backup --compression zstd
+
+All dumps use the same options (drkit's), so every row reads the same SQL. Peak RSS is the
+largest single process of each pipeline (wait4's ru_maxrss). Not a test: figures go to the
+closing note and bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from drkit import dump
+from drkit.config import load_settings
+from drkit.mysql import option_file
+from drkit.sandbox import Sandbox
+from drkit.units import parse_size
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+DRKIT = str(Path(sys.executable).parent / "drkit")
+
+UPLOAD = """
+import sys
+from azure.storage.blob import BlobServiceClient
+endpoint, account, key, container, name, path = sys.argv[1:7]
+service = BlobServiceClient(endpoint, credential={"account_name": account, "account_key": key})
+with open(path, "rb") as data:
+    service.get_blob_client(container, name).upload_blob(data, overwrite=True, max_concurrency=4)
+"""
+
+
+def run(command: list[str], env: dict[str, str] | None = None,
+        stdout=subprocess.DEVNULL) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB, largest process) of one command."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed: {process.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1GiB")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    size = parse_size(args.size)
+
+    box = Sandbox(OUT / f"sandbox-{args.size}", demo_size=size)
+    print(f"sandbox: {box.directory} (building the source database if missing)", flush=True)
+    box.up()
+    settings = load_settings(box.config_path)
+    secret = box.secret()
+    client = dump.dump_client()
+    files = OUT / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
+           "DRKIT_STORAGE__PREFIX": "bench/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
+
+    from drkit.backup import source_server
+    from drkit.secrets import SecretResolver
+
+    server = source_server(settings, SecretResolver(settings))
+    results: dict[str, list[tuple[float, int]]] = {}
+    sizes: dict[str, int] = {}
+    with option_file(server) as options:
+        dump_command = shlex.join(client.command(options, settings.source.databases))
+        seed_file = files / "seed.sql.gz"
+        upload = [sys.executable, "-c", UPLOAD, settings.storage.endpoint,
+                  secret["azure_storage_account"], secret["azure_storage_key"],
+                  settings.storage.container, "bench/seed.sql.gz", str(seed_file)]
+        cases = {
+            "dump only": lambda: [run(["sh", "-c", f"{dump_command} > /dev/null"])],
+            "seed pipeline": lambda: [
+                run(["sh", "-c", f"{dump_command} | gzip -6 > {seed_file}"]), run(upload)],
+            "zstd pipe": lambda: [run(["sh", "-c",
+                                       f"{dump_command} | zstd -q -3 -T2 > {files / 'x.zst'}"])],
+            "drkit gzip": lambda: [run([DRKIT, "backup", "--json", "--compression", "gzip"], env,
+                                       stdout=(files / "gzip.json").open("w"))],
+            "drkit zstd": lambda: [run([DRKIT, "backup", "--json", "--compression", "zstd"], env,
+                                       stdout=(files / "zstd.json").open("w"))],
+        }
+        for round_number in range(args.repeat):
+            for name, case in cases.items():
+                steps = case()
+                wall = sum(s[0] for s in steps)
+                rss = max(s[1] for s in steps)
+                results.setdefault(name, []).append((wall, rss))
+                print(f"  round {round_number + 1} {name:<14} {wall:7.2f} s  "
+                      f"{rss / 1024:6.0f} MiB", flush=True)
+                time.sleep(1.1)  # backup names have one-second resolution
+    sizes["seed pipeline"] = seed_file.stat().st_size
+    sizes["zstd pipe"] = (files / "x.zst").stat().st_size
+    for codec in ("gzip", "zstd"):
+        summary = json.loads((files / f"{codec}.json").read_text())
+        sizes[f"drkit {codec}"] = summary["bytes"]
+        sizes["SQL"] = summary["sql_bytes"]
+
+    median = {name: statistics.median(w for w, _ in runs) for name, runs in results.items()}
+    peak = {name: max(r for _, r in runs) / 1024 for name, runs in results.items()}
+    print(f"\nSQL per dump: {sizes['SQL'] / 2**30:.2f} GiB; median of {args.repeat} runs\n")
+    print(f"{'pipeline':<15}{'wall s':>8}{'x seed':>8}{'x dump':>8}{'peak RSS MiB':>14}"
+          f"{'output MB':>11}")
+    for name in results:
+        print(f"{name:<15}{median[name]:8.2f}{median[name] / median['seed pipeline']:8.2f}"
+              f"{median[name] / median['dump only']:8.2f}{peak[name]:14.0f}"
+              f"{sizes.get(name, 0) / 1e6:11.0f}")
+    report = {"size": args.size, "sql_bytes": sizes["SQL"], "median_seconds": median,
+              "peak_rss_mib": peak, "output_bytes": sizes, "runs": results}
+    (OUT / f"backup-{args.size}.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
