@@ -46,6 +46,7 @@ class DumpScanner:
         self.database = ""
         self._pending = b""
         self._tail = b""
+        self._streaming: TableContent | None = None  # inside a one-row-per-line INSERT
 
     @property
     def complete(self) -> bool:
@@ -62,9 +63,20 @@ class DumpScanner:
             raise ValueError("an INSERT statement in the dump is longer than 64 MiB")
 
     def _scan(self, data: bytes) -> int:
-        """Process every complete line and INSERT statement in ``data``; return how far."""
-        pos = 0  # always at the start of a line
+        """Process what ``data`` holds of complete lines and statements; return how far."""
+        pos = 0  # always at the start of a line, or inside a streamed INSERT
         while True:
+            if self._streaming is not None:
+                end = _statement_end(data, pos)
+                # Without the end in sight, keep the last byte back: it may be the ';'.
+                stop = end if end >= 0 else max(pos, len(data) - 1)
+                self._rows(self._streaming, data, pos, stop)
+                if end < 0:
+                    return stop
+                self._streaming._digest.update(b",")
+                self._streaming = None
+                pos = end + 2
+                continue
             start = _find_insert(data, pos)
             if start < 0:  # only DDL ahead: take it up to the last full line
                 end = data.rfind(b"\n", pos) + 1
@@ -73,11 +85,31 @@ class DumpScanner:
                     pos = end
                 return pos
             self._ddl(data[pos:start])
-            end = data.find(b";\n", start)
-            if end < 0:  # the statement goes on in the next chunk
+            name_end = data.find(_VALUES, start)
+            values = name_end + len(_VALUES)
+            if name_end < 0 or values >= len(data):
                 return start
-            self._insert(data, start, end)
+            table = self._table(_name(data[start + len(_INSERT):name_end]))
+            if data[values] == ord("\n"):
+                # MariaDB: one row per line, and a raw newline never occurs inside a value,
+                # so rows can be counted and hashed as they pass.
+                self._streaming = table
+                pos = values
+                continue
+            end = _statement_end(data, values)
+            if end < 0:  # MySQL: the whole statement is needed to pair the quotes
+                return start
+            statement = data[values:end].lstrip(b" ")
+            table.rows += _count_rows(statement)
+            table._digest.update(statement)
+            table._digest.update(b",")
             pos = end + 2
+
+    @staticmethod
+    def _rows(table: TableContent, data: bytes, start: int, stop: int) -> None:
+        if stop > start:
+            table.rows += data.count(b"\n", start, stop)
+            table._digest.update(data[start:stop].replace(b"\n", b""))
 
     def _ddl(self, text: bytes) -> None:
         for match in _USE.finditer(text):
@@ -91,20 +123,22 @@ class DumpScanner:
             self.tables[key] = TableContent()
         return self.tables[key]
 
-    def _insert(self, data: bytes, start: int, end: int) -> None:
-        name_end = data.index(_VALUES, start)
-        table = self._table(_name(data[start + len(_INSERT):name_end]))
-        values = data[name_end + len(_VALUES):end]
-        if values.startswith(b"\n"):
-            # MariaDB: one row per line; a raw newline never occurs inside a value.
-            table.rows += values.count(b"\n")
-            values = values.replace(b"\n", b"")
-        else:
-            values = values.lstrip(b" ")
-            table.rows += _count_rows(values)
-        if values:
-            table._digest.update(values)
-            table._digest.update(b",")
+
+def _statement_end(data: bytes, pos: int) -> int:
+    """Index of the ``;\n`` that ends an INSERT, or -1 if ``data`` does not hold it yet.
+
+    A raw newline never occurs inside a dumped value, so the first ``;`` followed by a
+    newline is the end. Searching for the single byte is much faster than for the pair.
+    """
+    end = data.find(b";", pos)
+    while end >= 0:
+        following = data[end + 1:end + 2]
+        if following == b"\n":
+            return end
+        if not following:
+            return -1
+        end = data.find(b";", end + 1)
+    return -1
 
 
 def _find_insert(data: bytes, pos: int) -> int:

@@ -84,6 +84,42 @@ class LockHeldError(DrkitError):
     exit_code = 23
 
 
+class BackupNotFoundError(DrkitError):
+    exit_code = 24
+
+
+class ManifestMissingError(DrkitError):
+    exit_code = 30
+
+
+class ChecksumMismatchError(DrkitError):
+    exit_code = 31
+
+
+class TruncatedBackupError(DrkitError):
+    exit_code = 32
+
+
+class ManifestMismatchError(DrkitError):
+    exit_code = 33
+
+
+class ProofFailedError(DrkitError):
+    exit_code = 34
+
+
+class TargetNotEmptyError(DrkitError):
+    exit_code = 35
+
+
+class RestoreFailedError(DrkitError):
+    exit_code = 36
+
+
+class RestoreBlockedError(DrkitError):
+    exit_code = 37
+
+
 def exit_codes() -> dict[int, str]:
     """Exit code -> error class name, for the README table and a uniqueness test."""
     codes: dict[int, str] = {}
