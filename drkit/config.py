@@ -112,6 +112,13 @@ class BackupSettings(Section):
     log_file: Path | None = None
 
 
+class RestoreSettings(Section):
+    workers: int = Field(2, ge=1, le=16, description="parallel connections loading rows")
+    azure_compat: Literal["auto", "on", "off"] = Field(
+        "auto", description="rewrite for Azure Flexible Server; auto: when target.kind is azure")
+    definer: Literal["strip", "admin"] = "strip"
+
+
 class MetricsSettings(Section):
     enabled: bool = True
     namespace: str = "drkit/Backup"
@@ -128,6 +135,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     target: TargetSettings | None = None
     backup: BackupSettings = BackupSettings()
+    restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()
 
     @classmethod

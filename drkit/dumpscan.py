@@ -51,11 +51,10 @@ class DumpScanner:
     @property
     def complete(self) -> bool:
         """Whether the stream's last line is mysqldump's completion trailer."""
-        last_line = self._tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        return last_line.startswith(_TRAILER)
+        return ends_with_trailer(self._tail)
 
     def feed(self, chunk: bytes) -> None:
-        self._tail = (self._tail + chunk)[-256:]
+        self._tail = keep_tail(self._tail, chunk)
         data = self._pending + chunk if self._pending else chunk
         consumed = self._scan(data)
         self._pending = data[consumed:]
@@ -67,7 +66,7 @@ class DumpScanner:
         pos = 0  # always at the start of a line, or inside a streamed INSERT
         while True:
             if self._streaming is not None:
-                end = _statement_end(data, pos)
+                end = statement_end(data, pos)
                 # Without the end in sight, keep the last byte back: it may be the ';'.
                 stop = end if end >= 0 else max(pos, len(data) - 1)
                 self._rows(self._streaming, data, pos, stop)
@@ -96,7 +95,7 @@ class DumpScanner:
                 self._streaming = table
                 pos = values
                 continue
-            end = _statement_end(data, values)
+            end = statement_end(data, values)
             if end < 0:  # MySQL: the whole statement is needed to pair the quotes
                 return start
             statement = data[values:end].lstrip(b" ")
@@ -124,7 +123,17 @@ class DumpScanner:
         return self.tables[key]
 
 
-def _statement_end(data: bytes, pos: int) -> int:
+def keep_tail(tail: bytes, chunk: bytes) -> bytes:
+    """The last bytes of a stream, enough to hold its last line."""
+    return (tail + chunk)[-256:]
+
+
+def ends_with_trailer(tail: bytes) -> bool:
+    """Whether the last line is mysqldump's ``-- Dump completed ...``."""
+    return tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(_TRAILER)
+
+
+def statement_end(data: bytes, pos: int) -> int:
     """Index of the ``;\n`` that ends an INSERT, or -1 if ``data`` does not hold it yet.
 
     A raw newline never occurs inside a dumped value, so the first ``;`` followed by a

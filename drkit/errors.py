@@ -105,7 +105,13 @@ class ManifestMismatchError(DrkitError):
 
 
 class ProofFailedError(DrkitError):
+    """Carries the proof (``drkit.proof.ProofResult``) so callers can show every difference."""
+
     exit_code = 34
+
+    def __init__(self, message: str, fix: str | None = None, proof: object = None) -> None:
+        super().__init__(message, fix)
+        self.proof = proof
 
 
 class TargetNotEmptyError(DrkitError):
