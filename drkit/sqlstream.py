@@ -148,8 +148,9 @@ class Rewriter:
         if self.azure and statement.database in SYSTEM_SCHEMAS:
             self.changes[f"skipped statements of system schema {statement.database}"] += 1
             return None
-        if statement.kind == "insert":
-            return statement
+        database = self.rename.get(statement.database, statement.database)
+        if statement.kind == "insert":  # rows are never rewritten, only their bookkeeping
+            return Statement(statement.sql, "insert", database, statement.table)
         sql = statement.sql
         if statement.kind == "create_table" and statement.table:
             self._check_case(statement.database, statement.table)
@@ -171,9 +172,7 @@ class Rewriter:
                     sql = sql[: engine.start(1)] + b"InnoDB" + sql[engine.end(1):]
         if self.rename:
             sql = self._renamed(statement, sql)
-        return Statement(sql, statement.kind, self.rename.get(statement.database,
-                                                              statement.database),
-                         statement.table)
+        return Statement(sql, statement.kind, database, statement.table)
 
     def _definer_replacement(self) -> bytes:
         if self.definer == "admin":

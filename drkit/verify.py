@@ -128,17 +128,19 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
                 f"Backup {entry.name} is corrupt: {exc}.", _NEW_BACKUP) from None
     size, sha256 = reader.size, reader.sha256.hexdigest()
     expected = manifest.compressed
-    if cut_short or size < expected.size or not scanner.complete:
-        reason = cut_short or ("the dump inside lacks its completion trailer"
-                               if size >= expected.size else "")
+    if cut_short or size < expected.size:
         raise TruncatedBackupError(
             f"Backup {entry.name} is truncated: {size} of {expected.size} bytes"
-            + (f", {reason}" if reason else "") + ".", _NEW_BACKUP)
+            + (f", {cut_short}" if cut_short else "") + ".", _NEW_BACKUP)
     if (size, sha256) != (expected.size, expected.sha256):
         raise ChecksumMismatchError(
             f"Backup {entry.name} does not match its manifest's checksum "
             f"(sha256 {sha256[:12]}... of {size} bytes, expected {expected.sha256[:12]}... of "
             f"{expected.size}): it was altered or corrupted after it was written.", _NEW_BACKUP)
+    if not scanner.complete:
+        raise TruncatedBackupError(
+            f"Backup {entry.name} is truncated: the dump inside lacks its completion trailer.",
+            _NEW_BACKUP)
     differences = _content_differences(manifest, scanner, sql_size, sql_sha256.hexdigest())
     if differences:
         raise ManifestMismatchError(

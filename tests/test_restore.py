@@ -1,0 +1,179 @@
+"""Verify, restore and prove against the sandbox; the Azure rewrites on dump fixtures."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+import pytest
+
+from drkit.backup import run_backup
+from drkit.config import load_settings
+from drkit.manifest import SIDECAR_SUFFIX
+from tests import dbtools
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def prefix(monkeypatch, sandbox, tmp_path) -> str:
+    """A fresh prefix with one backup in it; the CLI is pointed at it."""
+    prefix = f"r-{uuid.uuid4().hex[:8]}/"
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    run_backup(load_settings())
+    return prefix
+
+
+@pytest.fixture
+def backup_name(prefix, store) -> str:
+    names = [b.name for b in store.container.list_blobs(name_starts_with=prefix)]
+    return next(n for n in names if n.endswith(".sql.gz"))
+
+
+def scratch() -> str:
+    return f"drill_{uuid.uuid4().hex[:8]}"
+
+
+def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
+    assert run_cli("restore", "latest-verified", "--as", scratch()).exit_code == 24
+
+    verified = run_cli("verify", "latest", "--json")
+    assert verified.exit_code == 0, verified.stderr
+    assert json.loads(verified.stdout)["outcome"] == "ok"
+    listing = json.loads(run_cli("list", "--json").stdout)
+    assert [(e["name"], e["verified"]) for e in listing] == [(backup_name, "ok")]
+
+    database = scratch()
+    restored = run_cli("restore", "latest-verified", "--as", database, "--json")
+    assert restored.exit_code == 0, restored.stderr
+    result = json.loads(restored.stdout)
+    assert result["proof"]["ok"] and result["proof"]["differences"] == []
+    assert result["databases"] == {"shop": database}
+    assert result["seconds"] > 0 and result["throughput_mib_s"] > 0
+    assert dbtools.table_fingerprint(sandbox, "target", database) == \
+        dbtools.table_fingerprint(sandbox, "source", "shop")
+    # Stored objects came along, owned by the restoring user (DEFINER stripped for Azure).
+    assert dbtools.query(sandbox, "target", f"SELECT {database}.customer_total(1)") == \
+        dbtools.query(sandbox, "source", "SELECT shop.customer_total(1)")
+    definers = dbtools.query(sandbox, "target", "SELECT DEFINER FROM information_schema.ROUTINES"
+                             f" WHERE ROUTINE_SCHEMA = '{database}'")
+    assert {d for (d,) in definers} == {"drkitadmin@%"}
+
+    again = run_cli("prove", "latest", "--as", database)
+    assert again.exit_code == 0 and "proof passed" in again.stdout
+
+
+def test_selection_by_time_and_name(prefix, backup_name):
+    bare = backup_name.rsplit("/", 1)[1]
+    taken = bare[len("backup-"):-len(".sql.gz")]
+    moment = f"{taken[:4]}-{taken[4:6]}-{taken[6:8]}T{taken[9:11]}:{taken[11:13]}:{taken[13:]}"
+    for spec in (bare, backup_name, moment, "latest"):
+        result = run_cli("verify", spec, "--json")
+        assert json.loads(result.stdout)["name"] == backup_name, spec
+    missing = run_cli("verify", "2001-01-01")
+    assert missing.exit_code == 24 and "No backup matches '2001-01-01'" in missing.stderr
+
+
+def _tags(store, name):
+    return store.container.get_blob_client(name).get_blob_tags()
+
+
+def test_tampered_blob_is_a_checksum_mismatch(store, backup_name):
+    data = bytearray(store.container.download_blob(backup_name).readall())
+    data[len(data) // 2] ^= 0x01
+    store.container.upload_blob(backup_name, bytes(data), overwrite=True)
+    result = run_cli("verify", backup_name)
+    assert result.exit_code == 31, result.stderr
+    assert "corrupt" in result.stderr or "does not match its manifest's checksum" in result.stderr
+    assert _tags(store, backup_name)["drkit_verified"] == "checksum-mismatch"
+    assert run_cli("restore", "latest-verified").exit_code == 24
+
+
+def test_appended_data_is_a_checksum_mismatch(store, backup_name):
+    # An extra valid gzip member: it decompresses cleanly, yet is not what was written.
+    data = store.container.download_blob(backup_name).readall()
+    store.container.upload_blob(backup_name, data + gzip.compress(b"DROP DATABASE shop;\n"),
+                                overwrite=True)
+    result = run_cli("verify", backup_name)
+    assert result.exit_code == 31
+    assert "does not match its manifest's checksum" in result.stderr
+
+
+def test_truncated_blob_is_reported_as_truncated(store, backup_name):
+    data = store.container.download_blob(backup_name).readall()
+    store.container.upload_blob(backup_name, data[: len(data) // 2], overwrite=True)
+    result = run_cli("verify", backup_name)
+    assert result.exit_code == 32, result.stderr
+    assert "is truncated" in result.stderr
+    assert _tags(store, backup_name)["drkit_verified"] == "truncated"
+
+
+def test_manifest_that_does_not_match_the_content(store, backup_name):
+    sidecar = backup_name + SIDECAR_SUFFIX
+    manifest = json.loads(store.container.download_blob(sidecar).readall())
+    manifest["tables"]["shop.orders"]["rows"] += 1
+    store.container.upload_blob(sidecar, json.dumps(manifest), overwrite=True)
+    result = run_cli("verify", backup_name)
+    assert result.exit_code == 33, result.stderr
+    assert "table shop.orders has" in result.stderr and "manifest says" in result.stderr
+
+
+def test_missing_manifest(store, backup_name):
+    store.container.delete_blob(backup_name + SIDECAR_SUFFIX)
+    result = run_cli("verify", backup_name)
+    assert result.exit_code == 30
+    assert "has no manifest" in result.stderr
+    assert "NO" in run_cli("list").stdout
+
+
+def test_changed_table_after_restore_fails_the_proof(sandbox, prefix):
+    database = scratch()
+    assert run_cli("restore", "latest", "--as", database).exit_code == 0
+    dbtools.query(sandbox, "target", f"UPDATE {database}.customers SET city = 'Busan' "
+                  "WHERE id = 7")
+    dbtools.query(sandbox, "target", f"DROP TRIGGER {database}.orders_round_amount")
+    dbtools.query(sandbox, "target", f"CREATE TABLE {database}.stray (id INT)")
+    result = run_cli("prove", "latest", "--as", database, "--json")
+    assert result.exit_code == 34
+    differences = {(d["kind"], d["name"]) for d in json.loads(result.stdout)["differences"]}
+    assert differences == {("table", f"{database}.customers"), ("table", f"{database}.stray"),
+                           ("trigger", f"{database}.orders_round_amount")}
+    assert "differs from backup" in result.stderr and "3 place(s)" in result.stderr
+
+
+def test_non_empty_target_is_refused_and_replace_replaces_it(sandbox, prefix):
+    database = scratch()
+    dbtools.query(sandbox, "target", f"CREATE DATABASE {database}")
+    dbtools.query(sandbox, "target", f"CREATE TABLE {database}.precious (id INT)")
+    dbtools.query(sandbox, "target", f"INSERT INTO {database}.precious VALUES (42)")
+    refused = run_cli("restore", "latest", "--as", database)
+    assert refused.exit_code == 35
+    assert f"Database {database} on the target" in refused.stderr and "--replace" in (
+        refused.stderr)
+    assert dbtools.query(sandbox, "target", f"SELECT id FROM {database}.precious") == [(42,)]
+
+    replaced = run_cli("restore", "latest", "--as", database, "--replace")
+    assert replaced.exit_code == 0, replaced.stderr
+    tables = dbtools.query(sandbox, "target", "SELECT TABLE_NAME FROM information_schema.TABLES "
+                           f"WHERE TABLE_SCHEMA = '{database}'")
+    assert "precious" not in {t for (t,) in tables} and ("orders",) in tables
+
+
+def test_empty_existing_database_is_fine(sandbox, prefix):
+    database = scratch()
+    dbtools.query(sandbox, "target", f"CREATE DATABASE {database}")
+    assert run_cli("restore", "latest", "--as", database).exit_code == 0
+
+
+def test_check_reports_rewrites_and_loads_nothing(sandbox, prefix):
+    database = scratch()
+    result = run_cli("restore", "latest", "--as", database, "--check", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rewrites"]["removed DEFINER clauses"] == 5
+    assert report["rewrites"]["renamed database references"] >= 2
+    assert report["blockers"] == []
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
+                         f"WHERE SCHEMA_NAME = '{database}'") == [(0,)]
