@@ -41,6 +41,14 @@ class BackupEntry:
         return data
 
 
+def taken_at(name: str) -> datetime | None:
+    """When a backup was taken, from its name; None for a blob that is not a backup."""
+    match = _NAME.search(name)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+
+
 def parse_time(text: str) -> datetime:
     """An ISO time (``2026-11-26T03:00``, ``2026-11-26``); naive means UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -61,16 +69,16 @@ class Catalog:
         names = {b.name for b in blobs}
         entries = []
         for blob in blobs:
-            match = _NAME.search(blob.name)
-            if not match:
+            moment = taken_at(blob.name)
+            if moment is None:
                 continue
             metadata = blob.metadata or {}
             tags = blob.tags or {}
             entries.append(BackupEntry(
                 name=blob.name,
-                taken_at=datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC),
+                taken_at=moment,
                 size=blob.size,
-                compression=_COMPRESSION[match.group(2)],
+                compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
                 databases=[d for d in metadata.get("databases", "").split(",") if d],
                 has_manifest=blob.name + SIDECAR_SUFFIX in names,
                 verified=tags.get(VERIFIED_TAG),

@@ -233,6 +233,40 @@ def _print_proof(env: Environment, proof, as_json: bool) -> None:
                   f"{proof.objects_checked} objects match the manifest")
 
 
+@cli.command("prune")
+@click.option("--older-than", "older_than", default="30d", show_default=True,
+              help="Age past which backups go (the seed's lifecycle rule: 30 days).")
+@click.option("--yes", is_flag=True, help="Delete; without it, only show what would go.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_context
+def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -> None:
+    """Delete old backups, never the newest verified one (dry run unless --yes)."""
+    from drkit.prune import execute_prune, plan_prune
+    from drkit.units import parse_duration
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    store = _store(context)
+    plan = plan_prune(store, seconds)
+    if yes:
+        execute_prune(store, plan)
+    if as_json:
+        context.env.print_json({**plan.as_dict(), "dry_run": not yes})
+        return
+    verb = "deleted" if yes else "would delete"
+    for name in plan.delete:
+        context.env.print(f"{verb}: {name}")
+    for name, why in plan.keep.items():
+        context.env.print(f"kept: {name} ({why})")
+    if not plan.delete:
+        context.env.print(f"nothing older than {older_than} to delete")
+    context.env.print("lifecycle rule: not checked here (reading it needs Azure Resource "
+                      "Manager access); the seed's rule deleteOldBackups deletes blobs under "
+                      f"{store.prefix} 30 days after their last change, verified or not.")
+
+
 # -- sandbox ---------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Benchmark drkit's restore against the seed's ``gunzip -c file | mysql``, in one run.
+
+    .venv/bin/python bench/restore_bench.py [--size 1GiB] [--repeat 2]
+
+Uses the sandbox that bench/backup_bench.py built (making a backup if it holds none),
+downloads the newest gzip backup once for the baseline, then alternates:
+
+- baseline:  gunzip -c backup.sql.gz | mysql        (into a freshly dropped database)
+- drkit:     drkit restore BACKUP --as NAME --replace --no-prove   (download + load)
+
+and times drkit's proof once on its own. Peak RSS is the largest process of each pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from drkit.backup import run_backup
+from drkit.blobstore import BackupStore
+from drkit.catalog import Catalog
+from drkit.config import load_settings
+from drkit.mysql import option_file
+from drkit.programs import find_program
+from drkit.restore import prove_backup, target_server
+from drkit.sandbox import Sandbox
+from drkit.secrets import SecretResolver
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backup_bench import DRKIT, OUT, run  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1GiB")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    box = Sandbox(OUT / f"sandbox-{args.size}")
+    box.up()
+    os.environ.update(DRKIT_CONFIG=str(box.config_path), DRKIT_STORAGE__PREFIX="bench/",
+                      DRKIT_BACKUP__STATE_DIR=str(OUT / "state"))
+    settings = load_settings()
+    resolver = SecretResolver(settings)
+    store = BackupStore.from_settings(settings, resolver)
+    gzip_backups = [e for e in Catalog(store).entries() if e.compression == "gzip"]
+    name = gzip_backups[-1].name if gzip_backups else run_backup(settings).name
+    archive = OUT / "files" / "restore.sql.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open("wb") as handle:
+        store.container.download_blob(name).readinto(handle)
+    print(f"backup {name}: {archive.stat().st_size / 1e6:.0f} MB gzip", flush=True)
+
+    server = target_server(settings, resolver)
+    mysql = find_program("mysql")
+    results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": []}
+    with option_file(server) as options:
+        def sql(statement: str) -> None:
+            run([mysql, f"--defaults-file={options}", "-e", statement])
+
+        for round_number in range(args.repeat):
+            sql("DROP DATABASE IF EXISTS shop")
+            results["gunzip | mysql"].append(run(
+                ["sh", "-c", f"gunzip -c {archive} | {mysql} --defaults-file={options}"]))
+            results["drkit restore"].append(run(
+                [DRKIT, "restore", name, "--as", "shop_bench", "--replace", "--no-prove"],
+                os.environ))
+            for pipeline, runs in results.items():
+                print(f"  round {round_number + 1} {pipeline:<15} {runs[-1][0]:7.2f} s  "
+                      f"{runs[-1][1] / 1024:6.0f} MiB", flush=True)
+    clock = time.perf_counter()
+    proof = prove_backup(settings, name, rename_to="shop_bench")
+    proof_seconds = time.perf_counter() - clock
+
+    median = {p: statistics.median(w for w, _ in runs) for p, runs in results.items()}
+    peak = {p: max(r for _, r in runs) / 1024 for p, runs in results.items()}
+    base = median["gunzip | mysql"]
+    print(f"\nmedian of {args.repeat} runs\n{'pipeline':<16}{'wall s':>8}{'x baseline':>12}"
+          f"{'peak RSS MiB':>14}")
+    for pipeline in results:
+        print(f"{pipeline:<16}{median[pipeline]:8.2f}{median[pipeline] / base:12.2f}"
+              f"{peak[pipeline]:14.0f}")
+    print(f"proof (re-dump + compare, {proof.rows_checked} rows): {proof_seconds:.1f} s, "
+          f"{'passed' if proof.ok else 'FAILED'}")
+    (OUT / f"restore-{args.size}.json").write_text(json.dumps(
+        {"backup": name, "median_seconds": median, "peak_rss_mib": peak,
+         "proof_seconds": proof_seconds, "proof_ok": proof.ok, "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
