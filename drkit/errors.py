@@ -126,6 +126,30 @@ class RestoreBlockedError(DrkitError):
     exit_code = 37
 
 
+class RunbookStepError(DrkitError):
+    """A notebook cell failed with an error that is not one of drkit's own."""
+
+    exit_code = 40
+
+
+class RunbookEngineError(DrkitError):
+    """papermill or the kernel failed: kernel missing or dead, or a timeout."""
+
+    exit_code = 41
+
+
+class AuditRefusedError(DrkitError):
+    exit_code = 42
+
+
+class RunbookNotFoundError(DrkitError):
+    exit_code = 43
+
+
+class ObjectiveBreachedError(DrkitError):
+    exit_code = 44
+
+
 def exit_codes() -> dict[int, str]:
     """Exit code -> error class name, for the README table and a uniqueness test."""
     codes: dict[int, str] = {}
