@@ -50,7 +50,9 @@ class BackupStore:
         self.account = account
 
     @classmethod
-    def from_settings(cls, settings: Settings, resolver: SecretResolver) -> BackupStore:
+    def from_settings(cls, settings: Settings, resolver: SecretResolver,
+                      container: str | None = None, prefix: str | None = None) -> BackupStore:
+        """The configured backup container, or another ``container`` of the same account."""
         storage = settings.storage
         account = resolver.value(storage.account)
         endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
@@ -62,7 +64,8 @@ class BackupStore:
 
             credential = DefaultAzureCredential()
         service = BlobServiceClient(endpoint, credential=credential, retry_total=3)
-        return cls(service.get_container_client(storage.container), storage.prefix, account)
+        return cls(service.get_container_client(container or storage.container),
+                   storage.prefix if prefix is None else prefix, account)
 
     @property
     def where(self) -> str:

@@ -267,6 +267,128 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
                       f"{store.prefix} 30 days after their last change, verified or not.")
 
 
+# -- runbooks, audit, schedule -------------------------------------------------------------
+def _parameter(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
+    import yaml
+
+    parsed = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: write key=value")
+        parsed[key] = yaml.safe_load(value) if value else None
+    return parsed
+
+
+@cli.command("run")
+@click.argument("runbook")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("-p", "--parameter", "overrides", multiple=True, callback=_parameter,
+              metavar="KEY=VALUE", help="Override a notebook parameter (YAML value).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@pass_context
+def run_command(context: Context, runbook: str, environment: str | None, overrides: dict,
+                as_json: bool) -> None:
+    """Execute RUNBOOK's notebook with papermill and publish its audit record."""
+    from drkit.errors import ConfigError
+    from drkit.runbooks import load_runbook
+    from drkit.runner import run_runbook
+
+    if not context.config_path:
+        raise ConfigError("drkit run needs a config.", "Pass --config FILE or set DRKIT_CONFIG.")
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    outcome = run_runbook(settings, Path(context.config_path), load_runbook(runbook),
+                          environment, overrides)
+    if as_json:
+        context.env.print_json(outcome.as_dict())
+    else:
+        context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
+    if outcome.exit_code:
+        raise click.exceptions.Exit(outcome.exit_code)
+
+
+@cli.group()
+def audit() -> None:
+    """Audit records of runbook runs (executed notebooks, run.json)."""
+
+
+def _audit_store(context: Context, container: str):
+    from drkit.blobstore import BackupStore
+    from drkit.secrets import SecretResolver
+
+    settings = context.settings
+    return BackupStore.from_settings(settings, SecretResolver(settings), container=container,
+                                     prefix="")
+
+
+_audit_container = click.option("--container", default="dr-audit", show_default=True,
+                                 help="Audit container.")
+
+
+@audit.command("list")
+@_audit_container
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def audit_list(context: Context, container: str, limit: int, as_json: bool) -> None:
+    """Recent runs: runbook, environment, status, duration, RPO, RTO."""
+    from drkit.audit import list_runs
+
+    runs = list_runs(_audit_store(context, container), limit)
+    if as_json:
+        context.env.print_json(runs)
+        return
+    _table(context.env, ["run", "runbook", "env", "status", "duration s", "RPO s", "RTO s"],
+           [[r["run_id"], r["runbook"], r["environment"], r["status"],
+             f"{r['duration_seconds']:.0f}", _number(r["results"].get("rpo_seconds")),
+             _number(r["results"].get("rto_seconds"))] for r in runs])
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+@audit.command("show")
+@click.argument("run_id")
+@_audit_container
+@pass_context
+def audit_show(context: Context, run_id: str, container: str) -> None:
+    """Print a run's run.json."""
+    from drkit.audit import RUN, find_run
+
+    store = _audit_store(context, container)
+    context.env.print(store.container.download_blob(find_run(store, run_id) + RUN)
+                      .readall().decode())
+
+
+@audit.command("verify")
+@click.argument("run_id")
+@_audit_container
+@pass_context
+def audit_verify(context: Context, run_id: str, container: str) -> None:
+    """Check a published record's files against the hashes in its run.json."""
+    from drkit.audit import verify_run
+
+    run = verify_run(_audit_store(context, container), run_id)
+    context.env.print(f"{run_id}: ok ({', '.join(run['files']) or 'run.json only'} match)")
+
+
+@audit.command("report")
+@_audit_container
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("drkit-audit-report.html"), show_default=True)
+@click.option("--limit", default=200, show_default=True)
+@pass_context
+def audit_report(context: Context, container: str, output: Path, limit: int) -> None:
+    """Write an HTML page with the run history and the RPO/RTO trend."""
+    from drkit.audit import list_runs
+    from drkit.report import write_report
+
+    write_report(list_runs(_audit_store(context, container), limit), output)
+    context.env.print(str(output))
+
+
 # -- sandbox ---------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -45,6 +45,7 @@ DEFAULT_DIR = Path(".drkit-sandbox")
 SECRET_ID = "backup-credentials-sandbox"
 STORAGE_ACCOUNT = "bloberry01"
 CONTAINER = "mysql-backups"
+AUDIT_CONTAINER = "dr-audit"
 DEMO_DATABASE = "shop"
 RDS_INSTANCE_ID = "drkit-sandbox-source"
 AWS_REGION = "us-east-1"
@@ -308,8 +309,9 @@ class Azurite(Service):
     def seed(self, port: int) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        with contextlib.suppress(ResourceExistsError):
-            self._service(port).create_container(CONTAINER)  # private: no public access
+        for container in (CONTAINER, AUDIT_CONTAINER):
+            with contextlib.suppress(ResourceExistsError):
+                self._service(port).create_container(container)  # private: no public access
 
 
 class Moto(Service):

@@ -1,0 +1,39 @@
+"""The audit report: run history as a table and the RPO/RTO trend as a chart, in one page."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from drkit.charts import line_chart
+
+
+def write_report(runs: list[dict[str, Any]], output: Path) -> None:
+    runs = sorted(runs, key=lambda r: r["started_at"])
+    drills = [r for r in runs if "rto_seconds" in r.get("results", {})]
+    chart = line_chart(
+        "Restore drills: RPO and RTO (minutes)",
+        [r["started_at"][5:16].replace("T", " ") for r in drills],
+        {"RPO (backup age)": [r["results"]["rpo_seconds"] / 60 for r in drills],
+         "RTO (select to proof)": [r["results"]["rto_seconds"] / 60 for r in drills]},
+        "min") if drills else "<p>No restore drills yet.</p>"
+    rows = "".join(
+        f"<tr class='{escape(r['status'])}'><td>{escape(r['started_at'][:19])}</td>"
+        f"<td>{escape(r['runbook'])}</td><td>{escape(r['environment'])}</td>"
+        f"<td>{escape(r['status'])}</td><td>{r['duration_seconds']:.0f}</td>"
+        f"<td>{escape(str(r['results'].get('backup', '')))}</td>"
+        f"<td>{escape(r['message'])}</td><td>{escape(r['run_id'])}</td></tr>"
+        for r in reversed(runs))
+    output.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
+<title>drkit audit report</title><style>
+body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; text-align: left; }}
+tr.failed td {{ background: #fbe3e3; }}
+</style></head><body><h1>drkit audit report</h1>
+<p>{len(runs)} runs, {sum(r['status'] == 'failed' for r in runs)} failed.</p>
+{chart}
+<h2>Runs (newest first)</h2><table><tr><th>started (UTC)</th><th>runbook</th><th>env</th>
+<th>status</th><th>duration s</th><th>backup</th><th>message</th><th>run</th></tr>{rows}</table>
+</body></html>
+""", encoding="utf-8")
