@@ -31,4 +31,6 @@ fi
 echo "install.sh: installing drkit into .venv"
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[sandbox,dev]'
 ln -sf ../../.tools/node/node_modules/.bin/azurite-blob .venv/bin/azurite-blob
+# The Jupyter kernel the runbooks run on: this environment's Python, under a fixed name.
+.venv/bin/python -m ipykernel install --sys-prefix --name drkit --display-name drkit >/dev/null
 echo "install.sh: done. drkit is .venv/bin/drkit"

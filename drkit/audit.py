@@ -32,9 +32,10 @@ SECRET_SHAPES = {
     "a SAS token": re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{16,}"),
     "an AWS secret access key": re.compile(
         r"(?i)(?:aws_secret_access_key|SecretAccessKey)[\"'\s:=]+[A-Za-z0-9/+=]{40}"),
+    # A quoted literal after a password key (code such as password=ref.resolve() is fine).
     "a password": re.compile(
-        r"(?i)\b(?:password|passwd|pwd)[\"']?\s*[:=]\s*[\"']?"
-        r"(?!secret:|env:|\*\*\*|None\b|null\b|\{)[^\s\"',}<]{4,}"),
+        r"(?i)\b(?:password|passwd|pwd)\\?[\"']?\s*[:=]\s*\\?[\"']"
+        r"(?!secret:|env:|\*\*\*)[^\s\"'\\]{4,}\\?[\"']"),
     "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 }
 

@@ -389,6 +389,32 @@ def audit_report(context: Context, container: str, output: Path, limit: int) -> 
     context.env.print(str(output))
 
 
+@cli.command("schedule")
+@click.argument("action", type=click.Choice(["show", "install", "remove"]))
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@pass_context
+def schedule_command(context: Context, action: str, environment: str | None) -> None:
+    """Show, install or remove the crontab entries of an environment's runbooks."""
+    from drkit.errors import ConfigError
+    from drkit.runbooks import all_runbooks
+    from drkit.schedule import Crontab, cron_block, install, remove
+
+    if not context.config_path:
+        raise ConfigError("drkit schedule needs a config.",
+                          "Pass --config FILE or set DRKIT_CONFIG.")
+    settings = context.settings
+    environment = environment or settings.environment
+    block = cron_block(settings, Path(context.config_path), environment, all_runbooks())
+    if action == "show":
+        context.env.print("\n".join(block))
+    elif action == "install":
+        install(Crontab(), block, environment)
+        context.env.print(f"installed {len(block) - 2} crontab entries for {environment}")
+    else:
+        remove(Crontab(), environment)
+        context.env.print(f"removed the crontab entries for {environment}")
+
+
 # -- sandbox ---------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -122,7 +122,8 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
         if exit_code == 0:
             exit_code, message = error.exit_code, str(error)
         else:
-            message += f" (and the audit record was not published: {error.message})"
+            message += (f" (the audit record was not published: {error.message} "
+                        f"It is kept at {directory}.)")
     log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
     return RunOutcome(run_id=run_id, status="succeeded" if exit_code == 0 else "failed",

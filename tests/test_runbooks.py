@@ -1,0 +1,302 @@
+"""Runbooks through papermill against the sandbox: outcomes, exit codes, audit records, cron."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from croniter import croniter
+
+from drkit import runner
+from drkit.audit import AuditRecord
+from drkit.blobstore import BackupStore
+from drkit.config import load_settings
+from drkit.errors import AuditRefusedError
+from drkit.runbooks import all_runbooks, load_runbook
+from drkit.runner import run_runbook
+from drkit.secrets import SecretResolver
+from tests import dbtools
+from tests.conftest import repo_root
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def run_env(sandbox, tmp_path, monkeypatch):
+    """drkit run pointed at the sandbox, with this test's own backups and state."""
+    prefix = f"n-{uuid.uuid4().hex[:8]}/"
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    return tmp_path
+
+
+@pytest.fixture
+def audit_store(settings):
+    return BackupStore.from_settings(settings, SecretResolver(settings), container="dr-audit",
+                                     prefix="")
+
+
+def published(audit_store, run_id: str) -> dict[str, bytes]:
+    return {b.name.rsplit("/", 1)[1]: audit_store.container.download_blob(b.name).readall()
+            for b in audit_store.container.list_blobs() if f"/{run_id}/" in b.name}
+
+
+def assert_no_secret(sandbox, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        for key, value in sandbox.secret().items():
+            if key not in ("azure_storage_account", "azure_tenant_id", "azure_subscription_id"):
+                assert value.encode() not in data, f"{key} found in {name}"
+
+
+def test_plain_papermill_runs_the_backup_notebook(sandbox, run_env, tmp_path):
+    output = tmp_path / "out.ipynb"
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", str(repo_root() / "notebooks" / "backup.ipynb"),
+         str(output), "-k", "drkit", "-p", "config_path", str(sandbox.config_path)],
+        capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cells = json.loads(output.read_text())["cells"]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert any("Backup finished" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
+        sandbox, run_env, audit_store):
+    backup = run_cli("run", "nightly-backup", "--json")
+    assert backup.exit_code == 0, backup.stdout + backup.stderr
+    outcome = json.loads(backup.stdout)
+    files = published(audit_store, outcome["run_id"])
+    assert set(files) == {"notebook.ipynb", "notebook.html", "run.json"}
+    run = json.loads(files["run.json"])
+    today = datetime.now(UTC)
+    assert outcome["published"][0].startswith(f"nightly-backup/{today:%Y/%m/%d}/")
+    assert run["status"] == "succeeded" and run["exit_code"] == 0
+    assert run["environment"] == "sandbox" and run["parameters"] == {"verify": True}
+    assert run["results"]["backup"].startswith(os.environ["DRKIT_STORAGE__PREFIX"])
+    assert run["results"]["bytes"] > 0 and run["results"]["verified"] == "ok"
+    assert set(run["versions"]) == {"drkit", "papermill", "python", "servers"}
+    assert "mariadb" in run["versions"]["servers"]["source"]
+    for name in ("notebook.ipynb", "notebook.html"):
+        assert run["files"][name] == hashlib.sha256(files[name]).hexdigest()
+    assert_no_secret(sandbox, files)
+    assert run_cli("audit", "verify", outcome["run_id"]).exit_code == 0
+
+    drill = run_cli("run", "restore-drill", "--json")
+    assert drill.exit_code == 0, drill.stdout + drill.stderr
+    drill_run = json.loads(published(audit_store, json.loads(drill.stdout)["run_id"])["run.json"])
+    results = drill_run["results"]
+    assert results["backup"] == run["results"]["backup"]
+    assert results["proof"] == "passed" and results["rto_seconds"] > 0
+    assert 0 <= results["rpo_seconds"] < 600
+    assert drill_run["parameters"]["rpo_hours"] == 1  # the sandbox environment's objective
+    leftovers = dbtools.query(sandbox, "target", "SELECT SCHEMA_NAME FROM information_schema."
+                              "SCHEMATA WHERE SCHEMA_NAME LIKE 'drkit_drill_%'")
+    assert leftovers == []
+
+    listing = json.loads(run_cli("audit", "list", "--json").stdout)
+    assert {r["run_id"] for r in listing[:2]} == {outcome["run_id"], drill_run["run_id"]}
+
+
+def test_failed_step_becomes_drkit_exit_code_and_still_leaves_a_record(
+        run_env, audit_store, monkeypatch):
+    monkeypatch.setenv("DRKIT_SOURCE__PORT", "1")
+    result = run_cli("run", "nightly-backup", "--json")
+    assert result.exit_code == 10
+    outcome = json.loads(result.stdout)
+    assert "failed at step '2. Backup'" in outcome["message"]
+    assert "Cannot connect to the source server 127.0.0.1:1" in outcome["message"]
+    run = json.loads(published(audit_store, outcome["run_id"])["run.json"])
+    assert run["status"] == "failed" and run["exit_code"] == 10
+    assert run["failed_cell"]["ename"] == "ServerUnreachableError"
+    assert run["failed_cell"]["step"] == "2. Backup"
+
+
+def test_wrong_secret_fails_and_keeps_the_record_locally(run_env, monkeypatch):
+    monkeypatch.setenv("DRKIT_AWS__SECRET_ID", "backup-credentials-nowhere")
+    result = run_cli("run", "nightly-backup", "--json")
+    assert result.exit_code == 4
+    outcome = json.loads(result.stdout)
+    assert "Secret backup-credentials-nowhere does not exist" in outcome["message"]
+    assert outcome["published"] == []  # the storage key lives in the missing secret
+    assert f"It is kept at {outcome['record']}" in outcome["message"]
+    run = json.loads((Path(outcome["record"]) / "run.json").read_text())
+    assert run["failed_cell"]["ename"] == "SecretError"
+
+
+def test_breached_objective_fails_the_drill(run_env):
+    assert run_cli("run", "nightly-backup").exit_code == 0
+    result = run_cli("run", "restore-drill", "-p", "rto_minutes=0.00001", "--json")
+    assert result.exit_code == 44
+    assert "RTO: the restore took" in json.loads(result.stdout)["message"]
+
+
+def _tiny_runbook(directory: Path, source: str, total_seconds: int = 600) -> str:
+    notebook = directory / "tiny.ipynb"
+    notebook.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]},
+                   "source": "config_path = None\nenvironment = None\nresults_path = None",
+                   "outputs": [], "execution_count": None},
+                  {"cell_type": "markdown", "id": "m", "metadata": {},
+                   "source": "## The step"},
+                  {"cell_type": "code", "id": "c", "metadata": {}, "source": source,
+                   "outputs": [], "execution_count": None}],
+        "metadata": {"kernelspec": {"name": "drkit", "display_name": "drkit",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    (directory / "tiny.yaml").write_text(textwrap.dedent(f"""\
+        name: tiny
+        notebook: {notebook}
+        timeouts: {{cell_seconds: 600, total_seconds: {total_seconds}}}
+        environments: {{sandbox: {{schedule: "* * * * *"}}}}
+        """))
+    return "tiny"
+
+
+def test_record_with_a_secret_in_an_output_is_refused(sandbox, run_env, audit_store,
+                                                      monkeypatch):
+    monkeypatch.setenv("LEAKED", sandbox.secret()["azure_storage_key"])
+    name = _tiny_runbook(run_env, "import os\nprint(os.environ['LEAKED'])")
+    settings = load_settings()
+    outcome = run_runbook(settings, sandbox.config_path, load_runbook(name, run_env))
+    assert outcome.exit_code == AuditRefusedError.exit_code
+    assert "contains an Azure storage account key" in outcome.message
+    assert "a value of this run's secrets" in outcome.message
+    assert outcome.published == [] and published(audit_store, outcome.run_id) == {}
+
+
+def test_secret_shaped_strings_are_refused_without_knowing_them(tmp_path):
+    record = AuditRecord(tmp_path, "x/")
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"note": "https://acct.blob.core.windows.net/c?sv=2024-01-01&sig=abcdEFGH1234%2Bxyz%3D"}))
+    with pytest.raises(AuditRefusedError, match="a SAS token"):
+        record.check_for_secrets([])
+
+
+def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_store,
+                                                     monkeypatch):
+    monkeypatch.setattr(runner, "KERNEL", "no-such-kernel")
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: None)
+    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook("nightly-backup"))
+    assert outcome.exit_code == 41
+    assert "the Jupyter kernel 'no-such-kernel' is not installed" in outcome.message
+    run = json.loads(published(audit_store, outcome.run_id)["run.json"])
+    assert run["status"] == "failed" and run["exit_code"] == 41
+
+
+def test_total_timeout_stops_the_run_and_keeps_a_record(sandbox, run_env, audit_store):
+    name = _tiny_runbook(run_env, "import time\ntime.sleep(60)", total_seconds=8)
+    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook(name, run_env))
+    assert outcome.exit_code == 41
+    assert "exceeded the runbook's total timeout" in outcome.message
+    assert "run.json" in published(audit_store, outcome.run_id)
+
+
+@pytest.fixture
+def fake_crontab(tmp_path, monkeypatch) -> Path:
+    """A `crontab` on PATH that keeps the table in a file, so tests never touch the real one."""
+    table = tmp_path / "crontab.txt"
+    program = tmp_path / "bin" / "crontab"
+    program.parent.mkdir()
+    program.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = "-l" ]; then
+          [ -f {table} ] && exec cat {table}
+          echo "no crontab for $(id -un)" >&2; exit 1
+        fi
+        cat > {table}
+        """))
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
+    table.write_text("MAILTO=ops@example.com\n17 * * * * /usr/bin/true  # not ours\n")
+    return table
+
+
+def test_schedule_show_install_remove(run_env, fake_crontab):
+    shown = run_cli("schedule", "show", "--env", "prod")
+    assert shown.exit_code == 0
+    assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
+    assert run_cli("schedule", "install", "--env", "prod").exit_code == 0  # replaces, no dupes
+    table = fake_crontab.read_text()
+    assert shown.stdout in table and table.count("# BEGIN drkit prod") == 1
+    assert table.startswith("MAILTO=ops@example.com\n17 * * * * /usr/bin/true")
+    entries = [line for line in shown.stdout.splitlines() if not line.startswith("#")]
+    schedules = {line.split(" run ")[1].split()[0]: " ".join(line.split()[:5])
+                 for line in entries}
+    assert schedules == {"nightly-backup": "0 3 * * *", "restore-drill": "0 5 * * 1"}
+    for schedule in schedules.values():
+        assert croniter.is_valid(schedule)
+    assert all(" /" in line and "flock -n" in line and "timeout -k 60" in line
+               for line in entries)
+    assert run_cli("schedule", "remove", "--env", "prod").exit_code == 0
+    assert "drkit" not in fake_crontab.read_text()
+    assert "17 * * * * /usr/bin/true" in fake_crontab.read_text()
+
+
+def test_seed_schedules_are_the_defaults():
+    backup = load_runbook("nightly-backup")
+    assert {env: run.schedule for env, run in backup.environments.items()} == {
+        "sandbox": "*/5 * * * *", "test": "*/5 * * * *", "dev": "0 */6 * * *",
+        "prod": "0 3 * * *", "prod-kst": "0 18 * * *"}
+    assert {r.name for r in all_runbooks()} >= {"nightly-backup", "restore-drill"}
+
+
+def test_cron_command_runs_and_overlapping_runs_are_skipped(run_env, fake_crontab,
+                                                            audit_store):
+    line = next(line for line in run_cli("schedule", "show", "--env", "test").stdout
+                .splitlines() if " run nightly-backup " in line)
+    command = " ".join(line.split()[5:]).replace("\\%", "%")  # as cron hands it to sh
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DRKIT_")}
+    clean["DRKIT_STORAGE__PREFIX"] = os.environ["DRKIT_STORAGE__PREFIX"]
+    clean["DRKIT_BACKUP__STATE_DIR"] = os.environ["DRKIT_BACKUP__STATE_DIR"]
+    clean["PATH"] = "/usr/bin:/bin"  # cron's
+    done = subprocess.run(["/bin/sh", "-c", command], env=clean)
+    assert done.returncode == 0
+    log = run_env / "state" / "logs" / "nightly-backup-test.log"
+    assert "succeeded" in log.read_text()
+
+    lock = run_env / "state" / "locks" / "runbook-nightly-backup-test.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    try:
+        for _ in range(50):
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            time.sleep(0.1)
+        skipped = subprocess.run(["/bin/sh", "-c", command], env=clean)
+        assert skipped.returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "nightly-backup skipped, the previous run still holds" in log.read_text()
+    assert log.read_text().count('"event": "run.finished"') == 1  # the second never started
+
+
+def test_committed_notebooks_are_clean_and_pass_ruff():
+    for path in (repo_root() / "notebooks").glob("*.ipynb"):
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, path
+        tagged = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(tagged) == 1, path
+    ruff = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check",
+                           str(repo_root() / "notebooks")], capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout
+
+
+def test_audit_report_has_history_and_trend(run_env, tmp_path):
+    assert run_cli("run", "nightly-backup").exit_code == 0
+    assert run_cli("run", "restore-drill").exit_code == 0
+    output = tmp_path / "report.html"
+    assert run_cli("audit", "report", "--output", str(output)).exit_code == 0
+    html = output.read_text()
+    assert "<svg" in html and "RTO (select to proof)" in html and "restore-drill" in html
