@@ -101,6 +101,29 @@ class TargetSettings(Section):
     ssl_ca: Path | None = None
 
 
+class AzureSettings(Section):
+    """Azure Resource Manager access, for the Flexible Server the failover restores into."""
+
+    tenant_id: ValueRef = "secret:azure_tenant_id"
+    subscription_id: ValueRef = "secret:azure_subscription_id"
+    auth: Literal["default", "service-principal", "managed-identity", "cli"] = "default"
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    resource_group: str | None = None
+    flexible_server: str | None = Field(None, description="unset: no server control")
+    arm_endpoint: str = Field("https://management.azure.com", pattern=r"^https://")
+    authority: str | None = Field(None, pattern=r"^https://",
+                                  description="default: https://login.microsoftonline.com")
+    ca_bundle: Path | None = None
+    poll_seconds: float = Field(10, gt=0)
+    start_timeout_seconds: int = Field(1800, ge=1)
+    restore_sku: str | None = Field(None, description="e.g. Standard_D4ds_v4 for the restore")
+    restore_sku_tier: Literal["Burstable", "GeneralPurpose", "MemoryOptimized"] | None = None
+    restore_storage_gb: int | None = Field(None, ge=20)
+    website_url: str | None = Field(None, description="static website URL of the storage "
+                                                      "account (maintenance page)")
+
+
 class BackupSettings(Section):
     compression: Literal["gzip", "zstd"] = "gzip"
     gzip_level: int = Field(6, ge=1, le=9)
@@ -134,6 +157,7 @@ class Settings(BaseSettings):
     source: SourceSettings
     storage: StorageSettings = StorageSettings()
     target: TargetSettings | None = None
+    azure: AzureSettings = AzureSettings()
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()

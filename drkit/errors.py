@@ -150,6 +150,20 @@ class ObjectiveBreachedError(DrkitError):
     exit_code = 44
 
 
+class NotApprovedError(DrkitError):
+    exit_code = 45
+
+
+class AzureControlError(DrkitError):
+    """Azure Resource Manager refused or failed an operation on the Flexible Server."""
+
+    exit_code = 46
+
+
+class ControlTimeoutError(DrkitError):
+    exit_code = 47
+
+
 def exit_codes() -> dict[int, str]:
     """Exit code -> error class name, for the README table and a uniqueness test."""
     codes: dict[int, str] = {}

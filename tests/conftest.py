@@ -56,3 +56,22 @@ def backup_settings(settings: Settings, tmp_path: Path) -> Settings:
     settings.backup.state_dir = tmp_path / "state"
     settings.backup.log_file = tmp_path / "backup.log"
     return settings
+
+
+@pytest.fixture
+def arm(tmp_path, monkeypatch):
+    """The ARM stand-in with a stopped DR server, and drkit's config pointed at it."""
+    from tests.arm_standin import ArmStandIn
+
+    standin = ArmStandIn(tmp_path).start()
+    standin.add_server("drkit-dr", state="Stopped")
+    for name, value in {
+        "AUTH": "service-principal", "CLIENT_ID": "00000000-0000-4000-8000-00000000c11e",
+        "CLIENT_SECRET": "env:DRKIT_TEST_CLIENT_SECRET", "RESOURCE_GROUP": "dr-rg",
+        "FLEXIBLE_SERVER": "drkit-dr", "ARM_ENDPOINT": standin.url,
+        "AUTHORITY": standin.url, "CA_BUNDLE": str(standin.ca_bundle), "POLL_SECONDS": "0.05",
+    }.items():
+        monkeypatch.setenv(f"DRKIT_AZURE__{name}", value)
+    monkeypatch.setenv("DRKIT_TEST_CLIENT_SECRET", "client-secret-for-the-standin")
+    yield standin
+    standin.stop()

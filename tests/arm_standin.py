@@ -1,0 +1,229 @@
+"""A small local stand-in for Azure Resource Manager and Entra ID's token endpoint.
+
+Just enough of both, over HTTPS with a self-signed certificate, for the real
+azure-identity ``ClientSecretCredential`` and the real azure-mgmt-rdbms client to drive a
+MySQL Flexible Server: get, start and stop and update as long-running operations (polled
+through ``Azure-AsyncOperation``), firewall rules, databases, and error responses injected
+on demand.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+import secrets
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+_SERVER = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+                     r"Microsoft\.DBforMySQL/flexibleServers/([^/]+)(/.*)?$")
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "arm-standin")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "standin.pem", directory / "standin.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class ArmStandIn:
+    """Start with ``start()``; ``url``, ``ca_bundle``; inspect ``servers`` and ``requests``."""
+
+    def __init__(self, directory: Path, polls_until_done: int = 2) -> None:
+        self.ca_bundle, self._key = _certificate(directory)
+        self.polls_until_done = polls_until_done
+        self.servers: dict[str, dict] = {}
+        self.firewall_rules: dict[str, dict] = {}
+        self.databases: dict[str, dict] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.fail_next: dict[str, tuple[int, str, str]] = {}  # operation -> status, code, text
+        self._operations: dict[str, dict] = {}
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    def add_server(self, name: str, state: str = "Stopped", sku: str = "Standard_B1ms",
+                   storage_gb: int = 20, host: str = "127.0.0.1") -> None:
+        self.servers[name] = {"state": state, "sku": sku, "storage_gb": storage_gb,
+                              "host": host}
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> ArmStandIn:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                standin._handle(self, "GET")
+
+            def do_POST(self):
+                standin._handle(self, "POST")
+
+            def do_PUT(self):
+                standin._handle(self, "PUT")
+
+            def do_PATCH(self):
+                standin._handle(self, "PATCH")
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_bundle, self._key)
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    # -- protocol --------------------------------------------------------------------------
+    def _reply(self, handler, status: int, body: dict | None = None,
+               headers: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("x-ms-request-id", secrets.token_hex(8))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _error(self, handler, status: int, code: str, message: str) -> None:
+        self._reply(handler, status, {"error": {"code": code, "message": message}})
+
+    def _handle(self, handler, method: str) -> None:
+        path = urlparse(handler.path).path
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        with self._lock:
+            self.requests.append((method, path))
+        if path.endswith("/v2.0/.well-known/openid-configuration"):  # MSAL's discovery
+            tenant = f"{self.url}/{path.split('/')[1]}"
+            return self._reply(handler, 200, {
+                "issuer": f"{tenant}/v2.0",
+                "authorization_endpoint": f"{tenant}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{tenant}/oauth2/v2.0/token",
+                "device_authorization_endpoint": f"{tenant}/oauth2/v2.0/devicecode"})
+        if path.endswith("/oauth2/v2.0/token"):
+            token = "standin-" + secrets.token_hex(16)
+            self._tokens.add(token)
+            return self._reply(handler, 200, {"token_type": "Bearer", "expires_in": 3600,
+                                              "ext_expires_in": 3600, "access_token": token})
+        auth = handler.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self._tokens:
+            return self._error(handler, 401, "InvalidAuthenticationToken",
+                               "The access token is invalid.")
+        if path.startswith("/operations/"):
+            return self._operation_status(handler, path.rsplit("/", 1)[1])
+        match = _SERVER.match(path)
+        if not match:
+            return self._error(handler, 404, "NotFound", path)
+        _, group, name, rest = match.groups()
+        rest = rest or ""
+        operation = {("GET", ""): "get", ("POST", "/start"): "start", ("POST", "/stop"): "stop",
+                     ("PATCH", ""): "update"}.get((method, rest)) or (
+            "firewall" if rest.startswith("/firewallRules/") and method == "PUT" else
+            "database" if rest.startswith("/databases/") and method == "PUT" else None)
+        if operation in self.fail_next:
+            status, code, message = self.fail_next.pop(operation)
+            return self._error(handler, status, code, message)
+        server = self.servers.get(name)
+        if server is None:
+            return self._error(handler, 404, "ResourceNotFound",
+                               f"The Resource 'Microsoft.DBforMySQL/flexibleServers/{name}' "
+                               f"under resource group '{group}' was not found.")
+        resource_id = path.split("/start")[0].split("/stop")[0]
+        if operation == "get":
+            return self._reply(handler, 200, self._server_json(resource_id, name, server))
+        if operation in ("start", "stop"):
+            wanted = "Stopped" if operation == "start" else "Ready"
+            if server["state"] != wanted:
+                return self._error(handler, 400, "InvalidServerState",
+                                   f"Server {name} is {server['state']}.")
+            server["state"] = "Starting" if operation == "start" else "Stopping"
+            final = "Ready" if operation == "start" else "Stopped"
+            return self._accept(handler, lambda: server.update(state=final))
+        if operation == "update":
+            update = json.loads(body or b"{}")
+            server["state"] = "Updating"
+
+            def apply():
+                if "sku" in update:
+                    server["sku"] = update["sku"]["name"]
+                if "storage" in (update.get("properties") or {}):
+                    server["storage_gb"] = update["properties"]["storage"]["storageSizeGB"]
+                server["state"] = "Ready"
+            return self._accept(handler, apply)
+        if operation == "firewall":
+            rule = rest.rsplit("/", 1)[1]
+            properties = json.loads(body)["properties"]
+            self.firewall_rules[rule] = properties
+            return self._reply(handler, 200, {"id": path, "name": rule,
+                                              "properties": properties})
+        if operation == "database":
+            database = rest.rsplit("/", 1)[1]
+            self.databases[database] = json.loads(body)["properties"]
+            return self._reply(handler, 200, {"id": path, "name": database,
+                                              "properties": self.databases[database]})
+        return self._error(handler, 405, "MethodNotAllowed", f"{method} {path}")
+
+    def _accept(self, handler, finish) -> None:
+        operation_id = secrets.token_hex(8)
+        self._operations[operation_id] = {"polls": 0, "finish": finish}
+        location = f"{self.url}/operations/{operation_id}?api-version=2021-05-01"
+        self._reply(handler, 202, None, {"Azure-AsyncOperation": location,
+                                         "Location": location, "Retry-After": "0"})
+
+    def _operation_status(self, handler, operation_id: str) -> None:
+        operation = self._operations[operation_id]
+        operation["polls"] += 1
+        if operation["polls"] < self.polls_until_done:
+            return self._reply(handler, 200, {"status": "InProgress"}, {"Retry-After": "0"})
+        finish = operation.pop("finish", None)
+        if finish:  # the operation's effect happens once, when it is first seen done
+            finish()
+        return self._reply(handler, 200, {"status": "Succeeded"})
+
+    @staticmethod
+    def _server_json(resource_id: str, name: str, server: dict) -> dict:
+        return {
+            "id": resource_id, "name": name, "type": "Microsoft.DBforMySQL/flexibleServers",
+            "location": "koreacentral",
+            "sku": {"name": server["sku"], "tier": "Burstable"},
+            "properties": {"state": server["state"], "version": "8.0.21",
+                           "fullyQualifiedDomainName": server["host"],
+                           "administratorLogin": "drkitadmin",
+                           "storage": {"storageSizeGB": server["storage_gb"]}},
+        }
