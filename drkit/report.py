@@ -11,7 +11,9 @@ from drkit.charts import line_chart
 
 def write_report(runs: list[dict[str, Any]], output: Path) -> None:
     runs = sorted(runs, key=lambda r: r["started_at"])
-    drills = [r for r in runs if "rto_seconds" in r.get("results", {})]
+    drills = [r for r in runs if r["runbook"] == "restore-drill"
+              and r["results"].get("rpo_seconds") is not None
+              and r["results"].get("rto_seconds") is not None]
     chart = line_chart(
         "Restore drills: RPO and RTO (minutes)",
         [r["started_at"][5:16].replace("T", " ") for r in drills],

@@ -32,7 +32,7 @@ class AuditDestination(Strict):
 
 
 class EnvironmentRun(Strict):
-    schedule: str
+    schedule: str | None = None  # None: run by a person (the failover), never by cron
     parameters: dict[str, Any] = {}
 
 

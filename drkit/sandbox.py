@@ -46,6 +46,7 @@ SECRET_ID = "backup-credentials-sandbox"
 STORAGE_ACCOUNT = "bloberry01"
 CONTAINER = "mysql-backups"
 AUDIT_CONTAINER = "dr-audit"
+WEB_CONTAINER = "$web"  # the static website (DR maintenance page)
 DEMO_DATABASE = "shop"
 RDS_INSTANCE_ID = "drkit-sandbox-source"
 AWS_REGION = "us-east-1"
@@ -309,7 +310,7 @@ class Azurite(Service):
     def seed(self, port: int) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        for container in (CONTAINER, AUDIT_CONTAINER):
+        for container in (CONTAINER, AUDIT_CONTAINER, WEB_CONTAINER):
             with contextlib.suppress(ResourceExistsError):
                 self._service(port).create_container(container)  # private: no public access
 

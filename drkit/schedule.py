@@ -36,9 +36,10 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
     lines = [f"# BEGIN drkit {environment} (written by drkit schedule install; "
              "change the runbooks, then install again)"]
     for runbook in runbooks:
-        if environment not in runbook.environments:
+        run = runbook.environments.get(environment)
+        if run is None or run.schedule is None:
             continue
-        schedule = runbook.environments[environment].schedule
+        schedule = run.schedule
         lock = state / "locks" / f"runbook-{runbook.name}-{environment}.lock"
         log = state / "logs" / f"{runbook.name}-{environment}.log"
         q = shlex.quote

@@ -1,0 +1,136 @@
+"""The failover runbook through papermill, against the sandbox and the ARM stand-in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from drkit import aws
+from drkit.backup import run_backup
+from drkit.blobstore import BackupStore
+from drkit.catalog import Catalog
+from drkit.config import load_settings
+from drkit.secrets import SecretResolver
+from drkit.verify import verify_backup
+from tests import dbtools
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def incident(sandbox, arm, tmp_path, monkeypatch):
+    """The primary is down (RDS says stopped), one verified backup exists, target is empty."""
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", f"f-{uuid.uuid4().hex[:8]}/")
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    settings = load_settings()
+    store = BackupStore.from_settings(settings, SecretResolver(settings))
+    result = run_backup(settings)
+    verify_backup(store, Catalog(store).select(result.name))
+    dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+    rds = aws.client(settings.aws, "rds")
+    rds.stop_db_instance(DBInstanceIdentifier=settings.source.rds_instance_id)
+    yield store
+    rds.start_db_instance(DBInstanceIdentifier=settings.source.rds_instance_id)
+    dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+
+
+def _audit(settings, run_id: str) -> dict:
+    store = BackupStore.from_settings(settings, SecretResolver(settings), container="dr-audit",
+                                      prefix="")
+    blob = next(b.name for b in store.container.list_blobs() if b.name.endswith(
+        f"/{run_id}/run.json"))
+    return json.loads(store.container.download_blob(blob).readall())
+
+
+def _web_page(store: BackupStore) -> bool:
+    return store.container._get_blob_service_client().get_container_client("$web") \
+        .get_blob_client("index.html").exists()
+
+
+def test_unattended_run_without_approval_changes_nothing(sandbox, arm, incident, settings):
+    result = run_cli("run", "failover", "--json")
+    assert result.exit_code == 45, result.stdout
+    outcome = json.loads(result.stdout)
+    assert "failed at step '2. Decide'" in outcome["message"]
+    assert "Not approved: start the failover" in outcome["message"]
+    assert arm.servers["drkit-dr"]["state"] == "Stopped"
+    assert not [p for m, p in arm.requests if m != "GET" and "/flexibleServers/" in p]
+    assert not _web_page(incident)
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
+                         "WHERE SCHEMA_NAME = 'shop'") == [(0,)]
+    run = _audit(load_settings(), outcome["run_id"])
+    assert run["results"]["status"] == "not approved"
+    assert [s["name"] for s in run["results"]["timeline"]] == ["assess", "decide"]
+    assert run["results"]["timeline"][0]["outcome"].startswith("GO:")
+
+
+def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
+    result = run_cli("run", "failover", "-p", "approve=true", "-p", "firewall_ip=127.0.0.1",
+                     "--json")
+    assert result.exit_code == 0, result.stdout
+    run = _audit(load_settings(), json.loads(result.stdout)["run_id"])
+    results = run["results"]
+    assert results["status"] == "failed over" and results["proof"] == "passed"
+    assert results["rto_seconds"] > 0
+    assert [s["name"] for s in results["timeline"]] == [
+        "assess", "decide", "maintenance page on", "DR server up", "restore and prove"]
+    assert arm.servers["drkit-dr"]["state"] == "Ready"
+    assert arm.firewall_rules["drkit-restore-host"]["startIpAddress"] == "127.0.0.1"
+    assert _web_page(incident)
+    assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
+        dbtools.table_fingerprint(sandbox, "source", "shop")
+    notebook = json.dumps(run)  # the connection details were shown, the password was not
+    assert sandbox.secret()["azure_mysql_password"] not in notebook
+
+    starts = sum(1 for m, p in arm.requests if p.endswith("/start"))
+    again = run_cli("run", "failover", "-p", "approve=true", "-p", "maintenance_off=true",
+                    "--json")
+    assert again.exit_code == 0, again.stdout
+    timeline = {s["name"]: s["outcome"] for s in _audit(
+        load_settings(), json.loads(again.stdout)["run_id"])["results"]["timeline"]}
+    assert timeline["DR server up"] == "already Ready"
+    assert timeline["restore and prove"].startswith("skipped:") and "already restored and " \
+        "proven" in timeline["restore and prove"]
+    assert timeline["maintenance page off"].startswith("removed")
+    assert sum(1 for m, p in arm.requests if p.endswith("/start")) == starts
+    assert not _web_page(incident)
+
+
+def test_failure_during_restore_is_recorded_and_a_rerun_completes(sandbox, arm, incident):
+    backup = Catalog(incident).select("latest-verified").name
+    original = incident.container.download_blob(backup).readall()
+    verified = incident.container.get_blob_client(backup).get_blob_tags()
+    # Damaged after it was verified (an upload replaces tags, so they are put back).
+    incident.container.upload_blob(backup, original[: len(original) * 2 // 3], overwrite=True,
+                                   tags=verified)
+
+    failed = run_cli("run", "failover", "-p", "approve=true", "--json")
+    assert failed.exit_code == 32, failed.stdout
+    outcome = json.loads(failed.stdout)
+    assert "failed at step '5. Restore and prove'" in outcome["message"]
+    run = _audit(load_settings(), outcome["run_id"])
+    assert run["failed_cell"]["ename"] == "TruncatedBackupError"
+    assert run["results"]["timeline"][-1]["outcome"].startswith("failed:")
+    assert arm.servers["drkit-dr"]["state"] == "Ready"  # the steps before it are done
+
+    incident.container.upload_blob(backup, original, overwrite=True, tags=verified)  # fixed
+    rerun = run_cli("run", "failover", "-p", "approve=true", "--json")
+    assert rerun.exit_code == 0, rerun.stdout
+    timeline = {s["name"]: s["outcome"] for s in _audit(
+        load_settings(), json.loads(rerun.stdout)["run_id"])["results"]["timeline"]}
+    assert timeline["DR server up"] == "already Ready"
+    assert "replacing an interrupted restore" in timeline["restore and prove"]
+    assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
+        dbtools.table_fingerprint(sandbox, "source", "shop")
+
+
+def test_data_drkit_did_not_put_there_is_never_overwritten(sandbox, arm, incident):
+    dbtools.query(sandbox, "target", "CREATE DATABASE shop")
+    dbtools.query(sandbox, "target", "CREATE TABLE shop.someone_elses (id INT)")
+    result = run_cli("run", "failover", "-p", "approve=true", "--json")
+    assert result.exit_code == 37
+    assert "does not match backup" in json.loads(result.stdout)["message"]
+    assert dbtools.query(sandbox, "target", "SELECT TABLE_NAME FROM information_schema.TABLES "
+                         "WHERE TABLE_SCHEMA = 'shop'") == [("someone_elses",)]
