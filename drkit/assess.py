@@ -18,19 +18,11 @@ from drkit.backup import source_server
 from drkit.blobstore import BackupStore
 from drkit.catalog import Catalog
 from drkit.config import Settings
+from drkit.doctor import CRITICAL, OK, WARNING, Check
 from drkit.errors import DrkitError
 from drkit.mysql import connect
 from drkit.restore import target_server
 from drkit.secrets import SecretResolver
-
-OK, WARNING, CRITICAL = "OK", "WARNING", "CRITICAL"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
 
 
 @dataclass
@@ -44,7 +36,7 @@ class Assessment:
 
     def rows(self) -> list[dict]:
         return [asdict(c) for c in self.checks] + [
-            {"name": "decision", "status": self.decision, "detail": self.reason}]
+            {"name": "decision", "status": self.decision, "detail": self.reason, "fix": ""}]
 
 
 def assess(settings: Settings) -> Assessment:

@@ -116,6 +116,7 @@ class BackupStore:
     def error(self, exc: AzureError) -> DrkitError:
         """One sentence for an Azure failure, with the fix where the cause is known."""
         code = getattr(exc, "error_code", None) or ""
+        code = str(getattr(code, "value", code))  # the SDK hands some codes over as enums
         if isinstance(exc, ClientAuthenticationError) or code in (
             "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch"
         ):

@@ -415,6 +415,68 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
         context.env.print(f"removed the crontab entries for {environment}")
 
 
+# -- doctor and monitoring ---------------------------------------------------------------
+@cli.command("doctor")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--print-policy", is_flag=True,
+              help="Print the least-privilege AWS IAM policy and Azure roles, and exit.")
+@pass_context
+def doctor_command(context: Context, environment: str | None, as_json: bool,
+                   print_policy: bool) -> None:
+    """Check every dependency; exit 0 OK, 1 WARNING, 2 CRITICAL (Nagios style)."""
+    from drkit.doctor import CRITICAL, EXIT_CODES, Check, Doctor, policy, worst
+    from drkit.errors import DrkitError
+
+    try:
+        settings = context.settings
+    except DrkitError as error:  # an invalid config is a check result too
+        checks = [Check("config", CRITICAL, error.message, error.fix or "")]
+    else:
+        if print_policy:
+            context.env.print_json(policy(settings))
+            return
+        checks = Doctor(settings, environment or settings.environment).run()
+    status = worst(checks)
+    if as_json:
+        context.env.print_json({"status": status, "checks": [asdict(c) for c in checks]})
+    else:
+        for check in checks:
+            context.env.print(f"{check.status:<8} {check.name}: {check.detail}"
+                              + (f"\n         fix: {check.fix}" if check.fix else ""))
+        context.env.print(f"doctor: {status}")
+    raise click.exceptions.Exit(EXIT_CODES[status])
+
+
+@cli.group()
+def monitor() -> None:
+    """CloudWatch metrics and alarms on backup age."""
+
+
+@monitor.command("publish")
+@pass_context
+def monitor_publish(context: Context) -> None:
+    """Publish the age of the newest backup and the newest verified backup."""
+    from drkit.monitor import publish_ages
+
+    ages = publish_ages(context.settings)
+    context.env.print_json(ages)
+
+
+@monitor.command("install-alarms")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--sns-topic", help="SNS topic ARN to notify.")
+@pass_context
+def monitor_install_alarms(context: Context, environment: str | None,
+                           sns_topic: str | None) -> None:
+    """Create CloudWatch alarms for backup failure and RPO breach."""
+    from drkit.monitor import install_alarms
+
+    settings = context.settings
+    for name in install_alarms(settings, environment or settings.environment, sns_topic):
+        context.env.print(name)
+
+
 # -- sandbox ---------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -91,8 +91,9 @@ class FlexibleServer:
                 f"({what}).", "Check azure.resource_group and azure.flexible_server.") from None
         except HttpResponseError as exc:
             code = _code(exc)
-            fix = ("Grant the identity the 'MySQL Flexible Server Contributor' role (or "
-                   "Contributor) on the server." if exc.status_code == 403
+            fix = ("Grant the identity the drkit-flexible-server-operator role printed by "
+                   "drkit doctor --print-policy (or Contributor) on the server."
+                   if exc.status_code == 403
                    else "Look at the server in the Azure portal; try again when it is idle.")
             raise AzureControlError(f"Azure refused to {what} Flexible Server {self.name} "
                                     f"({exc.status_code} {code}).", fix) from None

@@ -6,10 +6,12 @@ parameters and carries its cron schedule (the seed's by default).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drkit.config import describe_errors
@@ -75,3 +77,16 @@ def load_runbook(name: str, directory: Path = RUNBOOK_DIR) -> Runbook:
 
 def all_runbooks(directory: Path = RUNBOOK_DIR) -> list[Runbook]:
     return [load_runbook(p.stem, directory) for p in sorted(directory.glob("*.yaml"))]
+
+
+def schedule_interval(runbook_name: str, environment: str) -> timedelta | None:
+    """Time between two scheduled runs of a runbook in an environment (None: unscheduled)."""
+    try:
+        run = load_runbook(runbook_name).environments.get(environment)
+    except RunbookNotFoundError:
+        return None
+    if run is None or run.schedule is None:
+        return None
+    times = croniter(run.schedule, datetime.now(UTC))
+    first = times.get_next(datetime)
+    return times.get_next(datetime) - first

@@ -44,6 +44,10 @@ class SecretResolver:
             return self._lookup(value_or_reference)
         return value_or_reference
 
+    def secret_keys(self) -> set[str]:
+        """The keys the AWS secret holds (their values stay unread by the caller)."""
+        return set(self._load_secret())
+
     def _lookup(self, reference: str) -> str:
         scheme, _, name = reference.partition(":")
         return self._providers[scheme](name)

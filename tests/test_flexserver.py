@@ -46,7 +46,7 @@ def test_scale_firewall_database_and_stop(server, arm, monkeypatch):
 
 
 @pytest.mark.parametrize("status,code,expected", [
-    (403, "AuthorizationFailed", "MySQL Flexible Server Contributor"),
+    (403, "AuthorizationFailed", "drkit-flexible-server-operator role"),
     (409, "ServerIsBusy", "try again when it is idle"),
 ])
 def test_arm_errors_become_one_sentence_with_the_fix(server, arm, status, code, expected):

@@ -1,0 +1,180 @@
+"""drkit doctor and monitoring: each failure mode provoked on a sandbox of its own."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from azure.storage.blob import ContainerClient
+
+from drkit import aws
+from drkit.catalog import VERIFIED_TAG
+from drkit.config import load_settings
+from drkit.sandbox import Sandbox
+from tests.helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    """A sandbox this module may break (the session's stays intact for other tests)."""
+    sandbox = Sandbox(tmp_path_factory.mktemp("doctor"), demo_size=256 * 1024)
+    sandbox.up()
+    yield sandbox
+    sandbox.down()
+
+
+@pytest.fixture
+def doctor_env(box, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRKIT_CONFIG", str(box.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", f"d-{uuid.uuid4().hex[:8]}/")
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    return box
+
+
+def doctor() -> tuple[int, dict[str, dict]]:
+    result = run_cli("doctor", "--json")
+    report = json.loads(result.stdout)
+    checks = {}
+    for check in report["checks"]:
+        checks.setdefault(check["name"], check)
+    assert report["status"] in ("OK", "WARNING", "CRITICAL")
+    return result.exit_code, checks
+
+
+def _fresh_backup(store_env) -> None:
+    assert run_cli("backup").exit_code == 0
+    assert run_cli("verify").exit_code == 0
+
+
+def test_healthy_sandbox_is_ok_except_cron(doctor_env):
+    _fresh_backup(doctor_env)
+    code, checks = doctor()
+    assert code == 1  # WARNING: no cron entries on a laptop
+    for name in ("secrets", "source reachable", "source login", "source privileges",
+                 "mysqldump", "backup container", "clock skew", "audit container",
+                 "restore target", "newest backup", "newest verified backup"):
+        assert checks[name]["status"] == "OK", checks[name]
+    assert checks["cron entries"]["status"] == "WARNING"
+    assert checks["cron entries"]["fix"] == "drkit schedule install --env sandbox"
+
+
+def test_wrong_storage_key(doctor_env, monkeypatch):
+    monkeypatch.setenv("BAD_KEY", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=")
+    monkeypatch.setenv("DRKIT_STORAGE__KEY", "env:BAD_KEY")
+    code, checks = doctor()
+    assert code == 2
+    check = checks["storage"]
+    assert check["status"] == "CRITICAL"
+    # Azure says AuthenticationFailed, Azurite AuthorizationFailure: both name the cause.
+    assert check["detail"] in (
+        f"Azure Storage refused the credentials for account bloberry01 ({code_name})."
+        for code_name in ("AuthenticationFailed", "AuthorizationFailure"))
+    assert "if the key was rotated, update the secret" in check["fix"]
+
+
+def test_missing_secret_key(doctor_env, monkeypatch):
+    settings = load_settings()
+    secret = doctor_env.secret()
+    del secret["rds_password"]
+    aws.client(settings.aws, "secretsmanager").create_secret(
+        Name="backup-credentials-broken", SecretString=json.dumps(secret))
+    monkeypatch.setenv("DRKIT_AWS__SECRET_ID", "backup-credentials-broken")
+    code, checks = doctor()
+    assert code == 2
+    assert checks["secrets"]["status"] == "CRITICAL"
+    assert checks["secrets"]["detail"] == "secret backup-credentials-broken lacks rds_password"
+    assert checks["secrets"]["fix"] == "Add 'rds_password' to the secret's JSON."
+
+
+def test_public_container(doctor_env, monkeypatch):
+    settings = load_settings()
+    endpoint = settings.storage.endpoint
+    public = ContainerClient.from_container_url(
+        f"{endpoint}/public-{uuid.uuid4().hex[:6]}",
+        credential={"account_name": "bloberry01",
+                    "account_key": doctor_env.secret()["azure_storage_key"]})
+    public.create_container(public_access="blob")
+    monkeypatch.setenv("DRKIT_STORAGE__CONTAINER", public.container_name)
+    code, checks = doctor()
+    assert code == 2
+    assert "allows public read access (blob)" in checks["storage"]["detail"]
+    assert "private" in checks["storage"]["fix"]
+
+
+def test_stale_backup(doctor_env, monkeypatch):
+    settings = load_settings()
+    from drkit.blobstore import BackupStore
+    from drkit.secrets import SecretResolver
+
+    store = BackupStore.from_settings(settings, SecretResolver(settings))
+    stale = f"{settings.storage.prefix}backup-20200101-030000.sql.gz"
+    store.container.upload_blob(stale, b"x", tags={VERIFIED_TAG: "ok"})
+    code, checks = doctor()
+    assert code == 2
+    for name in ("newest backup", "newest verified backup"):
+        assert checks[name]["status"] == "CRITICAL" and stale in checks[name]["detail"]
+        assert "not running on schedule" in checks[name]["fix"]
+
+
+def test_no_backup_at_all(doctor_env):
+    code, checks = doctor()
+    assert checks["newest backup"]["status"] == "CRITICAL"
+    assert checks["newest backup"]["detail"] == "none"
+
+
+def test_invalid_config_is_a_critical_check(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: {host: db}\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(bad))
+    code, checks = doctor()
+    assert code == 2 and "source.databases: Field required" in checks["config"]["detail"]
+
+
+def test_print_policy(doctor_env):
+    result = run_cli("doctor", "--print-policy")
+    assert result.exit_code == 0
+    policy = json.loads(result.stdout)
+    actions = {a for s in policy["aws_iam_policy"]["Statement"] for a in s["Action"]}
+    assert {"secretsmanager:GetSecretValue", "rds:DescribeDBInstances",
+            "cloudwatch:PutMetricData", "cloudwatch:PutMetricAlarm"} <= actions
+    scopes = {r.get("scope") for r in policy["azure_role_assignments"]}
+    assert "storage account secret:azure_storage_account / container mysql-backups" in scopes
+
+
+def test_monitor_publish_and_alarms(doctor_env):
+    _fresh_backup(doctor_env)
+    published = run_cli("monitor", "publish")
+    assert published.exit_code == 0
+    ages = json.loads(published.stdout)
+    assert 0 <= ages["NewestVerifiedBackupAgeSeconds"] < 600
+    settings = load_settings()
+    cloudwatch = aws.client(settings.aws, "cloudwatch")
+    metrics = cloudwatch.list_metrics(Namespace="drkit/Backup",
+                                      MetricName="NewestVerifiedBackupAgeSeconds")["Metrics"]
+    assert metrics
+
+    installed = run_cli("monitor", "install-alarms", "--env", "prod", "--sns-topic",
+                        "arn:aws:sns:us-east-1:123456789012:dr-oncall")
+    assert installed.exit_code == 0, installed.stderr
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(
+        AlarmNamePrefix="drkit-prod-")["MetricAlarms"]}
+    assert set(alarms) == {"drkit-prod-shop-backup-failure", "drkit-prod-shop-rpo"}
+    for alarm in alarms.values():
+        assert alarm["TreatMissingData"] == "breaching"
+        assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:dr-oncall"]
+    assert alarms["drkit-prod-shop-rpo"]["Threshold"] == 26 * 3600  # the drill's prod RPO
+    assert alarms["drkit-prod-shop-backup-failure"]["Period"] == 86400  # daily at 03:00
+
+
+def test_stopped_source(doctor_env):
+    source = next(s for s in doctor_env.status() if s.name == "source")
+    doctor_env._stop_pid(source.pid)
+    try:
+        code, checks = doctor()
+        assert code == 2
+        check = checks["source reachable"]
+        assert check["status"] == "CRITICAL" and "ERROR 2003" in check["detail"]
+        assert "security group" in check["fix"]
+    finally:
+        doctor_env.up()
