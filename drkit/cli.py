@@ -539,15 +539,10 @@ def _print_status(env: Environment, statuses, as_json: bool) -> None:
     if as_json:
         env.print_json([asdict(s) for s in statuses])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("service", "stands in for", "port", "pid", "health", "detail")
-    for s in statuses:
-        health = "[green]healthy[/]" if s.healthy else ("[red]unhealthy[/]" if s.running
-                                                       else "[red]stopped[/]")
-        table.add_row(s.name, s.role, str(s.port or "-"), str(s.pid or "-"), health, s.detail)
-    Console(file=env.stdout, width=max(120, Console(file=env.stdout).width)).print(table)
+    _table(env, ["service", "stands in for", "port", "pid", "health", "detail"],
+           [[s.name, s.role, str(s.port or "-"), str(s.pid or "-"),
+             "healthy" if s.healthy else ("unhealthy" if s.running else "stopped"), s.detail]
+            for s in statuses])
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:

@@ -164,12 +164,16 @@ class ControlTimeoutError(DrkitError):
     exit_code = 47
 
 
-def exit_codes() -> dict[int, str]:
-    """Exit code -> error class name, for the README table and a uniqueness test."""
-    codes: dict[int, str] = {}
-    pending = [DrkitError]
+def error_classes() -> list[type[DrkitError]]:
+    """DrkitError and every subclass."""
+    classes, pending = [], [DrkitError]
     while pending:
         cls = pending.pop()
-        codes.setdefault(cls.exit_code, cls.__name__)
+        classes.append(cls)
         pending.extend(cls.__subclasses__())
-    return codes
+    return classes
+
+
+def exit_codes() -> dict[int, str]:
+    """Exit code -> error class name (the README's table)."""
+    return {cls.exit_code: cls.__name__ for cls in error_classes()}

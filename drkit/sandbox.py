@@ -515,6 +515,12 @@ class Sandbox:
             ))
         return statuses
 
+    def stop_service(self, name: str) -> None:
+        """Stop one service (to rehearse its failure); ``up`` starts it again."""
+        record = self._state().get(name)
+        if self._running(record):
+            self._stop_pid(record["pid"])
+
     def down(self) -> list[str]:
         """Stop every recorded process that is still ours; return the names stopped."""
         stopped = []

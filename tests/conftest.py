@@ -6,6 +6,7 @@ Tests that need to stop or break a service start their own sandbox instead.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture
 def settings(sandbox: Sandbox) -> Settings:
     return load_settings(sandbox.config_path)
+
+
+def point_cli_at(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point drkit (CLI and library) at ``sandbox``, under a fresh blob prefix and this
+    test's own state directory (locks, audit records); return the prefix."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}/"
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    return prefix
 
 
 @pytest.fixture(autouse=True)

@@ -24,16 +24,14 @@ from drkit.lock import RunLock
 from drkit.manifest import Manifest
 from drkit.mysql import option_file
 from tests import dbtools
+from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
 
 @pytest.fixture
 def cli_env(sandbox, tmp_path, monkeypatch):
     """The CLI pointed at the sandbox, with this test's own prefix, locks, log and metrics."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}/"
-    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
     monkeypatch.setenv("DRKIT_BACKUP__LOG_FILE", str(tmp_path / "backup.log"))
     monkeypatch.setenv("DRKIT_ENVIRONMENT", prefix.strip("/"))
     return prefix

@@ -12,6 +12,7 @@ from drkit import aws
 from drkit.catalog import VERIFIED_TAG
 from drkit.config import load_settings
 from drkit.sandbox import Sandbox
+from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
 
@@ -26,9 +27,7 @@ def box(tmp_path_factory):
 
 @pytest.fixture
 def doctor_env(box, tmp_path, monkeypatch):
-    monkeypatch.setenv("DRKIT_CONFIG", str(box.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", f"d-{uuid.uuid4().hex[:8]}/")
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    point_cli_at(box, tmp_path, monkeypatch)
     return box
 
 
@@ -168,8 +167,7 @@ def test_monitor_publish_and_alarms(doctor_env):
 
 
 def test_stopped_source(doctor_env):
-    source = next(s for s in doctor_env.status() if s.name == "source")
-    doctor_env._stop_pid(source.pid)
+    doctor_env.stop_service("source")
     try:
         code, checks = doctor()
         assert code == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
@@ -15,15 +14,14 @@ from drkit.config import load_settings
 from drkit.secrets import SecretResolver
 from drkit.verify import verify_backup
 from tests import dbtools
+from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
 
 @pytest.fixture
 def incident(sandbox, arm, tmp_path, monkeypatch):
     """The primary is down (RDS says stopped), one verified backup exists, target is empty."""
-    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", f"f-{uuid.uuid4().hex[:8]}/")
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    point_cli_at(sandbox, tmp_path, monkeypatch)
     settings = load_settings()
     store = BackupStore.from_settings(settings, SecretResolver(settings))
     result = run_backup(settings)

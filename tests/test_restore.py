@@ -12,16 +12,14 @@ from drkit.backup import run_backup
 from drkit.config import load_settings
 from drkit.manifest import SIDECAR_SUFFIX
 from tests import dbtools
+from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
 
 @pytest.fixture
 def prefix(monkeypatch, sandbox, tmp_path) -> str:
     """A fresh prefix with one backup in it; the CLI is pointed at it."""
-    prefix = f"r-{uuid.uuid4().hex[:8]}/"
-    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
     run_backup(load_settings())
     return prefix
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,17 +24,14 @@ from drkit.runbooks import all_runbooks, load_runbook
 from drkit.runner import run_runbook
 from drkit.secrets import SecretResolver
 from tests import dbtools
-from tests.conftest import repo_root
+from tests.conftest import point_cli_at, repo_root
 from tests.helpers import run_cli
 
 
 @pytest.fixture
 def run_env(sandbox, tmp_path, monkeypatch):
     """drkit run pointed at the sandbox, with this test's own backups and state."""
-    prefix = f"n-{uuid.uuid4().hex[:8]}/"
-    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    point_cli_at(sandbox, tmp_path, monkeypatch)
     return tmp_path
 
 

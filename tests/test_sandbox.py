@@ -51,7 +51,7 @@ def test_up_restarts_a_dead_service_and_keeps_its_data(tmp_path):
     box.up()
     try:
         source = next(s for s in box.status() if s.name == "source")
-        box._stop_pid(source.pid)
+        box.stop_service("source")
         assert not next(s for s in box.status() if s.name == "source").healthy
         box.up()
         restarted = next(s for s in box.status() if s.name == "source")
