@@ -70,14 +70,17 @@ class Environment:
     def print_json(self, value: Any) -> None:
         self.print(json.dumps(value, default=str, ensure_ascii=False))
 
-    def configure_logging(self, log_file: Path | None = None, verbose: bool = False) -> None:
+    def configure_logging(self, log_file: Path | None = None, verbose: bool = False,
+                          json_lines: bool | None = None) -> None:
         """Text on a terminal's stderr, JSON lines otherwise; ``log_file`` gets the run log."""
         logger = logging.getLogger(LOGGER_NAME)
         logger.handlers.clear()
         logger.setLevel(logging.DEBUG if verbose else logging.INFO)
         logger.propagate = False
         console = logging.StreamHandler(self.stderr)
-        console.setFormatter(TextFormatter() if self.interactive else JsonFormatter())
+        if json_lines is None:
+            json_lines = not self.interactive
+        console.setFormatter(JsonFormatter() if json_lines else TextFormatter())
         logger.addHandler(console)
         if log_file is not None:
             log_file = Path(log_file).expanduser()

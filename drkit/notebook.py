@@ -7,7 +7,6 @@ displays things. Nothing here decides anything.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import asdict, is_dataclass
 from html import escape
@@ -19,7 +18,7 @@ from drkit.blobstore import BackupStore
 from drkit.catalog import Catalog
 from drkit.charts import bar_chart
 from drkit.config import Settings, load_settings
-from drkit.console import LOGGER_NAME, TextFormatter
+from drkit.console import Environment
 from drkit.redact import redact
 from drkit.secrets import SecretResolver
 
@@ -32,13 +31,10 @@ def _display(html: str) -> None:
 
 def start(config_path: str | None = None, environment: str | None = None) -> Settings:
     """Load the settings (``config_path`` or ``$DRKIT_CONFIG``) and show what they point at."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(TextFormatter())
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
     settings = load_settings(config_path)
+    # Readable lines in the notebook's output, and the seed-style run log if configured.
+    Environment(stdout=sys.stdout, stderr=sys.stdout).configure_logging(
+        settings.backup.log_file, json_lines=False)
     if environment:
         settings.environment = environment
     target = settings.target

@@ -32,6 +32,7 @@ from tests.helpers import run_cli
 def run_env(sandbox, tmp_path, monkeypatch):
     """drkit run pointed at the sandbox, with this test's own backups and state."""
     point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_BACKUP__LOG_FILE", str(tmp_path / "backup.log"))
     return tmp_path
 
 
@@ -86,6 +87,8 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
         assert run["files"][name] == hashlib.sha256(files[name]).hexdigest()
     assert_no_secret(sandbox, files)
     assert run_cli("audit", "verify", outcome["run_id"]).exit_code == 0
+    run_log = (run_env / "backup.log").read_text()  # the seed's run log, from the kernel too
+    assert "[2/4] dump + compress + upload ... done" in run_log and "Backup finished" in run_log
 
     drill = run_cli("run", "restore-drill", "--json")
     assert drill.exit_code == 0, drill.stdout + drill.stderr
