@@ -12,7 +12,6 @@ a run log line saying success or failure.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -26,7 +25,7 @@ from drkit.blobstore import BackupStore, BlockUploader
 from drkit.compression import CODECS
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.dumpscan import DumpScanner
+from drkit.dumpscan import BackgroundScan, DumpScanner
 from drkit.errors import BackupExistsError, DrkitError, DumpFailedError
 from drkit.lock import RunLock
 from drkit.manifest import Manifest, TableEntry
@@ -147,28 +146,29 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         # 2. Dump, scan, compress and upload at once.
         uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
         local = _LocalCopy.open(settings.backup.local_copy_dir, name)
-        scanner = DumpScanner()
-        sql_sha256, sql_size = hashlib.sha256(), 0
+        scan = BackgroundScan()
         compressor = codec.compressor(level)
         dump_clock = time.monotonic()
         try:
             with option_file(server) as options, env.progress("backup", None) as progress:
                 process = dump.DumpProcess(client.command(options, databases))
+                sent = 0
                 try:
                     for chunk in process.chunks():
-                        sql_sha256.update(chunk)
-                        sql_size += len(chunk)
-                        scanner.feed(chunk)
+                        scan.feed(chunk)
                         for piece in compressor.compress(chunk):
                             uploader.write(piece)
                             local.write(piece)
-                        progress.update(sql_size)
+                        sent += len(chunk)
+                        progress.update(sent)
                     for piece in compressor.flush():
                         uploader.write(piece)
                         local.write(piece)
                 except BaseException:
                     process.stop()
                     raise
+                finally:
+                    scanner = scan.finish()
                 exit_code = process.wait()
             _check_dump(exit_code, process.stderr, scanner)
         except BaseException:
@@ -177,6 +177,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             local.discard()
             raise
         seconds = time.monotonic() - dump_clock
+        sql_size = scan.size
         _step(2, f"dump + compress + upload ... done: {human_size(sql_size)} SQL -> "
                  f"{human_size(uploader.size)} {codec_name} in {seconds:.1f} s",
               sql_bytes=sql_size, bytes=uploader.size, seconds=round(seconds, 3))
@@ -211,7 +212,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
               "options": client.options},
         compression={"codec": codec_name, "level": level},
         compressed={"size": uploader.size, "sha256": uploader.sha256},
-        sql={"size": sql_size, "sha256": sql_sha256.hexdigest()},
+        sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
         tables={
             f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
                                               engine=engines.get(f"{database}.{table}"))

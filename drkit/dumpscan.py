@@ -15,7 +15,9 @@ sit inside a string and the quotes must be paired.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 from dataclasses import dataclass, field
 
 _INSERT = b"INSERT INTO `"
@@ -36,6 +38,47 @@ class TableContent:
     @property
     def digest(self) -> str:
         return self._digest.hexdigest()
+
+
+class BackgroundScan:
+    """The SQL stream's sha256, size and scan, on a thread of their own.
+
+    Hashing and scanning then overlap with compression on the caller's thread instead of
+    taking turns with it; a bounded queue keeps memory at a few chunks.
+    """
+
+    def __init__(self, depth: int = 8) -> None:
+        self.scanner = DumpScanner()
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dumpscan", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def finish(self) -> DumpScanner:
+        """Wait for the last chunk; re-raise what the thread met."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.scanner
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks on a dead consumer
+            try:
+                self.sha256.update(chunk)
+                self.size += len(chunk)
+                self.scanner.feed(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer
+                self._error = exc
 
 
 class DumpScanner:

@@ -11,7 +11,7 @@ import pytest
 import zstandard
 
 from drkit.compression import CODECS, ParallelGzipCompressor
-from drkit.dumpscan import DumpScanner
+from drkit.dumpscan import BackgroundScan, DumpScanner
 
 HEADER = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
 /*!40101 SET NAMES utf8mb4 */;
@@ -108,3 +108,28 @@ def test_zstd_stream_round_trips():
     blob = b"".join(compressor.compress(data[:1000]) + compressor.compress(data[1000:])
                     + compressor.flush())
     assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == data
+
+
+def test_background_scan_matches_the_scanner_and_reports_its_errors():
+    data = mysql_dump([MYSQL_ROWS[:3], MYSQL_ROWS[3:]])
+    scan = BackgroundScan(depth=2)
+    for start in range(0, len(data), 50):
+        scan.feed(data[start:start + 50])
+    scanner = scan.finish()
+    direct = scan_all(data)
+    assert scan.sha256.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert scan.size == len(data)
+    assert {k: (v.rows, v.digest) for k, v in scanner.tables.items()} == \
+        {k: (v.rows, v.digest) for k, v in direct.tables.items()}
+
+    failing = BackgroundScan(depth=1)
+    failing.scanner.feed = lambda chunk: (_ for _ in ()).throw(ValueError("bad dump"))
+    failing.feed(b"x")
+    with pytest.raises(ValueError, match="bad dump"):
+        for _ in range(10):  # the error surfaces on a later feed or at the finish
+            failing.feed(b"y")
+        failing.finish()
+
+
+def scan_all(data: bytes) -> DumpScanner:
+    return scan(data, len(data))
