@@ -326,6 +326,25 @@ _audit_container = click.option("--container", default="dr-audit", show_default=
                                  help="Audit container.")
 
 
+@audit.command("publish")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--runbook", "runbook_name", default="failover", show_default=True)
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@pass_context
+def audit_publish(context: Context, notebook: Path, runbook_name: str,
+                  environment: str | None) -> None:
+    """Keep a notebook run by hand (e.g. the failover in JupyterLab) as an audit record."""
+    from drkit.runbooks import load_runbook
+    from drkit.runner import record_notebook
+
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    outcome = record_notebook(settings, load_runbook(runbook_name), notebook, environment)
+    context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
+    if not outcome.published:
+        raise click.exceptions.Exit(outcome.exit_code or 42)
+
+
 @audit.command("list")
 @_audit_container
 @click.option("--limit", default=20, show_default=True)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,39 +77,74 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
     environment = environment or settings.environment
     runbook.environment(environment)  # an unknown environment fails before anything runs
     started = datetime.now(UTC)
+    run_id, record = _new_record(settings, runbook, environment, started)
+    parameters = runbook.parameters_for(environment, overrides or {})
+    injected = {"config_path": str(config_path.absolute()), "environment": environment,
+                "results_path": str(record.directory / "results.json")}
+    log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
+
+    code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory)
+    failed = _failed_cell(record.directory / NOTEBOOK)
+    exit_code, message = _outcome(runbook, code, stderr, failed)
+    results_file = record.directory / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results_file.unlink(missing_ok=True)
+    return _close_record(settings, runbook, environment, record, run_id, {
+        "mode": "papermill",
+        "parameters": parameters,  # references only; secrets are never parameters
+        "started_at": started.isoformat(),
+        "failed_cell": asdict(failed) if failed else None,
+        "results": results,
+    }, exit_code, message)
+
+
+def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
+                    environment: str | None = None) -> RunOutcome:
+    """Keep a notebook a person ran (the failover, in JupyterLab) as an audit record."""
+    environment = environment or settings.environment
+    started = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    run_id, record = _new_record(settings, runbook, environment, started)
+    shutil.copyfile(notebook, record.directory / NOTEBOOK)
+    failed = _failed_cell(record.directory / NOTEBOOK)
+    exit_code, message = _outcome(runbook, 1 if failed else 0, "", failed)
+    return _close_record(settings, runbook, environment, record, run_id, {
+        "mode": "interactive",
+        "parameters": {},
+        "started_at": None,  # Jupyter keeps no start time; ended_at is the notebook's save
+        "failed_cell": asdict(failed) if failed else None,
+        "results": {},
+    }, exit_code, message, ended=started)
+
+
+def _new_record(settings: Settings, runbook: Runbook, environment: str,
+                started: datetime) -> tuple[str, AuditRecord]:
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{runbook.name}-{environment}-{uuid.uuid4().hex[:6]}"
     blob_prefix = f"{runbook.name}/{started:%Y/%m/%d}/{run_id}/"
     directory = settings.backup.state_dir.expanduser() / "audit" / blob_prefix
     directory.mkdir(parents=True, mode=0o700)
-    record = AuditRecord(directory, blob_prefix)
-    parameters = runbook.parameters_for(environment, overrides or {})
-    injected = {"config_path": str(config_path.absolute()), "environment": environment,
-                "results_path": str(directory / "results.json")}
-    log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
+    return run_id, AuditRecord(directory, blob_prefix)
 
-    code, stderr = _papermill(runbook, {**parameters, **injected}, directory)
-    ended = datetime.now(UTC)
-    failed = _failed_cell(directory / NOTEBOOK)
-    exit_code, message = _outcome(runbook, code, stderr, failed)
-    results_file = directory / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    results_file.unlink(missing_ok=True)
+
+def _close_record(settings: Settings, runbook: Runbook, environment: str,
+                  record: AuditRecord, run_id: str, details: dict[str, Any], exit_code: int,
+                  message: str, ended: datetime | None = None) -> RunOutcome:
+    """Write run.json, check the record for secrets, publish it once; say how it went."""
+    ended = ended or datetime.now(UTC)
+    started = details["started_at"]
     run = {
         "run_id": run_id,
         "runbook": runbook.name,
         "environment": environment,
         "notebook": str(runbook.notebook),
-        "parameters": parameters,  # references only; secrets are never parameters
-        "started_at": started.isoformat(),
+        **details,
         "ended_at": ended.isoformat(),
-        "duration_seconds": round((ended - started).total_seconds(), 3),
+        "duration_seconds": round((ended - datetime.fromisoformat(started)).total_seconds(), 3)
+        if started else None,
         "status": "succeeded" if exit_code == 0 else "failed",
         "exit_code": exit_code,
         "message": message,
-        "failed_cell": asdict(failed) if failed else None,
-        "results": results,
-        "versions": _versions(results),
-        "audit": {"container": runbook.audit.container, "prefix": blob_prefix},
+        "versions": _versions(details["results"]),
+        "audit": {"container": runbook.audit.container, "prefix": record.blob_prefix},
     }
     record.finish(run)
     published: list[str] = []
@@ -123,11 +159,11 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
             exit_code, message = error.exit_code, str(error)
         else:
             message += (f" (the audit record was not published: {error.message} "
-                        f"It is kept at {directory}.)")
+                        f"It is kept at {record.directory}.)")
     log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
     return RunOutcome(run_id=run_id, status="succeeded" if exit_code == 0 else "failed",
-                      exit_code=exit_code, message=message, record=directory,
+                      exit_code=exit_code, message=message, record=record.directory,
                       published=published)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +16,7 @@ from drkit.config import load_settings
 from drkit.secrets import SecretResolver
 from drkit.verify import verify_backup
 from tests import dbtools
-from tests.conftest import point_cli_at
+from tests.conftest import point_cli_at, repo_root
 from tests.helpers import run_cli
 
 
@@ -132,3 +134,18 @@ def test_data_drkit_did_not_put_there_is_never_overwritten(sandbox, arm, inciden
     assert "does not match backup" in json.loads(result.stdout)["message"]
     assert dbtools.query(sandbox, "target", "SELECT TABLE_NAME FROM information_schema.TABLES "
                          "WHERE TABLE_SCHEMA = 'shop'") == [("someone_elses",)]
+
+
+def test_a_notebook_run_by_hand_is_published_as_a_record(sandbox, arm, incident, tmp_path):
+    executed = tmp_path / "failover-by-hand.ipynb"
+    ran = subprocess.run([sys.executable, "-m", "papermill", str(repo_root() / "notebooks" /
+                          "failover.ipynb"), str(executed), "-k", "drkit"],
+                         capture_output=True, text=True)
+    assert ran.returncode != 0  # stopped at the decision: nothing approved
+    result = run_cli("audit", "publish", str(executed))
+    assert result.exit_code == 0, result.stderr
+    run_id = result.stdout.split(":", 1)[0]
+    run = _audit(load_settings(), run_id)
+    assert run["mode"] == "interactive" and run["status"] == "failed"
+    assert run["failed_cell"]["step"] == "2. Decide"
+    assert run["failed_cell"]["ename"] == "NotApprovedError"
