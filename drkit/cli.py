@@ -360,7 +360,7 @@ def audit_list(context: Context, container: str, limit: int, as_json: bool) -> N
         return
     _table(context.env, ["run", "runbook", "env", "status", "duration s", "RPO s", "RTO s"],
            [[r["run_id"], r["runbook"], r["environment"], r["status"],
-             f"{r['duration_seconds']:.0f}", _number(r["results"].get("rpo_seconds")),
+             _number(r["duration_seconds"]), _number(r["results"].get("rpo_seconds")),
              _number(r["results"].get("rto_seconds"))] for r in runs])
 
 

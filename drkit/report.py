@@ -9,21 +9,30 @@ from typing import Any
 from drkit.charts import line_chart
 
 
+def when(run: dict[str, Any]) -> str:
+    """When a run started; a notebook run by hand only knows when it was saved."""
+    return run.get("started_at") or run["ended_at"]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def write_report(runs: list[dict[str, Any]], output: Path) -> None:
-    runs = sorted(runs, key=lambda r: r["started_at"])
+    runs = sorted(runs, key=when)
     drills = [r for r in runs if r["runbook"] == "restore-drill"
               and r["results"].get("rpo_seconds") is not None
               and r["results"].get("rto_seconds") is not None]
     chart = line_chart(
         "Restore drills: RPO and RTO (minutes)",
-        [r["started_at"][5:16].replace("T", " ") for r in drills],
+        [when(r)[5:16].replace("T", " ") for r in drills],
         {"RPO (backup age)": [r["results"]["rpo_seconds"] / 60 for r in drills],
          "RTO (select to proof)": [r["results"]["rto_seconds"] / 60 for r in drills]},
         "min") if drills else "<p>No restore drills yet.</p>"
     rows = "".join(
-        f"<tr class='{escape(r['status'])}'><td>{escape(r['started_at'][:19])}</td>"
+        f"<tr class='{escape(r['status'])}'><td>{escape(when(r)[:19])}</td>"
         f"<td>{escape(r['runbook'])}</td><td>{escape(r['environment'])}</td>"
-        f"<td>{escape(r['status'])}</td><td>{r['duration_seconds']:.0f}</td>"
+        f"<td>{escape(r['status'])}</td><td>{_seconds(r['duration_seconds'])}</td>"
         f"<td>{escape(str(r['results'].get('backup', '')))}</td>"
         f"<td>{escape(r['message'])}</td><td>{escape(r['run_id'])}</td></tr>"
         for r in reversed(runs))
