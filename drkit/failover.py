@@ -25,8 +25,7 @@ from drkit.catalog import Catalog
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import NotApprovedError, ProofFailedError, RestoreBlockedError
-from drkit.mysql import connect
-from drkit.restore import prove_restore, restore_backup, target_server
+from drkit.restore import objects_in, prove_restore, restore_backup, target_server
 from drkit.secrets import SecretResolver
 from drkit.verify import load_manifest
 
@@ -164,7 +163,8 @@ class Failover:
             manifest = load_manifest(store, entry.name)
             server = target_server(self.settings, self.resolver)
             renames = {db: db for db in manifest.databases}
-            present = self._databases_with_data(server, manifest.databases)
+            present = [db for db, count in objects_in(server, manifest.databases).items()
+                       if count]
             ours = self._marker().get("status") == "loading"  # our own interrupted restore
             if present and not (self.replace or ours):
                 try:
@@ -208,13 +208,6 @@ class Failover:
         path = self._marker_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**state, "at": datetime.now(UTC).isoformat()}))
-
-    @staticmethod
-    def _databases_with_data(server, databases: list[str]) -> list[str]:
-        with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-            cursor.execute("SELECT DISTINCT TABLE_SCHEMA FROM information_schema.TABLES "
-                           "WHERE TABLE_SCHEMA IN %s", (tuple(databases),))
-            return sorted(row[0] for row in cursor.fetchall())
 
     def connection_info(self) -> dict[str, Any]:
         target = self.settings.target

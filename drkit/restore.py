@@ -224,8 +224,9 @@ def prove_backup(settings: Settings, spec: str, *, target_address: str | None = 
                          _renames(manifest, rename_to))
 
 
-def _prepare_target(server: Server, databases: list[str], replace: bool) -> None:
-    """Refuse to load over data unless told to replace it; drop it when told."""
+def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
+    """Tables, views, routines and events per database; None where the database is absent."""
+    counts: dict[str, int | None] = {}
     with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
         for database in databases:
             cursor.execute(
@@ -235,6 +236,16 @@ def _prepare_target(server: Server, databases: list[str], replace: bool) -> None
                 " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
                 (database,) * 4)
             objects, exists = cursor.fetchone()
+            counts[database] = int(objects) if exists else None
+    return counts
+
+
+def _prepare_target(server: Server, databases: list[str], replace: bool) -> None:
+    """Refuse to load over data unless told to replace it; drop it when told."""
+    counts = objects_in(server, databases)
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        for database in databases:
+            objects, exists = counts[database], counts[database] is not None
             if objects and not replace:
                 raise TargetNotEmptyError(
                     f"Database {database} on the target {server.address} exists and holds "
