@@ -32,12 +32,19 @@ _MAX_STATEMENT = 64 * 1024 * 1024
 
 @dataclass
 class TableContent:
+    """A table's rows as the dump holds them: a count and the SHA-256 of the rows in dump
+    order, one row per line (``(..),\n(..)``), whatever the statement layout."""
+
     rows: int = 0
     _digest: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
 
     @property
     def digest(self) -> str:
         return self._digest.hexdigest()
+
+    def start_statement(self) -> None:
+        if self.rows:  # rows of an earlier statement: join as if it were one
+            self._digest.update(b",\n")
 
 
 class BackgroundScan:
@@ -115,7 +122,6 @@ class DumpScanner:
                 self._rows(self._streaming, data, pos, stop)
                 if end < 0:
                     return stop
-                self._streaming._digest.update(b",")
                 self._streaming = None
                 pos = end + 2
                 continue
@@ -133,25 +139,27 @@ class DumpScanner:
                 return start
             table = self._table(_name(data[start + len(_INSERT):name_end]))
             if data[values] == ord("\n"):
-                # MariaDB: one row per line, and a raw newline never occurs inside a value,
-                # so rows can be counted and hashed as they pass.
+                # MariaDB: one row per line already, and a raw newline never occurs inside
+                # a value, so rows are counted and hashed as they pass, without copies.
+                table.start_statement()
+                table.rows += 1
                 self._streaming = table
-                pos = values
+                pos = values + 1
                 continue
             end = statement_end(data, values)
             if end < 0:  # MySQL: the whole statement is needed to pair the quotes
                 return start
-            statement = data[values:end].lstrip(b" ")
-            table.rows += _count_rows(statement)
-            table._digest.update(statement)
-            table._digest.update(b",")
+            rows, one_per_line = _rows_one_per_line(data[values:end].lstrip(b" "))
+            table.start_statement()
+            table.rows += rows
+            table._digest.update(one_per_line)
             pos = end + 2
 
     @staticmethod
     def _rows(table: TableContent, data: bytes, start: int, stop: int) -> None:
         if stop > start:
             table.rows += data.count(b"\n", start, stop)
-            table._digest.update(data[start:stop].replace(b"\n", b""))
+            table._digest.update(memoryview(data)[start:stop])
 
     def _ddl(self, text: bytes) -> None:
         for match in _USE.finditer(text):
@@ -201,13 +209,22 @@ def _find_insert(data: bytes, pos: int) -> int:
     return found + 1 if found >= 0 else -1
 
 
-def _count_rows(values: bytes) -> int:
-    """Rows in ``(..),(..)``: separators outside string literals, plus one."""
+_STRING_OR_SEPARATOR = re.compile(rb"'(?:[^'\\]|\\.)*'|\),\(")
+
+
+def _rows_one_per_line(values: bytes) -> tuple[int, bytes]:
+    """Rows in a single-line ``(..),(..)`` and the same rows one per line.
+
+    A ``),(`` may sit inside a string; only those outside string literals separate rows.
+    """
     # Drop escaped backslashes, then escaped quotes; the quotes left delimit strings, and
     # every other piece between them lies outside a string.
     plain = values.replace(b"\\\\", b"").replace(b"\\'", b"")
-    outside = b"".join(plain.split(b"'")[0::2])
-    return outside.count(b"),(") + 1
+    separators = b"".join(plain.split(b"'")[0::2]).count(b"),(")
+    if separators == values.count(b"),("):  # the usual case: no string holds a "),("
+        return separators + 1, values.replace(b"),(", b"),\n(")
+    return separators + 1, _STRING_OR_SEPARATOR.sub(
+        lambda m: m.group(0) if m.group(0).startswith(b"'") else b"),\n(", values)
 
 
 def _name(quoted: bytes) -> str:
