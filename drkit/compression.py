@@ -115,7 +115,7 @@ class Codec:
         Raises :class:`TruncatedStreamError` if the input stops inside a member or frame,
         :class:`CorruptStreamError` if it is not valid compressed data.
         """
-        return _DECOMPRESSORS[self.name](chunks)
+        return _members(_MEMBERS[self.name], chunks)
 
 
 class TruncatedStreamError(Exception):
@@ -126,54 +126,66 @@ class CorruptStreamError(Exception):
     pass
 
 
-_PIECE = 8 * 1024 * 1024
+_PIECE = 8 * 1024 * 1024  # most output one step may produce (about; see _ZstdMember)
 _GZIP_ANY = 47  # 32 + 15: a gzip header, any window size
 
 
-def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    inflate, fed = zlib_ng.decompressobj(_GZIP_ANY), False
+class _GzipMember:
+    name, unit, error = "gzip", "member", zlib_ng.error
+
+    def __init__(self) -> None:
+        self._inflate = zlib_ng.decompressobj(_GZIP_ANY)
+
+    def step(self, data: bytes) -> tuple[bytes, bytes, bool]:
+        """Output, the input left over, and whether this member is complete."""
+        out = self._inflate.decompress(data, _PIECE)
+        if self._inflate.unconsumed_tail:
+            return out, self._inflate.unconsumed_tail, False
+        return out, self._inflate.unused_data, self._inflate.eof
+
+
+class _ZstdMember:
+    """zstd's decompressobj has no output limit, so input is fed in slices sized by the
+    ratio seen so far: small at first, about _PIECE of output per step after that."""
+
+    name, unit, error = "zstd", "frame", zstandard.ZstdError
+
+    def __init__(self) -> None:
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._slice = 1024
+
+    def step(self, data: bytes) -> tuple[bytes, bytes, bool]:
+        piece, rest = data[: self._slice], data[self._slice:]
+        out = self._frame.decompress(piece)
+        ratio = max(1.0, len(out) / len(piece))
+        self._slice = int(min(256 * 1024, max(1024, _PIECE / ratio)))
+        if self._frame.eof:
+            return out, self._frame.unused_data + rest, True
+        return out, rest, False
+
+
+def _members(member_type: type[_GzipMember | _ZstdMember],
+             chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Decompress every member (gzip) or frame (zstd) of a stream, in bounded pieces."""
+    member, fed = member_type(), False
     try:
         for data in chunks:
             while data:
                 fed = True
-                # max_length bounds what one call may produce from a very compressible input.
-                yield inflate.decompress(data, _PIECE)
-                if inflate.unconsumed_tail:
-                    data = inflate.unconsumed_tail
-                elif inflate.eof:  # the member is complete; the next one may follow
-                    data = inflate.unused_data
-                    inflate, fed = zlib_ng.decompressobj(_GZIP_ANY), False
-                else:
-                    data = b""
-    except zlib_ng.error as exc:
-        raise CorruptStreamError(f"not valid gzip data ({exc})") from None
+                out, data, finished = member.step(data)
+                if out:
+                    yield out
+                if finished:  # the next member may follow
+                    member, fed = member_type(), False
+    except member_type.error as exc:
+        raise CorruptStreamError(f"not valid {member_type.name} data ({exc})") from None
     if fed:
-        raise TruncatedStreamError("the gzip stream ends inside a member")
-
-
-def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    frame, fed = zstandard.ZstdDecompressor().decompressobj(), False
-    try:
-        for chunk in chunks:
-            # Small slices bound the output of one call (decompressobj has no max_length).
-            for start in range(0, len(chunk), 256 * 1024):
-                data = chunk[start:start + 256 * 1024]
-                while data:
-                    fed = True
-                    yield frame.decompress(data)
-                    if frame.eof:
-                        data = frame.unused_data
-                        frame, fed = zstandard.ZstdDecompressor().decompressobj(), False
-                    else:
-                        data = b""
-    except zstandard.ZstdError as exc:
-        raise CorruptStreamError(f"not valid zstd data ({exc})") from None
-    if fed:
-        raise TruncatedStreamError("the zstd stream ends inside a frame")
+        raise TruncatedStreamError(
+            f"the {member_type.name} stream ends inside a {member_type.unit}")
 
 
 _COMPRESSORS = {"gzip": ParallelGzipCompressor, "zstd": ZstdCompressor}
-_DECOMPRESSORS = {"gzip": _gunzip, "zstd": _unzstd}
+_MEMBERS = {"gzip": _GzipMember, "zstd": _ZstdMember}
 
 CODECS: dict[str, Codec] = {
     "gzip": Codec("gzip", ".sql.gz", "application/gzip"),

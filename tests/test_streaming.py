@@ -10,7 +10,12 @@ import subprocess
 import pytest
 import zstandard
 
-from drkit.compression import CODECS, ParallelGzipCompressor
+from drkit.compression import (
+    CODECS,
+    CorruptStreamError,
+    ParallelGzipCompressor,
+    TruncatedStreamError,
+)
 from drkit.dumpscan import BackgroundScan, DumpScanner
 
 HEADER = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
@@ -133,3 +138,19 @@ def test_background_scan_matches_the_scanner_and_reports_its_errors():
 
 def scan_all(data: bytes) -> DumpScanner:
     return scan(data, len(data))
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_decompression_streams_members_and_tells_cut_from_corrupt(codec):
+    data = os.urandom(300_000) + b"a" * 20_000_000  # the tail inflates 1000-fold
+    compressor = CODECS[codec].compressor(3)
+    blob = b"".join(compressor.compress(data) + compressor.flush())
+    pieces = list(CODECS[codec].decompress(blob[i:i + 65536] for i in range(0, len(blob), 65536)))
+    assert b"".join(pieces) == data
+    assert max(map(len, pieces)) <= 32 * 1024 * 1024  # bounded, however compressible
+    with pytest.raises(TruncatedStreamError):
+        b"".join(CODECS[codec].decompress([blob[: len(blob) - 7]]))
+    damaged = bytearray(blob)
+    damaged[len(damaged) // 3] ^= 0xFF
+    with pytest.raises((CorruptStreamError, TruncatedStreamError)):
+        b"".join(CODECS[codec].decompress([bytes(damaged)]))
