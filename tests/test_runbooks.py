@@ -299,3 +299,13 @@ def test_audit_report_has_history_and_trend(run_env, tmp_path):
     assert run_cli("audit", "report", "--output", str(output)).exit_code == 0
     html = output.read_text()
     assert "<svg" in html and "RTO (select to proof)" in html and "restore-drill" in html
+
+
+def test_unknown_runbook_or_environment_is_named(run_env):
+    missing = run_cli("run", "nightly-bakup")
+    assert missing.exit_code == 43
+    assert "There is no runbook 'nightly-bakup'" in missing.stderr
+    assert "nightly-backup" in missing.stderr  # the known ones are listed
+    wrong_env = run_cli("run", "nightly-backup", "--env", "staging")
+    assert wrong_env.exit_code == 43
+    assert "has no environment 'staging'" in wrong_env.stderr
