@@ -86,9 +86,10 @@ class Catalog:
             ))
         return sorted(entries, key=lambda e: (e.taken_at, e.name))
 
-    def select(self, spec: str) -> BackupEntry:
-        """``latest``, ``latest-verified``, a time (newest at or before it), or a name."""
-        entries = self.entries()
+    def select(self, spec: str, entries: list[BackupEntry] | None = None) -> BackupEntry:
+        """``latest``, ``latest-verified``, a time (newest at or before it), or a name;
+        among ``entries`` if the caller has listed them already."""
+        entries = self.entries() if entries is None else entries
         if spec == "latest":
             chosen = entries[-1:]
         elif spec == "latest-verified":

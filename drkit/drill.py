@@ -67,8 +67,8 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     steps: dict[str, float] = {}
 
     catalog = Catalog(store)
-    entry = catalog.select(backup)
     entries = catalog.entries()
+    entry = catalog.select(backup, entries)
     steps["select"] = time.monotonic() - clock
     scratch = f"drkit_drill_{started:%Y%m%d%H%M%S}"
     log_event("drill.start", f"Restore drill: {entry.name} -> {server.address} as {scratch}",
