@@ -71,10 +71,6 @@ class AuditRecord:
     directory: Path
     blob_prefix: str  # RUNBOOK/YYYY/MM/DD/RUN_ID/
 
-    @property
-    def run(self) -> dict[str, Any]:
-        return json.loads((self.directory / RUN).read_text())
-
     def finish(self, run: dict[str, Any]) -> None:
         """Render the HTML, hash the files and write run.json."""
         notebook = self.directory / NOTEBOOK

@@ -19,17 +19,14 @@ import pymysql
 
 from drkit.blobstore import BackupStore
 from drkit.catalog import Catalog
-from drkit.compression import CODECS, CorruptStreamError, TruncatedStreamError
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.dumpscan import ends_with_trailer, keep_tail
 from drkit.errors import (
-    ChecksumMismatchError,
     ConfigError,
     ProofFailedError,
     RestoreBlockedError,
     TargetNotEmptyError,
-    TruncatedBackupError,
 )
 from drkit.loader import ParallelLoader
 from drkit.manifest import Manifest
@@ -37,7 +34,7 @@ from drkit.mysql import Server, connect
 from drkit.proof import ProofResult, prove
 from drkit.secrets import SecretResolver
 from drkit.sqlstream import Rewriter, Statement, StatementSplitter
-from drkit.verify import CountingReader, download, load_manifest
+from drkit.verify import CountingReader, download, load_manifest, read_back
 
 
 @dataclass
@@ -108,30 +105,17 @@ def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
     """The backup's statements, rewritten; checks checksum and trailer as the stream ends."""
     splitter = StatementSplitter()
     tail = b""
-    try:
-        for piece in CODECS[manifest.compression["codec"]].decompress(reader):
+    with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
+        for piece in pieces:
             counters["sql_bytes"] += len(piece)
             tail = keep_tail(tail, piece)
             for statement in splitter.feed(piece):
                 counters["statements"] += 1
                 if (rewritten := rewriter.rewrite(statement)) is not None:
                     yield rewritten
-        for statement in splitter.close():
-            if (rewritten := rewriter.rewrite(statement)) is not None:
-                yield rewritten
-    except TruncatedStreamError as exc:
-        raise TruncatedBackupError(f"Backup {manifest.name} is truncated ({exc}).",
-                                   _PARTIAL) from None
-    except CorruptStreamError as exc:
-        raise ChecksumMismatchError(f"Backup {manifest.name} is corrupt ({exc}).",
-                                    _PARTIAL) from None
-    expected = manifest.compressed
-    if (reader.size, reader.sha256.hexdigest()) != (expected.size, expected.sha256):
-        raise ChecksumMismatchError(
-            f"Backup {manifest.name} does not match its manifest's checksum.", _PARTIAL)
-    if not ends_with_trailer(tail):
-        raise TruncatedBackupError(
-            f"The dump in backup {manifest.name} lacks its completion trailer.", _PARTIAL)
+    for statement in splitter.close():
+        if (rewritten := rewriter.rewrite(statement)) is not None:
+            yield rewritten
 
 
 _PARTIAL = ("Anything loaded so far is incomplete; restore another backup with --replace "

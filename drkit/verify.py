@@ -6,9 +6,10 @@ The outcome ("ok" or what failed) is recorded on the blob's index tags, which is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -113,34 +114,13 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
     clock = time.monotonic()
     scanner = DumpScanner()
     sql_sha256, sql_size = hashlib.sha256(), 0
-    cut_short: str | None = None
     with env.progress(f"verify {entry.name}", manifest.compressed.size) as progress:
         reader = CountingReader(download(store, entry.name), progress)
-        try:
-            for piece in CODECS[manifest.compression["codec"]].decompress(reader):
+        with read_back(manifest, reader, lambda: scanner.complete, _NEW_BACKUP) as pieces:
+            for piece in pieces:
                 sql_sha256.update(piece)
                 sql_size += len(piece)
                 scanner.feed(piece)
-        except TruncatedStreamError as exc:
-            cut_short = str(exc)
-        except CorruptStreamError as exc:
-            raise ChecksumMismatchError(
-                f"Backup {entry.name} is corrupt: {exc}.", _NEW_BACKUP) from None
-    size, sha256 = reader.size, reader.sha256.hexdigest()
-    expected = manifest.compressed
-    if cut_short or size < expected.size:
-        raise TruncatedBackupError(
-            f"Backup {entry.name} is truncated: {size} of {expected.size} bytes"
-            + (f", {cut_short}" if cut_short else "") + ".", _NEW_BACKUP)
-    if (size, sha256) != (expected.size, expected.sha256):
-        raise ChecksumMismatchError(
-            f"Backup {entry.name} does not match its manifest's checksum "
-            f"(sha256 {sha256[:12]}... of {size} bytes, expected {expected.sha256[:12]}... of "
-            f"{expected.size}): it was altered or corrupted after it was written.", _NEW_BACKUP)
-    if not scanner.complete:
-        raise TruncatedBackupError(
-            f"Backup {entry.name} is truncated: the dump inside lacks its completion trailer.",
-            _NEW_BACKUP)
     differences = _content_differences(manifest, scanner, sql_size, sql_sha256.hexdigest())
     if differences:
         raise ManifestMismatchError(
@@ -148,9 +128,39 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
             f"{'; '.join(differences[:5])}.",
             "Treat the manifest as unreliable; take a new backup.")
     return VerifyResult(
-        name=entry.name, outcome="ok", compressed_bytes=size, sql_bytes=sql_size,
+        name=entry.name, outcome="ok", compressed_bytes=reader.size, sql_bytes=sql_size,
         tables=len(scanner.tables), rows=sum(t.rows for t in scanner.tables.values()),
         seconds=round(time.monotonic() - clock, 3))
+
+
+@contextlib.contextmanager
+def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[], bool],
+              fix: str) -> Iterator[Iterator[bytes]]:
+    """Decompressed pieces of a backup being read; on leaving, the whole stream is checked
+    against the manifest: truncated, corrupt or altered, or a dump without its trailer.
+
+    ``complete`` tells, once the stream has ended, whether the SQL ended with the trailer.
+    """
+    problem: Exception | None = None
+    try:
+        yield CODECS[manifest.compression["codec"]].decompress(reader)
+    except (TruncatedStreamError, CorruptStreamError) as exc:
+        problem = exc
+    name, expected = manifest.name, manifest.compressed
+    size, sha256 = reader.size, reader.sha256.hexdigest()
+    if isinstance(problem, CorruptStreamError):
+        raise ChecksumMismatchError(f"Backup {name} is corrupt: {problem}.", fix)
+    if problem or size < expected.size:
+        raise TruncatedBackupError(f"Backup {name} is truncated: {size} of {expected.size} "
+                                   "bytes" + (f", {problem}" if problem else "") + ".", fix)
+    if (size, sha256) != (expected.size, expected.sha256):
+        raise ChecksumMismatchError(
+            f"Backup {name} does not match its manifest's checksum (sha256 {sha256[:12]}... of "
+            f"{size} bytes, expected {expected.sha256[:12]}... of {expected.size}): it was "
+            "altered or corrupted after it was written.", fix)
+    if not complete():
+        raise TruncatedBackupError(
+            f"Backup {name} is truncated: the dump inside lacks its completion trailer.", fix)
 
 
 _NEW_BACKUP = "Do not restore it; take a new backup and verify that."
