@@ -77,7 +77,6 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
         mark = time.monotonic()
         verified = verify_backup(store, entry, env)
         steps["verify"] = time.monotonic() - mark
-        mark = time.monotonic()
         restored = restore_backup(settings, entry.name, env, rename_to=scratch)
         steps["restore"] = restored.seconds
         steps["prove"] = restored.proof.seconds if restored.proof else 0.0
