@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from drkit import dump
 from drkit.config import load_settings
-from drkit.mysql import option_file
-from drkit.sandbox import Sandbox
+from drkit.mysql import dump
+from drkit.mysql.connection import option_file
+from drkit.sandbox.estate import Sandbox
 from drkit.units import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +80,9 @@ def main() -> None:
     env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
            "DRKIT_STORAGE__PREFIX": "bench/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
 
-    from drkit.backup import source_server
-    from drkit.secrets import SecretResolver
+    from drkit.mysql.connection import source_server
 
-    server = source_server(settings, SecretResolver(settings))
+    server = source_server(settings)
     results: dict[str, list[tuple[float, int]]] = {}
     sizes: dict[str, int] = {}
     with option_file(server) as options:

@@ -22,15 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-from drkit.backup import run_backup
-from drkit.blobstore import BackupStore
-from drkit.catalog import Catalog
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
-from drkit.mysql import option_file
+from drkit.mysql.connection import option_file, target_server
+from drkit.ops.backup import run_backup
+from drkit.ops.restore import prove_backup
 from drkit.programs import find_program
-from drkit.restore import prove_backup, target_server
-from drkit.sandbox import Sandbox
-from drkit.secrets import SecretResolver
+from drkit.sandbox.estate import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import DRKIT, OUT, run  # noqa: E402
@@ -47,8 +46,7 @@ def main() -> None:
     os.environ.update(DRKIT_CONFIG=str(box.config_path), DRKIT_STORAGE__PREFIX="bench/",
                       DRKIT_BACKUP__STATE_DIR=str(OUT / "state"))
     settings = load_settings()
-    resolver = SecretResolver(settings)
-    store = BackupStore.from_settings(settings, resolver)
+    store = BackupStore.from_settings(settings)
     gzip_backups = [e for e in Catalog(store).entries() if e.compression == "gzip"]
     name = gzip_backups[-1].name if gzip_backups else run_backup(settings).name
     archive = OUT / "files" / "restore.sql.gz"
@@ -57,7 +55,7 @@ def main() -> None:
         store.container.download_blob(name).readinto(handle)
     print(f"backup {name}: {archive.stat().st_size / 1e6:.0f} MB gzip", flush=True)
 
-    server = target_server(settings, resolver)
+    server = target_server(settings)
     mysql = find_program("mysql")
     results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": []}
     with option_file(server) as options:

@@ -1,4 +1,18 @@
-"""drkit: keep a MySQL database recoverable when a whole cloud region dies."""
+"""drkit: keep a MySQL database recoverable when a whole cloud region dies.
+
+The package is layered; each layer imports only the ones above it in this list
+(``tests/test_layering.py`` checks it from the imports):
+
+- top-level modules, used by everything: ``errors``, ``config``, ``secrets``, ``console``,
+  ``redact``, ``units``, ``programs``, ``manifest`` (the backup's format), ``checks``;
+- ``stream``: pure byte stages (scanning, codecs, statements, rewrites);
+- ``mysql``, ``azure``, ``aws``: one adapter per outside system, none importing another;
+- ``ops``: the operations (backup, verify, restore, prune, drill, assess, failover);
+- ``runbooks``: definitions, notebooks, runner, audit records, schedule, report;
+- ``health``: ``drkit doctor`` and the policy printer;
+- ``sandbox``: the local estate (beside ``ops``, for tests and demos);
+- ``cli``: the command line, imported by nothing.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

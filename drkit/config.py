@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from drkit.secrets import SecretResolver
 
 CONFIG_ENV = "DRKIT_CONFIG"
 _REF = re.compile(r"^(secret|env):[A-Za-z0-9_.\-/]+$")
@@ -163,6 +166,18 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()
+    runbooks: Path | None = Field(None, description="a folder of one's own runbook YAML files "
+                                                    "(default: the ones drkit ships)")
+    _secrets: SecretResolver | None = PrivateAttr(None)
+
+    @property
+    def secrets(self) -> SecretResolver:
+        """This run's one resolver: each secret store is asked at most once per run."""
+        if self._secrets is None:
+            from drkit.secrets import SecretResolver
+
+            self._secrets = SecretResolver(self)
+        return self._secrets
 
     @classmethod
     def settings_customise_sources(

@@ -105,7 +105,7 @@ class ManifestMismatchError(DrkitError):
 
 
 class ProofFailedError(DrkitError):
-    """Carries the proof (``drkit.proof.ProofResult``) so callers can show every difference."""
+    """Carries the proof (``drkit.mysql.proof.ProofResult``) to show every difference."""
 
     exit_code = 34
 

@@ -1,7 +1,9 @@
-"""Finding the outside programs drkit runs, with the install hint when one is missing."""
+"""Finding the outside programs and optional extras drkit needs, with the install hint when
+one is missing (exit 5)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -46,3 +48,19 @@ def find_program(key: str) -> str:
         if path:
             return path
     raise MissingProgramError(f"{program.names[0]} was not found: {program.install_hint}.")
+
+
+# extra -> the modules it brings that drkit uses (pyproject.toml's optional-dependencies).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "sandbox": ("moto", "flask", "flask_cors"),
+    "lab": ("jupyterlab",),
+}
+
+
+def require_extra(extra: str, purpose: str) -> None:
+    """Fail with the pip command when ``extra`` is not installed."""
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingProgramError(
+            f"{purpose} needs drkit's '{extra}' extra ({', '.join(missing)} not installed).",
+            f"Install it with: pip install 'drkit[{extra}]'.")

@@ -1,6 +1,9 @@
-"""One sandbox (real MariaDB x2, Azurite, moto) for the whole test session.
+"""One sandbox (real MariaDB x2, Azurite, moto) for the whole test session, and the tiers.
 
-Tests that need to stop or break a service start their own sandbox instead.
+Tests that need to stop or break a service start their own sandbox instead; their modules
+are marked ``integration``. Every test that uses no service (no ``sandbox`` or ``arm``
+fixture, no ``integration`` mark) is a ``unit`` test: ``pytest -m unit`` runs those alone,
+in seconds, and a unit test that starts a sandbox fails.
 """
 
 from __future__ import annotations
@@ -13,7 +16,26 @@ from pathlib import Path
 import pytest
 
 from drkit.config import Settings, load_settings
-from drkit.sandbox import Sandbox
+from drkit.sandbox.estate import Sandbox
+
+SERVICE_FIXTURES = {"sandbox", "arm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_services = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if not uses_services and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_services(request: pytest.FixtureRequest,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("unit") is not None:
+        def refuse(self: Sandbox) -> None:
+            raise AssertionError(f"unit test {request.node.nodeid} started a sandbox: "
+                                 "mark its module integration")
+        monkeypatch.setattr(Sandbox, "up", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +77,9 @@ def repo_root() -> Path:
 
 @pytest.fixture
 def store(settings: Settings):
-    from drkit.blobstore import BackupStore
-    from drkit.secrets import SecretResolver
+    from drkit.azure.blobstore import BackupStore
 
-    return BackupStore.from_settings(settings, SecretResolver(settings))
+    return BackupStore.from_settings(settings)
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import subprocess
 
 import pymysql
 
-from drkit.mysql import Server, option_file
+from drkit.mysql.connection import Server, option_file
 from drkit.programs import find_program
-from drkit.sandbox import Sandbox
+from drkit.sandbox.estate import Sandbox
 
 
 def server(sandbox: Sandbox, role: str) -> Server:
@@ -67,7 +67,7 @@ def table_fingerprint(sandbox: Sandbox, role: str, database: str) -> dict[str, t
 
 
 def objects(sandbox: Sandbox, role: str, database: str) -> dict[str, list]:
-    from drkit.inventory import stored_objects
+    from drkit.mysql.inventory import stored_objects
 
     connection = connect(sandbox, role)
     try:

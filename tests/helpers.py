@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from drkit.cli import main
+from drkit.cli.main import main
 from drkit.console import Environment
 
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from drkit.errors import RestoreFailedError
-from drkit.loader import ParallelLoader
-from drkit.mysql import Server
-from drkit.sqlstream import Rewriter, StatementSplitter
+from drkit.mysql.connection import Server
+from drkit.mysql.loader import ParallelLoader
+from drkit.stream.sqlstream import Rewriter, StatementSplitter
 from tests import dbtools
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "mysql8_dump.sql").read_bytes()

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
-from drkit import aws, dump
-from drkit.backup import run_backup
-from drkit.blobstore import BackupStore
-from drkit.dumpscan import DumpScanner
+from drkit.aws.clients import boto_client
+from drkit.azure.blobstore import BackupStore
 from drkit.errors import BackupExistsError, DumpFailedError, LockHeldError
-from drkit.lock import RunLock
 from drkit.manifest import Manifest
-from drkit.mysql import option_file
+from drkit.mysql import dump
+from drkit.mysql.connection import option_file
+from drkit.ops.backup import run_backup
+from drkit.ops.lock import RunLock
+from drkit.stream.dumpscan import DumpScanner
 from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
@@ -237,7 +238,7 @@ def test_concurrent_run_is_refused_and_a_killed_holder_does_not_block(
         sandbox, store, cli_env, tmp_path):
     lock_path = tmp_path / "state" / "locks" / "backup-shop.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from drkit.lock import RunLock\n"
+        "import sys, time; from pathlib import Path; from drkit.ops.lock import RunLock\n"
         f"RunLock(Path({str(lock_path)!r}), 'backup').acquire(); print('held', flush=True)\n"
         "time.sleep(600)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -277,7 +278,7 @@ def test_existing_blob_is_never_overwritten(store):
 def test_existing_blob_name_stops_the_run_before_dumping(backup_settings, store, monkeypatch):
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
     backup_settings.storage.prefix = prefix
-    monkeypatch.setattr("drkit.backup.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
+    monkeypatch.setattr("drkit.ops.backup.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
     store.container.upload_blob(f"{prefix}taken.sql.gz", b"the original")
     started = []
     monkeypatch.setattr(dump, "DumpProcess", lambda *a: started.append(a))
@@ -288,7 +289,7 @@ def test_existing_blob_name_stops_the_run_before_dumping(backup_settings, store,
 
 
 def _metric_sum(settings, name: str, environment: str) -> float:
-    cloudwatch = aws.client(settings.aws, "cloudwatch")
+    cloudwatch = boto_client(settings.aws, "cloudwatch")
     now = time.time()
     stats = cloudwatch.get_metric_statistics(
         Namespace="drkit/Backup", MetricName=name, StartTime=now - 600, EndTime=now + 60,

@@ -75,8 +75,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_seed_secret_loads_from_moto(settings, sandbox):
-    resolver = SecretResolver(settings)
-    expected = sandbox.secret()
+    expected, resolver = sandbox.secret(), settings.secrets
     for key in ("rds_password", "azure_storage_key", "azure_tenant_id", "azure_subscription_id"):
         assert resolver.resolve(f"secret:{key}").get_secret_value() == expected[key]
     assert resolver.value(settings.storage.account) == "bloberry01"

@@ -8,12 +8,14 @@ import uuid
 import pytest
 from azure.storage.blob import ContainerClient
 
-from drkit import aws
-from drkit.catalog import VERIFIED_TAG
+from drkit.aws.clients import boto_client
+from drkit.azure.catalog import VERIFIED_TAG
 from drkit.config import load_settings
-from drkit.sandbox import Sandbox
+from drkit.sandbox.estate import Sandbox
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_missing_secret_key(doctor_env, monkeypatch):
     settings = load_settings()
     secret = doctor_env.secret()
     del secret["rds_password"]
-    aws.client(settings.aws, "secretsmanager").create_secret(
+    boto_client(settings.aws, "secretsmanager").create_secret(
         Name="backup-credentials-broken", SecretString=json.dumps(secret))
     monkeypatch.setenv("DRKIT_AWS__SECRET_ID", "backup-credentials-broken")
     code, checks = doctor()
@@ -103,10 +105,9 @@ def test_public_container(doctor_env, monkeypatch):
 
 def test_stale_backup(doctor_env, monkeypatch):
     settings = load_settings()
-    from drkit.blobstore import BackupStore
-    from drkit.secrets import SecretResolver
+    from drkit.azure.blobstore import BackupStore
 
-    store = BackupStore.from_settings(settings, SecretResolver(settings))
+    store = BackupStore.from_settings(settings)
     stale = f"{settings.storage.prefix}backup-20200101-030000.sql.gz"
     store.container.upload_blob(stale, b"x", tags={VERIFIED_TAG: "ok"})
     code, checks = doctor()
@@ -148,7 +149,7 @@ def test_monitor_publish_and_alarms(doctor_env):
     ages = json.loads(published.stdout)
     assert 0 <= ages["NewestVerifiedBackupAgeSeconds"] < 600
     settings = load_settings()
-    cloudwatch = aws.client(settings.aws, "cloudwatch")
+    cloudwatch = boto_client(settings.aws, "cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="drkit/Backup",
                                       MetricName="NewestVerifiedBackupAgeSeconds")["Metrics"]
     assert metrics

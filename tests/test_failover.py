@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
-from drkit import aws
-from drkit.backup import run_backup
-from drkit.blobstore import BackupStore
-from drkit.catalog import Catalog
+from drkit.aws.clients import boto_client
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
-from drkit.secrets import SecretResolver
-from drkit.verify import verify_backup
+from drkit.ops.backup import run_backup
+from drkit.ops.verify import verify_backup
 from tests import dbtools
 from tests.conftest import point_cli_at, repo_root
 from tests.helpers import run_cli
@@ -25,11 +24,11 @@ def incident(sandbox, arm, tmp_path, monkeypatch):
     """The primary is down (RDS says stopped), one verified backup exists, target is empty."""
     point_cli_at(sandbox, tmp_path, monkeypatch)
     settings = load_settings()
-    store = BackupStore.from_settings(settings, SecretResolver(settings))
+    store = BackupStore.from_settings(settings)
     result = run_backup(settings)
     verify_backup(store, Catalog(store).select(result.name))
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
-    rds = aws.client(settings.aws, "rds")
+    rds = boto_client(settings.aws, "rds")
     rds.stop_db_instance(DBInstanceIdentifier=settings.source.rds_instance_id)
     yield store
     rds.start_db_instance(DBInstanceIdentifier=settings.source.rds_instance_id)
@@ -37,7 +36,7 @@ def incident(sandbox, arm, tmp_path, monkeypatch):
 
 
 def _audit(settings, run_id: str) -> dict:
-    store = BackupStore.from_settings(settings, SecretResolver(settings), container="dr-audit",
+    store = BackupStore.from_settings(settings, container="dr-audit",
                                       prefix="")
     blob = next(b.name for b in store.container.list_blobs() if b.name.endswith(
         f"/{run_id}/run.json"))

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from drkit.azure.flexserver import FlexibleServer
 from drkit.config import load_settings
 from drkit.errors import AzureControlError
-from drkit.flexserver import FlexibleServer
-from drkit.secrets import SecretResolver
 
 
 @pytest.fixture
 def server(arm, sandbox, monkeypatch) -> FlexibleServer:
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
     settings = load_settings()
-    return FlexibleServer(settings, SecretResolver(settings))
+    return FlexibleServer(settings)
 
 
 def test_start_waits_for_ready_and_is_idempotent(server, arm):

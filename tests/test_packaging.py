@@ -49,3 +49,42 @@ def test_every_error_has_its_own_documented_exit_code():
     readme = (repo_root() / "README.md").read_text()
     for code, name in codes.items():
         assert re.search(rf"\|\s*{code}\s*\|", readme), f"exit code {code} ({name}) not in README"
+
+
+def _imported_distributions(paths) -> set[str]:
+    """The distributions whose modules the files import (drkit and the standard library aside)."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and \
+                not node.level else []
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("drkit", "tests"):
+                    continue
+                candidates = [_name(d) for d in providers.get(top, [top])]
+                # A namespace (azure.storage.blob) names its distribution by its parts.
+                dotted = [_name("-".join(name.split(".")[:n])) for n in (3, 2, 1)]
+                found.add(next((d for d in dotted if d in candidates), candidates[0]))
+    return found
+
+
+def test_every_imported_package_is_declared_core_or_in_its_extra():
+    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]
+    core = {_name(r) for r in project["dependencies"]}
+    extras = {extra: {_name(r) for r in deps}
+              for extra, deps in project["optional-dependencies"].items()}
+    package = repo_root() / "drkit"
+    outside_sandbox = [p for p in package.rglob("*.py") if "sandbox" not in p.parts]
+    assert _imported_distributions(outside_sandbox) <= core
+    assert _imported_distributions((package / "sandbox").rglob("*.py")) <= core | extras["sandbox"]
+    # The sandbox extra's modules are what drkit checks for before starting the sandbox.
+    from drkit.programs import EXTRAS
+
+    assert set(EXTRAS) <= set(extras)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from drkit.catalog import VERIFIED_TAG
+from drkit.azure.catalog import VERIFIED_TAG
 from tests.helpers import run_cli
 
 

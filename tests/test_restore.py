@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from drkit.backup import run_backup
 from drkit.config import load_settings
 from drkit.manifest import SIDECAR_SUFFIX
+from drkit.ops.backup import run_backup
 from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli

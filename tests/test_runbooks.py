@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from drkit import runner
-from drkit.audit import AuditRecord
-from drkit.blobstore import BackupStore
+from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.errors import AuditRefusedError
-from drkit.runbooks import all_runbooks, load_runbook
-from drkit.runner import run_runbook
-from drkit.secrets import SecretResolver
+from drkit.runbooks import runner
+from drkit.runbooks.audit import AuditRecord
+from drkit.runbooks.runbook import all_runbooks, load_runbook
+from drkit.runbooks.runner import run_runbook
 from tests import dbtools
 from tests.conftest import point_cli_at, repo_root
 from tests.helpers import run_cli
@@ -38,7 +37,7 @@ def run_env(sandbox, tmp_path, monkeypatch):
 
 @pytest.fixture
 def audit_store(settings):
-    return BackupStore.from_settings(settings, SecretResolver(settings), container="dr-audit",
+    return BackupStore.from_settings(settings, container="dr-audit",
                                      prefix="")
 
 
@@ -183,11 +182,12 @@ def test_secret_shaped_strings_are_refused_without_knowing_them(tmp_path):
 
 def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_store,
                                                      monkeypatch):
-    monkeypatch.setattr(runner, "KERNEL", "no-such-kernel")
-    monkeypatch.setattr(runner, "ensure_kernel", lambda: None)
+    real = runner.kernel_environment
+    monkeypatch.setattr(runner, "kernel_environment",
+                        lambda: real(python="/nonexistent/bin/python3"))
     outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook("nightly-backup"))
     assert outcome.exit_code == 41
-    assert "the Jupyter kernel 'no-such-kernel' is not installed" in outcome.message
+    assert "No such file or directory: '/nonexistent/bin/python3'" in outcome.message
     run = json.loads(published(audit_store, outcome.run_id)["run.json"])
     assert run["status"] == "failed" and run["exit_code"] == 41
 

@@ -9,8 +9,10 @@ import pytest
 
 from drkit import programs
 from drkit.config import load_settings
-from drkit.sandbox import Sandbox
+from drkit.sandbox.estate import Sandbox
 from tests.helpers import port_listening, process_alive, run_cli
+
+pytestmark = pytest.mark.integration
 
 
 def test_up_twice_status_and_down_leaves_nothing(tmp_path):

@@ -10,13 +10,13 @@ import subprocess
 import pytest
 import zstandard
 
-from drkit.compression import (
+from drkit.stream.compression import (
     CODECS,
     CorruptStreamError,
     ParallelGzipCompressor,
     TruncatedStreamError,
 )
-from drkit.dumpscan import BackgroundScan, DumpScanner
+from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 
 HEADER = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
 /*!40101 SET NAMES utf8mb4 */;

@@ -1,0 +1,237 @@
+"""Azure Blob Storage as a backup store: block uploads that become visible only on commit.
+
+A backup blob is written with Put Block for each block and made visible by one Put Block
+List, sent only after the dump has been checked, and with ``If-None-Match: *`` so an
+existing blob is never replaced. A run that fails before the commit leaves nothing anyone
+can list (Azure discards uncommitted blocks after a week).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
+
+from drkit.config import Settings
+from drkit.errors import (
+    BackupExistsError,
+    ContainerMissingError,
+    ContainerPublicError,
+    DrkitError,
+    StorageAuthError,
+    StorageError,
+    UploadFailedError,
+)
+
+_TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
+
+
+class BackupStore:
+    """One container (and prefix) of one storage account."""
+
+    def __init__(self, container: ContainerClient, prefix: str, account: str) -> None:
+        self.container = container
+        self.prefix = prefix
+        self.account = account
+
+    @classmethod
+    def from_settings(cls, settings: Settings, container: str | None = None,
+                      prefix: str | None = None) -> BackupStore:
+        """The configured backup container, or another ``container`` of the same account."""
+        storage, resolver = settings.storage, settings.secrets
+        account = resolver.value(storage.account)
+        endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
+        if storage.auth == "key":
+            credential: Any = {"account_name": account,
+                               "account_key": resolver.resolve(storage.key).get_secret_value()}
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        service = BlobServiceClient(endpoint, credential=credential, retry_total=3)
+        return cls(service.get_container_client(container or storage.container),
+                   storage.prefix if prefix is None else prefix, account)
+
+    def download(self, name: str) -> Iterator[bytes]:
+        """The blob's bytes as they arrive; Azure failures as drkit errors."""
+        try:
+            yield from self.container.download_blob(name).chunks()
+        except AzureError as exc:
+            raise self.error(exc) from None
+
+    @property
+    def where(self) -> str:
+        return f"container {self.container.container_name} of storage account {self.account}"
+
+    def check(self) -> None:
+        """The container answers, accepts our credentials, exists and is private."""
+        try:
+            properties = self.container.get_container_properties(timeout=_TIMEOUT)
+        except AzureError as exc:
+            raise self.error(exc) from None
+        if properties.public_access:
+            raise ContainerPublicError(
+                f"The {self.where} allows public read access ({properties.public_access}).",
+                "Set its access level to private before storing backups in it.",
+            )
+
+    def exists(self, name: str) -> bool:
+        try:
+            return self.container.get_blob_client(name).exists(timeout=_TIMEOUT)
+        except AzureError as exc:
+            raise self.error(exc) from None
+
+    def uploader(self, name: str, block_size: int) -> BlockUploader:
+        return BlockUploader(self, self.container.get_blob_client(name), block_size)
+
+    def put_json(self, name: str, value: Any) -> None:
+        data = json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+        try:
+            self.container.get_blob_client(name).upload_blob(
+                data, overwrite=False, timeout=_TIMEOUT,
+                content_settings=ContentSettings(content_type="application/json"),
+            )
+        except ResourceExistsError:
+            raise BackupExistsError(f"Blob {name} already exists in the {self.where}; "
+                                    "it was left as it is.") from None
+        except AzureError as exc:
+            raise self.error(exc) from None
+
+    def delete(self, name: str) -> None:
+        try:
+            self.container.delete_blob(name, timeout=_TIMEOUT)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:
+            raise self.error(exc) from None
+
+    def error(self, exc: AzureError) -> DrkitError:
+        """One sentence for an Azure failure, with the fix where the cause is known."""
+        code = getattr(exc, "error_code", None) or ""
+        code = str(getattr(code, "value", code))  # the SDK hands some codes over as enums
+        if isinstance(exc, ClientAuthenticationError) or code in (
+            "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch"
+        ):
+            return StorageAuthError(
+                f"Azure Storage refused the credentials for account {self.account} "
+                f"({code or 'AuthenticationFailed'}).",
+                "Compare the account key with azure_storage_key in Secrets Manager; if the key "
+                "was rotated, update the secret.",
+            )
+        if code == "ContainerNotFound":
+            return ContainerMissingError(
+                f"The {self.where} does not exist.",
+                "Create it as a private container, or fix storage.container in the config.",
+            )
+        if isinstance(exc, ServiceRequestError):
+            return StorageError(
+                f"Cannot reach Azure Storage at {self.container.url.rsplit('/', 1)[0]}.",
+                "Check the network path (HTTPS egress) and storage.endpoint.",
+            )
+        status = getattr(exc, "status_code", None) if isinstance(exc, HttpResponseError) else None
+        return StorageError(f"Azure Storage request failed on the {self.where}: "
+                            f"{code or status or type(exc).__name__}.")
+
+
+class BlockUploader:
+    """Stages fixed-size blocks concurrently while hashing; ``commit`` makes the blob appear.
+
+    Exact-size blocks staged by us, not ``upload_blob`` on a stream: the SDK buffers a stream
+    of short reads whole in memory (see shared/notes/measurements.md).
+    """
+
+    def __init__(self, store: BackupStore, blob: BlobClient, block_size: int,
+                 max_in_flight: int = 4) -> None:
+        self.store = store
+        self.blob = blob
+        self.block_size = block_size
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        self._buffer = bytearray()
+        self._block_ids: list[str] = []
+        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="upload")
+        self._in_flight: deque[Future[None]] = deque()
+        self._max_in_flight = max_in_flight
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def write(self, data: bytes) -> None:
+        self._sha256.update(data)
+        self.size += len(data)
+        self._buffer += data
+        while len(self._buffer) >= self.block_size:
+            block = bytes(self._buffer[: self.block_size])
+            del self._buffer[: self.block_size]
+            self._stage(block)
+
+    def _stage(self, block: bytes) -> None:
+        block_id = base64.b64encode(f"{len(self._block_ids):010d}".encode()).decode()
+        self._block_ids.append(block_id)
+        self._in_flight.append(self._pool.submit(
+            self.blob.stage_block, block_id, block, length=len(block), timeout=_TIMEOUT))
+        while len(self._in_flight) > self._max_in_flight:
+            self._wait(self._in_flight.popleft())
+
+    def _wait(self, future: Future[None]) -> None:
+        try:
+            future.result()
+        except AzureError as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: AzureError) -> DrkitError:
+        error = self.store.error(exc)
+        if type(error) is StorageError:
+            return UploadFailedError(f"Uploading {self.blob.blob_name} failed: {error.message}",
+                                     "Nothing was committed; run the backup again.")
+        return error
+
+    def commit(self, metadata: dict[str, str], content_type: str) -> None:
+        """Stage what is left and publish the blob, unless a blob of that name exists."""
+        if self._buffer or not self._block_ids:
+            self._stage(bytes(self._buffer))
+            self._buffer.clear()
+        while self._in_flight:
+            self._wait(self._in_flight.popleft())
+        self._pool.shutdown()
+        try:
+            self.blob.commit_block_list(
+                self._block_ids, metadata=metadata, timeout=_TIMEOUT,
+                content_settings=ContentSettings(content_type=content_type),
+                match_condition=MatchConditions.IfMissing,
+            )
+        except ResourceExistsError:
+            raise BackupExistsError(
+                f"Blob {self.blob.blob_name} already exists in the {self.store.where}; "
+                "it was not overwritten.", "Run the backup again for a new name.") from None
+        except HttpResponseError as exc:
+            if exc.status_code == 409 or getattr(exc, "error_code", "") == "BlobAlreadyExists":
+                raise BackupExistsError(
+                    f"Blob {self.blob.blob_name} already exists in the {self.store.where}; "
+                    "it was not overwritten.") from None
+            raise self._failure(exc) from None
+        except AzureError as exc:
+            raise self._failure(exc) from None
+
+    def abort(self) -> None:
+        """Drop everything staged; nothing becomes visible."""
+        for future in self._in_flight:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._in_flight.clear()

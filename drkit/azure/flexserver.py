@@ -1,0 +1,187 @@
+"""Azure Database for MySQL Flexible Server control, through azure-mgmt-rdbms.
+
+The pilot light: the DR server is kept stopped and brought to life for a failover or a
+drill. Every operation is a long-running ARM operation; each is awaited with a timeout and
+each failure becomes one sentence with the fix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.mgmt.rdbms.mysql_flexibleservers import MySQLManagementClient
+from azure.mgmt.rdbms.mysql_flexibleservers.models import (
+    Database,
+    FirewallRule,
+    ServerForUpdate,
+    Sku,
+    Storage,
+)
+
+from drkit.config import AzureSettings, Settings
+from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError
+from drkit.secrets import SecretResolver
+
+_SCOPE = "https://management.azure.com/.default"
+
+
+def credential(azure: AzureSettings, resolver: SecretResolver) -> Any:
+    """An azure-identity credential as configured (service principal, managed identity...)."""
+    import azure.identity as identity
+
+    tenant = resolver.value(azure.tenant_id)
+    common: dict[str, Any] = {}
+    if azure.authority:
+        # A private or sovereign authority: do not ask the public cloud to validate it.
+        common.update(authority=azure.authority, disable_instance_discovery=True)
+    if azure.ca_bundle:
+        common["connection_verify"] = str(azure.ca_bundle)
+    if azure.auth == "service-principal":
+        if not azure.client_id or not azure.client_secret:
+            raise ConfigError("azure.auth is service-principal but azure.client_id or "
+                              "azure.client_secret is missing.",
+                              "Set both (the secret as a reference, e.g. "
+                              "secret:azure_client_secret).")
+        return identity.ClientSecretCredential(
+            tenant, azure.client_id, resolver.resolve(azure.client_secret).get_secret_value(),
+            **common)
+    if azure.auth == "managed-identity":
+        return identity.ManagedIdentityCredential(client_id=azure.client_id)
+    if azure.auth == "cli":
+        return identity.AzureCliCredential(tenant_id=tenant)
+    return identity.DefaultAzureCredential(**common)
+
+
+class FlexibleServer:
+    """One Flexible Server (``azure.resource_group`` / ``azure.flexible_server``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        azure = settings.azure
+        if not (azure.flexible_server and azure.resource_group):
+            raise ConfigError("No Flexible Server is configured.",
+                              "Set azure.resource_group and azure.flexible_server.")
+        self.azure = azure
+        self.group = azure.resource_group
+        self.name = azure.flexible_server
+        options: dict[str, Any] = {"polling_interval": azure.poll_seconds,
+                                   "credential_scopes": [_SCOPE]}
+        if azure.ca_bundle:
+            options["connection_verify"] = str(azure.ca_bundle)
+        self.client = MySQLManagementClient(
+            credential(azure, settings.secrets), settings.secrets.value(azure.subscription_id),
+            base_url=azure.arm_endpoint, **options)
+
+    def _call(self, what: str, operation, *args, **kwargs) -> Any:
+        try:
+            return operation(*args, **kwargs)
+        except ClientAuthenticationError as exc:
+            raise AzureControlError(
+                f"Azure refused the credentials for {what} ({_code(exc)}).",
+                "Check azure.auth and the tenant, client id and secret.") from None
+        except ResourceNotFoundError:
+            raise AzureControlError(
+                f"Flexible Server {self.name} in resource group {self.group} was not found "
+                f"({what}).", "Check azure.resource_group and azure.flexible_server.") from None
+        except HttpResponseError as exc:
+            code = _code(exc)
+            fix = ("Grant the identity the drkit-flexible-server-operator role printed by "
+                   "drkit doctor --print-policy (or Contributor) on the server."
+                   if exc.status_code == 403
+                   else "Look at the server in the Azure portal; try again when it is idle.")
+            raise AzureControlError(f"Azure refused to {what} Flexible Server {self.name} "
+                                    f"({exc.status_code} {code}).", fix) from None
+        except ServiceRequestError as exc:
+            raise AzureControlError(f"Cannot reach Azure Resource Manager to {what}: {exc}.",
+                                    "Check network access to management.azure.com.") from None
+
+    def state(self) -> str:
+        """``Ready``, ``Stopped``, ``Starting``, ``Stopping``, ``Updating``..."""
+        server = self._call("read", self.client.servers.get, self.group, self.name)
+        return str(server.state)
+
+    def describe(self) -> dict[str, Any]:
+        server = self._call("read", self.client.servers.get, self.group, self.name)
+        return {"name": server.name, "state": str(server.state),
+                "host": server.fully_qualified_domain_name, "version": str(server.version),
+                "sku": server.sku.name if server.sku else None,
+                "storage_gb": server.storage.storage_size_gb if server.storage else None}
+
+    def _wait(self, poller, what: str, timeout: float) -> None:
+        self._call(what, poller.result, timeout=timeout)
+        if not poller.done():
+            raise ControlTimeoutError(
+                f"Azure did not finish to {what} Flexible Server {self.name} within "
+                f"{timeout:.0f} s.", "Look at the server in the Azure portal, then rerun; "
+                "steps already done are skipped.")
+
+    def start(self) -> bool:
+        """Start the server unless it is already Ready; wait until Ready. True if started."""
+        state = self.state()
+        if state == "Ready":
+            return False
+        if state == "Stopped":
+            poller = self._call("start", self.client.servers.begin_start, self.group, self.name)
+            self._wait(poller, "start", self.azure.start_timeout_seconds)
+        self.wait_ready()
+        return True
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.azure.start_timeout_seconds
+        while (state := self.state()) != "Ready":
+            if time.monotonic() > deadline:
+                raise ControlTimeoutError(
+                    f"Flexible Server {self.name} is still {state} after "
+                    f"{self.azure.start_timeout_seconds} s.",
+                    "Look at the server in the Azure portal, then rerun.")
+            time.sleep(self.azure.poll_seconds)
+
+    def stop(self) -> bool:
+        if self.state() == "Stopped":
+            return False
+        poller = self._call("stop", self.client.servers.begin_stop, self.group, self.name)
+        self._wait(poller, "stop", self.azure.start_timeout_seconds)
+        return True
+
+    def scale_for_restore(self) -> bool:
+        """Apply azure.restore_sku / restore_storage_gb if set and not already applied."""
+        azure = self.azure
+        current = self.describe()
+        update = ServerForUpdate()
+        if azure.restore_sku and azure.restore_sku != current["sku"]:
+            update.sku = Sku(name=azure.restore_sku, tier=azure.restore_sku_tier or
+                             "GeneralPurpose")
+        if azure.restore_storage_gb and azure.restore_storage_gb > (current["storage_gb"] or 0):
+            update.storage = Storage(storage_size_gb=azure.restore_storage_gb)
+        if update.sku is None and update.storage is None:
+            return False
+        poller = self._call("scale", self.client.servers.begin_update, self.group, self.name,
+                            update)
+        self._wait(poller, "scale", azure.start_timeout_seconds)
+        return True
+
+    def allow_ip(self, rule: str, ip: str) -> None:
+        poller = self._call("add a firewall rule to", self.client.firewall_rules
+                            .begin_create_or_update, self.group, self.name, rule,
+                            FirewallRule(start_ip_address=ip, end_ip_address=ip))
+        self._wait(poller, "add a firewall rule to", 300)
+
+    def create_database(self, name: str) -> None:
+        poller = self._call("create a database on", self.client.databases
+                            .begin_create_or_update, self.group, self.name, name,
+                            Database(charset="utf8mb4", collation="utf8mb4_unicode_ci"))
+        self._wait(poller, "create a database on", 300)
+
+
+def _code(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    return getattr(error, "code", None) or exc.reason or type(exc).__name__
+
+
+

@@ -1,0 +1,72 @@
+"""The DR maintenance page: ``index.html`` in the storage account's ``$web`` container.
+
+The seed's storage account serves ``$web`` as a static website; during a failover it tells
+users what is happening. In the sandbox, Azurite stores it (it does not serve websites).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import ContentSettings
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import Settings
+
+WEB_CONTAINER = "$web"
+PAGE = "index.html"
+
+
+def _store(settings: Settings) -> BackupStore:
+    return BackupStore.from_settings(settings, container=WEB_CONTAINER, prefix="")
+
+
+def page_url(settings: Settings, store: BackupStore | None = None) -> str:
+    if settings.azure.website_url:
+        return settings.azure.website_url.rstrip("/") + "/"
+    return (store or _store(settings)).container.get_blob_client(PAGE).url
+
+
+def render(message: str, since: datetime) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Service maintenance</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:sans-serif;max-width:40em;margin:4em auto;padding:0 1em}}</style>
+</head><body><h1>We are restoring service</h1><p>{escape(message)}</p>
+<p><small>Since {escape(since.strftime('%Y-%m-%d %H:%M UTC'))}.</small></p></body></html>
+"""
+
+
+def publish(settings: Settings, message: str, since: datetime) -> str:
+    """Put the page up (replacing an earlier version of it); return its URL."""
+    store = _store(settings)
+    try:
+        store.container.upload_blob(PAGE, render(message, since).encode(), overwrite=True,
+                                    content_settings=ContentSettings(
+                                        content_type="text/html; charset=utf-8",
+                                        cache_control="no-cache"))
+    except AzureError as exc:
+        raise store.error(exc) from None
+    return page_url(settings, store)
+
+
+def is_up(settings: Settings) -> bool:
+    store = _store(settings)
+    try:
+        return store.container.get_blob_client(PAGE).exists()
+    except AzureError as exc:
+        raise store.error(exc) from None
+
+
+def remove(settings: Settings) -> bool:
+    """Take the page down; False if it was not up."""
+    store = _store(settings)
+    try:
+        store.container.delete_blob(PAGE)
+    except ResourceNotFoundError:
+        return False
+    except AzureError as exc:
+        raise store.error(exc) from None
+    return True

@@ -1,0 +1,197 @@
+"""``drkit backup``, ``list``, ``verify``, ``restore``, ``prove``, ``prune``: the backups."""
+
+from __future__ import annotations
+
+import click
+
+from drkit.cli.context import Context, pass_context, print_table, with_options
+from drkit.console import Environment
+
+
+@click.command("backup")
+@click.option("--database", "-d", "databases", multiple=True,
+              help="Database to back up (repeatable; default: source.databases).")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]),
+              help="Override backup.compression.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def backup_command(context: Context, databases: tuple[str, ...], compression: str | None,
+                   as_json: bool) -> None:
+    """Dump the source, compress and stream it to Azure Blob; print the blob name."""
+    from drkit.ops.backup import run_backup
+
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    result = run_backup(settings, context.env, databases=list(databases) or None,
+                        compression=compression)
+    if as_json:
+        context.env.print_json(result.summary())
+    else:
+        context.env.print(result.name)
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def list_command(context: Context, as_json: bool) -> None:
+    """List the backups, oldest first, with size, databases and verification."""
+    from drkit.azure.catalog import Catalog
+    from drkit.units import human_size
+
+    entries = Catalog(context.store()).entries()
+    if as_json:
+        context.env.print_json([e.as_dict() for e in entries])
+        return
+    print_table(context.env, ["backup", "taken (UTC)", "size", "databases", "compression",
+                         "manifest", "verified"],
+           [[e.name, f"{e.taken_at:%Y-%m-%d %H:%M:%S}", human_size(e.size),
+             ", ".join(e.databases) or "?", e.compression, "yes" if e.has_manifest else "NO",
+             f"{e.verified} {e.verified_at}" if e.verified else "-"] for e in entries])
+
+
+_backup_argument = click.argument("backup", default="latest")
+
+
+@click.command("verify")
+@_backup_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def verify_command(context: Context, backup: str, as_json: bool) -> None:
+    """Read BACKUP back and check it against its manifest (default: latest).
+
+    BACKUP is a blob name, latest, latest-verified, or a time (the newest at or before it).
+    """
+    from drkit.azure.catalog import Catalog
+    from drkit.ops.verify import verify_backup
+
+    store = context.store()
+    result = verify_backup(store, Catalog(store).select(backup), context.env)
+    if as_json:
+        context.env.print_json(result.as_dict())
+    else:
+        context.env.print(f"{result.name}: ok ({result.tables} tables, {result.rows} rows)")
+
+
+_target_options = [
+    click.option("--target", "target_address", metavar="HOST[:PORT]",
+                 help="Restore target (default: the configured target)."),
+    click.option("--as", "rename_to", metavar="NAME", help="Restore under this database name."),
+]
+
+
+
+@click.command("restore")
+@_backup_argument
+@with_options(_target_options)
+@click.option("--replace", is_flag=True, help="Drop and replace a non-empty target database.")
+@click.option("--check", is_flag=True, help="Report rewrites and blockers; load nothing.")
+@click.option("--compat/--no-compat", "azure", default=None,
+              help="Azure Flexible Server rewrites (default: on for an azure target).")
+@click.option("--definer", type=click.Choice(["strip", "admin"]),
+              help="Strip DEFINER clauses or give objects the target's admin user.")
+@click.option("--no-prove", is_flag=True, help="Skip the proof against the manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def restore_command(context: Context, backup: str, target_address: str | None,
+                    rename_to: str | None, replace: bool, check: bool, azure: bool | None,
+                    definer: str | None, no_prove: bool, as_json: bool) -> None:
+    """Stream BACKUP into the target, then prove it against the manifest."""
+    from drkit.errors import ProofFailedError, RestoreBlockedError
+    from drkit.ops.restore import check_backup, restore_backup
+
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    if check:
+        report = check_backup(settings, backup, rename_to=rename_to, azure=azure,
+                              definer=definer)
+        if as_json:
+            context.env.print_json(report.as_dict())
+        else:
+            print_table(context.env, ["would rewrite", "count"],
+                   [[k, str(v)] for k, v in report.rewrites.items()] or [["nothing", "0"]])
+            for blocker in report.blockers:
+                context.env.print(f"BLOCKER: {blocker}")
+        if report.blockers:
+            raise RestoreBlockedError(f"Backup {report.backup} cannot be restored as it is: "
+                                      f"{'; '.join(report.blockers)}.")
+        return
+    try:
+        result = restore_backup(settings, backup, context.env, target_address=target_address,
+                                rename_to=rename_to, replace=replace, azure=azure,
+                                definer=definer, prove_after=not no_prove)
+    except ProofFailedError as error:
+        _print_proof(context.env, error.proof, as_json)
+        raise
+    if as_json:
+        context.env.print_json(result.as_dict())
+    else:
+        databases = ", ".join(result.databases.values())
+        context.env.print(f"restored {result.backup} into {databases} on {result.target} in "
+                          f"{result.seconds:.1f} s ({result.throughput_mib_s} MiB/s)"
+                          + ("; proof passed" if result.proof else "; not proven"))
+
+
+@click.command("prove")
+@_backup_argument
+@with_options(_target_options)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def prove_command(context: Context, backup: str, target_address: str | None,
+                  rename_to: str | None, as_json: bool) -> None:
+    """Compare the target's copy of BACKUP with its manifest; list every difference."""
+    from drkit.errors import ProofFailedError
+    from drkit.ops.restore import prove_backup
+
+    context.env.configure_logging(context.settings.backup.log_file)
+    try:
+        proof = prove_backup(context.settings, backup, target_address=target_address,
+                             rename_to=rename_to)
+    except ProofFailedError as error:
+        _print_proof(context.env, error.proof, as_json)
+        raise
+    _print_proof(context.env, proof, as_json)
+
+
+def _print_proof(env: Environment, proof, as_json: bool) -> None:
+    if as_json:
+        env.print_json(proof.as_dict())
+    elif proof.differences:
+        print_table(env, ["kind", "name", "expected", "found"],
+               [[d.kind, d.name, d.expected, d.actual] for d in proof.differences])
+    else:
+        env.print(f"proof passed: {proof.tables_checked} tables, {proof.rows_checked} rows, "
+                  f"{proof.objects_checked} objects match the manifest")
+
+
+@click.command("prune")
+@click.option("--older-than", "older_than", default="30d", show_default=True,
+              help="Age past which backups go (the seed's lifecycle rule: 30 days).")
+@click.option("--yes", is_flag=True, help="Delete; without it, only show what would go.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_context
+def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -> None:
+    """Delete old backups, never the newest verified one (dry run unless --yes)."""
+    from drkit.ops.prune import execute_prune, plan_prune
+    from drkit.units import parse_duration
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    store = context.store()
+    plan = plan_prune(store, seconds)
+    if yes:
+        execute_prune(store, plan)
+    if as_json:
+        context.env.print_json({**plan.as_dict(), "dry_run": not yes})
+        return
+    verb = "deleted" if yes else "would delete"
+    for name in plan.delete:
+        context.env.print(f"{verb}: {name}")
+    for name, why in plan.keep.items():
+        context.env.print(f"kept: {name} ({why})")
+    if not plan.delete:
+        context.env.print(f"nothing older than {older_than} to delete")
+    context.env.print("lifecycle rule: not checked here (reading it needs Azure Resource "
+                      "Manager access); the seed's rule deleteOldBackups deletes blobs under "
+                      f"{store.prefix} 30 days after their last change, verified or not.")

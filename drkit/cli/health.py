@@ -1,0 +1,87 @@
+"""``drkit doctor`` and ``drkit monitor``: checks with fixes, metrics and alarms."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+
+import click
+
+from drkit.cli.context import Context, pass_context
+from drkit.redact import redact
+
+
+@click.command("doctor")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--print-policy", is_flag=True,
+              help="Print the least-privilege AWS IAM policy and Azure roles, and exit.")
+@pass_context
+def doctor_command(context: Context, environment: str | None, as_json: bool,
+                   print_policy: bool) -> None:
+    """Check every dependency; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plug-in).
+
+    UNKNOWN means the doctor itself failed (a drkit bug), never a finding about the estate.
+    """
+    from drkit.checks import CRITICAL, UNKNOWN, Check, worst
+    from drkit.errors import DrkitError
+    from drkit.health.doctor import Doctor
+    from drkit.health.policy import policy
+
+    try:
+        settings = context.settings
+    except DrkitError as error:  # an invalid config is a check result too
+        checks = [Check("config", CRITICAL, error.message, error.fix or "")]
+    else:
+        if print_policy:
+            context.env.print_json(policy(settings))
+            return
+        try:
+            checks = Doctor(settings, environment or settings.environment).run()
+        except Exception as exc:  # Nagios: a plug-in that cannot check exits 3, not 1
+            checks = [Check("doctor", UNKNOWN, redact(f"internal error: {type(exc).__name__}: "
+                                                      f"{exc}"),
+                            "This is a drkit bug; rerun with DRKIT_DEBUG=1 and report it.")]
+    status = worst(checks)
+    if as_json:
+        context.env.print_json({"status": status, "checks": [asdict(c) for c in checks]})
+    else:
+        for check in checks:
+            context.env.print(f"{check.status:<8} {check.name}: {check.detail}"
+                              + (f"\n         fix: {check.fix}" if check.fix else ""))
+        context.env.print(f"doctor: {status}")
+    raise click.exceptions.Exit(status.exit_code)
+
+
+@click.group()
+def monitor() -> None:
+    """CloudWatch metrics and alarms on backup age."""
+
+
+@monitor.command("publish")
+@pass_context
+def monitor_publish(context: Context) -> None:
+    """Publish the age of the newest backup and the newest verified backup."""
+    from drkit.ops.monitor import publish_ages
+
+    ages = publish_ages(context.settings)
+    context.env.print_json(ages)
+
+
+@monitor.command("install-alarms")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--sns-topic", help="SNS topic ARN to notify.")
+@pass_context
+def monitor_install_alarms(context: Context, environment: str | None,
+                           sns_topic: str | None) -> None:
+    """Create CloudWatch alarms for backup failure and RPO breach."""
+    from drkit.aws.alarms import install_alarms
+    from drkit.runbooks.runbook import rpo_objective, runbook_dir, schedule_interval
+
+    settings = context.settings
+    environment = environment or settings.environment
+    runbooks = runbook_dir(settings)
+    interval = schedule_interval("nightly-backup", environment, runbooks) or timedelta(days=1)
+    for name in install_alarms(settings, environment, interval,
+                               rpo_objective(environment, runbooks), sns_topic):
+        context.env.print(name)

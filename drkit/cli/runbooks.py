@@ -1,0 +1,169 @@
+"""``drkit run``, ``audit``, ``schedule``: runbooks, their audit records and their cron entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drkit.cli.context import Context, pass_context, print_table
+
+
+def _parameter(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
+    import yaml
+
+    parsed = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: write key=value")
+        parsed[key] = yaml.safe_load(value) if value else None
+    return parsed
+
+
+@click.command("run")
+@click.argument("runbook")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("-p", "--parameter", "overrides", multiple=True, callback=_parameter,
+              metavar="KEY=VALUE", help="Override a notebook parameter (YAML value).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@pass_context
+def run_command(context: Context, runbook: str, environment: str | None, overrides: dict,
+                as_json: bool) -> None:
+    """Execute RUNBOOK's notebook with papermill and publish its audit record."""
+    from drkit.errors import ConfigError
+    from drkit.runbooks.runbook import load_runbook, runbook_dir
+    from drkit.runbooks.runner import run_runbook
+
+    if not context.config_path:
+        raise ConfigError("drkit run needs a config.", "Pass --config FILE or set DRKIT_CONFIG.")
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    outcome = run_runbook(settings, Path(context.config_path),
+                          load_runbook(runbook, runbook_dir(settings)),
+                          environment, overrides)
+    if as_json:
+        context.env.print_json(outcome.as_dict())
+    else:
+        context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
+    if outcome.exit_code:
+        raise click.exceptions.Exit(outcome.exit_code)
+
+
+@click.group()
+def audit() -> None:
+    """Audit records of runbook runs (executed notebooks, run.json)."""
+
+
+_audit_container = click.option("--container", default="dr-audit", show_default=True,
+                                 help="Audit container.")
+
+
+@audit.command("publish")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--runbook", "runbook_name", default="failover", show_default=True)
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@pass_context
+def audit_publish(context: Context, notebook: Path, runbook_name: str,
+                  environment: str | None) -> None:
+    """Keep a notebook run by hand (e.g. the failover in JupyterLab) as an audit record."""
+    from drkit.runbooks.runbook import load_runbook, runbook_dir
+    from drkit.runbooks.runner import record_notebook
+
+    settings = context.settings
+    context.env.configure_logging(settings.backup.log_file)
+    outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dir(settings)),
+                              notebook, environment)
+    context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
+    if not outcome.published:
+        raise click.exceptions.Exit(outcome.exit_code or 42)
+
+
+@audit.command("list")
+@_audit_container
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def audit_list(context: Context, container: str, limit: int, as_json: bool) -> None:
+    """Recent runs: runbook, environment, status, duration, RPO, RTO."""
+    from drkit.runbooks.audit import list_runs
+
+    runs = list_runs(context.store(container), limit)
+    if as_json:
+        context.env.print_json(runs)
+        return
+    print_table(context.env, ["run", "runbook", "env", "status", "duration s", "RPO s", "RTO s"],
+           [[r["run_id"], r["runbook"], r["environment"], r["status"],
+             _number(r["duration_seconds"]), _number(r["results"].get("rpo_seconds")),
+             _number(r["results"].get("rto_seconds"))] for r in runs])
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+@audit.command("show")
+@click.argument("run_id")
+@_audit_container
+@pass_context
+def audit_show(context: Context, run_id: str, container: str) -> None:
+    """Print a run's run.json."""
+    from drkit.runbooks.audit import RUN, find_run
+
+    store = context.store(container)
+    context.env.print(store.container.download_blob(find_run(store, run_id) + RUN)
+                      .readall().decode())
+
+
+@audit.command("verify")
+@click.argument("run_id")
+@_audit_container
+@pass_context
+def audit_verify(context: Context, run_id: str, container: str) -> None:
+    """Check a published record's files against the hashes in its run.json."""
+    from drkit.runbooks.audit import verify_run
+
+    run = verify_run(context.store(container), run_id)
+    context.env.print(f"{run_id}: ok ({', '.join(run['files']) or 'run.json only'} match)")
+
+
+@audit.command("report")
+@_audit_container
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("drkit-audit-report.html"), show_default=True)
+@click.option("--limit", default=200, show_default=True)
+@pass_context
+def audit_report(context: Context, container: str, output: Path, limit: int) -> None:
+    """Write an HTML page with the run history and the RPO/RTO trend."""
+    from drkit.runbooks.audit import list_runs
+    from drkit.runbooks.report import write_report
+
+    write_report(list_runs(context.store(container), limit), output)
+    context.env.print(str(output))
+
+
+@click.command("schedule")
+@click.argument("action", type=click.Choice(["show", "install", "remove"]))
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@pass_context
+def schedule_command(context: Context, action: str, environment: str | None) -> None:
+    """Show, install or remove the crontab entries of an environment's runbooks."""
+    from drkit.errors import ConfigError
+    from drkit.runbooks.runbook import all_runbooks, runbook_dir
+    from drkit.runbooks.schedule import Crontab, cron_block, install, remove
+
+    if not context.config_path:
+        raise ConfigError("drkit schedule needs a config.",
+                          "Pass --config FILE or set DRKIT_CONFIG.")
+    settings = context.settings
+    environment = environment or settings.environment
+    block = cron_block(settings, Path(context.config_path), environment,
+                       all_runbooks(runbook_dir(settings)))
+    if action == "show":
+        context.env.print("\n".join(block))
+    elif action == "install":
+        install(Crontab(), block, environment)
+        context.env.print(f"installed {len(block) - 2} crontab entries for {environment}")
+    else:
+        remove(Crontab(), environment)
+        context.env.print(f"removed the crontab entries for {environment}")

@@ -1,0 +1,258 @@
+"""``drkit doctor``: every dependency checked, each failure with its fix.
+
+Modelled on barman's and pgBackRest's ``check``: one line per check with OK, WARNING or
+CRITICAL (UNKNOWN when a check itself broke), what was found, and for a failure the fix in a
+sentence or two. The seed's
+troubleshooting list (cron not running, ERROR 2003, AuthenticationFailed, No space left on
+device, AccessDeniedException) is covered by the checks below. Exit codes are Nagios's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from azure.core.exceptions import AzureError
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
+from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
+from drkit.config import Settings
+from drkit.errors import DrkitError
+from drkit.mysql import dump, inventory
+from drkit.mysql.connection import connect, source_server, target_server
+from drkit.redact import redact
+from drkit.runbooks.runbook import all_runbooks, runbook_dir, schedule_interval
+
+# What a consistent dump of tables, views, routines, triggers and events needs.
+DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
+
+
+@dataclass
+class Doctor:
+    settings: Settings
+    environment: str
+
+    def run(self) -> list[Check]:
+        checks: list[Check] = [Check("config", OK, f"valid ({self.environment})")]
+        for check in CHECKS:
+            name = check.__name__.removeprefix("check_").replace("_", " ")
+            try:
+                checks.extend(check(self))
+            except DrkitError as error:
+                checks.append(Check(name, CRITICAL, error.message, error.fix or ""))
+            except Exception as exc:  # a bug in the check: Nagios's UNKNOWN, not a finding
+                checks.append(Check(name, UNKNOWN, redact(f"internal error: "
+                                                          f"{type(exc).__name__}: {exc}"),
+                                    "This is a drkit bug; rerun with DRKIT_DEBUG=1 and "
+                                    "report the traceback."))
+                if os.environ.get("DRKIT_DEBUG"):
+                    traceback.print_exc()
+        return checks
+
+    # Shared helpers -----------------------------------------------------------------------
+    def store(self, container: str | None = None) -> BackupStore:
+        return BackupStore.from_settings(self.settings, container=container,
+                                         prefix=None if container is None else "")
+
+    def backup_interval(self) -> timedelta | None:
+        return schedule_interval("nightly-backup", self.environment,
+                                 runbook_dir(self.settings))
+
+
+def check_secrets(doctor: Doctor) -> list[Check]:
+    settings = doctor.settings
+    references = [settings.source.password, settings.storage.key, settings.storage.account,
+                  settings.azure.tenant_id, settings.azure.subscription_id]
+    if settings.target:
+        references.append(settings.target.password)
+    keys = sorted({r.split(":", 1)[1] for r in references if r.startswith("secret:")})
+    if not keys:
+        return [Check("secrets", OK, "no Secrets Manager references")]
+    missing = [key for key in keys if key not in doctor.settings.secrets.provider("secret").load()]
+    if missing:
+        return [Check("secrets", CRITICAL,
+                      f"secret {settings.aws.secret_id} lacks {', '.join(missing)}",
+                      f"Add {', '.join(repr(k) for k in missing)} to the secret's JSON.")]
+    return [Check("secrets", OK, f"{settings.aws.secret_id} holds {', '.join(keys)}")]
+
+
+def check_source(doctor: Doctor) -> list[Check]:
+    settings = doctor.settings
+    server = source_server(settings)
+    try:
+        socket.create_connection((server.host, server.port), timeout=5).close()
+    except OSError as exc:
+        return [Check("source reachable", CRITICAL,
+                      f"{server.address}: {exc.strerror or exc} (ERROR 2003)",
+                      "Allow this host in the RDS security group and check routing "
+                      f"(nc -vz {server.host} {server.port}).")]
+    checks = [Check("source reachable", OK, server.address)]
+    with contextlib.closing(connect(server)) as connection:
+        version = inventory.server_version(connection)
+        checks.append(Check("source login", OK, f"{server.user}@{server.address}, "
+                                                f"{version['flavour']} {version['version']}"))
+        missing = _missing_privileges(connection, settings.source.databases)
+        for database in settings.source.databases:
+            connect(server, database).close()
+        checks.append(Check(
+            "source privileges", CRITICAL if missing else OK,
+            f"{server.user} lacks {', '.join(missing)}" if missing
+            else f"{server.user} can dump {', '.join(settings.source.databases)}",
+            f"GRANT {', '.join(missing)} ON *.* TO the backup user." if missing else ""))
+    checks.append(_dump_client_check(version))
+    return checks
+
+
+def _missing_privileges(connection, databases: list[str]) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_USER()")
+        user, _, host = cursor.fetchone()[0].partition("@")
+        grantee = f"'{user}'@'{host}'"
+        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "
+                       "WHERE GRANTEE = %s", (grantee,))
+        held = {row[0] for row in cursor.fetchall()}
+        for database in databases:
+            cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
+                           "WHERE GRANTEE = %s AND TABLE_SCHEMA = %s", (grantee, database))
+            held |= {row[0] for row in cursor.fetchall()}
+    return [p for p in DUMP_PRIVILEGES if p not in held]
+
+
+def _dump_client_check(version: dict[str, str]) -> Check:
+    client = dump.dump_client()
+    detail = f"{client.path}: {client.version}"
+    if version["flavour"] == "mysql" and client.flavour == "mariadb":
+        return Check("mysqldump", WARNING, detail + f" against MySQL {version['version']}",
+                     "Install MySQL's own client (mysql-client) matching the server's version.")
+    return Check("mysqldump", OK, detail)
+
+
+def check_storage(doctor: Doctor) -> list[Check]:
+    store = doctor.store()
+    store.check()  # credentials, existence, privacy: each failure has its own message and fix
+    checks = [Check("backup container", OK, f"{store.where} exists and is private")]
+    checks.append(_clock_skew(store))
+    return checks
+
+
+def _clock_skew(store: BackupStore) -> Check:
+    seen: dict[str, str] = {}
+    store.container.get_container_properties(
+        raw_response_hook=lambda r: seen.update(date=r.http_response.headers.get("Date", "")))
+    stamp = seen.get("date")
+    if not stamp:
+        return Check("clock skew", WARNING, "the storage service sent no Date header")
+    skew = abs((datetime.now(UTC) - parsedate_to_datetime(stamp)).total_seconds())
+    status = OK if skew < 60 else WARNING if skew < 600 else CRITICAL
+    return Check("clock skew", status, f"{skew:.0f} s against the storage service",
+                 "" if status == OK else "Run NTP (chrony/systemd-timesyncd); Azure rejects "
+                 "signed requests more than 15 minutes off.")
+
+
+def check_audit_container(doctor: Doctor) -> list[Check]:
+    containers = {r.audit.container for r in all_runbooks(runbook_dir(doctor.settings))}
+    checks = []
+    for container in sorted(containers):
+        store = doctor.store(container)
+        probe = f".drkit-doctor/{uuid.uuid4().hex}"
+        try:
+            store.container.upload_blob(probe, b"probe")
+            store.container.delete_blob(probe)
+        except AzureError as exc:
+            error = store.error(exc)
+            checks.append(Check("audit container", CRITICAL, error.message,
+                                error.fix or f"Create the private container {container}."))
+            continue
+        checks.append(Check("audit container", OK, f"{container} is writable"))
+    return checks
+
+
+def check_target(doctor: Doctor) -> list[Check]:
+    if doctor.settings.target is None:
+        return [Check("restore target", WARNING, "no target configured",
+                      "Add a target section so drills and failovers have somewhere to go.")]
+    server = target_server(doctor.settings)
+    with contextlib.closing(connect(server)):
+        return [Check("restore target", OK, f"{server.user}@{server.address} answers")]
+
+
+def check_cron(doctor: Doctor) -> list[Check]:
+    from drkit.runbooks.schedule import Crontab
+
+    try:
+        lines = Crontab().read()
+    except DrkitError as error:
+        return [Check("cron entries", WARNING, error.message, error.fix or "")]
+    installed = any(line.startswith(f"# BEGIN drkit {doctor.environment} ") for line in lines)
+    daemon = subprocess.run(["pgrep", "-x", "cron|crond"], capture_output=True).returncode == 0
+    checks = [Check("cron entries", OK if installed else WARNING,
+                    f"installed for {doctor.environment}" if installed
+                    else f"none for {doctor.environment}",
+                    "" if installed else f"drkit schedule install --env {doctor.environment}")]
+    checks.append(Check("cron daemon", OK if daemon else (CRITICAL if installed else WARNING),
+                        "running" if daemon else "not running",
+                        "" if daemon else "Start it: systemctl enable --now cron."))
+    return checks
+
+
+def check_disk(doctor: Doctor) -> list[Check]:
+    backup = doctor.settings.backup
+    places = {"state": backup.state_dir.expanduser()}
+    if backup.local_copy_dir:
+        places["local copies"] = backup.local_copy_dir.expanduser()
+    checks = []
+    for what, path in places.items():
+        existing = next(p for p in [path, *path.parents] if p.exists())
+        usage = shutil.disk_usage(existing)
+        free = usage.free / usage.total
+        status = OK if free > 0.10 else WARNING if free > 0.02 else CRITICAL
+        checks.append(Check(f"disk ({what})", status,
+                            f"{usage.free / 2**30:.1f} GiB free ({free:.0%}) at {existing}",
+                            "" if status == OK else "Free space: old local dumps "
+                            f"(du -sh {existing}/*), or grow the volume (No space left on "
+                            "device otherwise)."))
+    return checks
+
+
+def check_backup_age(doctor: Doctor) -> list[Check]:
+    interval = doctor.backup_interval()
+    entries = Catalog(doctor.store()).entries()
+    now = datetime.now(UTC)
+    checks = []
+    for label, chosen in (("newest backup", entries[-1:]),
+                          ("newest verified backup",
+                           [e for e in entries if e.verified == "ok"][-1:])):
+        if not chosen:
+            checks.append(Check(label, CRITICAL, "none",
+                                "Run drkit run nightly-backup (and check cron)."))
+            continue
+        age = now - chosen[0].taken_at
+        if interval is None:
+            status = OK
+            limit = "no schedule in this environment"
+        else:
+            # One interval plus an hour for the run itself is on time; past two, runs are missing.
+            warn, crit = interval + timedelta(hours=1), 2 * interval + timedelta(hours=1)
+            status = OK if age <= warn else WARNING if age <= crit else CRITICAL
+            limit = f"schedule allows {warn.total_seconds() / 3600:.1f} h"
+        checks.append(Check(label, status,
+                            f"{chosen[0].name}, {age.total_seconds() / 3600:.1f} h old ({limit})",
+                            "" if status == OK else "Backups are not running on schedule: see "
+                            "the cron checks and the run log."))
+    return checks
+
+
+CHECKS: list[Callable[[Doctor], list[Check]]] = [
+    check_secrets, check_source, check_storage, check_audit_container, check_target,
+    check_cron, check_disk, check_backup_age,
+]

@@ -1,0 +1,54 @@
+"""``drkit doctor --print-policy``: the least privilege drkit needs (IAM policy, Azure roles)."""
+
+from __future__ import annotations
+
+from drkit.config import Settings
+from drkit.runbooks.runbook import all_runbooks, runbook_dir
+
+
+def policy(settings: Settings) -> dict:
+    """The least-privilege grants the configured runbooks need."""
+    secret = settings.aws.secret_id or "backup-credentials-*"
+    statements = [
+        {"Sid": "ReadBackupCredentials", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+         "Resource": secret if secret.startswith("arn:") else
+         f"arn:aws:secretsmanager:{settings.aws.region}:*:secret:{secret}-*"},
+        {"Sid": "PublishBackupMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"],
+         "Resource": "*", "Condition": {"StringEquals": {
+             "cloudwatch:namespace": settings.metrics.namespace}}},
+        {"Sid": "ManageBackupAlarms", "Effect": "Allow",
+         "Action": ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
+         "Resource": f"arn:aws:cloudwatch:{settings.aws.region}:*:alarm:drkit-*"},
+    ]
+    if settings.source.rds_instance_id:
+        statements.append({"Sid": "AssessPrimary", "Effect": "Allow",
+                           "Action": ["rds:DescribeDBInstances"],
+                           "Resource": f"arn:aws:rds:{settings.aws.region}:*:db:"
+                                       f"{settings.source.rds_instance_id}"})
+    account = settings.storage.account
+    containers = sorted({settings.storage.container, "$web",
+                         *(r.audit.container for r in all_runbooks(runbook_dir(settings)))})
+    azure_roles = [{"role": "Storage Blob Data Contributor", "scope":
+                    f"storage account {account} / container {c}"} for c in containers]
+    if settings.storage.auth == "key":
+        azure_roles = [{"note": "storage.auth is key: the account key grants storage access; "
+                                "with auth aad these role assignments replace it"}, *azure_roles]
+    operator = {
+        "Name": "drkit-flexible-server-operator",
+        "Description": "Start, stop, scale the DR Flexible Server; add firewall rules and "
+                       "databases.",
+        "Actions": ["Microsoft.DBforMySQL/flexibleServers/read",
+                    "Microsoft.DBforMySQL/flexibleServers/start/action",
+                    "Microsoft.DBforMySQL/flexibleServers/stop/action",
+                    "Microsoft.DBforMySQL/flexibleServers/write",
+                    "Microsoft.DBforMySQL/flexibleServers/firewallRules/write",
+                    "Microsoft.DBforMySQL/flexibleServers/databases/write",
+                    "Microsoft.DBforMySQL/locations/azureAsyncOperation/read",
+                    "Microsoft.DBforMySQL/locations/operationResults/read"],
+        "AssignableScopes": [f"/subscriptions/<subscription>/resourceGroups/"
+                             f"{settings.azure.resource_group or '<resource-group>'}"],
+    }
+    return {"aws_iam_policy": {"Version": "2012-10-17", "Statement": statements},
+            "azure_role_assignments": azure_roles,
+            "azure_custom_role": operator if settings.azure.flexible_server else None}

@@ -1,0 +1,134 @@
+"""Talking to MySQL servers: connections with clear errors, and private client option files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+from pydantic import SecretStr
+
+from drkit.config import Settings
+from drkit.errors import (
+    AccessDeniedError,
+    ConfigError,
+    DrkitError,
+    ServerUnreachableError,
+    UnknownDatabaseError,
+)
+
+_ER_ACCESS_DENIED = (1044, 1045, 1698)
+_ER_BAD_DB = 1049
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where a MySQL server is and how to log in; ``role`` names it in messages."""
+
+    role: str
+    host: str
+    port: int
+    user: str
+    password: SecretStr
+    ssl_ca: Path | None = None
+    connect_timeout: int = 10
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def source_server(settings: Settings) -> Server:
+    """The production server (RDS) as the config describes it."""
+    source = settings.source
+    return Server(role="source", host=source.host, port=source.port, user=source.user,
+                  password=settings.secrets.resolve(source.password), ssl_ca=source.ssl_ca,
+                  connect_timeout=source.connect_timeout)
+
+
+def target_server(settings: Settings, address: str | None = None) -> Server:
+    """The restore target (Flexible Server); ``address`` (HOST[:PORT]) overrides its place."""
+    if settings.target is None:
+        raise ConfigError("No restore target is configured.",
+                          "Add a target section (host, user, password) to the config.")
+    target = settings.target
+    host, _, port = (address or "").partition(":")
+    return Server(role="target", host=host or target.host, port=int(port or target.port),
+                  user=target.user, password=settings.secrets.resolve(target.password),
+                  ssl_ca=target.ssl_ca)
+
+
+
+def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.Connection:
+    """Open a connection, turning the usual failures into one sentence with the fix."""
+    try:
+        return pymysql.connect(
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            password=server.password.get_secret_value(),
+            database=database,
+            charset="utf8mb4",
+            connect_timeout=server.connect_timeout,
+            ssl={"ca": str(server.ssl_ca)} if server.ssl_ca else None,
+            autocommit=True,
+            **kwargs,
+        )
+    except pymysql.err.OperationalError as exc:
+        raise connection_error(server, exc, database) from None
+
+
+def connection_error(server: Server, exc: Exception, database: str | None = None) -> DrkitError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in _ER_ACCESS_DENIED:
+        return AccessDeniedError(
+            f"The {server.role} server {server.address} refused the login of user {server.user}.",
+            "Check the user name and the password in the secret.",
+        )
+    if code == _ER_BAD_DB:
+        return UnknownDatabaseError(
+            f"Database {database!r} does not exist on the {server.role} server {server.address}.",
+            "Check the database names in the config.",
+        )
+    return ServerUnreachableError(
+        f"Cannot connect to the {server.role} server {server.address} (ERROR {code}).",
+        "Check the host and port, security groups and routing "
+        f"(e.g. nc -vz {server.host} {server.port}).",
+    )
+
+
+def _quote_option(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@contextlib.contextmanager
+def option_file(server: Server) -> Iterator[Path]:
+    """A ``[client]`` option file only this user can read, removed afterwards.
+
+    Handing the password to mysql/mysqldump this way keeps it out of argv (visible to every
+    user in ``ps``) and out of the environment (``/proc/PID/environ``).
+    """
+    directory = tempfile.mkdtemp(prefix="drkit-")  # mode 0700
+    path = Path(directory) / "client.cnf"
+    lines = [
+        "[client]",
+        f"host={server.host}",
+        f"port={server.port}",
+        f"user={_quote_option(server.user)}",
+        f"password={_quote_option(server.password.get_secret_value())}",
+        "protocol=TCP",
+    ]
+    if server.ssl_ca:
+        lines.append(f"ssl-ca={server.ssl_ca}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.rmdir(directory)

@@ -1,0 +1,178 @@
+"""Loading a statement stream into MySQL over parallel connections.
+
+mysqldump writes one table after another, and a single ``mysql`` client applies it on one
+server thread. Here row INSERTs go to several connections at once while the order that
+matters is kept:
+
+- session statements (``SET ...``, ``USE``) run on every connection, in stream order;
+- any other statement (DDL) runs on the DDL connection once the INSERTs it depends on are
+  done: those of the table it names, or all of them when it names none (views, routines);
+- a table's INSERTs go to whichever connection is free, except for tables with neither a
+  primary nor a unique key, whose rows stay on one connection in dump order (their
+  physical order is what a later dump, and so the proof, reads back).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import threading
+from dataclasses import dataclass, field
+
+import pymysql
+
+from drkit.errors import RestoreFailedError
+from drkit.mysql.connection import Server, connect
+from drkit.stream.sqlstream import Statement
+
+_QUEUE_DEPTH = 4  # statements waiting per connection: bounds memory to a few MiB
+_TOUCHED_TABLE = re.compile(
+    rb"(?:ALTER TABLE|DROP TABLE IF EXISTS|CREATE TABLE|LOCK TABLES) `((?:[^`]|``)+)`"
+    rb"|TRIGGER \S+ (?:BEFORE|AFTER) \w+ ON `?([^`\s]+)`?")
+_STOP = object()
+
+
+@dataclass
+class _Worker:
+    connection: pymysql.Connection
+    queue: queue.Queue = field(default_factory=lambda: queue.Queue(_QUEUE_DEPTH))
+    thread: threading.Thread | None = None
+
+
+class ParallelLoader:
+    def __init__(self, server: Server, workers: int) -> None:
+        self.server = server
+        self.ddl = connect(server)
+        self._workers = [_Worker(connect(server)) for _ in range(max(1, workers))]
+        self._pending: dict[str, int] = {}
+        self._ordered_tables: set[str] = set()
+        self._pinned: dict[str, int] = {}
+        self._next = 0
+        self._done = threading.Condition()
+        self._error: BaseException | None = None
+        self._failed_statement = ""
+        for worker in self._workers:
+            worker.thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
+            worker.thread.start()
+
+    def execute(self, statement: Statement) -> None:
+        self._raise_if_failed()
+        if statement.kind == "insert":
+            self._insert(statement)
+        elif statement.kind in ("session", "use"):
+            self._run_sql(self.ddl, statement.sql, statement)
+            for worker in self._workers:
+                worker.queue.put((None, statement))
+        elif statement.kind == "lock":
+            pass  # LOCK TABLES would serialise the connections; nothing else writes here
+        else:
+            self._wait_for(self._touched_table(statement))
+            if statement.kind == "create_table" and b"PRIMARY KEY" not in statement.sql \
+                    and b"UNIQUE KEY" not in statement.sql:
+                self._ordered_tables.add(self._key(statement))
+            self._run_sql(self.ddl, statement.sql, statement)
+
+    def finish(self) -> None:
+        self._wait_for(None)
+        for worker in self._workers:
+            worker.queue.put(_STOP)
+        for worker in self._workers:
+            worker.thread.join()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Stop the workers and close every connection (also after a failure)."""
+        with self._done:
+            if self._error is None:
+                self._error = RestoreFailedError("The restore was interrupted.")
+            self._done.notify_all()
+        for worker in self._workers:
+            if worker.thread and worker.thread.is_alive():
+                with contextlib.suppress(queue.Full):
+                    worker.queue.put(_STOP, timeout=5)
+                worker.thread.join(timeout=30)
+        for connection in [self.ddl, *(w.connection for w in self._workers)]:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    # -- internals ---------------------------------------------------------------------
+    @staticmethod
+    def _key(statement: Statement) -> str:
+        return f"{statement.database}.{statement.table}"
+
+    def _touched_table(self, statement: Statement) -> str | None:
+        match = _TOUCHED_TABLE.search(statement.sql)
+        if not match:
+            return None
+        name = (match.group(1) or match.group(2)).replace(b"``", b"`").decode()
+        return f"{statement.database}.{name}"
+
+    def _insert(self, statement: Statement) -> None:
+        key = self._key(statement)
+        if key in self._ordered_tables:
+            if key not in self._pinned:
+                self._pinned[key] = self._next % len(self._workers)
+                self._next += 1
+            index = self._pinned[key]
+        else:
+            # The connection with the shortest queue.
+            index = min(range(len(self._workers)), key=lambda i: self._workers[i].queue.qsize())
+        with self._done:
+            self._pending[key] = self._pending.get(key, 0) + 1
+        self._put(self._workers[index], (key, statement))
+
+    def _put(self, worker: _Worker, item) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                worker.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _wait_for(self, table: str | None) -> None:
+        with self._done:
+            while self._error is None and (
+                self._pending.get(table, 0) if table else any(self._pending.values())
+            ):
+                self._done.wait()
+        self._raise_if_failed()
+
+    def _run(self, worker: _Worker) -> None:
+        while (item := worker.queue.get()) is not _STOP:
+            key, statement = item
+            if self._error is None:
+                try:
+                    self._run_sql(worker.connection, statement.sql, statement)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    with self._done:
+                        self._error = self._error or exc
+            if key is not None:
+                with self._done:
+                    self._pending[key] -= 1
+                    self._done.notify_all()
+            if self._error is not None:
+                with self._done:
+                    self._done.notify_all()
+
+    def _run_sql(self, connection: pymysql.Connection, sql: bytes, statement: Statement) -> None:
+        try:
+            connection.query(sql)
+        except pymysql.err.MySQLError as exc:
+            code = exc.args[0] if exc.args else "?"
+            message = str(exc.args[1] if len(exc.args) > 1 else exc)[:200]
+            where = f"table {statement.database}.{statement.table}" if statement.table else (
+                f"a {statement.kind} statement in {statement.database or 'the header'}")
+            raise RestoreFailedError(
+                f"The target server {self.server.address} rejected {where} "
+                f"(ERROR {code}: {message}).",
+                "The target database holds a partial restore; fix the cause and restore "
+                "again with --replace.",
+            ) from None
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            if isinstance(self._error, RestoreFailedError):
+                raise self._error
+            raise RestoreFailedError(f"Loading into the target failed: {self._error}.")

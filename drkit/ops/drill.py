@@ -1,0 +1,110 @@
+"""The restore drill: prove, on a schedule, that the newest backup restores in time.
+
+select -> verify -> restore into a scratch database -> prove -> measure RPO/RTO -> compare
+with the environment's objectives -> drop the scratch database (always, also on failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
+from drkit.config import Settings
+from drkit.console import Environment, log_event
+from drkit.errors import ObjectiveBreachedError
+from drkit.mysql.connection import connect, target_server
+from drkit.ops.restore import restore_backup
+from drkit.ops.verify import verify_backup
+
+
+@dataclass
+class Objectives:
+    rpo_hours: float | None = None
+    rto_minutes: float | None = None
+
+
+@dataclass
+class DrillResult:
+    backup: str
+    scratch_database: str
+    target: str
+    backup_taken_at: str
+    rpo_seconds: float  # age of the backup when the drill started
+    backup_interval_seconds: float | None  # between the two newest backups
+    rto_seconds: float  # selection through proof
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step
+    verify: dict[str, Any] = field(default_factory=dict)
+    restore: dict[str, Any] = field(default_factory=dict)
+    breaches: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def raise_for_breaches(self) -> None:
+        if self.breaches:
+            raise ObjectiveBreachedError(
+                f"The restore drill breached its objectives: {'; '.join(self.breaches)}.",
+                "Look at the backup schedule (RPO) or the restore path's speed (RTO) before "
+                "an incident does.")
+
+
+def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives | None = None,
+              env: Environment | None = None) -> DrillResult:
+    """Run the whole drill; the result lists any objective it breached."""
+    env = env or Environment()
+    objectives = objectives or Objectives()
+    store = BackupStore.from_settings(settings)
+    server = target_server(settings)
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    steps: dict[str, float] = {}
+
+    catalog = Catalog(store)
+    entries = catalog.entries()
+    entry = catalog.select(backup, entries)
+    steps["select"] = time.monotonic() - clock
+    scratch = f"drkit_drill_{started:%Y%m%d%H%M%S}"
+    log_event("drill.start", f"Restore drill: {entry.name} -> {server.address} as {scratch}",
+              backup=entry.name, scratch_database=scratch)
+    try:
+        mark = time.monotonic()
+        verified = verify_backup(store, entry, env)
+        steps["verify"] = time.monotonic() - mark
+        restored = restore_backup(settings, entry.name, env, rename_to=scratch)
+        steps["restore"] = restored.seconds
+        steps["prove"] = restored.proof.seconds if restored.proof else 0.0
+    finally:
+        _drop(server, scratch)
+    rto = time.monotonic() - clock
+    newest = [e.taken_at for e in entries][-2:]
+    result = DrillResult(
+        backup=entry.name, scratch_database=scratch, target=server.address,
+        backup_taken_at=entry.taken_at.isoformat(),
+        rpo_seconds=round((started - entry.taken_at).total_seconds(), 1),
+        backup_interval_seconds=round((newest[1] - newest[0]).total_seconds(), 1)
+        if len(newest) == 2 else None,
+        rto_seconds=round(rto, 3),
+        steps={k: round(v, 3) for k, v in steps.items()},
+        verify=verified.as_dict(), restore=restored.as_dict(),
+    )
+    if objectives.rpo_hours is not None and result.rpo_seconds > objectives.rpo_hours * 3600:
+        result.breaches.append(f"RPO: the newest backup was {result.rpo_seconds / 3600:.1f} h "
+                               f"old, the objective is {objectives.rpo_hours} h")
+    if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
+        result.breaches.append(f"RTO: the restore took {rto / 60:.1f} min, the objective is "
+                               f"{objectives.rto_minutes} min")
+    log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: RPO "
+              f"{result.rpo_seconds:.0f} s, RTO {result.rto_seconds:.1f} s", **result.as_dict())
+    return result
+
+
+def _drop(server, database: str) -> None:
+    with contextlib.suppress(Exception), contextlib.closing(connect(server)) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        log_event("drill.cleanup", f"Dropped scratch database {database}", database=database)

@@ -1,0 +1,61 @@
+"""Reading a backup back: the compressed stream counted and hashed, decompressed, and checked
+against its manifest as it ends. Verify and restore both read backups this way."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+
+from drkit.console import Progress
+from drkit.errors import ChecksumMismatchError, TruncatedBackupError
+from drkit.manifest import Manifest
+from drkit.stream.compression import CODECS, CorruptStreamError, TruncatedStreamError
+
+
+class CountingReader:
+    """Passes chunks on while counting and hashing them (the compressed object's check)."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Progress | None = None) -> None:
+        self._chunks = chunks
+        self._progress = progress
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            self.sha256.update(chunk)
+            if self._progress:
+                self._progress.update(self.size)
+            yield chunk
+
+
+@contextlib.contextmanager
+def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[], bool],
+              fix: str) -> Iterator[Iterator[bytes]]:
+    """Decompressed pieces of a backup being read; on leaving, the whole stream is checked
+    against the manifest: truncated, corrupt or altered, or a dump without its trailer.
+
+    ``complete`` tells, once the stream has ended, whether the SQL ended with the trailer.
+    """
+    problem: Exception | None = None
+    try:
+        yield CODECS[manifest.compression["codec"]].decompress(reader)
+    except (TruncatedStreamError, CorruptStreamError) as exc:
+        problem = exc
+    name, expected = manifest.name, manifest.compressed
+    size, sha256 = reader.size, reader.sha256.hexdigest()
+    if isinstance(problem, CorruptStreamError):
+        raise ChecksumMismatchError(f"Backup {name} is corrupt: {problem}.", fix)
+    if problem or size < expected.size:
+        raise TruncatedBackupError(f"Backup {name} is truncated: {size} of {expected.size} "
+                                   "bytes" + (f", {problem}" if problem else "") + ".", fix)
+    if (size, sha256) != (expected.size, expected.sha256):
+        raise ChecksumMismatchError(
+            f"Backup {name} does not match its manifest's checksum (sha256 {sha256[:12]}... of "
+            f"{size} bytes, expected {expected.sha256[:12]}... of {expected.size}): it was "
+            "altered or corrupted after it was written.", fix)
+    if not complete():
+        raise TruncatedBackupError(
+            f"Backup {name} is truncated: the dump inside lacks its completion trailer.", fix)

@@ -1,0 +1,230 @@
+"""Restoring a backup into the target (Azure Flexible Server), streamed, then proven.
+
+    Azure Blob ─► sha256 ─► gunzip/unzstd ─► statements ─► Azure rewrites ─► N connections
+
+No local disk. The target database must not exist or be empty unless ``replace`` is given,
+in which case it is dropped first. The checksum and the dump's trailer are checked as the
+stream ends; the proof then compares the loaded data with the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pymysql
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog, load_manifest
+from drkit.config import Settings
+from drkit.console import Environment, log_event
+from drkit.errors import (
+    ProofFailedError,
+    RestoreBlockedError,
+    TargetNotEmptyError,
+)
+from drkit.manifest import Manifest
+from drkit.mysql.connection import Server, connect, target_server
+from drkit.mysql.loader import ParallelLoader
+from drkit.mysql.proof import ProofResult, prove
+from drkit.ops.readback import CountingReader, read_back
+from drkit.stream.dumpscan import ends_with_trailer, keep_tail
+from drkit.stream.sqlstream import Rewriter, Statement, StatementSplitter
+
+
+@dataclass
+class RestoreResult:
+    backup: str
+    target: str
+    databases: dict[str, str]  # name in the backup -> name on the target
+    compressed_bytes: int
+    sql_bytes: int
+    statements: int
+    seconds: float  # download + load: the restore part of the RTO
+    throughput_mib_s: float
+    rewrites: dict[str, int] = field(default_factory=dict)
+    proof: ProofResult | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    backup: str
+    databases: dict[str, str]
+    statements: int
+    rewrites: dict[str, int]
+    blockers: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
+    if rename_to is None:
+        return {db: db for db in manifest.databases}
+    if len(manifest.databases) != 1:
+        raise RestoreBlockedError(
+            f"Backup {manifest.name} holds {len(manifest.databases)} databases "
+            f"({', '.join(manifest.databases)}); --as renames a single database.",
+            "Restore it under the original names, or back the databases up separately.")
+    return {manifest.databases[0]: rename_to}
+
+
+def _rewriter(settings: Settings, renames: dict[str, str], azure: bool | None,
+              definer: str | None) -> Rewriter:
+    mode = settings.restore.azure_compat
+    if azure is None:
+        azure = mode == "on" or (mode == "auto" and settings.target is not None
+                                 and settings.target.kind == "azure")
+    return Rewriter(azure=azure, definer=definer or settings.restore.definer,
+                    admin_user=settings.target.user if settings.target else "",
+                    rename={old: new for old, new in renames.items() if old != new})
+
+
+def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
+                reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
+    """The backup's statements, rewritten; checks checksum and trailer as the stream ends."""
+    splitter = StatementSplitter()
+    tail = b""
+    with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
+        for piece in pieces:
+            counters["sql_bytes"] += len(piece)
+            tail = keep_tail(tail, piece)
+            for statement in splitter.feed(piece):
+                counters["statements"] += 1
+                if (rewritten := rewriter.rewrite(statement)) is not None:
+                    yield rewritten
+    for statement in splitter.close():
+        if (rewritten := rewriter.rewrite(statement)) is not None:
+            yield rewritten
+
+
+_PARTIAL = ("Anything loaded so far is incomplete; restore another backup with --replace "
+            "(drkit list shows them).")
+
+
+def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
+                 azure: bool | None = None, definer: str | None = None) -> CheckResult:
+    """What a restore would rewrite, and what would block it; loads nothing."""
+    store = BackupStore.from_settings(settings)
+    entry = Catalog(store).select(spec)
+    manifest = load_manifest(store, entry.name)
+    renames = _renames(manifest, rename_to)
+    rewriter = _rewriter(settings, renames, azure, definer)
+    counters = {"sql_bytes": 0, "statements": 0}
+    for _ in _statements(store, manifest, rewriter, CountingReader(store.download(entry.name)),
+                         counters):
+        pass
+    return CheckResult(backup=entry.name, databases=renames, statements=counters["statements"],
+                       rewrites=dict(rewriter.changes), blockers=list(rewriter.blockers))
+
+
+def restore_backup(settings: Settings, spec: str, env: Environment | None = None, *,
+                   target_address: str | None = None, rename_to: str | None = None,
+                   replace: bool = False, azure: bool | None = None,
+                   definer: str | None = None, prove_after: bool = True) -> RestoreResult:
+    """Restore the backup ``spec`` names into the target; prove it unless told not to."""
+    env = env or Environment()
+    store = BackupStore.from_settings(settings)
+    server = target_server(settings, target_address)
+    entry = Catalog(store).select(spec)
+    manifest = load_manifest(store, entry.name)
+    renames = _renames(manifest, rename_to)
+    rewriter = _rewriter(settings, renames, azure, definer)
+    log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
+              f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
+              backup=entry.name, target=server.address)
+    _prepare_target(server, list(renames.values()), replace)
+
+    clock = time.monotonic()
+    counters = {"sql_bytes": 0, "statements": 0}
+    loader = ParallelLoader(server, settings.restore.workers)
+    try:
+        with env.progress(f"restore {entry.name}", entry.size) as progress:
+            reader = CountingReader(store.download(entry.name), progress)
+            for statement in _statements(store, manifest, rewriter, reader, counters):
+                loader.execute(statement)
+            loader.finish()
+    finally:
+        loader.close()
+    seconds = time.monotonic() - clock
+    result = RestoreResult(
+        backup=entry.name, target=server.address, databases=renames,
+        compressed_bytes=reader.size, sql_bytes=counters["sql_bytes"],
+        statements=counters["statements"], seconds=round(seconds, 3),
+        throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
+        rewrites=dict(rewriter.changes))
+    log_event("restore.loaded", f"Restored {entry.name} in {seconds:.1f} s "
+              f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
+    if prove_after:
+        result.proof = prove_restore(manifest, server, renames)
+    return result
+
+
+def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str]) -> ProofResult:
+    proof = prove(manifest, server, renames)
+    if not proof.ok:
+        shown = "; ".join(f"{d.kind} {d.name}: expected {d.expected}, found {d.actual}"
+                          for d in proof.differences[:5])
+        error = ProofFailedError(
+            f"The restore on {server.address} differs from backup {manifest.name} in "
+            f"{len(proof.differences)} place(s): {shown}.",
+            "Do not put this copy in service; restore again with --replace, or another backup.",
+            proof=proof)
+        raise error
+    log_event("restore.proven", f"Proof passed: {proof.tables_checked} tables, "
+              f"{proof.rows_checked} rows and {proof.objects_checked} objects match the manifest",
+              **proof.as_dict())
+    return proof
+
+
+def prove_backup(settings: Settings, spec: str, *, target_address: str | None = None,
+                 rename_to: str | None = None) -> ProofResult:
+    store = BackupStore.from_settings(settings)
+    manifest = load_manifest(store, Catalog(store).select(spec).name)
+    return prove_restore(manifest, target_server(settings, target_address),
+                         _renames(manifest, rename_to))
+
+
+def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
+    """Tables, views, routines and events per database; None where the database is absent."""
+    counts: dict[str, int | None] = {}
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        for database in databases:
+            cursor.execute(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s),"
+                " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
+                (database,) * 4)
+            objects, exists = cursor.fetchone()
+            counts[database] = int(objects) if exists else None
+    return counts
+
+
+def _prepare_target(server: Server, databases: list[str], replace: bool) -> None:
+    """Refuse to load over data unless told to replace it; drop it when told."""
+    counts = objects_in(server, databases)
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        for database in databases:
+            objects, exists = counts[database], counts[database] is not None
+            if objects and not replace:
+                raise TargetNotEmptyError(
+                    f"Database {database} on the target {server.address} exists and holds "
+                    f"{objects} objects; nothing was restored.",
+                    "Restore under another name with --as, or pass --replace to drop and "
+                    "replace it.")
+            if exists and replace:
+                try:
+                    cursor.execute(f"DROP DATABASE `{database.replace('`', '``')}`")
+                except pymysql.err.MySQLError as exc:
+                    raise RestoreBlockedError(
+                        f"Cannot drop database {database} on the target {server.address} "
+                        f"({exc.args[-1]}).") from None
+                log_event("restore.replaced", f"Dropped database {database} on "
+                          f"{server.address} to replace it", database=database)

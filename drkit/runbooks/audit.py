@@ -1,0 +1,157 @@
+"""Audit records of runbook runs: written locally, checked for secrets, published once.
+
+A record is a directory ``RUNBOOK/YYYY/MM/DD/RUN_ID/`` holding the executed notebook, an
+HTML rendering and ``run.json`` (what ran, with which parameters, how it ended, the key
+results, versions, and the sha256 of each file). It is uploaded to the audit container
+under the same path, never overwriting; a record in which the scrubber finds a secret is
+not published at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+
+from drkit.azure.blobstore import BackupStore
+from drkit.errors import AuditRefusedError, BackupNotFoundError, ChecksumMismatchError
+
+NOTEBOOK, HTML, RUN = "notebook.ipynb", "notebook.html", "run.json"
+
+# Shapes of secrets that must never sit in an audit record, whoever's they are.
+SECRET_SHAPES = {
+    "an Azure storage account key": re.compile(
+        r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"),
+    "an Azure connection string key": re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),
+    "a SAS token": re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{16,}"),
+    "an AWS secret access key": re.compile(
+        r"(?i)(?:aws_secret_access_key|SecretAccessKey)[\"'\s:=]+[A-Za-z0-9/+=]{40}"),
+    # A quoted literal after a password key (code such as password=ref.resolve() is fine).
+    "a password": re.compile(
+        r"(?i)\b(?:password|passwd|pwd)\\?[\"']?\s*[:=]\s*\\?[\"']"
+        r"(?!secret:|env:|\*\*\*)[^\s\"'\\]{4,}\\?[\"']"),
+    "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_secrets(text: str, secret_values: Iterable[str]) -> list[str]:
+    """What kinds of secret ``text`` holds (never the secrets themselves)."""
+    found = [f"{name} ({len(pattern.findall(text))}x)"
+             for name, pattern in SECRET_SHAPES.items() if pattern.search(text)]
+    if any(value and value in text for value in secret_values):
+        found.append("a value of this run's secrets")
+    return found
+
+
+def render_html(notebook: Path, html: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nbformat.read(notebook, as_version=4))
+    html.write_text(body, encoding="utf-8")
+
+
+@dataclass
+class AuditRecord:
+    directory: Path
+    blob_prefix: str  # RUNBOOK/YYYY/MM/DD/RUN_ID/
+
+    def finish(self, run: dict[str, Any]) -> None:
+        """Render the HTML, hash the files and write run.json."""
+        notebook = self.directory / NOTEBOOK
+        files = {}
+        if notebook.exists():
+            render_html(notebook, self.directory / HTML)
+            files = {name: sha256_file(self.directory / name) for name in (NOTEBOOK, HTML)}
+        run["files"] = files
+        (self.directory / RUN).write_text(json.dumps(run, indent=2, default=str,
+                                                     ensure_ascii=False) + "\n")
+
+    def check_for_secrets(self, secret_values: Iterable[str]) -> None:
+        values = [v for v in secret_values if v]
+        for name in (NOTEBOOK, HTML, RUN):
+            path = self.directory / name
+            if not path.exists():
+                continue
+            found = find_secrets(path.read_text(encoding="utf-8", errors="replace"), values)
+            if found:
+                for leftover in self.directory.iterdir():
+                    leftover.chmod(0o600)  # kept for the owner to inspect, for no one else
+                raise AuditRefusedError(
+                    f"The audit record {self.directory} was not published: its {name} contains "
+                    f"{', '.join(found)}.",
+                    "Find what printed it (a notebook output or parameter), remove it, and "
+                    "rotate that credential.")
+
+    def publish(self, store: BackupStore) -> list[str]:
+        """Upload each file once; an existing blob of the same name is never replaced."""
+        names = []
+        run_sha256 = sha256_file(self.directory / RUN)
+        for path in sorted(self.directory.iterdir()):
+            if path.name not in (NOTEBOOK, HTML, RUN):
+                continue
+            blob = self.blob_prefix + path.name
+            try:
+                with path.open("rb") as data:
+                    store.container.upload_blob(blob, data, overwrite=False,
+                                                metadata={"run_sha256": run_sha256})
+            except ResourceExistsError:
+                raise AuditRefusedError(f"Audit blob {blob} already exists; it was not "
+                                        "overwritten.") from None
+            except AzureError as exc:
+                raise store.error(exc) from None
+            names.append(blob)
+        return names
+
+
+# -- reading published records --------------------------------------------------------------
+def list_runs(store: BackupStore, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest published runs (their run.json), newest first."""
+    try:
+        blobs = [b for b in store.container.list_blobs() if b.name.endswith("/" + RUN)]
+    except AzureError as exc:
+        raise store.error(exc) from None
+    blobs.sort(key=lambda b: b.name.rsplit("/", 2)[-2], reverse=True)  # run ids sort by time
+    return [json.loads(store.container.download_blob(b.name).readall()) for b in blobs[:limit]]
+
+
+def find_run(store: BackupStore, run_id: str) -> str:
+    """The blob prefix of run ``run_id``."""
+    for blob in store.container.list_blobs():
+        if blob.name.endswith(f"/{run_id}/{RUN}"):
+            return blob.name[: -len(RUN)]
+    raise BackupNotFoundError(f"No audit record of run {run_id} in container "
+                              f"{store.container.container_name}.",
+                              "drkit audit list shows the recent runs.")
+
+
+def verify_run(store: BackupStore, run_id: str) -> dict[str, Any]:
+    """Check every file of a published record against the hashes in its run.json."""
+    prefix = find_run(store, run_id)
+    run_blob = store.container.get_blob_client(prefix + RUN)
+    data = run_blob.download_blob().readall()
+    recorded = run_blob.get_blob_properties().metadata.get("run_sha256")
+    if hashlib.sha256(data).hexdigest() != recorded:
+        raise ChecksumMismatchError(f"run.json of run {run_id} was changed after publication.")
+    run = json.loads(data)
+    for name, expected in run.get("files", {}).items():
+        actual = hashlib.sha256(store.container.download_blob(prefix + name).readall())
+        if actual.hexdigest() != expected:
+            raise ChecksumMismatchError(f"{name} of run {run_id} does not match its sha256 in "
+                                        "run.json: the record was altered.")
+    return run

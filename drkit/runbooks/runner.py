@@ -1,0 +1,264 @@
+"""``drkit run``: execute a runbook's notebook with papermill and keep the audit record.
+
+papermill runs in its own process group so the overall timeout can stop it and its kernel
+together; the executed notebook it writes after every cell is the record even of a run
+that failed or was stopped. How the run ended becomes drkit's exit code: a cell that raised
+one of drkit's errors exits with that error's code, any other cell error with 40, and a
+papermill or kernel failure (kernel missing or dead, timeout) with 41.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drkit import __version__, errors
+from drkit.azure.blobstore import BackupStore
+from drkit.config import Settings
+from drkit.console import log_event
+from drkit.errors import DrkitError, RunbookEngineError, RunbookStepError
+from drkit.redact import known_secrets
+from drkit.runbooks.audit import NOTEBOOK, AuditRecord
+from drkit.runbooks.runbook import Runbook
+
+KERNEL = "drkit"
+
+
+@dataclass
+class FailedCell:
+    index: int
+    step: str
+    ename: str
+    evalue: str
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str  # succeeded or failed
+    exit_code: int
+    message: str
+    record: Path
+    published: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["record"] = str(self.record)
+        return data
+
+
+@contextlib.contextmanager
+def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]:
+    """papermill's environment, in which the kernel ``drkit`` is ``python`` (drkit's own
+    interpreter) whatever kernels the machine has: a kernelspec in a private folder, first
+    on JUPYTER_PATH. A wheel installed anywhere runs its notebooks on itself, and nothing
+    needs to be installed for it (JupyterLab uses the kernel install.sh installs)."""
+    with tempfile.TemporaryDirectory(prefix="drkit-kernel-") as directory:
+        spec = Path(directory) / "kernels" / KERNEL
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "drkit", "language": "python"}))
+        search = [directory, *filter(None, [os.environ.get("JUPYTER_PATH")])]
+        yield {**os.environ, "JUPYTER_PATH": os.pathsep.join(search)}
+
+
+def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
+                environment: str | None = None,
+                overrides: dict[str, Any] | None = None) -> RunOutcome:
+    environment = environment or settings.environment
+    runbook.environment(environment)  # an unknown environment fails before anything runs
+    started = datetime.now(UTC)
+    run_id, record = _new_record(settings, runbook, environment, started)
+    parameters = runbook.parameters_for(environment, overrides or {})
+    injected = {"config_path": str(config_path.absolute()), "environment": environment,
+                "results_path": str(record.directory / "results.json")}
+    log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
+
+    code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory)
+    failed = _failed_cell(record.directory / NOTEBOOK)
+    exit_code, message = _outcome(runbook, code, stderr, failed)
+    results_file = record.directory / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results_file.unlink(missing_ok=True)
+    return _close_record(settings, runbook, environment, record, run_id, {
+        "mode": "papermill",
+        "parameters": parameters,  # references only; secrets are never parameters
+        "started_at": started.isoformat(),
+        "failed_cell": asdict(failed) if failed else None,
+        "results": results,
+    }, exit_code, message)
+
+
+def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
+                    environment: str | None = None) -> RunOutcome:
+    """Keep a notebook a person ran (the failover, in JupyterLab) as an audit record."""
+    environment = environment or settings.environment
+    started = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    run_id, record = _new_record(settings, runbook, environment, started)
+    shutil.copyfile(notebook, record.directory / NOTEBOOK)
+    failed = _failed_cell(record.directory / NOTEBOOK)
+    exit_code, message = _outcome(runbook, 1 if failed else 0, "", failed)
+    return _close_record(settings, runbook, environment, record, run_id, {
+        "mode": "interactive",
+        "parameters": {},
+        "started_at": None,  # Jupyter keeps no start time; ended_at is the notebook's save
+        "failed_cell": asdict(failed) if failed else None,
+        "results": {},
+    }, exit_code, message, ended=started)
+
+
+def _new_record(settings: Settings, runbook: Runbook, environment: str,
+                started: datetime) -> tuple[str, AuditRecord]:
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{runbook.name}-{environment}-{uuid.uuid4().hex[:6]}"
+    blob_prefix = f"{runbook.name}/{started:%Y/%m/%d}/{run_id}/"
+    directory = settings.backup.state_dir.expanduser() / "audit" / blob_prefix
+    directory.mkdir(parents=True, mode=0o700)
+    return run_id, AuditRecord(directory, blob_prefix)
+
+
+def _close_record(settings: Settings, runbook: Runbook, environment: str,
+                  record: AuditRecord, run_id: str, details: dict[str, Any], exit_code: int,
+                  message: str, ended: datetime | None = None) -> RunOutcome:
+    """Write run.json, check the record for secrets, publish it once; say how it went."""
+    ended = ended or datetime.now(UTC)
+    started = details["started_at"]
+    run = {
+        "run_id": run_id,
+        "runbook": runbook.name,
+        "environment": environment,
+        "notebook": str(runbook.notebook),
+        **details,
+        "ended_at": ended.isoformat(),
+        "duration_seconds": round((ended - datetime.fromisoformat(started)).total_seconds(), 3)
+        if started else None,
+        "status": "succeeded" if exit_code == 0 else "failed",
+        "exit_code": exit_code,
+        "message": message,
+        "versions": _versions(details["results"]),
+        "audit": {"container": runbook.audit.container, "prefix": record.blob_prefix},
+    }
+    record.finish(run)
+    published: list[str] = []
+    try:
+        record.check_for_secrets(_secret_values(settings))
+        store = BackupStore.from_settings(settings, container=runbook.audit.container, prefix="")
+        published = record.publish(store)
+    except DrkitError as error:
+        log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
+        if exit_code == 0:
+            exit_code, message = error.exit_code, str(error)
+        else:
+            message += (f" (the audit record was not published: {error.message} "
+                        f"It is kept at {record.directory}.)")
+    log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
+              exit_code=exit_code, published=published)
+    return RunOutcome(run_id=run_id, status="succeeded" if exit_code == 0 else "failed",
+                      exit_code=exit_code, message=message, record=record.directory,
+                      published=published)
+
+
+def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) -> tuple[int, str]:
+    """Run papermill; return its exit code (None-safe) and the tail of its stderr."""
+    (directory / "parameters.yaml").write_text(yaml.safe_dump(parameters))
+    command = [sys.executable, "-m", "papermill", str(runbook.notebook_path()),
+               str(directory / NOTEBOOK), "-f", str(directory / "parameters.yaml"),
+               "-k", KERNEL, "--execution-timeout", str(runbook.timeouts.cell_seconds),
+               "--no-progress-bar", "--log-level", "WARNING"]
+    log = directory / "papermill.log"
+    with log.open("wb") as stderr, kernel_environment() as environment:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr,
+                                   stderr=stderr, env=environment, start_new_session=True)
+        try:
+            code = process.wait(timeout=runbook.timeouts.total_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            code = -1
+            stderr.write(f"\nTOTAL TIMEOUT after {runbook.timeouts.total_seconds} s\n".encode())
+    (directory / "parameters.yaml").unlink()
+    text = log.read_text(errors="replace")
+    log.unlink()
+    return code, text[-4000:]
+
+
+def _failed_cell(notebook: Path) -> FailedCell | None:
+    """The first cell with an error output, and the step (heading) it belongs to."""
+    if not notebook.exists():
+        return None
+    cells = json.loads(notebook.read_text())["cells"]
+    step = "start"
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown":
+            heading = next((line.lstrip("# ").strip() for line in "".join(cell["source"])
+                            .splitlines() if line.startswith("#")), None)
+            step = heading or step
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return FailedCell(index=index, step=step, ename=output.get("ename", ""),
+                                  evalue=output.get("evalue", ""))
+    return None
+
+
+def _outcome(runbook: Runbook, code: int, stderr: str,
+             failed: FailedCell | None) -> tuple[int, str]:
+    if code == 0 and failed is None:
+        return 0, f"{runbook.name} completed"
+    if failed is not None and failed.ename not in ("CellTimeoutError", "DeadKernelError"):
+        error_class = getattr(errors, failed.ename, None)
+        exit_code = error_class.exit_code if isinstance(error_class, type) and issubclass(
+            error_class, DrkitError) else RunbookStepError.exit_code
+        return exit_code, (f"{runbook.name} failed at step '{failed.step}' (cell "
+                           f"{failed.index}): {failed.ename}: {failed.evalue}")
+    return RunbookEngineError.exit_code, f"{runbook.name} could not run: {_engine_cause(stderr)}"
+
+
+def _engine_cause(stderr: str) -> str:
+    causes = {
+        "No such kernel": f"the Jupyter kernel '{KERNEL}' was not found",
+        "TOTAL TIMEOUT": "the run exceeded the runbook's total timeout and was stopped",
+        "CellTimeoutError": "a step exceeded the runbook's per-cell timeout",
+        "DeadKernelError": "the kernel died (out of memory, or killed)",
+        "Kernel died": "the kernel died (out of memory, or killed)",
+    }
+    for marker, cause in causes.items():
+        if marker in stderr:
+            return cause
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return f"papermill failed ({lines[-1][:300] if lines else 'no message'})"
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    """Every secret this run could have seen: the config's references and the AWS secret."""
+    references = [settings.source.password, settings.storage.key]
+    if settings.target:
+        references.append(settings.target.password)
+    for reference in references:
+        # Resolving registers the value (and the AWS secret's others); one that cannot be
+        # resolved here is still caught by the shape patterns.
+        with contextlib.suppress(DrkitError):
+            settings.secrets.resolve(reference)
+    return list(known_secrets())
+
+
+def _versions(results: dict[str, Any]) -> dict[str, Any]:
+    import papermill
+
+    return {"drkit": __version__, "papermill": papermill.__version__,
+            "python": platform.python_version(), "servers": results.get("servers", {})}

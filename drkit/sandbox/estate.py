@@ -1,0 +1,285 @@
+"""A local stand-in for the whole DR estate, on loopback, all state under one directory.
+
+=========  ==========================================  ===============================
+service    stands in for                               program
+=========  ==========================================  ===============================
+source     AWS RDS MySQL (the production database)     mariadbd
+target     Azure Database for MySQL Flexible Server    mariadbd
+azurite    Azure Blob Storage (account ``bloberry01``)  azurite-blob (npm ``azurite``)
+moto       AWS Secrets Manager, CloudWatch, RDS API    moto_server (``moto[server]``)
+=========  ==========================================  ===============================
+
+``up`` is idempotent: services already running are kept, dead ones are restarted on their
+old ports, and the seeding (users, demo database, container, secret) only adds what is
+missing. Processes run in their own sessions so they outlive the ``drkit`` command; ``down``
+stops exactly the processes recorded in ``sandbox.json`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drkit.config import AwsSettings
+from drkit.errors import SandboxError
+from drkit.programs import find_program, require_extra
+from drkit.sandbox import demodb
+from drkit.sandbox.services import (
+    AWS_PROFILE,
+    AWS_REGION,
+    CONTAINER,
+    DEFAULT_DIR,
+    DEMO_DATABASE,
+    RDS_INSTANCE_ID,
+    SECRET_ID,
+    SERVICES,
+    SOURCE_USER,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    STORAGE_ACCOUNT,
+    TARGET_USER,
+    Service,
+    ServiceStatus,
+    free_port,
+    port_free,
+    process_start_time,
+    stat_fields,
+)
+
+
+class Sandbox:
+    """The sandbox under ``directory``: start, inspect and stop its services."""
+
+    def __init__(self, directory: str | os.PathLike[str] = DEFAULT_DIR,
+                 demo_size: int = demodb.DEFAULT_SIZE) -> None:
+        self.directory = Path(directory).absolute()
+        self.demo_size = demo_size
+        self.services = {cls.name: cls(self) for cls in SERVICES}
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "sandbox.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "drkit.yaml"
+
+    @property
+    def _credentials_path(self) -> Path:
+        return self.directory / "private" / "credentials.json"
+
+    def _state(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self.state_path.read_text())["services"]
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def _save_state(self, services: dict[str, dict[str, Any]]) -> None:
+        self.state_path.write_text(json.dumps({"services": services}, indent=2) + "\n")
+
+    def port(self, name: str) -> int | None:
+        return self._state().get(name, {}).get("port")
+
+    def credential(self, key: str) -> str:
+        """A generated sandbox credential (the sandbox's own secrets, kept 0600 on disk)."""
+        return self._credentials()[key]
+
+    def _credentials(self) -> dict[str, str]:
+        path = self._credentials_path
+        if path.exists():
+            return json.loads(path.read_text())
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        values = {
+            "mariadb_root_password": secrets.token_urlsafe(18),
+            "rds_password": secrets.token_urlsafe(18),
+            "azure_mysql_password": secrets.token_urlsafe(18),
+            "azure_storage_key": base64.b64encode(secrets.token_bytes(64)).decode(),
+            "aws_secret_access_key": secrets.token_urlsafe(30),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+        return values
+
+    def secret(self) -> dict[str, str]:
+        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's."""
+        return {
+            "rds_password": self.credential("rds_password"),
+            "azure_storage_account": STORAGE_ACCOUNT,
+            "azure_storage_key": self.credential("azure_storage_key"),
+            "azure_tenant_id": "00000000-0000-4000-8000-000000000001",
+            "azure_subscription_id": "00000000-0000-4000-8000-000000000002",
+            "azure_mysql_password": self.credential("azure_mysql_password"),
+        }
+
+    def aws_settings(self, moto_port: int | None = None) -> AwsSettings:
+        return AwsSettings(
+            region=AWS_REGION,
+            secret_id=SECRET_ID,
+            endpoint_url=f"http://127.0.0.1:{moto_port or self.port('moto')}",
+            profile=AWS_PROFILE,
+            credentials_file=self.directory / "aws-credentials",
+        )
+
+    def write_aws_credentials(self) -> None:
+        # moto accepts any key; a profile file keeps them out of the config and environment.
+        path = self.directory / "aws-credentials"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"[{AWS_PROFILE}]\naws_access_key_id = AKIADRKITSANDBOX0001\n"
+                         f"aws_secret_access_key = {self.credential('aws_secret_access_key')}\n")
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _running(self, record: dict[str, Any] | None) -> bool:
+        if not record:
+            return False
+        return process_start_time(record["pid"]) == record.get("started")
+
+    def up(self) -> list[ServiceStatus]:
+        """Start whatever is not running, seed it, write ``drkit.yaml``; return the status."""
+        require_extra("sandbox", "The sandbox")
+        for service in self.services.values():
+            find_program(service.program)  # every missing program is named before any start
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "logs").mkdir(exist_ok=True)
+        state = self._state()
+        for name, service in self.services.items():
+            record = state.get(name)
+            if not self._running(record):
+                record = self._start(service, record)
+                state[name] = record
+                self._save_state(state)
+            service.seed(record["port"])
+        self._write_config(state)
+        return self.status()
+
+    def _start(self, service: Service, previous: dict[str, Any] | None) -> dict[str, Any]:
+        service.home.mkdir(parents=True, exist_ok=True)
+        service.prepare()
+        port = previous["port"] if previous and port_free(previous["port"]) else free_port()
+        log = open(self.directory / "logs" / f"{service.name}.log", "ab")  # noqa: SIM115
+        with log:
+            process = subprocess.Popen(
+                service.command(port), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env=service.environment(), start_new_session=True, cwd=service.home,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not service.answers(port):
+            if process.poll() is not None:
+                raise SandboxError(
+                    f"The sandbox's {service.name} service exited with code {process.returncode} "
+                    "while starting.", f"See {self.directory / 'logs' / service.name}.log."
+                )
+            if time.monotonic() > deadline:
+                self._stop_pid(process.pid)
+                raise SandboxError(
+                    f"The sandbox's {service.name} service did not answer within "
+                    f"{START_TIMEOUT:.0f} s.", f"See {self.directory / 'logs' / service.name}.log."
+                )
+            time.sleep(0.2)
+        return {"pid": process.pid, "port": port, "started": process_start_time(process.pid)}
+
+    def status(self) -> list[ServiceStatus]:
+        state = self._state()
+        statuses = []
+        for name, service in self.services.items():
+            record = state.get(name)
+            running = self._running(record)
+            healthy, detail = service.healthy(record["port"]) if running else (False, "stopped")
+            statuses.append(ServiceStatus(
+                name=name, role=service.role, port=record["port"] if record else None,
+                pid=record["pid"] if running else None, running=running, healthy=healthy,
+                detail=detail,
+            ))
+        return statuses
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (to rehearse its failure); ``up`` starts it again."""
+        record = self._state().get(name)
+        if self._running(record):
+            self._stop_pid(record["pid"])
+
+    def down(self) -> list[str]:
+        """Stop every recorded process that is still ours; return the names stopped."""
+        stopped = []
+        for name, record in self._state().items():
+            if self._running(record):
+                self._stop_pid(record["pid"])
+                stopped.append(name)
+        self.state_path.unlink(missing_ok=True)
+        return stopped
+
+    @staticmethod
+    def _stop_pid(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _group_alive(pid):
+            time.sleep(0.05)
+
+    # -- config ------------------------------------------------------------------------
+    def _write_config(self, state: dict[str, dict[str, Any]]) -> None:
+        config = {
+            "environment": "sandbox",
+            "aws": {k: str(v) for k, v in self.aws_settings(state["moto"]["port"])
+                    .model_dump(exclude_none=True).items()},
+            "source": {
+                "host": "127.0.0.1",
+                "port": state["source"]["port"],
+                "user": SOURCE_USER,
+                "password": "secret:rds_password",
+                "databases": [DEMO_DATABASE],
+                "rds_instance_id": RDS_INSTANCE_ID,
+            },
+            "storage": {
+                "account": "secret:azure_storage_account",
+                "key": "secret:azure_storage_key",
+                "endpoint": self.services["azurite"].endpoint(state["azurite"]["port"]),
+                "container": CONTAINER,
+                "prefix": "backups/",
+            },
+            "target": {
+                "kind": "azure",
+                "host": "127.0.0.1",
+                "port": state["target"]["port"],
+                "user": TARGET_USER,
+                "password": "secret:azure_mysql_password",
+            },
+            "backup": {
+                "state_dir": str(self.directory / "state"),
+                "log_file": str(self.directory / "logs" / "mysql-backup-to-azure.log"),
+            },
+        }
+        header = ("# drkit config for the local sandbox, written by `drkit sandbox up`.\n"
+                  "# Credentials are references into the sandbox's Secrets Manager (moto).\n")
+        self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # Zombies of our own children count as gone.
+    for entry in Path("/proc").iterdir():
+        fields = stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
