@@ -123,7 +123,7 @@ def test_no_backup_at_all(doctor_env):
     assert checks["newest backup"]["detail"] == "none"
 
 
-def test_invalid_config_is_a_critical_check(tmp_path, monkeypatch):
+def test_invalid_config_is_acheck_critical(tmp_path, monkeypatch):
     bad = tmp_path / "bad.yaml"
     bad.write_text("source: {host: db}\n")
     monkeypatch.setenv("DRKIT_CONFIG", str(bad))
@@ -177,3 +177,32 @@ def test_stopped_source(doctor_env):
         assert "security group" in check["fix"]
     finally:
         doctor_env.up()
+
+
+def check_broken(doctor):
+    raise KeyError("a bug in a check")
+
+
+def check_critical(doctor):
+    from drkit.checks import CRITICAL, Check
+
+    return [Check("disk", CRITICAL, "full")]
+
+
+@pytest.mark.parametrize(("checks", "code", "status"), [
+    ([check_broken], 3, "UNKNOWN"),                   # Nagios: the plug-in could not check
+    ([check_broken, check_critical], 2, "CRITICAL"),  # a finding still pages
+])
+def test_a_bug_inside_doctor_is_unknown_not_drkits_internal_error(tmp_path, monkeypatch,
+                                                                   checks, code, status):
+    from drkit.health import doctor as doctor_module
+
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db.internal, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    monkeypatch.setattr(doctor_module, "CHECKS", checks)
+    result = run_cli("doctor", "--json")
+    report = json.loads(result.stdout)
+    assert (result.exit_code, report["status"]) == (code, status)
+    broken = next(c for c in report["checks"] if c["name"] == "broken")
+    assert broken["status"] == "UNKNOWN" and "internal error: KeyError" in broken["detail"]
