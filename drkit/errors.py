@@ -126,6 +126,12 @@ class RestoreBlockedError(DrkitError):
     exit_code = 37
 
 
+class UnrestorableBackupError(DrkitError):
+    """A statement of the backup could not be run by a restore (it names where it is)."""
+
+    exit_code = 38
+
+
 class RunbookStepError(DrkitError):
     """A notebook cell failed with an error that is not one of drkit's own."""
 

@@ -17,7 +17,9 @@ SIDECAR_SUFFIX = ".manifest.json"
 
 class TableEntry(BaseModel):
     rows: int
-    sha256: str
+    sha256: str  # the rows in dump order (drkit.stream.dumpscan)
+    # Tables without a reproducible row order: the order-free digest a proof compares.
+    unordered_sha256: str | None = None
     engine: str | None = None
 
 

@@ -11,14 +11,15 @@ from pydantic import SecretStr
 from drkit.errors import RestoreFailedError
 from drkit.mysql.connection import Server
 from drkit.mysql.loader import ParallelLoader
-from drkit.stream.sqlstream import Rewriter, StatementSplitter
+from drkit.stream.lexer import SqlLexer
+from drkit.stream.rewrite import Rewriter
 from tests import dbtools
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "mysql8_dump.sql").read_bytes()
 
 
 def rewrite(chunk_size: int = 97, **options) -> tuple[list, Rewriter]:
-    splitter, rewriter = StatementSplitter(), Rewriter(**options)
+    splitter, rewriter = SqlLexer(), Rewriter(**options)
     out = []
     for start in range(0, len(FIXTURE), chunk_size):
         for statement in splitter.feed(FIXTURE[start:start + chunk_size]):
@@ -83,7 +84,7 @@ def test_chunking_does_not_change_the_statements(chunk_size):
 
 
 def test_case_collisions_are_blockers():
-    splitter, rewriter = StatementSplitter(), Rewriter()
+    splitter, rewriter = SqlLexer(), Rewriter()
     dump = (b"USE `app`;\nCREATE TABLE `Orders` (id int);\nCREATE TABLE `orders` (id int);\n")
     for statement in splitter.feed(dump):
         rewriter.rewrite(statement)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import threading
 from dataclasses import dataclass, field
 
@@ -24,12 +23,9 @@ import pymysql
 
 from drkit.errors import RestoreFailedError
 from drkit.mysql.connection import Server, connect
-from drkit.stream.sqlstream import Statement
+from drkit.stream.statement import Statement, has_row_order_key
 
 _QUEUE_DEPTH = 4  # statements waiting per connection: bounds memory to a few MiB
-_TOUCHED_TABLE = re.compile(
-    rb"(?:ALTER TABLE|DROP TABLE IF EXISTS|CREATE TABLE|LOCK TABLES) `((?:[^`]|``)+)`"
-    rb"|TRIGGER \S+ (?:BEFORE|AFTER) \w+ ON `?([^`\s]+)`?")
 _STOP = object()
 
 
@@ -67,9 +63,10 @@ class ParallelLoader:
         elif statement.kind == "lock":
             pass  # LOCK TABLES would serialise the connections; nothing else writes here
         else:
-            self._wait_for(self._touched_table(statement))
-            if statement.kind == "create_table" and b"PRIMARY KEY" not in statement.sql \
-                    and b"UNIQUE KEY" not in statement.sql:
+            # DDL naming a table (a trigger: its ON table) waits for that table's rows;
+            # DDL naming none (views, routines) for all of them.
+            self._wait_for(self._key(statement) if statement.table else None)
+            if statement.kind == "create_table" and not has_row_order_key(statement.sql):
                 self._ordered_tables.add(self._key(statement))
             self._run_sql(self.ddl, statement.sql, statement)
 
@@ -100,13 +97,6 @@ class ParallelLoader:
     @staticmethod
     def _key(statement: Statement) -> str:
         return f"{statement.database}.{statement.table}"
-
-    def _touched_table(self, statement: Statement) -> str | None:
-        match = _TOUCHED_TABLE.search(statement.sql)
-        if not match:
-            return None
-        name = (match.group(1) or match.group(2)).replace(b"``", b"`").decode()
-        return f"{statement.database}.{name}"
 
     def _insert(self, statement: Statement) -> None:
         key = self._key(statement)

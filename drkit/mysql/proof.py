@@ -15,7 +15,8 @@ from drkit.errors import DumpFailedError
 from drkit.manifest import Manifest
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import Server, connect, option_file
-from drkit.stream.dumpscan import DumpScanner
+from drkit.stream.dumpscan import DumpScanner, TableContent
+from drkit.stream.lexer import LexError
 
 
 @dataclass
@@ -39,8 +40,8 @@ class ProofResult:
         return asdict(self)
 
 
-def scan_databases(server: Server, databases: list[str]) -> dict[str, tuple[int, str]]:
-    """``"db.table" -> (rows, digest)`` from a fresh dump of ``databases`` on ``server``."""
+def scan_databases(server: Server, databases: list[str]) -> dict[str, TableContent]:
+    """``"db.table" -> content`` from a fresh dump of ``databases`` on ``server``."""
     client = dump.dump_client()
     scanner = DumpScanner()
     with option_file(server) as options:
@@ -48,12 +49,19 @@ def scan_databases(server: Server, databases: list[str]) -> dict[str, tuple[int,
         try:
             for chunk in process.chunks():
                 scanner.feed(chunk)
-        finally:
-            code = process.wait()
+            scanner.close()
+        except BaseException as error:
+            process.stop()  # never leave mysqldump blocked on a pipe nobody reads
+            if isinstance(error, LexError):
+                raise DumpFailedError(f"The {server.role} server's dump of "
+                                      f"{', '.join(databases)} cannot be read for the proof: "
+                                      f"{error}.") from None
+            raise
+        code = process.wait()
     if code != 0 or not scanner.complete:
         raise DumpFailedError(f"Dumping {', '.join(databases)} from the {server.role} server "
                               f"for the proof failed ({process.stderr or code}).")
-    return {f"{db}.{table}": (c.rows, c.digest) for (db, table), c in scanner.tables.items()}
+    return {f"{db}.{table}": content for (db, table), content in scanner.tables.items()}
 
 
 def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = None) -> ProofResult:
@@ -71,12 +79,18 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         actual_objects = inventory.stored_objects(connection, databases)
 
     differences = []
-    expected_tables = {target_name(t): (e.rows, e.sha256) for t, e in manifest.tables.items()}
+    expected_tables = {target_name(t): e for t, e in manifest.tables.items()}
     for table in sorted(set(expected_tables) | set(actual_tables)):
-        expected, actual = expected_tables.get(table), actual_tables.get(table)
-        if expected == actual:
-            continue
-        differences.append(Difference("table", table, _describe(expected), _describe(actual)))
+        expected, content = expected_tables.get(table), actual_tables.get(table)
+        # A table without a row order is compared order-free: the re-dump may list its
+        # rows in another order than the backup did.
+        order_free = expected is not None and expected.unordered_sha256 is not None
+        wanted = None if expected is None else (
+            expected.rows, expected.unordered_sha256 if order_free else expected.sha256)
+        found = None if content is None else (
+            content.rows, content.unordered_digest if order_free else content.digest)
+        if wanted != found:
+            differences.append(Difference("table", table, _describe(wanted), _describe(found)))
     for kind, names in manifest.objects.items():
         expected_set = {target_name(n) for n in names}
         actual_set = set(actual_objects.get(kind, []))
@@ -87,15 +101,15 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
     return ProofResult(
         ok=not differences,
         tables_checked=len(expected_tables),
-        rows_checked=sum(rows for rows, _ in expected_tables.values()),
+        rows_checked=sum(e.rows for e in expected_tables.values()),
         objects_checked=sum(len(v) for v in manifest.objects.values()),
         seconds=round(time.monotonic() - clock, 3),
         differences=differences,
     )
 
 
-def _describe(table: tuple[int, str] | None) -> str:
+def _describe(table: tuple[int, str | None] | None) -> str:
     if table is None:
         return "missing"
     rows, digest = table
-    return f"{rows} rows, sha256 {digest[:12]}"
+    return f"{rows} rows, sha256 {(digest or 'none')[:12]}"

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +26,19 @@ from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore, BlockUploader
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BackupExistsError, DrkitError, DumpFailedError
+from drkit.errors import (
+    BackupExistsError,
+    DrkitError,
+    DumpFailedError,
+    UnrestorableBackupError,
+)
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, option_file, source_server
 from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
+from drkit.stream.lexer import LexError
 from drkit.units import human_size
 
 STEPS = 4
@@ -143,7 +150,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         compressor = codec.compressor(level)
         dump_clock = time.monotonic()
         try:
-            with option_file(server) as options, env.progress("backup", None) as progress:
+            with option_file(server) as options, env.progress("backup", None) as progress, \
+                    _unreadable_as("The dump"):
                 process = dump.DumpProcess(client.command(options, databases))
                 sent = 0
                 try:
@@ -208,6 +216,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
         tables={
             f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
+                                              unordered_sha256=content.unordered_digest,
                                               engine=engines.get(f"{database}.{table}"))
             for (database, table), content in sorted(scanner.tables.items())
         },
@@ -241,6 +250,22 @@ def _check_dump(exit_code: int, stderr: str, scanner: DumpScanner) -> None:
     if not scanner.complete:
         raise DumpFailedError("The dump ended without mysqldump's completion trailer; "
                               "nothing was committed.", "Run the backup again.")
+    if disagreements := scanner.disagreements():
+        raise UnrestorableBackupError(
+            f"A restore would not load the rows the dump holds ({'; '.join(disagreements[:3])})"
+            "; nothing was committed.", "Report this as a drkit bug, with the table's "
+            "SHOW CREATE TABLE.")
+
+
+@contextlib.contextmanager
+def _unreadable_as(what: str) -> Iterator[None]:
+    """A dump the lexer cannot cut into statements fails the backup before commit."""
+    try:
+        yield
+    except LexError as error:
+        raise UnrestorableBackupError(
+            f"{what} cannot be read back as statements: {error}; nothing was committed.",
+            "Report this as a drkit bug, with the statement at that position.") from None
 
 
 def _commit(store: BackupStore, uploader: BlockUploader, manifest: Manifest,

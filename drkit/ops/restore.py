@@ -25,6 +25,7 @@ from drkit.errors import (
     ProofFailedError,
     RestoreBlockedError,
     TargetNotEmptyError,
+    UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, connect, target_server
@@ -32,7 +33,9 @@ from drkit.mysql.loader import ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
 from drkit.ops.readback import CountingReader, read_back
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
-from drkit.stream.sqlstream import Rewriter, Statement, StatementSplitter
+from drkit.stream.lexer import LexError, SqlLexer
+from drkit.stream.rewrite import Rewriter
+from drkit.stream.statement import Statement
 
 
 @dataclass
@@ -89,19 +92,24 @@ def _rewriter(settings: Settings, renames: dict[str, str], azure: bool | None,
 def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
                 reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
     """The backup's statements, rewritten; checks checksum and trailer as the stream ends."""
-    splitter = StatementSplitter()
+    lexer = SqlLexer()
     tail = b""
-    with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
-        for piece in pieces:
-            counters["sql_bytes"] += len(piece)
-            tail = keep_tail(tail, piece)
-            for statement in splitter.feed(piece):
-                counters["statements"] += 1
-                if (rewritten := rewriter.rewrite(statement)) is not None:
-                    yield rewritten
-    for statement in splitter.close():
-        if (rewritten := rewriter.rewrite(statement)) is not None:
-            yield rewritten
+    try:
+        with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
+            for piece in pieces:
+                counters["sql_bytes"] += len(piece)
+                tail = keep_tail(tail, piece)
+                for statement in lexer.feed(piece):
+                    counters["statements"] += 1
+                    if (rewritten := rewriter.rewrite(statement)) is not None:
+                        yield rewritten
+        for statement in lexer.close():
+            counters["statements"] += 1
+            if (rewritten := rewriter.rewrite(statement)) is not None:
+                yield rewritten
+    except LexError as error:
+        raise UnrestorableBackupError(f"Backup {manifest.name} cannot be restored: {error}.",
+                                      _PARTIAL) from None
 
 
 _PARTIAL = ("Anything loaded so far is incomplete; restore another backup with --replace "

@@ -18,16 +18,19 @@ from drkit.errors import (
     ManifestMismatchError,
     ManifestMissingError,
     TruncatedBackupError,
+    UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
 from drkit.ops.readback import CountingReader, read_back
 from drkit.stream.dumpscan import DumpScanner
+from drkit.stream.lexer import LexError
 
 OUTCOMES = {
     ManifestMissingError: "manifest-missing",
     ChecksumMismatchError: "checksum-mismatch",
     TruncatedBackupError: "truncated",
     ManifestMismatchError: "manifest-mismatch",
+    UnrestorableBackupError: "unrestorable",
 }
 
 
@@ -75,6 +78,7 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
                 sql_sha256.update(piece)
                 sql_size += len(piece)
                 scanner.feed(piece)
+    _restorable(entry.name, scanner)
     differences = _content_differences(manifest, scanner, sql_size, sql_sha256.hexdigest())
     if differences:
         raise ManifestMismatchError(
@@ -88,6 +92,21 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
 
 
 _NEW_BACKUP = "Do not restore it; take a new backup and verify that."
+
+
+def _restorable(name: str, scanner: DumpScanner) -> None:
+    """The whole stream went through restore's own statement pipeline (lexer and Azure
+    rewrites, loading nothing): the last statement is complete, and every table's rows are
+    the ones a restore would load."""
+    try:
+        scanner.close()
+    except LexError as error:
+        raise UnrestorableBackupError(f"Backup {name} cannot be restored: {error}.",
+                                      _NEW_BACKUP) from None
+    if disagreements := scanner.disagreements():
+        raise UnrestorableBackupError(
+            f"Backup {name} would not restore as its manifest counts: "
+            f"{'; '.join(disagreements[:3])}.", _NEW_BACKUP)
 
 
 def _content_differences(manifest: Manifest, scanner: DumpScanner, sql_size: int,

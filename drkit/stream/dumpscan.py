@@ -2,14 +2,18 @@
 
 The manifest must describe exactly what the dump contains, from the same snapshot, so the
 numbers come from the SQL text itself rather than from a second query at another moment.
-A table's digest is the SHA-256 of its ``VALUES`` rows in dump order, with the statement
-boundaries and line breaks removed, so it does not depend on how the client split rows into
-statements or lines (MySQL writes ``VALUES (..),(..)``; MariaDB puts each row on a line).
-The restore proof dumps the restored table and scans it the same way.
+The stream is read by :mod:`drkit.stream.lexer`, the same lexer the restore uses.
 
-Cheap enough to run on every byte: it only looks at statement starts; a row's content is
-hashed, never parsed, except for counting rows in single-line INSERTs, where a ``),(`` can
-sit inside a string and the quotes must be paired.
+A table's digest is the SHA-256 of its ``VALUES`` rows in dump order, one row per line,
+whatever the statement layout (MySQL writes ``VALUES (..),(..)``; MariaDB puts each row on a
+line), preceded by the INSERTs' column list where mysqldump writes one (generated and
+invisible columns). The restore proof dumps the restored table and scans it the same way.
+A table whose rows have no order a dump can reproduce (no primary key, and no unique key
+over NOT NULL columns) also gets an order-free digest: the sum of its rows' SHA-256.
+
+Cheap enough to run on every byte: a row's content is hashed, never parsed, except for
+counting rows in single-line INSERTs, where a ``),(`` can sit inside a string and the quotes
+must be paired.
 """
 
 from __future__ import annotations
@@ -18,33 +22,62 @@ import hashlib
 import queue
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
-_INSERT = b"INSERT INTO `"
-_VALUES = b"` VALUES"
+from drkit.stream.lexer import SqlLexer
+from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
+from drkit.stream.statement import Statement, has_row_order_key
+
 _TRAILER = b"-- Dump completed"
-_USE = re.compile(rb"^USE `((?:[^`]|``)+)`;$", re.M)
-_CREATE_TABLE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)`", re.M)
-# Longest statement we keep whole while waiting for its end; mysqldump's own limit
-# (net_buffer_length) is 16 MiB.
-_MAX_STATEMENT = 64 * 1024 * 1024
+_MODULUS = 2**256
 
 
 @dataclass
 class TableContent:
-    """A table's rows as the dump holds them: a count and the SHA-256 of the rows in dump
-    order, one row per line (``(..),\n(..)``), whatever the statement layout."""
+    """A table's rows as the dump holds them: a count, the SHA-256 of the rows in dump order
+    one row per line (``(..),\n(..)``), and for tables without a row order the order-free sum
+    of each row's SHA-256."""
 
     rows: int = 0
+    order_free: bool = False
+    columns: tuple[str, ...] | None = None
     _digest: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+    _unordered: int = 0
 
     @property
     def digest(self) -> str:
         return self._digest.hexdigest()
 
-    def start_statement(self) -> None:
+    @property
+    def unordered_digest(self) -> str | None:
+        return f"{self._unordered:064x}" if self.order_free else None
+
+    def add(self, statement: Statement) -> int:
+        """Count and hash one INSERT's rows; return how many it holds."""
+        if statement.columns is not None and self.columns is None and not self.rows:
+            self.columns = statement.columns
+            listed = b"columns " + ",".join(statement.columns).encode("utf-8", "surrogateescape")
+            self._digest.update(listed + b"\n")
+            self._unordered = int.from_bytes(hashlib.sha256(listed).digest(), "big")
         if self.rows:  # rows of an earlier statement: join as if it were one
             self._digest.update(b",\n")
+        sql, values = statement.sql, statement.values
+        if sql[values:values + 1] == b"\n":
+            # MariaDB: one row per line already, and a raw newline never occurs inside a
+            # value, so rows are counted and hashed without copies.
+            count = sql.count(b"\n", values + 1) + 1
+            self._digest.update(memoryview(sql)[values + 1:])
+            lines = sql[values + 1:] if self.order_free else b""
+        else:
+            count, lines = _rows_one_per_line(sql[values:].lstrip(b" "))
+            self._digest.update(lines)
+        if self.order_free:
+            for row in lines.split(b"\n"):
+                digest = hashlib.sha256(row.removesuffix(b",")).digest()
+                self._unordered = (self._unordered + int.from_bytes(digest, "big")) % _MODULUS
+        self.rows += count
+        return count
 
 
 class BackgroundScan:
@@ -74,6 +107,7 @@ class BackgroundScan:
         self._thread.join()
         if self._error is not None:
             raise self._error
+        self.scanner.close()
         return self.scanner
 
     def _run(self) -> None:
@@ -89,14 +123,21 @@ class BackgroundScan:
 
 
 class DumpScanner:
-    """Feed it the SQL stream in chunks of any size; read ``tables`` and ``complete`` at the end."""
+    """Feed it the SQL stream in chunks of any size, then ``close``; read ``tables`` and
+    ``complete``. ``planned`` counts the rows restore's own pipeline (lexer and Azure
+    rewrites) would load per table; :meth:`disagreements` names tables where they differ."""
 
     def __init__(self) -> None:
         self.tables: dict[tuple[str, str], TableContent] = {}
-        self.database = ""
-        self._pending = b""
+        self.planned: Counter[tuple[str, str]] = Counter()
+        self.statements = 0
+        self._lexer = SqlLexer()
+        self._rewriter = Rewriter(azure=True)
         self._tail = b""
-        self._streaming: TableContent | None = None  # inside a one-row-per-line INSERT
+
+    @property
+    def database(self) -> str:
+        return self._lexer.database
 
     @property
     def complete(self) -> bool:
@@ -105,70 +146,34 @@ class DumpScanner:
 
     def feed(self, chunk: bytes) -> None:
         self._tail = keep_tail(self._tail, chunk)
-        data = self._pending + chunk if self._pending else chunk
-        consumed = self._scan(data)
-        self._pending = data[consumed:]
-        if len(self._pending) > _MAX_STATEMENT:
-            raise ValueError("an INSERT statement in the dump is longer than 64 MiB")
+        for statement in self._lexer.feed(chunk):
+            self._statement(statement)
 
-    def _scan(self, data: bytes) -> int:
-        """Process what ``data`` holds of complete lines and statements; return how far."""
-        pos = 0  # always at the start of a line, or inside a streamed INSERT
-        while True:
-            if self._streaming is not None:
-                end = statement_end(data, pos)
-                # Without the end in sight, keep the last byte back: it may be the ';'.
-                stop = end if end >= 0 else max(pos, len(data) - 1)
-                self._rows(self._streaming, data, pos, stop)
-                if end < 0:
-                    return stop
-                self._streaming = None
-                pos = end + 2
-                continue
-            start = _find_insert(data, pos)
-            if start < 0:  # only DDL ahead: take it up to the last full line
-                end = data.rfind(b"\n", pos) + 1
-                if end > pos:
-                    self._ddl(data[pos:end])
-                    pos = end
-                return pos
-            self._ddl(data[pos:start])
-            name_end = data.find(_VALUES, start)
-            values = name_end + len(_VALUES)
-            if name_end < 0 or values >= len(data):
-                return start
-            table = self._table(_name(data[start + len(_INSERT):name_end]))
-            if data[values] == ord("\n"):
-                # MariaDB: one row per line already, and a raw newline never occurs inside
-                # a value, so rows are counted and hashed as they pass, without copies.
-                table.start_statement()
-                table.rows += 1
-                self._streaming = table
-                pos = values + 1
-                continue
-            end = statement_end(data, values)
-            if end < 0:  # MySQL: the whole statement is needed to pair the quotes
-                return start
-            rows, one_per_line = _rows_one_per_line(data[values:end].lstrip(b" "))
-            table.start_statement()
-            table.rows += rows
-            table._digest.update(one_per_line)
-            pos = end + 2
+    def close(self) -> None:
+        """Read the last statement; raises LexError if the stream ends inside one."""
+        for statement in self._lexer.close():
+            self._statement(statement)
 
-    @staticmethod
-    def _rows(table: TableContent, data: bytes, start: int, stop: int) -> None:
-        if stop > start:
-            table.rows += data.count(b"\n", start, stop)
-            table._digest.update(memoryview(data)[start:stop])
+    def disagreements(self) -> list[str]:
+        """Tables whose rows the restore would not load as the manifest counts them."""
+        return [f"{db}.{table}: {content.rows} rows in the dump, "
+                f"{self.planned[(db, table)]} loaded by a restore"
+                for (db, table), content in self.tables.items()
+                if db not in SYSTEM_SCHEMAS and content.rows != self.planned[(db, table)]]
 
-    def _ddl(self, text: bytes) -> None:
-        for match in _USE.finditer(text):
-            self.database = _name(match.group(1))
-        for match in _CREATE_TABLE.finditer(text):
-            self._table(_name(match.group(1)))
+    def _statement(self, statement: Statement) -> None:
+        self.statements += 1
+        if statement.kind == "create_table" and statement.table is not None:
+            table = self._table(statement.database, statement.table)
+            table.order_free = not has_row_order_key(statement.sql)
+        rows = self._table(statement.database, statement.table).add(statement) \
+            if statement.kind == "insert" else 0
+        planned = self._rewriter.rewrite(statement)  # what restore would run (loads nothing)
+        if planned is not None and planned.kind == "insert":
+            self.planned[(statement.database, statement.table)] += rows
 
-    def _table(self, name: str) -> TableContent:
-        key = (self.database, name)
+    def _table(self, database: str, name: str) -> TableContent:
+        key = (database, name)
         if key not in self.tables:
             self.tables[key] = TableContent()
         return self.tables[key]
@@ -182,31 +187,6 @@ def keep_tail(tail: bytes, chunk: bytes) -> bytes:
 def ends_with_trailer(tail: bytes) -> bool:
     """Whether the last line is mysqldump's ``-- Dump completed ...``."""
     return tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(_TRAILER)
-
-
-def statement_end(data: bytes, pos: int) -> int:
-    """Index of the ``;\n`` that ends an INSERT, or -1 if ``data`` does not hold it yet.
-
-    A raw newline never occurs inside a dumped value, so the first ``;`` followed by a
-    newline is the end. Searching for the single byte is much faster than for the pair.
-    """
-    end = data.find(b";", pos)
-    while end >= 0:
-        following = data[end + 1:end + 2]
-        if following == b"\n":
-            return end
-        if not following:
-            return -1
-        end = data.find(b";", end + 1)
-    return -1
-
-
-def _find_insert(data: bytes, pos: int) -> int:
-    """Where the next line starting an INSERT begins, at or after line start ``pos``; or -1."""
-    if data.startswith(_INSERT, pos):
-        return pos
-    found = data.find(b"\n" + _INSERT, pos)
-    return found + 1 if found >= 0 else -1
 
 
 _STRING_OR_SEPARATOR = re.compile(rb"'(?:[^'\\]|\\.)*'|\),\(")
@@ -225,7 +205,3 @@ def _rows_one_per_line(values: bytes) -> tuple[int, bytes]:
         return separators + 1, values.replace(b"),(", b"),\n(")
     return separators + 1, _STRING_OR_SEPARATOR.sub(
         lambda m: m.group(0) if m.group(0).startswith(b"'") else b"),\n(", values)
-
-
-def _name(quoted: bytes) -> str:
-    return quoted.replace(b"``", b"`").decode("utf-8")

@@ -1,0 +1,275 @@
+"""One lexer for dump streams: statements cut and named the way the ``mysql`` client cuts them.
+
+The scanner (manifest, verify, proof), the restore and ``restore --check`` all read a dump
+through :class:`SqlLexer`, so what the manifest counts is what a restore loads.
+
+Like the ``mysql`` client (``add_line`` in client/mysql.cc), a statement ends at the current
+delimiter outside quotes (``'...'``, ``"..."`` with backslash escapes, `````...````` with
+doubled backticks) and outside comments (``-- ``, ``#`` and ``/* */``). The content of a
+conditional comment (``/*!50003 ... */``, MariaDB's ``/*M!...*/``) is SQL: a delimiter there
+ends the statement. ``DELIMITER x`` at a statement's start changes the delimiter.
+
+Row data is never parsed. mysqldump escapes every newline inside a value (``\\n``), so an
+``INSERT`` it wrote ends at the first ``;`` followed by a newline: one ``find`` over the rows
+instead of a walk through their quotes. The INSERT's header (table, column list) is read
+exactly. A statement the lexer does not recognise is passed on unchanged as ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from drkit.stream.statement import Statement, name_statement, unquote
+
+_IDENT = rb"`((?:[^`]|``)+)`"
+_INSERT_START = b"INSERT INTO `"
+# mysqldump's INSERT header: the table, an optional column list (generated or invisible
+# columns; MySQL writes ``(`a`, `b`)``, MariaDB ``(`a`,`b`)``), then VALUES.
+_INSERT_HEADER = re.compile(
+    rb"INSERT INTO " + _IDENT + rb"(?: ?\(((?:\s*`(?:[^`]|``)*`\s*,?)*)\))? VALUES(?=[ \n(])")
+_COLUMN = re.compile(_IDENT)
+_BLANK = re.compile(rb"[ \t\r\n]*")
+_DELIMITER_COMMAND = re.compile(rb"(?i)delimiter[ \t]+(\S+)[^\n]*(?:\n|$)")
+# MariaDB 11's dump starts with a command for its own client; it is not SQL.
+_SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
+
+
+
+class LexError(ValueError):
+    """The stream cannot be cut into statements (an unterminated string or comment)."""
+
+    def __init__(self, message: str, offset: int, line: int) -> None:
+        super().__init__(f"{message} (line {line}, byte {offset})")
+        self.offset = offset
+        self.line = line
+
+
+class SqlLexer:
+    """Feed chunks of any size; get complete statements in order. ``close`` at the end."""
+
+    def __init__(self) -> None:
+        self.database = ""
+        self.delimiter = b";"
+        self._buffer = bytearray()
+        self._offset = 0  # stream offset of _buffer[0]
+        self._line = 1  # line number of _buffer[0]
+        self._resume = 0  # how far the current statement was lexed without finding its end
+        self._in_condition = False  # inside /*!...*/ at _resume
+
+    def feed(self, chunk: bytes) -> Iterator[Statement]:
+        self._buffer += chunk
+        yield from self._statements(final=False)
+
+    def close(self) -> Iterator[Statement]:
+        """The last statement (the ``mysql`` client runs one without a delimiter too)."""
+        yield from self._statements(final=True)
+
+    # -- cutting ---------------------------------------------------------------------------
+    def _statements(self, final: bool) -> Iterator[Statement]:
+        while True:
+            start = self._skip_blank(final)
+            if start:
+                self._consume(start)
+            if start is None or not self._buffer:
+                return
+            end = self._end(final)
+            if end < 0:
+                return
+            sql = bytes(memoryview(self._buffer)[:end]).rstrip()
+            statement = self._classify(sql)
+            self._consume(min(end + len(self.delimiter), len(self._buffer)))
+            yield statement
+
+    def _consume(self, count: int) -> None:
+        self._line += self._buffer.count(b"\n", 0, count)
+        self._offset += count
+        del self._buffer[:count]
+        self._resume, self._in_condition = 0, False
+
+    def _skip_blank(self, final: bool) -> int | None:
+        """Skip blanks, comments and DELIMITER commands before a statement; return where it
+        starts, or None while the buffer cannot tell yet."""
+        buffer, pos = self._buffer, 0
+        while True:
+            pos = _BLANK.match(buffer, pos).end()
+            if pos == len(buffer):
+                return pos
+            rest = len(buffer) - pos
+            if buffer.startswith(b"--", pos) or buffer[pos] == ord("#"):
+                if buffer[pos] != ord("#"):
+                    if rest < 3 and not final:
+                        return None
+                    if rest >= 3 and buffer[pos + 2] > 32:  # "--x" is an expression
+                        return pos
+                newline = buffer.find(b"\n", pos)
+                if newline < 0:
+                    return len(buffer) if final else None
+                pos = newline + 1
+            elif buffer.startswith(b"/*", pos):
+                if rest < len(_SANDBOX_LINE) and not final:
+                    return None
+                if buffer.startswith(_SANDBOX_LINE, pos):
+                    pos += len(_SANDBOX_LINE)
+                    continue
+                if buffer[pos + 2:pos + 3] in (b"!", b"M", b"+"):
+                    return pos  # executable comment: a statement starts here
+                close = buffer.find(b"*/", pos + 2)
+                if close < 0:
+                    if final:
+                        raise self._error("the dump ends inside a comment", pos)
+                    return None
+                pos = close + 2
+            elif buffer[pos] in b"dD":
+                if rest < 11 and not final:
+                    return None
+                match = _DELIMITER_COMMAND.match(buffer, pos)
+                if not match:
+                    return pos
+                if not match.group(0).endswith(b"\n") and not final:
+                    return None
+                self.delimiter = bytes(match.group(1))
+                pos = match.end()
+            else:
+                return pos
+
+    def _end(self, final: bool) -> int:
+        """Where the statement at the buffer's start ends (its delimiter), or -1 for now."""
+        buffer = self._buffer
+        if self.delimiter == b";" and buffer.startswith(_INSERT_START):
+            end = _insert_end(buffer, self._resume)
+            if end >= 0:
+                return end
+            if final:
+                return len(buffer)
+            self._resume = max(0, len(buffer) - 1)
+            return -1
+        return self._general_end(final)
+
+    def _general_end(self, final: bool) -> int:
+        buffer, delimiter = self._buffer, self.delimiter
+        special = _special(delimiter)
+        pos, condition = self._resume, self._in_condition
+        while True:
+            match = special.search(buffer, pos)
+            if match is None:
+                if final:
+                    return len(buffer)
+                self._resume = max(pos, len(buffer) - len(delimiter) - 3)
+                self._in_condition = condition
+                return -1
+            token, at = match.group(), match.start()
+            if token == delimiter:
+                return at
+            if token in (b"'", b'"', b"`"):
+                close = _string_end(buffer, at, token[0], final)
+                if close < 0:
+                    if final:
+                        raise self._error("the dump ends inside a quoted string", at)
+                    self._resume, self._in_condition = at, condition
+                    return -1
+                pos = close + 1
+            elif token in (b"#", b"--"):
+                if token == b"--" and at + 2 >= len(buffer) and not final:
+                    self._resume, self._in_condition = at, condition
+                    return -1
+                if token == b"--" and at + 2 < len(buffer) and buffer[at + 2] > 32:
+                    pos = at + 2  # a minus sign twice, not a comment
+                    continue
+                newline = buffer.find(b"\n", at)
+                if newline < 0:
+                    if final:
+                        return len(buffer)
+                    self._resume, self._in_condition = at, condition
+                    return -1
+                pos = newline + 1
+            elif token == b"/*":
+                if at + 3 > len(buffer) and not final:
+                    self._resume, self._in_condition = at, condition
+                    return -1
+                if buffer[at + 2:at + 3] in (b"!", b"M", b"+"):
+                    condition, pos = True, at + 2  # its content is SQL
+                    continue
+                close = buffer.find(b"*/", at + 2)
+                if close < 0:
+                    if final:
+                        raise self._error("the dump ends inside a comment", at)
+                    self._resume, self._in_condition = at, condition
+                    return -1
+                pos = close + 2
+            else:  # "*/" closing a conditional comment
+                condition, pos = False, at + 2
+
+    def _error(self, message: str, at: int) -> LexError:
+        line = self._line + self._buffer.count(b"\n", 0, at)
+        return LexError(message, self._offset + at, line)
+
+    # -- naming ----------------------------------------------------------------------------
+    def _classify(self, sql: bytes) -> Statement:
+        statement = Statement(sql, "other", self.database, offset=self._offset, line=self._line)
+        if sql.startswith(_INSERT_START):
+            header = _INSERT_HEADER.match(sql)
+            if header is None:  # not mysqldump's shape (INSERT ... SELECT): passed on as is
+                return statement
+            statement.kind, statement.table = "insert", unquote(header.group(1))
+            statement.values = header.end()
+            if header.group(2) is not None:
+                statement.columns = tuple(unquote(c) for c in _COLUMN.findall(header.group(2)))
+            return statement
+        name_statement(statement)
+        if statement.kind in ("use", "create_database"):
+            self.database = statement.database = statement.name or self.database
+        return statement
+
+
+def _insert_end(buffer: bytearray, start: int) -> int:
+    """Index of the ``;`` followed by a newline that ends an INSERT, or -1.
+
+    Searching for the single byte is much faster than for the pair.
+    """
+    end = buffer.find(b";", start)
+    while end >= 0:
+        if end + 1 >= len(buffer):
+            return -1
+        if buffer[end + 1] == 10:
+            return end
+        end = buffer.find(b";", end + 1)
+    return -1
+
+
+def _string_end(buffer: bytearray, start: int, quote_byte: int, final: bool) -> int:
+    """Index of the quote closing the string opened at ``start``, or -1 if not yet read."""
+    pos = start + 1
+    while True:
+        close = buffer.find(bytes((quote_byte,)), pos)
+        if close < 0:
+            return -1
+        if quote_byte != ord("`"):
+            backslashes = 0
+            while close - backslashes - 1 > start and buffer[close - backslashes - 1] == 92:
+                backslashes += 1
+            if backslashes % 2:
+                pos = close + 1
+                continue
+        if close + 1 < len(buffer) and buffer[close + 1] == quote_byte:
+            pos = close + 2  # a doubled quote stands for itself
+            continue
+        if close + 1 == len(buffer) and not final:
+            return -1  # the next byte may double it
+        return close
+
+
+_SPECIALS: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _special(delimiter: bytes) -> re.Pattern[bytes]:
+    """What can change the lexer's state, the delimiter first (``;;`` before ``;``)."""
+    if delimiter not in _SPECIALS:
+        _SPECIALS[delimiter] = re.compile(re.escape(delimiter) + rb"|['\"`#]|--|/\*|\*/")
+    return _SPECIALS[delimiter]
+
+
+def statements(data: bytes) -> list[Statement]:
+    """All statements of a whole dump held in memory (tests, small fixtures)."""
+    lexer = SqlLexer()
+    return [*lexer.feed(data), *lexer.close()]

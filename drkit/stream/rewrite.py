@@ -1,0 +1,110 @@
+"""The rewrites a restore into Azure Database for MySQL Flexible Server needs, per statement.
+
+What Microsoft documents as breaking restores there (no SUPER): DEFINER clauses, the
+``SQL_LOG_BIN`` and ``GTID_PURGED`` statements, storage engines other than InnoDB/MEMORY, and
+the ``mysql`` system schema; plus renaming the database (``--as``). Each rewrite touches only
+what mysqldump writes for it, located by :mod:`drkit.stream.lexer`: the DEFINER of a CREATE
+VIEW/TRIGGER/PROCEDURE/FUNCTION/EVENT header (never one inside a body or a string), the
+exact SET statements (never a column called ``sql_log_bin_off``), every ``ENGINE=`` of a
+table and its partitions outside quotes. Row data is never rewritten.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from drkit.stream.statement import Statement, quote
+
+# mysqldump's own statements, exactly (client/mysqldump.cc), conditional comment or not.
+_SQL_LOG_BIN = re.compile(
+    rb"^(?:/\*!\d+ )?SET (?:@MYSQLDUMP_TEMP_LOG_BIN = @@SESSION\.SQL_LOG_BIN"
+    rb"|@@SESSION\.SQL_LOG_BIN ?= ?(?:0|@MYSQLDUMP_TEMP_LOG_BIN))(?: ?\*/)?$", re.I)
+_GTID_PURGED = re.compile(rb"^(?:/\*!\d+ )?SET @@GLOBAL\.GTID_PURGED ?=", re.I)
+_ENGINE = re.compile(rb"\bENGINE\s*=\s*(\w+)", re.I)
+_QUOTED = re.compile(rb"`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"", re.S)
+_DATABASE_NAME = re.compile(rb"`(?:[^`]|``)+`")
+ALLOWED_ENGINES = {b"INNODB", b"MEMORY"}
+SYSTEM_SCHEMAS = {"mysql", "sys", "performance_schema", "information_schema"}
+_NAMES_DATABASE = ("use", "create_database", "alter_database")  # what --as renames
+
+
+@dataclass
+class Rewriter:
+    """Rewrites statements for the target; counts what it changed for ``restore --check``."""
+
+    azure: bool = True
+    definer: str = "strip"  # strip, or "admin": replace with the target's admin user
+    admin_user: str = ""
+    rename: dict[str, str] = field(default_factory=dict)
+    changes: Counter = field(default_factory=Counter)
+    blockers: list[str] = field(default_factory=list)
+    _tables: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def rewrite(self, statement: Statement) -> Statement | None:
+        """The statement to run, or None to skip it. Row data is never changed."""
+        if self.azure and statement.database in SYSTEM_SCHEMAS:
+            self.changes[f"skipped statements of system schema {statement.database}"] += 1
+            return None
+        database = self.rename.get(statement.database, statement.database)
+        if statement.kind == "insert":  # rows are never rewritten, only their bookkeeping
+            return replace(statement, database=database)
+        sql = statement.sql
+        if statement.kind == "create_table" and statement.table:
+            self._check_case(statement.database, statement.table)
+        if self.azure:
+            if statement.kind == "session" and _SQL_LOG_BIN.match(sql):
+                self.changes["removed SQL_LOG_BIN statements"] += 1
+                return None
+            if statement.kind == "session" and _GTID_PURGED.match(sql):
+                self.changes["removed GTID_PURGED statements"] += 1
+                return None
+            if statement.definer is not None:
+                start, end = statement.definer
+                sql = sql[:start] + self._definer_replacement() + sql[end:].lstrip(b" ")
+                self.changes[f"{'removed' if self.definer == 'strip' else 'replaced'} "
+                             "DEFINER clauses"] += 1
+            if statement.kind == "create_table":
+                sql = self._innodb(sql)
+        name = statement.name
+        if self.rename and statement.kind in _NAMES_DATABASE:
+            sql, name = self._renamed(statement, sql), self.rename.get(name, name)
+        return replace(statement, sql=sql, database=database, name=name, definer=None)
+
+    def _definer_replacement(self) -> bytes:
+        if self.definer == "admin":
+            return b"DEFINER=" + quote(self.admin_user) + b"@`%` "
+        return b""
+
+    def _innodb(self, sql: bytes) -> bytes:
+        """Every ENGINE= of the table and its partitions outside quotes, as InnoDB."""
+        quoted = [m.span() for m in _QUOTED.finditer(sql)]
+        pieces, last = [], 0
+        for match in _ENGINE.finditer(sql):
+            inside = any(start <= match.start() < end for start, end in quoted)
+            engine = match.group(1)
+            if inside or engine.upper() in ALLOWED_ENGINES:
+                continue
+            self.changes[f"converted {engine.decode()} tables to InnoDB"] += 1
+            pieces += [sql[last:match.start(1)], b"InnoDB"]
+            last = match.end(1)
+        return b"".join([*pieces, sql[last:]]) if pieces else sql
+
+    def _renamed(self, statement: Statement, sql: bytes) -> bytes:
+        """The database name of ``USE``/``CREATE DATABASE``, renamed where it is the target."""
+        if statement.name not in self.rename:
+            return sql
+        self.changes["renamed database references"] += 1
+        old = quote(statement.name)
+        at = sql.find(old)
+        return sql[:at] + quote(self.rename[statement.name]) + sql[at + len(old):]
+
+    def _check_case(self, database: str, table: str) -> None:
+        seen = self._tables.setdefault(database, {})
+        other = seen.get(table.lower())
+        if other is not None and other != table:
+            self.blockers.append(
+                f"tables {database}.{other} and {database}.{table} collide under "
+                "lower_case_table_names=1 (Azure's setting)")
+        seen.setdefault(table.lower(), table)

@@ -1,0 +1,153 @@
+"""What a statement of a dump is: its kind, the table or object it names, its DEFINER.
+
+Read from the statement's first words only (quoted names, strings, comments and
+conditional-comment markers understood), never from its rows or body. Also: whether a table
+has a row order a dump reproduces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["insert", "use", "create_database", "alter_database", "create_table",
+               "create_object", "lock", "session", "other"]
+ObjectKind = Literal["view", "procedure", "function", "trigger", "event"]
+
+_IDENT = rb"`((?:[^`]|``)+)`"
+_COLUMN = re.compile(_IDENT)
+# Header tokens: a quoted name, a string, a word, an executable-comment opener, or one byte.
+_TOKEN = re.compile(rb"`((?:[^`]|``)*)`|'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\""
+                    rb"|(/\*M?![0-9]*|\*/)|(/\*.*?\*/|--[ \t][^\n]*|#[^\n]*)"
+                    rb"|([A-Za-z_$][A-Za-z0-9_$]*|[0-9]+)|(\S)", re.S)
+_OBJECT_KINDS: dict[bytes, ObjectKind] = {
+    b"VIEW": "view", b"PROCEDURE": "procedure", b"FUNCTION": "function",
+    b"TRIGGER": "trigger", b"EVENT": "event"}
+_HEADER_TOKENS = 40  # enough for any CREATE ... header; statements are never lexed whole
+
+
+@dataclass(slots=True)
+class Statement:
+    sql: bytes  # without its delimiter
+    kind: Kind
+    database: str = ""  # the database in use when the statement was read
+    table: str | None = None  # the table an INSERT, CREATE/ALTER/DROP/LOCK or trigger names
+    offset: int = 0  # where it starts in the SQL stream (bytes)
+    line: int = 1
+    columns: tuple[str, ...] | None = None  # an INSERT's column list
+    values: int = 0  # where an INSERT's rows start in ``sql``
+    object_kind: ObjectKind | None = None  # what a create_object statement creates
+    name: str | None = None  # the created object's or database's name
+    definer: tuple[int, int] | None = None  # span of the header's DEFINER=user@host
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line} (byte {self.offset})"
+
+
+def unquote(quoted: bytes) -> str:
+    return quoted.replace(b"``", b"`").decode("utf-8", "surrogateescape")
+
+
+def quote(name: str) -> bytes:
+    return b"`" + name.replace("`", "``").encode("utf-8", "surrogateescape") + b"`"
+
+
+@dataclass(slots=True)
+class _Word:
+    text: bytes  # upper-cased keyword, or the unquoted name/string
+    start: int
+    end: int
+    quoted: bool = False
+
+
+def _header(sql: bytes) -> list[_Word]:
+    """The first words of a statement, comments and conditional-comment markers skipped."""
+    words: list[_Word] = []
+    for match in _TOKEN.finditer(sql):
+        if match.group(4) is not None or match.group(5) is not None:
+            continue
+        if match.group(1) is not None:
+            words.append(_Word(match.group(1).replace(b"``", b"`"), *match.span(), True))
+        elif match.group(2) is not None or match.group(3) is not None:
+            text = match.group(2) if match.group(2) is not None else match.group(3)
+            words.append(_Word(text, *match.span(), True))
+        else:
+            words.append(_Word(match.group().upper(), *match.span()))
+        if len(words) >= _HEADER_TOKENS:
+            break
+    return words
+
+
+def name_statement(statement: Statement) -> None:
+    """Set kind, table, name and DEFINER span from the statement's first words."""
+    words = _header(statement.sql)
+    texts = [w.text if not w.quoted else None for w in words]
+
+    def name_after(index: int) -> str | None:
+        while index < len(words) and texts[index] in (b"IF", b"NOT", b"EXISTS"):
+            index += 1
+        return words[index].text.decode("utf-8", "surrogateescape") \
+            if index < len(words) and words[index].quoted else None
+
+    first = texts[0] if texts else None
+    second = texts[1] if len(texts) > 1 else None
+    if first == b"USE":
+        statement.kind, statement.name = "use", name_after(1)
+    elif first == b"SET":
+        statement.kind = "session"
+    elif first in (b"LOCK", b"UNLOCK"):
+        statement.kind = "lock"
+        statement.table = name_after(2) if first == b"LOCK" else None
+    elif first in (b"ALTER", b"DROP") and second == b"TABLE":
+        statement.table = name_after(2)
+    elif first == b"CREATE" and second == b"DATABASE":
+        statement.kind, statement.name = "create_database", name_after(2)
+    elif first == b"ALTER" and second == b"DATABASE":
+        statement.kind, statement.name = "alter_database", name_after(2)
+    elif first == b"CREATE" and second == b"TABLE":
+        statement.kind, statement.table = "create_table", name_after(2)
+    elif first == b"CREATE":
+        _name_object(statement, words, texts)
+
+
+def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | None]) -> None:
+    index = next((i for i, t in enumerate(texts) if t in _OBJECT_KINDS), None)
+    if index is None:
+        return
+    statement.kind, statement.object_kind = "create_object", _OBJECT_KINDS[texts[index]]
+    if index + 1 < len(words):
+        name = words[index + 1]
+        statement.name = name.text.decode("utf-8", "surrogateescape")
+    definer = next((i for i in range(index) if texts[i] == b"DEFINER"), None)
+    if definer is not None and definer + 2 < index and texts[definer + 1] == b"=":
+        # DEFINER = user@host, or DEFINER = CURRENT_USER[()]
+        last = definer + 2
+        if last + 2 < index and (texts[last + 1] == b"@"
+                                 or texts[last + 1:last + 3] == [b"(", b")"]):
+            last += 2
+        statement.definer = (words[definer].start, words[last].end)
+    if statement.object_kind == "trigger":
+        on = next((i for i in range(index + 2, len(words)) if texts[i] == b"ON"), None)
+        if on is not None and on + 1 < len(words):
+            statement.table = words[on + 1].text.decode("utf-8", "surrogateescape")
+
+
+_COLUMN_LINE = re.compile(rb"^\s*" + _IDENT + rb" (.*)$", re.M)
+_UNIQUE_LINE = re.compile(rb"^\s*(PRIMARY KEY|UNIQUE KEY(?: " + _IDENT + rb")?) \((.*)\)", re.M)
+_STRING = re.compile(rb"'(?:[^'\\]|\\.|'')*'")
+
+
+def has_row_order_key(create_table: bytes) -> bool:
+    """Whether a dump orders the table's rows reproducibly: a primary key, or a unique key
+    over NOT NULL columns (what ``mysqldump --order-by-primary`` sorts by). Reads the
+    ``SHOW CREATE TABLE`` text mysqldump writes, one column or key per line."""
+    not_null = {unquote(m.group(1)) for m in _COLUMN_LINE.finditer(create_table)
+                if b" NOT NULL" in _STRING.sub(b"''", m.group(2))}
+    for key in _UNIQUE_LINE.finditer(create_table):
+        if key.group(1) == b"PRIMARY KEY":
+            return True
+        if all(unquote(c) in not_null for c in _COLUMN.findall(key.group(3))):
+            return True
+    return False
