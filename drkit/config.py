@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from drkit.errors import ConfigError
 
@@ -206,6 +211,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 f"Cannot read config file {path}: {exc.strerror}.",
                 f"Pass an existing file with --config or {CONFIG_ENV}.",
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"Config file {path} is not UTF-8 text.") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -218,6 +225,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(f"Config from {where} is invalid: {describe_errors(exc)}.") from None
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        variable = f"DRKIT_{field.group(1).upper()}" if field else "a DRKIT_* variable"
+        raise ConfigError(f"The environment override {variable} cannot be parsed.",
+                          "A section is overridden field by field (DRKIT_SOURCE__HOST=...), "
+                          "or with a JSON object.") from None
+    if path and settings.runbooks is not None and not settings.runbooks.is_absolute() \
+            and "DRKIT_RUNBOOKS" not in os.environ:
+        # A folder the file names is relative to the file, as cron runs from elsewhere.
+        settings.runbooks = Path(path).absolute().parent / settings.runbooks
     return settings
 
 

@@ -120,3 +120,16 @@ def test_resolved_secrets_never_show_in_repr_logs_or_errors(settings, sandbox):
     # Every value of the seed secret is registered, not only the keys drkit asked for.
     storage_key = sandbox.secret()["azure_storage_key"]
     assert storage_key not in SecretError(f"key {storage_key}").message
+
+
+def test_a_config_that_is_not_text_or_an_override_that_does_not_parse_is_named(tmp_path,
+                                                                                  monkeypatch):
+    binary = tmp_path / "drkit.yaml"
+    binary.write_bytes(b"source: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_settings(binary)
+    good = tmp_path / "good.yaml"
+    good.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_SOURCE", "{bad")
+    with pytest.raises(ConfigError, match="override DRKIT_SOURCE cannot be parsed"):
+        load_settings(good)

@@ -17,10 +17,10 @@ from croniter import croniter
 
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
-from drkit.errors import AuditRefusedError
+from drkit.errors import AuditRefusedError, ConfigError
 from drkit.runbooks import runner
 from drkit.runbooks.audit import AuditRecord
-from drkit.runbooks.runbook import all_runbooks, load_runbook
+from drkit.runbooks.runbook import all_runbooks, load_runbook, runbook_dirs
 from drkit.runbooks.runner import run_runbook
 from tests import dbtools
 from tests.conftest import point_cli_at, repo_root
@@ -165,7 +165,7 @@ def test_record_with_a_secret_in_an_output_is_refused(sandbox, run_env, audit_st
     monkeypatch.setenv("LEAKED", sandbox.secret()["azure_storage_key"])
     name = _tiny_runbook(run_env, "import os\nprint(os.environ['LEAKED'])")
     settings = load_settings()
-    outcome = run_runbook(settings, sandbox.config_path, load_runbook(name, run_env))
+    outcome = run_runbook(settings, sandbox.config_path, load_runbook(name, [run_env]))
     assert outcome.exit_code == AuditRefusedError.exit_code
     assert "contains an Azure storage account key" in outcome.message
     assert "a value of this run's secrets" in outcome.message
@@ -194,7 +194,7 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
 
 def test_total_timeout_stops_the_run_and_keeps_a_record(sandbox, run_env, audit_store):
     name = _tiny_runbook(run_env, "import time\ntime.sleep(60)", total_seconds=8)
-    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook(name, run_env))
+    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook(name, [run_env]))
     assert outcome.exit_code == 41
     assert "exceeded the runbook's total timeout" in outcome.message
     assert "run.json" in published(audit_store, outcome.run_id)
@@ -309,3 +309,53 @@ def test_unknown_runbook_or_environment_is_named(run_env):
     wrong_env = run_cli("run", "nightly-backup", "--env", "staging")
     assert wrong_env.exit_code == 43
     assert "has no environment 'staging'" in wrong_env.stderr
+
+
+def _write_runbook(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(text)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: [unclosed\n", "is not valid YAML at line"),
+    ("", "must hold a mapping"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("name: mine\nnotebook: backup.ipynb\nenvironments: {}\n", "environments: Dictionary should have at least 1 item"),
+    ("name: mine\nnotebook: backup.ipynb\nenvironments: {prod: {schedule: 'not a cron'}}\n",
+     "'not a cron' is not a cron schedule"),
+    ("name: other\nnotebook: backup.ipynb\nenvironments: {prod: {}}\n", "calls itself 'other'"),
+    ("name: mine\nnotebook: nowhere.ipynb\nenvironments: {prod: {}}\n", "names the notebook"),
+])
+def test_a_bad_runbook_file_is_a_config_error_naming_it(tmp_path, text, message):
+    _write_runbook(tmp_path, "mine", text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_runbook("mine", [tmp_path])
+    assert str(tmp_path / "mine.yaml") in str(caught.value) or "mine" in str(caught.value)
+
+
+def test_own_runbooks_come_first_and_drkits_stay(tmp_path, monkeypatch):
+    folder = tmp_path / "mine"
+    _write_runbook(folder, "nightly-backup", "name: nightly-backup\nnotebook: backup.ipynb\n"
+                   "environments: {prod: {schedule: '30 1 * * *'}}\n")
+    _write_runbook(folder, "extra", "name: extra\nnotebook: backup.ipynb\n"
+                   "environments: {prod: {schedule: '0 2 * * *'}}\n")
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\nrunbooks: mine\n")
+    settings = load_settings(config)  # relative to the config file, not the cwd
+    assert runbook_dirs(settings)[0] == folder
+    runbooks = {r.name: r for r in all_runbooks(runbook_dirs(settings))}
+    assert {"nightly-backup", "extra", "restore-drill", "failover"} <= set(runbooks)
+    assert runbooks["nightly-backup"].environments["prod"].schedule == "30 1 * * *"
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    lines = run_cli("schedule", "show", "--env", "prod").stdout.splitlines()
+    assert any(" run extra " in line and f"DRKIT_RUNBOOKS={folder}" in line for line in lines)
+
+
+def test_a_missing_runbook_folder_is_named(tmp_path, monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    monkeypatch.setenv("DRKIT_RUNBOOKS", str(tmp_path / "nope"))
+    result = run_cli("schedule", "show", "--env", "prod")
+    assert result.exit_code == 3
+    assert f"The runbook folder {tmp_path / 'nope'}" in result.stderr

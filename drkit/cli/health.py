@@ -76,11 +76,11 @@ def monitor_install_alarms(context: Context, environment: str | None,
                            sns_topic: str | None) -> None:
     """Create CloudWatch alarms for backup failure and RPO breach."""
     from drkit.aws.alarms import install_alarms
-    from drkit.runbooks.runbook import rpo_objective, runbook_dir, schedule_interval
+    from drkit.runbooks.runbook import rpo_objective, runbook_dirs, schedule_interval
 
     settings = context.settings
     environment = environment or settings.environment
-    runbooks = runbook_dir(settings)
+    runbooks = runbook_dirs(settings)
     interval = schedule_interval("nightly-backup", environment, runbooks) or timedelta(days=1)
     for name in install_alarms(settings, environment, interval,
                                rpo_objective(environment, runbooks), sns_topic):

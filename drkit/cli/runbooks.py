@@ -32,7 +32,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
                 as_json: bool) -> None:
     """Execute RUNBOOK's notebook with papermill and publish its audit record."""
     from drkit.errors import ConfigError
-    from drkit.runbooks.runbook import load_runbook, runbook_dir
+    from drkit.runbooks.runbook import load_runbook, runbook_dirs
     from drkit.runbooks.runner import run_runbook
 
     if not context.config_path:
@@ -40,7 +40,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
     outcome = run_runbook(settings, Path(context.config_path),
-                          load_runbook(runbook, runbook_dir(settings)),
+                          load_runbook(runbook, runbook_dirs(settings)),
                           environment, overrides)
     if as_json:
         context.env.print_json(outcome.as_dict())
@@ -67,12 +67,12 @@ _audit_container = click.option("--container", default="dr-audit", show_default=
 def audit_publish(context: Context, notebook: Path, runbook_name: str,
                   environment: str | None) -> None:
     """Keep a notebook run by hand (e.g. the failover in JupyterLab) as an audit record."""
-    from drkit.runbooks.runbook import load_runbook, runbook_dir
+    from drkit.runbooks.runbook import load_runbook, runbook_dirs
     from drkit.runbooks.runner import record_notebook
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
-    outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dir(settings)),
+    outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dirs(settings)),
                               notebook, environment)
     context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
     if not outcome.published:
@@ -149,7 +149,7 @@ def audit_report(context: Context, container: str, output: Path, limit: int) -> 
 def schedule_command(context: Context, action: str, environment: str | None) -> None:
     """Show, install or remove the crontab entries of an environment's runbooks."""
     from drkit.errors import ConfigError
-    from drkit.runbooks.runbook import all_runbooks, runbook_dir
+    from drkit.runbooks.runbook import all_runbooks, runbook_dirs
     from drkit.runbooks.schedule import Crontab, cron_block, install, remove
 
     if not context.config_path:
@@ -158,7 +158,7 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
     settings = context.settings
     environment = environment or settings.environment
     block = cron_block(settings, Path(context.config_path), environment,
-                       all_runbooks(runbook_dir(settings)))
+                       all_runbooks(runbook_dirs(settings)))
     if action == "show":
         context.env.print("\n".join(block))
     elif action == "install":

@@ -31,7 +31,7 @@ from drkit.errors import DrkitError
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.redact import redact
-from drkit.runbooks.runbook import all_runbooks, runbook_dir, schedule_interval
+from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 
 # What a consistent dump of tables, views, routines, triggers and events needs.
 DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
@@ -66,7 +66,7 @@ class Doctor:
 
     def backup_interval(self) -> timedelta | None:
         return schedule_interval("nightly-backup", self.environment,
-                                 runbook_dir(self.settings))
+                                 runbook_dirs(self.settings))
 
 
 def check_secrets(doctor: Doctor) -> list[Check]:
@@ -160,7 +160,7 @@ def _clock_skew(store: BackupStore) -> Check:
 
 
 def check_audit_container(doctor: Doctor) -> list[Check]:
-    containers = {r.audit.container for r in all_runbooks(runbook_dir(doctor.settings))}
+    containers = {r.audit.container for r in all_runbooks(runbook_dirs(doctor.settings))}
     checks = []
     for container in sorted(containers):
         store = doctor.store(container)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drkit.config import Settings
-from drkit.runbooks.runbook import all_runbooks, runbook_dir
+from drkit.runbooks.runbook import all_runbooks, runbook_dirs
 
 
 def policy(settings: Settings) -> dict:
@@ -28,7 +28,7 @@ def policy(settings: Settings) -> dict:
                                        f"{settings.source.rds_instance_id}"})
     account = settings.storage.account
     containers = sorted({settings.storage.container, "$web",
-                         *(r.audit.container for r in all_runbooks(runbook_dir(settings)))})
+                         *(r.audit.container for r in all_runbooks(runbook_dirs(settings)))})
     azure_roles = [{"role": "Storage Blob Data Contributor", "scope":
                     f"storage account {account} / container {c}"} for c in containers]
     if settings.storage.auth == "key":

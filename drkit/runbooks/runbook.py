@@ -4,20 +4,29 @@ One YAML file per runbook; each environment may override the parameters and carr
 cron schedule (the seed's by default). drkit ships its runbooks and their notebooks as
 package data (``definitions/`` and ``notebooks/`` beside this module; the checkout's top-level
 ``runbooks`` and ``notebooks`` are links to them). The setting ``runbooks``
-(``DRKIT_RUNBOOKS``) points at a folder of one's own instead; a notebook named there is looked
-up beside the YAML file first, then among drkit's own.
+(``DRKIT_RUNBOOKS``) adds a folder of one's own, searched first: a runbook there hides drkit's
+of the same name, drkit's others stay. A notebook a runbook names is looked up beside its YAML
+file first, then among drkit's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
 
 from drkit.config import Settings, describe_errors
 from drkit.errors import ConfigError, RunbookNotFoundError
@@ -26,13 +35,21 @@ _PACKAGE = resources.files("drkit.runbooks")
 # A wheel installs unpacked, so drkit's own runbooks are real files papermill can open.
 PACKAGED_RUNBOOKS = Path(str(_PACKAGE / "definitions"))
 PACKAGED_NOTEBOOKS = Path(str(_PACKAGE / "notebooks"))
+Folders = Sequence[Path]
 
 
-def runbook_dir(settings: Settings | None = None) -> Path:
-    """The configured runbook folder (``runbooks``, ``DRKIT_RUNBOOKS``), else drkit's own."""
-    if settings is not None and settings.runbooks is not None:
-        return settings.runbooks.expanduser()
-    return PACKAGED_RUNBOOKS
+def runbook_dirs(settings: Settings | None = None) -> list[Path]:
+    """Where runbooks are looked up, first match wins: the configured folder (``runbooks``,
+    ``DRKIT_RUNBOOKS``), then drkit's own."""
+    if settings is None or settings.runbooks is None:
+        return [PACKAGED_RUNBOOKS]
+    folder = settings.runbooks.expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"The runbook folder {folder} (setting runbooks, or DRKIT_RUNBOOKS) "
+                          "does not exist or is not a folder.",
+                          "Point it at a folder of runbook YAML files, or unset it to use "
+                          "drkit's own runbooks.")
+    return [folder.absolute(), PACKAGED_RUNBOOKS]
 
 
 class Strict(BaseModel):
@@ -48,8 +65,15 @@ class AuditDestination(Strict):
     container: str = "dr-audit"
 
 
+def _cron(schedule: str | None) -> str | None:
+    if schedule is not None and not croniter.is_valid(schedule):
+        raise ValueError(f"{schedule!r} is not a cron schedule (minute hour day month weekday)")
+    return schedule
+
+
 class EnvironmentRun(Strict):
-    schedule: str | None = None  # None: run by a person (the failover), never by cron
+    # None: run by a person (the failover), never by cron
+    schedule: Annotated[str | None, AfterValidator(_cron)] = None
     parameters: dict[str, Any] = {}
 
 
@@ -60,7 +84,7 @@ class Runbook(Strict):
     parameters: dict[str, Any] = {}
     timeouts: Timeouts = Timeouts()
     audit: AuditDestination = AuditDestination()
-    environments: dict[str, EnvironmentRun]
+    environments: dict[str, EnvironmentRun] = Field(min_length=1)
     _directory: Path = PrivateAttr(PACKAGED_RUNBOOKS)  # where the YAML file was read
 
     def notebook_path(self) -> Path:
@@ -80,29 +104,47 @@ class Runbook(Strict):
                 f"Use one of: {', '.join(self.environments)}.") from None
 
 
-def load_runbook(name: str, directory: Path = PACKAGED_RUNBOOKS) -> Runbook:
-    path = directory / f"{name}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
-        raise RunbookNotFoundError(f"There is no runbook {name!r} in {directory}.",
-                                   f"Known runbooks: {known}.")
+def load_runbook(name: str, folders: Folders = (PACKAGED_RUNBOOKS,)) -> Runbook:
+    """The runbook ``name`` from the first folder that has it."""
+    path = next((f / f"{name}.yaml" for f in folders if (f / f"{name}.yaml").is_file()), None)
+    if path is None:
+        known = ", ".join(sorted({p.stem for f in folders for p in f.glob("*.yaml")})) or "none"
+        raise RunbookNotFoundError(
+            f"There is no runbook {name!r} in {' or '.join(str(f) for f in folders)}.",
+            f"Known runbooks: {known}.")
     try:
-        runbook = Runbook(**yaml.safe_load(path.read_text()))
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ConfigError(f"Runbook {path} must hold a mapping (name, notebook, "
+                              "environments, ...).")
+        runbook = Runbook(**data)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"Runbook {path} is not valid YAML{where}.") from None
     except ValidationError as exc:
         raise ConfigError(f"Runbook {path} is invalid: {describe_errors(exc)}.") from None
-    runbook._directory = directory
+    if runbook.name != name:
+        raise ConfigError(f"Runbook {path} calls itself {runbook.name!r}.",
+                          f"Name the file {runbook.name}.yaml, or set name: {name}.")
+    runbook._directory = path.parent
+    if not runbook.notebook_path().is_file():
+        raise ConfigError(f"Runbook {path} names the notebook {runbook.notebook}, which is "
+                          f"neither beside it nor one of drkit's own.")
     return runbook
 
 
-def all_runbooks(directory: Path = PACKAGED_RUNBOOKS) -> list[Runbook]:
-    return [load_runbook(p.stem, directory) for p in sorted(directory.glob("*.yaml"))]
+def all_runbooks(folders: Folders = (PACKAGED_RUNBOOKS,)) -> list[Runbook]:
+    """Every runbook of the folders; one of the first folder hides drkit's of the same name."""
+    names = sorted({p.stem for f in folders for p in f.glob("*.yaml")})
+    return [load_runbook(name, folders) for name in names]
 
 
 def schedule_interval(runbook_name: str, environment: str,
-                      directory: Path = PACKAGED_RUNBOOKS) -> timedelta | None:
+                      folders: Folders = (PACKAGED_RUNBOOKS,)) -> timedelta | None:
     """Time between two scheduled runs of a runbook in an environment (None: unscheduled)."""
     try:
-        run = load_runbook(runbook_name, directory).environments.get(environment)
+        run = load_runbook(runbook_name, folders).environments.get(environment)
     except RunbookNotFoundError:
         return None
     if run is None or run.schedule is None:
@@ -112,12 +154,12 @@ def schedule_interval(runbook_name: str, environment: str,
     return times.get_next(datetime) - first
 
 
-def rpo_objective(environment: str, directory: Path = PACKAGED_RUNBOOKS) -> timedelta:
+def rpo_objective(environment: str, folders: Folders = (PACKAGED_RUNBOOKS,)) -> timedelta:
     """The drill's RPO objective for the environment, else one backup interval plus an hour."""
-    drill = load_runbook("restore-drill", directory)
+    drill = load_runbook("restore-drill", folders)
     hours = drill.parameters_for(environment, {}).get("rpo_hours") \
         if environment in drill.environments else None
     if hours:
         return timedelta(hours=hours)
-    interval = schedule_interval("nightly-backup", environment, directory) or timedelta(days=1)
+    interval = schedule_interval("nightly-backup", environment, folders) or timedelta(days=1)
     return interval + timedelta(hours=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from drkit.config import Settings
 from drkit.errors import MissingProgramError, RunbookEngineError
-from drkit.runbooks.runbook import Runbook
+from drkit.runbooks.runbook import Runbook, runbook_dirs
 
 SKIPPED = 75  # flock's exit code when the previous run still holds the lock
 
@@ -33,6 +33,10 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
     state = settings.backup.state_dir.expanduser().absolute()
     drkit = str(Path(sys.executable).parent / "drkit")
     flock, timeout = _program("flock", "util-linux"), _program("timeout", "coreutils")
+    # cron has none of the caller's environment: a runbook folder given as DRKIT_RUNBOOKS
+    # must be in the line.
+    folder = f"DRKIT_RUNBOOKS={shlex.quote(str(runbook_dirs(settings)[0]))} " \
+        if settings.runbooks is not None else ""
     lines = [f"# BEGIN drkit {environment} (written by drkit schedule install; "
              "change the runbooks, then install again)"]
     for runbook in runbooks:
@@ -47,7 +51,7 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
                    f"still holds {lock}\" >> {q(str(log))}")
         command = (
             f"mkdir -p {q(str(lock.parent))} {q(str(log.parent))} && "
-            f"DRKIT_CONFIG={q(str(config_path.absolute()))} "
+            f"DRKIT_CONFIG={q(str(config_path.absolute()))} {folder}"
             f"{flock} -n -E {SKIPPED} {q(str(lock))} "
             f"{timeout} -k 60 {runbook.timeouts.total_seconds + 60} "
             f"{q(drkit)} run {runbook.name} --env {q(environment)} >> {q(str(log))} 2>&1"
