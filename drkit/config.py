@@ -55,7 +55,14 @@ SecretRef = Annotated[str, AfterValidator(_reference)]
 # A plain setting that may also be looked up the same way (the seed keeps the storage
 # account name in the secret).
 ValueRef = Annotated[str, AfterValidator(_value_or_reference)]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_$\-]{1,64}$")]
+def _identifier(name: str) -> str:
+    # MySQL: up to 64 characters, any but NUL, not ending in a space.
+    if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" "):
+        raise ValueError("a database name has 1 to 64 characters, no NUL and no trailing space")
+    return name
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class Section(BaseModel):

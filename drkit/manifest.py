@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel
 
@@ -44,17 +45,20 @@ class Manifest(BaseModel):
     sql: Digest
     tables: dict[str, TableEntry]
     objects: dict[str, list[str]]
+    # "table db.t" / "view db.v" / ... -> its CREATE text (drkit.stream.schema); empty in
+    # manifests of drkit before 0.2, whose proofs compare rows and object names only.
+    definitions: dict[str, str] = {}
 
     @property
     def sidecar_name(self) -> str:
         return self.name + SIDECAR_SUFFIX
 
     def metadata(self) -> dict[str, str]:
-        """The summary kept on the blob itself (ASCII strings only)."""
+        """The summary kept on the blob itself (metadata travels in HTTP headers: ASCII)."""
         return {
             "drkit_manifest": self.sidecar_name.rsplit("/", 1)[-1],
             "drkit_version": self.drkit_version,
-            "databases": ",".join(self.databases),
+            "databases": encode_names(self.databases),
             "compression": self.compression["codec"],
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
@@ -65,3 +69,12 @@ class Manifest(BaseModel):
             "tables": str(len(self.tables)),
             "rows": str(sum(t.rows for t in self.tables.values())),
         }
+
+
+def encode_names(names: list[str]) -> str:
+    """Database names for blob metadata: UTF-8, percent-encoded, comma-separated."""
+    return ",".join(quote(name, safe="") for name in names)
+
+
+def decode_names(value: str) -> list[str]:
+    return [unquote(name) for name in value.split(",") if name]

@@ -149,3 +149,10 @@ def test_a_stream_ending_inside_a_statement_names_where(dump, what, line):
 def test_positions_are_stream_lines_and_bytes():
     found = lex(b"-- header\n\nUSE `a`;\nSELECT 1;\n", chunk=3)
     assert [(s.kind, s.line, s.offset) for s in found] == [("use", 3, 11), ("other", 4, 20)]
+
+
+def test_unquoted_names_keep_their_case():
+    # SHOW CREATE TRIGGER gives the trigger as it was written: names need not be quoted.
+    (trigger,) = lex(b"/*!50003 CREATE*/ /*!50017 DEFINER=`a`@`%`*/ /*!50003 TRIGGER "
+                     b"orders_Round BEFORE INSERT ON Orders FOR EACH ROW SET NEW.x = 1 */;\n")
+    assert (trigger.name, trigger.table) == ("orders_Round", "Orders")

@@ -137,8 +137,10 @@ def test_changed_table_after_restore_fails_the_proof(sandbox, prefix):
     assert result.exit_code == 34
     differences = {(d["kind"], d["name"]) for d in json.loads(result.stdout)["differences"]}
     assert differences == {("table", f"{database}.customers"), ("table", f"{database}.stray"),
-                           ("trigger", f"{database}.orders_round_amount")}
-    assert "differs from backup" in result.stderr and "3 place(s)" in result.stderr
+                           ("trigger", f"{database}.orders_round_amount"),
+                           ("trigger definition", f"{database}.orders_round_amount"),
+                           ("table definition", f"{database}.stray")}
+    assert "differs from backup" in result.stderr and "5 place(s)" in result.stderr
 
 
 def test_non_empty_target_is_refused_and_replace_replaces_it(sandbox, prefix):

@@ -268,6 +268,7 @@ _DEFINER = re.compile(r"^(CREATE\b[^`'\"]*?)DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*
 _AUTO_INCREMENT = re.compile(r"^(\).*?) AUTO_INCREMENT=\d+", re.MULTILINE)
 # Columns of SHOW CREATE ... that legitimately differ on a restored copy.
 _DROPPED_COLUMNS = {"Created"}
+_MYISAM = re.compile(r"(ENGINE ?= ?)MyISAM")
 
 
 def normalise_sql(text: str, database: str) -> str:
@@ -381,9 +382,10 @@ def zoo_fingerprint(connection: pymysql.Connection, database: str) -> dict[str, 
 
 def compare_zoo(source_connection: pymysql.Connection, target_connection: pymysql.Connection,
                 databases: Iterable[str] = ZOO_DATABASES,
-                rename: Mapping[str, str] | None = None) -> list[str]:
+                rename: Mapping[str, str] | None = None, as_innodb: bool = False) -> list[str]:
     """Human-readable differences between each source database and its copy on the target
-    (named ``rename[db]`` there, or the same); empty when the copies match."""
+    (named ``rename[db]`` there, or the same); empty when the copies match. ``as_innodb``:
+    the copy was made for Azure, which has every table (and partition) on InnoDB."""
     rename = rename or {}
     differences: list[str] = []
     for database in databases:
@@ -391,8 +393,11 @@ def compare_zoo(source_connection: pymysql.Connection, target_connection: pymysq
         if not _database_exists(target_connection, copy):
             differences.append(f"database {quote(copy)} is missing on the target")
             continue
-        differences += compare_fingerprints(zoo_fingerprint(source_connection, database),
-                                            zoo_fingerprint(target_connection, copy),
+        expected = zoo_fingerprint(source_connection, database)
+        if as_innodb:
+            for table in expected["table"].values():
+                table["Create Table"] = _MYISAM.sub(r"\1InnoDB", table["Create Table"])
+        differences += compare_fingerprints(expected, zoo_fingerprint(target_connection, copy),
                                             label=quote(database))
     return differences
 

@@ -16,7 +16,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BackupNotFoundError, ManifestMissingError
-from drkit.manifest import SIDECAR_SUFFIX, Manifest
+from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
 
 _NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)$")
 _COMPRESSION = {"gz": "gzip", "zst": "zstd"}
@@ -79,7 +79,7 @@ class Catalog:
                 taken_at=moment,
                 size=blob.size,
                 compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
-                databases=[d for d in metadata.get("databases", "").split(",") if d],
+                databases=decode_names(metadata.get("databases", "")),
                 has_manifest=blob.name + SIDECAR_SUFFIX in names,
                 verified=tags.get(VERIFIED_TAG),
                 verified_at=tags.get(VERIFIED_AT_TAG),

@@ -24,6 +24,8 @@ BASE_OPTIONS = [
     "--default-character-set=utf8mb4",
     "--quick",
     "--order-by-primary",
+    # A row is one packet: the client's default (16-24 MiB) would refuse a bigger one.
+    "--max-allowed-packet=1G",
 ]
 # Options only MySQL 8's own client knows; without them it queries tables RDS lacks and
 # writes GTID statements Flexible Server rejects.

@@ -22,10 +22,15 @@ from dataclasses import dataclass, field
 import pymysql
 
 from drkit.errors import RestoreFailedError
-from drkit.mysql.connection import Server, connect
+from drkit.mysql.connection import Server, connect, query_without_copies
 from drkit.stream.statement import Statement, has_row_order_key
 
-_QUEUE_DEPTH = 4  # statements waiting per connection: bounds memory to a few MiB
+_QUEUE_DEPTH = 4  # statements waiting per connection
+# Bytes of INSERTs queued or running at once: a row of 80 MB is one statement, and a few of
+# them in the queues must not add up. One statement bigger than this still goes, alone.
+_IN_FLIGHT_BYTES = 64 * 1024 * 1024
+# Above this, statements are sent without pymysql's copies (query_without_copies).
+_LARGE_STATEMENT = 16 * 1024 * 1024
 _STOP = object()
 
 
@@ -42,6 +47,7 @@ class ParallelLoader:
         self.ddl = connect(server)
         self._workers = [_Worker(connect(server)) for _ in range(max(1, workers))]
         self._pending: dict[str, int] = {}
+        self._in_flight = 0  # bytes of INSERTs queued or running
         self._ordered_tables: set[str] = set()
         self._pinned: dict[str, int] = {}
         self._next = 0
@@ -108,7 +114,12 @@ class ParallelLoader:
         else:
             # The connection with the shortest queue.
             index = min(range(len(self._workers)), key=lambda i: self._workers[i].queue.qsize())
+        size = len(statement.sql)
         with self._done:
+            while self._error is None and self._in_flight and \
+                    self._in_flight + size > _IN_FLIGHT_BYTES:
+                self._done.wait()
+            self._in_flight += size
             self._pending[key] = self._pending.get(key, 0) + 1
         self._put(self._workers[index], (key, statement))
 
@@ -141,6 +152,7 @@ class ParallelLoader:
             if key is not None:
                 with self._done:
                     self._pending[key] -= 1
+                    self._in_flight -= len(statement.sql)
                     self._done.notify_all()
             if self._error is not None:
                 with self._done:
@@ -148,7 +160,10 @@ class ParallelLoader:
 
     def _run_sql(self, connection: pymysql.Connection, sql: bytes, statement: Statement) -> None:
         try:
-            connection.query(sql)
+            if len(sql) > _LARGE_STATEMENT:
+                query_without_copies(connection, sql)
+            else:
+                connection.query(sql)
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args else "?"
             message = str(exc.args[1] if len(exc.args) > 1 else exc)[:200]

@@ -2,21 +2,25 @@
 
 The restored databases are dumped again with the same client and options and scanned the
 way the backup was scanned, so each table's row count and content digest must come out
-equal; the views, routines, triggers and events must be the same sets.
+equal (order-free for tables without a row order), every table's and object's CREATE text
+must match (:mod:`drkit.stream.schema`), and the views, routines, triggers and events must
+be the same sets. Every difference is listed, per object.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
 
 from drkit.errors import DumpFailedError
-from drkit.manifest import Manifest
+from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import Server, connect, option_file
 from drkit.stream.dumpscan import DumpScanner, TableContent
 from drkit.stream.lexer import LexError
+from drkit.stream.rewrite import innodb_engines
 
 
 @dataclass
@@ -35,13 +39,14 @@ class ProofResult:
     objects_checked: int
     seconds: float
     differences: list[Difference] = field(default_factory=list)
+    schema_checked: int = 0  # CREATE texts compared (tables, views, routines, ...)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def scan_databases(server: Server, databases: list[str]) -> dict[str, TableContent]:
-    """``"db.table" -> content`` from a fresh dump of ``databases`` on ``server``."""
+def scan_databases(server: Server, databases: list[str]) -> DumpScanner:
+    """A fresh dump of ``databases`` on ``server``, scanned (tables, rows, schema)."""
     client = dump.dump_client()
     scanner = DumpScanner()
     with option_file(server) as options:
@@ -61,11 +66,13 @@ def scan_databases(server: Server, databases: list[str]) -> dict[str, TableConte
     if code != 0 or not scanner.complete:
         raise DumpFailedError(f"Dumping {', '.join(databases)} from the {server.role} server "
                               f"for the proof failed ({process.stderr or code}).")
-    return {f"{db}.{table}": content for (db, table), content in scanner.tables.items()}
+    return scanner
 
 
-def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = None) -> ProofResult:
-    """Compare ``server``'s copy of the backup's databases (renamed by ``rename``)."""
+def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = None,
+          azure: bool = False) -> ProofResult:
+    """Compare ``server``'s copy of the backup's databases (renamed by ``rename``; with
+    ``azure``, restored with the Azure rewrites, which put every table on InnoDB)."""
     rename = rename or {}
     clock = time.monotonic()
     databases = [rename.get(db, db) for db in manifest.databases]
@@ -74,12 +81,37 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         database, _, rest = qualified.partition(".")
         return f"{rename.get(database, database)}.{rest}"
 
-    actual_tables = scan_databases(server, databases)
+    scanner = scan_databases(server, databases)
+    actual_tables = {f"{db}.{table}": c for (db, table), c in scanner.tables.items()}
     with contextlib.closing(connect(server)) as connection:
         actual_objects = inventory.stored_objects(connection, databases)
-
-    differences = []
     expected_tables = {target_name(t): e for t, e in manifest.tables.items()}
+    expected_schema = {f"{kind} {target_name(name)}": text for kind, name, text in
+                       (key.split(" ", 1) + [text] for key, text in manifest.definitions.items())}
+    if azure:
+        expected_schema = {key: _as_innodb(text) if key.startswith("table ") else text
+                           for key, text in expected_schema.items()}
+    differences = [
+        *_table_differences(expected_tables, actual_tables),
+        *_object_differences({k: {target_name(n) for n in v} for k, v in
+                              manifest.objects.items()}, actual_objects),
+        *(_schema_differences(expected_schema, scanner.definitions)
+          if manifest.definitions else []),
+    ]
+    return ProofResult(
+        ok=not differences,
+        tables_checked=len(expected_tables),
+        rows_checked=sum(e.rows for e in expected_tables.values()),
+        objects_checked=sum(len(v) for v in manifest.objects.values()),
+        seconds=round(time.monotonic() - clock, 3),
+        differences=differences,
+        schema_checked=len(expected_schema),
+    )
+
+
+def _table_differences(expected_tables: dict[str, TableEntry],
+                       actual_tables: dict[str, TableContent]) -> list[Difference]:
+    differences = []
     for table in sorted(set(expected_tables) | set(actual_tables)):
         expected, content = expected_tables.get(table), actual_tables.get(table)
         # A table without a row order is compared order-free: the re-dump may list its
@@ -91,21 +123,44 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
             content.rows, content.unordered_digest if order_free else content.digest)
         if wanted != found:
             differences.append(Difference("table", table, _describe(wanted), _describe(found)))
-    for kind, names in manifest.objects.items():
-        expected_set = {target_name(n) for n in names}
-        actual_set = set(actual_objects.get(kind, []))
-        for name in sorted(expected_set - actual_set):
-            differences.append(Difference(kind.rstrip("s"), name, "present", "missing"))
-        for name in sorted(actual_set - expected_set):
-            differences.append(Difference(kind.rstrip("s"), name, "absent", "present"))
-    return ProofResult(
-        ok=not differences,
-        tables_checked=len(expected_tables),
-        rows_checked=sum(e.rows for e in expected_tables.values()),
-        objects_checked=sum(len(v) for v in manifest.objects.values()),
-        seconds=round(time.monotonic() - clock, 3),
-        differences=differences,
-    )
+    return differences
+
+
+def _object_differences(expected: dict[str, set[str]],
+                        actual: dict[str, list[str]]) -> list[Difference]:
+    differences = []
+    for kind, names in expected.items():
+        found = set(actual.get(kind, []))
+        differences += [Difference(kind.rstrip("s"), n, "present", "missing")
+                        for n in sorted(names - found)]
+        differences += [Difference(kind.rstrip("s"), n, "absent", "present")
+                        for n in sorted(found - names)]
+    return differences
+
+
+def _schema_differences(expected: dict[str, str], actual: dict[str, str]) -> list[Difference]:
+    """Per object, the first line where its CREATE text differs."""
+    differences = []
+    for key in sorted(set(expected) | set(actual)):
+        kind, _, name = key.partition(" ")
+        mine, theirs = expected.get(key), actual.get(key)
+        if mine == theirs:
+            continue
+        if mine is None or theirs is None:
+            differences.append(Difference(f"{kind} definition", name,
+                                          "present" if mine else "absent",
+                                          "present" if theirs else "missing"))
+            continue
+        wanted, found = next(((a, b) for a, b in itertools.zip_longest(
+            mine.splitlines(), theirs.splitlines(), fillvalue="(end)") if a != b))
+        differences.append(Difference(f"{kind} definition", name, wanted.strip()[:200],
+                                      found.strip()[:200]))
+    return differences
+
+
+def _as_innodb(text: str) -> str:
+    return innodb_engines(text.encode("utf-8", "surrogateescape"))[0].decode(
+        "utf-8", "surrogateescape")
 
 
 def _describe(table: tuple[int, str | None] | None) -> str:

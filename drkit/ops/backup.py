@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from drkit import __version__
 from drkit.aws import metrics
@@ -108,7 +109,7 @@ def _locks(settings: Settings, databases: list[str]):
     directory = settings.backup.state_dir.expanduser() / "locks"
     with contextlib.ExitStack() as stack:
         for database in sorted(set(databases)):
-            stack.enter_context(RunLock(directory / f"backup-{database}.lock",
+            stack.enter_context(RunLock(directory / f"backup-{quote(database, safe='')}.lock",
                                         f"backup of database {database}"))
         yield
 
@@ -221,6 +222,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             for (database, table), content in sorted(scanner.tables.items())
         },
         objects=objects_after,
+        definitions=scanner.definitions,
     )
 
     # 3. Publish: the sidecar first, then the one request that makes the backup visible.

@@ -26,7 +26,7 @@ from drkit.console import Environment, log_event
 from drkit.errors import NotApprovedError, ProofFailedError, RestoreBlockedError
 from drkit.mysql.connection import target_server
 from drkit.ops.assess import Assessment, assess
-from drkit.ops.restore import objects_in, prove_restore, restore_backup
+from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
 
 CONFIRMATION = "FAILOVER"
 
@@ -166,7 +166,8 @@ class Failover:
             ours = self._marker().get("status") == "loading"  # our own interrupted restore
             if present and not (self.replace or ours):
                 try:
-                    proof = prove_restore(manifest, server, renames)
+                    proof = prove_restore(manifest, server, renames,
+                                          azure_rewrites(self.settings))
                 except ProofFailedError:
                     raise RestoreBlockedError(
                         f"The target already holds {', '.join(present)}, and it does not match "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -36,6 +36,7 @@ from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement
+from drkit.units import human_size
 
 
 @dataclass
@@ -62,6 +63,8 @@ class CheckResult:
     statements: int
     rewrites: dict[str, int]
     blockers: list[str]
+    largest_statement_bytes: int = 0
+    target_max_allowed_packet: int | None = None  # None: no target configured to ask
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,13 +81,19 @@ def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
     return {manifest.databases[0]: rename_to}
 
 
+def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
+    """Whether a restore rewrites for Azure: as asked, else as ``restore.azure_compat`` says."""
+    if azure is not None:
+        return azure
+    mode = settings.restore.azure_compat
+    return mode == "on" or (mode == "auto" and settings.target is not None
+                            and settings.target.kind == "azure")
+
+
 def _rewriter(settings: Settings, renames: dict[str, str], azure: bool | None,
               definer: str | None) -> Rewriter:
-    mode = settings.restore.azure_compat
-    if azure is None:
-        azure = mode == "on" or (mode == "auto" and settings.target is not None
-                                 and settings.target.kind == "azure")
-    return Rewriter(azure=azure, definer=definer or settings.restore.definer,
+    return Rewriter(azure=azure_rewrites(settings, azure),
+                    definer=definer or settings.restore.definer,
                     admin_user=settings.target.user if settings.target else "",
                     rename={old: new for old, new in renames.items() if old != new})
 
@@ -125,11 +134,30 @@ def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
     renames = _renames(manifest, rename_to)
     rewriter = _rewriter(settings, renames, azure, definer)
     counters = {"sql_bytes": 0, "statements": 0}
-    for _ in _statements(store, manifest, rewriter, CountingReader(store.download(entry.name)),
-                         counters):
-        pass
+    largest, size = None, 0  # the statement itself is not kept: it may be huge
+    for statement in _statements(store, manifest, rewriter,
+                                 CountingReader(store.download(entry.name)), counters):
+        if len(statement.sql) > size:
+            largest, size = replace(statement, sql=b""), len(statement.sql)
+    blockers = list(rewriter.blockers)
+    limit = _max_allowed_packet(settings) if settings.target else None
+    if largest is not None and limit is not None and size + 1 > limit:
+        where = f"table {largest.database}.{largest.table}" if largest.table else \
+            f"a {largest.kind} statement"
+        blockers.append(f"the largest statement ({where}, {largest.where}) is "
+                        f"{human_size(size)}, more than the target's "
+                        f"max_allowed_packet of {human_size(limit)}: raise it on the server")
     return CheckResult(backup=entry.name, databases=renames, statements=counters["statements"],
-                       rewrites=dict(rewriter.changes), blockers=list(rewriter.blockers))
+                       rewrites=dict(rewriter.changes), blockers=blockers,
+                       largest_statement_bytes=size,
+                       target_max_allowed_packet=limit)
+
+
+def _max_allowed_packet(settings: Settings) -> int:
+    with contextlib.closing(connect(target_server(settings))) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        return int(cursor.fetchone()[0])
 
 
 def restore_backup(settings: Settings, spec: str, env: Environment | None = None, *,
@@ -170,12 +198,13 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
     log_event("restore.loaded", f"Restored {entry.name} in {seconds:.1f} s "
               f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
     if prove_after:
-        result.proof = prove_restore(manifest, server, renames)
+        result.proof = prove_restore(manifest, server, renames, rewriter.azure)
     return result
 
 
-def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str]) -> ProofResult:
-    proof = prove(manifest, server, renames)
+def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
+                  azure: bool) -> ProofResult:
+    proof = prove(manifest, server, renames, azure)
     if not proof.ok:
         shown = "; ".join(f"{d.kind} {d.name}: expected {d.expected}, found {d.actual}"
                           for d in proof.differences[:5])
@@ -196,7 +225,7 @@ def prove_backup(settings: Settings, spec: str, *, target_address: str | None = 
     store = BackupStore.from_settings(settings)
     manifest = load_manifest(store, Catalog(store).select(spec).name)
     return prove_restore(manifest, target_server(settings, target_address),
-                         _renames(manifest, rename_to))
+                         _renames(manifest, rename_to), azure_rewrites(settings))
 
 
 def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:

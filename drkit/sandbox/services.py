@@ -241,6 +241,10 @@ class TargetDatabase(MariaDB):
     admin_user = TARGET_USER
     admin_password_key = "azure_mysql_password"
 
+    def extra_options(self) -> list[str]:
+        # Flexible Server's default max_allowed_packet (it allows up to 1 GiB).
+        return ["--max-allowed-packet=512M"]
+
 
 class Azurite(Service):
     name = "azurite"

@@ -19,14 +19,15 @@ must be paired.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import queue
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
 from drkit.stream.lexer import SqlLexer
 from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
+from drkit.stream.schema import schema_entry
 from drkit.stream.statement import Statement, has_row_order_key
 
 _TRAILER = b"-- Dump completed"
@@ -129,6 +130,7 @@ class DumpScanner:
 
     def __init__(self) -> None:
         self.tables: dict[tuple[str, str], TableContent] = {}
+        self.definitions: dict[str, str] = {}  # "table db.t" / "view db.v" ... -> CREATE text
         self.planned: Counter[tuple[str, str]] = Counter()
         self.statements = 0
         self._lexer = SqlLexer()
@@ -166,6 +168,8 @@ class DumpScanner:
         if statement.kind == "create_table" and statement.table is not None:
             table = self._table(statement.database, statement.table)
             table.order_free = not has_row_order_key(statement.sql)
+        if (entry := schema_entry(statement)) is not None:
+            self.definitions[entry[0]] = entry[1]
         rows = self._table(statement.database, statement.table).add(statement) \
             if statement.kind == "insert" else 0
         planned = self._rewriter.rewrite(statement)  # what restore would run (loads nothing)
@@ -189,19 +193,24 @@ def ends_with_trailer(tail: bytes) -> bool:
     return tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(_TRAILER)
 
 
-_STRING_OR_SEPARATOR = re.compile(rb"'(?:[^'\\]|\\.)*'|\),\(")
-
-
-def _rows_one_per_line(values: bytes) -> tuple[int, bytes]:
+def _rows_one_per_line(values: bytes | bytearray) -> tuple[int, bytes | bytearray]:
     """Rows in a single-line ``(..),(..)`` and the same rows one per line.
 
     A ``),(`` may sit inside a string; only those outside string literals separate rows.
+    Escaped backslashes and quotes are masked by bytes of the same length, so the quotes
+    left delimit strings at the original positions: outside the strings, ``),(`` is a row
+    separator. mysqldump escapes NUL, so a NUL can stand in for a separator-like ``,``
+    inside a string while the real ones are replaced.
     """
-    # Drop escaped backslashes, then escaped quotes; the quotes left delimit strings, and
-    # every other piece between them lies outside a string.
-    plain = values.replace(b"\\\\", b"").replace(b"\\'", b"")
-    separators = b"".join(plain.split(b"'")[0::2]).count(b"),(")
-    if separators == values.count(b"),("):  # the usual case: no string holds a "),("
-        return separators + 1, values.replace(b"),(", b"),\n(")
-    return separators + 1, _STRING_OR_SEPARATOR.sub(
-        lambda m: m.group(0) if m.group(0).startswith(b"'") else b"),\n(", values)
+    masked = values.replace(b"\\\\", b"..").replace(b"\\'", b"..")
+    parts = masked.split(b"'")
+    inside = [i for i in range(1, len(parts), 2) if b"),(" in parts[i]]
+    if not inside:  # the usual case: no string holds a "),("
+        return values.count(b"),(") + 1, values.replace(b"),(", b"),\n(")
+    starts = [0, *itertools.accumulate(len(part) + 1 for part in parts)]
+    protected = bytearray(values)
+    for index in inside:
+        start, end = starts[index], starts[index] + len(parts[index])
+        protected[start:end] = protected[start:end].replace(b"),(", b")\x00(")
+    rows = protected.count(b"),(") + 1
+    return rows, protected.replace(b"),(", b"),\n(").replace(b")\x00(", b"),(")

@@ -33,6 +33,7 @@ _BLANK = re.compile(rb"[ \t\r\n]*")
 _DELIMITER_COMMAND = re.compile(rb"(?i)delimiter[ \t]+(\S+)[^\n]*(?:\n|$)")
 # MariaDB 11's dump starts with a command for its own client; it is not SQL.
 _SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
+_HAND_OVER = 4 * 1024 * 1024  # statements longer than this take the buffer with them
 
 
 
@@ -56,6 +57,7 @@ class SqlLexer:
         self._line = 1  # line number of _buffer[0]
         self._resume = 0  # how far the current statement was lexed without finding its end
         self._in_condition = False  # inside /*!...*/ at _resume
+        self._statement_at = (0, 1)  # offset and line of the statement being named
 
     def feed(self, chunk: bytes) -> Iterator[Statement]:
         self._buffer += chunk
@@ -76,10 +78,28 @@ class SqlLexer:
             end = self._end(final)
             if end < 0:
                 return
-            sql = bytes(memoryview(self._buffer)[:end]).rstrip()
-            statement = self._classify(sql)
-            self._consume(min(end + len(self.delimiter), len(self._buffer)))
+            statement = self._classify(self._take(end))
             yield statement
+
+    def _take(self, end: int) -> bytes | bytearray:
+        """The statement ending at ``end``, cut from the buffer with its delimiter."""
+        start_offset, start_line = self._offset, self._line
+        stop = min(end + len(self.delimiter), len(self._buffer))
+        if end <= _HAND_OVER:
+            sql: bytes | bytearray = bytes(memoryview(self._buffer)[:end]).rstrip()
+            self._consume(stop)
+        else:
+            # A big statement (a row of 80 MB): hand the buffer itself over as the
+            # statement instead of copying it; what follows starts a new, small buffer.
+            sql, self._buffer = self._buffer, bytearray(memoryview(self._buffer)[stop:])
+            self._line += sql.count(b"\n", 0, stop)
+            self._offset += stop
+            self._resume, self._in_condition = 0, False
+            del sql[end:]
+            if sql[-1:].isspace():
+                sql = sql.rstrip()
+        self._statement_at = (start_offset, start_line)
+        return sql
 
     def _consume(self, count: int) -> None:
         self._line += self._buffer.count(b"\n", 0, count)
@@ -205,8 +225,9 @@ class SqlLexer:
         return LexError(message, self._offset + at, line)
 
     # -- naming ----------------------------------------------------------------------------
-    def _classify(self, sql: bytes) -> Statement:
-        statement = Statement(sql, "other", self.database, offset=self._offset, line=self._line)
+    def _classify(self, sql: bytes | bytearray) -> Statement:
+        offset, line = self._statement_at
+        statement = Statement(sql, "other", self.database, offset=offset, line=line)
         if sql.startswith(_INSERT_START):
             header = _INSERT_HEADER.match(sql)
             if header is None:  # not mysqldump's shape (INSERT ... SELECT): passed on as is

@@ -78,18 +78,10 @@ class Rewriter:
         return b""
 
     def _innodb(self, sql: bytes) -> bytes:
-        """Every ENGINE= of the table and its partitions outside quotes, as InnoDB."""
-        quoted = [m.span() for m in _QUOTED.finditer(sql)]
-        pieces, last = [], 0
-        for match in _ENGINE.finditer(sql):
-            inside = any(start <= match.start() < end for start, end in quoted)
-            engine = match.group(1)
-            if inside or engine.upper() in ALLOWED_ENGINES:
-                continue
+        sql, converted = innodb_engines(sql)
+        for engine in converted:
             self.changes[f"converted {engine.decode()} tables to InnoDB"] += 1
-            pieces += [sql[last:match.start(1)], b"InnoDB"]
-            last = match.end(1)
-        return b"".join([*pieces, sql[last:]]) if pieces else sql
+        return sql
 
     def _renamed(self, statement: Statement, sql: bytes) -> bytes:
         """The database name of ``USE``/``CREATE DATABASE``, renamed where it is the target."""
@@ -108,3 +100,19 @@ class Rewriter:
                 f"tables {database}.{other} and {database}.{table} collide under "
                 "lower_case_table_names=1 (Azure's setting)")
         seen.setdefault(table.lower(), table)
+
+
+def innodb_engines(sql: bytes) -> tuple[bytes, list[bytes]]:
+    """A CREATE TABLE with every ENGINE= of the table and its partitions outside quotes set
+    to InnoDB (MEMORY stays), and the engines it replaced."""
+    quoted = [m.span() for m in _QUOTED.finditer(sql)]
+    pieces, converted, last = [], [], 0
+    for match in _ENGINE.finditer(sql):
+        inside = any(start <= match.start() < end for start, end in quoted)
+        engine = match.group(1)
+        if inside or engine.upper() in ALLOWED_ENGINES:
+            continue
+        converted.append(engine)
+        pieces += [sql[last:match.start(1)], b"InnoDB"]
+        last = match.end(1)
+    return (b"".join([*pieces, sql[last:]]) if pieces else sql), converted

@@ -29,7 +29,7 @@ _HEADER_TOKENS = 40  # enough for any CREATE ... header; statements are never le
 
 @dataclass(slots=True)
 class Statement:
-    sql: bytes  # without its delimiter
+    sql: bytes | bytearray  # without its delimiter; a huge one is the lexer's own buffer
     kind: Kind
     database: str = ""  # the database in use when the statement was read
     table: str | None = None  # the table an INSERT, CREATE/ALTER/DROP/LOCK or trigger names
@@ -60,6 +60,11 @@ class _Word:
     start: int
     end: int
     quoted: bool = False
+    written: bytes = b""  # a plain word as written (names keep their case)
+
+    @property
+    def name(self) -> str:
+        return (self.text if self.quoted else self.written).decode("utf-8", "surrogateescape")
 
 
 def _header(sql: bytes) -> list[_Word]:
@@ -74,7 +79,7 @@ def _header(sql: bytes) -> list[_Word]:
             text = match.group(2) if match.group(2) is not None else match.group(3)
             words.append(_Word(text, *match.span(), True))
         else:
-            words.append(_Word(match.group().upper(), *match.span()))
+            words.append(_Word(match.group().upper(), *match.span(), written=match.group()))
         if len(words) >= _HEADER_TOKENS:
             break
     return words
@@ -88,8 +93,7 @@ def name_statement(statement: Statement) -> None:
     def name_after(index: int) -> str | None:
         while index < len(words) and texts[index] in (b"IF", b"NOT", b"EXISTS"):
             index += 1
-        return words[index].text.decode("utf-8", "surrogateescape") \
-            if index < len(words) and words[index].quoted else None
+        return words[index].name if index < len(words) else None
 
     first = texts[0] if texts else None
     second = texts[1] if len(texts) > 1 else None
@@ -119,7 +123,7 @@ def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | N
     statement.kind, statement.object_kind = "create_object", _OBJECT_KINDS[texts[index]]
     if index + 1 < len(words):
         name = words[index + 1]
-        statement.name = name.text.decode("utf-8", "surrogateescape")
+        statement.name = name.name
     definer = next((i for i in range(index) if texts[i] == b"DEFINER"), None)
     if definer is not None and definer + 2 < index and texts[definer + 1] == b"=":
         # DEFINER = user@host, or DEFINER = CURRENT_USER[()]
@@ -131,7 +135,7 @@ def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | N
     if statement.object_kind == "trigger":
         on = next((i for i in range(index + 2, len(words)) if texts[i] == b"ON"), None)
         if on is not None and on + 1 < len(words):
-            statement.table = words[on + 1].text.decode("utf-8", "surrogateescape")
+            statement.table = words[on + 1].name
 
 
 _COLUMN_LINE = re.compile(rb"^\s*" + _IDENT + rb" (.*)$", re.M)

@@ -1,0 +1,113 @@
+"""A row of 40 MB of binary data (one statement of 80 MB of hex SQL) backs up, verifies,
+restores and proves through the CLI, each command in bounded memory; ``restore --check``
+names a statement too big for the target's max_allowed_packet before anything is loaded."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests import dbtools
+from tests.conftest import point_cli_at
+from tests.zoo import MIB
+
+DATABASE = "big_row"
+ROW_BYTES = 40 * MIB
+PEAK_RSS_LIMIT = 200 * MIB
+
+
+
+@pytest.fixture(scope="module")
+def big_row(sandbox):
+    with contextlib.closing(dbtools.connect(sandbox, "source")) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        cursor.execute(f"CREATE DATABASE {DATABASE}")
+        cursor.execute(f"CREATE TABLE {DATABASE}.blobs (id INT PRIMARY KEY, b LONGBLOB)")
+        cursor.execute(f"INSERT INTO {DATABASE}.blobs VALUES (1, ''), (2, 'small')")
+        piece = bytes(range(256)) * (4 * MIB // 256)  # every byte value, 0x00 and 0x0A too
+        for _ in range(ROW_BYTES // len(piece)):
+            cursor.execute(f"UPDATE {DATABASE}.blobs SET b = CONCAT(b, %s) WHERE id = 1",
+                           (piece,))
+    yield
+    for role in ("source", "target"):
+        dbtools.query(sandbox, role, f"DROP DATABASE IF EXISTS {DATABASE}")
+
+
+def test_a_40_mb_row_round_trips_in_bounded_memory(sandbox, big_row, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", json.dumps([DATABASE]))
+    peaks = {}
+    code, out, peaks["backup"] = _run("backup")
+    assert code == 0, out
+    name = out.strip()
+    for step, args in [("verify", ["verify", name]),
+                       ("check", ["restore", name, "--check", "--json"]),
+                       ("restore", ["restore", name, "--replace"]),
+                       ("prove", ["prove", name])]:
+        code, out, peaks[step] = _run(*args)
+        assert code == 0, (step, out)
+        if step == "check":
+            report = json.loads(out)
+            assert report["largest_statement_bytes"] > 2 * ROW_BYTES
+            assert report["target_max_allowed_packet"] >= 512 * MIB
+    assert dbtools.query(sandbox, "target", f"SELECT LENGTH(b), MD5(b) FROM {DATABASE}.blobs "
+                         "WHERE id = 1") == dbtools.query(
+        sandbox, "source", f"SELECT LENGTH(b), MD5(b) FROM {DATABASE}.blobs WHERE id = 1")
+    print("peak RSS MiB", {step: peak // MIB for step, peak in peaks.items()})
+    assert all(peak < PEAK_RSS_LIMIT for peak in peaks.values()), {
+        step: f"{peak / MIB:.0f} MiB" for step, peak in peaks.items()}
+
+
+def test_check_names_a_statement_too_big_for_the_target(sandbox, big_row, tmp_path,
+                                                        monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", json.dumps([DATABASE]))
+    code, out, _ = _run("backup")
+    assert code == 0, out
+    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    try:
+        code, out, _ = _run("restore", out.split()[0], "--check")
+    finally:
+        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+    assert code == 37
+    assert f"table {DATABASE}.blobs" in out and "max_allowed_packet of 64M" in out
+
+
+def _run(*args: str) -> tuple[int, str, int]:
+    """``drkit ARGS`` in a process of its own: exit code, stdout (stderr after it when it
+    failed), peak RSS in bytes (the largest process of the command, mysqldump included, as
+    wait4 reports it)."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), *args],
+                                   stdout=subprocess.PIPE, stderr=stderr)
+        output = process.stdout.read().decode()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            stderr.seek(0)
+            output += stderr.read().decode()
+    return process.returncode, output, usage.ru_maxrss * 1024
+
+
+@pytest.mark.parametrize("size", [2**24 - 3, 2**24 - 2, 2**24 - 1, 2**24, 2 * (2**24 - 1) - 1])
+def test_a_huge_statement_goes_out_in_protocol_packets(sandbox, size):
+    """Sizes around the 16 MiB packet boundary: a full packet needs an empty one after it."""
+    from drkit.mysql.connection import query_without_copies
+
+    prefix, suffix = b"SELECT LENGTH('", b"')"
+    sql = prefix + b"x" * (size - len(prefix) - len(suffix)) + suffix
+    assert len(sql) == size
+    with contextlib.closing(dbtools.connect(sandbox, "target")) as connection:
+        query_without_copies(connection, sql)
+        assert connection._result.rows == ((size - len(prefix) - len(suffix),),)
+        with connection.cursor() as cursor:  # the connection is in step afterwards
+            cursor.execute("SELECT 1")
+            assert cursor.fetchall() == ((1,),)
