@@ -33,7 +33,7 @@ def rows(count: int) -> list[bytes]:
     out = []
     for number in range(count):
         note = b" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
-        if number % 2000 == 0:  # now and then a row separator inside a string
+        if number % 100_000 == 0:  # now and then a row separator inside a string
             note += b" a),(b"
         price = b"NULL" if number % 17 == 0 else f"{rng.random() * 1000:.2f}".encode()
         out.append(b"(%d,'%s',%s,0x%s)" % (number, note, price,
