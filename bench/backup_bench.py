@@ -50,10 +50,11 @@ with open(path, "rb") as data:
 
 
 def run(command: list[str], env: dict[str, str] | None = None,
-        stdout=subprocess.DEVNULL) -> tuple[float, int]:
+        stdout=subprocess.DEVNULL, pass_fds: tuple[int, ...] = ()) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB, largest process) of one command."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE,
+                               pass_fds=pass_fds)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -87,14 +88,17 @@ def main() -> None:
     sizes: dict[str, int] = {}
     with option_file(server) as options:
         dump_command = shlex.join(client.command(options, settings.source.databases))
+        fds = (options.fd,)
         seed_file = files / "seed.sql.gz"
         upload = [sys.executable, "-c", UPLOAD, settings.storage.endpoint,
                   secret["azure_storage_account"], secret["azure_storage_key"],
                   settings.storage.container, "bench/seed.sql.gz", str(seed_file)]
         cases = {
-            "dump only": lambda: [run(["sh", "-c", f"{dump_command} > /dev/null"])],
+            "dump only": lambda: [run(["sh", "-c", f"{dump_command} > /dev/null"],
+                                      pass_fds=fds)],
             "seed pipeline": lambda: [
-                run(["sh", "-c", f"{dump_command} | gzip -6 > {seed_file}"]), run(upload)],
+                run(["sh", "-c", f"{dump_command} | gzip -6 > {seed_file}"], pass_fds=fds),
+                run(upload)],
             "zstd pipe": lambda: [run(["sh", "-c",
                                        f"{dump_command} | zstd -q -3 -T2 > {files / 'x.zst'}"])],
             "drkit gzip": lambda: [run([DRKIT, "backup", "--json", "--compression", "gzip"], env,

@@ -24,6 +24,12 @@ class DrkitError(Exception):
         return f"{self.message} {self.fix}" if self.fix else self.message
 
 
+class ParameterError(DrkitError):
+    """A command-line value that cannot be what it is for (a runbook parameter's type)."""
+
+    exit_code = 2
+
+
 class ConfigError(DrkitError):
     exit_code = 3
 
@@ -168,6 +174,18 @@ class AzureControlError(DrkitError):
 
 class ControlTimeoutError(DrkitError):
     exit_code = 47
+
+
+class RunInterrupted(DrkitError):
+    """SIGINT (Ctrl-C): the run stopped cleanly (drkit.interrupts)."""
+
+    exit_code = 130
+
+
+class RunTerminated(DrkitError):
+    """SIGTERM (cron's timeout, systemd, kill): the run stopped cleanly."""
+
+    exit_code = 143
 
 
 def error_classes() -> list[type[DrkitError]]:

@@ -20,7 +20,7 @@ class TableEntry(BaseModel):
     rows: int
     sha256: str  # the rows in dump order (drkit.stream.dumpscan)
     # Tables without a reproducible row order: the order-free digest a proof compares.
-    unordered_sha256: str | None = None
+    unordered_digest: str | None = None
     engine: str | None = None
 
 

@@ -45,7 +45,7 @@ def load_sql(sandbox: Sandbox, role: str, pipeline: str) -> None:
     """Run ``PIPELINE | mysql`` against a sandbox server, as the seed's restore does."""
     with option_file(server(sandbox, role)) as options:
         subprocess.run(f"{pipeline} | {find_program('mysql')} --defaults-file={options}",
-                       shell=True, check=True)
+                       shell=True, check=True, pass_fds=(options.fd,))
 
 
 def table_fingerprint(sandbox: Sandbox, role: str, database: str) -> dict[str, tuple[int, str]]:

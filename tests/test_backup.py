@@ -57,7 +57,7 @@ def rescan(sandbox, role: str, database: str) -> dict[str, tuple[int, str]]:
     client = dump.dump_client()
     scanner = DumpScanner()
     with option_file(dbtools.server(sandbox, role)) as options:
-        process = dump.DumpProcess(client.command(options, [database]))
+        process = dump.DumpProcess(client.command(options, [database]), options)
         for chunk in process.chunks():
             scanner.feed(chunk)
         assert process.wait() == 0
@@ -378,3 +378,57 @@ def test_a_password_with_quotes_and_backslashes_reaches_mysqldump(sandbox, backu
     result = run_backup(backup_settings)
     assert result.manifest.tables["shop.orders"].rows > 0
     assert result.manifest.objects["routines"]  # the user could see the routines it dumped
+
+
+def test_two_runs_in_the_same_second_get_two_names_and_two_whole_backups(
+        sandbox, backup_settings, monkeypatch):
+    """Two databases backed up by two runs started together (cron): before, both took one
+    name and one run's blob held the other's blocks; now the second run takes the next
+    second's name, and each blob is whole and its own."""
+    import threading
+    from datetime import UTC, datetime
+
+    import drkit.ops.backup as backup_module
+    from drkit.azure.catalog import Catalog
+    from drkit.ops.verify import verify_backup
+
+    dbtools.query(sandbox, "source", "CREATE DATABASE IF NOT EXISTS inv")
+    dbtools.query(sandbox, "source", "CREATE TABLE IF NOT EXISTS inv.items "
+                  "(id INT PRIMARY KEY, name VARCHAR(40))")
+    dbtools.query(sandbox, "source", "REPLACE INTO inv.items VALUES (1, 'bolt'), (2, 'nut')")
+    frozen = datetime(2031, 5, 4, 3, 0, 0, tzinfo=UTC)
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(backup_module, "datetime", FrozenClock)
+    backup_settings.backup.block_size_mib = 1
+    backup_settings.storage.prefix = f"t-{uuid.uuid4().hex[:8]}/"  # 2031: newest, isolated
+    store = BackupStore.from_settings(backup_settings)
+    results, errors = {}, []
+
+    def back_up(database: str) -> None:
+        try:
+            results[database] = run_backup(backup_settings, databases=[database])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=back_up, args=(db,)) for db in ("shop", "inv")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    names = sorted(r.name for r in results.values())
+    assert [n.rsplit("/", 1)[1] for n in names] == ["backup-20310504-030000.sql.gz",
+                                                     "backup-20310504-030001.sql.gz"]
+    catalog = Catalog(store)
+    for database, result in results.items():
+        assert result.manifest.databases == [database]
+        verified = verify_backup(store, catalog.select(result.name))
+        assert verified.outcome == "ok"
+        assert store.container.get_blob_client(result.name).get_blob_properties().size == \
+            result.manifest.compressed.size
+    dbtools.query(sandbox, "source", "DROP DATABASE inv")

@@ -9,7 +9,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from drkit.aws.clients import boto_client
-from drkit.azure.catalog import VERIFIED_TAG
+from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
 from tests.conftest import point_cli_at
@@ -109,7 +109,10 @@ def test_stale_backup(doctor_env, monkeypatch):
 
     store = BackupStore.from_settings(settings)
     stale = f"{settings.storage.prefix}backup-20200101-030000.sql.gz"
-    store.container.upload_blob(stale, b"x", tags={VERIFIED_TAG: "ok"})
+    store.container.upload_blob(stale, b"x")
+    store.container.upload_blob(stale + ".manifest.json", b"{}")
+    catalog = Catalog(store)
+    catalog.record_verification(catalog.select(stale), "ok")
     code, checks = doctor()
     assert code == 2
     for name in ("newest backup", "newest verified backup"):

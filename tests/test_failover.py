@@ -97,24 +97,34 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
     assert not _web_page(incident)
 
 
-def test_failure_during_restore_is_recorded_and_a_rerun_completes(sandbox, arm, incident):
+def test_a_backup_damaged_after_verification_is_not_failed_over_to(sandbox, arm, incident):
     backup = Catalog(incident).select("latest-verified").name
     original = incident.container.download_blob(backup).readall()
     verified = incident.container.get_blob_client(backup).get_blob_tags()
-    # Damaged after it was verified (an upload replaces tags, so they are put back).
+    # Damaged after it was verified, its old "ok" tag put back: the tag no longer matches.
     incident.container.upload_blob(backup, original[: len(original) * 2 // 3], overwrite=True,
                                    tags=verified)
-
     failed = run_cli("run", "failover", "-p", "approve=true", "--json")
-    assert failed.exit_code == 32, failed.stdout
+    assert failed.exit_code == 45, failed.stdout
+    assert "there is no verified backup to restore" in json.loads(failed.stdout)["message"]
+    assert dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'shop'") == []
+
+
+def test_failure_during_restore_is_recorded_and_a_rerun_completes(sandbox, arm, incident):
+    # The target rejects the rows midway (a packet limit too small for them).
+    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 1024")
+    try:
+        failed = run_cli("run", "failover", "-p", "approve=true", "--json")
+    finally:
+        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+    assert failed.exit_code == 36, failed.stdout
     outcome = json.loads(failed.stdout)
     assert "failed at step '5. Restore and prove'" in outcome["message"]
     run = _audit(load_settings(), outcome["run_id"])
-    assert run["failed_cell"]["ename"] == "TruncatedBackupError"
+    assert run["failed_cell"]["ename"] == "RestoreFailedError"
     assert run["results"]["timeline"][-1]["outcome"].startswith("failed:")
     assert arm.servers["drkit-dr"]["state"] == "Ready"  # the steps before it are done
 
-    incident.container.upload_blob(backup, original, overwrite=True, tags=verified)  # fixed
     rerun = run_cli("run", "failover", "-p", "approve=true", "--json")
     assert rerun.exit_code == 0, rerun.stdout
     timeline = {s["name"]: s["outcome"] for s in _audit(
@@ -141,10 +151,16 @@ def test_a_notebook_run_by_hand_is_published_as_a_record(sandbox, arm, incident,
                           "failover.ipynb"), str(executed), "-k", "drkit"],
                          capture_output=True, text=True)
     assert ran.returncode != 0  # stopped at the decision: nothing approved
-    result = run_cli("audit", "publish", str(executed))
+    never_run = run_cli("audit", "publish", str(repo_root() / "notebooks" / "failover.ipynb"))
+    assert never_run.exit_code == 42 and "was never executed" in never_run.stderr
+    result = run_cli("audit", "publish", str(executed), "--by", "Kim On-Call")
     assert result.exit_code == 0, result.stderr
+    again = run_cli("audit", "publish", str(executed))
+    assert again.exit_code == 42 and "was published already" in again.stderr
     run_id = result.stdout.split(":", 1)[0]
     run = _audit(load_settings(), run_id)
     assert run["mode"] == "interactive" and run["status"] == "failed"
+    assert run["published_by"]["name"] == "Kim On-Call" and run["published_by"]["os_user"]
+    assert run["started_at"] and run["started_at"] <= run["ended_at"]
     assert run["failed_cell"]["step"] == "2. Decide"
     assert run["failed_cell"]["ename"] == "NotApprovedError"

@@ -156,3 +156,20 @@ def test_unquoted_names_keep_their_case():
     (trigger,) = lex(b"/*!50003 CREATE*/ /*!50017 DEFINER=`a`@`%`*/ /*!50003 TRIGGER "
                      b"orders_Round BEFORE INSERT ON Orders FOR EACH ROW SET NEW.x = 1 */;\n")
     assert (trigger.name, trigger.table) == ("orders_Round", "Orders")
+
+
+def test_both_insert_layouts_give_one_digest_with_separators_inside_strings():
+    header = (b"USE `d`;\nCREATE TABLE `t` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n"
+              b");\n")
+    rows = [b"(1,'a),(b')", b"(2,'x\\'),(y')", b"(3,'p\\\\')", b"(4,'),(')", b"(5,NULL)"]
+
+    def scan(body: bytes) -> tuple[int, str]:
+        scanner = DumpScanner()
+        scanner.feed(header + body + b";\n-- Dump completed\n")
+        scanner.close()
+        content = scanner.tables[("d", "t")]
+        return content.rows, content.digest
+
+    mysql = scan(b"INSERT INTO `t` VALUES " + b",".join(rows))
+    assert mysql == scan(b"INSERT INTO `t` VALUES\n" + b",\n".join(rows))
+    assert mysql[0] == 5

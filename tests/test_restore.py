@@ -177,3 +177,41 @@ def test_check_reports_rewrites_and_loads_nothing(sandbox, prefix):
     assert report["blockers"] == []
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
                          f"WHERE SCHEMA_NAME = '{database}'") == [(0,)]
+
+
+@pytest.mark.parametrize(("damage", "verified_first", "code"), [
+    ("truncated", True, 32), ("truncated", False, 32), ("tampered", False, 31)])
+def test_replace_never_drops_data_for_a_bad_backup(sandbox, store, backup_name, damage,
+                                                   verified_first, code):
+    """Before: exit 32 after "Dropped database db". Now the backup is known bad (its verify
+    tag, its size) or found bad (verified before anything is dropped), and the data stays."""
+    database = scratch()
+    assert run_cli("restore", "latest", "--as", database).exit_code == 0
+    before = dbtools.table_fingerprint(sandbox, "target", database)
+    data = bytearray(store.container.download_blob(backup_name).readall())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    metadata = store.container.get_blob_client(backup_name).get_blob_properties().metadata
+    store.container.upload_blob(backup_name, bytes(data), overwrite=True, metadata=metadata)
+    if verified_first:
+        assert run_cli("verify", backup_name).exit_code == code
+    result = run_cli("restore", backup_name, "--as", database, "--replace")
+    assert result.exit_code == code, result.stderr
+    assert "Dropped database" not in result.stderr
+    assert dbtools.table_fingerprint(sandbox, "target", database) == before
+
+
+def test_bad_selectors_and_names_are_usage_errors(prefix, backup_name):
+    bad_time = run_cli("verify", "2026-13-45")
+    assert bad_time.exit_code == 2 and "'2026-13-45' is not a time" in bad_time.stderr
+    empty = run_cli("restore", "latest", "--as", "")
+    assert empty.exit_code == 2 and "is not a database name" in empty.stderr
+
+
+def test_a_backup_named_in_the_future_is_never_the_newest(store, prefix, backup_name):
+    future = f"{prefix}backup-29990101-000000.sql.gz"
+    store.container.upload_blob(future, b"x")
+    result = run_cli("verify", "latest", "--json")
+    assert json.loads(result.stdout)["name"] == backup_name

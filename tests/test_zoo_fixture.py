@@ -61,10 +61,12 @@ def client_copy(sandbox, databases: list[str], as_name: str | None = None) -> No
     with option_file(dbtools.server(sandbox, "source")) as source, \
             option_file(dbtools.server(sandbox, "target")) as target:
         dump = subprocess.Popen([find_program("mysqldump"), f"--defaults-file={source}",
-                                 *DUMP_OPTIONS, *names], stdout=subprocess.PIPE)
+                                 *DUMP_OPTIONS, *names], stdout=subprocess.PIPE,
+                                pass_fds=(source.fd,))
         load = subprocess.run([find_program("mysql"), f"--defaults-file={target}",
                                *LOAD_OPTIONS, *([as_name] if as_name else [])],
-                              stdin=dump.stdout, capture_output=True, text=True)
+                              stdin=dump.stdout, capture_output=True, text=True,
+                              pass_fds=(target.fd,))
         dump.stdout.close()
         assert dump.wait() == 0
         assert load.returncode == 0, load.stderr

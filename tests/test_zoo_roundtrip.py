@@ -48,8 +48,8 @@ def test_the_zoo_round_trips_with_zero_differences(sandbox, zoo_settings, store)
     backup = run_backup(zoo_settings)
     manifest = backup.manifest
     assert set(manifest.databases) == set(ZOO_DATABASES)
-    assert manifest.tables["Zoo_Mixed.keyless"].unordered_sha256 is not None
-    assert manifest.tables["Zoo_Mixed.nullable_unique"].unordered_sha256 is not None
+    assert manifest.tables["Zoo_Mixed.keyless"].unordered_digest is not None
+    assert manifest.tables["Zoo_Mixed.nullable_unique"].unordered_digest is not None
     verified = verify_backup(store, Catalog(store).select(backup.name))
     assert verified.rows == sum(t.rows for t in manifest.tables.values())
     assert sorted(Catalog(store).select(backup.name).databases) == sorted(ZOO_DATABASES)

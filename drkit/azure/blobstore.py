@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,7 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
 )
@@ -99,18 +101,25 @@ class BackupStore:
     def uploader(self, name: str, block_size: int) -> BlockUploader:
         return BlockUploader(self, self.container.get_blob_client(name), block_size)
 
-    def put_json(self, name: str, value: Any) -> None:
+    def put_json(self, name: str, value: Any, *, replacing: str | None = None) -> str:
+        """Write a JSON blob and return its ETag: a new one, never overwriting; or, with
+        ``replacing`` (an ETag), exactly the version we wrote before, nothing newer."""
         data = json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+        condition: dict[str, Any] = {"overwrite": False} if replacing is None else {
+            "overwrite": True, "etag": replacing, "match_condition": MatchConditions.IfNotModified}
         try:
-            self.container.get_blob_client(name).upload_blob(
-                data, overwrite=False, timeout=_TIMEOUT,
-                content_settings=ContentSettings(content_type="application/json"),
-            )
+            response = self.container.get_blob_client(name).upload_blob(
+                data, timeout=_TIMEOUT,
+                content_settings=ContentSettings(content_type="application/json"), **condition)
         except ResourceExistsError:
             raise BackupExistsError(f"Blob {name} already exists in the {self.where}; "
                                     "it was left as it is.") from None
+        except ResourceModifiedError:
+            raise BackupExistsError(f"Blob {name} was changed by someone else in the "
+                                    f"{self.where}; it was left as it is.") from None
         except AzureError as exc:
             raise self.error(exc) from None
+        return response["etag"]
 
     def delete(self, name: str) -> None:
         try:
@@ -164,6 +173,9 @@ class BlockUploader:
         self._sha256 = hashlib.sha256()
         self._buffer = bytearray()
         self._block_ids: list[str] = []
+        # Block ids of this run only: another writer's uncommitted blocks of the same blob
+        # name never end up in our block list. One length for all (Azure requires it).
+        self._run = uuid.uuid4().hex[:12]
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="upload")
         self._in_flight: deque[Future[None]] = deque()
         self._max_in_flight = max_in_flight
@@ -182,7 +194,7 @@ class BlockUploader:
             self._stage(block)
 
     def _stage(self, block: bytes) -> None:
-        block_id = base64.b64encode(f"{len(self._block_ids):010d}".encode()).decode()
+        block_id = base64.b64encode(f"{self._run}-{len(self._block_ids):010d}".encode()).decode()
         self._block_ids.append(block_id)
         self._in_flight.append(self._pool.submit(
             self.blob.stage_block, block_id, block, length=len(block), timeout=_TIMEOUT))
@@ -217,17 +229,38 @@ class BlockUploader:
                 match_condition=MatchConditions.IfMissing,
             )
         except ResourceExistsError:
-            raise BackupExistsError(
-                f"Blob {self.blob.blob_name} already exists in the {self.store.where}; "
-                "it was not overwritten.", "Run the backup again for a new name.") from None
+            self._exists_as_ours()  # the SDK retried a commit whose answer was lost
         except HttpResponseError as exc:
             if exc.status_code == 409 or getattr(exc, "error_code", "") == "BlobAlreadyExists":
-                raise BackupExistsError(
-                    f"Blob {self.blob.blob_name} already exists in the {self.store.where}; "
-                    "it was not overwritten.") from None
-            raise self._failure(exc) from None
+                self._exists_as_ours()
+            else:
+                raise self._failure(exc) from None
         except AzureError as exc:
             raise self._failure(exc) from None
+        self._check_committed()
+
+    def _committed(self) -> tuple[int, str | None]:
+        try:
+            properties = self.blob.get_blob_properties(timeout=_TIMEOUT)
+        except AzureError as exc:
+            raise self._failure(exc) from None
+        return properties.size, (properties.metadata or {}).get("sha256")
+
+    def _exists_as_ours(self) -> None:
+        """A blob of our name exists: ours if it holds our bytes (a retried commit)."""
+        if self._committed() != (self.size, self.sha256):
+            raise BackupExistsError(
+                f"Blob {self.blob.blob_name} already exists in the {self.store.where} and "
+                "is not this run's; it was not overwritten.",
+                "Run the backup again for a new name.")
+
+    def _check_committed(self) -> None:
+        size, sha256 = self._committed()
+        if (size, sha256) != (self.size, self.sha256):
+            raise UploadFailedError(
+                f"The committed blob {self.blob.blob_name} is {size} bytes (sha256 "
+                f"{(sha256 or '?')[:12]}...), not the {self.size} bytes this run wrote.",
+                "Do not trust it; run the backup again.")
 
     def abort(self) -> None:
         """Drop everything staged; nothing becomes visible."""

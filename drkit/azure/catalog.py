@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from drkit.azure.blobstore import BackupStore
-from drkit.errors import BackupNotFoundError, ManifestMissingError
+from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
 
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another writer's clock may be
 _NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)$")
 _COMPRESSION = {"gz": "gzip", "zst": "zstd"}
 VERIFIED_TAG = "drkit_verified"
 VERIFIED_AT_TAG = "drkit_verified_at"
+# What the verification saw: the blob's and its manifest's ETags. Tags leave the ETag alone,
+# so a blob or manifest written after its verification no longer matches: "stale".
+VERIFIED_BLOB_TAG = "drkit_verified_blob"
+VERIFIED_MANIFEST_TAG = "drkit_verified_manifest"
+STALE = "stale"
 
 
 @dataclass
@@ -32,8 +38,12 @@ class BackupEntry:
     compression: str
     databases: list[str]
     has_manifest: bool
-    verified: str | None = None  # "ok", or the failed outcome
+    # "ok", the failed outcome, or "stale" (blob or manifest changed since, or a tag of a
+    # drkit that did not bind it): only "ok" counts as verified.
+    verified: str | None = None
     verified_at: str | None = None
+    etag: str = ""
+    manifest_etag: str = ""
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -66,7 +76,7 @@ class Catalog:
                 name_starts_with=self.store.prefix, include=["metadata", "tags"]))
         except AzureError as exc:
             raise self.store.error(exc) from None
-        names = {b.name for b in blobs}
+        etags = {b.name: _bare(b.etag) for b in blobs}
         entries = []
         for blob in blobs:
             moment = taken_at(blob.name)
@@ -74,15 +84,21 @@ class Catalog:
                 continue
             metadata = blob.metadata or {}
             tags = blob.tags or {}
+            etag, manifest_etag = etags[blob.name], etags.get(blob.name + SIDECAR_SUFFIX, "")
+            bound = (tags.get(VERIFIED_BLOB_TAG), tags.get(VERIFIED_MANIFEST_TAG)) == \
+                (etag, manifest_etag)
+            verified = tags.get(VERIFIED_TAG)
             entries.append(BackupEntry(
                 name=blob.name,
                 taken_at=moment,
                 size=blob.size,
                 compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
                 databases=decode_names(metadata.get("databases", "")),
-                has_manifest=blob.name + SIDECAR_SUFFIX in names,
-                verified=tags.get(VERIFIED_TAG),
+                has_manifest=bool(manifest_etag),
+                verified=STALE if verified == "ok" and not bound else verified,
                 verified_at=tags.get(VERIFIED_AT_TAG),
+                etag=etag,
+                manifest_etag=manifest_etag,
             ))
         return sorted(entries, key=lambda e: (e.taken_at, e.name))
 
@@ -90,12 +106,18 @@ class Catalog:
         """``latest``, ``latest-verified``, a time (newest at or before it), or a name;
         among ``entries`` if the caller has listed them already."""
         entries = self.entries() if entries is None else entries
+        # A name in the future (a writer's clock ahead) is never "the newest".
+        believable = [e for e in entries if e.taken_at <= datetime.now(UTC) + CLOCK_SKEW]
         if spec == "latest":
-            chosen = entries[-1:]
+            chosen = believable[-1:]
         elif spec == "latest-verified":
-            chosen = [e for e in entries if e.verified == "ok"][-1:]
+            chosen = [e for e in believable if e.verified == "ok"][-1:]
         elif re.match(r"^\d{4}-\d{2}-\d{2}", spec):
-            moment = parse_time(spec)
+            try:
+                moment = parse_time(spec)
+            except ValueError:
+                raise ParameterError(f"{spec!r} is not a time.",
+                                     "Write it as 2026-11-26T03:00 (UTC).") from None
             chosen = [e for e in entries if e.taken_at <= moment][-1:]
         else:
             chosen = [e for e in entries if e.name in (spec, self.store.prefix + spec)
@@ -109,13 +131,21 @@ class Catalog:
             )
         return chosen[0]
 
-    def record_verification(self, name: str, outcome: str) -> None:
+    def record_verification(self, entry: BackupEntry, outcome: str) -> None:
+        """Tag the outcome, bound to the ETags of the blob and manifest that were read."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            self.store.container.get_blob_client(name).set_blob_tags(
-                {VERIFIED_TAG: outcome, VERIFIED_AT_TAG: stamp})
+            tags = {VERIFIED_TAG: outcome, VERIFIED_AT_TAG: stamp,
+                    VERIFIED_BLOB_TAG: entry.etag, VERIFIED_MANIFEST_TAG: entry.manifest_etag}
+            self.store.container.get_blob_client(entry.name).set_blob_tags(
+                {key: value for key, value in tags.items() if value})  # no empty tag values
         except AzureError as exc:
             raise self.store.error(exc) from None
+
+
+def _bare(etag: str | None) -> str:
+    """An ETag as a tag value may hold it (no quotes)."""
+    return (etag or "").strip('"')
 
 
 def load_manifest(store: BackupStore, name: str) -> Manifest:

@@ -14,6 +14,8 @@ from azure.storage.blob import ContentSettings
 
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
+from drkit.errors import AuditRefusedError
+from drkit.redact import find_secrets, known_secrets
 
 WEB_CONTAINER = "$web"
 PAGE = "index.html"
@@ -40,7 +42,12 @@ def render(message: str, since: datetime) -> str:
 
 
 def publish(settings: Settings, message: str, since: datetime) -> str:
-    """Put the page up (replacing an earlier version of it); return its URL."""
+    """Put the page up (replacing an earlier version of it); return its URL. The page is
+    public: a message holding a secret, or anything shaped like one, is refused."""
+    if found := find_secrets(message, known_secrets()):
+        raise AuditRefusedError(
+            f"The maintenance page was not published: its message contains {', '.join(found)}.",
+            "Write the message again without it, and rotate that credential.")
     store = _store(settings)
     try:
         store.container.upload_blob(PAGE, render(message, since).encode(), overwrite=True,

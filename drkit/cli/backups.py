@@ -170,7 +170,8 @@ def _print_proof(env: Environment, proof, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @pass_context
 def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -> None:
-    """Delete old backups, never the newest verified one (dry run unless --yes)."""
+    """Delete old backups, keeping each database's newest verified one and anything newer
+    (dry run unless --yes)."""
     from drkit.ops.prune import execute_prune, plan_prune
     from drkit.units import parse_duration
 
@@ -186,6 +187,8 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
         context.env.print_json({**plan.as_dict(), "dry_run": not yes})
         return
     verb = "deleted" if yes else "would delete"
+    for database, why in plan.databases.items():
+        context.env.print(f"{database}: {why}")
     for name in plan.delete:
         context.env.print(f"{verb}: {name}")
     for name, why in plan.keep.items():

@@ -17,6 +17,7 @@ from drkit.cli import backups, health, runbooks, sandbox
 from drkit.cli.context import Context
 from drkit.console import Environment
 from drkit.errors import DrkitError
+from drkit.interrupts import interruptible
 from drkit.redact import redact
 
 
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     env = env or Environment()
     try:
         # Without standalone mode click returns a command's ``ctx.exit(code)`` as the value.
-        code = cli.main(args=argv, obj=Context(env, None), standalone_mode=False)
+        with interruptible():
+            code = cli.main(args=argv, obj=Context(env, None), standalone_mode=False)
     except DrkitError as error:
         env.stderr.write(f"drkit: {error}\n")
         return error.exit_code

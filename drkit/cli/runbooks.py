@@ -10,14 +10,13 @@ from drkit.cli.context import Context, pass_context, print_table
 
 
 def _parameter(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
-    import yaml
-
+    """``-p key=value`` as text; the runner converts each to its notebook's type."""
     parsed = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r}: write key=value")
-        parsed[key] = yaml.safe_load(value) if value else None
+        parsed[key] = value
     return parsed
 
 
@@ -25,7 +24,7 @@ def _parameter(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @click.argument("runbook")
 @click.option("--env", "environment", help="Environment (default: the config's).")
 @click.option("-p", "--parameter", "overrides", multiple=True, callback=_parameter,
-              metavar="KEY=VALUE", help="Override a notebook parameter (YAML value).")
+              metavar="KEY=VALUE", help="Override a notebook parameter (typed by the notebook).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_context
 def run_command(context: Context, runbook: str, environment: str | None, overrides: dict,
@@ -63,17 +62,21 @@ _audit_container = click.option("--container", default="dr-audit", show_default=
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--runbook", "runbook_name", default="failover", show_default=True)
 @click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--by", "by", metavar="NAME", help="Who ran it (recorded beside the OS user).")
 @pass_context
 def audit_publish(context: Context, notebook: Path, runbook_name: str,
-                  environment: str | None) -> None:
-    """Keep a notebook run by hand (e.g. the failover in JupyterLab) as an audit record."""
+                  environment: str | None, by: str | None) -> None:
+    """Keep a notebook run by hand (e.g. the failover in JupyterLab) as an audit record.
+
+    Refused if it was never executed or was published before; a cell that failed or never
+    ran makes the record say failed."""
     from drkit.runbooks.runbook import load_runbook, runbook_dirs
     from drkit.runbooks.runner import record_notebook
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
     outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dirs(settings)),
-                              notebook, environment)
+                              notebook, environment, by)
     context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
     if not outcome.published:
         raise click.exceptions.Exit(outcome.exit_code or 42)

@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog
+from drkit.azure.catalog import CLOCK_SKEW, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
 from drkit.config import Settings
 from drkit.errors import DrkitError
@@ -226,9 +226,16 @@ def check_disk(doctor: Doctor) -> list[Check]:
 
 def check_backup_age(doctor: Doctor) -> list[Check]:
     interval = doctor.backup_interval()
-    entries = Catalog(doctor.store()).entries()
+    everything = Catalog(doctor.store()).entries()
     now = datetime.now(UTC)
     checks = []
+    future = [e for e in everything if e.taken_at > now + CLOCK_SKEW]
+    if future:
+        checks.append(Check(
+            "backup names in the future", WARNING,
+            f"{len(future)} backup(s) named after now, e.g. {future[-1].name}: never counted "
+            "as the newest", "A backup host's clock is ahead: fix its NTP; the names stay."))
+    entries = [e for e in everything if e not in future]
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
                            [e for e in entries if e.verified == "ok"][-1:])):

@@ -106,14 +106,16 @@ def _quote_option(value: str) -> str:
 
 
 @contextlib.contextmanager
-def option_file(server: Server) -> Iterator[Path]:
-    """A ``[client]`` option file only this user can read, removed afterwards.
+def option_file(server: Server) -> Iterator[OptionFile]:
+    """A ``[client]`` option file that exists only as an open descriptor: written to a
+    private (0600) temporary file that is unlinked at once, then read by the client through
+    ``/dev/fd/N`` (pass ``pass_fds=(options.fd,)`` to the subprocess).
 
     Handing the password to mysql/mysqldump this way keeps it out of argv (visible to every
-    user in ``ps``) and out of the environment (``/proc/PID/environ``).
+    user in ``ps``) and out of the environment (``/proc/PID/environ``); and nothing is left
+    on disk, whatever ends the run (``kill -9`` included): the kernel drops the file with
+    the last descriptor.
     """
-    directory = tempfile.mkdtemp(prefix="drkit-")  # mode 0700
-    path = Path(directory) / "client.cnf"
     lines = [
         "[client]",
         f"host={server.host}",
@@ -124,14 +126,30 @@ def option_file(server: Server) -> Iterator[Path]:
     ]
     if server.ssl_ca:
         lines.append(f"ssl-ca={server.ssl_ca}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd, path = tempfile.mkstemp(prefix="drkit-", suffix=".cnf")  # mode 0600
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
-        yield path
+        os.unlink(path)
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+        yield OptionFile(fd)
     finally:
-        path.unlink(missing_ok=True)
-        os.rmdir(directory)
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class OptionFile:
+    """An open, unlinked option file; its path is the descriptor's."""
+
+    fd: int
+
+    @property
+    def path(self) -> str:
+        return f"/dev/fd/{self.fd}"
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
 
 
 _MAX_PACKET = 2**24 - 1  # the protocol's largest packet payload

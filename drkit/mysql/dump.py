@@ -10,8 +10,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
+from drkit.mysql.connection import OptionFile
 from drkit.programs import find_program
 
 # The seed's options, plus what a faithful, restorable dump needs.
@@ -45,7 +45,7 @@ class DumpClient:
         """The dump options this client takes (recorded in the manifest)."""
         return [*BASE_OPTIONS, *(o for o in MYSQL8_OPTIONS if o.split("=")[0] in self.supported)]
 
-    def command(self, option_file: Path, databases: list[str]) -> list[str]:
+    def command(self, option_file: OptionFile, databases: list[str]) -> list[str]:
         # --defaults-file must come first; it is the only source of options and password.
         return [self.path, f"--defaults-file={option_file}", *self.options,
                 "--databases", *databases]
@@ -65,9 +65,10 @@ def dump_client() -> DumpClient:
 class DumpProcess:
     """mysqldump with stdout as a byte stream and stderr kept (its tail) for the message."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], options: OptionFile) -> None:
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        pass_fds=(options.fd,))
         with contextlib.suppress(OSError):  # fewer wake-ups; Linux only, best effort
             fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1024 * 1024)
         self._stderr = bytearray()

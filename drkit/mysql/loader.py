@@ -15,12 +15,15 @@ matters is kept:
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pymysql
 
+from drkit.console import log_event
 from drkit.errors import RestoreFailedError
 from drkit.mysql.connection import Server, connect, query_without_copies
 from drkit.stream.statement import Statement, has_row_order_key
@@ -32,6 +35,8 @@ _IN_FLIGHT_BYTES = 64 * 1024 * 1024
 # Above this, statements are sent without pymysql's copies (query_without_copies).
 _LARGE_STATEMENT = 16 * 1024 * 1024
 _STOP = object()
+_RETRYABLE = {1205, 1213}  # ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK
+_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -159,22 +164,34 @@ class ParallelLoader:
                     self._done.notify_all()
 
     def _run_sql(self, connection: pymysql.Connection, sql: bytes, statement: Statement) -> None:
-        try:
-            if len(sql) > _LARGE_STATEMENT:
-                query_without_copies(connection, sql)
-            else:
-                connection.query(sql)
-        except pymysql.err.MySQLError as exc:
-            code = exc.args[0] if exc.args else "?"
-            message = str(exc.args[1] if len(exc.args) > 1 else exc)[:200]
+        for attempt in range(1, len(_RETRY_DELAYS) + 2):
+            try:
+                if len(sql) > _LARGE_STATEMENT:
+                    query_without_copies(connection, sql)
+                else:
+                    connection.query(sql)
+                return
+            except pymysql.err.MySQLError as exc:
+                error = exc
+            code = error.args[0] if error.args else "?"
+            message = str(error.args[1] if len(error.args) > 1 else error)[:200]
             where = f"table {statement.database}.{statement.table}" if statement.table else (
                 f"a {statement.kind} statement in {statement.database or 'the header'}")
-            raise RestoreFailedError(
-                f"The target server {self.server.address} rejected {where} "
-                f"(ERROR {code}: {message}).",
-                "The target database holds a partial restore; fix the cause and restore "
-                "again with --replace.",
-            ) from None
+            if code not in _RETRYABLE or attempt > len(_RETRY_DELAYS):
+                break
+            # A deadlock or lock wait rolled the statement back: run it again, as
+            # myloader does, before calling the restore failed.
+            delay = _RETRY_DELAYS[attempt - 1]
+            log_event("restore.retry", f"{where} met ERROR {code} ({message}); retrying in "
+                      f"{delay:g} s ({attempt} of {len(_RETRY_DELAYS)})", level=logging.WARNING,
+                      error_code=code, attempt=attempt)
+            time.sleep(delay)
+        raise RestoreFailedError(
+            f"The target server {self.server.address} rejected {where} "
+            f"(ERROR {code}: {message}).",
+            "The target database holds a partial restore; fix the cause and restore "
+            "again with --replace.",
+        ) from None
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

@@ -50,7 +50,7 @@ def scan_databases(server: Server, databases: list[str]) -> DumpScanner:
     client = dump.dump_client()
     scanner = DumpScanner()
     with option_file(server) as options:
-        process = dump.DumpProcess(client.command(options, databases))
+        process = dump.DumpProcess(client.command(options, databases), options)
         try:
             for chunk in process.chunks():
                 scanner.feed(chunk)
@@ -116,9 +116,9 @@ def _table_differences(expected_tables: dict[str, TableEntry],
         expected, content = expected_tables.get(table), actual_tables.get(table)
         # A table without a row order is compared order-free: the re-dump may list its
         # rows in another order than the backup did.
-        order_free = expected is not None and expected.unordered_sha256 is not None
+        order_free = expected is not None and expected.unordered_digest is not None
         wanted = None if expected is None else (
-            expected.rows, expected.unordered_sha256 if order_free else expected.sha256)
+            expected.rows, expected.unordered_digest if order_free else expected.sha256)
         found = None if content is None else (
             content.rows, content.unordered_digest if order_free else content.digest)
         if wanted != found:

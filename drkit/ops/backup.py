@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from drkit.errors import (
     BackupExistsError,
     DrkitError,
     DumpFailedError,
+    RunInterrupted,
+    RunTerminated,
     UnrestorableBackupError,
 )
-from drkit.manifest import Manifest, TableEntry
+from drkit.manifest import SIDECAR_SUFFIX, Manifest, TableEntry
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, option_file, source_server
 from drkit.ops.lock import RunLock
@@ -42,6 +45,7 @@ from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
 from drkit.units import human_size
 
+_CLAIM_TRIES = 60
 STEPS = 4
 
 
@@ -87,7 +91,9 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
             result = _backup(settings, env, databases, compression or settings.backup.compression,
                              started)
     except DrkitError as error:
-        log_event("backup.failed", f"Backup FAILED: {error}", logging.ERROR,
+        stopped = isinstance(error, RunInterrupted | RunTerminated)
+        log_event("backup.interrupted" if stopped else "backup.failed",
+                  f"Backup {'INTERRUPTED' if stopped else 'FAILED'}: {error}", logging.ERROR,
                   databases=databases, exit_code=error.exit_code)
         metrics.publish(settings, databases, {"BackupSuccess": (0, "Count"),
                                               "BackupFailure": (1, "Count")})
@@ -134,10 +140,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             connect(server, database).close()
         source_info = inventory.server_version(connection)
         store.check()
-        name = backup_name(store.prefix, started, codec_name)
-        if store.exists(name):
-            raise BackupExistsError(f"Blob {name} already exists in the {store.where}; "
-                                    "it was not overwritten.", "Run the backup again.")
+        name, claim = _claim(store, started, codec_name, databases)
         _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
                  f"{source_info['version']}), {store.where}")
         engines = inventory.table_engines(connection, databases)
@@ -153,7 +156,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         try:
             with option_file(server) as options, env.progress("backup", None) as progress, \
                     _unreadable_as("The dump"):
-                process = dump.DumpProcess(client.command(options, databases))
+                process = dump.DumpProcess(client.command(options, databases), options)
                 sent = 0
                 try:
                     for chunk in process.chunks():
@@ -177,6 +180,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             compressor.close()
             uploader.abort()
             local.discard()
+            with contextlib.suppress(DrkitError):
+                store.delete(name + SIDECAR_SUFFIX)  # our claim on the name
             raise
         seconds = time.monotonic() - dump_clock
         sql_size = scan.size
@@ -217,7 +222,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
         tables={
             f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
-                                              unordered_sha256=content.unordered_digest,
+                                              unordered_digest=content.unordered_digest,
                                               engine=engines.get(f"{database}.{table}"))
             for (database, table), content in sorted(scanner.tables.items())
         },
@@ -227,7 +232,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
 
     # 3. Publish: the sidecar first, then the one request that makes the backup visible.
     try:
-        store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"))
+        store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
+                       replacing=claim)
         _commit(store, uploader, manifest, codec.content_type)
     except BaseException:
         local.discard()
@@ -268,6 +274,29 @@ def _unreadable_as(what: str) -> Iterator[None]:
         raise UnrestorableBackupError(
             f"{what} cannot be read back as statements: {error}; nothing was committed.",
             "Report this as a drkit bug, with the statement at that position.") from None
+
+
+def _claim(store: BackupStore, started: datetime, codec_name: str,
+           databases: list[str]) -> tuple[str, str]:
+    """A backup name no other run uses, and the ETag of our claim on it.
+
+    The claim is the manifest's place, created only if missing (If-None-Match) before the
+    dump starts; the manifest replaces it at the end. Two runs that start in the same
+    second (two databases from cron) get the names of consecutive seconds.
+    """
+    for second in range(_CLAIM_TRIES):
+        name = backup_name(store.prefix, started + timedelta(seconds=second), codec_name)
+        if store.exists(name):
+            continue
+        try:
+            return name, store.put_json(name + SIDECAR_SUFFIX, {
+                "format": "drkit-claim/1", "databases": databases, "host": socket.gethostname(),
+                "pid": os.getpid(), "claimed_at": datetime.now(UTC).isoformat()})
+        except BackupExistsError:
+            continue  # another run took this second
+    raise BackupExistsError(f"Backup names for the {_CLAIM_TRIES} seconds from "
+                            f"{started:%H:%M:%S} are all taken in the {store.where}.",
+                            "Another drkit is writing backups every second; find it.")
 
 
 def _commit(store: BackupStore, uploader: BlockUploader, manifest: Manifest,

@@ -23,7 +23,12 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import NotApprovedError, ProofFailedError, RestoreBlockedError
+from drkit.errors import (
+    NotApprovedError,
+    ParameterError,
+    ProofFailedError,
+    RestoreBlockedError,
+)
 from drkit.mysql.connection import target_server
 from drkit.ops.assess import Assessment, assess
 from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
@@ -45,10 +50,12 @@ class Failover:
                  "latest-verified", firewall_ip: str | None = None, replace: bool = False,
                  results_path: str | None = None, env: Environment | None = None) -> None:
         self.settings = settings
-        self.approve = approve
+        # Consent is exactly True: papermill run by hand passes "-p approve maybe" as a
+        # string, which must not approve anything.
+        self.approve = _consent("approve", approve)
+        self.replace = _consent("replace", replace)
         self.backup = backup
         self.firewall_ip = firewall_ip
-        self.replace = replace
         self.results_path = Path(results_path) if results_path else None
         self.env = env or Environment()
         self.started = datetime.now(UTC)
@@ -114,6 +121,7 @@ class Failover:
         return assessment
 
     def decide(self, override_no_go: bool = False) -> None:
+        override_no_go = _consent("override_no_go", override_no_go)
         with self._step("decide") as step:
             if self.assessment.decision != "GO" and not override_no_go:
                 raise NotApprovedError(
@@ -229,4 +237,8 @@ class Failover:
         return self.results()
 
 
-
+def _consent(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"Parameter {name} must be true or false, not {value!r}; "
+                             "nothing was changed.", f"Pass -p {name}=true to consent.")
+    return value

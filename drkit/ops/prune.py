@@ -1,9 +1,12 @@
 """Retention: delete backups older than a cutoff, as the seed's lifecycle rule does, but safely.
 
-Never deletes the newest verified backup (whatever its age: it may be the only one proven
-to restore), and never a manifest while its backup stays. A backup goes first, then its
-manifest, so an interrupted run leaves at worst a manifest whose backup is gone, which the
-next run removes.
+Per database, the newest good backup stays whatever its age (it may be the only one proven
+to restore): good is verified as it is now (the verify tag bound to the blob's and the
+manifest's current ETags) with its manifest present. No backup newer than a database's
+newest good one is deleted, and a database with no good backup loses nothing. A backup that
+holds several databases goes only when every one of them lets it. A backup goes first, then
+its manifest, so an interrupted run leaves at worst a manifest whose backup is gone, which
+the next run removes.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog, taken_at
+from drkit.azure.catalog import BackupEntry, Catalog, taken_at
 from drkit.console import log_event
 from drkit.manifest import SIDECAR_SUFFIX
+
+UNKNOWN = "(databases unknown)"  # a backup whose metadata names none
 
 
 @dataclass
@@ -25,6 +30,7 @@ class PrunePlan:
     delete: list[str] = field(default_factory=list)  # blob names, backups before manifests
     keep: dict[str, str] = field(default_factory=dict)  # old backups kept -> why
     deleted: list[str] = field(default_factory=list)
+    databases: dict[str, str] = field(default_factory=dict)  # database -> what protects it
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -35,14 +41,22 @@ class PrunePlan:
 def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
     entries = Catalog(store).entries()
-    verified = [e for e in entries if e.verified == "ok"]
-    protected = verified[-1].name if verified else None
     plan = PrunePlan(cutoff=cutoff)
+    newest_good: dict[str, BackupEntry | None] = {}
+    for database in sorted({db for e in entries for db in e.databases or [UNKNOWN]}):
+        theirs = [e for e in entries if database in (e.databases or [UNKNOWN])]
+        good = [e for e in theirs if e.verified == "ok" and e.has_manifest]
+        newest_good[database] = good[-1] if good else None
+        plan.databases[database] = (
+            f"keeps {good[-1].name} (its newest verified backup) and everything newer"
+            if good else "has no verified backup: none of its backups is deleted")
     for entry in entries:
         if entry.taken_at >= cutoff:
             continue
-        if entry.name == protected:
-            plan.keep[entry.name] = "the newest verified backup"
+        reasons = [_reason(entry, db, newest_good[db])
+                   for db in entry.databases or [UNKNOWN]]
+        if any(reasons):
+            plan.keep[entry.name] = "; ".join(r for r in reasons if r)
             continue
         plan.delete.append(entry.name)
         if entry.has_manifest:
@@ -55,6 +69,17 @@ def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:
                 moment < cutoff:
             plan.delete.append(blob.name)  # its backup is already gone
     return plan
+
+
+def _reason(entry: BackupEntry, database: str, newest_good: BackupEntry | None) -> str:
+    """Why ``entry`` must stay for ``database``; empty if it may go."""
+    if newest_good is None:
+        return f"{database} has no verified backup"
+    if entry.name == newest_good.name:
+        return f"the newest verified backup of {database}"
+    if (entry.taken_at, entry.name) > (newest_good.taken_at, newest_good.name):
+        return f"newer than the newest verified backup of {database}"
+    return ""
 
 
 def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:

@@ -8,9 +8,25 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 
 from drkit.console import Progress
-from drkit.errors import ChecksumMismatchError, TruncatedBackupError
+from drkit.errors import (
+    ChecksumMismatchError,
+    DrkitError,
+    ManifestMismatchError,
+    ManifestMissingError,
+    TruncatedBackupError,
+    UnrestorableBackupError,
+)
 from drkit.manifest import Manifest
 from drkit.stream.compression import CODECS, CorruptStreamError, TruncatedStreamError
+
+# What verify records on a backup it found bad; restore refuses such a backup.
+OUTCOMES: dict[type[DrkitError], str] = {
+    ManifestMissingError: "manifest-missing",
+    ChecksumMismatchError: "checksum-mismatch",
+    TruncatedBackupError: "truncated",
+    ManifestMismatchError: "manifest-mismatch",
+    UnrestorableBackupError: "unrestorable",
+}
 
 
 class CountingReader:

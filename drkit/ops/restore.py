@@ -18,20 +18,23 @@ from typing import Any
 import pymysql
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog, load_manifest
+from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
+    ParameterError,
     ProofFailedError,
     RestoreBlockedError,
     TargetNotEmptyError,
+    TruncatedBackupError,
     UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
-from drkit.ops.readback import CountingReader, read_back
+from drkit.ops.readback import OUTCOMES, CountingReader, read_back
+from drkit.ops.verify import verify_backup
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import Rewriter
@@ -73,6 +76,9 @@ class CheckResult:
 def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
     if rename_to is None:
         return {db: db for db in manifest.databases}
+    if not 1 <= len(rename_to) <= 64 or "\x00" in rename_to or rename_to.endswith(" "):
+        raise ParameterError(f"--as {rename_to!r} is not a database name.",
+                             "Give 1 to 64 characters, without a trailing space.")
     if len(manifest.databases) != 1:
         raise RestoreBlockedError(
             f"Backup {manifest.name} holds {len(manifest.databases)} databases "
@@ -170,12 +176,19 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
     server = target_server(settings, target_address)
     entry = Catalog(store).select(spec)
     manifest = load_manifest(store, entry.name)
+    _refuse_known_bad(entry, manifest)
     renames = _renames(manifest, rename_to)
     rewriter = _rewriter(settings, renames, azure, definer)
     log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
               f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
               backup=entry.name, target=server.address)
-    _prepare_target(server, list(renames.values()), replace)
+    counts = objects_in(server, list(renames.values()))
+    if replace and any(counts.values()) and entry.verified != "ok":
+        # Data is about to be dropped: know first that the backup is whole and restorable
+        # (a backup verified as it is now was read once already).
+        log_event("restore.verify_first", f"Verifying {entry.name} before replacing data")
+        verify_backup(store, entry, env)
+    _prepare_target(server, counts, replace)
 
     clock = time.monotonic()
     counters = {"sql_bytes": 0, "statements": 0}
@@ -244,11 +257,25 @@ def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
     return counts
 
 
-def _prepare_target(server: Server, databases: list[str], replace: bool) -> None:
-    """Refuse to load over data unless told to replace it; drop it when told."""
-    counts = objects_in(server, databases)
+def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
+    """A backup verify found bad, or whose size is not its manifest's, is never loaded."""
+    failed = {outcome: error for error, outcome in OUTCOMES.items()}.get(entry.verified or "")
+    if failed is not None:
+        raise failed(f"Backup {entry.name} failed verification ({entry.verified}, "
+                     f"{entry.verified_at}); it was not restored and nothing was changed.",
+                     "Restore another backup (drkit list shows which are verified).")
+    if entry.size != manifest.compressed.size:
+        raise TruncatedBackupError(
+            f"Backup {entry.name} is {entry.size} bytes, its manifest says "
+            f"{manifest.compressed.size}; it was not restored and nothing was changed.",
+            "Restore another backup.")
+
+
+def _prepare_target(server: Server, counts: dict[str, int | None], replace: bool) -> None:
+    """Refuse to load over data unless told to replace it; drop it when told. ``counts``:
+    objects per target database (None where it does not exist)."""
     with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        for database in databases:
+        for database in counts:
             objects, exists = counts[database], counts[database] is not None
             if objects and not replace:
                 raise TargetNotEmptyError(

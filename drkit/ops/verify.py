@@ -14,24 +14,13 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.console import Environment, log_event
 from drkit.errors import (
-    ChecksumMismatchError,
     ManifestMismatchError,
-    ManifestMissingError,
-    TruncatedBackupError,
     UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
-from drkit.ops.readback import CountingReader, read_back
+from drkit.ops.readback import OUTCOMES, CountingReader, read_back
 from drkit.stream.dumpscan import DumpScanner
 from drkit.stream.lexer import LexError
-
-OUTCOMES = {
-    ManifestMissingError: "manifest-missing",
-    ChecksumMismatchError: "checksum-mismatch",
-    TruncatedBackupError: "truncated",
-    ManifestMismatchError: "manifest-mismatch",
-    UnrestorableBackupError: "unrestorable",
-}
 
 
 @dataclass
@@ -56,11 +45,11 @@ def verify_backup(store: BackupStore, entry: BackupEntry,
     try:
         result = _verify(store, entry, env)
     except tuple(OUTCOMES) as error:
-        catalog.record_verification(entry.name, OUTCOMES[type(error)])
+        catalog.record_verification(entry, OUTCOMES[type(error)])
         log_event("verify.failed", f"Verify FAILED: {error}", backup=entry.name,
                   outcome=OUTCOMES[type(error)])
         raise
-    catalog.record_verification(entry.name, "ok")
+    catalog.record_verification(entry, "ok")
     log_event("verify.ok", f"Verified {entry.name}: {result.tables} tables, {result.rows} rows, "
               f"{result.compressed_bytes} bytes match the manifest", **result.as_dict())
     return result

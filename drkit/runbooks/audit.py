@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +20,9 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import AuditRefusedError, BackupNotFoundError, ChecksumMismatchError
+from drkit.redact import find_secrets
 
 NOTEBOOK, HTML, RUN = "notebook.ipynb", "notebook.html", "run.json"
-
-# Shapes of secrets that must never sit in an audit record, whoever's they are.
-SECRET_SHAPES = {
-    "an Azure storage account key": re.compile(
-        r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"),
-    "an Azure connection string key": re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),
-    "a SAS token": re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{16,}"),
-    "an AWS secret access key": re.compile(
-        r"(?i)(?:aws_secret_access_key|SecretAccessKey)[\"'\s:=]+[A-Za-z0-9/+=]{40}"),
-    # A quoted literal after a password key (code such as password=ref.resolve() is fine).
-    "a password": re.compile(
-        r"(?i)\b(?:password|passwd|pwd)\\?[\"']?\s*[:=]\s*\\?[\"']"
-        r"(?!secret:|env:|\*\*\*)[^\s\"'\\]{4,}\\?[\"']"),
-    "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-}
-
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -46,15 +30,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def find_secrets(text: str, secret_values: Iterable[str]) -> list[str]:
-    """What kinds of secret ``text`` holds (never the secrets themselves)."""
-    found = [f"{name} ({len(pattern.findall(text))}x)"
-             for name, pattern in SECRET_SHAPES.items() if pattern.search(text)]
-    if any(value and value in text for value in secret_values):
-        found.append("a value of this run's secrets")
-    return found
 
 
 def render_html(notebook: Path, html: Path) -> None:
@@ -98,8 +73,10 @@ class AuditRecord:
                     "Find what printed it (a notebook output or parameter), remove it, and "
                     "rotate that credential.")
 
-    def publish(self, store: BackupStore) -> list[str]:
-        """Upload each file once; an existing blob of the same name is never replaced."""
+    def publish(self, store: BackupStore, metadata: dict[str, str] | None = None) -> list[str]:
+        """Upload each file once, into a private container; an existing blob of the same
+        name is never replaced."""
+        store.check()  # audit records hold the estate's layout: never in a public container
         names = []
         run_sha256 = sha256_file(self.directory / RUN)
         for path in sorted(self.directory.iterdir()):
@@ -108,8 +85,8 @@ class AuditRecord:
             blob = self.blob_prefix + path.name
             try:
                 with path.open("rb") as data:
-                    store.container.upload_blob(blob, data, overwrite=False,
-                                                metadata={"run_sha256": run_sha256})
+                    store.container.upload_blob(blob, data, overwrite=False, metadata={
+                        **(metadata or {}), "run_sha256": run_sha256})
             except ResourceExistsError:
                 raise AuditRefusedError(f"Audit blob {blob} already exists; it was not "
                                         "overwritten.") from None

@@ -10,6 +10,7 @@ papermill or kernel failure (kernel missing or dead, timeout) with 41.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import platform
@@ -26,17 +27,28 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from azure.core.exceptions import AzureError
 
 from drkit import __version__, errors
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import log_event
-from drkit.errors import DrkitError, RunbookEngineError, RunbookStepError
+from drkit.errors import (
+    AuditRefusedError,
+    DrkitError,
+    RunbookEngineError,
+    RunbookStepError,
+    RunInterrupted,
+    RunTerminated,
+)
 from drkit.redact import known_secrets
 from drkit.runbooks.audit import NOTEBOOK, AuditRecord
+from drkit.runbooks.handrun import examine
+from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 
 KERNEL = "drkit"
+_STOP_GRACE_SECONDS = 20
 
 
 @dataclass
@@ -83,16 +95,24 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
                 overrides: dict[str, Any] | None = None) -> RunOutcome:
     environment = environment or settings.environment
     runbook.environment(environment)  # an unknown environment fails before anything runs
+    overrides = overrides or {}
+    # Typed and checked before anything runs (or leaves a record): approve=maybe is an error.
+    parameters = check_parameters(runbook.name, runbook.notebook_path(),
+                                  runbook.parameters_for(environment, overrides),
+                                  from_command_line=frozenset(overrides))
     started = datetime.now(UTC)
     run_id, record = _new_record(settings, runbook, environment, started)
-    parameters = runbook.parameters_for(environment, overrides or {})
     injected = {"config_path": str(config_path.absolute()), "environment": environment,
                 "results_path": str(record.directory / "results.json")}
     log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
 
-    code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory)
-    failed = _failed_cell(record.directory / NOTEBOOK)
-    exit_code, message = _outcome(runbook, code, stderr, failed)
+    try:
+        code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory)
+        failed = _failed_cell(record.directory / NOTEBOOK)
+        exit_code, message = _outcome(runbook, code, stderr, failed)
+    except (RunInterrupted, RunTerminated) as stop:  # papermill is gone: record that
+        failed = _failed_cell(record.directory / NOTEBOOK)
+        exit_code, message = stop.exit_code, f"{runbook.name} was interrupted: {stop}"
     results_file = record.directory / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     results_file.unlink(missing_ok=True)
@@ -106,21 +126,48 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
 
 
 def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
-                    environment: str | None = None) -> RunOutcome:
-    """Keep a notebook a person ran (the failover, in JupyterLab) as an audit record."""
+                    environment: str | None = None, by: str | None = None) -> RunOutcome:
+    """Keep a notebook a person ran (the failover, in JupyterLab) as an audit record: once,
+    saying who published it, when its cells ran, and failed if any cell failed or never
+    ran. A notebook that was never executed is refused (exit 42)."""
     environment = environment or settings.environment
-    started = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
-    run_id, record = _new_record(settings, runbook, environment, started)
+    run = examine(notebook)
+    _refuse_republishing(_audit_store(settings, runbook), runbook, run.notebook_sha256)
+    saved = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
+    run_id, record = _new_record(settings, runbook, environment, run.started or saved)
     shutil.copyfile(notebook, record.directory / NOTEBOOK)
     failed = _failed_cell(record.directory / NOTEBOOK)
     exit_code, message = _outcome(runbook, 1 if failed else 0, "", failed)
+    if failed is None and run.unexecuted:
+        exit_code = RunbookStepError.exit_code
+        message = (f"{runbook.name} stopped before its end: {run.unexecuted} of its "
+                   f"{run.code_cells} code cells never ran")
     return _close_record(settings, runbook, environment, record, run_id, {
         "mode": "interactive",
         "parameters": {},
-        "started_at": None,  # Jupyter keeps no start time; ended_at is the notebook's save
+        "started_at": run.started.isoformat() if run.started else None,
         "failed_cell": asdict(failed) if failed else None,
         "results": {},
-    }, exit_code, message, ended=started)
+        "notebook_sha256": run.notebook_sha256,
+        "published_by": {"os_user": getpass.getuser(), "name": by},
+    }, exit_code, message, ended=run.ended or saved)
+
+
+def _audit_store(settings: Settings, runbook: Runbook) -> BackupStore:
+    return BackupStore.from_settings(settings, container=runbook.audit.container, prefix="")
+
+
+def _refuse_republishing(store: BackupStore, runbook: Runbook, notebook_sha256: str) -> None:
+    try:
+        published = [b.name for b in store.container.list_blobs(
+            name_starts_with=f"{runbook.name}/", include=["metadata"])
+            if (b.metadata or {}).get("notebook_sha256") == notebook_sha256]
+    except AzureError as exc:
+        raise store.error(exc) from None
+    if published:
+        raise AuditRefusedError(
+            f"This notebook was published already, as {published[0].rsplit('/', 2)[-2]}; "
+            "it was not published again.", "drkit audit show RUN_ID shows that record.")
 
 
 def _new_record(settings: Settings, runbook: Runbook, environment: str,
@@ -147,7 +194,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         "ended_at": ended.isoformat(),
         "duration_seconds": round((ended - datetime.fromisoformat(started)).total_seconds(), 3)
         if started else None,
-        "status": "succeeded" if exit_code == 0 else "failed",
+        "status": _status(exit_code),
         "exit_code": exit_code,
         "message": message,
         "versions": _versions(details["results"]),
@@ -157,8 +204,8 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
     published: list[str] = []
     try:
         record.check_for_secrets(_secret_values(settings))
-        store = BackupStore.from_settings(settings, container=runbook.audit.container, prefix="")
-        published = record.publish(store)
+        published = record.publish(_audit_store(settings, runbook),
+                                   {"notebook_sha256": details.get("notebook_sha256", "")})
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == 0:
@@ -168,7 +215,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
                         f"It is kept at {record.directory}.)")
     log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
-    return RunOutcome(run_id=run_id, status="succeeded" if exit_code == 0 else "failed",
+    return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
                       published=published)
 
@@ -191,10 +238,33 @@ def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) ->
             process.wait()
             code = -1
             stderr.write(f"\nTOTAL TIMEOUT after {runbook.timeouts.total_seconds} s\n".encode())
+        except (RunInterrupted, RunTerminated):
+            _stop_group(process)  # papermill and its kernel, before the lock goes
+            raise
     (directory / "parameters.yaml").unlink()
     text = log.read_text(errors="replace")
     log.unlink()
     return code, text[-4000:]
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to papermill's process group (the kernel with it), SIGKILL after a grace."""
+    for signum, grace in ((signal.SIGTERM, _STOP_GRACE_SECONDS), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        try:
+            process.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # the kernel may outlive papermill
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _status(exit_code: int) -> str:
+    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code):
+        return "interrupted"
+    return "succeeded" if exit_code == 0 else "failed"
 
 
 def _failed_cell(notebook: Path) -> FailedCell | None:

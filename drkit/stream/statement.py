@@ -35,6 +35,7 @@ class Statement:
     table: str | None = None  # the table an INSERT, CREATE/ALTER/DROP/LOCK or trigger names
     offset: int = 0  # where it starts in the SQL stream (bytes)
     line: int = 1
+    newlines: int = 0  # newlines in ``sql``
     columns: tuple[str, ...] | None = None  # an INSERT's column list
     values: int = 0  # where an INSERT's rows start in ``sql``
     object_kind: ObjectKind | None = None  # what a create_object statement creates

@@ -1,0 +1,127 @@
+"""A runbook's parameters, typed by its notebook and checked before anything runs.
+
+Each notebook's ``parameters`` cell annotates every parameter (``approve: bool = False``), so
+``papermill --help-notebook`` shows the types and drkit reads them back through papermill's
+own inspection. A value from ``-p`` or from the runbook's YAML is converted to that type or
+refused with one sentence naming the parameter: a boolean is only true/false, yes/no or 1/0
+(``approve=maybe`` approves nothing, it is an error), a number must parse, an unknown name is
+refused. A parameter whose default is ``None`` also takes ``null`` (the config decides).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from drkit.errors import ParameterError
+
+# Set by drkit run itself, never by -p.
+INJECTED = frozenset({"config_path", "environment", "results_path"})
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+_NONE = {"null", "none", "~"}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """``name -> {"type": ..., "default": ..., "help": ...}`` from the parameters cell."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(notebook))
+    return {name: {"type": spec["inferred_type_name"], "default": _literal(spec["default"]),
+                   "help": spec.get("help", "")} for name, spec in found.items()}
+
+
+def check_parameters(runbook_name: str, notebook: Path, values: Mapping[str, Any],
+                     from_command_line: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``values`` converted to the notebook's types; ParameterError (exit 2) otherwise.
+
+    ``from_command_line`` names the values a person typed (strings, to be converted).
+    """
+    declared = notebook_parameters(notebook)
+    checked = {}
+    for name, value in values.items():
+        if name in INJECTED and name in from_command_line:
+            raise ParameterError(f"Parameter {name} is set by drkit run itself.",
+                                 "Use --config and --env instead.")
+        if name not in declared:
+            known = ", ".join(sorted(set(declared) - INJECTED)) or "none"
+            raise ParameterError(f"Runbook {runbook_name} has no parameter {name!r}.",
+                                 f"Its parameters: {known}.")
+        spec = declared[name]
+        checked[name] = _convert(name, value, spec["type"], spec["default"] is None)
+    return checked
+
+
+def _convert(name: str, value: Any, type_name: str, nullable: bool) -> Any:
+    text = value.strip() if isinstance(value, str) else None
+    if nullable and (value is None or (text is not None and text.lower() in _NONE)):
+        return None
+    converter = _CONVERTERS.get(type_name)
+    if converter is None:
+        return value
+    try:
+        return converter(value)
+    except (ValueError, TypeError, SyntaxError):
+        shown = f"{value!r}" if not isinstance(value, str) else f"'{value}'"
+        raise ParameterError(
+            f"Parameter {name} takes {_DESCRIPTIONS[type_name]}, not {shown}.",
+            f"Pass -p {name}=VALUE with such a value.") from None
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(value)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return value if isinstance(value, int) else int(str(value).strip())
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return value if isinstance(value, int | float) else float(str(value).strip())
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _names(value: Any) -> list[str]:
+    """A list: given as YAML/JSON-style ``[a, b]`` or comma-separated ``a,b``."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(value)
+    text = value.strip()
+    if text.startswith("["):
+        import yaml
+
+        parsed = yaml.safe_load(text)
+        if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
+            return parsed
+        raise ValueError(value)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "bool": _boolean, "int": _integer, "float": _number, "str": _text, "list": _names}
+_DESCRIPTIONS = {"bool": "true or false (yes/no, 1/0)", "int": "a whole number",
+                 "float": "a number", "str": "text", "list": "a list of names (a,b or [a, b])"}
+
+
+def _literal(source: str) -> Any:
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source

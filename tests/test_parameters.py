@@ -1,0 +1,79 @@
+"""Runbook parameters are typed by their notebooks and checked before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drkit.config import Settings
+from drkit.errors import ParameterError
+from drkit.ops.failover import Failover
+from drkit.runbooks.parameters import check_parameters
+from drkit.runbooks.runbook import PACKAGED_NOTEBOOKS
+from tests.helpers import run_cli
+
+FAILOVER = PACKAGED_NOTEBOOKS / "failover.ipynb"
+DRILL = PACKAGED_NOTEBOOKS / "restore_drill.ipynb"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("YES", True), ("1", True), ("False", False), ("no", False), ("0", False)])
+def test_booleans_are_only_true_or_false(value, expected):
+    assert check_parameters("failover", FAILOVER, {"approve": value},
+                            frozenset({"approve"})) == {"approve": expected}
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"approve": "maybe"}, "Parameter approve takes true or false .*, not 'maybe'"),
+    ({"override_no_go": "2"}, "Parameter override_no_go takes true or false"),
+    ({"approve": ""}, "Parameter approve takes true or false"),
+    ({"aprove": "true"}, "Runbook failover has no parameter 'aprove'"),
+    ({"config_path": "/etc/other.yaml"}, "Parameter config_path is set by drkit run itself"),
+])
+def test_a_wrong_parameter_is_named(values, message):
+    with pytest.raises(ParameterError, match=message):
+        check_parameters("failover", FAILOVER, values, frozenset(values))
+
+
+def test_numbers_must_parse_and_none_means_the_config():
+    assert check_parameters("restore-drill", DRILL, {"rpo_hours": "1.5", "rto_minutes": "null"},
+                            frozenset({"rpo_hours"})) == {"rpo_hours": 1.5, "rto_minutes": None}
+    with pytest.raises(ParameterError, match="Parameter rpo_hours takes a number, not 'soon'"):
+        check_parameters("restore-drill", DRILL, {"rpo_hours": "soon"})
+
+
+def test_papermill_shows_the_types():
+    shown = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(FAILOVER)],
+                           capture_output=True, text=True).stdout
+    assert "approve: bool (default False)" in shown and "backup: str" in shown
+
+
+def test_drkit_run_refuses_before_anything_runs(tmp_path, monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text(f"source: {{host: 127.0.0.1, databases: [shop]}}\n"
+                      f"backup: {{state_dir: {tmp_path / 'state'}}}\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    result = run_cli("run", "failover", "-p", "approve=maybe", "-p", "override_no_go=maybe")
+    assert result.exit_code == 2
+    assert "Parameter approve takes true or false (yes/no, 1/0), not 'maybe'" in result.stderr
+    assert not (tmp_path / "state").exists()  # no audit record: nothing ran
+
+
+def test_the_failover_itself_takes_only_booleans_as_consent():
+    settings = Settings(source={"host": "db", "databases": ["shop"]})
+    with pytest.raises(ParameterError, match="approve must be true or false, not 'maybe'"):
+        Failover(settings, approve="maybe")
+    failover = Failover(settings, approve=False)
+    with pytest.raises(ParameterError, match="override_no_go must be true or false"):
+        failover.decide("maybe")
+
+
+def test_every_notebook_parameter_is_typed():
+    from drkit.runbooks.parameters import notebook_parameters
+
+    for notebook in sorted(Path(PACKAGED_NOTEBOOKS).glob("*.ipynb")):
+        types = {name: spec["type"] for name, spec in notebook_parameters(notebook).items()}
+        assert types and all(t != "None" for t in types.values()), (notebook.name, types)

@@ -1,0 +1,120 @@
+"""SIGTERM (cron's timeout, systemd, kill) stops a backup or a runbook run cleanly: exit 143,
+the run says "interrupted", nothing half-done is published, no process is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import load_settings
+from tests import dbtools
+from tests.conftest import point_cli_at
+
+DRKIT = str(Path(sys.executable).parent / "drkit")
+DATABASE = "signal_big"
+
+
+@pytest.fixture(scope="module")
+def big_database(sandbox):
+    """About 80 MB of dump: a backup of it runs for seconds."""
+    dbtools.query(sandbox, "source", f"DROP DATABASE IF EXISTS {DATABASE}")
+    dbtools.query(sandbox, "source", f"CREATE DATABASE {DATABASE}")
+    dbtools.query(sandbox, "source", f"CREATE TABLE {DATABASE}.t (id INT PRIMARY KEY, "
+                                     "b LONGBLOB)")
+    for start in range(0, 40, 8):
+        dbtools.query(sandbox, "source", f"INSERT INTO {DATABASE}.t SELECT seq, "
+                      f"RANDOM_BYTES(1024) FROM seq_{start}_to_{start + 7}", DATABASE)
+        dbtools.query(sandbox, "source", f"UPDATE {DATABASE}.t SET b = REPEAT(b, 2048) "
+                      f"WHERE id BETWEEN {start} AND {start + 7}")
+    yield
+    dbtools.query(sandbox, "source", f"DROP DATABASE {DATABASE}")
+
+
+def start(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    process = subprocess.Popen([DRKIT, *args], stdout=subprocess.DEVNULL,
+                               stderr=log.open("wb"), env=env)
+    return process, log
+
+
+def wait_for(log: Path, text: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{text!r} never appeared"
+        time.sleep(0.05)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = status.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command and "pytest" not in command:
+            found.append(command)
+    return found
+
+
+def test_sigterm_stops_a_backup_cleanly(sandbox, big_database, tmp_path, monkeypatch):
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    env = {**os.environ, "DRKIT_SOURCE__DATABASES": json.dumps([DATABASE])}
+    process, log = start("backup", env=env)
+    wait_for(log, "[1/4] preflight ... done", process)
+    time.sleep(0.3)  # the dump is streaming now
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    text = log.read_text()
+    assert "Backup INTERRUPTED: Interrupted by SIGTERM" in text
+    settings = load_settings(sandbox.config_path)
+    store = BackupStore.from_settings(settings, prefix=prefix)
+    assert list(store.container.list_blobs(name_starts_with=prefix)) == []  # no claim either
+    assert processes_mentioning(DATABASE) == []  # mysqldump went with it
+    assert not list(Path(tempfile.gettempdir()).glob("drkit-*.cnf"))
+
+
+def test_sigterm_stops_a_runbook_run_and_its_notebook(sandbox, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    notebook = folder / "sleeper.ipynb"
+    notebook.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]},
+                   "source": "config_path: str = None\nenvironment: str = None\n"
+                             "results_path: str = None", "outputs": [],
+                   "execution_count": None},
+                  {"cell_type": "code", "id": "s", "metadata": {},
+                   "source": "import time\ntime.sleep(300)", "outputs": [],
+                   "execution_count": None}],
+        "metadata": {"kernelspec": {"name": "drkit", "display_name": "drkit",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    (folder / "sleeper.yaml").write_text(textwrap.dedent("""\
+        name: sleeper
+        notebook: sleeper.ipynb
+        environments: {sandbox: {}}
+        """))
+    env = {**os.environ, "DRKIT_RUNBOOKS": str(folder)}
+    process, log = start("run", "sleeper", "--json", env=env)
+    record_root = tmp_path / "state" / "audit" / "sleeper"
+    deadline = time.monotonic() + 60
+    while not any(record_root.rglob("notebook.ipynb")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # papermill writes the notebook once the kernel runs cells
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=90) == 143, log.read_text()
+    run = json.loads(next(record_root.rglob("run.json")).read_text())
+    assert run["status"] == "interrupted" and run["exit_code"] == 143
+    assert "Interrupted by SIGTERM" in run["message"]
+    assert processes_mentioning(str(record_root)) == []  # papermill is gone
