@@ -4,7 +4,8 @@ The package is layered; each layer imports only the ones above it in this list
 (``tests/test_layering.py`` checks it from the imports):
 
 - top-level modules, used by everything: ``errors``, ``config``, ``secrets``, ``console``,
-  ``redact``, ``units``, ``programs``, ``manifest`` (the backup's format), ``checks``;
+  ``redact``, ``units``, ``programs``, ``manifest`` (the backup's format), ``checks``,
+  ``interrupts`` (SIGTERM/SIGINT as exceptions);
 - ``stream``: pure byte stages (scanning, codecs, statements, rewrites);
 - ``mysql``, ``azure``, ``aws``: one adapter per outside system, none importing another;
 - ``ops``: the operations (backup, verify, restore, prune, drill, assess, failover);
