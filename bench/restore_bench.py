@@ -32,7 +32,7 @@ from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backup_bench import DRKIT, OUT, run  # noqa: E402
+from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
         for round_number in range(args.repeat):
             sql("DROP DATABASE IF EXISTS shop")
             results["gunzip | mysql"].append(run(
-                ["sh", "-c", f"gunzip -c {archive} | {mysql} --defaults-file={options}"],
+                [*SHELL, f"gunzip -c {archive} | {mysql} --defaults-file={options}"],
                 pass_fds=(options.fd,)))
             sql("DROP DATABASE IF EXISTS shop_bench")  # both start from an empty target
             results["drkit restore"].append(run(
