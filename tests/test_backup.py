@@ -432,3 +432,19 @@ def test_two_runs_in_the_same_second_get_two_names_and_two_whole_backups(
         assert store.container.get_blob_client(result.name).get_blob_properties().size == \
             result.manifest.compressed.size
     dbtools.query(sandbox, "source", "DROP DATABASE inv")
+
+
+def test_a_commit_whose_answer_was_lost_is_ours_when_the_blob_holds_our_bytes(store):
+    """The SDK retries a commit whose response was lost; the retry meets 409. That is this
+    run's success when the blob holds its bytes, and a collision otherwise."""
+    name = f"t-{uuid.uuid4().hex[:8]}/lost.sql.gz"
+    uploader = store.uploader(name, block_size=1024)
+    uploader.write(b"y" * 5000)
+    metadata = {"sha256": uploader.sha256}
+    uploader.commit(metadata, "application/gzip")
+    uploader.commit(metadata, "application/gzip")  # the retried request: 409, yet ours
+    assert store.container.download_blob(name).readall() == b"y" * 5000
+    other = store.uploader(name, block_size=1024)
+    other.write(b"z" * 10)
+    with pytest.raises(BackupExistsError, match="is not this run's"):
+        other.commit({"sha256": other.sha256}, "application/gzip")
