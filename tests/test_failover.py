@@ -157,6 +157,13 @@ def test_a_notebook_run_by_hand_is_published_as_a_record(sandbox, arm, incident,
     assert result.exit_code == 0, result.stderr
     again = run_cli("audit", "publish", str(executed))
     assert again.exit_code == 42 and "was published already" in again.stderr
+    resaved = tmp_path / "resaved.ipynb"  # JupyterLab's save: other layout, other metadata
+    notebook = json.loads(executed.read_text())
+    notebook["metadata"]["saved_by"] = "someone"
+    resaved.write_text(json.dumps(notebook, indent=2))
+    assert run_cli("audit", "publish", str(resaved)).exit_code == 42
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    assert run_cli("audit", "publish", str(tmp_path / "bad.ipynb")).exit_code == 2
     run_id = result.stdout.split(":", 1)[0]
     run = _audit(load_settings(), run_id)
     assert run["mode"] == "interactive" and run["status"] == "failed"

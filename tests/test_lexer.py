@@ -173,3 +173,19 @@ def test_both_insert_layouts_give_one_digest_with_separators_inside_strings():
     mysql = scan(b"INSERT INTO `t` VALUES " + b",".join(rows))
     assert mysql == scan(b"INSERT INTO `t` VALUES\n" + b",\n".join(rows))
     assert mysql[0] == 5
+
+
+def test_mariadbs_column_list_layout_counts_every_row():
+    # mariadb-dump puts the first row on the VALUES line when it writes a column list.
+    scanner = DumpScanner()
+    scanner.feed(b"USE `d`;\nCREATE TABLE `inv` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n"
+                 b");\nINSERT INTO `inv` (`id`, `s`) VALUES (1,'x'),\n(2,'y'),\n(3,'z');\n"
+                 b"-- Dump completed\n")
+    scanner.close()
+    assert scanner.tables[("d", "inv")].rows == 3
+    other = DumpScanner()
+    other.feed(b"USE `d`;\nCREATE TABLE `inv` (\n  `id` int NOT NULL,\n  PRIMARY KEY (`id`)\n"
+               b");\nINSERT INTO `inv` (`id`, `s`) VALUES (1,'x'),(2,'y'),(3,'z');\n"
+               b"-- Dump completed\n")
+    other.close()
+    assert other.tables[("d", "inv")].digest == scanner.tables[("d", "inv")].digest

@@ -41,7 +41,8 @@ def test_a_wrong_parameter_is_named(values, message):
 def test_numbers_must_parse_and_none_means_the_config():
     assert check_parameters("restore-drill", DRILL, {"rpo_hours": "1.5", "rto_minutes": "null"},
                             frozenset({"rpo_hours"})) == {"rpo_hours": 1.5, "rto_minutes": None}
-    with pytest.raises(ParameterError, match="Parameter rpo_hours takes a number, not 'soon'"):
+    with pytest.raises(ParameterError, match="rpo_hours takes a finite number, 0 or more, "
+                                             "not 'soon'"):
         check_parameters("restore-drill", DRILL, {"rpo_hours": "soon"})
 
 
@@ -77,3 +78,9 @@ def test_every_notebook_parameter_is_typed():
     for notebook in sorted(Path(PACKAGED_NOTEBOOKS).glob("*.ipynb")):
         types = {name: spec["type"] for name, spec in notebook_parameters(notebook).items()}
         assert types and all(t != "None" for t in types.values()), (notebook.name, types)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", "-5"])
+def test_an_objective_that_cannot_be_breached_or_met_is_refused(value):
+    with pytest.raises(ParameterError, match="rpo_hours takes a finite number, 0 or more"):
+        check_parameters("restore-drill", DRILL, {"rpo_hours": value}, frozenset({"rpo_hours"}))

@@ -215,3 +215,16 @@ def test_a_backup_named_in_the_future_is_never_the_newest(store, prefix, backup_
     store.container.upload_blob(future, b"x")
     result = run_cli("verify", "latest", "--json")
     assert json.loads(result.stdout)["name"] == backup_name
+
+
+def test_system_schemas_are_never_backed_up_or_restored_into(sandbox, prefix):
+    dbtools.query(sandbox, "target", "CREATE DATABASE IF NOT EXISTS keep_me")
+    before = dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
+                           "WHERE TABLE_SCHEMA = 'mysql'")
+    for name in ("mysql", "SYS", "performance_schema"):
+        result = run_cli("restore", "latest", "--as", name, "--replace")
+        assert result.exit_code == 37 and "system schema" in result.stderr, result.stderr
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
+                         "WHERE TABLE_SCHEMA = 'mysql'") == before
+    backup = run_cli("backup", "--database", "information_schema")
+    assert backup.exit_code == 2 and "is a system schema" in backup.stderr

@@ -118,3 +118,19 @@ def test_sigterm_stops_a_runbook_run_and_its_notebook(sandbox, tmp_path, monkeyp
     assert run["status"] == "interrupted" and run["exit_code"] == 143
     assert "Interrupted by SIGTERM" in run["message"]
     assert processes_mentioning(str(record_root)) == []  # papermill is gone
+
+
+def test_sigterm_after_the_dump_leaves_a_whole_backup_or_nothing(sandbox, big_database,
+                                                                  tmp_path, monkeypatch):
+    """Between the dump's end and the commit: never a manifest without its blob (the claim)
+    or a blob without its manifest."""
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    env = {**os.environ, "DRKIT_SOURCE__DATABASES": json.dumps([DATABASE])}
+    process, log = start("backup", env=env)
+    wait_for(log, "[2/4] dump + compress + upload ... done", process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    settings = load_settings(sandbox.config_path)
+    store = BackupStore.from_settings(settings, prefix=prefix)
+    names = sorted(b.name for b in store.container.list_blobs(name_starts_with=prefix))
+    assert names == [] or [n.endswith(".manifest.json") for n in names] == [False, True]

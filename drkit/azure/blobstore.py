@@ -32,6 +32,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, C
 from drkit.config import Settings
 from drkit.errors import (
     BackupExistsError,
+    ChecksumMismatchError,
     ContainerMissingError,
     ContainerPublicError,
     DrkitError,
@@ -73,6 +74,11 @@ class BackupStore:
         """The blob's bytes as they arrive; Azure failures as drkit errors."""
         try:
             yield from self.container.download_blob(name).chunks()
+        except ResourceModifiedError:  # the SDK pins every range to the first one's ETag
+            raise ChecksumMismatchError(
+                f"Backup {name} was replaced while it was being read; what was read is not "
+                "one backup.", "Verify it again; a restore that was running holds a partial "
+                "copy: restore again with --replace.") from None
         except AzureError as exc:
             raise self.error(exc) from None
 

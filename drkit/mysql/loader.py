@@ -36,6 +36,8 @@ _IN_FLIGHT_BYTES = 64 * 1024 * 1024
 _LARGE_STATEMENT = 16 * 1024 * 1024
 _STOP = object()
 _RETRYABLE = {1205, 1213}  # ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK
+# What a server answers to a packet over its max_allowed_packet: it drops the connection.
+_PACKET_ERRORS = {1153, 2006, 2013}
 _RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -186,6 +188,9 @@ class ParallelLoader:
                       f"{delay:g} s ({attempt} of {len(_RETRY_DELAYS)})", level=logging.WARNING,
                       error_code=code, attempt=attempt)
             time.sleep(delay)
+        if code in _PACKET_ERRORS and len(sql) > 1024 * 1024:
+            message += (f"; the statement is {len(sql) / 2**20:.0f} MiB: is the target's "
+                        "max_allowed_packet smaller? drkit restore --check compares them")
         raise RestoreFailedError(
             f"The target server {self.server.address} rejected {where} "
             f"(ERROR {code}: {message}).",

@@ -25,17 +25,19 @@ from urllib.parse import quote
 
 from drkit import __version__
 from drkit.aws import metrics
-from drkit.azure.blobstore import BackupStore, BlockUploader
+from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
     BackupExistsError,
     DrkitError,
     DumpFailedError,
+    ParameterError,
     RunInterrupted,
     RunTerminated,
     UnrestorableBackupError,
 )
+from drkit.interrupts import deferred_signals
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, TableEntry
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, option_file, source_server
@@ -43,6 +45,7 @@ from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
+from drkit.stream.rewrite import SYSTEM_SCHEMAS
 from drkit.units import human_size
 
 _CLAIM_TRIES = 60
@@ -82,6 +85,11 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
     """Back up ``databases`` (default: the configured ones) to Azure Blob; see module doc."""
     env = env or Environment()
     databases = databases or list(settings.source.databases)
+    if system := sorted(d for d in set(databases) if d.lower() in SYSTEM_SCHEMAS):
+        raise ParameterError(f"{', '.join(system)} is a system schema; drkit backs up "
+                             "application databases.",
+                             "Name application databases (users and grants are the target's "
+                             "own).")
     started = datetime.now(UTC).replace(microsecond=0)
     clock = time.monotonic()
     log_event("backup.start", f"Backup start: {started:%a %b %d %H:%M:%S UTC %Y} "
@@ -126,127 +134,130 @@ def _step(number: int, text: str, **fields: Any) -> None:
 
 def _backup(settings: Settings, env: Environment, databases: list[str], codec_name: str,
             started: datetime) -> BackupResult:
-    server = source_server(settings)
-    store = BackupStore.from_settings(settings)
-    codec = CODECS[codec_name]
-    level = settings.backup.gzip_level if codec_name == "gzip" else settings.backup.zstd_level
-    client = dump.dump_client()
+    with contextlib.ExitStack() as stack:
+        server = source_server(settings)
+        store = BackupStore.from_settings(settings)
+        codec = CODECS[codec_name]
+        level = settings.backup.gzip_level if codec_name == "gzip" else settings.backup.zstd_level
+        client = dump.dump_client()
 
-    # 1. Preflight, as the seed's init: the source answers, the databases exist, the
-    #    container is reachable, ours and private.
-    connection = connect(server)
-    with contextlib.closing(connection):
-        for database in databases:
-            connect(server, database).close()
-        source_info = inventory.server_version(connection)
-        store.check()
-        name, claim = _claim(store, started, codec_name, databases)
-        _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
-                 f"{source_info['version']}), {store.where}")
-        engines = inventory.table_engines(connection, databases)
-        position_before = inventory.binlog_position(connection, source_info["flavour"])
-        objects_before = inventory.stored_objects(connection, databases)
+        # 1. Preflight, as the seed's init: the source answers, the databases exist, the
+        #    container is reachable, ours and private.
+        connection = connect(server)
+        with contextlib.closing(connection):
+            for database in databases:
+                connect(server, database).close()
+            source_info = inventory.server_version(connection)
+            store.check()
+            claim = stack.enter_context(_NameClaim(store, started, codec_name, databases))
+            name = claim.name
+            _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
+                     f"{source_info['version']}), {store.where}")
+            engines = inventory.table_engines(connection, databases)
+            position_before = inventory.binlog_position(connection, source_info["flavour"])
+            objects_before = inventory.stored_objects(connection, databases)
 
-        # 2. Dump, scan, compress and upload at once.
-        uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
-        local = _LocalCopy.open(settings.backup.local_copy_dir, name)
-        scan = BackgroundScan()
-        compressor = codec.compressor(level)
-        dump_clock = time.monotonic()
-        try:
-            with option_file(server) as options, env.progress("backup", None) as progress, \
-                    _unreadable_as("The dump"):
-                process = dump.DumpProcess(client.command(options, databases), options)
-                sent = 0
-                try:
-                    for chunk in process.chunks():
-                        scan.feed(chunk)
-                        for piece in compressor.compress(chunk):
+            # 2. Dump, scan, compress and upload at once.
+            uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
+            local = _LocalCopy.open(settings.backup.local_copy_dir, name)
+            scan = BackgroundScan()
+            compressor = codec.compressor(level)
+            dump_clock = time.monotonic()
+            try:
+                with option_file(server) as options, env.progress("backup", None) as progress, \
+                        _unreadable_as("The dump"):
+                    process = dump.DumpProcess(client.command(options, databases), options)
+                    sent = 0
+                    try:
+                        for chunk in process.chunks():
+                            scan.feed(chunk)
+                            for piece in compressor.compress(chunk):
+                                uploader.write(piece)
+                                local.write(piece)
+                            sent += len(chunk)
+                            progress.update(sent)
+                        for piece in compressor.flush():
                             uploader.write(piece)
                             local.write(piece)
-                        sent += len(chunk)
-                        progress.update(sent)
-                    for piece in compressor.flush():
-                        uploader.write(piece)
-                        local.write(piece)
-                except BaseException:
-                    process.stop()
-                    raise
-                finally:
-                    scanner = scan.finish()
-                exit_code = process.wait()
-            _check_dump(exit_code, process.stderr, scanner)
+                    except BaseException:
+                        process.stop()
+                        raise
+                    finally:
+                        scanner = scan.finish()
+                    exit_code = process.wait()
+                _check_dump(exit_code, process.stderr, scanner)
+            except BaseException:
+                compressor.close()
+                uploader.abort()
+                local.discard()
+                raise
+            seconds = time.monotonic() - dump_clock
+            sql_size = scan.size
+            _step(2, f"dump + compress + upload ... done: {human_size(sql_size)} SQL -> "
+                     f"{human_size(uploader.size)} {codec_name} in {seconds:.1f} s",
+                  sql_bytes=sql_size, bytes=uploader.size, seconds=round(seconds, 3))
+
+            position_after = inventory.binlog_position(connection, source_info["flavour"])
+            objects_after = inventory.stored_objects(connection, databases)
+
+        finished = datetime.now(UTC)
+        non_transactional = sorted(t for t, e in engines.items()
+                                   if e not in inventory.TRANSACTIONAL_ENGINES)
+        manifest = Manifest(
+            name=name,
+            drkit_version=__version__,
+            started_at=started,
+            finished_at=finished,
+            duration_seconds=round((finished - started).total_seconds(), 3),
+            source={"host": server.host, "port": server.port, **source_info,
+                    "rds_instance_id": settings.source.rds_instance_id},
+            databases=databases,
+            consistency={
+                "method": "single-transaction snapshot" if not non_transactional
+                else "single-transaction snapshot; non-transactional tables not consistent",
+                "non_transactional_tables": non_transactional,
+                "binlog_before": position_before,
+                "binlog_after": position_after,
+                # Equal coordinates before and after: nothing was written during the dump, so the
+                # position is exactly the snapshot's.
+                "binlog_exact": position_before is not None and position_before == position_after,
+                "objects_changed_during_dump": objects_before != objects_after,
+            },
+            dump={"client": os.path.basename(client.path), "client_version": client.version,
+                  "options": client.options},
+            compression={"codec": codec_name, "level": level},
+            compressed={"size": uploader.size, "sha256": uploader.sha256},
+            sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
+            tables={
+                f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
+                                                  unordered_digest=content.unordered_digest,
+                                                  engine=engines.get(f"{database}.{table}"))
+                for (database, table), content in sorted(scanner.tables.items())
+            },
+            objects=objects_after,
+            definitions=scanner.definitions,
+        )
+
+        # 3. Publish: the sidecar first, then the one request that makes the backup visible.
+        #    A signal waits until both are done: never half of a publish.
+        try:
+            with deferred_signals():
+                store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
+                               replacing=claim.etag)
+                uploader.commit(manifest.metadata(), codec.content_type)
+                claim.committed = True
         except BaseException:
-            compressor.close()
-            uploader.abort()
             local.discard()
-            with contextlib.suppress(DrkitError):
-                store.delete(name + SIDECAR_SUFFIX)  # our claim on the name
             raise
-        seconds = time.monotonic() - dump_clock
-        sql_size = scan.size
-        _step(2, f"dump + compress + upload ... done: {human_size(sql_size)} SQL -> "
-                 f"{human_size(uploader.size)} {codec_name} in {seconds:.1f} s",
-              sql_bytes=sql_size, bytes=uploader.size, seconds=round(seconds, 3))
+        _step(3, f"upload to Azure Blob Storage ... done: {name}", blob=name,
+              manifest=manifest.sidecar_name)
 
-        position_after = inventory.binlog_position(connection, source_info["flavour"])
-        objects_after = inventory.stored_objects(connection, databases)
-
-    finished = datetime.now(UTC)
-    non_transactional = sorted(t for t, e in engines.items()
-                               if e not in inventory.TRANSACTIONAL_ENGINES)
-    manifest = Manifest(
-        name=name,
-        drkit_version=__version__,
-        started_at=started,
-        finished_at=finished,
-        duration_seconds=round((finished - started).total_seconds(), 3),
-        source={"host": server.host, "port": server.port, **source_info,
-                "rds_instance_id": settings.source.rds_instance_id},
-        databases=databases,
-        consistency={
-            "method": "single-transaction snapshot" if not non_transactional
-            else "single-transaction snapshot; non-transactional tables not consistent",
-            "non_transactional_tables": non_transactional,
-            "binlog_before": position_before,
-            "binlog_after": position_after,
-            # Equal coordinates before and after: nothing was written during the dump, so the
-            # position is exactly the snapshot's.
-            "binlog_exact": position_before is not None and position_before == position_after,
-            "objects_changed_during_dump": objects_before != objects_after,
-        },
-        dump={"client": os.path.basename(client.path), "client_version": client.version,
-              "options": client.options},
-        compression={"codec": codec_name, "level": level},
-        compressed={"size": uploader.size, "sha256": uploader.sha256},
-        sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
-        tables={
-            f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
-                                              unordered_digest=content.unordered_digest,
-                                              engine=engines.get(f"{database}.{table}"))
-            for (database, table), content in sorted(scanner.tables.items())
-        },
-        objects=objects_after,
-        definitions=scanner.definitions,
-    )
-
-    # 3. Publish: the sidecar first, then the one request that makes the backup visible.
-    try:
-        store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
-                       replacing=claim)
-        _commit(store, uploader, manifest, codec.content_type)
-    except BaseException:
-        local.discard()
-        raise
-    _step(3, f"upload to Azure Blob Storage ... done: {name}", blob=name,
-          manifest=manifest.sidecar_name)
-
-    # 4. The seed keeps local copies for about a day.
-    local_path = local.keep()
-    removed = _LocalCopy.prune(settings.backup.local_copy_dir,
-                               settings.backup.local_copy_max_age_hours)
-    _step(4, "local cleanup ... done" + (f": {removed} old copies removed" if removed else ""))
-    return BackupResult(name=name, manifest=manifest, local_copy=local_path)
+        # 4. The seed keeps local copies for about a day.
+        local_path = local.keep()
+        removed = _LocalCopy.prune(settings.backup.local_copy_dir,
+                                   settings.backup.local_copy_max_age_hours)
+        _step(4, "local cleanup ... done" + (f": {removed} old copies removed" if removed else ""))
+        return BackupResult(name=name, manifest=manifest, local_copy=local_path)
 
 
 def _check_dump(exit_code: int, stderr: str, scanner: DumpScanner) -> None:
@@ -276,37 +287,42 @@ def _unreadable_as(what: str) -> Iterator[None]:
             "Report this as a drkit bug, with the statement at that position.") from None
 
 
-def _claim(store: BackupStore, started: datetime, codec_name: str,
-           databases: list[str]) -> tuple[str, str]:
-    """A backup name no other run uses, and the ETag of our claim on it.
+class _NameClaim:
+    """A backup name no other run uses, held for the run; given up unless committed.
 
     The claim is the manifest's place, created only if missing (If-None-Match) before the
     dump starts; the manifest replaces it at the end. Two runs that start in the same
-    second (two databases from cron) get the names of consecutive seconds.
+    second (two databases from cron) get the names of consecutive seconds. However the run
+    ends before its commit (error, SIGTERM), the claim is removed: nothing of it stays.
     """
-    for second in range(_CLAIM_TRIES):
-        name = backup_name(store.prefix, started + timedelta(seconds=second), codec_name)
-        if store.exists(name):
-            continue
-        try:
-            return name, store.put_json(name + SIDECAR_SUFFIX, {
-                "format": "drkit-claim/1", "databases": databases, "host": socket.gethostname(),
-                "pid": os.getpid(), "claimed_at": datetime.now(UTC).isoformat()})
-        except BackupExistsError:
-            continue  # another run took this second
-    raise BackupExistsError(f"Backup names for the {_CLAIM_TRIES} seconds from "
-                            f"{started:%H:%M:%S} are all taken in the {store.where}.",
-                            "Another drkit is writing backups every second; find it.")
 
+    def __init__(self, store: BackupStore, started: datetime, codec_name: str,
+                 databases: list[str]) -> None:
+        self.store, self.committed = store, False
+        for second in range(_CLAIM_TRIES):
+            self.name = backup_name(store.prefix, started + timedelta(seconds=second),
+                                    codec_name)
+            if store.exists(self.name):
+                continue
+            try:
+                self.etag = store.put_json(self.name + SIDECAR_SUFFIX, {
+                    "format": "drkit-claim/1", "databases": databases,
+                    "host": socket.gethostname(), "pid": os.getpid(),
+                    "claimed_at": datetime.now(UTC).isoformat()})
+                return
+            except BackupExistsError:
+                continue  # another run took this second
+        raise BackupExistsError(f"Backup names for the {_CLAIM_TRIES} seconds from "
+                                f"{started:%H:%M:%S} are all taken in the {store.where}.",
+                                "Another drkit is writing backups every second; find it.")
 
-def _commit(store: BackupStore, uploader: BlockUploader, manifest: Manifest,
-            content_type: str) -> None:
-    try:
-        uploader.commit(manifest.metadata(), content_type)
-    except BaseException:
-        with contextlib.suppress(DrkitError):
-            store.delete(manifest.sidecar_name)  # a manifest without its backup would mislead
-        raise
+    def __enter__(self) -> _NameClaim:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if not self.committed:
+            with contextlib.suppress(DrkitError), deferred_signals():
+                self.store.delete(self.name + SIDECAR_SUFFIX)
 
 
 class _LocalCopy:

@@ -37,7 +37,7 @@ from drkit.ops.readback import OUTCOMES, CountingReader, read_back
 from drkit.ops.verify import verify_backup
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
-from drkit.stream.rewrite import Rewriter
+from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
 from drkit.stream.statement import Statement
 from drkit.units import human_size
 
@@ -74,6 +74,13 @@ class CheckResult:
 
 
 def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
+    system = sorted(d for d in {*manifest.databases, rename_to or ""}
+                    if d.lower() in SYSTEM_SCHEMAS)
+    if system:
+        raise RestoreBlockedError(
+            f"Backup {manifest.name} would restore into the system schema "
+            f"{', '.join(system)}; nothing was restored and nothing was changed.",
+            "Restore application databases only, under another name with --as.")
     if rename_to is None:
         return {db: db for db in manifest.databases}
     if not 1 <= len(rename_to) <= 64 or "\x00" in rename_to or rename_to.endswith(" "):

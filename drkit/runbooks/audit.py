@@ -86,7 +86,8 @@ class AuditRecord:
             try:
                 with path.open("rb") as data:
                     store.container.upload_blob(blob, data, overwrite=False, metadata={
-                        **(metadata or {}), "run_sha256": run_sha256})
+                        **{k: v for k, v in (metadata or {}).items() if v},
+                        "run_sha256": run_sha256})
             except ResourceExistsError:
                 raise AuditRefusedError(f"Audit blob {blob} already exists; it was not "
                                         "overwritten.") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from drkit.errors import AuditRefusedError
+from drkit.errors import AuditRefusedError, ParameterError
 
 # Cell metadata JupyterLab and papermill write when a cell runs.
 _STARTS = ("iopub.execute_input", "shell.execute_reply.started")
@@ -30,13 +30,22 @@ class HandRun:
     ended: datetime | None
 
 
+def notebook_identity(cells: list[dict]) -> str:
+    """A notebook's run, whatever the file's formatting or metadata: the SHA-256 of each
+    cell's type, source, execution count and outputs. Saving it again does not change it."""
+    canonical = [[c.get("cell_type"), "".join(c.get("source", "")), c.get("execution_count"),
+                  c.get("outputs", [])] for c in cells]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
 def examine(notebook: Path) -> HandRun:
     """What the saved notebook shows of its run; AuditRefusedError if it never ran."""
     data = notebook.read_bytes()
     try:
         cells = json.loads(data)["cells"]
     except (ValueError, KeyError, TypeError):
-        raise AuditRefusedError(f"{notebook} is not a Jupyter notebook.") from None
+        raise ParameterError(f"{notebook} is not a Jupyter notebook.",
+                             "Publish the .ipynb file JupyterLab saved.") from None
     code = [c for c in cells if c.get("cell_type") == "code" and "".join(c.get("source", ""))
             .strip()]
     executed = [c for c in code if c.get("execution_count") is not None or c.get("outputs")]
@@ -46,7 +55,7 @@ def examine(notebook: Path) -> HandRun:
             "is no record of anything.", "Run it in JupyterLab, save it, then publish it.")
     times = [c.get("metadata", {}).get("execution", {}) for c in executed]
     return HandRun(
-        notebook_sha256=hashlib.sha256(data).hexdigest(),
+        notebook_sha256=notebook_identity(cells),
         code_cells=len(code),
         unexecuted=len(code) - len(executed),
         started=_first(t.get(k) for t in times for k in _STARTS),

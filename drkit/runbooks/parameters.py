@@ -11,6 +11,7 @@ refused. A parameter whose default is ``None`` also takes ``null`` (the config d
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,13 @@ def _integer(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
+    """A finite number, not negative: every number a runbook takes is an amount."""
     if isinstance(value, bool):
         raise ValueError(value)
-    return value if isinstance(value, int | float) else float(str(value).strip())
+    number = value if isinstance(value, int | float) else float(str(value).strip())
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(value)
+    return number
 
 
 def _text(value: Any) -> str:
@@ -117,7 +122,8 @@ def _names(value: Any) -> list[str]:
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "bool": _boolean, "int": _integer, "float": _number, "str": _text, "list": _names}
 _DESCRIPTIONS = {"bool": "true or false (yes/no, 1/0)", "int": "a whole number",
-                 "float": "a number", "str": "text", "list": "a list of names (a,b or [a, b])"}
+                 "float": "a finite number, 0 or more", "str": "text",
+                 "list": "a list of names (a,b or [a, b])"}
 
 
 def _literal(source: str) -> Any:

@@ -43,7 +43,7 @@ from drkit.errors import (
 )
 from drkit.redact import known_secrets
 from drkit.runbooks.audit import NOTEBOOK, AuditRecord
-from drkit.runbooks.handrun import examine
+from drkit.runbooks.handrun import examine, notebook_identity
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 
@@ -204,8 +204,9 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
     published: list[str] = []
     try:
         record.check_for_secrets(_secret_values(settings))
+        identity = details.get("notebook_sha256") or _identity(record.directory / NOTEBOOK)
         published = record.publish(_audit_store(settings, runbook),
-                                   {"notebook_sha256": details.get("notebook_sha256", "")})
+                                   {"notebook_sha256": identity})
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == 0:
@@ -259,6 +260,14 @@ def _stop_group(process: subprocess.Popen) -> None:
             continue
     with contextlib.suppress(ProcessLookupError):  # the kernel may outlive papermill
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def _identity(notebook: Path) -> str:
+    """What ``audit publish`` matches to refuse publishing this run's notebook again."""
+    try:
+        return notebook_identity(json.loads(notebook.read_text())["cells"])
+    except (OSError, ValueError, KeyError):
+        return ""
 
 
 def _status(exit_code: int) -> str:

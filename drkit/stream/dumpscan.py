@@ -66,15 +66,22 @@ class TableContent:
             self._crc, self._adler = zlib.crc32(listed), zlib.adler32(listed)
         if self.rows:  # rows of an earlier statement: join as if it were one
             self._digest.update(b",\n")
-        sql, values = statement.sql, statement.values
-        if sql[values:values + 1] == b"\n":
-            # MariaDB: one row per line already, and a raw newline never occurs inside a
-            # value, so rows are counted and hashed without copies.
-            count = statement.newlines - sql.count(b"\n", 0, values + 1) + 1
-            self._digest.update(memoryview(sql)[values + 1:])
-            lines = sql[values + 1:] if self.order_free else b""
+        sql = statement.sql
+        after = sql[statement.values:statement.values + 1]
+        start = statement.values + (after in (b" ", b"\n"))
+        newlines = statement.newlines - sql.count(b"\n", 0, start)
+        if after == b"\n" or newlines:
+            # MariaDB: a row per line ("VALUES\n(..),\n(..)", or "VALUES (..),\n(..)" after
+            # a column list), and a raw newline never occurs inside a value, so rows are
+            # counted and hashed without copies.
+            count = newlines + 1
+            self._digest.update(memoryview(sql)[start:])
+            lines = sql[start:] if self.order_free else b""
+        elif sql.find(b"),(", start) < 0:  # one row (a huge one, often): no copies
+            count, lines = 1, sql[start:] if self.order_free else b""
+            self._digest.update(memoryview(sql)[start:])
         else:
-            count, lines = _rows_one_per_line(sql[values:].lstrip(b" "))
+            count, lines = _rows_one_per_line(sql[start:])
             self._digest.update(lines)
         if self.order_free:  # per row, but every loop in C
             rows = lines.replace(b",\n", b"\n").split(b"\n")
