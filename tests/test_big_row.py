@@ -111,3 +111,18 @@ def test_a_huge_statement_goes_out_in_protocol_packets(sandbox, size):
         with connection.cursor() as cursor:  # the connection is in step afterwards
             cursor.execute("SELECT 1")
             assert cursor.fetchall() == ((1,),)
+
+
+def test_a_restore_without_check_names_the_packet_limit(sandbox, big_row, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", json.dumps([DATABASE]))
+    code, out, _ = _run("backup")
+    assert code == 0, out
+    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 16 * 1024 * 1024")
+    try:
+        code, out, _ = _run("restore", out.strip(), "--as", "big_row_small_packet")
+    finally:
+        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+        dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS big_row_small_packet")
+    assert code == 36
+    assert "is the target's max_allowed_packet smaller?" in out
