@@ -66,17 +66,28 @@ def test_a_40_mb_row_round_trips_in_bounded_memory(sandbox, big_row, tmp_path, m
         step: f"{peak / MIB:.0f} MiB" for step, peak in peaks.items()}
 
 
-def test_check_names_a_statement_too_big_for_the_target(sandbox, big_row, tmp_path,
-                                                        monkeypatch):
+@pytest.fixture
+def backup_of_big_row(sandbox, big_row, tmp_path, monkeypatch) -> str:
     point_cli_at(sandbox, tmp_path, monkeypatch)
     monkeypatch.setenv("DRKIT_SOURCE__DATABASES", json.dumps([DATABASE]))
     code, out, _ = _run("backup")
     assert code == 0, out
-    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    return out.strip()
+
+
+@contextlib.contextmanager
+def target_packet_limit(sandbox, mib: int):
+    """The target's max_allowed_packet lowered for the block (Azure's default after)."""
+    dbtools.query(sandbox, "target", f"SET GLOBAL max_allowed_packet = {mib} * 1024 * 1024")
     try:
-        code, out, _ = _run("restore", out.split()[0], "--check")
+        yield
     finally:
         dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+
+
+def test_check_names_a_statement_too_big_for_the_target(sandbox, backup_of_big_row):
+    with target_packet_limit(sandbox, 64):
+        code, out, _ = _run("restore", backup_of_big_row, "--check")
     assert code == 37
     assert f"table {DATABASE}.blobs" in out and "max_allowed_packet of 64M" in out
 
@@ -113,16 +124,11 @@ def test_a_huge_statement_goes_out_in_protocol_packets(sandbox, size):
             assert cursor.fetchall() == ((1,),)
 
 
-def test_a_restore_without_check_names_the_packet_limit(sandbox, big_row, tmp_path, monkeypatch):
-    point_cli_at(sandbox, tmp_path, monkeypatch)
-    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", json.dumps([DATABASE]))
-    code, out, _ = _run("backup")
-    assert code == 0, out
-    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 16 * 1024 * 1024")
+def test_a_restore_without_check_names_the_packet_limit(sandbox, backup_of_big_row):
     try:
-        code, out, _ = _run("restore", out.strip(), "--as", "big_row_small_packet")
+        with target_packet_limit(sandbox, 16):
+            code, out, _ = _run("restore", backup_of_big_row, "--as", "big_row_small_packet")
     finally:
-        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS big_row_small_packet")
     assert code == 36
     assert "is the target's max_allowed_packet smaller?" in out

@@ -86,11 +86,11 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
     with contextlib.closing(connect(server)) as connection:
         actual_objects = inventory.stored_objects(connection, databases)
     expected_tables = {target_name(t): e for t, e in manifest.tables.items()}
-    expected_schema = {f"{kind} {target_name(name)}": text for kind, name, text in
-                       (key.split(" ", 1) + [text] for key, text in manifest.definitions.items())}
-    if azure:
-        expected_schema = {key: _as_innodb(text) if key.startswith("table ") else text
-                           for key, text in expected_schema.items()}
+    expected_schema = {}
+    for key, text in manifest.definitions.items():  # "table db.t" -> its CREATE text
+        kind, _, name = key.partition(" ")
+        expected_schema[f"{kind} {target_name(name)}"] = \
+            _as_innodb(text) if azure and kind == "table" else text
     differences = [
         *_table_differences(expected_tables, actual_tables),
         *_object_differences({k: {target_name(n) for n in v} for k, v in
