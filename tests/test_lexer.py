@@ -7,11 +7,12 @@ there is no MySQL 8 server here to produce it.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from drkit.stream.dumpscan import DumpScanner
+from drkit.stream.dumpscan import DumpScanner, TableContent
 from drkit.stream.lexer import LexError, SqlLexer, statements
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import has_row_order_key
@@ -189,3 +190,39 @@ def test_mariadbs_column_list_layout_counts_every_row():
                b"-- Dump completed\n")
     other.close()
     assert other.tables[("d", "inv")].digest == scanner.tables[("d", "inv")].digest
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_single_line_rows_are_cut_only_outside_strings(seed, keyed):
+    # Strings made of the bytes that matter to the quote pairing, escaped as mysqldump does:
+    # runs of backslashes before quotes, "),(" and lone parentheses inside strings.
+    rng = random.Random(seed)
+    pieces = [b"\\", b"'", b"),(", b"(", b")", b",", b"x", b"\n", b"\\'"]
+
+    def value() -> bytes:
+        if rng.random() < 0.3:
+            return rng.choice([b"NULL", b"-1.5", b"0x00ff", b"42"])
+        return b"'" + _escaped(b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))) \
+            + b"'"
+
+    rows = [b"(%d,%s,%s)" % (number, value(), value()) for number in range(rng.randint(1, 60))]
+    key = b",\n  PRIMARY KEY (`id`)" if keyed else b""
+    header = b"USE `d`;\nCREATE TABLE `t` (\n  `id` int NOT NULL" + key + b"\n);\n"
+
+    def scan(body: bytes) -> TableContent:
+        scanner = DumpScanner()
+        scanner.feed(header + body + b";\n-- Dump completed\n")
+        scanner.close()
+        return scanner.tables[("d", "t")]
+
+    single = scan(b"INSERT INTO `t` VALUES " + b",".join(rows))
+    per_line = scan(b"INSERT INTO `t` VALUES\n" + b",\n".join(rows))
+    assert single.rows == per_line.rows == len(rows)
+    assert single.digest == per_line.digest
+    assert single.unordered_digest == per_line.unordered_digest
+
+
+def _escaped(text: bytes) -> bytes:
+    """A string's content as mysqldump writes it (mysql_real_escape_string)."""
+    return text.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\n", b"\\n")
