@@ -4,7 +4,13 @@ Credentials never live in the file. A credential field holds a *reference*:
 
 - ``secret:KEY``  the key ``KEY`` of the JSON secret ``aws.secret_id`` in AWS Secrets Manager
   (the seed's keys: ``rds_password``, ``azure_storage_account``, ``azure_storage_key``, ...);
+- ``keyvault:NAME`` the secret ``NAME`` in the Azure Key Vault ``azure.key_vault_url``
+  (read with the same Azure login as Flexible Server control: it answers when AWS is down);
 - ``env:NAME``    the environment variable ``NAME``.
+
+A field may list references in order, ``[secret:rds_password, keyvault:rds-password]``: the
+first that answers wins, and a store that does not answer within ``secret_timeout_seconds``
+is passed over (and not asked again in that run).
 
 Nested fields are overridden with a double underscore: ``DRKIT_SOURCE__HOST=db.internal``.
 """
@@ -17,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,30 +45,43 @@ if TYPE_CHECKING:
     from drkit.secrets import SecretResolver
 
 CONFIG_ENV = "DRKIT_CONFIG"
-_REF = re.compile(r"^(secret|env):[A-Za-z0-9_.\-/]+$")
+_REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127})$")
 _SENSITIVE_FIELDS = ("password", "key")
+_SCHEMES = ("secret:", "env:", "keyvault:")
 
 
-def _reference(value: str) -> str:
-    if not _REF.match(value):
-        raise ValueError(
-            "expected a reference 'secret:KEY' (a key of the AWS secret) or 'env:NAME'; "
-            "secret values are not accepted inline"
-        )
+def _references(value: str | list[str]) -> str | list[str]:
+    for reference in [value] if isinstance(value, str) else value or [""]:
+        if not _REF.match(reference):
+            raise ValueError(
+                "expected a reference 'secret:KEY' (a key of the AWS secret), 'keyvault:NAME' "
+                "(an Azure Key Vault secret) or 'env:NAME', or a list of them; secret values "
+                "are not accepted inline")
     return value
 
 
-def _value_or_reference(value: str) -> str:
-    if value.startswith(("secret:", "env:")):
-        return _reference(value)
+def _value_or_references(value: str | list[str]) -> str | list[str]:
+    if isinstance(value, list) or value.startswith(_SCHEMES):
+        return _references(value)
     return value
 
 
-# A credential: only a reference, never the value itself.
-SecretRef = Annotated[str, AfterValidator(_reference)]
+def is_reference(value: str | list[str]) -> bool:
+    return isinstance(value, list) or value.startswith(_SCHEMES)
+
+
+def references(value: str | list[str]) -> list[str]:
+    """A setting's references in the order they are tried."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+# A credential: only references, never the value itself.
+SecretRef = Annotated[str | list[str], AfterValidator(_references)]
 # A plain setting that may also be looked up the same way (the seed keeps the storage
 # account name in the secret).
-ValueRef = Annotated[str, AfterValidator(_value_or_reference)]
+ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
+
+
 def _identifier(name: str) -> str:
     # MySQL: up to 64 characters, any but NUL, not ending in a space.
     if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" "):
@@ -137,6 +164,20 @@ class AzureSettings(Section):
     restore_storage_gb: int | None = Field(None, ge=20)
     website_url: str | None = Field(None, description="static website URL of the storage "
                                                       "account (maintenance page)")
+    key_vault_url: str | None = Field(None, pattern=r"^https://",
+                                      description="for keyvault: references, e.g. "
+                                                  "https://drkit-dr.vault.azure.net")
+
+    @model_validator(mode="after")
+    def _login_not_from_key_vault(self) -> AzureSettings:
+        # Key Vault is read with this login: the login cannot come from Key Vault.
+        for name in ("tenant_id", "client_secret"):
+            value = getattr(self, name)
+            if value is not None and is_reference(value) and any(
+                    r.startswith("keyvault:") for r in references(value)):
+                raise ValueError(f"azure.{name} cannot be a keyvault: reference, because "
+                                 "Key Vault is read with the Azure login it is part of")
+        return self
 
 
 class BackupSettings(Section):
@@ -157,6 +198,10 @@ class RestoreSettings(Section):
     azure_compat: Literal["auto", "on", "off"] = Field(
         "auto", description="rewrite for Azure Flexible Server; auto: when target.kind is azure")
     definer: Literal["strip", "admin"] = "strip"
+    # --replace swaps the proven copy in with RENAME TABLE, which waits for other sessions'
+    # transactions on the old tables; after this long it gives up and leaves them as they were.
+    swap_lock_wait_seconds: int = Field(
+        60, ge=1, le=86400, description="how long --replace waits for locks on the old tables")
 
 
 class MetricsSettings(Section):
@@ -178,6 +223,9 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()
+    secret_timeout_seconds: float = Field(
+        5, gt=0, le=120, description="how long one secret store may take before the next "
+                                     "reference is tried")
     runbooks: Path | None = Field(None, description="a folder of one's own runbook YAML files "
                                                     "(default: the ones drkit ships)")
     _secrets: SecretResolver | None = PrivateAttr(None)

@@ -38,6 +38,11 @@ class SecretError(DrkitError):
     exit_code = 4
 
 
+class SecretStoreUnreachable(SecretError):
+    """A secret store that did not answer (in time): the next reference is tried, and the
+    store is not asked again in the same run."""
+
+
 class MissingProgramError(DrkitError):
     exit_code = 5
 
@@ -136,6 +141,12 @@ class UnrestorableBackupError(DrkitError):
     """A statement of the backup could not be run by a restore (it names where it is)."""
 
     exit_code = 38
+
+
+class SwapFailedError(DrkitError):
+    """restore --replace could not put the proven copy in place (undone, or where the data is)."""
+
+    exit_code = 39
 
 
 class RunbookStepError(DrkitError):

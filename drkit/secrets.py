@@ -1,8 +1,11 @@
-"""Resolve credential references (``secret:KEY``, ``env:NAME``) to values, inside drkit only.
+"""Resolve credential references (``secret:KEY``, ``keyvault:NAME``, ``env:NAME``) to values,
+inside drkit only.
 
 A run has one resolver, ``settings.secrets``, so each secret store is asked once per run.
 Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`, so a value
-that leaks into a message or log line is masked there too.
+that leaks into a message or log line is masked there too. A setting may list references:
+the first that answers wins. A store that cannot be reached (AWS on the day its region is
+down) is remembered as such and not asked again in the run.
 
 Each scheme is a provider. Providers that talk to a cloud live in that cloud's adapter
 package and are named here by import path, so this module, which every layer uses, imports
@@ -17,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
-from drkit.errors import SecretError
+from drkit.config import is_reference, references
+from drkit.errors import SecretError, SecretStoreUnreachable
 from drkit.redact import register_secret
 
 if TYPE_CHECKING:
@@ -49,6 +53,7 @@ class EnvironmentSecrets:
 # scheme -> "module:class"; the class is built with the settings the first time it is used.
 PROVIDERS: dict[str, str] = {
     "secret": "drkit.aws.secrets:SecretsManagerSecrets",
+    "keyvault": "drkit.azure.keyvault:KeyVaultSecrets",
     "env": "drkit.secrets:EnvironmentSecrets",
 }
 
@@ -56,20 +61,33 @@ PROVIDERS: dict[str, str] = {
 class SecretResolver:
     """Looks references up; each provider is built once and caches what it fetched."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, without: frozenset[str] = frozenset()) -> None:
         self.settings = settings
+        self.without = without  # schemes not to ask (doctor --for failover: no "secret")
         self._providers: dict[str, SecretProvider] = {}
+        self._unreachable: dict[str, SecretStoreUnreachable] = {}
 
-    def resolve(self, reference: str) -> SecretStr:
-        value = self._lookup(reference)
+    def resolve(self, reference: str | list[str]) -> SecretStr:
+        value = self._first(references(reference))
         register_secret(value)
         return SecretStr(value)
 
-    def value(self, value_or_reference: str) -> str:
-        """A plain setting that may be given as a reference (e.g. the storage account name)."""
-        if value_or_reference.startswith(tuple(f"{scheme}:" for scheme in PROVIDERS)):
-            return self._lookup(value_or_reference)
-        return value_or_reference
+    def value(self, value_or_reference: str | list[str]) -> str:
+        """A plain setting that may be given as references (e.g. the storage account name)."""
+        if is_reference(value_or_reference):
+            return self._first(references(value_or_reference))
+        return value_or_reference  # type: ignore[return-value]
+
+    def answering(self, reference: str | list[str]) -> str:
+        """Which of a setting's references answers (its value is fetched, not returned)."""
+        failures = []
+        for one in references(reference):
+            try:
+                self._lookup(one)
+                return one
+            except SecretError as error:
+                failures.append((one, error))
+        raise _none_answered(failures)
 
     def provider(self, scheme: str) -> SecretProvider:
         if scheme not in self._providers:
@@ -78,9 +96,35 @@ class SecretResolver:
                 self.settings)
         return self._providers[scheme]
 
+    def _first(self, candidates: list[str]) -> str:
+        failures = []
+        for reference in candidates:
+            try:
+                return self._lookup(reference)
+            except SecretError as error:
+                failures.append((reference, error))
+        raise _none_answered(failures)
+
     def _lookup(self, reference: str) -> str:
         scheme, _, name = reference.partition(":")
         if scheme not in PROVIDERS:
             raise SecretError(f"{reference.split(':')[0]!r} is not a kind of secret reference.",
                               f"Write one of: {', '.join(s + ':NAME' for s in PROVIDERS)}.")
-        return self.provider(scheme).lookup(name)
+        if scheme in self.without:
+            raise SecretError(f"{reference} is not asked: {scheme}: references are left out "
+                              "here.", "Add a reference that does not need it.")
+        if scheme in self._unreachable:
+            raise self._unreachable[scheme]
+        try:
+            return self.provider(scheme).lookup(name)
+        except SecretStoreUnreachable as error:
+            self._unreachable[scheme] = error
+            raise
+
+
+def _none_answered(failures: list[tuple[str, SecretError]]) -> SecretError:
+    if len(failures) == 1:
+        return failures[0][1]
+    *_, (_, last) = failures
+    return SecretError("No reference answered: " + "; ".join(
+        f"{reference}: {error.message}" for reference, error in failures), last.fix)

@@ -1,10 +1,16 @@
-"""A small local stand-in for Azure Resource Manager and Entra ID's token endpoint.
+"""A small local stand-in for Azure Resource Manager, Entra ID's token endpoint and Key Vault.
 
-Just enough of both, over HTTPS with a self-signed certificate, for the real
-azure-identity ``ClientSecretCredential`` and the real azure-mgmt-rdbms client to drive a
-MySQL Flexible Server: get, start and stop and update as long-running operations (polled
-through ``Azure-AsyncOperation``), firewall rules, databases, and error responses injected
-on demand.
+Just enough of them, over HTTPS with a self-signed certificate, for the real
+azure-identity ``ClientSecretCredential``, the real azure-mgmt-rdbms client to drive a
+MySQL Flexible Server (get, start and stop and update as long-running operations polled
+through ``Azure-AsyncOperation``, firewall rules, databases, error responses injected on
+demand) and the real azure-keyvault-secrets client to read secrets.
+
+Key Vault's client insists, rightly, that the vault's host name lies under the domain its
+authentication challenge names (``*.vault.azure.net``). So the vault is reached by its real
+name, ``https://VAULT.vault.azure.net``, through an HTTPS proxy (``HTTPS_PROXY``, as a
+locked-down network would have one) that tunnels only that domain to this server; the
+certificate names the domain too.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import ipaddress
 import json
 import re
 import secrets
+import select
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+VAULT_DOMAIN = ".vault.azure.net"
+_SECRET = re.compile(r"^/secrets/([0-9A-Za-z-]+)/?$")
 _SERVER = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
                      r"Microsoft\.DBforMySQL/flexibleServers/([^/]+)(/.*)?$")
 
@@ -39,7 +49,8 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+             x509.DNSName("*" + VAULT_DOMAIN)]),
             critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256()))
@@ -65,7 +76,10 @@ class ArmStandIn:
         self._operations: dict[str, dict] = {}
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
+        self.vault: dict[str, str] = {}  # Key Vault secrets by name
+        self.tenant = "00000000-0000-4000-8000-000000000001"
         self._httpd: ThreadingHTTPServer | None = None
+        self._proxy: ThreadingHTTPServer | None = None
 
     def add_server(self, name: str, state: str = "Stopped", sku: str = "Standard_B1ms",
                    storage_gb: int = 20, host: str = "127.0.0.1") -> None:
@@ -75,6 +89,11 @@ class ArmStandIn:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def proxy_url(self) -> str:
+        """For ``HTTPS_PROXY``: tunnels ``*.vault.azure.net:443`` here, nothing else."""
+        return f"http://127.0.0.1:{self._proxy.server_address[1]}"
 
     def start(self) -> ArmStandIn:
         standin = self
@@ -100,12 +119,15 @@ class ArmStandIn:
         context.load_cert_chain(self.ca_bundle, self._key)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._proxy = _tunnel_proxy(self._httpd.server_address[1])
+        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        for server in (self._httpd, self._proxy):
+            if server:
+                server.shutdown()
+                server.server_close()
 
     # -- protocol --------------------------------------------------------------------------
     def _reply(self, handler, status: int, body: dict | None = None,
@@ -142,6 +164,8 @@ class ArmStandIn:
             return self._reply(handler, 200, {"token_type": "Bearer", "expires_in": 3600,
                                               "ext_expires_in": 3600, "access_token": token})
         auth = handler.headers.get("Authorization", "")
+        if handler.headers.get("Host", "").split(":")[0].endswith(VAULT_DOMAIN):
+            return self._vault(handler, method, path, auth.removeprefix("Bearer "))
         if auth.removeprefix("Bearer ") not in self._tokens:
             return self._error(handler, 401, "InvalidAuthenticationToken",
                                "The access token is invalid.")
@@ -199,6 +223,28 @@ class ArmStandIn:
                                               "properties": self.databases[database]})
         return self._error(handler, 405, "MethodNotAllowed", f"{method} {path}")
 
+    def _vault(self, handler, method: str, path: str, token: str) -> None:
+        """Key Vault's GET secret, with its authentication challenge first."""
+        if token not in self._tokens:
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", f'Bearer authorization="https://login.'
+                                f'microsoftonline.com/{self.tenant}", '
+                                f'resource="https://vault.azure.net"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return None
+        match = _SECRET.match(path)
+        if method != "GET" or not match:
+            return self._error(handler, 405, "BadParameter", f"{method} {path}")
+        name = match.group(1)
+        if name not in self.vault:
+            return self._error(handler, 404, "SecretNotFound",
+                               f"A secret with (name/id) {name} was not found in this key vault.")
+        host = handler.headers["Host"].split(":")[0]
+        return self._reply(handler, 200, {
+            "value": self.vault[name], "id": f"https://{host}/secrets/{name}/0123456789abcdef",
+            "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000}})
+
     def _accept(self, handler, finish) -> None:
         operation_id = secrets.token_hex(8)
         self._operations[operation_id] = {"polls": 0, "finish": finish}
@@ -227,3 +273,36 @@ class ArmStandIn:
                            "administratorLogin": "drkitadmin",
                            "storage": {"storageSizeGB": server["storage_gb"]}},
         }
+
+
+def _tunnel_proxy(target_port: int) -> ThreadingHTTPServer:
+    """An HTTP CONNECT proxy that tunnels ``*.vault.azure.net:443`` to ``target_port``."""
+
+    class Tunnel(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_CONNECT(self):
+            host, _, port = self.path.rpartition(":")
+            if not host.endswith(VAULT_DOMAIN) or port != "443":
+                self.send_error(403, "only Key Vault is tunnelled")
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            sockets = [self.connection, upstream]
+            try:
+                while True:
+                    readable, _, _ = select.select(sockets, [], [], 30)
+                    if not readable:
+                        return
+                    for source in readable:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        (upstream if source is self.connection else self.connection).sendall(
+                            data)
+            finally:
+                upstream.close()
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)

@@ -8,7 +8,9 @@ in seconds, and a unit test that starts a sandbox fails.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +109,37 @@ def arm(tmp_path, monkeypatch):
     monkeypatch.setenv("DRKIT_TEST_CLIENT_SECRET", "client-secret-for-the-standin")
     yield standin
     standin.stop()
+
+
+VAULT_URL = "https://drkit-dr.vault.azure.net"
+# Each Azure-side credential: the seed's AWS secret first, the DR region's Key Vault next.
+AZURE_SIDE = {"STORAGE__ACCOUNT": "azure_storage_account", "STORAGE__KEY": "azure_storage_key",
+              "TARGET__PASSWORD": "azure_mysql_password",
+              "AZURE__SUBSCRIPTION_ID": "azure_subscription_id"}
+
+
+@pytest.fixture
+def keyvault(sandbox, arm, monkeypatch):
+    """The Azure-side secrets in the Key Vault stand-in, reached through the network's HTTPS
+    proxy, and drkit's config listing them after the AWS references (what a failover reads
+    when AWS is gone). The Azure login itself (tenant, client secret) is never in AWS."""
+    secret = sandbox.secret()
+    for setting, key in AZURE_SIDE.items():
+        arm.vault[key.replace("_", "-")] = secret[key]
+        monkeypatch.setenv(f"DRKIT_{setting}", json.dumps(
+            [f"secret:{key}", f"keyvault:{key.replace('_', '-')}"]))
+    arm.tenant = secret["azure_tenant_id"]
+    monkeypatch.setenv("DRKIT_AZURE__TENANT_ID", secret["azure_tenant_id"])
+    monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_URL", VAULT_URL)
+    monkeypatch.setenv("HTTPS_PROXY", arm.proxy_url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    yield arm
+
+
+@pytest.fixture
+def aws_gone(monkeypatch):
+    """AWS does not answer: its endpoint refuses connections, as a dead region's would."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{port}")

@@ -448,3 +448,36 @@ def test_a_commit_whose_answer_was_lost_is_ours_when_the_blob_holds_our_bytes(st
     other.write(b"z" * 10)
     with pytest.raises(BackupExistsError, match="is not this run's"):
         other.commit({"sha256": other.sha256}, "application/gzip")
+
+
+def test_tables_changed_while_the_dump_runs_are_recorded(sandbox, tmp_path, monkeypatch):
+    """A table created once mysqldump has listed the tables (at its first MiB): the backup
+    does not hold it, and its manifest says so instead of looking complete."""
+    import contextlib
+
+    from drkit.config import load_settings
+    from drkit.console import Environment, Progress
+
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    settings = load_settings()
+    quiet = run_backup(settings)
+    assert quiet.manifest.consistency["tables_changed_during_dump"] == []
+
+    class CreatesATableDuringTheDump(Environment):
+        @contextlib.contextmanager
+        def progress(self, description, total=None):
+            created = []
+
+            def sink(_done: int) -> None:
+                if not created:
+                    dbtools.query(sandbox, "source", "CREATE TABLE shop.zz_new (id INT)")
+                    created.append(True)
+
+            yield Progress(sink)
+
+    try:
+        result = run_backup(settings, CreatesATableDuringTheDump())
+    finally:
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.zz_new")
+    assert result.manifest.consistency["tables_changed_during_dump"] == ["shop.zz_new"]
+    assert "shop.zz_new" not in result.manifest.tables

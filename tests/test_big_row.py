@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -92,20 +91,34 @@ def test_check_names_a_statement_too_big_for_the_target(sandbox, backup_of_big_r
     assert f"table {DATABASE}.blobs" in out and "max_allowed_packet of 64M" in out
 
 
+# Linux carries a process's peak RSS across fork and exec (exec keeps the old address
+# space's high-water mark), so a child of this big pytest process would report pytest's
+# peak. A small launcher starts drkit and reports drkit's own.
+_LAUNCHER = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _run(*args: str) -> tuple[int, str, int]:
     """``drkit ARGS`` in a process of its own: exit code, stdout (stderr after it when it
     failed), peak RSS in bytes (the largest process of the command, mysqldump included, as
     wait4 reports it)."""
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), *args],
-                                   stdout=subprocess.PIPE, stderr=stderr)
+    with tempfile.TemporaryFile() as stderr, tempfile.NamedTemporaryFile() as peak:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, peak.name,
+             str(Path(sys.executable).parent / "drkit"), *args],
+            stdout=subprocess.PIPE, stderr=stderr)
         output = process.stdout.read().decode()
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process.wait()
         if process.returncode:
             stderr.seek(0)
             output += stderr.read().decode()
-    return process.returncode, output, usage.ru_maxrss * 1024
+        return process.returncode, output, int(Path(peak.name).read_text()) * 1024
 
 
 @pytest.mark.parametrize("size", [2**24 - 3, 2**24 - 2, 2**24 - 1, 2**24, 2 * (2**24 - 1) - 1])

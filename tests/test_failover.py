@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from drkit.aws.clients import boto_client
+from drkit.azure import maintenance
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
@@ -171,3 +172,42 @@ def test_a_notebook_run_by_hand_is_published_as_a_record(sandbox, arm, incident,
     assert run["started_at"] and run["started_at"] <= run["ended_at"]
     assert run["failed_cell"]["step"] == "2. Decide"
     assert run["failed_cell"]["ename"] == "NotApprovedError"
+
+
+def test_a_secret_in_the_incident_message_stops_the_failover_and_its_code_stands(
+        sandbox, arm, incident):
+    """The page would publish a storage key: the maintenance step refuses (42), nothing after
+    it runs, and the record that holds the parameter is kept local, not published, without
+    changing the exit code of the first failure."""
+    import base64
+
+    planted = base64.b64encode(b"k" * 64).decode()  # the shape of a storage account key
+    maintenance.remove(load_settings())  # an earlier test's page
+    result = run_cli("run", "failover", "-p", "approve=true", "-p",
+                     f"incident_message=Back soon. key={planted}", "--json")
+    assert result.exit_code == 42, result.stdout
+    outcome = json.loads(result.stdout)
+    assert "maintenance page on" in outcome["message"].lower() or \
+        "Maintenance" in outcome["message"], outcome["message"]
+    assert planted not in result.stdout + result.stderr
+    assert not _web_page(incident)
+    assert arm.servers["drkit-dr"]["state"] == "Stopped"
+
+
+def test_failover_with_aws_gone_reads_every_credential_from_key_vault(
+        sandbox, arm, incident, keyvault, aws_gone):
+    """The day the failover exists for: AWS refuses every connection. The assessment takes
+    that as evidence, every Azure-side credential comes from Key Vault, and the restore is
+    proven."""
+    result = run_cli("run", "failover", "-p", "approve=true", "-p", "firewall_ip=127.0.0.1",
+                     "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    run = _audit(load_settings(), json.loads(result.stdout)["run_id"])
+    results = run["results"]
+    assert results["status"] == "failed over" and results["proof"] == "passed"
+    assert results["timeline"][0]["outcome"].startswith("GO:")  # AWS silent: evidence
+    assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
+        dbtools.table_fingerprint(sandbox, "source", "shop")
+    assert {"GET"} == {method for method, path in arm.requests if path.startswith("/secrets/")}
+    secret = sandbox.secret()
+    assert secret["azure_storage_key"] not in json.dumps(run)

@@ -143,22 +143,87 @@ def test_changed_table_after_restore_fails_the_proof(sandbox, prefix):
     assert "differs from backup" in result.stderr and "5 place(s)" in result.stderr
 
 
-def test_non_empty_target_is_refused_and_replace_replaces_it(sandbox, prefix):
+def _old_database(sandbox, database: str) -> tuple[dict, dict]:
+    """A target database with data and one object of each kind; its fingerprint, objects."""
+    for sql in (f"CREATE DATABASE {database}",
+                f"CREATE TABLE {database}.precious (id INT PRIMARY KEY, note TEXT)",
+                f"INSERT INTO {database}.precious VALUES (42, 'keep')",
+                f"CREATE VIEW {database}.precious_ids AS SELECT id FROM {database}.precious",
+                f"CREATE TRIGGER {database}.precious_upper BEFORE INSERT ON "
+                f"{database}.precious FOR EACH ROW SET NEW.note = UPPER(NEW.note)",
+                f"CREATE PROCEDURE {database}.precious_count() SELECT COUNT(*) FROM precious",
+                f"CREATE EVENT {database}.precious_tick ON SCHEDULE EVERY 1 DAY DISABLE DO "
+                "SELECT 1"):
+        dbtools.query(sandbox, "target", sql)
+    return _state(sandbox, database)
+
+
+def _state(sandbox, database: str) -> tuple[dict, dict]:
+    return (dbtools.table_fingerprint(sandbox, "target", database),
+            dbtools.objects(sandbox, "target", database))
+
+
+def _helper_databases(sandbox) -> list:
+    return dbtools.query(sandbox, "target", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+                         " WHERE SCHEMA_NAME LIKE 'drkit\\_re%'")
+
+
+def test_non_empty_target_is_refused_and_replace_swaps_in_a_proven_copy(sandbox, prefix):
     database = scratch()
-    dbtools.query(sandbox, "target", f"CREATE DATABASE {database}")
-    dbtools.query(sandbox, "target", f"CREATE TABLE {database}.precious (id INT)")
-    dbtools.query(sandbox, "target", f"INSERT INTO {database}.precious VALUES (42)")
+    before = _old_database(sandbox, database)
     refused = run_cli("restore", "latest", "--as", database)
     assert refused.exit_code == 35
     assert f"Database {database} on the target" in refused.stderr and "--replace" in (
         refused.stderr)
-    assert dbtools.query(sandbox, "target", f"SELECT id FROM {database}.precious") == [(42,)]
+    assert _state(sandbox, database) == before
 
     replaced = run_cli("restore", "latest", "--as", database, "--replace")
     assert replaced.exit_code == 0, replaced.stderr
-    tables = dbtools.query(sandbox, "target", "SELECT TABLE_NAME FROM information_schema.TABLES "
-                           f"WHERE TABLE_SCHEMA = '{database}'")
-    assert "precious" not in {t for (t,) in tables} and ("orders",) in tables
+    fresh = scratch()
+    assert run_cli("restore", "latest", "--as", fresh).exit_code == 0
+    tables, objects = _state(sandbox, database)
+    fresh_tables, fresh_objects = _state(sandbox, fresh)
+    assert "precious" not in tables and tables == fresh_tables
+    assert objects == {kind: [name.replace(fresh, database) for name in names]
+                       for kind, names in fresh_objects.items()}
+    assert _helper_databases(sandbox) == []
+    assert run_cli("restore", "latest", "--replace", "--no-prove", "--as", database
+                   ).exit_code == 2
+
+
+def test_replace_whose_proof_fails_leaves_the_database_as_it_was(sandbox, store, backup_name):
+    database = scratch()
+    before = _old_database(sandbox, database)
+    sidecar = backup_name + SIDECAR_SUFFIX
+    manifest = json.loads(store.container.download_blob(sidecar).readall())
+    manifest["tables"]["shop.orders"]["rows"] += 1
+    store.container.upload_blob(sidecar, json.dumps(manifest), overwrite=True)
+    result = run_cli("restore", backup_name, "--as", database, "--replace")
+    assert result.exit_code == 34, result.stderr
+    assert f"Database {database} on the target is unchanged" in result.stderr
+    assert _state(sandbox, database) == before
+    assert _helper_databases(sandbox) == []
+
+
+def test_replace_that_cannot_take_its_locks_is_undone(sandbox, prefix, monkeypatch):
+    """Another session's open transaction on the old tables: the swap waits its time, gives
+    up, and puts back the views, trigger, routine and event it had already dropped."""
+    database = scratch()
+    before = _old_database(sandbox, database)
+    monkeypatch.setenv("DRKIT_RESTORE__SWAP_LOCK_WAIT_SECONDS", "2")
+    reader = dbtools.connect(sandbox, "target", database)
+    try:
+        with reader.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT * FROM precious")
+        result = run_cli("restore", "latest", "--as", database, "--replace")
+    finally:
+        reader.rollback()
+        reader.close()
+    assert result.exit_code == 39, result.stderr
+    assert f"it was undone and {database} is as it was" in result.stderr
+    assert _state(sandbox, database) == before
+    assert _helper_databases(sandbox) == []
 
 
 def test_empty_existing_database_is_fine(sandbox, prefix):

@@ -13,11 +13,16 @@ from drkit.config import AwsSettings
 _RETRIES = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=10)
 
 
-def boto_client(settings: AwsSettings, service: str) -> Any:
+def boto_client(settings: AwsSettings, service: str, timeout: float | None = None) -> Any:
+    """A client of ``service``. ``timeout``: for calls that must give up within seconds when
+    AWS does not answer (secrets, the failover's look at RDS): one retry, short timeouts."""
     core = botocore.session.Session()
     if settings.credentials_file is not None:
         core.set_config_variable("credentials_file", str(settings.credentials_file.expanduser()))
     if settings.profile:
         core.set_config_variable("profile", settings.profile)
     session = boto3.Session(botocore_session=core, region_name=settings.region)
-    return session.client(service, endpoint_url=settings.endpoint_url, config=_RETRIES)
+    config = _RETRIES if timeout is None else Config(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout,
+        read_timeout=timeout)
+    return session.client(service, endpoint_url=settings.endpoint_url, config=config)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drkit.aws.clients import boto_client
-from drkit.errors import SecretError
+from drkit.errors import SecretError, SecretStoreUnreachable
 from drkit.redact import register_secret
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class SecretsManagerSecrets:
 
     def __init__(self, settings: Settings) -> None:
         self.aws = settings.aws
+        self.timeout = settings.secret_timeout_seconds
         self._secret_json: dict[str, str] | None = None
 
     def lookup(self, key: str) -> str:
@@ -45,11 +46,12 @@ class SecretsManagerSecrets:
                 "Set aws.secret_id to the Secrets Manager secret (e.g. backup-credentials-prod).",
             )
         try:
-            response = boto_client(self.aws, "secretsmanager").get_secret_value(SecretId=secret_id)
+            response = boto_client(self.aws, "secretsmanager", self.timeout).get_secret_value(
+                SecretId=secret_id)
         except ClientError as exc:
             raise _secret_client_error(exc, secret_id, self.aws.region) from None
         except BotoCoreError as exc:
-            raise SecretError(
+            raise SecretStoreUnreachable(
                 f"Cannot reach AWS Secrets Manager in {self.aws.region}: {exc}.",
                 "Check network access to the Secrets Manager endpoint and the AWS credentials.",
             ) from None

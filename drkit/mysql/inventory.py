@@ -10,6 +10,9 @@ from typing import Any
 
 import pymysql
 
+from drkit.stream.schema import schema_entry
+from drkit.stream.statement import Statement, quote
+
 TRANSACTIONAL_ENGINES = {"InnoDB"}
 
 
@@ -31,6 +34,26 @@ def table_engines(connection: pymysql.Connection, databases: list[str]) -> dict[
             (tuple(databases),),
         )
         return {f"{schema}.{name}": engine for schema, name, engine in cursor.fetchall()}
+
+
+def table_definitions(connection: pymysql.Connection, databases: list[str]) -> dict[str, str]:
+    """Every base table's CREATE TABLE, normalised as the manifest keeps it
+    (:func:`drkit.stream.schema.schema_entry`), by ``"db.table"``."""
+    definitions = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE "
+                       "TABLE_SCHEMA IN %s AND TABLE_TYPE = 'BASE TABLE'", (tuple(databases),))
+        for database, table in cursor.fetchall():
+            try:
+                cursor.execute(f"SHOW CREATE TABLE {quote(database).decode('utf-8')}."
+                               f"{quote(table).decode('utf-8')}")
+            except pymysql.err.ProgrammingError:  # dropped since it was listed
+                continue
+            sql = cursor.fetchone()[1].encode("utf-8", "surrogateescape")
+            entry = schema_entry(Statement(sql, "create_table", database, table))
+            if entry is not None:
+                definitions[f"{database}.{table}"] = entry[1]
+    return definitions
 
 
 def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:

@@ -118,6 +118,15 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
     return result
 
 
+def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
+    if changed:
+        log_event("backup.ddl_during_dump", f"Tables changed while the dump ran: "
+                  f"{', '.join(changed)}; the backup holds them as its snapshot saw them",
+                  logging.WARNING, tables=changed)
+    return changed
+
+
 @contextlib.contextmanager
 def _locks(settings: Settings, databases: list[str]):
     directory = settings.backup.state_dir.expanduser() / "locks"
@@ -156,6 +165,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             engines = inventory.table_engines(connection, databases)
             position_before = inventory.binlog_position(connection, source_info["flavour"])
             objects_before = inventory.stored_objects(connection, databases)
+            tables_before = inventory.table_definitions(connection, databases)
 
             # 2. Dump, scan, compress and upload at once.
             uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
@@ -199,6 +209,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
 
             position_after = inventory.binlog_position(connection, source_info["flavour"])
             objects_after = inventory.stored_objects(connection, databases)
+            tables_changed = _changed(tables_before,
+                                      inventory.table_definitions(connection, databases))
 
         finished = datetime.now(UTC)
         non_transactional = sorted(t for t, e in engines.items()
@@ -222,6 +234,9 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 # position is exactly the snapshot's.
                 "binlog_exact": position_before is not None and position_before == position_after,
                 "objects_changed_during_dump": objects_before != objects_after,
+                # Tables created, dropped or altered while the dump ran: the backup holds
+                # them as the snapshot saw them (or not at all, if created after it).
+                "tables_changed_during_dump": tables_changed,
             },
             dump={"client": os.path.basename(client.path), "client_version": client.version,
                   "options": client.options},

@@ -3,8 +3,9 @@
     Azure Blob ─► sha256 ─► gunzip/unzstd ─► statements ─► Azure rewrites ─► N connections
 
 No local disk. The target database must not exist or be empty unless ``replace`` is given,
-in which case it is dropped first. The checksum and the dump's trailer are checked as the
-stream ends; the proof then compares the loaded data with the manifest.
+in which case the backup is loaded and proven beside it and swapped in only then. The
+checksum and the dump's trailer are checked as the stream ends; the proof then compares the
+loaded data with the manifest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pymysql
@@ -22,6 +24,7 @@ from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
+    DrkitError,
     ParameterError,
     ProofFailedError,
     RestoreBlockedError,
@@ -33,8 +36,8 @@ from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
+from drkit.mysql.swap import scratch_names, swap_in
 from drkit.ops.readback import OUTCOMES, CountingReader, read_back
-from drkit.ops.verify import verify_backup
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
@@ -134,6 +137,7 @@ def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
                                       _PARTIAL) from None
 
 
+_PROOF_FIX = "Do not put this copy in service; restore again with --replace, or another backup."
 _PARTIAL = ("Anything loaded so far is incomplete; restore another backup with --replace "
             "(drkit list shows them).")
 
@@ -177,48 +181,62 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
                    target_address: str | None = None, rename_to: str | None = None,
                    replace: bool = False, azure: bool | None = None,
                    definer: str | None = None, prove_after: bool = True) -> RestoreResult:
-    """Restore the backup ``spec`` names into the target; prove it unless told not to."""
+    """Restore the backup ``spec`` names into the target; prove it unless told not to.
+
+    With ``replace``, a database that holds data is replaced only by a proven copy: the
+    backup is loaded into a scratch database beside it, proven, then swapped in
+    (:mod:`drkit.mysql.swap`); any failure before leaves it as it was.
+    """
     env = env or Environment()
+    if replace and not prove_after:
+        raise ParameterError("--replace puts the restored copy in place only once it is "
+                             "proven, so it cannot be combined with --no-prove.",
+                             "Drop --no-prove, or restore under a new name with --as.")
     store = BackupStore.from_settings(settings)
     server = target_server(settings, target_address)
     entry = Catalog(store).select(spec)
     manifest = load_manifest(store, entry.name)
     _refuse_known_bad(entry, manifest)
     renames = _renames(manifest, rename_to)
-    rewriter = _rewriter(settings, renames, azure, definer)
     log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
               f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
               backup=entry.name, target=server.address)
     counts = objects_in(server, list(renames.values()))
-    if replace and any(counts.values()) and entry.verified != "ok":
-        # Data is about to be dropped: know first that the backup is whole and restorable
-        # (a backup verified as it is now was read once already).
-        log_event("restore.verify_first", f"Verifying {entry.name} before replacing data")
-        verify_backup(store, entry, env)
-    _prepare_target(server, counts, replace)
+    _refuse_to_overwrite(server, counts, replace)
+    swaps = scratch_names([db for db in renames.values() if counts[db]],
+                          datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    load_as = {db: swaps[name][0] if name in swaps else name for db, name in renames.items()}
+    rewriter = _rewriter(settings, load_as, azure, definer)
 
     clock = time.monotonic()
     counters = {"sql_bytes": 0, "statements": 0}
-    loader = ParallelLoader(server, settings.restore.workers)
     try:
-        with env.progress(f"restore {entry.name}", entry.size) as progress:
-            reader = CountingReader(store.download(entry.name), progress)
-            for statement in _statements(store, manifest, rewriter, reader, counters):
-                loader.execute(statement)
-            loader.finish()
-    finally:
-        loader.close()
-    seconds = time.monotonic() - clock
-    result = RestoreResult(
-        backup=entry.name, target=server.address, databases=renames,
-        compressed_bytes=reader.size, sql_bytes=counters["sql_bytes"],
-        statements=counters["statements"], seconds=round(seconds, 3),
-        throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
-        rewrites=dict(rewriter.changes))
-    log_event("restore.loaded", f"Restored {entry.name} in {seconds:.1f} s "
-              f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
-    if prove_after:
-        result.proof = prove_restore(manifest, server, renames, rewriter.azure)
+        loader = ParallelLoader(server, settings.restore.workers)
+        try:
+            with env.progress(f"restore {entry.name}", entry.size) as progress:
+                reader = CountingReader(store.download(entry.name), progress)
+                for statement in _statements(store, manifest, rewriter, reader, counters):
+                    loader.execute(statement)
+                loader.finish()
+        finally:
+            loader.close()
+        seconds = time.monotonic() - clock
+        result = RestoreResult(
+            backup=entry.name, target=server.address, databases=renames,
+            compressed_bytes=reader.size, sql_bytes=counters["sql_bytes"],
+            statements=counters["statements"], seconds=round(seconds, 3),
+            throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
+            rewrites=dict(rewriter.changes))
+        log_event("restore.loaded", f"Restored {entry.name} in {seconds:.1f} s "
+                  f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
+        if prove_after:
+            result.proof = prove_restore(manifest, server, load_as, rewriter.azure)
+    except BaseException as error:
+        if swaps:
+            _drop_scratch(server, swaps, error)
+        raise
+    for database, (scratch, old) in swaps.items():
+        swap_in(server, database, scratch, old, settings.restore.swap_lock_wait_seconds)
     return result
 
 
@@ -231,7 +249,7 @@ def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
         error = ProofFailedError(
             f"The restore on {server.address} differs from backup {manifest.name} in "
             f"{len(proof.differences)} place(s): {shown}.",
-            "Do not put this copy in service; restore again with --replace, or another backup.",
+            _PROOF_FIX,
             proof=proof)
         raise error
     log_event("restore.proven", f"Proof passed: {proof.tables_checked} tables, "
@@ -278,24 +296,31 @@ def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
             "Restore another backup.")
 
 
-def _prepare_target(server: Server, counts: dict[str, int | None], replace: bool) -> None:
-    """Refuse to load over data unless told to replace it; drop it when told. ``counts``:
-    objects per target database (None where it does not exist)."""
-    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        for database in counts:
-            objects, exists = counts[database], counts[database] is not None
-            if objects and not replace:
-                raise TargetNotEmptyError(
-                    f"Database {database} on the target {server.address} exists and holds "
-                    f"{objects} objects; nothing was restored.",
-                    "Restore under another name with --as, or pass --replace to drop and "
-                    "replace it.")
-            if exists and replace:
-                try:
-                    cursor.execute(f"DROP DATABASE `{database.replace('`', '``')}`")
-                except pymysql.err.MySQLError as exc:
-                    raise RestoreBlockedError(
-                        f"Cannot drop database {database} on the target {server.address} "
-                        f"({exc.args[-1]}).") from None
-                log_event("restore.replaced", f"Dropped database {database} on "
-                          f"{server.address} to replace it", database=database)
+def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace: bool) -> None:
+    """A target database that holds objects is loaded over only when told to replace it.
+    ``counts``: objects per target database (None where it does not exist)."""
+    for database, objects in counts.items():
+        if objects and not replace:
+            raise TargetNotEmptyError(
+                f"Database {database} on the target {server.address} exists and holds "
+                f"{objects} objects; nothing was restored.",
+                "Restore under another name with --as, or pass --replace to replace it by "
+                "the restored copy once that is proven.")
+
+
+def _drop_scratch(server: Server, swaps: dict[str, tuple[str, str]],
+                  error: BaseException) -> None:
+    """A failed load or proof into scratch databases: drop them; the targets are untouched."""
+    scratches = [scratch for scratch, _ in swaps.values()]
+    try:
+        with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+            for scratch in scratches:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
+        left = ""
+    except (pymysql.err.MySQLError, DrkitError):
+        left = f" The scratch database {', '.join(scratches)} may remain: drop it."
+    if isinstance(error, DrkitError):
+        fix = "Restore another backup (drkit list shows them)." if error.fix in (
+            _PARTIAL, _PROOF_FIX) else error.fix or ""
+        error.fix = (f"Database {', '.join(swaps)} on the target is unchanged: the copy was "
+                     f"loaded beside it.{left} {fix}").strip()

@@ -26,13 +26,15 @@ import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from drkit.stream.lexer import SqlLexer
 from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
 from drkit.stream.schema import schema_entry
 from drkit.stream.statement import Statement, has_row_order_key
+
+if TYPE_CHECKING:
+    import numpy
 
 _TRAILER = b"-- Dump completed"
 _MODULUS = 2**64
@@ -214,6 +216,8 @@ def _rows_one_per_line(values: bytes | bytearray) -> tuple[int, bytes | memoryvi
     escapes (an odd run of backslashes before them), and counts the quotes before each
     ``),(``: an odd count puts it inside a string.
     """
+    import numpy as np  # here: a dump with a row per line (MariaDB's) never needs it
+
     data = np.frombuffer(values, np.uint8)
     closing = np.flatnonzero(data[:-2] == _CLOSE)
     separators = closing[(data[closing + 1] == _COMMA) & (data[closing + 2] == _OPEN)]
@@ -233,9 +237,11 @@ def _rows_one_per_line(values: bytes | bytearray) -> tuple[int, bytes | memoryvi
 _OPEN, _CLOSE, _COMMA, _QUOTE, _BACKSLASH = b"(),'\\"
 
 
-def _unescaped_quotes(data: np.ndarray) -> np.ndarray:
+def _unescaped_quotes(data: numpy.ndarray) -> numpy.ndarray:
     """Positions of the single quotes that open or close a string (mysqldump escapes a
     quote inside one as ``\\'``; ``\\\\'`` is an escaped backslash, then a real quote)."""
+    import numpy as np
+
     quotes = np.flatnonzero(data == _QUOTE)
     escaped = np.zeros(len(quotes), bool)
     behind = quotes - 1

@@ -53,6 +53,8 @@ class Rewriter:
         sql = statement.sql
         if statement.kind == "create_table" and statement.table:
             self._check_case(statement.database, statement.table)
+        if self.rename and statement.qualifiers:  # after the DEFINER: its span holds
+            sql = self._renamed_qualifiers(statement, sql)
         if self.azure:
             if statement.kind == "session" and _SQL_LOG_BIN.match(sql):
                 self.changes["removed SQL_LOG_BIN statements"] += 1
@@ -70,7 +72,8 @@ class Rewriter:
         name = statement.name
         if self.rename and statement.kind in _NAMES_DATABASE:
             sql, name = self._renamed(statement, sql), self.rename.get(name, name)
-        return replace(statement, sql=sql, database=database, name=name, definer=None)
+        return replace(statement, sql=sql, database=database, name=name, definer=None,
+                       qualifiers=())
 
     def _definer_replacement(self) -> bytes:
         if self.definer == "admin":
@@ -91,6 +94,15 @@ class Rewriter:
         old = quote(statement.name)
         at = sql.find(old)
         return sql[:at] + quote(self.rename[statement.name]) + sql[at + len(old):]
+
+    def _renamed_qualifiers(self, statement: Statement, sql: bytes) -> bytes:
+        """``db.`` in an object's header renamed where ``db`` is renamed (last first, so the
+        earlier spans stay valid)."""
+        for start, end, name in reversed(statement.qualifiers):
+            if name in self.rename:
+                sql = sql[:start] + quote(self.rename[name]) + sql[end:]
+                self.changes["renamed database references"] += 1
+        return sql
 
     def _check_case(self, database: str, table: str) -> None:
         seen = self._tables.setdefault(database, {})

@@ -41,6 +41,9 @@ class Statement:
     object_kind: ObjectKind | None = None  # what a create_object statement creates
     name: str | None = None  # the created object's or database's name
     definer: tuple[int, int] | None = None  # span of the header's DEFINER=user@host
+    # database qualifiers in an object's header (``TRIGGER `db`.`t` ... ON `db`.`t```, as a
+    # trigger keeps the text it was created with): span and name, for --as to rename
+    qualifiers: tuple[tuple[int, int, str], ...] = ()
 
     @property
     def where(self) -> str:
@@ -122,9 +125,17 @@ def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | N
     if index is None:
         return
     statement.kind, statement.object_kind = "create_object", _OBJECT_KINDS[texts[index]]
+    qualifiers = []
+
+    def qualified_name(at: int) -> str | None:
+        """The name at ``at``, or after ``db.`` there (recorded as a qualifier)."""
+        if at + 2 < len(words) and texts[at + 1] == b"." and not words[at + 1].quoted:
+            qualifiers.append((words[at].start, words[at].end, words[at].name))
+            at += 2
+        return words[at].name if at < len(words) else None
+
     if index + 1 < len(words):
-        name = words[index + 1]
-        statement.name = name.name
+        statement.name = qualified_name(index + 1)
     definer = next((i for i in range(index) if texts[i] == b"DEFINER"), None)
     if definer is not None and definer + 2 < index and texts[definer + 1] == b"=":
         # DEFINER = user@host, or DEFINER = CURRENT_USER[()]
@@ -136,7 +147,8 @@ def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | N
     if statement.object_kind == "trigger":
         on = next((i for i in range(index + 2, len(words)) if texts[i] == b"ON"), None)
         if on is not None and on + 1 < len(words):
-            statement.table = words[on + 1].name
+            statement.table = qualified_name(on + 1)
+    statement.qualifiers = tuple(qualifiers)
 
 
 _COLUMN_LINE = re.compile(rb"^\s*" + _IDENT + rb" (.*)$", re.M)

@@ -1,0 +1,90 @@
+"""Secret references in order, with Key Vault beside AWS Secrets Manager (the stand-in, the
+real azure-keyvault-secrets client)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from drkit.config import load_settings
+from drkit.errors import ConfigError, SecretError
+from tests.conftest import point_cli_at
+
+
+@pytest.fixture
+def aws_hangs(monkeypatch):
+    """An AWS endpoint that takes connections and never answers; counts them."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("DRKIT_SECRET_TIMEOUT_SECONDS", "1")
+    yield held
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_store_that_hangs_is_passed_over_within_seconds_and_not_asked_again(
+        sandbox, keyvault, aws_hangs, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    settings = load_settings()
+    start = time.monotonic()
+    key = settings.secrets.resolve(settings.storage.key).get_secret_value()
+    first = time.monotonic() - start
+    assert key == sandbox.secret()["azure_storage_key"]
+    asked = len(aws_hangs)
+    assert asked >= 1 and first < 15  # one retry of a 1 s timeout, not botocore's 4 x 60 s
+    assert settings.secrets.resolve(settings.target.password).get_secret_value() == \
+        sandbox.secret()["azure_mysql_password"]
+    assert len(aws_hangs) == asked  # AWS was not asked again in this run
+
+
+def test_missing_everywhere_names_each_reference(sandbox, keyvault, aws_gone, tmp_path,
+                                                 monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_TARGET__PASSWORD", '["secret:nope", "keyvault:nope"]')
+    settings = load_settings()
+    with pytest.raises(SecretError) as raised:
+        settings.secrets.resolve(settings.target.password)
+    message = str(raised.value)
+    assert "secret:nope: Cannot reach AWS Secrets Manager" in message
+    assert "keyvault:nope: Key Vault https://drkit-dr.vault.azure.net has no secret 'nope'" \
+        in message
+
+
+@pytest.mark.parametrize(("setting", "value", "error"), [
+    ("DRKIT_AZURE__CLIENT_SECRET", "keyvault:client", "cannot be a keyvault: reference"),
+    ("DRKIT_AZURE__TENANT_ID", '["keyvault:tenant"]', "cannot be a keyvault: reference"),
+    ("DRKIT_TARGET__PASSWORD", '["secret:ok", "plain-password"]', "expected a reference"),
+    ("DRKIT_TARGET__PASSWORD", "keyvault:under_score", "expected a reference"),
+])
+def test_references_are_checked_when_the_config_loads(tmp_path, monkeypatch, setting, value,
+                                                      error):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n"
+                      "target: {host: dr, user: admin}\n")
+    monkeypatch.setenv(setting, value)
+    with pytest.raises(ConfigError, match=error):
+        load_settings(config)
+
+
+def test_a_list_of_references_loads_from_yaml(tmp_path):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop], "
+                      "password: [secret:rds_password, keyvault:rds-password]}\n")
+    assert load_settings(config).source.password == ["secret:rds_password",
+                                                     "keyvault:rds-password"]
