@@ -42,6 +42,8 @@ class SecretStoreUnreachable(SecretError):
     """A secret store that did not answer (in time): the next reference is tried, and the
     store is not asked again in the same run."""
 
+    exit_code = 7
+
 
 class MissingProgramError(DrkitError):
     exit_code = 5

@@ -126,5 +126,7 @@ def _none_answered(failures: list[tuple[str, SecretError]]) -> SecretError:
     if len(failures) == 1:
         return failures[0][1]
     *_, (_, last) = failures
-    return SecretError("No reference answered: " + "; ".join(
-        f"{reference}: {error.message}" for reference, error in failures), last.fix)
+    unreachable = all(isinstance(e, SecretStoreUnreachable) for _, e in failures)
+    return (SecretStoreUnreachable if unreachable else SecretError)(
+        "No reference answered: " + "; ".join(f"{reference}: {error.message}"
+                                              for reference, error in failures), last.fix)

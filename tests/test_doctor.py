@@ -203,7 +203,7 @@ def test_a_bug_inside_doctor_is_unknown_not_drkits_internal_error(tmp_path, monk
     config = tmp_path / "drkit.yaml"
     config.write_text("source: {host: db.internal, databases: [shop]}\n")
     monkeypatch.setenv("DRKIT_CONFIG", str(config))
-    monkeypatch.setattr(doctor_module, "CHECKS", checks)
+    monkeypatch.setattr(doctor_module, "CHECKS", {"all": checks})
     result = run_cli("doctor", "--json")
     report = json.loads(result.stdout)
     assert (result.exit_code, report["status"]) == (code, status)

@@ -3,6 +3,7 @@ real azure-keyvault-secrets client)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 from drkit.config import load_settings
 from drkit.errors import ConfigError, SecretError
 from tests.conftest import point_cli_at
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -88,3 +90,32 @@ def test_a_list_of_references_loads_from_yaml(tmp_path):
                       "password: [secret:rds_password, keyvault:rds-password]}\n")
     assert load_settings(config).source.password == ["secret:rds_password",
                                                      "keyvault:rds-password"]
+
+
+def _doctor_for_failover() -> tuple[int, dict[str, dict]]:
+    result = run_cli("doctor", "--for", "failover", "--json")
+    return result.exit_code, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def test_doctor_for_failover_names_each_credential_that_needs_aws(sandbox, arm, tmp_path,
+                                                                  monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    code, checks = _doctor_for_failover()
+    assert code == 2
+    assert checks["storage.key without AWS"]["status"] == "CRITICAL"
+    assert checks["storage.key without AWS"]["detail"] == \
+        "only in AWS Secrets Manager (secret:azure_storage_key)"
+    assert "keyvault:" in checks["storage.key without AWS"]["fix"]
+    assert checks["target.password without AWS"]["status"] == "CRITICAL"
+
+
+def test_doctor_for_failover_passes_when_key_vault_holds_them(sandbox, keyvault, aws_gone,
+                                                              tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    code, checks = _doctor_for_failover()
+    assert code == 0, checks
+    assert checks["storage.key without AWS"]["detail"] == "from keyvault:azure-storage-key"
+    assert checks["target.password without AWS"]["detail"] == \
+        "from keyvault:azure-mysql-password"
+    assert checks["Flexible Server control"]["status"] == "OK"
+    assert checks["backup container"]["status"] == "OK"

@@ -28,7 +28,8 @@ class FakeSecretsManager:
 @pytest.fixture
 def settings(monkeypatch) -> Settings:
     FakeSecretsManager.calls = 0
-    monkeypatch.setattr(aws_secrets, "boto_client", lambda aws, service: FakeSecretsManager())
+    monkeypatch.setattr(aws_secrets, "boto_client",
+                        lambda aws, service, timeout=None: FakeSecretsManager())
     return Settings(source={"host": "db.internal", "databases": ["shop"]},
                     target={"host": "dr.mysql.database.azure.com", "user": "drkitadmin"},
                     aws={"secret_id": "backup-credentials-test"},

@@ -14,10 +14,13 @@ from drkit.redact import redact
 @click.command("doctor")
 @click.option("--env", "environment", help="Environment (default: the config's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--for", "purpose", type=click.Choice(["all", "failover"]), default="all",
+              show_default=True,
+              help="failover: what the failover needs, checked as if AWS were down.")
 @click.option("--print-policy", is_flag=True,
               help="Print the least-privilege AWS IAM policy and Azure roles, and exit.")
 @pass_context
-def doctor_command(context: Context, environment: str | None, as_json: bool,
+def doctor_command(context: Context, environment: str | None, as_json: bool, purpose: str,
                    print_policy: bool) -> None:
     """Check every dependency; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plug-in).
 
@@ -37,7 +40,7 @@ def doctor_command(context: Context, environment: str | None, as_json: bool,
             context.env.print_json(policy(settings))
             return
         try:
-            checks = Doctor(settings, environment or settings.environment).run()
+            checks = Doctor(settings, environment or settings.environment, purpose).run()
         except Exception as exc:  # Nagios: a plug-in that cannot check exits 3, not 1
             checks = [Check("doctor", UNKNOWN, redact(f"internal error: {type(exc).__name__}: "
                                                       f"{exc}"),

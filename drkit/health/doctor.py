@@ -20,31 +20,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CLOCK_SKEW, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
-from drkit.config import Settings
+from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
+from drkit.secrets import SecretResolver
 
 # What a consistent dump of tables, views, routines, triggers and events needs.
 DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
+
+
+Purpose = Literal["all", "failover"]
 
 
 @dataclass
 class Doctor:
     settings: Settings
     environment: str
+    purpose: Purpose = "all"
+
+    def __post_init__(self) -> None:
+        if self.purpose == "failover":
+            # The failover runs when AWS is down: check it as if it were, asking no AWS
+            # store for any credential (a copy of the settings with a resolver of its own).
+            self.settings = self.settings.model_copy()
+            self.settings._secrets = SecretResolver(self.settings, without=frozenset({"secret"}))
 
     def run(self) -> list[Check]:
         checks: list[Check] = [Check("config", OK, f"valid ({self.environment})")]
-        for check in CHECKS:
+        for check in CHECKS[self.purpose]:
             name = check.__name__.removeprefix("check_").replace("_", " ")
             try:
                 checks.extend(check(self))
@@ -71,11 +84,13 @@ class Doctor:
 
 def check_secrets(doctor: Doctor) -> list[Check]:
     settings = doctor.settings
-    references = [settings.source.password, settings.storage.key, settings.storage.account,
-                  settings.azure.tenant_id, settings.azure.subscription_id]
+    settings_references = [settings.source.password, settings.storage.key,
+                           settings.storage.account, settings.azure.tenant_id,
+                           settings.azure.subscription_id]
     if settings.target:
-        references.append(settings.target.password)
-    keys = sorted({r.split(":", 1)[1] for r in references if r.startswith("secret:")})
+        settings_references.append(settings.target.password)
+    keys = sorted({r.split(":", 1)[1] for value in settings_references if is_reference(value)
+                   for r in references(value) if r.startswith("secret:")})
     if not keys:
         return [Check("secrets", OK, "no Secrets Manager references")]
     missing = [key for key in keys if key not in doctor.settings.secrets.provider("secret").load()]
@@ -84,6 +99,52 @@ def check_secrets(doctor: Doctor) -> list[Check]:
                       f"secret {settings.aws.secret_id} lacks {', '.join(missing)}",
                       f"Add {', '.join(repr(k) for k in missing)} to the secret's JSON.")]
     return [Check("secrets", OK, f"{settings.aws.secret_id} holds {', '.join(keys)}")]
+
+
+def check_failover_credentials(doctor: Doctor) -> list[Check]:
+    """Each credential the failover needs answers from a store outside AWS."""
+    settings = doctor.settings
+    needed = {"storage.account": settings.storage.account, "storage.key": settings.storage.key}
+    if settings.target:
+        needed["target.password"] = settings.target.password
+    if settings.azure.flexible_server:
+        needed["azure.tenant_id"] = settings.azure.tenant_id
+        needed["azure.subscription_id"] = settings.azure.subscription_id
+        if settings.azure.client_secret:
+            needed["azure.client_secret"] = settings.azure.client_secret
+    if settings.storage.auth == "aad":
+        del needed["storage.key"]
+    checks = []
+    for name, value in needed.items():
+        if not is_reference(value):
+            checks.append(Check(f"{name} without AWS", OK, "set in the config"))
+            continue
+        try:
+            answered = settings.secrets.answering(value)
+        except DrkitError as error:
+            only_aws = all(r.startswith("secret:") for r in references(value))
+            checks.append(Check(
+                f"{name} without AWS", CRITICAL,
+                f"only in AWS Secrets Manager ({', '.join(references(value))})" if only_aws
+                else error.message,
+                f"List a reference after it that answers when AWS is down, e.g. "
+                f"[{references(value)[0]}, keyvault:{name.split('.')[-1].replace('_', '-')}],"
+                " and put the value in the DR region's Key Vault."))
+            continue
+        checks.append(Check(f"{name} without AWS", OK, f"from {answered}"))
+    return checks
+
+
+def check_flexible_server(doctor: Doctor) -> list[Check]:
+    if not doctor.settings.azure.flexible_server:
+        return [Check("Flexible Server control", WARNING, "no azure.flexible_server configured",
+                      "Set azure.resource_group and azure.flexible_server so the failover "
+                      "can start the DR server.")]
+    from drkit.azure.flexserver import FlexibleServer
+
+    state = FlexibleServer(doctor.settings).state()
+    return [Check("Flexible Server control", OK,
+                  f"{doctor.settings.azure.flexible_server} is {state}")]
 
 
 def check_source(doctor: Doctor) -> list[Check]:
@@ -259,7 +320,10 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
     return checks
 
 
-CHECKS: list[Callable[[Doctor], list[Check]]] = [
-    check_secrets, check_source, check_storage, check_audit_container, check_target,
-    check_cron, check_disk, check_backup_age,
-]
+CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
+    "all": [check_secrets, check_source, check_storage, check_audit_container, check_target,
+            check_cron, check_disk, check_backup_age],
+    # What the failover needs, with AWS taken to be down.
+    "failover": [check_failover_credentials, check_storage, check_audit_container,
+                 check_target, check_flexible_server],
+}

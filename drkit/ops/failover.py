@@ -21,7 +21,7 @@ from typing import Any
 from drkit.azure import maintenance
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
-from drkit.config import Settings
+from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
     NotApprovedError,
@@ -221,8 +221,7 @@ class Failover:
         return {"host": target.host, "port": target.port,
                 "databases": ", ".join(self.restored.get("databases", [])) or "-",
                 "user": target.user,
-                "password": f"in Secrets Manager: {self.settings.aws.secret_id} "
-                            f"({target.password})",
+                "password": "from " + " or ".join(references(target.password)),
                 "tls": "required (Azure Flexible Server)" if target.kind == "azure" else "-"}
 
     def maintenance_off(self) -> None:
