@@ -92,6 +92,11 @@ def _identifier(name: str) -> str:
 Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
+# TLS to a MySQL server, as MySQL's --ssl-mode names it: verify the certificate and that
+# it names the host (the default), only the certificate, encrypt without verifying, or not.
+TlsMode = Literal["verify-identity", "verify-ca", "required", "disabled"]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,7 +120,8 @@ class SourceSettings(Section):
     password: SecretRef = "secret:rds_password"
     databases: list[Identifier] = Field(min_length=1)
     rds_instance_id: str | None = None
-    ssl_ca: Path | None = None
+    tls: TlsMode = "verify-identity"
+    ssl_ca: Path | None = Field(None, description="CA bundle: RDS's global-bundle.pem")
     connect_timeout: int = Field(10, ge=1)
 
 
@@ -140,7 +146,9 @@ class TargetSettings(Section):
     port: int = Field(3306, ge=1, le=65535)
     user: str
     password: SecretRef = "secret:azure_mysql_password"
-    ssl_ca: Path | None = None
+    tls: TlsMode = "verify-identity"
+    ssl_ca: Path | None = Field(None, description="CA bundle; Flexible Server's root is "
+                                                  "DigiCert Global Root G2 (system bundle)")
 
 
 class AzureSettings(Section):

@@ -65,6 +65,12 @@ class UnknownDatabaseError(DrkitError):
     exit_code = 12
 
 
+class TlsError(DrkitError):
+    """TLS to a MySQL server failed: its certificate, its name, or no TLS at all."""
+
+    exit_code = 17
+
+
 class StorageAuthError(DrkitError):
     exit_code = 13
 

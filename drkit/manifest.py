@@ -48,6 +48,9 @@ class Manifest(BaseModel):
     # "table db.t" / "view db.v" / ... -> its CREATE text (drkit.stream.schema); empty in
     # manifests of drkit before 0.2, whose proofs compare rows and object names only.
     definitions: dict[str, str] = {}
+    # Named time zones the dump sets (events and routines keep the zone they were made in);
+    # a target must have them in its time-zone tables before a restore runs them.
+    time_zones: list[str] = []
 
     @property
     def sidecar_name(self) -> str:

@@ -86,6 +86,10 @@ class ArmStandIn:
         self.servers[name] = {"state": state, "sku": sku, "storage_gb": storage_gb,
                               "host": host}
 
+    def transition(self, name: str, state: str, settles_to: str, after_reads: int = 2) -> None:
+        """Put a server in a transition (Stopping...) that ends after a few reads."""
+        self.servers[name].update(state=state, settles_to=settles_to, settles_after=after_reads)
+
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self._httpd.server_address[1]}"
@@ -190,6 +194,10 @@ class ArmStandIn:
                                f"under resource group '{group}' was not found.")
         resource_id = path.split("/start")[0].split("/stop")[0]
         if operation == "get":
+            if server.get("settles_after"):  # a transition Azure ends on its own
+                server["settles_after"] -= 1
+                if not server["settles_after"]:
+                    server["state"] = server.pop("settles_to")
             return self._reply(handler, 200, self._server_json(resource_id, name, server))
         if operation in ("start", "stop"):
             wanted = "Stopped" if operation == "start" else "Ready"

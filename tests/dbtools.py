@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
 
 import pymysql
 
-from drkit.mysql.connection import Server, option_file
+from drkit.mysql.connection import OptionFile, Server
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
 
@@ -20,14 +24,14 @@ def server(sandbox: Sandbox, role: str) -> Server:
     else:
         user, key = "drkitadmin", "azure_mysql_password"
     return Server(role=role, host="127.0.0.1", port=sandbox.port(role), user=user,
-                  password=SecretStr(sandbox.credential(key)))
+                  password=SecretStr(sandbox.credential(key)), ssl_ca=sandbox.tls.ca)
 
 
 def connect(sandbox: Sandbox, role: str, database: str | None = None) -> pymysql.Connection:
     s = server(sandbox, role)
     return pymysql.connect(host=s.host, port=s.port, user=s.user,
                            password=s.password.get_secret_value(), database=database,
-                           charset="utf8mb4", autocommit=True)
+                           charset="utf8mb4", autocommit=True, ssl=s.tls_context())
 
 
 def query(sandbox: Sandbox, role: str, sql: str, database: str | None = None,
@@ -42,10 +46,24 @@ def query(sandbox: Sandbox, role: str, sql: str, database: str | None = None,
 
 
 def load_sql(sandbox: Sandbox, role: str, pipeline: str) -> None:
-    """Run ``PIPELINE | mysql`` against a sandbox server, as the seed's restore does."""
-    with option_file(server(sandbox, role)) as options:
+    """Run ``PIPELINE | mysql`` against a sandbox server, as the seed's restore does, as the
+    server's root: a dump straight from mysqldump keeps its DEFINERs, which only a user
+    with SUPER may give (Flexible Server's admin could not: drkit's restore rewrites them)."""
+    with root_options(sandbox, role) as options:
         subprocess.run(f"{pipeline} | {find_program('mysql')} --defaults-file={options}",
                        shell=True, check=True, pass_fds=(options.fd,))
+
+
+@contextlib.contextmanager
+def root_options(sandbox: Sandbox, role: str) -> Iterator[OptionFile]:
+    """A client option file (an open descriptor) for the server's root over its socket."""
+    with tempfile.TemporaryFile("w+") as options:
+        os.fchmod(options.fileno(), 0o600)
+        password = sandbox.credential("mariadb_root_password")
+        options.write(f'[client]\nuser=root\npassword="{password}"\n'
+                      f"socket={sandbox.services[role].socket_path}\n")
+        options.flush()
+        yield OptionFile(options.fileno())
 
 
 def table_fingerprint(sandbox: Sandbox, role: str, database: str) -> dict[str, tuple[int, str]]:
@@ -60,7 +78,9 @@ def table_fingerprint(sandbox: Sandbox, role: str, database: str) -> dict[str, t
             for table in sorted(tables):
                 cursor.execute(f"SELECT * FROM `{table}`")
                 rows = sorted(repr(row).encode() for row in cursor.fetchall())
-                result[table] = (len(rows), hashlib.sha256(b"\n".join(rows)).hexdigest())
+                # by lower-case name: the target folds them (lower_case_table_names=1)
+                result[table.lower()] = (len(rows),
+                                         hashlib.sha256(b"\n".join(rows)).hexdigest())
     finally:
         connection.close()
     return result
@@ -72,5 +92,17 @@ def objects(sandbox: Sandbox, role: str, database: str) -> dict[str, list]:
     connection = connect(sandbox, role)
     try:
         return stored_objects(connection, [database])
+    finally:
+        connection.close()
+
+
+def as_root(sandbox: Sandbox, role: str, sql: str) -> list[tuple]:
+    """As the server's operator (root): what Azure changes through server parameters, and
+    the admin (no SUPER, as on Flexible Server) may not."""
+    connection = sandbox.services[role].root_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
     finally:
         connection.close()

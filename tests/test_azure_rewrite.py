@@ -95,13 +95,13 @@ def test_case_collisions_are_blockers():
 def test_rewritten_fixture_loads_into_a_server_without_super(sandbox):
     """The rewritten MySQL 8 dump loads, through drkit's loader, as a user without SUPER."""
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS legacy")
-    dbtools.query(sandbox, "target", "CREATE OR REPLACE USER 'azureadmin'@'%' IDENTIFIED BY "
+    dbtools.as_root(sandbox, "target", "CREATE OR REPLACE USER 'azureadmin'@'%' IDENTIFIED BY "
                   "'Az-Pass-123'")
-    dbtools.query(sandbox, "target", "GRANT ALL PRIVILEGES ON `legacy`.* TO 'azureadmin'@'%'")
+    dbtools.as_root(sandbox, "target", "GRANT ALL PRIVILEGES ON `legacy`.* TO 'azureadmin'@'%'")
     statements, _ = rewrite()
     server = dbtools.server(sandbox, "target")
     limited = Server(role="target", host=server.host, port=server.port, user="azureadmin",
-                     password=SecretStr("Az-Pass-123"))
+                     password=SecretStr("Az-Pass-123"), ssl_ca=server.ssl_ca)
     loader = ParallelLoader(limited, workers=2)
     try:
         for statement in statements:
@@ -124,13 +124,14 @@ def test_rewritten_fixture_loads_into_a_server_without_super(sandbox):
 
 def test_without_the_rewrites_the_same_dump_is_rejected(sandbox):
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS legacy")
-    dbtools.query(sandbox, "target", "CREATE OR REPLACE USER 'azureadmin'@'%' IDENTIFIED BY "
+    dbtools.as_root(sandbox, "target", "CREATE OR REPLACE USER 'azureadmin'@'%' IDENTIFIED BY "
                   "'Az-Pass-123'")
-    dbtools.query(sandbox, "target", "GRANT ALL PRIVILEGES ON `legacy`.* TO 'azureadmin'@'%'")
+    dbtools.as_root(sandbox, "target", "GRANT ALL PRIVILEGES ON `legacy`.* TO 'azureadmin'@'%'")
     statements, _ = rewrite(azure=False)
     server = dbtools.server(sandbox, "target")
     loader = ParallelLoader(Server(role="target", host=server.host, port=server.port,
-                                   user="azureadmin", password=SecretStr("Az-Pass-123")), 2)
+                                   user="azureadmin", password=SecretStr("Az-Pass-123"),
+                                   ssl_ca=server.ssl_ca), 2)
     with pytest.raises(RestoreFailedError, match="rejected a session statement"):
         try:
             for statement in statements:

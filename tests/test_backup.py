@@ -77,6 +77,8 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
 
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
     archive = download(store, name, tmp_path / name.rsplit("/", 1)[1])
+    # The demo's event keeps its named time zone; Flexible Server's tables need loading.
+    dbtools.as_root(sandbox, "target", "CALL mysql.az_load_timezone()")
     dbtools.load_sql(sandbox, "target", f"{decompress} {archive}")
 
     source = dbtools.table_fingerprint(sandbox, "source", "shop")
@@ -89,10 +91,11 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
     assert blob_bytes == [("00FF1A0D0A27225C00",)]
 
     manifest = manifest_of(store, name)
-    assert {t: e.rows for t, e in manifest.tables.items()} == {
+    assert {t.lower(): e.rows for t, e in manifest.tables.items()} == {
         f"shop.{t}": rows for t, (rows, _) in source.items()}
-    # The digests describe the data: a dump of the restored copy scans to the same values.
-    assert {t: (e.rows, e.sha256) for t, e in manifest.tables.items()} == rescan(
+    # The digests describe the data: a dump of the restored copy scans to the same values
+    # (under names the target folds to lower case).
+    assert {t.lower(): (e.rows, e.sha256) for t, e in manifest.tables.items()} == rescan(
         sandbox, "target", "shop")
     assert manifest.objects["triggers"] == ["shop.orders_round_amount"]
     assert manifest.compressed.size == archive.stat().st_size == summary["bytes"]
@@ -481,3 +484,46 @@ def test_tables_changed_while_the_dump_runs_are_recorded(sandbox, tmp_path, monk
         dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.zz_new")
     assert result.manifest.consistency["tables_changed_during_dump"] == ["shop.zz_new"]
     assert "shop.zz_new" not in result.manifest.tables
+
+
+class _Cursor:
+    """A cursor answering as MySQL 8.4 does (8.4 manual): SHOW MASTER STATUS is gone."""
+
+    def __init__(self, master_status_gone: bool = True, denied: bool = False) -> None:
+        self.gone, self.denied, self.row = master_status_gone, denied, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+    def execute(self, sql: str) -> None:
+        import pymysql
+
+        if self.denied:
+            raise pymysql.err.OperationalError(1227, "Access denied; you need (at least one "
+                                                     "of) the REPLICATION CLIENT privilege(s)")
+        if sql == "SHOW MASTER STATUS" and self.gone:
+            raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
+        self.row = ("binlog.000042", 4711) if "STATUS" in sql else ("uuid:1-9",)
+
+    def fetchone(self):
+        return self.row
+
+
+class _Connection:
+    def __init__(self, **kwargs) -> None:
+        self.kwargs = kwargs
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(**self.kwargs)
+
+
+def test_mysql_84_binlog_coordinates_and_a_missing_one_recorded_as_such():
+    from drkit.mysql.inventory import binlog_position
+
+    assert binlog_position(_Connection(), "mysql") == {
+        "file": "binlog.000042", "position": 4711, "gtid": "uuid:1-9"}
+    missing = binlog_position(_Connection(denied=True), "mysql")
+    assert missing["file"] is None and "REPLICATION CLIENT" in missing["unavailable"]

@@ -77,11 +77,11 @@ def backup_of_big_row(sandbox, big_row, tmp_path, monkeypatch) -> str:
 @contextlib.contextmanager
 def target_packet_limit(sandbox, mib: int):
     """The target's max_allowed_packet lowered for the block (Azure's default after)."""
-    dbtools.query(sandbox, "target", f"SET GLOBAL max_allowed_packet = {mib} * 1024 * 1024")
+    dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {mib} * 1024 * 1024")
     try:
         yield
     finally:
-        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+        dbtools.as_root(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
 
 
 def test_check_names_a_statement_too_big_for_the_target(sandbox, backup_of_big_row):

@@ -71,7 +71,7 @@ def test_wrong_storage_key(doctor_env, monkeypatch):
     assert check["detail"] in (
         f"Azure Storage refused the credentials for account bloberry01 ({code_name})."
         for code_name in ("AuthenticationFailed", "AuthorizationFailure"))
-    assert "if the key was rotated, update the secret" in check["fix"]
+    assert "if the key was rotated, update it there" in check["fix"]
 
 
 def test_missing_secret_key(doctor_env, monkeypatch):

@@ -113,11 +113,11 @@ def test_a_backup_damaged_after_verification_is_not_failed_over_to(sandbox, arm,
 
 def test_failure_during_restore_is_recorded_and_a_rerun_completes(sandbox, arm, incident):
     # The target rejects the rows midway (a packet limit too small for them).
-    dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 1024")
+    dbtools.as_root(sandbox, "target", "SET GLOBAL max_allowed_packet = 1024")
     try:
         failed = run_cli("run", "failover", "-p", "approve=true", "--json")
     finally:
-        dbtools.query(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
+        dbtools.as_root(sandbox, "target", "SET GLOBAL max_allowed_packet = 512 * 1024 * 1024")
     assert failed.exit_code == 36, failed.stdout
     outcome = json.loads(failed.stdout)
     assert "failed at step '5. Restore and prove'" in outcome["message"]

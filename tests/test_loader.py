@@ -20,7 +20,7 @@ def test_a_lock_wait_timeout_is_retried_then_loads(sandbox, caplog):
         with blocker.cursor() as cursor:  # holds the row lock the restore's INSERT needs
             cursor.execute("INSERT INTO t VALUES (1)")
         release = threading.Timer(1.5, blocker.rollback)
-        dbtools.query(sandbox, "target", "SET GLOBAL innodb_lock_wait_timeout = 1")
+        dbtools.as_root(sandbox, "target", "SET GLOBAL innodb_lock_wait_timeout = 1")
         loader = ParallelLoader(dbtools.server(sandbox, "target"), workers=2)
         try:
             release.start()
@@ -32,7 +32,7 @@ def test_a_lock_wait_timeout_is_retried_then_loads(sandbox, caplog):
         finally:
             loader.close()
             release.join()
-            dbtools.query(sandbox, "target", "SET GLOBAL innodb_lock_wait_timeout = 50")
+            dbtools.as_root(sandbox, "target", "SET GLOBAL innodb_lock_wait_timeout = 50")
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM loader_retry.t") == [(2,)]
     assert any("met ERROR 1205" in r.getMessage() and "retrying" in r.getMessage()
                for r in caplog.records)

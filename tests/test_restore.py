@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -293,3 +295,71 @@ def test_system_schemas_are_never_backed_up_or_restored_into(sandbox, prefix):
                          "WHERE TABLE_SCHEMA = 'mysql'") == before
     backup = run_cli("backup", "--database", "information_schema")
     assert backup.exit_code == 2 and "is a system schema" in backup.stderr
+
+
+@pytest.fixture
+def empty_time_zones(sandbox):
+    """The target's time-zone tables empty, as on a new Flexible Server."""
+    def empty() -> None:
+        for table in ("time_zone_name", "time_zone_transition_type", "time_zone_transition",
+                      "time_zone"):
+            dbtools.as_root(sandbox, "target", f"DELETE FROM mysql.{table}")
+        dbtools.as_root(sandbox, "target", "FLUSH TABLES")
+    empty()
+    yield empty
+    dbtools.as_root(sandbox, "target", "CALL mysql.az_load_timezone()")
+
+
+@contextlib.contextmanager
+def _database_with_an_event_in(sandbox, zone: str) -> Iterator[str]:
+    """A source database whose event was made in ``zone``, one the target has never used
+    (a server caches the zones it has used, whatever its tables hold)."""
+    database = scratch()
+    dbtools.query(sandbox, "source", f"CREATE DATABASE {database}")
+    dbtools.query(sandbox, "source", f"CREATE TABLE {database}.t (id INT PRIMARY KEY)")
+    connection = dbtools.connect(sandbox, "source", database)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"SET time_zone = '{zone}'")
+        cursor.execute("CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t")
+    try:
+        assert run_cli("backup", "--database", database).exit_code == 0
+        yield database
+    finally:
+        dbtools.query(sandbox, "source", f"DROP DATABASE {database}")
+
+
+def test_named_time_zones_are_loaded_with_azures_procedure_before_the_restore(
+        sandbox, prefix, empty_time_zones):
+    with _database_with_an_event_in(sandbox, "America/Sao_Paulo") as database:
+        check = run_cli("restore", "latest", "--check", "--json")
+        assert check.exit_code == 0, check.stderr
+        report = json.loads(check.stdout)
+        assert report["blockers"] == []
+        assert any("America/Sao_Paulo" in note and "az_load_timezone" in note
+                   for note in report["notes"])
+        result = run_cli("restore", "latest")
+    assert result.exit_code == 0, result.stderr
+    assert "Loaded the target's time-zone tables" in result.stderr
+    assert dbtools.query(sandbox, "target", "SELECT TIME_ZONE FROM information_schema.EVENTS "
+                         f"WHERE EVENT_SCHEMA = '{database}'") == [("America/Sao_Paulo",)]
+
+
+def test_without_a_way_to_load_them_the_restore_stops_before_loading(sandbox, prefix,
+                                                                     empty_time_zones):
+    from drkit.sandbox.flexible import AZ_LOAD_TIMEZONE
+
+    with _database_with_an_event_in(sandbox, "Europe/Berlin") as database:
+        dbtools.as_root(sandbox, "target", "DROP PROCEDURE mysql.az_load_timezone")
+        try:
+            check = run_cli("restore", "latest", "--check")
+            assert check.exit_code == 37, check.stdout
+            assert "BLOCKER: the backup's events or routines use the time zone(s) " \
+                "Europe/Berlin" in check.stdout
+            result = run_cli("restore", "latest")
+        finally:
+            dbtools.as_root(sandbox, "target", AZ_LOAD_TIMEZONE)
+    assert result.exit_code == 37, result.stderr
+    assert "use the time zone(s) Europe/Berlin" in result.stderr and "mysql_tzinfo_to_sql" in \
+        result.stderr
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
+                         f"WHERE SCHEMA_NAME = '{database}'") == [(0,)]

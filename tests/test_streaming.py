@@ -154,3 +154,39 @@ def test_decompression_streams_members_and_tells_cut_from_corrupt(codec):
     damaged[len(damaged) // 3] ^= 0xFF
     with pytest.raises((CorruptStreamError, TruncatedStreamError)):
         b"".join(CODECS[codec].decompress([bytes(damaged)]))
+
+
+def test_block_sizes_grow_so_a_2_tb_backup_fits_in_azures_50000_blocks():
+    """Azure's limits (Put Block List): 50,000 blocks per blob, 4000 MiB per block."""
+    from drkit.azure.blobstore import MAX_BLOCKS, blob_capacity, block_size_for
+
+    base = 8 * 2**20  # backup.block_size_mib's default
+    assert block_size_for(0, base) == block_size_for(9_999, base) == base
+    assert block_size_for(10_000, base) == 2 * base
+    assert block_size_for(MAX_BLOCKS - 1, base) == 16 * base
+    assert blob_capacity(base) >= 2 * 10**12
+    assert all(block_size_for(i, 1000 * 2**20) <= 4000 * 2**20 for i in range(0, MAX_BLOCKS,
+                                                                                997))
+
+
+@pytest.mark.parametrize(("code", "detail", "says"), [
+    # Azure Storage's REST error codes; the clock-skew detail as the service words it.
+    ("AuthenticationFailed", "Server failed to authenticate the request.\nAuthenticationError"
+     "Detail: Request date header too old: 'Fri, 27 Nov 2026 01:00:00 GMT'", "clock"),
+    ("AuthenticationFailed", "Server failed to authenticate the request. Make sure the value "
+     "of Authorization header is formed correctly including the signature.", "key was rotated"),
+    ("AuthorizationPermissionMismatch", "This request is not authorized to perform this "
+     "operation using this permission.", "tags read/write"),
+])
+def test_clock_key_and_permission_failures_say_three_different_things(code, detail, says):
+    from azure.core.exceptions import HttpResponseError
+
+    from drkit.azure.blobstore import BackupStore
+
+    class Container:
+        container_name, url = "mysql-backups", "https://acct.blob.core.windows.net/x"
+
+    error = HttpResponseError(message=detail)
+    error.error_code = code
+    found = BackupStore(Container(), "", "acct").error(error)
+    assert found.exit_code == 13 and says in str(found)

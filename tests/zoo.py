@@ -388,8 +388,10 @@ def compare_zoo(source_connection: pymysql.Connection, target_connection: pymysq
     the copy was made for Azure, which has every table (and partition) on InnoDB."""
     rename = rename or {}
     differences: list[str] = []
+    folds = _folds_names(target_connection)
     for database in databases:
         copy = rename.get(database, database)
+        copy = copy.lower() if folds else copy
         if not _database_exists(target_connection, copy):
             differences.append(f"database {quote(copy)} is missing on the target")
             continue
@@ -397,9 +399,39 @@ def compare_zoo(source_connection: pymysql.Connection, target_connection: pymysq
         if as_innodb:
             for table in expected["table"].values():
                 table["Create Table"] = _MYISAM.sub(r"\1InnoDB", table["Create Table"])
-        differences += compare_fingerprints(expected, zoo_fingerprint(target_connection, copy),
-                                            label=quote(database))
+        actual = zoo_fingerprint(target_connection, copy)
+        if folds:
+            expected, actual = _folded(expected), _folded(actual)
+        differences += compare_fingerprints(expected, actual, label=quote(database))
     return differences
+
+
+def _folds_names(connection: pymysql.Connection) -> bool:
+    with connection.cursor() as cursor:
+        return _rows(cursor, "SELECT @@lower_case_table_names", ())[0][0] == 1
+
+
+_IDENTIFIER = re.compile(r"`((?:[^`]|``)+)`")
+
+
+def _folded(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """Under lower_case_table_names=1 a server keeps table and view names in lower case,
+    where they are names and where a CREATE text or trigger names one."""
+    names = {name.lower() for kind in ("table", "view") for name in fingerprint[kind]}
+
+    def fold(value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lower() in names:
+                return value.lower()
+            return _IDENTIFIER.sub(lambda m: m.group(0).lower()
+                                   if m.group(1).lower() in names else m.group(0), value)
+        if isinstance(value, dict):
+            return {k: fold(v) for k, v in value.items()}
+        return value
+
+    return {kind: ({name.lower(): fold(entry) for name, entry in entries.items()}
+                   if kind in ("table", "view") else fold(entries))
+            for kind, entries in fingerprint.items()}
 
 
 def _database_exists(connection: pymysql.Connection, database: str) -> bool:

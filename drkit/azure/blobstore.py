@@ -62,10 +62,10 @@ class BackupStore:
         if storage.auth == "key":
             credential: Any = {"account_name": account,
                                "account_key": resolver.resolve(storage.key).get_secret_value()}
-        else:
-            from azure.identity import DefaultAzureCredential
+        else:  # the same Entra ID login (tenant, authority, client) as Flexible Server control
+            from drkit.azure.flexserver import credential as azure_login
 
-            credential = DefaultAzureCredential()
+            credential = azure_login(settings.azure, resolver)
         service = BlobServiceClient(endpoint, credential=credential, retry_total=3)
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account)
@@ -139,14 +139,29 @@ class BackupStore:
         """One sentence for an Azure failure, with the fix where the cause is known."""
         code = getattr(exc, "error_code", None) or ""
         code = str(getattr(code, "value", code))  # the SDK hands some codes over as enums
-        if isinstance(exc, ClientAuthenticationError) or code in (
-            "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch"
-        ):
+        text = str(getattr(exc, "message", "") or exc)
+        # Three causes Azure reports alike (Azure Storage REST error codes): the clock, the
+        # key, the permission. Each has its own fix.
+        if code == "AuthenticationFailed" and ("Request date header" in text
+                                               or "time range" in text):
+            return StorageAuthError(
+                f"Azure Storage refused a request to account {self.account}: this machine's "
+                "clock is too far from Azure's (signed requests allow 15 minutes).",
+                "Run NTP (chrony or systemd-timesyncd) and check the time zone setting.")
+        if code == "AuthorizationPermissionMismatch":
+            return StorageAuthError(
+                f"Azure Storage denied this identity an operation on the {self.where} "
+                f"({code}).",
+                "Assign drkit's role on the container (drkit doctor --print-policy shows it; "
+                "blob index tags need tags read/write).")
+        # (Azurite answers a wrong key with AuthorizationFailure.)
+        if isinstance(exc, ClientAuthenticationError) or code in ("AuthenticationFailed",
+                                                                  "AuthorizationFailure"):
             return StorageAuthError(
                 f"Azure Storage refused the credentials for account {self.account} "
                 f"({code or 'AuthenticationFailed'}).",
-                "Compare the account key with azure_storage_key in Secrets Manager; if the key "
-                "was rotated, update the secret.",
+                "Compare the account key with the one the config's storage.key refers to; if "
+                "the key was rotated, update it there.",
             )
         if code == "ContainerNotFound":
             return ContainerMissingError(
@@ -161,6 +176,25 @@ class BackupStore:
         status = getattr(exc, "status_code", None) if isinstance(exc, HttpResponseError) else None
         return StorageError(f"Azure Storage request failed on the {self.where}: "
                             f"{code or status or type(exc).__name__}.")
+
+
+# Azure keeps at most 50,000 blocks per blob, each at most 4000 MiB. Blocks double in size
+# every 10,000, so a backup of any size up to 310,000 base blocks (2.4 TiB at the default
+# 8 MiB) fits, while small backups keep small blocks (memory: a few blocks in flight).
+MAX_BLOCKS = 50_000
+_BLOCKS_PER_SIZE = 10_000
+_MAX_BLOCK = 4000 * 1024 * 1024
+
+
+def block_size_for(index: int, base: int) -> int:
+    """The size of block number ``index`` (from 0) of a blob staged in ``base``-size blocks."""
+    return min(base << (index // _BLOCKS_PER_SIZE), _MAX_BLOCK)
+
+
+def blob_capacity(base: int) -> int:
+    """The largest blob the schedule stages within Azure's block limit."""
+    return sum(block_size_for(i * _BLOCKS_PER_SIZE, base) * _BLOCKS_PER_SIZE
+               for i in range(MAX_BLOCKS // _BLOCKS_PER_SIZE))
 
 
 class BlockUploader:
@@ -194,17 +228,26 @@ class BlockUploader:
         self._sha256.update(data)
         self.size += len(data)
         self._buffer += data
-        while len(self._buffer) >= self.block_size:
-            block = bytes(self._buffer[: self.block_size])
-            del self._buffer[: self.block_size]
+        while len(self._buffer) >= (size := block_size_for(len(self._block_ids),
+                                                            self.block_size)):
+            block = bytes(self._buffer[:size])
+            del self._buffer[:size]
             self._stage(block)
 
     def _stage(self, block: bytes) -> None:
+        if len(self._block_ids) >= MAX_BLOCKS:
+            raise UploadFailedError(
+                f"Backup {self.blob.blob_name} outgrew Azure's {MAX_BLOCKS} blocks per blob "
+                f"({self.size} bytes so far); nothing was committed.",
+                f"Raise backup.block_size_mib (now {self.block_size // 2**20} MiB: "
+                f"{blob_capacity(self.block_size) // 2**30} GiB at most).")
         block_id = base64.b64encode(f"{self._run}-{len(self._block_ids):010d}".encode()).decode()
         self._block_ids.append(block_id)
         self._in_flight.append(self._pool.submit(
             self.blob.stage_block, block_id, block, length=len(block), timeout=_TIMEOUT))
-        while len(self._in_flight) > self._max_in_flight:
+        # Bytes in flight stay at max_in_flight base blocks: bigger blocks, fewer at once.
+        limit = max(1, self._max_in_flight * self.block_size // max(len(block), 1))
+        while len(self._in_flight) > limit:
             self._wait(self._in_flight.popleft())
 
     def _wait(self, future: Future[None]) -> None:

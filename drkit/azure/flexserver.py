@@ -26,6 +26,7 @@ from azure.mgmt.rdbms.mysql_flexibleservers.models import (
 )
 
 from drkit.config import AzureSettings, Settings
+from drkit.console import log_event
 from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError
 from drkit.secrets import SecretResolver
 
@@ -122,32 +123,56 @@ class FlexibleServer:
                 "steps already done are skipped.")
 
     def start(self) -> bool:
-        """Start the server unless it is already Ready; wait until Ready. True if started."""
-        state = self.state()
+        """Start the server unless it is already Ready; wait until Ready. True if started.
+        A server in a transition is waited out first; one that cannot be started fails."""
+        state = self._settled("start")
         if state == "Ready":
             return False
-        if state == "Stopped":
-            poller = self._call("start", self.client.servers.begin_start, self.group, self.name)
-            self._wait(poller, "start", self.azure.start_timeout_seconds)
-        self.wait_ready()
+        poller = self._call("start", self.client.servers.begin_start, self.group, self.name)
+        self._wait(poller, "start", self.azure.start_timeout_seconds)
+        self.wait_for("Ready")
         return True
 
     def wait_ready(self) -> None:
+        self.wait_for("Ready")
+
+    def wait_for(self, *wanted: str) -> str:
+        """Poll until the state is one of ``wanted``; a state that will not change fails."""
         deadline = time.monotonic() + self.azure.start_timeout_seconds
-        while (state := self.state()) != "Ready":
+        while (state := self.state()) not in wanted:
+            if state in DEAD_STATES:
+                raise AzureControlError(
+                    f"Flexible Server {self.name} is {state}; it cannot be started or stopped.",
+                    "Look at the server in the Azure portal (a disabled server needs its "
+                    "subscription or the support team).")
             if time.monotonic() > deadline:
                 raise ControlTimeoutError(
                     f"Flexible Server {self.name} is still {state} after "
                     f"{self.azure.start_timeout_seconds} s.",
                     "Look at the server in the Azure portal, then rerun.")
             time.sleep(self.azure.poll_seconds)
+        return state
 
     def stop(self) -> bool:
-        if self.state() == "Stopped":
+        """Stop the server unless it is already Stopped; wait until Stopped. True if stopped."""
+        if self._settled("stop") == "Stopped":
             return False
         poller = self._call("stop", self.client.servers.begin_stop, self.group, self.name)
         self._wait(poller, "stop", self.azure.start_timeout_seconds)
+        self.wait_for("Stopped")
         return True
+
+    def _settled(self, action: str) -> str:
+        """The state once any transition (Starting, Stopping, Updating) has ended."""
+        state = self.state()
+        if state in DEAD_STATES:
+            raise AzureControlError(f"Flexible Server {self.name} is {state}; drkit cannot "
+                                    f"{action} it.", "Look at the server in the Azure portal.")
+        if state not in ("Ready", "Stopped"):
+            log_event("flexserver.waiting", f"Flexible Server {self.name} is {state}; waiting "
+                      f"for it to settle before it is told to {action}", state=state)
+            state = self.wait_for("Ready", "Stopped")
+        return state
 
     def scale_for_restore(self) -> bool:
         """Apply azure.restore_sku / restore_storage_gb if set and not already applied."""
@@ -177,6 +202,10 @@ class FlexibleServer:
                             .begin_create_or_update, self.group, self.name, name,
                             Database(charset="utf8mb4", collation="utf8mb4_unicode_ci"))
         self._wait(poller, "create a database on", 300)
+
+
+# States a server does not leave by waiting: act at once, naming them.
+DEAD_STATES = frozenset({"Disabled", "Dropping"})
 
 
 def _code(exc: HttpResponseError) -> str:

@@ -109,6 +109,8 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         else:
             print_table(context.env, ["would rewrite", "count"],
                    [[k, str(v)] for k, v in report.rewrites.items()] or [["nothing", "0"]])
+            for note in report.notes:
+                context.env.print(f"NOTE: {note}")
             for blocker in report.blockers:
                 context.env.print(f"BLOCKER: {blocker}")
         if report.blockers:

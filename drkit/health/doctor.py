@@ -192,9 +192,17 @@ def _missing_privileges(connection, databases: list[str]) -> list[str]:
 def _dump_client_check(version: dict[str, str]) -> Check:
     client = dump.dump_client()
     detail = f"{client.path}: {client.version}"
-    if version["flavour"] == "mysql" and client.flavour == "mariadb":
-        return Check("mysqldump", WARNING, detail + f" against MySQL {version['version']}",
-                     "Install MySQL's own client (mysql-client) matching the server's version.")
+    if version["flavour"] != client.flavour:
+        # MariaDB's mysqldump against MySQL 8 writes generated columns' values into INSERTs
+        # that MySQL refuses (ERROR 3105) and misreads MySQL 8's column statistics; MySQL's
+        # against MariaDB misses its sequences and system-versioned tables.
+        wanted = ("MySQL's own client (Debian/Ubuntu: mysql-client from the MySQL APT "
+                  "repository) of the server's major version" if version["flavour"] == "mysql"
+                  else "MariaDB's client (mariadb-client)")
+        return Check("mysqldump", CRITICAL,
+                     f"{detail} is {client.flavour}'s, the server is {version['flavour']} "
+                     f"{version['version']}: generated columns break the restore (ERROR 3105)",
+                     f"Install {wanted} and put it first on PATH.")
     return Check("mysqldump", OK, detail)
 
 

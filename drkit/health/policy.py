@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drkit.config import Settings
+from drkit.config import Settings, is_reference, references
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs
 
 
@@ -29,8 +29,29 @@ def policy(settings: Settings) -> dict:
     account = settings.storage.account
     containers = sorted({settings.storage.container, "$web",
                          *(r.audit.container for r in all_runbooks(runbook_dirs(settings)))})
-    azure_roles = [{"role": "Storage Blob Data Contributor", "scope":
-                    f"storage account {account} / container {c}"} for c in containers]
+    # Contributor does not cover blob index tags, which hold the verify outcome (Microsoft:
+    # tags need .../blobs/tags/read and /write): a role of drkit's own adds them.
+    account_text = " or ".join(references(account)) if is_reference(account) else account
+    azure_roles = [{"role": "drkit-blob-operator", "scope":
+                    f"storage account {account_text} / container {c}"} for c in containers]
+    blob_operator = {
+        "Name": "drkit-blob-operator",
+        "Description": "Read, write and delete backup blobs, their metadata and index tags.",
+        "DataActions": [
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/filter/action",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/"
+            "deleteBlobVersion/action",
+        ],
+        "Actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
+        "AssignableScopes": [f"/subscriptions/<subscription>/resourceGroups/"
+                             f"{settings.azure.resource_group or '<resource-group>'}"],
+    }
     if settings.storage.auth == "key":
         azure_roles = [{"note": "storage.auth is key: the account key grants storage access; "
                                 "with auth aad these role assignments replace it"}, *azure_roles]
@@ -51,4 +72,5 @@ def policy(settings: Settings) -> dict:
     }
     return {"aws_iam_policy": {"Version": "2012-10-17", "Statement": statements},
             "azure_role_assignments": azure_roles,
-            "azure_custom_role": operator if settings.azure.flexible_server else None}
+            "azure_custom_role": operator if settings.azure.flexible_server else None,
+            "azure_blob_role": blob_operator}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,12 +13,13 @@ from pathlib import Path
 import pymysql
 from pydantic import SecretStr
 
-from drkit.config import Settings
+from drkit.config import Settings, TlsMode
 from drkit.errors import (
     AccessDeniedError,
     ConfigError,
     DrkitError,
     ServerUnreachableError,
+    TlsError,
     UnknownDatabaseError,
 )
 
@@ -34,8 +36,39 @@ class Server:
     port: int
     user: str
     password: SecretStr
-    ssl_ca: Path | None = None
+    tls: TlsMode = "verify-identity"
+    ssl_ca: Path | None = None  # None: the system's CA bundle
     connect_timeout: int = 10
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """The CA file both pymysql and the mysql clients verify against."""
+        return str(self.ssl_ca) if self.ssl_ca else ssl.get_default_verify_paths().cafile
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """pymysql's TLS settings for ``tls``; None when TLS is disabled."""
+        if self.tls == "disabled":
+            return None
+        context = ssl.create_default_context(cafile=self.ca_bundle)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # as Flexible Server requires
+        if self.tls != "verify-identity":
+            context.check_hostname = False
+        if self.tls == "required":
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def client_tls_options(self, flavour: str) -> list[str]:
+        """The same ``tls`` for mysqldump/mysql: MySQL's ``ssl-mode``; MariaDB's client knows
+        no verify-ca, so it verifies the host name there too (stricter, never weaker)."""
+        # A CA given to either client makes it verify (MySQL's REQUIRED turns VERIFY_CA).
+        verifies = self.tls.startswith("verify")
+        ca = [f"ssl-ca={self.ca_bundle}"] if self.ca_bundle and verifies else []
+        if flavour == "mysql":
+            return [f"ssl-mode={self.tls.upper().replace('-', '_')}", *ca]
+        if self.tls == "disabled":
+            return ["skip-ssl"]
+        verify = ["ssl-verify-server-cert"] if verifies else []
+        return ["ssl", "tls-version=TLSv1.2,TLSv1.3", *verify, *ca]
 
     @property
     def address(self) -> str:
@@ -46,8 +79,8 @@ def source_server(settings: Settings) -> Server:
     """The production server (RDS) as the config describes it."""
     source = settings.source
     return Server(role="source", host=source.host, port=source.port, user=source.user,
-                  password=settings.secrets.resolve(source.password), ssl_ca=source.ssl_ca,
-                  connect_timeout=source.connect_timeout)
+                  password=settings.secrets.resolve(source.password), tls=source.tls,
+                  ssl_ca=source.ssl_ca, connect_timeout=source.connect_timeout)
 
 
 def target_server(settings: Settings, address: str | None = None) -> Server:
@@ -59,7 +92,7 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
     host, _, port = (address or "").partition(":")
     return Server(role="target", host=host or target.host, port=int(port or target.port),
                   user=target.user, password=settings.secrets.resolve(target.password),
-                  ssl_ca=target.ssl_ca)
+                  tls=target.tls, ssl_ca=target.ssl_ca)
 
 
 
@@ -74,16 +107,37 @@ def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.Co
             database=database,
             charset="utf8mb4",
             connect_timeout=server.connect_timeout,
-            ssl={"ca": str(server.ssl_ca)} if server.ssl_ca else None,
+            ssl=server.tls_context(),
+            ssl_disabled=server.tls == "disabled",
             autocommit=True,
             **kwargs,
         )
     except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in _ER_ACCESS_DENIED and server.tls == "disabled" \
+                and _logs_in_with_tls(server):
+            # MariaDB answers a plain login under require_secure_transport with "access
+            # denied" (MySQL with 3159): the same login over TLS tells which it is.
+            raise TlsError(f"The {server.role} server {server.address} refuses connections "
+                           "without TLS.", f"Set {server.role}.tls to verify-identity.") from None
         raise connection_error(server, exc, database) from None
+
+
+def _logs_in_with_tls(server: Server) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        pymysql.connect(host=server.host, port=server.port, user=server.user,
+                        password=server.password.get_secret_value(),
+                        connect_timeout=server.connect_timeout, ssl=context).close()
+    except pymysql.err.MySQLError:
+        return False
+    return True
 
 
 def connection_error(server: Server, exc: Exception, database: str | None = None) -> DrkitError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if (tls := _tls_failure(server, str(exc.args[-1]) if exc.args else "")) is not None:
+        return tls
     if code in _ER_ACCESS_DENIED:
         return AccessDeniedError(
             f"The {server.role} server {server.address} refused the login of user {server.user}.",
@@ -99,6 +153,38 @@ def connection_error(server: Server, exc: Exception, database: str | None = None
         "Check the host and port, security groups and routing "
         f"(e.g. nc -vz {server.host} {server.port}).",
     )
+
+
+def _tls_failure(server: Server, text: str) -> TlsError | None:
+    """The TLS failures, each with its own fix (never "check the security group")."""
+    where = f"TLS to the {server.role} server {server.address} failed"
+    ca = server.ssl_ca or "the system's CA bundle"
+    if "CERTIFICATE_VERIFY_FAILED" in text and "match" in text.lower():
+        return TlsError(f"{where}: its certificate does not name {server.host}.",
+                        f"Connect by a name the certificate holds, or set {server.role}.tls "
+                        "to verify-ca.")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return TlsError(f"{where}: its certificate is not signed by a CA in {ca}.",
+                        f"Set {server.role}.ssl_ca to the server's CA bundle (RDS: "
+                        "global-bundle.pem from truststore.pki.rds.amazonaws.com; Flexible "
+                        "Server: DigiCert Global Root G2).")
+    if "SSL is required but the server doesn't support it" in text:
+        return TlsError(f"{where}: the server does not offer TLS.",
+                        f"Enable TLS on the server; {server.role}.tls: disabled only where "
+                        "the network is trusted.")
+    if "insecure transport" in text.lower():
+        return TlsError(f"The {server.role} server {server.address} refuses connections "
+                        "without TLS.", f"Set {server.role}.tls to verify-identity.")
+    if "SSL" in text or "TLS" in text:
+        return TlsError(f"{where} ({text[:200]}).",
+                        f"Check {server.role}.tls and {server.role}.ssl_ca.")
+    return None
+
+
+def _client_flavour() -> str:
+    from drkit.mysql.dump import dump_client  # dump builds on this module
+
+    return dump_client().flavour
 
 
 def _quote_option(value: str) -> str:
@@ -123,9 +209,8 @@ def option_file(server: Server) -> Iterator[OptionFile]:
         f"user={_quote_option(server.user)}",
         f"password={_quote_option(server.password.get_secret_value())}",
         "protocol=TCP",
+        *server.client_tls_options(_client_flavour()),
     ]
-    if server.ssl_ca:
-        lines.append(f"ssl-ca={server.ssl_ca}")
     fd, path = tempfile.mkstemp(prefix="drkit-", suffix=".cnf")  # mode 0600
     try:
         os.unlink(path)

@@ -45,10 +45,14 @@ class DumpClient:
         """The dump options this client takes (recorded in the manifest)."""
         return [*BASE_OPTIONS, *(o for o in MYSQL8_OPTIONS if o.split("=")[0] in self.supported)]
 
-    def command(self, option_file: OptionFile, databases: list[str]) -> list[str]:
+    def command(self, option_file: OptionFile, databases: list[str],
+                extra: tuple[str, ...] = ()) -> list[str]:
         # --defaults-file must come first; it is the only source of options and password.
-        return [self.path, f"--defaults-file={option_file}", *self.options,
+        return [self.path, f"--defaults-file={option_file}", *self.options, *extra,
                 "--databases", *databases]
+
+    def supports(self, option: str) -> bool:
+        return option in self.supported
 
 
 @cache

@@ -76,17 +76,36 @@ def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict
     return objects
 
 
-def binlog_position(connection: pymysql.Connection, flavour: str) -> dict[str, Any] | None:
-    """The binary log coordinates and GTID set now, or None where the user may not see them."""
+# MySQL 8.2 added SHOW BINARY LOG STATUS and 8.4 removed SHOW MASTER STATUS (MySQL 8.4
+# manual, "SHOW BINARY LOG STATUS"); MariaDB keeps SHOW MASTER STATUS.
+_BINLOG_STATUS = ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS")
+_ER_PARSE = 1064
+
+
+def binlog_position(connection: pymysql.Connection, flavour: str) -> dict[str, Any]:
+    """The binary log coordinates and GTID set now; where they cannot be read, a record
+    saying why (``{"file": None, "unavailable": reason}``), never a bare None."""
     gtid_variable = "@@GLOBAL.gtid_binlog_pos" if flavour == "mariadb" else "@@GLOBAL.gtid_executed"
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW MASTER STATUS")
-            row = cursor.fetchone()
+    statements = _BINLOG_STATUS if flavour == "mysql" else _BINLOG_STATUS[::-1]
+    row, reason = None, ""
+    with connection.cursor() as cursor:
+        for statement in statements:
+            try:
+                cursor.execute(statement)
+            except pymysql.err.MySQLError as exc:
+                reason = f"{statement}: {exc.args[-1]}"
+                if exc.args and exc.args[0] == _ER_PARSE:
+                    continue  # this server has the other statement
+                return {"file": None, "position": None, "unavailable": reason}
+            row, reason = cursor.fetchone(), ""
+            break
+        if reason:
+            return {"file": None, "position": None, "unavailable": reason}
+        if row is None:
+            return {"file": None, "position": None, "unavailable": "binary logging is off"}
+        try:
             cursor.execute(f"SELECT {gtid_variable}")
             gtid = cursor.fetchone()[0]
-    except pymysql.err.MySQLError:
-        return None
-    if row is None:
-        return None  # binary logging is off
+        except pymysql.err.MySQLError:
+            gtid = None
     return {"file": row[0], "position": int(row[1]), "gtid": gtid or None}

@@ -48,11 +48,30 @@ class _Worker:
     thread: threading.Thread | None = None
 
 
+def _session(server: Server) -> pymysql.Connection:
+    """A loading connection. MySQL 8.0.30+ (Flexible Server: on by default) would add an
+    invisible ``my_row_id`` key to every keyless table; a restore recreates tables as they
+    were. Where the server lacks the variable (MariaDB) or the login may not set it, the
+    proof still ignores such a column."""
+    connection = connect(server)
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("SET SESSION sql_generate_invisible_primary_key = OFF")
+        except pymysql.err.MySQLError as exc:
+            if exc.args and exc.args[0] not in (_ER_UNKNOWN_SYSTEM_VARIABLE,):
+                log_event("restore.gipk", "Could not turn off generated invisible primary "
+                          f"keys on the target ({exc.args[-1]})", logging.WARNING)
+    return connection
+
+
+_ER_UNKNOWN_SYSTEM_VARIABLE = 1193
+
+
 class ParallelLoader:
     def __init__(self, server: Server, workers: int) -> None:
         self.server = server
-        self.ddl = connect(server)
-        self._workers = [_Worker(connect(server)) for _ in range(max(1, workers))]
+        self.ddl = _session(server)
+        self._workers = [_Worker(_session(server)) for _ in range(max(1, workers))]
         self._pending: dict[str, int] = {}
         self._in_flight = 0  # bytes of INSERTs queued or running
         self._ordered_tables: set[str] = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -49,8 +50,10 @@ def scan_databases(server: Server, databases: list[str]) -> DumpScanner:
     """A fresh dump of ``databases`` on ``server``, scanned (tables, rows, schema)."""
     client = dump.dump_client()
     scanner = DumpScanner()
+    # MySQL 8.0.30+'s client can leave out the invisible key the server generated.
+    extra = tuple(o for o in (_SKIP_GIPK,) if client.supports(o))
     with option_file(server) as options:
-        process = dump.DumpProcess(client.command(options, databases), options)
+        process = dump.DumpProcess(client.command(options, databases, extra), options)
         try:
             for chunk in process.chunks():
                 scanner.feed(chunk)
@@ -82,22 +85,40 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         return f"{rename.get(database, database)}.{rest}"
 
     scanner = scan_databases(server, databases)
-    actual_tables = {f"{db}.{table}": c for (db, table), c in scanner.tables.items()}
     with contextlib.closing(connect(server)) as connection:
         actual_objects = inventory.stored_objects(connection, databases)
-    expected_tables = {target_name(t): e for t, e in manifest.tables.items()}
+        folds = _folds_names(connection)
+    # Under lower_case_table_names=1 (Flexible Server's) the target keeps database, table
+    # and view names in lower case: both sides are compared folded.
+    names = _FoldedNames(manifest, folds)
+    actual_tables = {names.table(f"{db}.{table}"): c for (db, table), c in
+                     scanner.tables.items()}
+    expected_tables = {names.table(target_name(t)): e for t, e in manifest.tables.items()}
     expected_schema = {}
     for key, text in manifest.definitions.items():  # "table db.t" -> its CREATE text
         kind, _, name = key.partition(" ")
-        expected_schema[f"{kind} {target_name(name)}"] = \
-            _as_innodb(text) if azure and kind == "table" else text
+        expected_schema[names.definition_key(kind, target_name(name))] = names.text(
+            _as_innodb(text) if azure and kind == "table" else text)
+    actual_schema = {}
+    for key, text in scanner.definitions.items():
+        kind, _, name = key.partition(" ")
+        actual_schema[names.definition_key(kind, name)] = names.text(text)
+    expected_schema, actual_schema = _without_added_gipk(expected_schema, actual_schema)
+    # Differences are named as the backup names them, not as the target folded them.
+    shown = {names.table(target_name(t)): target_name(t) for t in manifest.tables}
+    shown |= {names.object(kind, target_name(n)): target_name(n)
+              for kind, listed in manifest.objects.items() for n in listed}
     differences = [
         *_table_differences(expected_tables, actual_tables),
-        *_object_differences({k: {target_name(n) for n in v} for k, v in
-                              manifest.objects.items()}, actual_objects),
-        *(_schema_differences(expected_schema, scanner.definitions)
+        *_object_differences({k: {names.object(k, target_name(n)) for n in v} for k, v in
+                              manifest.objects.items()},
+                             {k: [names.object(k, n) for n in v]
+                              for k, v in actual_objects.items()}),
+        *(_schema_differences(expected_schema, actual_schema)
           if manifest.definitions else []),
     ]
+    for difference in differences:
+        difference.name = shown.get(difference.name, difference.name)
     return ProofResult(
         ok=not differences,
         tables_checked=len(expected_tables),
@@ -107,6 +128,66 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         differences=differences,
         schema_checked=len(expected_schema),
     )
+
+
+_SKIP_GIPK = "--skip-generated-invisible-primary-key"
+_IDENTIFIER = re.compile(r"`((?:[^`]|``)+)`")
+# MySQL 8.0.30+ with sql_generate_invisible_primary_key=ON (Flexible Server's default) adds
+# to a keyless table (MySQL manual, "Generated Invisible Primary Keys"):
+#   `my_row_id` bigint unsigned NOT NULL AUTO_INCREMENT /*!80023 INVISIBLE */,
+#   PRIMARY KEY (`my_row_id`)
+_GIPK_LINE = re.compile(r"^\s*(?:`my_row_id` bigint unsigned NOT NULL AUTO_INCREMENT"
+                        r"(?: /\*!80023 INVISIBLE \*/| INVISIBLE)|PRIMARY KEY \(`my_row_id`\))"
+                        r",?\n", re.M)
+
+
+def _folds_names(connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@lower_case_table_names")
+        return int(cursor.fetchone()[0]) == 1
+
+
+class _FoldedNames:
+    """Names as the target keeps them: database, table and view names in lower case under
+    lower_case_table_names=1; routines, triggers and events keep their case."""
+
+    def __init__(self, manifest: Manifest, folds: bool) -> None:
+        self.folds = folds
+        # Every table and view name of the backup, to fold where a CREATE text names one.
+        self._folded = {n.split(".", 1)[1].lower() for n in manifest.tables} | {
+            n.split(".", 1)[1].lower() for n in manifest.objects.get("views", [])}
+
+    def table(self, qualified: str) -> str:
+        return qualified.lower() if self.folds else qualified
+
+    def object(self, kind: str, qualified: str) -> str:
+        if not self.folds:
+            return qualified
+        database, _, name = qualified.partition(".")
+        return f"{database.lower()}.{name.lower() if kind == 'views' else name}"
+
+    def definition_key(self, kind: str, qualified: str) -> str:
+        folded = self.table(qualified) if kind == "table" else self.object(kind + "s", qualified)
+        return f"{kind} {folded}"
+
+    def text(self, text: str) -> str:
+        if not self.folds:
+            return text
+        return _IDENTIFIER.sub(lambda m: m.group(0).lower()
+                               if m.group(1).lower() in self._folded else m.group(0), text)
+
+
+def _without_added_gipk(expected: dict[str, str],
+                        actual: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The target's tables without an invisible ``my_row_id`` key the backup did not have."""
+    cleaned = {}
+    for key, text in actual.items():
+        if key.startswith("table ") and "`my_row_id`" in text and \
+                "`my_row_id`" not in expected.get(key, ""):
+            text = _GIPK_LINE.sub("", text)
+            text = re.sub(r",\n\)", "\n)", text)  # the line before the key lost its comma
+        cleaned[key] = text
+    return expected, cleaned
 
 
 def _table_differences(expected_tables: dict[str, TableEntry],

@@ -130,8 +130,8 @@ def _object_statements(server: Server, database: str) -> Iterator[Statement]:
     client = dump.dump_client()
     lexer = SqlLexer()
     with option_file(server) as options:
-        command = client.command(options, [database])  # ends with "--databases", database
-        process = dump.DumpProcess([*command[:-2], "--no-data", *command[-2:]], options)
+        process = dump.DumpProcess(client.command(options, [database], ("--no-data",)),
+                                   options)
         statements: list[Statement] = []
         try:
             for chunk in process.chunks():

@@ -232,7 +232,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 "binlog_after": position_after,
                 # Equal coordinates before and after: nothing was written during the dump, so the
                 # position is exactly the snapshot's.
-                "binlog_exact": position_before is not None and position_before == position_after,
+                "binlog_exact": position_before["file"] is not None
+                and position_before == position_after,
                 "objects_changed_during_dump": objects_before != objects_after,
                 # Tables created, dropped or altered while the dump ran: the backup holds
                 # them as the snapshot saw them (or not at all, if created after it).
@@ -251,6 +252,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             },
             objects=objects_after,
             definitions=scanner.definitions,
+            time_zones=sorted(scanner.time_zones),
         )
 
         # 3. Publish: the sidecar first, then the one request that makes the backup visible.

@@ -1,13 +1,15 @@
 """The restore drill: prove, on a schedule, that the newest backup restores in time.
 
-select -> verify -> restore into a scratch database -> prove -> measure RPO/RTO -> compare
-with the environment's objectives -> drop the scratch database (always, also on failure).
+select -> (start a stopped Flexible Server) -> verify -> restore into a scratch database ->
+prove -> measure RPO/RTO -> compare with the environment's objectives -> drop the scratch
+database and stop the server again if the drill started it (always, also on failure).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,8 @@ class DrillResult:
     verify: dict[str, Any] = field(default_factory=dict)
     restore: dict[str, Any] = field(default_factory=dict)
     breaches: list[str] = field(default_factory=list)
+    # The Flexible Server's state changes the drill made: [{"change", "seconds"}]
+    server_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,15 +75,19 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     scratch = f"drkit_drill_{started:%Y%m%d%H%M%S}"
     log_event("drill.start", f"Restore drill: {entry.name} -> {server.address} as {scratch}",
               backup=entry.name, scratch_database=scratch)
-    try:
-        mark = time.monotonic()
-        verified = verify_backup(store, entry, env)
-        steps["verify"] = time.monotonic() - mark
-        restored = restore_backup(settings, entry.name, env, rename_to=scratch)
-        steps["restore"] = restored.seconds
-        steps["prove"] = restored.proof.seconds if restored.proof else 0.0
-    finally:
-        _drop(server, scratch)
+    changes: list[dict[str, Any]] = []
+    with _pilot_light(settings, changes):
+        if changes:
+            steps["start server"] = changes[0]["seconds"]
+        try:
+            mark = time.monotonic()
+            verified = verify_backup(store, entry, env)
+            steps["verify"] = time.monotonic() - mark
+            restored = restore_backup(settings, entry.name, env, rename_to=scratch)
+            steps["restore"] = restored.seconds
+            steps["prove"] = restored.proof.seconds if restored.proof else 0.0
+        finally:
+            _drop(server, scratch)
     rto = time.monotonic() - clock
     newest = [e.taken_at for e in entries][-2:]
     result = DrillResult(
@@ -90,7 +98,7 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
         if len(newest) == 2 else None,
         rto_seconds=round(rto, 3),
         steps={k: round(v, 3) for k, v in steps.items()},
-        verify=verified.as_dict(), restore=restored.as_dict(),
+        verify=verified.as_dict(), restore=restored.as_dict(), server_changes=changes,
     )
     if objectives.rpo_hours is not None and result.rpo_seconds > objectives.rpo_hours * 3600:
         result.breaches.append(f"RPO: the newest backup was {result.rpo_seconds / 3600:.1f} h "
@@ -101,6 +109,38 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: RPO "
               f"{result.rpo_seconds:.0f} s, RTO {result.rto_seconds:.1f} s", **result.as_dict())
     return result
+
+
+@contextlib.contextmanager
+def _pilot_light(settings: Settings, changes: list[dict[str, Any]]) -> Iterator[None]:
+    """The DR server as the failover would find it: a stopped Flexible Server is started
+    for the drill (its start counts in the RTO, as in a real failover) and stopped again
+    afterwards, also when the drill fails."""
+    if not settings.azure.flexible_server:
+        yield
+        return
+    from drkit.azure.flexserver import FlexibleServer
+
+    flexible = FlexibleServer(settings)
+    before, mark = flexible.state(), time.monotonic()
+    started = flexible.start()
+    if started:
+        changes.append({"change": f"{before} -> Ready", "seconds": _since(mark)})
+        log_event("drill.server_started", f"Started Flexible Server {flexible.name} for the "
+                  f"drill in {changes[-1]['seconds']} s", **changes[-1])
+    try:
+        yield
+    finally:
+        if started:
+            mark = time.monotonic()
+            flexible.stop()
+            changes.append({"change": "Ready -> Stopped", "seconds": _since(mark)})
+            log_event("drill.server_stopped", f"Stopped Flexible Server {flexible.name} again "
+                      f"(it was {before} before the drill)", **changes[-1])
+
+
+def _since(mark: float) -> float:
+    return round(time.monotonic() - mark, 3)
 
 
 def _drop(server, database: str) -> None:

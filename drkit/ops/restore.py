@@ -71,6 +71,7 @@ class CheckResult:
     blockers: list[str]
     largest_statement_bytes: int = 0
     target_max_allowed_packet: int | None = None  # None: no target configured to ask
+    notes: list[str] = field(default_factory=list)  # what the restore will do, not blockers
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,7 +157,18 @@ def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
                                  CountingReader(store.download(entry.name)), counters):
         if len(statement.sql) > size:
             largest, size = replace(statement, sql=b""), len(statement.sql)
-    blockers = list(rewriter.blockers)
+    blockers, notes = list(rewriter.blockers), []
+    if settings.target and manifest.time_zones:
+        with contextlib.closing(connect(target_server(settings))) as connection:
+            if missing := _missing_time_zones(connection, manifest.time_zones):
+                if _has_az_load_timezone(connection):
+                    notes.append(f"the target lacks the time zone(s) {', '.join(missing)} the "
+                                 "backup's events or routines use: the restore loads them "
+                                 "with CALL mysql.az_load_timezone()")
+                else:
+                    blockers.append(f"the backup's events or routines use the time zone(s) "
+                                    f"{', '.join(missing)}, which the target does not know "
+                                    f"(empty time-zone tables): {_LOAD_ZONES}")
     limit = _max_allowed_packet(settings) if settings.target else None
     if largest is not None and limit is not None and size + 1 > limit:
         where = f"table {largest.database}.{largest.table}" if largest.table else \
@@ -165,7 +177,7 @@ def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
                         f"{human_size(size)}, more than the target's "
                         f"max_allowed_packet of {human_size(limit)}: raise it on the server")
     return CheckResult(backup=entry.name, databases=renames, statements=counters["statements"],
-                       rewrites=dict(rewriter.changes), blockers=blockers,
+                       rewrites=dict(rewriter.changes), blockers=blockers, notes=notes,
                        largest_statement_bytes=size,
                        target_max_allowed_packet=limit)
 
@@ -203,6 +215,7 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
               backup=entry.name, target=server.address)
     counts = objects_in(server, list(renames.values()))
     _refuse_to_overwrite(server, counts, replace)
+    _ensure_time_zones(server, manifest)
     swaps = scratch_names([db for db in renames.values() if counts[db]],
                           datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     load_as = {db: swaps[name][0] if name in swaps else name for db, name in renames.items()}
@@ -294,6 +307,49 @@ def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
             f"Backup {entry.name} is {entry.size} bytes, its manifest says "
             f"{manifest.compressed.size}; it was not restored and nothing was changed.",
             "Restore another backup.")
+
+
+_LOAD_ZONES = ("load them with CALL mysql.az_load_timezone() on Flexible Server, or "
+               "mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql -u root mysql elsewhere")
+
+
+def _ensure_time_zones(server: Server, manifest: Manifest) -> None:
+    """The named time zones the backup's events and routines use exist on the target;
+    Flexible Server's own procedure loads them where it can, before anything is loaded."""
+    if not manifest.time_zones:
+        return
+    with contextlib.closing(connect(server)) as connection:
+        missing = _missing_time_zones(connection, manifest.time_zones)
+        if missing and _has_az_load_timezone(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("CALL mysql.az_load_timezone()")
+            log_event("restore.time_zones", f"Loaded the target's time-zone tables (CALL "
+                      f"mysql.az_load_timezone()): the backup uses {', '.join(missing)}",
+                      zones=missing)
+            missing = _missing_time_zones(connection, manifest.time_zones)
+    if missing:
+        raise RestoreBlockedError(
+            f"Backup {manifest.name}'s events or routines use the time zone(s) "
+            f"{', '.join(missing)}, which the target {server.address} does not know; nothing "
+            "was restored.", _LOAD_ZONES[0].upper() + _LOAD_ZONES[1:] + ".")
+
+
+def _missing_time_zones(connection: pymysql.Connection, zones: list[str]) -> list[str]:
+    """Zones the server cannot convert to (CONVERT_TZ needs no privilege on mysql.*)."""
+    missing = []
+    with connection.cursor() as cursor:
+        for zone in zones:
+            cursor.execute("SELECT CONVERT_TZ('2000-01-01 00:00:00', '+00:00', %s)", (zone,))
+            if cursor.fetchone()[0] is None:
+                missing.append(zone)
+    return missing
+
+
+def _has_az_load_timezone(connection: pymysql.Connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE "
+                       "ROUTINE_SCHEMA = 'mysql' AND ROUTINE_NAME = 'az_load_timezone'")
+        return bool(cursor.fetchone()[0])
 
 
 def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace: bool) -> None:

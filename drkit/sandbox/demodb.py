@@ -18,7 +18,7 @@ _TABLES = {
     "customers": (137, 0.15),
     "orders": (76, 0.45),
     "attachments": (1120, 0.20),
-    "audit_log": (75, 0.20),
+    "AuditLog": (75, 0.20),
 }
 _CHUNK_ROWS = 500_000
 
@@ -59,7 +59,7 @@ _SCHEMA = [
         checksum BINARY(20) NOT NULL
     ) ENGINE=InnoDB""",
     # No primary key on purpose, and every row twice: restores must keep duplicates.
-    """CREATE TABLE audit_log (
+    """CREATE TABLE AuditLog (
         logged_at DATETIME(6) NOT NULL,
         actor VARCHAR(64) NULL,
         message TEXT NOT NULL
@@ -93,7 +93,7 @@ _FILL = {
                CONCAT(0x00FF1A0D0A27225C00, REPEAT(UNHEX(SHA2(seq, 512)), 8)),
                UNHEX(SHA1(seq))
         FROM seq_{lo}_to_{hi}""",
-    "audit_log": """INSERT INTO audit_log
+    "AuditLog": """INSERT INTO AuditLog
         SELECT TIMESTAMP('2022-01-01') + INTERVAL (seq DIV 2) SECOND,
                IF(seq DIV 2 % 6 = 0, NULL, ELT(1 + seq DIV 2 % 3, 'system', 'ops', '운영자')),
                CONCAT('event ', seq DIV 2, ' ', REPEAT('x', seq DIV 2 % 40))
@@ -116,8 +116,8 @@ _OBJECTS = [
     """CREATE FUNCTION customer_total(p_customer INT) RETURNS DECIMAL(14,2)
         READS SQL DATA
         RETURN (SELECT COALESCE(SUM(amount), 0) FROM orders WHERE customer_id = p_customer)""",
-    """CREATE EVENT purge_audit_log ON SCHEDULE EVERY 1 DAY DISABLE
-        DO DELETE FROM audit_log WHERE logged_at < NOW() - INTERVAL 365 DAY""",
+    """CREATE EVENT purge_AuditLog ON SCHEDULE EVERY 1 DAY DISABLE
+        DO DELETE FROM AuditLog WHERE logged_at < NOW() - INTERVAL 365 DAY""",
 ]
 
 
@@ -151,7 +151,11 @@ def build(connection: pymysql.Connection, database: str = "shop",
             for lo in range(1, total + 1, _CHUNK_ROWS):
                 hi = min(total, lo + _CHUNK_ROWS - 1)
                 cursor.execute(_FILL[table].format(lo=lo, hi=hi, **counts))
+        # Objects keep the time zone they were made in; a named one needs the target's
+        # time-zone tables (Flexible Server: empty until mysql.az_load_timezone()).
+        cursor.execute("SET time_zone = 'Asia/Seoul'")
         for statement in _OBJECTS:
             cursor.execute(statement)
+        cursor.execute("SET time_zone = SYSTEM")
     counts["products"] = 200
     return counts

@@ -55,6 +55,7 @@ from drkit.sandbox.services import (
     process_start_time,
     stat_fields,
 )
+from drkit.sandbox.tls import SandboxTls
 
 
 class Sandbox:
@@ -74,6 +75,11 @@ class Sandbox:
     @property
     def config_path(self) -> Path:
         return self.directory / "drkit.yaml"
+
+    @property
+    def tls(self) -> SandboxTls:
+        """The sandbox's CA and server certificate (made on first use)."""
+        return SandboxTls(self.directory / "private" / "tls").ensure()
 
     @property
     def _credentials_path(self) -> Path:
@@ -247,6 +253,8 @@ class Sandbox:
                 "password": "secret:rds_password",
                 "databases": [DEMO_DATABASE],
                 "rds_instance_id": RDS_INSTANCE_ID,
+                "tls": "verify-identity",
+                "ssl_ca": str(self.tls.ca),
             },
             "storage": {
                 "account": "secret:azure_storage_account",
@@ -261,6 +269,8 @@ class Sandbox:
                 "port": state["target"]["port"],
                 "user": TARGET_USER,
                 "password": "secret:azure_mysql_password",
+                "tls": "verify-identity",
+                "ssl_ca": str(self.tls.ca),
             },
             "backup": {
                 "state_dir": str(self.directory / "state"),

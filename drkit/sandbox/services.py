@@ -22,7 +22,7 @@ import pymysql
 
 from drkit.errors import SandboxError
 from drkit.programs import find_program
-from drkit.sandbox import demodb
+from drkit.sandbox import demodb, flexible
 
 if TYPE_CHECKING:
     from drkit.sandbox.estate import Sandbox
@@ -163,6 +163,11 @@ class MariaDB(Service):
             "--innodb-log-file-size=256M",
             "--max-allowed-packet=64M",
             "--event-scheduler=OFF",
+            # Verified TLS, as RDS and Flexible Server offer it (drkit's default).
+            f"--ssl-ca={self.sandbox.tls.ca}",
+            f"--ssl-cert={self.sandbox.tls.certificate}",
+            f"--ssl-key={self.sandbox.tls.key}",
+            "--tls-version=TLSv1.2,TLSv1.3",
             *self.extra_options(),
         ]
         if os.geteuid() == 0:
@@ -172,7 +177,8 @@ class MariaDB(Service):
     def extra_options(self) -> list[str]:
         return []
 
-    def _root(self) -> pymysql.Connection:
+    def root_connection(self) -> pymysql.Connection:
+        """The server's operator (root over the socket): what Azure keeps for itself."""
         password = self.sandbox.credential("mariadb_root_password")
         try:
             return pymysql.connect(unix_socket=str(self.socket_path), user="root",
@@ -187,7 +193,7 @@ class MariaDB(Service):
 
     def answers(self, port: int) -> bool:
         try:
-            self._root().close()
+            self.root_connection().close()
         except pymysql.err.MySQLError:
             return False
         return True
@@ -197,6 +203,7 @@ class MariaDB(Service):
             connection = pymysql.connect(
                 host="127.0.0.1", port=port, user=self.admin_user,
                 password=self.sandbox.credential(self.admin_password_key), connect_timeout=5,
+                ssl_ca=str(self.sandbox.tls.ca), ssl_verify_identity=True,
             )
             with connection.cursor() as cursor:
                 cursor.execute("SELECT VERSION()")
@@ -206,12 +213,15 @@ class MariaDB(Service):
             return False, str(exc.args[-1])
         return True, version
 
+    admin_privileges = "ALL PRIVILEGES"
+
     def seed(self, port: int) -> None:
         password = self.sandbox.credential(self.admin_password_key)
-        with contextlib.closing(self._root()) as root, root.cursor() as cursor:
+        with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
             cursor.execute(f"CREATE USER IF NOT EXISTS '{self.admin_user}'@'%%' IDENTIFIED BY %s",
                            (password,))
-            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' "
+            cursor.execute(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{self.admin_user}'@'%'")
+            cursor.execute(f"GRANT {self.admin_privileges} ON *.* TO '{self.admin_user}'@'%' "
                            "WITH GRANT OPTION")
 
 
@@ -228,10 +238,11 @@ class SourceDatabase(MariaDB):
 
     def seed(self, port: int) -> None:
         super().seed(port)
-        with contextlib.closing(self._root()) as root, root.cursor() as cursor:
+        with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA "
                            "WHERE SCHEMA_NAME = %s", (DEMO_DATABASE,))
             if cursor.fetchone()[0] == 0:
+                flexible.load_time_zones(cursor)  # RDS has them; the demo's event uses one
                 demodb.build(root, DEMO_DATABASE, self.sandbox.demo_size)
 
 
@@ -241,9 +252,22 @@ class TargetDatabase(MariaDB):
     admin_user = TARGET_USER
     admin_password_key = "azure_mysql_password"
 
+    admin_privileges = flexible.ADMIN_PRIVILEGES
+
     def extra_options(self) -> list[str]:
-        # Flexible Server's default max_allowed_packet (it allows up to 1 GiB).
-        return ["--max-allowed-packet=512M"]
+        # As Flexible Server: its default max_allowed_packet (it allows up to 1 GiB), no
+        # connection without TLS, table names folded to lower case, and (by default) empty
+        # time-zone tables until mysql.az_load_timezone() runs.
+        return ["--max-allowed-packet=512M", "--require-secure-transport=ON",
+                "--lower-case-table-names=1"]
+
+    def seed(self, port: int) -> None:
+        super().seed(port)
+        with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
+            cursor.execute(flexible.AZ_LOAD_TIMEZONE)
+
+
+
 
 
 class Azurite(Service):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import re
 import threading
 import zlib
 from collections import Counter
@@ -146,6 +147,7 @@ class DumpScanner:
         self.tables: dict[tuple[str, str], TableContent] = {}
         self.definitions: dict[str, str] = {}  # "table db.t" / "view db.v" ... -> CREATE text
         self.planned: Counter[tuple[str, str]] = Counter()
+        self.time_zones: set[str] = set()  # named zones the dump sets (not offsets)
         self.statements = 0
         self._lexer = SqlLexer()
         self._rewriter = Rewriter(azure=True)
@@ -184,6 +186,8 @@ class DumpScanner:
             table.order_free = not has_row_order_key(statement.sql)
         if (entry := schema_entry(statement)) is not None:
             self.definitions[entry[0]] = entry[1]
+        if statement.kind == "session" and (zone := named_time_zone(statement.sql)):
+            self.time_zones.add(zone)
         rows = self._table(statement.database, statement.table).add(statement) \
             if statement.kind == "insert" else 0
         planned = self._rewriter.rewrite(statement)  # what restore would run (loads nothing)
@@ -195,6 +199,22 @@ class DumpScanner:
         if key not in self.tables:
             self.tables[key] = TableContent()
         return self.tables[key]
+
+
+# mysqldump sets the zone an event or routine was made in before creating it
+# (client/mysqldump.cc: switch_time_zone); offsets and SYSTEM need no time-zone tables.
+_TIME_ZONE = re.compile(rb"^(?:/\*!\d+ )?SET\s+(?:@@(?:SESSION\.)?)?time_zone\s*=\s*'([^']*)'",
+                        re.I)
+_OFFSET = re.compile(r"^[+-]\d{1,2}:\d{2}$")
+
+
+def named_time_zone(sql: bytes | bytearray) -> str | None:
+    """The named time zone a ``SET time_zone = '...'`` statement sets, if any."""
+    match = _TIME_ZONE.match(sql)
+    if match is None:
+        return None
+    zone = match.group(1).decode("utf-8", "replace")
+    return None if _OFFSET.match(zone) or zone.upper() == "SYSTEM" else zone
 
 
 def keep_tail(tail: bytes, chunk: bytes) -> bytes:
