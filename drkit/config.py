@@ -284,6 +284,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise ConfigError(f"Config file {path} is not valid YAML{line}.") from None
         if not isinstance(data, dict):
             raise ConfigError(f"Config file {path} must hold a mapping of settings.")
+    if not path and not any(key.upper().startswith("DRKIT_SOURCE") for key in os.environ):
+        raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
+                          "(drkit sandbox up writes one).")
     try:
         settings = Settings(**data)
     except ValidationError as exc:
@@ -301,11 +304,25 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     return settings
 
 
+def _override_variable(loc: tuple) -> str | None:
+    """The DRKIT_* variable that set the field at ``loc`` (or its section), if one did."""
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    for depth in range(len(names), 0, -1):
+        variable = "DRKIT_" + "__".join(names[:depth]).upper()
+        if any(key.upper() == variable for key in os.environ):
+            return variable
+    return None
+
+
 def describe_errors(exc: ValidationError) -> str:
     """One clause per bad field: its dotted name, what is expected, and what was given."""
     parts = []
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        # A value from the environment is named by its variable: that is where to fix it.
+        variable = _override_variable(error["loc"])
+        if variable is not None:
+            field = f"{field} (from {variable})"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"

@@ -70,7 +70,7 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
     result = run_cli("backup", "--json", "--compression", codec)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    name = summary["blob"]
+    name = summary["backup"]
     assert name.startswith(f"{cli_env}backup-") and name.endswith(
         ".sql.gz" if codec == "gzip" else ".sql.zst")
     assert blobs(store, cli_env) == [name, name + ".manifest.json"]
@@ -98,7 +98,7 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
     assert {t.lower(): (e.rows, e.sha256) for t, e in manifest.tables.items()} == rescan(
         sandbox, "target", "shop")
     assert manifest.objects["triggers"] == ["shop.orders_round_amount"]
-    assert manifest.compressed.size == archive.stat().st_size == summary["bytes"]
+    assert manifest.compressed.size == archive.stat().st_size == summary["compressed_bytes"]
     assert manifest.consistency["method"] == "single-transaction snapshot"
     assert manifest.consistency["binlog_after"]["file"].startswith("binlog.")
     metadata = store.container.get_blob_client(name).get_blob_properties().metadata
@@ -363,7 +363,7 @@ def test_cron_output_is_json_lines_and_the_blob_name(cli_env):
     assert result.stdout.strip().startswith(f"{cli_env}backup-")
     events = [json.loads(line) for line in result.stderr.splitlines()]
     assert [e["event"] for e in events][0] == "backup.start"
-    assert events[-1]["event"] == "backup.finished" and events[-1]["status"] == "ok"
+    assert events[-1]["event"] == "backup.finished" and events[-1]["ok"] is True
     assert [e["step"] for e in events if e["event"] == "backup.step"] == [1, 2, 3, 4]
 
 

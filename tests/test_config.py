@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 
 import pytest
 
@@ -133,3 +134,20 @@ def test_a_config_that_is_not_text_or_an_override_that_does_not_parse_is_named(t
     monkeypatch.setenv("DRKIT_SOURCE", "{bad")
     with pytest.raises(ConfigError, match="override DRKIT_SOURCE cannot be parsed"):
         load_settings(good)
+
+
+def test_no_configuration_at_all_says_where_one_comes_from(monkeypatch):
+    for key in list(os.environ):
+        if key.upper().startswith("DRKIT_"):
+            monkeypatch.delenv(key)
+    with pytest.raises(ConfigError, match=r"No configuration: pass --config FILE or set "
+                                          r"DRKIT_CONFIG \(drkit sandbox up writes one\)"):
+        load_settings()
+
+
+def test_an_invalid_override_names_its_variable(tmp_path, monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_SOURCE__PORT", "seventy")
+    with pytest.raises(ConfigError, match=r"source.port \(from DRKIT_SOURCE__PORT\)"):
+        load_settings(config)

@@ -150,7 +150,7 @@ def test_monitor_publish_and_alarms(doctor_env):
     published = run_cli("monitor", "publish")
     assert published.exit_code == 0
     ages = json.loads(published.stdout)
-    assert 0 <= ages["NewestVerifiedBackupAgeSeconds"] < 600
+    assert 0 <= ages["newest_verified_backup_age_seconds"] < 600
     settings = load_settings()
     cloudwatch = boto_client(settings.aws, "cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="drkit/Backup",

@@ -29,7 +29,7 @@ def test_the_drill_starts_a_stopped_server_and_stops_it_again(drill_settings, ar
     result = run_drill(drill_settings)
     assert [c["change"] for c in result.server_changes] == ["Stopped -> Ready",
                                                             "Ready -> Stopped"]
-    assert result.steps["start server"] == result.server_changes[0]["seconds"]
+    assert result.steps["start server"] == result.server_changes[0]["duration_seconds"]
     assert result.rto_seconds >= result.steps["start server"]  # the start is part of the RTO
     assert arm.servers["drkit-dr"]["state"] == "Stopped"
     assert _actions(arm) == ["start", "stop"]

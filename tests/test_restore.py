@@ -43,7 +43,7 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
     assert verified.exit_code == 0, verified.stderr
     assert json.loads(verified.stdout)["outcome"] == "ok"
     listing = json.loads(run_cli("list", "--json").stdout)
-    assert [(e["name"], e["verified"]) for e in listing] == [(backup_name, "ok")]
+    assert [(e["backup"], e["verified"]) for e in listing] == [(backup_name, "ok")]
 
     database = scratch()
     restored = run_cli("restore", "latest-verified", "--as", database, "--json")
@@ -51,7 +51,7 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
     result = json.loads(restored.stdout)
     assert result["proof"]["ok"] and result["proof"]["differences"] == []
     assert result["databases"] == {"shop": database}
-    assert result["seconds"] > 0 and result["throughput_mib_s"] > 0
+    assert result["restore_seconds"] > 0 and result["throughput_mib_s"] > 0
     assert dbtools.table_fingerprint(sandbox, "target", database) == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
     # Stored objects came along, owned by the restoring user (DEFINER stripped for Azure).
@@ -71,7 +71,7 @@ def test_selection_by_time_and_name(prefix, backup_name):
     moment = f"{taken[:4]}-{taken[4:6]}-{taken[6:8]}T{taken[9:11]}:{taken[11:13]}:{taken[13:]}"
     for spec in (bare, backup_name, moment, "latest"):
         result = run_cli("verify", spec, "--json")
-        assert json.loads(result.stdout)["name"] == backup_name, spec
+        assert json.loads(result.stdout)["backup"] == backup_name, spec
     missing = run_cli("verify", "2001-01-01")
     assert missing.exit_code == 24 and "No backup matches '2001-01-01'" in missing.stderr
 
@@ -281,7 +281,7 @@ def test_a_backup_named_in_the_future_is_never_the_newest(store, prefix, backup_
     future = f"{prefix}backup-29990101-000000.sql.gz"
     store.container.upload_blob(future, b"x")
     result = run_cli("verify", "latest", "--json")
-    assert json.loads(result.stdout)["name"] == backup_name
+    assert json.loads(result.stdout)["backup"] == backup_name
 
 
 def test_system_schemas_are_never_backed_up_or_restored_into(sandbox, prefix):

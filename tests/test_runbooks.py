@@ -79,7 +79,7 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
     assert run["status"] == "succeeded" and run["exit_code"] == 0
     assert run["environment"] == "sandbox" and run["parameters"] == {"verify": True}
     assert run["results"]["backup"].startswith(os.environ["DRKIT_STORAGE__PREFIX"])
-    assert run["results"]["bytes"] > 0 and run["results"]["verified"] == "ok"
+    assert run["results"]["compressed_bytes"] > 0 and run["results"]["verified"] == "ok"
     assert set(run["versions"]) == {"drkit", "papermill", "python", "servers"}
     assert "mariadb" in run["versions"]["servers"]["source"]
     for name in ("notebook.ipynb", "notebook.html"):
@@ -100,6 +100,13 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
     leftovers = dbtools.query(sandbox, "target", "SELECT SCHEMA_NAME FROM information_schema."
                               "SCHEMATA WHERE SCHEMA_NAME LIKE 'drkit_drill_%'")
     assert leftovers == []
+    # The record opens with its verdict and the figures beside their objectives.
+    cells = json.loads(published(audit_store, drill_run["run_id"])["notebook.ipynb"])["cells"]
+    tags = [c["metadata"].get("tags", []) for c in cells]
+    verdict = "".join(cells[tags.index(["drkit-verdict"])]["source"])
+    assert tags.index(["drkit-verdict"]) == tags.index(["injected-parameters"]) + 1
+    assert "Verdict: restore-drill: PASSED" in verdict and "of 1 h: met" in verdict
+    assert drill_run["verdict"] == "PASSED"
 
     listing = json.loads(run_cli("audit", "list", "--json").stdout)
     assert {r["run_id"] for r in listing[:2]} == {outcome["run_id"], drill_run["run_id"]}
@@ -113,10 +120,22 @@ def test_failed_step_becomes_drkit_exit_code_and_still_leaves_a_record(
     outcome = json.loads(result.stdout)
     assert "failed at step '2. Backup'" in outcome["message"]
     assert "Cannot connect to the source server 127.0.0.1:1" in outcome["message"]
-    run = json.loads(published(audit_store, outcome["run_id"])["run.json"])
+    files = published(audit_store, outcome["run_id"])
+    run = json.loads(files["run.json"])
     assert run["status"] == "failed" and run["exit_code"] == 10
     assert run["failed_cell"]["ename"] == "ServerUnreachableError"
     assert run["failed_cell"]["step"] == "2. Backup"
+    assert run["verdict"] == "FAILED"
+    cells = json.loads(files["notebook.ipynb"])["cells"]
+    (error,) = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]
+                if o["output_type"] == "error"]
+    # one sentence with its fix and exit code, not a traceback
+    assert error["traceback"][0].startswith("ServerUnreachableError: Cannot connect to the "
+                                            "source server 127.0.0.1:1")
+    assert error["traceback"][1:] == ["(drkit exit code 10)"]
+    verdict = next("".join(c["source"]) for c in cells
+                   if "drkit-verdict" in c["metadata"].get("tags", []))
+    assert "Verdict: nightly-backup: FAILED" in verdict and "(exit code 10)" in verdict
 
 
 def test_wrong_secret_fails_and_keeps_the_record_locally(run_env, monkeypatch):
@@ -132,7 +151,11 @@ def test_wrong_secret_fails_and_keeps_the_record_locally(run_env, monkeypatch):
 
 
 def test_breached_objective_fails_the_drill(run_env):
-    assert run_cli("run", "nightly-backup").exit_code == 0
+    backup = run_cli("run", "nightly-backup")
+    assert backup.exit_code == 0
+    lines = backup.stdout.splitlines()  # the summary a person or cron mail reads
+    assert lines[0] == "nightly-backup: PASSED" and lines[1].startswith("backup ")
+    assert lines[-2].startswith("record: ") and lines[-1].startswith("published: http")
     result = run_cli("run", "restore-drill", "-p", "rto_minutes=0.00001", "--json")
     assert result.exit_code == 44
     assert "RTO: the restore took" in json.loads(result.stdout)["message"]

@@ -46,9 +46,11 @@ class BackupEntry:
     manifest_etag: str = ""
 
     def as_dict(self) -> dict:
+        """drkit's JSON vocabulary (README, "JSON output"): ``backup``, ``*_bytes``."""
         data = asdict(self)
-        data["taken_at"] = self.taken_at.isoformat()
-        return data
+        return {"backup": data.pop("name"), "taken_at": self.taken_at.isoformat(),
+                "compressed_bytes": data.pop("size"),
+                **{k: v for k, v in data.items() if k != "taken_at"}}
 
 
 def taken_at(name: str) -> datetime | None:

@@ -41,6 +41,12 @@ pass_context = click.make_pass_decorator(Context)
 
 
 def print_table(env: Environment, columns: list[str], rows: list[list[str]]) -> None:
+    """A table at a terminal; tab-separated lines, never truncated, into a pipe or file."""
+    if not env.stdout_isatty:
+        for row in [columns, *rows]:
+            env.print("\t".join(str(cell).replace("\t", " ").replace("\n", " ")
+                                for cell in row))
+        return
     from rich.console import Console
     from rich.table import Table
 

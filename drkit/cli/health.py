@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -47,7 +48,9 @@ def doctor_command(context: Context, environment: str | None, as_json: bool, pur
                             "This is a drkit bug; rerun with DRKIT_DEBUG=1 and report it.")]
     status = worst(checks)
     if as_json:
-        context.env.print_json({"status": status, "checks": [asdict(c) for c in checks]})
+        context.env.print_json({"ok": status == "OK", "status": status,
+                                "exit_code": status.exit_code,
+                                "checks": [asdict(c) for c in checks]})
     else:
         for check in checks:
             context.env.print(f"{check.status:<8} {check.name}: {check.detail}"
@@ -68,7 +71,9 @@ def monitor_publish(context: Context) -> None:
     from drkit.ops.monitor import publish_ages
 
     ages = publish_ages(context.settings)
-    context.env.print_json(ages)
+    # CloudWatch's metric names, in drkit's JSON vocabulary (snake case, *_seconds)
+    context.env.print_json({"ok": True, **{re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(): value
+                                          for name, value in ages.items()}})
 
 
 @monitor.command("install-alarms")

@@ -35,7 +35,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 for _command in (backups.backup_command, backups.list_command, backups.verify_command,
                  backups.restore_command, backups.prove_command, backups.prune_command,
-                 runbooks.run_command, runbooks.audit, runbooks.schedule_command,
+                 runbooks.run_command, runbooks.failover, runbooks.audit,
+                 runbooks.schedule_command,
                  health.doctor_command, health.monitor, sandbox.sandbox):
     cli.add_command(_command)
 

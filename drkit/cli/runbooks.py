@@ -35,7 +35,8 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     from drkit.runbooks.runner import run_runbook
 
     if not context.config_path:
-        raise ConfigError("drkit run needs a config.", "Pass --config FILE or set DRKIT_CONFIG.")
+        raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
+                          "(drkit sandbox up writes one).")
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
     outcome = run_runbook(settings, Path(context.config_path),
@@ -44,9 +45,47 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     if as_json:
         context.env.print_json(outcome.as_dict())
     else:
-        context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
+        for line in outcome.summary:
+            context.env.print(line)
+        context.env.print(f"record: {outcome.record}")
+        if outcome.record_url:
+            context.env.print(f"published: {outcome.record_url}")
     if outcome.exit_code:
         raise click.exceptions.Exit(outcome.exit_code)
+
+
+@click.group()
+def failover() -> None:
+    """The failover notebook for a person during an incident."""
+
+
+@failover.command("open")
+@click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--port", default=8888, show_default=True, help="JupyterLab's port (127.0.0.1).")
+@pass_context
+def failover_open(context: Context, environment: str | None, port: int) -> None:
+    """Copy the failover notebook into a new incident folder and open it in JupyterLab.
+
+    The copy is what you run and what `drkit audit publish` takes afterwards; the
+    notebook drkit ships is never modified."""
+    from drkit.errors import ConfigError
+    from drkit.runbooks.incident import new_incident, new_token, run_lab
+    from drkit.runbooks.runbook import load_runbook, runbook_dirs
+
+    if not context.config_path:
+        raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
+                          "(drkit sandbox up writes one).")
+    settings = context.settings
+    incident = new_incident(settings, Path(context.config_path),
+                            load_runbook("failover", runbook_dirs(settings)),
+                            environment or settings.environment)
+    token = new_token()
+    context.env.print(f"incident notebook: {incident.notebook}")
+    context.env.print(f"open: {incident.url(port, token)}")
+    context.env.print(f"afterwards: drkit audit publish {incident.notebook} --by YOUR_NAME")
+    code = run_lab(incident, port, token)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @click.group()

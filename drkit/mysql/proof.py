@@ -43,7 +43,9 @@ class ProofResult:
     schema_checked: int = 0  # CREATE texts compared (tables, views, routines, ...)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["proof_seconds"] = data.pop("seconds")
+        return data
 
 
 def scan_databases(server: Server, databases: list[str]) -> DumpScanner:

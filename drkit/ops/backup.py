@@ -61,12 +61,12 @@ class BackupResult:
     def summary(self) -> dict[str, Any]:
         m = self.manifest
         return {
-            "status": "ok",
-            "blob": self.name,
+            "ok": True,
+            "backup": self.name,
             "manifest": m.sidecar_name,
             "databases": m.databases,
             "compression": m.compression["codec"],
-            "bytes": m.compressed.size,
+            "compressed_bytes": m.compressed.size,
             "sql_bytes": m.sql.size,
             "sha256": m.compressed.sha256,
             "duration_seconds": m.duration_seconds,

@@ -43,7 +43,7 @@ class DrillResult:
     verify: dict[str, Any] = field(default_factory=dict)
     restore: dict[str, Any] = field(default_factory=dict)
     breaches: list[str] = field(default_factory=list)
-    # The Flexible Server's state changes the drill made: [{"change", "seconds"}]
+    # The Flexible Server's state changes the drill made: [{"change", "duration_seconds"}]
     server_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     changes: list[dict[str, Any]] = []
     with _pilot_light(settings, changes):
         if changes:
-            steps["start server"] = changes[0]["seconds"]
+            steps["start server"] = changes[0]["duration_seconds"]
         try:
             mark = time.monotonic()
             verified = verify_backup(store, entry, env)
@@ -125,16 +125,16 @@ def _pilot_light(settings: Settings, changes: list[dict[str, Any]]) -> Iterator[
     before, mark = flexible.state(), time.monotonic()
     started = flexible.start()
     if started:
-        changes.append({"change": f"{before} -> Ready", "seconds": _since(mark)})
+        changes.append({"change": f"{before} -> Ready", "duration_seconds": _since(mark)})
         log_event("drill.server_started", f"Started Flexible Server {flexible.name} for the "
-                  f"drill in {changes[-1]['seconds']} s", **changes[-1])
+                  f"drill in {changes[-1]['duration_seconds']} s", **changes[-1])
     try:
         yield
     finally:
         if started:
             mark = time.monotonic()
             flexible.stop()
-            changes.append({"change": "Ready -> Stopped", "seconds": _since(mark)})
+            changes.append({"change": "Ready -> Stopped", "duration_seconds": _since(mark)})
             log_event("drill.server_stopped", f"Stopped Flexible Server {flexible.name} again "
                       f"(it was {before} before the drill)", **changes[-1])
 

@@ -41,7 +41,7 @@ class Step:
     name: str
     started_at: str
     ended_at: str
-    seconds: float
+    duration_seconds: float
     outcome: str
 
 
@@ -109,7 +109,8 @@ class Failover:
                 "Run it interactively and confirm, or unattended with -p approve=True.",
             ) from None
         if answer.strip() != CONFIRMATION:
-            raise NotApprovedError(f"Not confirmed: {action}. Nothing was changed by this step.")
+            raise NotApprovedError(f"{action}: not approved: rerun this cell to try again "
+                                   f"(type {CONFIRMATION} to confirm). Nothing was changed.")
         return "confirmed"
 
     # -- steps -------------------------------------------------------------------------------
@@ -195,7 +196,8 @@ class Failover:
             self.restored = {"backup": entry.name, "databases": manifest.databases,
                              "proof": "passed",
                              "rows": result.proof.rows_checked if result.proof else None,
-                             "restore_seconds": result.seconds, "bytes": result.compressed_bytes}
+                             "restore_seconds": result.seconds,
+                             "compressed_bytes": result.compressed_bytes}
             step["outcome"] = (f"restored {entry.name} in {result.seconds:.0f} s and proven"
                                + (", replacing an interrupted restore" if ours and present
                                   else "") + f" ({approval})")

@@ -35,7 +35,7 @@ class PrunePlan:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["cutoff"] = self.cutoff.isoformat()
-        return data
+        return {"ok": True, **data}
 
 
 def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:

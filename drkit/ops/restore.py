@@ -59,7 +59,10 @@ class RestoreResult:
     proof: ProofResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["restore_seconds"] = data.pop("seconds")
+        data["proof"] = self.proof.as_dict() if self.proof else None
+        return {"ok": self.proof is None or self.proof.ok, **data}
 
 
 @dataclass
@@ -74,7 +77,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)  # what the restore will do, not blockers
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"ok": not self.blockers, **asdict(self)}
 
 
 def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:

@@ -34,7 +34,9 @@ class VerifyResult:
     seconds: float
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        return {"ok": self.outcome == "ok", "backup": data.pop("name"),
+                "verify_seconds": data.pop("seconds"), **data}
 
 
 def verify_backup(store: BackupStore, entry: BackupEntry,

@@ -18,6 +18,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.config import Settings, load_settings
 from drkit.console import Environment
+from drkit.errors import DrkitError
 from drkit.redact import redact
 from drkit.runbooks.charts import bar_chart
 
@@ -30,6 +31,7 @@ def _display(html: str) -> None:
 
 def start(config_path: str | None = None, environment: str | None = None) -> Settings:
     """Load the settings (``config_path`` or ``$DRKIT_CONFIG``) and show what they point at."""
+    _errors_as_sentences()
     settings = load_settings(config_path)
     # Readable lines in the notebook's output, and the seed-style run log if configured.
     Environment(stdout=sys.stdout, stderr=sys.stdout).configure_logging(
@@ -47,6 +49,27 @@ def start(config_path: str | None = None, environment: str | None = None) -> Set
         "credentials": f"AWS secret {settings.aws.secret_id} in {settings.aws.region}",
     }, "Configuration")
     return settings
+
+
+def _errors_as_sentences() -> None:
+    """A drkit error in a cell shows as its sentence, fix and exit code, not a traceback
+    (papermill still sees the cell fail); any other exception keeps its traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # not in a kernel
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def sentence(shell, etype, value, tb, tb_offset=None) -> list[str]:
+        lines = [f"{etype.__name__}: {value}", f"(drkit exit code {value.exit_code})"]
+        # A custom handler displays what it returns itself; this is IPython's own way to
+        # send it as the cell's error output (ename, evalue, these lines as the traceback).
+        shell._showtraceback(etype, value, lines)
+        return lines
+
+    shell.set_custom_exc((DrkitError,), sentence)
 
 
 def show(value: Any, title: str | None = None) -> None:
@@ -71,8 +94,13 @@ def show(value: Any, title: str | None = None) -> None:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str, ensure_ascii=False)
+    """A value as a reader wants it: ``a: 1, b: 2`` for a mapping, items joined for a list."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return "; ".join(_cell(v) for v in value) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
     return "" if value is None else str(value)
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,8 @@ from drkit.errors import (
     RunTerminated,
 )
 from drkit.redact import known_secrets
-from drkit.runbooks.audit import NOTEBOOK, AuditRecord
+from drkit.runbooks import verdict
+from drkit.runbooks.audit import HTML, NOTEBOOK, AuditRecord
 from drkit.runbooks.handrun import examine, notebook_identity
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
@@ -67,10 +68,13 @@ class RunOutcome:
     message: str
     record: Path
     published: list[str]
+    summary: list[str] = field(default_factory=list)  # verdict line, then key figures
+    record_url: str | None = None  # the published notebook (HTML)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["record"] = str(self.record)
+        data["ok"] = self.exit_code == 0
         return data
 
 
@@ -185,6 +189,10 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
     """Write run.json, check the record for secrets, publish it once; say how it went."""
     ended = ended or datetime.now(UTC)
     started = details["started_at"]
+    lines = verdict.summary(runbook.name, exit_code, message, details.get("results") or {},
+                            details.get("parameters") or {})
+    if (record.directory / NOTEBOOK).exists():
+        verdict.insert(record.directory / NOTEBOOK, verdict.markdown(lines, exit_code))
     run = {
         "run_id": run_id,
         "runbook": runbook.name,
@@ -195,6 +203,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         "duration_seconds": round((ended - datetime.fromisoformat(started)).total_seconds(), 3)
         if started else None,
         "status": _status(exit_code),
+        "verdict": verdict.verdict_of(exit_code),
         "exit_code": exit_code,
         "message": message,
         "versions": _versions(details["results"]),
@@ -216,9 +225,12 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
                         f"It is kept at {record.directory}.)")
     log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
+    page = next((name for name in published if name.endswith(HTML)), None)
     return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
-                      published=published)
+                      published=published, summary=lines,
+                      record_url=_audit_store(settings, runbook).container.get_blob_client(
+                          page).url if page else None)
 
 
 def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) -> tuple[int, str]:

@@ -1,0 +1,70 @@
+"""``drkit failover open``: the failover notebook for a person, in a folder of its own.
+
+The incident commander runs the failover cell by cell in JupyterLab. Each incident gets a
+copy of the notebook under the state directory (``incidents/<UTC time>-<env>/``), with the
+config and environment filled in, so the checkout's notebook is never modified and
+``drkit audit publish`` takes exactly the copy that was run. JupyterLab runs on drkit's own
+interpreter through the same private kernelspec as ``drkit run``, on loopback with a token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drkit.config import Settings
+from drkit.programs import require_extra
+from drkit.runbooks.runbook import Runbook
+from drkit.runbooks.runner import kernel_environment
+
+
+@dataclass(frozen=True)
+class Incident:
+    folder: Path
+    notebook: Path
+
+    def url(self, port: int, token: str) -> str:
+        return f"http://127.0.0.1:{port}/lab/tree/{self.notebook.name}?token={token}"
+
+
+def new_incident(settings: Settings, config_path: Path, runbook: Runbook,
+                 environment: str) -> Incident:
+    """A fresh folder holding a parameterised copy of the runbook's notebook."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    runbook.environment(environment)  # an unknown environment is refused here
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = settings.backup.state_dir.expanduser() / "incidents" / f"{stamp}-{environment}"
+    folder.mkdir(parents=True, mode=0o700)
+    notebook = folder / Path(runbook.notebook).name
+    shutil.copyfile(runbook.notebook_path(), notebook)
+    parameterized = parameterize_notebook(
+        load_notebook_node(str(notebook)),
+        {"config_path": str(config_path.absolute()), "environment": environment})
+    nbformat.write(parameterized, notebook)
+    return Incident(folder, notebook)
+
+
+def run_lab(incident: Incident, port: int, token: str) -> int:
+    """JupyterLab on the incident folder until it is stopped; its exit code."""
+    require_extra("lab", "drkit failover open")
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+               "--ServerApp.port_retries=0", "--no-browser",
+               f"--IdentityProvider.token={token}"]
+    if os.geteuid() == 0:  # JupyterLab refuses root unless told (the quick start is root)
+        command.append("--allow-root")
+    with kernel_environment() as environment:
+        return subprocess.call(command, env=environment)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

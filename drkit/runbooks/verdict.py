@@ -1,0 +1,88 @@
+"""The verdict at the top of every record: what an auditor reads first.
+
+PASSED, FAILED (at which step, in one sentence) or INTERRUPTED, then the key figures beside
+their objectives (``RPO 21 s of 1 h: met``). Inserted into the executed notebook right after
+papermill's parameters, so the record opens with it; the same lines end ``drkit run``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from drkit.errors import RunInterrupted, RunTerminated
+from drkit.units import human_size
+
+Verdict = Literal["PASSED", "FAILED", "INTERRUPTED"]
+
+
+def verdict_of(exit_code: int) -> Verdict:
+    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code):
+        return "INTERRUPTED"
+    return "PASSED" if exit_code == 0 else "FAILED"
+
+
+def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    """The run's key figures, each beside its objective where there is one."""
+    lines = []
+    if results.get("backup"):
+        size = f" ({human_size(results['compressed_bytes'])})" \
+            if results.get("compressed_bytes") else ""
+        lines.append(f"backup {results['backup']}{size}")
+    for name, seconds_key, objective_key, scale, unit in (
+            ("RPO", "rpo_seconds", "rpo_hours", 3600, "h"),
+            ("RTO", "rto_seconds", "rto_minutes", 60, "min")):
+        seconds = results.get(seconds_key)
+        if seconds is None:
+            continue
+        line = f"{name} {_duration(seconds)}"
+        objective = parameters.get(objective_key)
+        if objective is not None:
+            met = seconds <= objective * scale
+            line += f" of {objective:g} {unit}: {'met' if met else 'BREACHED'}"
+        lines.append(line)
+    if results.get("proof"):
+        lines.append(f"proof {results['proof']}")
+    return lines
+
+
+def summary(runbook: str, exit_code: int, message: str, results: dict[str, Any],
+            parameters: dict[str, Any]) -> list[str]:
+    """The verdict line, then the figures."""
+    verdict = verdict_of(exit_code)
+    head = f"{runbook}: {verdict}" + ("" if verdict == "PASSED" else f" - {message}")
+    return [head, *figures(results, parameters)]
+
+
+def markdown(lines: list[str], exit_code: int) -> str:
+    head, *rest = lines
+    colour = {"PASSED": "#1a7f37", "FAILED": "#cf222e"}.get(verdict_of(exit_code), "#9a6700")
+    body = "".join(f"\n- {line}" for line in rest)
+    return (f"<h2 style='color:{colour}'>Verdict: {_escape(head)}</h2>\n"
+            f"{_escape(body)}\n\n(exit code {exit_code})")
+
+
+def insert(notebook_path: Path, text: str) -> None:
+    """Put the verdict cell after the parameters (papermill's injected ones if present)."""
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in notebook.cells]
+    where = next((i for i, t in enumerate(tags) if "injected-parameters" in t),
+                 next((i for i, t in enumerate(tags) if "parameters" in t), -1))
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["tags"] = ["drkit-verdict"]
+    notebook.cells.insert(where + 1, cell)
+    nbformat.write(notebook, notebook_path)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,62 @@
+"""``drkit failover open``: a copy per incident, opened in a real JupyterLab with drkit's
+kernel; the notebook drkit ships is never touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+
+from drkit.runbooks.runbook import PACKAGED_NOTEBOOKS
+from drkit.sandbox.services import free_port
+from tests.conftest import point_cli_at
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    shipped = PACKAGED_NOTEBOOKS / "failover.ipynb"
+    before = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    port = free_port()
+    log = (tmp_path / "lab.log").open("w")
+    lab = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "failover", "open",
+                            "--port", str(port)], stdout=subprocess.PIPE, text=True,
+                           stderr=log, start_new_session=True, env=os.environ)
+    try:
+        lines = [lab.stdout.readline().strip() for _ in range(3)]
+        notebook = Path(lines[0].removeprefix("incident notebook: "))
+        url = lines[1].removeprefix("open: ")
+        token = url.split("token=")[1]
+        assert notebook.parent.parent.name == "incidents" and notebook.exists()
+        assert lines[2] == f"afterwards: drkit audit publish {notebook} --by YOUR_NAME"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                specs = _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and lab.poll() is None, \
+                    (tmp_path / "lab.log").read_text()[-2000:]
+                time.sleep(0.5)
+        assert "drkit" in specs["kernelspecs"]
+        content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
+        assert content["type"] == "notebook"
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        lab.wait(timeout=30)
+    copy = nbformat.read(notebook, as_version=4)
+    injected = next(c for c in copy.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f"config_path = \"{os.environ['DRKIT_CONFIG']}\"" in injected.source
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before
