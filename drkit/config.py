@@ -84,8 +84,10 @@ ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
 
 def _identifier(name: str) -> str:
     # MySQL: up to 64 characters, any but NUL, not ending in a space.
-    if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" "):
-        raise ValueError("a database name has 1 to 64 characters, no NUL and no trailing space")
+    if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" ") \
+            or any(ord(c) > 0xFFFF for c in name):
+        raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
+                         "no NUL and no trailing space")
     return name
 
 

@@ -41,13 +41,13 @@ class EnvironmentSecrets:
         pass
 
     def lookup(self, name: str) -> str:
-        try:
-            return os.environ[name]
-        except KeyError:
+        value = os.environ.get(name)
+        if not value:
             raise SecretError(
-                f"Environment variable {name} is not set.",
+                f"Environment variable {name} is {'empty' if value == '' else 'not set'}.",
                 "Export it before running drkit, or point the setting at the AWS secret.",
-            ) from None
+            )
+        return value
 
 
 # scheme -> "module:class"; the class is built with the settings the first time it is used.

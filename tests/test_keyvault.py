@@ -119,3 +119,18 @@ def test_doctor_for_failover_passes_when_key_vault_holds_them(sandbox, keyvault,
         "from keyvault:azure-mysql-password"
     assert checks["Flexible Server control"]["status"] == "OK"
     assert checks["backup container"]["status"] == "OK"
+
+
+def test_an_empty_variable_is_not_a_password_and_a_vault_not_configured_is_passed_over(
+        tmp_path, monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop], password: env:EMPTY}\n"
+                      "target: {host: dr, user: admin, "
+                      "password: [keyvault:target-password, env:TARGET_PASSWORD]}\n")
+    monkeypatch.setenv("EMPTY", "")
+    monkeypatch.setenv("TARGET_PASSWORD", "from-the-environment")
+    settings = load_settings(config)
+    with pytest.raises(SecretError, match="Environment variable EMPTY is empty"):
+        settings.secrets.resolve(settings.source.password)
+    assert settings.secrets.resolve(settings.target.password).get_secret_value() == \
+        "from-the-environment"

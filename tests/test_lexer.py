@@ -237,6 +237,6 @@ def test_a_trigger_written_with_database_qualifiers_is_named_and_renamed():
     assert (trigger.name, trigger.table) == ("t", "order items")
     trigger.database = "shop"
     rewritten = Rewriter(azure=True, rename={"shop": "copy"}).rewrite(trigger)
-    assert bytes(rewritten.sql) == (b"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER `copy`.t "
+    assert bytes(rewritten.sql) == (b"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER copy.t "
                                     b"BEFORE INSERT ON `copy`.`order items` FOR EACH ROW "
                                     b"SET NEW.x = 'shop.' */")

@@ -223,7 +223,8 @@ def test_replace_that_cannot_take_its_locks_is_undone(sandbox, prefix, monkeypat
         reader.rollback()
         reader.close()
     assert result.exit_code == 39, result.stderr
-    assert f"it was undone and {database} is as it was" in result.stderr
+    assert "could not lock its tables" in result.stderr
+    assert f"nothing was changed and {database} is as it was" in result.stderr
     assert _state(sandbox, database) == before
     assert _helper_databases(sandbox) == []
 
@@ -363,3 +364,59 @@ def test_without_a_way_to_load_them_the_restore_stops_before_loading(sandbox, pr
         result.stderr
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
                          f"WHERE SCHEMA_NAME = '{database}'") == [(0,)]
+
+
+@pytest.mark.parametrize("obstacle", ["foreign definer", "foreign key from elsewhere"])
+def test_a_swap_that_could_not_be_undone_is_refused_before_anything_changes(
+        sandbox, prefix, obstacle):
+    database = scratch()
+    before = _old_database(sandbox, database)
+    other = scratch()
+    if obstacle == "foreign definer":  # Flexible Server's admin may not re-create it
+        dbtools.as_root(sandbox, "target", f"CREATE DEFINER=root@localhost PROCEDURE "
+                        f"{database}.root_owned() SELECT 1")
+        expected = "objects of another definer (root_owned (root@localhost))"
+    else:
+        dbtools.query(sandbox, "target", f"CREATE DATABASE {other}")
+        dbtools.query(sandbox, "target", f"CREATE TABLE {other}.child (id INT PRIMARY KEY, "
+                      f"parent INT, FOREIGN KEY (parent) REFERENCES {database}.precious (id))")
+        expected = f"foreign keys into {database} ({other}.child)"
+    before = _state(sandbox, database)
+    result = run_cli("restore", "latest", "--as", database, "--replace")
+    assert result.exit_code == 39, result.stderr
+    assert expected in result.stderr and "nothing was changed" in result.stderr
+    assert _state(sandbox, database) == before
+    assert _helper_databases(sandbox) == []
+    dbtools.query(sandbox, "target", f"DROP DATABASE IF EXISTS {other}")
+
+
+def test_objects_naming_their_own_database_restore_in_place_but_never_under_another_name(
+        sandbox, tmp_path, monkeypatch):
+    """A trigger written as ``TRIGGER db.t ... INSERT INTO db.log``: restored as a copy it
+    would write into the original database; in place (--replace) it is proven."""
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    database = scratch()
+    for sql in (f"CREATE DATABASE {database}",
+                f"CREATE TABLE {database}.t (id INT PRIMARY KEY)",
+                f"CREATE TABLE {database}.log (id INT)",
+                f"CREATE TRIGGER {database}.t_ai AFTER INSERT ON {database}.t FOR EACH ROW "
+                f"INSERT INTO {database}.log VALUES (NEW.id)"):
+        dbtools.query(sandbox, "source", sql)
+    try:
+        assert run_cli("backup", "--database", database).exit_code == 0
+        copy = run_cli("restore", "latest", "--as", scratch())
+        assert copy.exit_code == 37, copy.stderr
+        assert f"trigger {database}.t_ai" in copy.stderr and "would act on the original" in \
+            copy.stderr
+        assert run_cli("restore", "latest").exit_code == 0
+        replaced = run_cli("restore", "latest", "--replace")
+        assert replaced.exit_code == 0, replaced.stderr
+        dbtools.query(sandbox, "target", f"INSERT INTO {database}.t VALUES (7)")
+        assert dbtools.query(sandbox, "target", f"SELECT id FROM {database}.log") == [(7,)]
+    finally:
+        dbtools.query(sandbox, "source", f"DROP DATABASE {database}")
+
+
+def test_names_outside_mysqls_range_are_usage_errors(prefix):
+    result = run_cli("restore", "latest", "--as", "😀db")
+    assert result.exit_code == 2 and "no emoji" in result.stderr

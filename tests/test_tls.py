@@ -67,3 +67,13 @@ def test_the_clients_get_the_same_tls_mode(tls, mariadb, mysql):
     server = Server("source", "db", 3306, "u", SecretStr("p"), tls=tls, ssl_ca="/ca.pem")
     assert server.client_tls_options("mariadb") == mariadb
     assert server.client_tls_options("mysql") == mysql
+
+
+def test_a_ca_file_that_is_not_one_is_a_config_error(sandbox, cli, tmp_path):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for path in (tmp_path / "missing.pem", not_pem):
+        cli.setenv("DRKIT_SOURCE__SSL_CA", str(path))
+        result = run_cli("backup")
+        assert result.exit_code == 3, result.stderr
+        assert f"source.ssl_ca {path} cannot be used as a CA bundle" in result.stderr

@@ -23,6 +23,5 @@ def boto_client(settings: AwsSettings, service: str, timeout: float | None = Non
         core.set_config_variable("profile", settings.profile)
     session = boto3.Session(botocore_session=core, region_name=settings.region)
     config = _RETRIES if timeout is None else Config(
-        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout,
-        read_timeout=timeout)
+        retries={"total_max_attempts": 1}, connect_timeout=timeout, read_timeout=timeout)
     return session.client(service, endpoint_url=settings.endpoint_url, config=config)

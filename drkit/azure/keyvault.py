@@ -19,7 +19,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from drkit.errors import ConfigError, SecretError, SecretStoreUnreachable
+from drkit.errors import SecretError, SecretStoreUnreachable
 
 if TYPE_CHECKING:
     from drkit.config import Settings
@@ -30,8 +30,8 @@ class KeyVaultSecrets:
 
     def __init__(self, settings: Settings) -> None:
         azure = settings.azure
-        if not azure.key_vault_url:
-            raise ConfigError("A setting refers to 'keyvault:...' but azure.key_vault_url is "
+        if not azure.key_vault_url:  # a SecretError: a list's next reference is tried
+            raise SecretError("A setting refers to 'keyvault:...' but azure.key_vault_url is "
                               "not configured.",
                               "Set azure.key_vault_url (e.g. https://drkit-dr.vault.azure.net).")
         from azure.keyvault.secrets import SecretClient

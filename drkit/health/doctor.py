@@ -251,8 +251,19 @@ def check_target(doctor: Doctor) -> list[Check]:
         return [Check("restore target", WARNING, "no target configured",
                       "Add a target section so drills and failovers have somewhere to go.")]
     server = target_server(doctor.settings)
-    with contextlib.closing(connect(server)):
-        return [Check("restore target", OK, f"{server.user}@{server.address} answers")]
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        checks = [Check("restore target", OK, f"{server.user}@{server.address} answers")]
+        cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE "
+                       "SCHEMA_NAME LIKE 'drkit\\_restore\\_%' OR "
+                       "SCHEMA_NAME LIKE 'drkit\\_replaced\\_%'")
+        if left := sorted(row[0] for row in cursor.fetchall()):
+            checks.append(Check(
+                "restore leftovers", WARNING,
+                f"databases left by an interrupted restore --replace: {', '.join(left)}",
+                "A drkit_replaced_* may hold the only copy of replaced data: compare it "
+                "(and the SQL under backup.state_dir/swaps/) with its database before you "
+                "drop it; a drkit_restore_* is an unproven copy."))
+        return checks
 
 
 def check_cron(doctor: Doctor) -> list[Check]:

@@ -49,7 +49,13 @@ class Server:
         """pymysql's TLS settings for ``tls``; None when TLS is disabled."""
         if self.tls == "disabled":
             return None
-        context = ssl.create_default_context(cafile=self.ca_bundle)
+        try:
+            context = ssl.create_default_context(cafile=self.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"{self.role}.ssl_ca {self.ca_bundle} cannot be used as a CA bundle "
+                f"({getattr(exc, 'strerror', None) or exc}).",
+                "Point it at a PEM file of CA certificates (RDS: global-bundle.pem).") from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2  # as Flexible Server requires
         if self.tls != "verify-identity":
             context.check_hostname = False
@@ -161,8 +167,8 @@ def _tls_failure(server: Server, text: str) -> TlsError | None:
     ca = server.ssl_ca or "the system's CA bundle"
     if "CERTIFICATE_VERIFY_FAILED" in text and "match" in text.lower():
         return TlsError(f"{where}: its certificate does not name {server.host}.",
-                        f"Connect by a name the certificate holds, or set {server.role}.tls "
-                        "to verify-ca.")
+                        "Connect by a name the certificate holds (MariaDB's mysqldump checks "
+                        f"it even under verify-ca), or set {server.role}.tls to required.")
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return TlsError(f"{where}: its certificate is not signed by a CA in {ca}.",
                         f"Set {server.role}.ssl_ca to the server's CA bundle (RDS: "

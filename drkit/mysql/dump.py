@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from drkit.mysql.connection import OptionFile
+from drkit.errors import DumpFailedError, TlsError
+from drkit.mysql.connection import OptionFile, Server, option_file
 from drkit.programs import find_program
 
 # The seed's options, plus what a faithful, restorable dump needs.
@@ -111,3 +112,23 @@ class DumpProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.wait()
+
+
+def check_client_login(server: Server) -> None:
+    """The mysql client logs in as mysqldump will (same options, TLS included): a restore
+    checks this before loading, so a proof cannot fail on the connection afterwards."""
+    client = find_program("mysql")
+    with option_file(server) as options:
+        result = subprocess.run([client, f"--defaults-file={options}", "-e", "SELECT 1"],
+                                capture_output=True, text=True, pass_fds=(options.fd,),
+                                timeout=60)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        if "SSL" in last or "TLS" in last:
+            raise TlsError(f"TLS from the mysql client to the {server.role} server "
+                           f"{server.address} failed ({last}).",
+                           f"Check {server.role}.tls and {server.role}.ssl_ca: MariaDB's client "
+                           "verifies the host name under verify-ca too (use a name the "
+                           "certificate holds, or tls: required).")
+        raise DumpFailedError(f"The mysql client cannot log in to the {server.role} server "
+                              f"{server.address} ({last}).")

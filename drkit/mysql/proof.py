@@ -22,6 +22,7 @@ from drkit.mysql.connection import Server, connect, option_file
 from drkit.stream.dumpscan import DumpScanner, TableContent
 from drkit.stream.lexer import LexError
 from drkit.stream.rewrite import innodb_engines
+from drkit.stream.schema import as_placeholder
 
 
 @dataclass
@@ -102,8 +103,12 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         expected_schema[names.definition_key(kind, target_name(name))] = names.text(
             _as_innodb(text) if azure and kind == "table" else text)
     actual_schema = {}
+    originals = {new: old for old, new in rename.items() if old != new}
     for key, text in scanner.definitions.items():
         kind, _, name = key.partition(" ")
+        database = name.partition(".")[0]
+        if database in originals:  # a body naming the original database is the same body
+            text = as_placeholder(text, originals[database])
         actual_schema[names.definition_key(kind, name)] = names.text(text)
     expected_schema, actual_schema = _without_added_gipk(expected_schema, actual_schema)
     # Differences are named as the backup names them, not as the target folded them.

@@ -35,6 +35,7 @@ from drkit.errors import (
     ParameterError,
     RunInterrupted,
     RunTerminated,
+    TlsError,
     UnrestorableBackupError,
 )
 from drkit.interrupts import deferred_signals
@@ -280,6 +281,11 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
 def _check_dump(exit_code: int, stderr: str, scanner: DumpScanner) -> None:
     if exit_code != 0:
         last = stderr.splitlines()[-1] if stderr else "no message"
+        if "TLS/SSL error" in last or "SSL connection error" in last:
+            raise TlsError(f"TLS from mysqldump to the source failed ({last}); nothing was "
+                           "committed.", "Check source.tls and source.ssl_ca: MariaDB's client "
+                           "verifies the host name under verify-ca too (use a name the "
+                           "certificate holds, or tls: required).")
         raise DumpFailedError(f"mysqldump failed with exit code {exit_code} ({last}); "
                               "nothing was committed.",
                               "Fix the cause above and run the backup again.")

@@ -33,14 +33,16 @@ from drkit.errors import (
     UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
+from drkit.mysql import dump, timezones
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
-from drkit.mysql.swap import scratch_names, swap_in
+from drkit.mysql.swap import plan_swap, scratch_names, swap_in
 from drkit.ops.readback import OUTCOMES, CountingReader, read_back
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
+from drkit.stream.schema import names_own_database
 from drkit.stream.statement import Statement
 from drkit.units import human_size
 
@@ -90,15 +92,33 @@ def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
             "Restore application databases only, under another name with --as.")
     if rename_to is None:
         return {db: db for db in manifest.databases}
-    if not 1 <= len(rename_to) <= 64 or "\x00" in rename_to or rename_to.endswith(" "):
+    if not 1 <= len(rename_to) <= 64 or "\x00" in rename_to or rename_to.endswith(" ") \
+            or any(ord(c) > 0xFFFF for c in rename_to):
         raise ParameterError(f"--as {rename_to!r} is not a database name.",
-                             "Give 1 to 64 characters, without a trailing space.")
+                             "Give 1 to 64 characters up to U+FFFF (MySQL's names hold no "
+                             "emoji), without a trailing space.")
     if len(manifest.databases) != 1:
         raise RestoreBlockedError(
             f"Backup {manifest.name} holds {len(manifest.databases)} databases "
             f"({', '.join(manifest.databases)}); --as renames a single database.",
             "Restore it under the original names, or back the databases up separately.")
+    _refuse_self_references(manifest, rename_to)
     return {manifest.databases[0]: rename_to}
+
+
+def _refuse_self_references(manifest: Manifest, rename_to: str) -> None:
+    """Objects whose bodies name their own database cannot be restored under another name:
+    a drill's copy would write into the original (on the target, the real one)."""
+    naming = sorted(key for key, text in manifest.definitions.items()
+                    if not key.startswith("table ") and names_own_database(
+                        key.partition(" ")[0], text))
+    if naming:
+        raise RestoreBlockedError(
+            f"Backup {manifest.name} holds objects whose bodies name their own database "
+            f"({', '.join(naming)}); restored as {rename_to} they would act on the original; "
+            "nothing was restored.",
+            "Restore under the original name (with --replace), or define those objects "
+            "without the database name.")
 
 
 def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
@@ -163,15 +183,15 @@ def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
     blockers, notes = list(rewriter.blockers), []
     if settings.target and manifest.time_zones:
         with contextlib.closing(connect(target_server(settings))) as connection:
-            if missing := _missing_time_zones(connection, manifest.time_zones):
-                if _has_az_load_timezone(connection):
+            if missing := timezones.missing_zones(connection, manifest.time_zones):
+                if timezones.has_az_load_timezone(connection):
                     notes.append(f"the target lacks the time zone(s) {', '.join(missing)} the "
                                  "backup's events or routines use: the restore loads them "
                                  "with CALL mysql.az_load_timezone()")
                 else:
                     blockers.append(f"the backup's events or routines use the time zone(s) "
                                     f"{', '.join(missing)}, which the target does not know "
-                                    f"(empty time-zone tables): {_LOAD_ZONES}")
+                                    f"(empty time-zone tables): {timezones.HOW_TO_LOAD}")
     limit = _max_allowed_packet(settings) if settings.target else None
     if largest is not None and limit is not None and size + 1 > limit:
         where = f"table {largest.database}.{largest.table}" if largest.table else \
@@ -218,7 +238,9 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
               backup=entry.name, target=server.address)
     counts = objects_in(server, list(renames.values()))
     _refuse_to_overwrite(server, counts, replace)
-    _ensure_time_zones(server, manifest)
+    timezones.ensure(server, manifest)
+    if prove_after:  # the proof's dump must be able to log in before anything is loaded
+        dump.check_client_login(server)
     swaps = scratch_names([db for db in renames.values() if counts[db]],
                           datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     load_as = {db: swaps[name][0] if name in swaps else name for db, name in renames.items()}
@@ -247,12 +269,25 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
                   f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
         if prove_after:
             result.proof = prove_restore(manifest, server, load_as, rewriter.azure)
+        # Every swap is planned (and may refuse) before the first one changes anything.
+        plans = [plan_swap(server, database, scratch, old)
+                 for database, (scratch, old) in swaps.items()]
     except BaseException as error:
         if swaps:
             _drop_scratch(server, swaps, error)
         raise
-    for database, (scratch, old) in swaps.items():
-        swap_in(server, database, scratch, old, settings.restore.swap_lock_wait_seconds)
+    journals = settings.backup.state_dir.expanduser() / "swaps"
+    for done, plan in enumerate(plans):
+        try:
+            swap_in(server, plan, settings.restore.swap_lock_wait_seconds,
+                    journals / f"{plan.old}.sql")
+        except BaseException as error:
+            # The scratches of swaps not begun go; the failed one's swap handled its own.
+            _drop_databases(server, [p.scratch for p in plans[done + 1:]])
+            if done and isinstance(error, DrkitError):
+                error.message += (f" Already replaced by the backup: "
+                                  f"{', '.join(p.place for p in plans[:done])}.")
+            raise
     return result
 
 
@@ -312,49 +347,6 @@ def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
             "Restore another backup.")
 
 
-_LOAD_ZONES = ("load them with CALL mysql.az_load_timezone() on Flexible Server, or "
-               "mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql -u root mysql elsewhere")
-
-
-def _ensure_time_zones(server: Server, manifest: Manifest) -> None:
-    """The named time zones the backup's events and routines use exist on the target;
-    Flexible Server's own procedure loads them where it can, before anything is loaded."""
-    if not manifest.time_zones:
-        return
-    with contextlib.closing(connect(server)) as connection:
-        missing = _missing_time_zones(connection, manifest.time_zones)
-        if missing and _has_az_load_timezone(connection):
-            with connection.cursor() as cursor:
-                cursor.execute("CALL mysql.az_load_timezone()")
-            log_event("restore.time_zones", f"Loaded the target's time-zone tables (CALL "
-                      f"mysql.az_load_timezone()): the backup uses {', '.join(missing)}",
-                      zones=missing)
-            missing = _missing_time_zones(connection, manifest.time_zones)
-    if missing:
-        raise RestoreBlockedError(
-            f"Backup {manifest.name}'s events or routines use the time zone(s) "
-            f"{', '.join(missing)}, which the target {server.address} does not know; nothing "
-            "was restored.", _LOAD_ZONES[0].upper() + _LOAD_ZONES[1:] + ".")
-
-
-def _missing_time_zones(connection: pymysql.Connection, zones: list[str]) -> list[str]:
-    """Zones the server cannot convert to (CONVERT_TZ needs no privilege on mysql.*)."""
-    missing = []
-    with connection.cursor() as cursor:
-        for zone in zones:
-            cursor.execute("SELECT CONVERT_TZ('2000-01-01 00:00:00', '+00:00', %s)", (zone,))
-            if cursor.fetchone()[0] is None:
-                missing.append(zone)
-    return missing
-
-
-def _has_az_load_timezone(connection: pymysql.Connection) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE "
-                       "ROUTINE_SCHEMA = 'mysql' AND ROUTINE_NAME = 'az_load_timezone'")
-        return bool(cursor.fetchone()[0])
-
-
 def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace: bool) -> None:
     """A target database that holds objects is loaded over only when told to replace it.
     ``counts``: objects per target database (None where it does not exist)."""
@@ -367,17 +359,23 @@ def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace:
                 "the restored copy once that is proven.")
 
 
+def _drop_databases(server: Server, databases: list[str]) -> bool:
+    """Drop drkit's own scratch databases; whether that worked."""
+    try:
+        with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+            for database in databases:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    except (pymysql.err.MySQLError, DrkitError):
+        return False
+    return True
+
+
 def _drop_scratch(server: Server, swaps: dict[str, tuple[str, str]],
                   error: BaseException) -> None:
     """A failed load or proof into scratch databases: drop them; the targets are untouched."""
     scratches = [scratch for scratch, _ in swaps.values()]
-    try:
-        with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-            for scratch in scratches:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
-        left = ""
-    except (pymysql.err.MySQLError, DrkitError):
-        left = f" The scratch database {', '.join(scratches)} may remain: drop it."
+    left = "" if _drop_databases(server, scratches) else \
+        f" The scratch database {', '.join(scratches)} may remain: drop it."
     if isinstance(error, DrkitError):
         fix = "Restore another backup (drkit list shows them)." if error.fix in (
             _PARTIAL, _PROOF_FIX) else error.fix or ""

@@ -28,6 +28,7 @@ _DATABASE_NAME = re.compile(rb"`(?:[^`]|``)+`")
 ALLOWED_ENGINES = {b"INNODB", b"MEMORY"}
 SYSTEM_SCHEMAS = {"mysql", "sys", "performance_schema", "information_schema"}
 _NAMES_DATABASE = ("use", "create_database", "alter_database")  # what --as renames
+_BARE_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
 @dataclass
@@ -100,7 +101,10 @@ class Rewriter:
         earlier spans stay valid)."""
         for start, end, name in reversed(statement.qualifiers):
             if name in self.rename:
-                sql = sql[:start] + quote(self.rename[name]) + sql[end:]
+                new = self.rename[name]
+                # Written as it was: a bare name stays bare where the new one may be bare.
+                bare = sql[start:start + 1] != b"`" and _BARE_NAME.match(new)
+                sql = sql[:start] + (new.encode() if bare else quote(new)) + sql[end:]
                 self.changes["renamed database references"] += 1
         return sql
 

@@ -33,5 +33,19 @@ def schema_entry(statement: Statement) -> tuple[str, str] | None:
         sql = sql[:start] + sql[end:].lstrip(b" ")
     sql = _AUTO_INCREMENT.sub(rb"\1", sql)
     text = sql.decode("utf-8", "surrogateescape")
-    own_name = quote(statement.database).decode("utf-8", "surrogateescape")
-    return f"{kind} {statement.database}.{name}", text.replace(own_name, PLACEHOLDER)
+    return f"{kind} {statement.database}.{name}", as_placeholder(text, statement.database)
+
+
+def as_placeholder(text: str, database: str) -> str:
+    """``text`` with ``database`` as a qualifier (quoted, or bare as a trigger may keep it)
+    replaced by the placeholder: a copy under another name has the same definition."""
+    text = text.replace(quote(database).decode("utf-8", "surrogateescape"), PLACEHOLDER)
+    return re.sub(rf"(?<![\w$`]){re.escape(database)}(?=\.)", PLACEHOLDER, text)
+
+
+def names_own_database(kind: str, text: str) -> bool:
+    """Whether an object's body (a trigger's after FOR EACH ROW) names its own database:
+    restored under another name, it would still act on the original one."""
+    body = re.split(r"(?i)\bFOR\s+EACH\s+ROW\b", text, maxsplit=1)[-1] \
+        if kind == "trigger" else text
+    return PLACEHOLDER + "." in body
