@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(mariadb-server mariadb-client zstd cron)
+# chromium: the audit report's test renders it in a real (headless) browser.
+packages=(mariadb-server mariadb-client zstd cron chromium)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 missing=()

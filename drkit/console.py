@@ -50,15 +50,21 @@ class Environment:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
             TransferSpeedColumn,
         )
         from rich.progress import Progress as RichProgress
 
         console = Console(file=self.stderr)
-        columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), TimeElapsedColumn()]
+        # A known total: a bar, percent and time left. Unknown (a dump as it streams):
+        # bytes so far and the rate, and no bar that could only be made up.
+        columns = [TextColumn("{task.description}"),
+                   *([BarColumn(), TaskProgressColumn()] if total else []),
+                   DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                   *([TimeRemainingColumn()] if total else [])]
         with RichProgress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield Progress(lambda done: bar.update(task, completed=done))

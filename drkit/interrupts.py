@@ -29,8 +29,11 @@ class _State:
     pending: int | None = None  # a signal that arrived while deferring
 
 
-def _raise(signum: int) -> None:
+def _raise(signum: int, completed: str = "") -> None:
     name = signal.Signals(signum).name
+    if completed:  # a deferred signal: the block it waited for was done
+        raise _EXCEPTIONS[signum](f"Interrupted by {name} after this was done: {completed}; "
+                                  "nothing after it ran.")
     raise _EXCEPTIONS[signum](f"Interrupted by {name}; what this run had started was "
                               "stopped and nothing half-done was published.")
 
@@ -66,8 +69,9 @@ def interruptible() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """A signal that arrives inside waits until the block is done, then stops the run."""
+def deferred_signals(completed: str = "") -> Iterator[None]:
+    """A signal that arrives inside waits until the block is done, then stops the run;
+    ``completed`` says what the block did, for that message."""
     _State.deferring += 1
     try:
         yield
@@ -75,4 +79,4 @@ def deferred_signals() -> Iterator[None]:
         _State.deferring -= 1
     if not _State.deferring and _State.pending is not None:  # the block succeeded
         signum, _State.pending = _State.pending, None
-        _raise(signum)
+        _raise(signum, completed)

@@ -134,3 +134,12 @@ def test_an_empty_variable_is_not_a_password_and_a_vault_not_configured_is_passe
         settings.secrets.resolve(settings.source.password)
     assert settings.secrets.resolve(settings.target.password).get_secret_value() == \
         "from-the-environment"
+
+
+def test_doctor_for_failover_checks_the_newest_backups_time_zones(sandbox, keyvault, tmp_path,
+                                                                   monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    assert run_cli("backup").exit_code == 0 and run_cli("verify").exit_code == 0
+    _, checks = _doctor_for_failover()
+    assert checks["time zones"]["status"] == "OK"
+    assert "Asia/Seoul" in checks["time zones"]["detail"]

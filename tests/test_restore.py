@@ -420,3 +420,19 @@ def test_objects_naming_their_own_database_restore_in_place_but_never_under_anot
 def test_names_outside_mysqls_range_are_usage_errors(prefix):
     result = run_cli("restore", "latest", "--as", "😀db")
     assert result.exit_code == 2 and "no emoji" in result.stderr
+
+
+def test_a_failed_verdict_no_longer_applies_once_the_manifest_is_put_right(
+        sandbox, store, backup_name):
+    sidecar = backup_name + SIDECAR_SUFFIX
+    original = store.container.download_blob(sidecar).readall()
+    manifest = json.loads(original)
+    manifest["tables"]["shop.orders"]["rows"] += 1
+    store.container.upload_blob(sidecar, json.dumps(manifest), overwrite=True)
+    assert run_cli("verify", backup_name).exit_code == 33
+    refused = run_cli("restore", backup_name, "--as", scratch())
+    assert refused.exit_code == 33 and "failed verification" in refused.stderr
+    store.container.upload_blob(sidecar, original, overwrite=True)  # an operator's repair
+    listing = json.loads(run_cli("list", "--json").stdout)
+    assert [e["verified"] for e in listing if e["backup"] == backup_name] == ["stale"]
+    assert run_cli("restore", backup_name, "--as", scratch()).exit_code == 0

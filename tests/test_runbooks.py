@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -315,13 +317,35 @@ def test_committed_notebooks_are_clean_and_pass_ruff():
     assert ruff.returncode == 0, ruff.stdout
 
 
-def test_audit_report_has_history_and_trend(run_env, tmp_path):
+def test_audit_report_renders_verdicts_objectives_and_links_in_a_browser(run_env, tmp_path):
     assert run_cli("run", "nightly-backup").exit_code == 0
-    assert run_cli("run", "restore-drill").exit_code == 0
+    assert run_cli("run", "restore-drill").exit_code == 0  # one drill: drawn as a point
+    assert run_cli("run", "restore-drill", "-p", "rto_minutes=0.00001").exit_code == 44
     output = tmp_path / "report.html"
     assert run_cli("audit", "report", "--output", str(output)).exit_code == 0
-    html = output.read_text()
-    assert "<svg" in html and "RTO (select to proof)" in html and "restore-drill" in html
+    report = json.loads(run_cli("audit", "report", "--format", "json").stdout)
+    verdicts = [r["verdict"] for r in report["runs"]]
+    assert verdicts == ["FAILED", "PASSED", "PASSED"] and report["failed"] == 1
+    breached = report["runs"][0]
+    assert any(f.startswith("RTO") and f.endswith("BREACHED") for f in breached["figures"])
+    assert breached["record_url"].endswith(f"/{breached['run_id']}/notebook.html")
+    # A real browser at 1280 px: the page lays out without sideways scrolling, and each
+    # chart has its series line, a dot per drill and the objective's dashed line.
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "install.sh installs chromium"
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--window-size=1280,900", "--dump-dom", output.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    width = int(re.search(r'data-scroll-width="(\d+)"', dom).group(1))
+    assert width <= 1280
+    assert dom.count('class="objective"') == 2 and dom.count('class="series"') == 2
+    assert dom.count("<circle") == 4  # two drills, on two charts
+    assert f'href="{breached["record_url"]}"' in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--window-size=1280,900", f"--screenshot={shot}", output.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000  # something was drawn
 
 
 def test_unknown_runbook_or_environment_is_named(run_env):

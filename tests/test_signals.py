@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from drkit.aws.clients import boto_client
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
@@ -82,6 +83,14 @@ def test_sigterm_stops_a_backup_cleanly(sandbox, big_database, tmp_path, monkeyp
     assert list(store.container.list_blobs(name_starts_with=prefix)) == []  # no claim either
     assert processes_mentioning(DATABASE) == []  # mysqldump went with it
     assert not list(Path(tempfile.gettempdir()).glob("drkit-*.cnf"))
+    cloudwatch = boto_client(settings.aws, "cloudwatch")  # the metrics say it was stopped
+    now = time.time()
+    interrupted = cloudwatch.get_metric_statistics(
+        Namespace="drkit/Backup", MetricName="BackupInterrupted", StartTime=now - 600,
+        EndTime=now + 60, Period=60, Statistics=["Sum"],
+        Dimensions=[{"Name": "Database", "Value": DATABASE},
+                    {"Name": "Environment", "Value": settings.environment}])["Datapoints"]
+    assert sum(p["Sum"] for p in interrupted) >= 1
 
 
 def test_sigterm_stops_a_runbook_run_and_its_notebook(sandbox, tmp_path, monkeypatch):

@@ -97,7 +97,9 @@ class Catalog:
                 compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
                 databases=decode_names(metadata.get("databases", "")),
                 has_manifest=bool(manifest_etag),
-                verified=STALE if verified == "ok" and not bound else verified,
+                # An outcome describes the blob and manifest it read, good or bad: once
+                # either changed, it describes nothing.
+                verified=STALE if verified and not bound else verified,
                 verified_at=tags.get(VERIFIED_AT_TAG),
                 etag=etag,
                 manifest_etag=manifest_etag,

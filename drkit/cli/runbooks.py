@@ -173,14 +173,26 @@ def audit_verify(context: Context, run_id: str, container: str) -> None:
 @_audit_container
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("drkit-audit-report.html"), show_default=True)
+@click.option("--format", "report_format", type=click.Choice(["html", "json"]), default="html",
+              show_default=True, help="json: the same content, to standard output.")
 @click.option("--limit", default=200, show_default=True)
 @pass_context
-def audit_report(context: Context, container: str, output: Path, limit: int) -> None:
-    """Write an HTML page with the run history and the RPO/RTO trend."""
-    from drkit.runbooks.audit import list_runs
-    from drkit.runbooks.report import write_report
+def audit_report(context: Context, container: str, output: Path, report_format: str,
+                 limit: int) -> None:
+    """The verdict of every run, the drills' RPO and RTO against their objectives, each
+    run linked to its record."""
+    from drkit.runbooks.audit import HTML, list_runs
+    from drkit.runbooks.report import render_html, report_model
 
-    write_report(list_runs(context.store(container), limit), output)
+    store = context.store(container)
+    runs = list_runs(store, limit)
+    links = {run["run_id"]: store.container.get_blob_client(run["audit"]["prefix"] + HTML).url
+             for run in runs if (run.get("audit") or {}).get("prefix")}
+    model = report_model(runs, links)
+    if report_format == "json":
+        context.env.print_json({"ok": True, **model})
+        return
+    output.write_text(render_html(model), encoding="utf-8")
     context.env.print(str(output))
 
 

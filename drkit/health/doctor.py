@@ -135,6 +135,31 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
     return checks
 
 
+def check_time_zones(doctor: Doctor) -> list[Check]:
+    """The named time zones of the newest verified backup: known to the target, or loaded
+    by Flexible Server's procedure when the restore starts."""
+    from drkit.azure.catalog import load_manifest
+    from drkit.mysql import timezones
+
+    store = doctor.store()
+    verified = [e for e in Catalog(store).entries() if e.verified == "ok"]
+    if not verified or doctor.settings.target is None:
+        return []
+    zones = load_manifest(store, verified[-1].name).time_zones
+    if not zones:
+        return [Check("time zones", OK, "the newest verified backup uses no named zone")]
+    with contextlib.closing(connect(target_server(doctor.settings))) as connection:
+        missing = timezones.missing_zones(connection, zones)
+        loader = timezones.has_az_load_timezone(connection)
+    if missing and not loader:
+        return [Check("time zones", CRITICAL, f"the target does not know {', '.join(missing)}"
+                      ", which the newest verified backup's events or routines use",
+                      timezones.HOW_TO_LOAD[0].upper() + timezones.HOW_TO_LOAD[1:] + ".")]
+    return [Check("time zones", OK, f"{', '.join(zones)}: " + (
+        "loaded by mysql.az_load_timezone() when the restore starts" if missing
+        else "known to the target"))]
+
+
 def check_flexible_server(doctor: Doctor) -> list[Check]:
     if not doctor.settings.azure.flexible_server:
         return [Check("Flexible Server control", WARNING, "no azure.flexible_server configured",
@@ -344,5 +369,5 @@ CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
             check_cron, check_disk, check_backup_age],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
-                 check_target, check_flexible_server],
+                 check_target, check_time_zones, check_flexible_server],
 }

@@ -114,7 +114,8 @@ def swap_in(server: Server, plan: SwapPlan, lock_wait_seconds: int, journal: Pat
     current, restored = plan.current, plan.restored
     journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     journal.write_bytes(b";\n".join(bytes(s.sql) for s in current.objects) + b";\n")
-    with contextlib.closing(connect(server)) as connection, deferred_signals():
+    with contextlib.closing(connect(server)) as connection, deferred_signals(
+            f"database {place} was replaced by the restored copy (proven before the swap)"):
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION lock_wait_timeout = %s", (lock_wait_seconds,))
         try:

@@ -104,8 +104,11 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
         log_event("backup.interrupted" if stopped else "backup.failed",
                   f"Backup {'INTERRUPTED' if stopped else 'FAILED'}: {error}", logging.ERROR,
                   databases=databases, exit_code=error.exit_code)
+        # An interrupted backup is a missing backup too (BackupFailure, for the alarm), and
+        # says that it was stopped rather than broken.
         metrics.publish(settings, databases, {"BackupSuccess": (0, "Count"),
-                                              "BackupFailure": (1, "Count")})
+                                              "BackupFailure": (1, "Count"),
+                                              "BackupInterrupted": (int(stopped), "Count")})
         raise
     metrics.publish(settings, databases, {
         "BackupSuccess": (1, "Count"),
@@ -259,7 +262,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         # 3. Publish: the sidecar first, then the one request that makes the backup visible.
         #    A signal waits until both are done: never half of a publish.
         try:
-            with deferred_signals():
+            with deferred_signals(f"backup {name} was committed whole"):
                 store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
                                replacing=claim.etag)
                 uploader.commit(manifest.metadata(), codec.content_type)

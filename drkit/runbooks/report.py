@@ -1,12 +1,21 @@
-"""The audit report: run history as a table and the RPO/RTO trend as a chart, in one page."""
+"""The audit report: every run's verdict and figures beside their objectives, the drills'
+RPO and RTO over time with the objective drawn as a line, each run linked to its record.
+
+One model (:func:`report_model`) rendered two ways: HTML through a Jinja2 template (package
+data) for people, JSON for machines (``drkit audit report --format json``).
+"""
 
 from __future__ import annotations
 
-from html import escape
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from drkit.runbooks import verdict
 from drkit.runbooks.charts import line_chart
+
+ReportFormat = Literal["html", "json"]
+_TEMPLATES = Path(__file__).parent / "templates"
 
 
 def when(run: dict[str, Any]) -> str:
@@ -14,37 +23,51 @@ def when(run: dict[str, Any]) -> str:
     return run.get("started_at") or run["ended_at"]
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+def report_model(runs: list[dict[str, Any]],
+                 record_url: dict[str, str] | None = None) -> dict[str, Any]:
+    """The report's content, newest run first; ``record_url``: run id -> its HTML record."""
+    record_url = record_url or {}
+    rows = []
+    for run in sorted(runs, key=when, reverse=True):
+        parameters, results = run.get("parameters") or {}, run.get("results") or {}
+        rows.append({
+            "run_id": run["run_id"], "runbook": run["runbook"],
+            "environment": run["environment"], "started": when(run)[:19].replace("T", " "),
+            "verdict": run.get("verdict") or verdict.verdict_of(run["exit_code"]),
+            "exit_code": run["exit_code"], "message": run.get("message", ""),
+            "figures": verdict.figures(results, parameters),
+            "rpo_seconds": results.get("rpo_seconds"),
+            "rto_seconds": results.get("rto_seconds"),
+            "rpo_objective_seconds": _objective(parameters, "rpo_hours", 3600),
+            "rto_objective_seconds": _objective(parameters, "rto_minutes", 60),
+            "record_url": record_url.get(run["run_id"]),
+        })
+    return {"generated": datetime.now(UTC).isoformat(timespec="seconds"), "runs": rows,
+            **{f"{v.lower()}": sum(r["verdict"] == v for r in rows)
+               for v in ("PASSED", "FAILED", "INTERRUPTED")}}
 
 
-def write_report(runs: list[dict[str, Any]], output: Path) -> None:
-    runs = sorted(runs, key=when)
-    drills = [r for r in runs if r["runbook"] == "restore-drill"
-              and r["results"].get("rpo_seconds") is not None
-              and r["results"].get("rto_seconds") is not None]
-    chart = line_chart(
-        "Restore drills: RPO and RTO (minutes)",
-        [when(r)[5:16].replace("T", " ") for r in drills],
-        {"RPO (backup age)": [r["results"]["rpo_seconds"] / 60 for r in drills],
-         "RTO (select to proof)": [r["results"]["rto_seconds"] / 60 for r in drills]},
-        "min") if drills else "<p>No restore drills yet.</p>"
-    rows = "".join(
-        f"<tr class='{escape(r['status'])}'><td>{escape(when(r)[:19])}</td>"
-        f"<td>{escape(r['runbook'])}</td><td>{escape(r['environment'])}</td>"
-        f"<td>{escape(r['status'])}</td><td>{_seconds(r['duration_seconds'])}</td>"
-        f"<td>{escape(str(r['results'].get('backup', '')))}</td>"
-        f"<td>{escape(r['message'])}</td><td>{escape(r['run_id'])}</td></tr>"
-        for r in reversed(runs))
-    output.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>drkit audit report</title><style>
-body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; text-align: left; }}
-tr.failed td {{ background: #fbe3e3; }}
-</style></head><body><h1>drkit audit report</h1>
-<p>{len(runs)} runs, {sum(r['status'] == 'failed' for r in runs)} failed.</p>
-{chart}
-<h2>Runs (newest first)</h2><table><tr><th>started (UTC)</th><th>runbook</th><th>env</th>
-<th>status</th><th>duration s</th><th>backup</th><th>message</th><th>run</th></tr>{rows}</table>
-</body></html>
-""", encoding="utf-8")
+def render_html(model: dict[str, Any]) -> str:
+    import jinja2
+
+    drills = [r for r in reversed(model["runs"]) if r["runbook"] == "restore-drill"
+              and r["rpo_seconds"] is not None and r["rto_seconds"] is not None]
+    charts = [_trend(drills, name, unit) for name, unit in (("rpo", "RPO"), ("rto", "RTO"))] \
+        if drills else []
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
+                                     autoescape=True)
+    return environment.get_template("report.html.j2").render(**model, charts=charts)
+
+
+def _trend(drills: list[dict[str, Any]], key: str, name: str) -> str:
+    """One figure over the drills, in minutes, with its objective as a dashed line."""
+    objectives = {r[f"{key}_objective_seconds"] for r in drills} - {None}
+    return line_chart(
+        f"{name} per drill (minutes)", [r["started"][5:16] for r in drills],
+        {name: [r[f"{key}_seconds"] / 60 for r in drills]}, "min",
+        objectives={f"{name} objective": max(objectives) / 60} if objectives else None)
+
+
+def _objective(parameters: dict[str, Any], name: str, scale: int) -> float | None:
+    value = parameters.get(name)
+    return None if value is None else float(value) * scale
