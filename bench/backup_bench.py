@@ -122,7 +122,7 @@ def main() -> None:
     sizes["zstd pipe"] = (files / "x.zst").stat().st_size
     for codec in ("gzip", "zstd"):
         summary = json.loads((files / f"{codec}.json").read_text())
-        sizes[f"drkit {codec}"] = summary["bytes"]
+        sizes[f"drkit {codec}"] = summary["compressed_bytes"]
         sizes["SQL"] = summary["sql_bytes"]
 
     median = {name: statistics.median(w for w, _ in runs) for name, runs in results.items()}

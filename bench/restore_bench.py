@@ -7,7 +7,7 @@ Uses the sandbox that bench/backup_bench.py built (making a backup if it holds n
 downloads the newest gzip backup once for the baseline, then alternates:
 
 - baseline:  gunzip -c backup.sql.gz | mysql        (into a freshly dropped database)
-- drkit:     drkit restore BACKUP --as NAME --replace --no-prove   (download + load)
+- drkit:     drkit restore BACKUP --as NAME --no-prove   (download + load, empty target)
 
 and times drkit's proof once on its own. Peak RSS is the largest process of each pipeline.
 """
@@ -15,12 +15,17 @@ and times drkit's proof once on its own. Peak RSS is the largest process of each
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
@@ -55,7 +60,16 @@ def main() -> None:
         store.container.download_blob(name).readinto(handle)
     print(f"backup {name}: {archive.stat().st_size / 1e6:.0f} MB gzip", flush=True)
 
-    server = target_server(settings)
+    # The seed's `mysql` load keeps mysqldump's DEFINERs, which the target's admin (no SUPER,
+    # as on Flexible Server) may not give: the baseline loads as a user with SUPER, over
+    # the same TCP and TLS as drkit.
+    admin = target_server(settings)
+    password = secrets.token_urlsafe(18)
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("CREATE OR REPLACE USER 'bench'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'")
+    server = dataclasses.replace(admin, user="bench", password=SecretStr(password))
     mysql = find_program("mysql")
     results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": []}
     with option_file(server) as options:
