@@ -143,6 +143,10 @@ def test_changed_table_after_restore_fails_the_proof(sandbox, prefix):
                            ("trigger definition", f"{database}.orders_round_amount"),
                            ("table definition", f"{database}.stray")}
     assert "differs from backup" in result.stderr and "5 place(s)" in result.stderr
+    tables = {t["table"]: t for t in json.loads(result.stdout)["tables"]}  # per table
+    assert tables["shop.customers"]["rows_match"] and not tables["shop.customers"][
+        "digest_match"]
+    assert tables["shop.orders"]["digest_match"] and "shop.stray" not in tables
 
 
 def _old_database(sandbox, database: str) -> tuple[dict, dict]:

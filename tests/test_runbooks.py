@@ -108,6 +108,8 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
     verdict = "".join(cells[tags.index(["drkit-verdict"])]["source"])
     assert tags.index(["drkit-verdict"]) == tags.index(["injected-parameters"]) + 1
     assert "Verdict: restore-drill: PASSED" in verdict and "of 1 h: met" in verdict
+    shown = json.dumps(cells)  # the proof, per table, as the drill showed it
+    assert "Proof per table" in shown and "shop.orders" in shown and "digest_match" in shown
     assert drill_run["verdict"] == "PASSED"
 
     listing = json.loads(run_cli("audit", "list", "--json").stdout)

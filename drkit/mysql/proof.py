@@ -42,6 +42,8 @@ class ProofResult:
     seconds: float
     differences: list[Difference] = field(default_factory=list)
     schema_checked: int = 0  # CREATE texts compared (tables, views, routines, ...)
+    # per table, under the backup's name: {"table", "rows", "rows_match", "digest_match"}
+    tables: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -126,6 +128,8 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
     ]
     for difference in differences:
         difference.name = shown.get(difference.name, difference.name)
+    per_table = [_table_row(table, entry, actual_tables.get(names.table(target_name(table))))
+                 for table, entry in sorted(manifest.tables.items())]  # the backup's names
     return ProofResult(
         ok=not differences,
         tables_checked=len(expected_tables),
@@ -134,6 +138,7 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         seconds=round(time.monotonic() - clock, 3),
         differences=differences,
         schema_checked=len(expected_schema),
+        tables=per_table,
     )
 
 
@@ -195,6 +200,17 @@ def _without_added_gipk(expected: dict[str, str],
             text = re.sub(r",\n\)", "\n)", text)  # the line before the key lost its comma
         cleaned[key] = text
     return expected, cleaned
+
+
+def _table_row(name: str, expected: TableEntry, found: TableContent | None) -> dict:
+    """A table's line of the proof: its rows, and whether the count and content match."""
+    order_free = expected.unordered_digest is not None
+    digest = None if found is None else (
+        found.unordered_digest if order_free else found.digest)
+    return {"table": name, "rows": expected.rows,
+            "rows_match": found is not None and found.rows == expected.rows,
+            "digest_match": digest == (expected.unordered_digest if order_free
+                                       else expected.sha256)}
 
 
 def _table_differences(expected_tables: dict[str, TableEntry],
