@@ -7,7 +7,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pymysql
@@ -129,13 +129,9 @@ def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.Co
 
 
 def _logs_in_with_tls(server: Server) -> bool:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
-        pymysql.connect(host=server.host, port=server.port, user=server.user,
-                        password=server.password.get_secret_value(),
-                        connect_timeout=server.connect_timeout, ssl=context).close()
-    except pymysql.err.MySQLError:
+        connect(replace(server, tls="required")).close()
+    except DrkitError:
         return False
     return True
 

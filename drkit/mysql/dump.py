@@ -114,6 +114,38 @@ class DumpProcess:
         self.wait()
 
 
+def dump_chunks(server: Server, databases: list[str], purpose: str,
+                extra: tuple[str, ...] = ()) -> Iterator[bytes]:
+    """mysqldump's output of ``databases``, as it comes. Close the iterator when done with
+    it early (``contextlib.closing``): mysqldump is stopped then, never left blocked on a
+    pipe nobody reads. A failed dump raises DumpFailedError naming ``purpose``."""
+    client = dump_client()
+    with option_file(server) as options:
+        process = DumpProcess(client.command(options, databases, extra), options)
+        try:
+            yield from process.chunks()
+        except BaseException:
+            process.stop()
+            raise
+        code = process.wait()
+    if code != 0:
+        raise DumpFailedError(f"Dumping {', '.join(databases)} from the {server.role} server "
+                              f"{purpose} failed ({process.stderr or code}).")
+
+
+def client_tls_failure(program: str, server: Server, message: str,
+                       consequence: str = "") -> TlsError | None:
+    """A client program's TLS error (its last stderr line) as one sentence, or None."""
+    if "SSL" not in message and "TLS" not in message:
+        return None
+    role = server.role
+    return TlsError(f"TLS from {program} to the {role} server {server.address} failed "
+                    f"({message}){consequence}.",
+                    f"Check {role}.tls and {role}.ssl_ca: MariaDB's client verifies the host "
+                    "name under verify-ca too (use a name the certificate holds, or tls: "
+                    "required).")
+
+
 def check_client_login(server: Server) -> None:
     """The mysql client logs in as mysqldump will (same options, TLS included): a restore
     checks this before loading, so a proof cannot fail on the connection afterwards."""
@@ -124,11 +156,7 @@ def check_client_login(server: Server) -> None:
                                 timeout=60)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        if "SSL" in last or "TLS" in last:
-            raise TlsError(f"TLS from the mysql client to the {server.role} server "
-                           f"{server.address} failed ({last}).",
-                           f"Check {server.role}.tls and {server.role}.ssl_ca: MariaDB's client "
-                           "verifies the host name under verify-ca too (use a name the "
-                           "certificate holds, or tls: required).")
+        if (tls := client_tls_failure("the mysql client", server, last)) is not None:
+            raise tls
         raise DumpFailedError(f"The mysql client cannot log in to the {server.role} server "
                               f"{server.address} ({last}).")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from drkit.errors import DumpFailedError
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory
-from drkit.mysql.connection import Server, connect, option_file
+from drkit.mysql.connection import Server, connect
 from drkit.stream.dumpscan import DumpScanner, TableContent
 from drkit.stream.lexer import LexError
 from drkit.stream.rewrite import innodb_engines
@@ -53,27 +53,21 @@ class ProofResult:
 
 def scan_databases(server: Server, databases: list[str]) -> DumpScanner:
     """A fresh dump of ``databases`` on ``server``, scanned (tables, rows, schema)."""
-    client = dump.dump_client()
     scanner = DumpScanner()
     # MySQL 8.0.30+'s client can leave out the invisible key the server generated.
-    extra = tuple(o for o in (_SKIP_GIPK,) if client.supports(o))
-    with option_file(server) as options:
-        process = dump.DumpProcess(client.command(options, databases, extra), options)
-        try:
-            for chunk in process.chunks():
+    extra = tuple(o for o in (_SKIP_GIPK,) if dump.dump_client().supports(o))
+    chunks = dump.dump_chunks(server, databases, "for the proof", extra)
+    try:
+        with contextlib.closing(chunks):
+            for chunk in chunks:
                 scanner.feed(chunk)
-            scanner.close()
-        except BaseException as error:
-            process.stop()  # never leave mysqldump blocked on a pipe nobody reads
-            if isinstance(error, LexError):
-                raise DumpFailedError(f"The {server.role} server's dump of "
-                                      f"{', '.join(databases)} cannot be read for the proof: "
-                                      f"{error}.") from None
-            raise
-        code = process.wait()
-    if code != 0 or not scanner.complete:
+        scanner.close()
+    except LexError as error:
+        raise DumpFailedError(f"The {server.role} server's dump of {', '.join(databases)} "
+                              f"cannot be read for the proof: {error}.") from None
+    if not scanner.complete:
         raise DumpFailedError(f"Dumping {', '.join(databases)} from the {server.role} server "
-                              f"for the proof failed ({process.stderr or code}).")
+                              "for the proof ended without mysqldump's completion trailer.")
     return scanner
 
 

@@ -38,10 +38,10 @@ from pathlib import Path
 import pymysql
 
 from drkit.console import log_event
-from drkit.errors import DrkitError, DumpFailedError, SwapFailedError
+from drkit.errors import DrkitError, SwapFailedError
 from drkit.interrupts import deferred_signals
 from drkit.mysql import dump, inventory
-from drkit.mysql.connection import Server, connect, option_file
+from drkit.mysql.connection import Server, connect
 from drkit.stream.lexer import SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement, quote, unquote
@@ -239,33 +239,27 @@ def _undo(connection: pymysql.Connection, place: str, scratch: str, old: str,
 
 
 def _read(server: Server, connection: pymysql.Connection, database: str) -> _Database:
+    return _Database(database, _base_tables(connection, database),
+                     list(_object_statements(server, database)))
+
+
+def _base_tables(connection: pymysql.Connection, database: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                        " AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (database,))
-        tables = [name for (name,) in cursor.fetchall()]
-    return _Database(database, tables, list(_object_statements(server, database)))
+        return [name for (name,) in cursor.fetchall()]
 
 
 def _object_statements(server: Server, database: str) -> Iterator[Statement]:
     """The statements that create ``database``'s views, triggers, routines and events, with
     the session settings mysqldump wraps them in; tables and rows are left out."""
-    client = dump.dump_client()
     lexer = SqlLexer()
-    with option_file(server) as options:
-        process = dump.DumpProcess(client.command(options, [database], ("--no-data",)),
-                                   options)
-        statements: list[Statement] = []
-        try:
-            for chunk in process.chunks():
-                statements += lexer.feed(chunk)
-            statements += lexer.close()
-        except BaseException:
-            process.stop()  # never leave mysqldump blocked on a pipe nobody reads
-            raise
-        code = process.wait()
-    if code != 0:
-        raise DumpFailedError(f"Reading the objects of database {database} failed "
-                              f"({process.stderr or code}).")
+    statements: list[Statement] = []
+    chunks = dump.dump_chunks(server, [database], "to read its objects", ("--no-data",))
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            statements += lexer.feed(chunk)
+    statements += lexer.close()
     yield from (s for s in statements if s.kind in _SESSION_KINDS or s.kind == "create_object"
                 or (s.kind == "other" and _DROP_OBJECT.match(s.sql)))
 
@@ -341,10 +335,7 @@ def _object_key(statement: Statement) -> tuple[str, str] | None:
 
 def _check_in_place(connection: pymysql.Connection, place: str, restored: _Database) -> None:
     """The place now holds the restored tables and objects, by name."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                       " AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (place,))
-        tables = [name for (name,) in cursor.fetchall()]
+    tables = _base_tables(connection, place)
     expected = len({(s.object_kind, s.name) for s in restored.objects
                     if s.kind == "create_object"})  # a view's stand-in has its name too
     found = sum(len(v) for v in inventory.stored_objects(connection, [place]).values())
@@ -357,6 +348,17 @@ def _check_in_place(connection: pymysql.Connection, place: str, restored: _Datab
 def _drop_database(connection: pymysql.Connection, database: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {_q(database)}")
+
+
+def drop_scratch(server: Server, databases: list[str]) -> bool:
+    """Drop scratch databases of a restore that did not get to its swap; whether it worked."""
+    try:
+        with contextlib.closing(connect(server)) as connection:
+            for database in databases:
+                _drop_database(connection, database)
+    except (pymysql.err.MySQLError, DrkitError):
+        return False
+    return True
 
 
 def _q(name: str) -> str:

@@ -35,13 +35,12 @@ from drkit.errors import (
     ParameterError,
     RunInterrupted,
     RunTerminated,
-    TlsError,
     UnrestorableBackupError,
 )
 from drkit.interrupts import deferred_signals
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, TableEntry
 from drkit.mysql import dump, inventory
-from drkit.mysql.connection import connect, option_file, source_server
+from drkit.mysql.connection import Server, connect, option_file, source_server
 from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
@@ -199,7 +198,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                     finally:
                         scanner = scan.finish()
                     exit_code = process.wait()
-                _check_dump(exit_code, process.stderr, scanner)
+                _check_dump(server, exit_code, process.stderr, scanner)
             except BaseException:
                 compressor.close()
                 uploader.abort()
@@ -281,14 +280,12 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         return BackupResult(name=name, manifest=manifest, local_copy=local_path)
 
 
-def _check_dump(exit_code: int, stderr: str, scanner: DumpScanner) -> None:
+def _check_dump(server: Server, exit_code: int, stderr: str, scanner: DumpScanner) -> None:
     if exit_code != 0:
         last = stderr.splitlines()[-1] if stderr else "no message"
-        if "TLS/SSL error" in last or "SSL connection error" in last:
-            raise TlsError(f"TLS from mysqldump to the source failed ({last}); nothing was "
-                           "committed.", "Check source.tls and source.ssl_ca: MariaDB's client "
-                           "verifies the host name under verify-ca too (use a name the "
-                           "certificate holds, or tls: required).")
+        tls = dump.client_tls_failure("mysqldump", server, last, "; nothing was committed")
+        if tls is not None:
+            raise tls
         raise DumpFailedError(f"mysqldump failed with exit code {exit_code} ({last}); "
                               "nothing was committed.",
                               "Fix the cause above and run the backup again.")

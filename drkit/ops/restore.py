@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import pymysql
-
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.config import Settings
@@ -37,7 +35,7 @@ from drkit.mysql import dump, timezones
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
-from drkit.mysql.swap import plan_swap, scratch_names, swap_in
+from drkit.mysql.swap import drop_scratch, plan_swap, scratch_names, swap_in
 from drkit.ops.readback import OUTCOMES, CountingReader, read_back
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
@@ -283,7 +281,7 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
                     journals / f"{plan.old}.sql")
         except BaseException as error:
             # The scratches of swaps not begun go; the failed one's swap handled its own.
-            _drop_databases(server, [p.scratch for p in plans[done + 1:]])
+            drop_scratch(server, [p.scratch for p in plans[done + 1:]])
             if done and isinstance(error, DrkitError):
                 error.message += (f" Already replaced by the backup: "
                                   f"{', '.join(p.place for p in plans[:done])}.")
@@ -359,22 +357,11 @@ def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace:
                 "the restored copy once that is proven.")
 
 
-def _drop_databases(server: Server, databases: list[str]) -> bool:
-    """Drop drkit's own scratch databases; whether that worked."""
-    try:
-        with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-            for database in databases:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    except (pymysql.err.MySQLError, DrkitError):
-        return False
-    return True
-
-
 def _drop_scratch(server: Server, swaps: dict[str, tuple[str, str]],
                   error: BaseException) -> None:
     """A failed load or proof into scratch databases: drop them; the targets are untouched."""
     scratches = [scratch for scratch, _ in swaps.values()]
-    left = "" if _drop_databases(server, scratches) else \
+    left = "" if drop_scratch(server, scratches) else \
         f" The scratch database {', '.join(scratches)} may remain: drop it."
     if isinstance(error, DrkitError):
         fix = "Restore another backup (drkit list shows them)." if error.fix in (

@@ -211,11 +211,14 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
     }
     record.finish(run)
     published: list[str] = []
+    record_url = None
     try:
         record.check_for_secrets(_secret_values(settings))
         identity = details.get("notebook_sha256") or _identity(record.directory / NOTEBOOK)
-        published = record.publish(_audit_store(settings, runbook),
-                                   {"notebook_sha256": identity})
+        store = _audit_store(settings, runbook)
+        published = record.publish(store, {"notebook_sha256": identity})
+        page = next((name for name in published if name.endswith(HTML)), None)
+        record_url = store.container.get_blob_client(page).url if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == 0:
@@ -225,12 +228,9 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
                         f"It is kept at {record.directory}.)")
     log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
-    page = next((name for name in published if name.endswith(HTML)), None)
     return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
-                      published=published, summary=lines,
-                      record_url=_audit_store(settings, runbook).container.get_blob_client(
-                          page).url if page else None)
+                      published=published, summary=lines, record_url=record_url)
 
 
 def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) -> tuple[int, str]:
