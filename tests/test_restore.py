@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -440,3 +443,32 @@ def test_a_failed_verdict_no_longer_applies_once_the_manifest_is_put_right(
     listing = json.loads(run_cli("list", "--json").stdout)
     assert [e["verified"] for e in listing if e["backup"] == backup_name] == ["stale"]
     assert run_cli("restore", backup_name, "--as", scratch()).exit_code == 0
+
+
+def test_two_replaces_never_share_a_scratch_and_one_waits_its_turn(sandbox, prefix, tmp_path):
+    """Two runs in the same second: each has its own scratch and dated name; a second
+    --replace of the same database while one runs is refused (23), the data intact."""
+    from drkit.mysql.swap import scratch_names
+
+    first, second = (scratch_names(["x"], "20261127045148") for _ in range(2))
+    assert first["x"][0] != second["x"][0] and first["x"][1] != second["x"][1]
+
+    database = scratch()
+    before = _old_database(sandbox, database)
+    target = dbtools.server(sandbox, "target")
+    name = quote(f"{target.address}-{database}", safe="")
+    lock = tmp_path / "state" / "locks" / f"replace-{name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    try:
+        for _ in range(50):
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            time.sleep(0.1)
+        result = run_cli("restore", "latest", "--as", database, "--replace")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 23, result.stderr
+    assert f"Another restore --replace of {database}" in result.stderr
+    assert _state(sandbox, database) == before and _helper_databases(sandbox) == []

@@ -48,6 +48,10 @@ class _Worker:
     thread: threading.Thread | None = None
 
 
+PARTIAL_LOAD_FIX = ("The target database holds a partial restore; fix the cause and restore "
+                    "again with --replace.")
+
+
 def _session(server: Server) -> pymysql.Connection:
     """A loading connection. MySQL 8.0.30+ (Flexible Server: on by default) would add an
     invisible ``my_row_id`` key to every keyless table; a restore recreates tables as they
@@ -213,8 +217,7 @@ class ParallelLoader:
         raise RestoreFailedError(
             f"The target server {self.server.address} rejected {where} "
             f"(ERROR {code}: {message}).",
-            "The target database holds a partial restore; fix the cause and restore "
-            "again with --replace.",
+            PARTIAL_LOAD_FIX,
         ) from None
 
     def _raise_if_failed(self) -> None:

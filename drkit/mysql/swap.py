@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,11 @@ class _Database:
 
 def scratch_names(databases: list[str], stamp: str) -> dict[str, tuple[str, str]]:
     """Per database to replace: the scratch it is restored into and the dated name the old
-    one is kept under during the swap (lower case: Azure folds names)."""
-    return {database: (f"drkit_restore_{stamp}_{index}", f"drkit_replaced_{stamp}_{index}")
+    one is kept under during the swap (lower case: Azure folds names). A token per run keeps
+    two runs started in the same second out of each other's databases."""
+    run = secrets.token_hex(3)
+    return {database: (f"drkit_restore_{stamp}_{run}_{index}",
+                       f"drkit_replaced_{stamp}_{run}_{index}")
             for index, database in enumerate(databases, start=1)}
 
 

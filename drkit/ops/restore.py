@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
@@ -33,9 +34,10 @@ from drkit.errors import (
 from drkit.manifest import Manifest
 from drkit.mysql import dump, timezones
 from drkit.mysql.connection import Server, connect, target_server
-from drkit.mysql.loader import ParallelLoader
+from drkit.mysql.loader import PARTIAL_LOAD_FIX, ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
 from drkit.mysql.swap import drop_scratch, plan_swap, scratch_names, swap_in
+from drkit.ops.lock import RunLock
 from drkit.ops.readback import OUTCOMES, CountingReader, read_back
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
@@ -234,6 +236,27 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
     log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
               f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
               backup=entry.name, target=server.address)
+    with _replacing(settings, server, list(renames.values()) if replace else []):
+        return _restore(settings, env, store, server, entry, manifest, renames, replace,
+                        azure, definer, prove_after)
+
+
+@contextlib.contextmanager
+def _replacing(settings: Settings, server: Server, databases: list[str]) -> Iterator[None]:
+    """One --replace at a time per target database (from this host): a second is refused
+    at once (23) rather than racing the first to the swap."""
+    directory = settings.backup.state_dir.expanduser() / "locks"
+    with contextlib.ExitStack() as held:
+        for database in sorted(databases):
+            name = quote(f"{server.address}-{database}", safe="")
+            held.enter_context(RunLock(directory / f"replace-{name}.lock",
+                                       f"restore --replace of {database} on {server.address}"))
+        yield
+
+
+def _restore(settings: Settings, env: Environment, store: BackupStore, server: Server,
+             entry: BackupEntry, manifest: Manifest, renames: dict[str, str], replace: bool,
+             azure: bool | None, definer: str | None, prove_after: bool) -> RestoreResult:
     counts = objects_in(server, list(renames.values()))
     _refuse_to_overwrite(server, counts, replace)
     timezones.ensure(server, manifest)
@@ -365,6 +388,6 @@ def _drop_scratch(server: Server, swaps: dict[str, tuple[str, str]],
         f" The scratch database {', '.join(scratches)} may remain: drop it."
     if isinstance(error, DrkitError):
         fix = "Restore another backup (drkit list shows them)." if error.fix in (
-            _PARTIAL, _PROOF_FIX) else error.fix or ""
+            _PARTIAL, _PROOF_FIX, PARTIAL_LOAD_FIX) else error.fix or ""
         error.fix = (f"Database {', '.join(swaps)} on the target is unchanged: the copy was "
                      f"loaded beside it.{left} {fix}").strip()
