@@ -6,7 +6,9 @@ Credentials never live in the file. A credential field holds a *reference*:
   (the seed's keys: ``rds_password``, ``azure_storage_account``, ``azure_storage_key``, ...);
 - ``keyvault:NAME`` the secret ``NAME`` in the Azure Key Vault ``azure.key_vault_url``
   (read with the same Azure login as Flexible Server control: it answers when AWS is down);
-- ``env:NAME``    the environment variable ``NAME``.
+- ``env:NAME``    the environment variable ``NAME``;
+- ``file:PATH``   the contents of the file ``PATH`` (absolute, readable by its owner only:
+  a mounted credential, as systemd's ``LoadCredential`` or a Kubernetes secret gives one).
 
 A field may list references in order, ``[secret:rds_password, keyvault:rds-password]``: the
 first that answers wins, and a store that does not answer within ``secret_timeout_seconds``
@@ -45,9 +47,10 @@ if TYPE_CHECKING:
     from drkit.secrets import SecretResolver
 
 CONFIG_ENV = "DRKIT_CONFIG"
-_REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127})$")
+_REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127}"
+                  r"|file:/[^\n]+)$")
 _SENSITIVE_FIELDS = ("password", "key")
-_SCHEMES = ("secret:", "env:", "keyvault:")
+_SCHEMES = ("secret:", "env:", "keyvault:", "file:")
 
 
 def _references(value: str | list[str]) -> str | list[str]:
@@ -55,8 +58,8 @@ def _references(value: str | list[str]) -> str | list[str]:
         if not _REF.match(reference):
             raise ValueError(
                 "expected a reference 'secret:KEY' (a key of the AWS secret), 'keyvault:NAME' "
-                "(an Azure Key Vault secret) or 'env:NAME', or a list of them; secret values "
-                "are not accepted inline")
+                "(an Azure Key Vault secret), 'env:NAME' or 'file:/PATH', or a list of them; "
+                "secret values are not accepted inline")
     return value
 
 
@@ -138,6 +141,9 @@ class StorageSettings(Section):
     )
     container: str = Field("mysql-backups", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     prefix: str = Field("backups/", pattern=r"^([^/]+/)*$")
+    resource_group: str | None = Field(
+        None, description="the account's resource group, to read its website endpoint from "
+                          "Resource Manager; default azure.resource_group")
 
 
 class TargetSettings(Section):
@@ -177,6 +183,9 @@ class AzureSettings(Section):
     key_vault_url: str | None = Field(None, pattern=r"^https://",
                                       description="for keyvault: references, e.g. "
                                                   "https://drkit-dr.vault.azure.net")
+    key_vault_proxy: str | None = Field(None, pattern=r"^https?://",
+                                        description="HTTPS proxy to the vault; default: the "
+                                                    "HTTPS_PROXY environment")
 
     @model_validator(mode="after")
     def _login_not_from_key_vault(self) -> AzureSettings:

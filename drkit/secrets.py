@@ -1,5 +1,5 @@
-"""Resolve credential references (``secret:KEY``, ``keyvault:NAME``, ``env:NAME``) to values,
-inside drkit only.
+"""Resolve credential references (``secret:KEY``, ``keyvault:NAME``, ``env:NAME``,
+``file:PATH``) to values, inside drkit only.
 
 A run has one resolver, ``settings.secrets``, so each secret store is asked once per run.
 Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`, so a value
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
@@ -50,11 +52,36 @@ class EnvironmentSecrets:
         return value
 
 
+class FileSecrets:
+    """``file:PATH``: a file only its owner may read (a mounted credential)."""
+
+    def __init__(self, settings: Settings) -> None:
+        pass
+
+    def lookup(self, name: str) -> str:
+        path = Path(name)
+        try:
+            mode = path.stat().st_mode
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise SecretError(f"Cannot read secret file {path} ({exc.strerror}).",
+                              "Create it (readable by drkit's user only) or fix the path."
+                              ) from None
+        if mode & 0o077:
+            raise SecretError(f"Secret file {path} can be read by other users "
+                              f"(mode {stat.S_IMODE(mode):o}); it was not used.",
+                              f"Run: chmod 600 {path}")
+        if not value:
+            raise SecretError(f"Secret file {path} is empty.", "Write the secret into it.")
+        return value
+
+
 # scheme -> "module:class"; the class is built with the settings the first time it is used.
 PROVIDERS: dict[str, str] = {
     "secret": "drkit.aws.secrets:SecretsManagerSecrets",
     "keyvault": "drkit.azure.keyvault:KeyVaultSecrets",
     "env": "drkit.secrets:EnvironmentSecrets",
+    "file": "drkit.secrets:FileSecrets",
 }
 
 

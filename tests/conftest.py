@@ -95,7 +95,7 @@ def backup_settings(settings: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def arm(tmp_path, monkeypatch):
     """The ARM stand-in with a stopped DR server, and drkit's config pointed at it."""
-    from tests.arm_standin import ArmStandIn
+    from drkit.sandbox.azure_standin import ArmStandIn
 
     standin = ArmStandIn(tmp_path).start()
     standin.add_server("drkit-dr", state="Stopped")
@@ -131,8 +131,7 @@ def keyvault(sandbox, arm, monkeypatch):
     arm.tenant = secret["azure_tenant_id"]
     monkeypatch.setenv("DRKIT_AZURE__TENANT_ID", secret["azure_tenant_id"])
     monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_URL", VAULT_URL)
-    monkeypatch.setenv("HTTPS_PROXY", arm.proxy_url)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_PROXY", arm.proxy_url)
     yield arm
 
 

@@ -151,3 +151,22 @@ def test_an_invalid_override_names_its_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("DRKIT_SOURCE__PORT", "seventy")
     with pytest.raises(ConfigError, match=r"source.port \(from DRKIT_SOURCE__PORT\)"):
         load_settings(config)
+
+
+def test_file_reference_reads_an_owner_only_file_and_refuses_others(tmp_path):
+    settings = load_settings(write(tmp_path, f"{MINIMAL}  password: file:"
+                                   f"{tmp_path / 'admin-password'}\n"))
+    secret = tmp_path / "admin-password"
+    with pytest.raises(SecretError, match="Cannot read secret file .*admin-password"):
+        SecretResolver(settings).resolve(settings.source.password)
+    secret.write_text("from-a-mounted-file\n")
+    secret.chmod(0o644)
+    with pytest.raises(SecretError, match="can be read by other users") as refused:
+        SecretResolver(settings).resolve(settings.source.password)
+    assert refused.value.fix == f"Run: chmod 600 {secret}"
+    assert "from-a-mounted-file" not in str(refused.value)
+    secret.chmod(0o600)
+    assert SecretResolver(settings).resolve(settings.source.password).get_secret_value() == (
+        "from-a-mounted-file")
+    with pytest.raises(ConfigError, match="file:/PATH"):  # relative: where would it be?
+        load_settings(write(tmp_path, f"{MINIMAL}  password: file:admin-password\n"))

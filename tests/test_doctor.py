@@ -142,7 +142,11 @@ def test_print_policy(doctor_env):
     assert {"secretsmanager:GetSecretValue", "rds:DescribeDBInstances",
             "cloudwatch:PutMetricData", "cloudwatch:PutMetricAlarm"} <= actions
     scopes = {r.get("scope") for r in policy["azure_role_assignments"]}
-    assert "storage account secret:azure_storage_account / container mysql-backups" in scopes
+    assert ("storage account secret:azure_storage_account or keyvault:azure-storage-account "
+            "/ container mysql-backups") in scopes
+    roles = {r.get("role"): r.get("scope") for r in policy["azure_role_assignments"]}
+    assert roles["Key Vault Secrets User"] == "Key Vault https://drkit-sandbox.vault.azure.net"
+    assert roles["drkit-flexible-server-operator"] == "Flexible Server drkit-sandbox-dr"
 
 
 def test_monitor_publish_and_alarms(doctor_env):

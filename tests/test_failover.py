@@ -15,6 +15,7 @@ from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.ops.backup import run_backup
 from drkit.ops.verify import verify_backup
+from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.conftest import point_cli_at, repo_root
 from tests.helpers import run_cli
@@ -211,3 +212,30 @@ def test_failover_with_aws_gone_reads_every_credential_from_key_vault(
     assert {"GET"} == {method for method, path in arm.requests if path.startswith("/secrets/")}
     secret = sandbox.secret()
     assert secret["azure_storage_key"] not in json.dumps(run)
+
+
+def test_the_sandbox_config_alone_fails_over_with_aws_and_the_source_gone(
+        sandbox, tmp_path, monkeypatch):
+    """The issue's rehearsal, with nothing but `drkit sandbox up`'s config: AWS refuses every
+    connection and the source is dead; the Azure-side credentials come from the sandbox's
+    Key Vault stand-in (a process of its own) and the restore is proven."""
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    settings = load_settings()
+    store = BackupStore.from_settings(settings)
+    verify_backup(store, Catalog(store).select(run_backup(settings).name))
+    dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+    try:
+        # Nothing listens on these ports: a dead region's AWS, a dead source.
+        monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
+        doctor = run_cli("doctor", "--for", "failover")
+        assert doctor.exit_code == 0, doctor.stdout + doctor.stderr
+        for setting in ("storage.account", "storage.key", "target.password"):
+            assert f"{setting} without AWS: from keyvault:" in doctor.stdout, doctor.stdout
+        result = run_cli("run", "failover", "-p", "approve=true", "--json")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["ok"] is True
+        assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
+            dbtools.table_fingerprint(sandbox, "source", "shop")
+    finally:
+        dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")

@@ -100,6 +100,9 @@ def _doctor_for_failover() -> tuple[int, dict[str, dict]]:
 def test_doctor_for_failover_names_each_credential_that_needs_aws(sandbox, arm, tmp_path,
                                                                   monkeypatch):
     point_cli_at(sandbox, tmp_path, monkeypatch)
+    # The seed's way: every credential only in AWS (the sandbox lists its vault after it).
+    monkeypatch.setenv("DRKIT_STORAGE__KEY", json.dumps("secret:azure_storage_key"))
+    monkeypatch.setenv("DRKIT_TARGET__PASSWORD", json.dumps("secret:azure_mysql_password"))
     code, checks = _doctor_for_failover()
     assert code == 2
     assert checks["storage.key without AWS"]["status"] == "CRITICAL"

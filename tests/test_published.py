@@ -38,3 +38,28 @@ def test_audit_records_go_only_into_a_private_container(settings, tmp_path):
         assert list(store.container.list_blobs()) == []
     finally:
         store.container.delete_container()
+
+
+def test_the_page_url_is_the_accounts_website_endpoint_from_resource_manager(
+        sandbox, arm, tmp_path, monkeypatch, caplog):
+    """Static websites live at ACCOUNT.zNN.web.core.windows.net: the zone is only known to
+    Resource Manager. Unreadable there, the blob URL is shown with a warning saying what to
+    set; a configured azure.website_url wins over both."""
+    from drkit.config import load_settings
+    from tests.conftest import point_cli_at
+
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_AZURE__RESOURCE_GROUP", "dr-rg")
+    web = "https://bloberry01.z13.web.core.windows.net/"
+    arm.storage_accounts["bloberry01"] = web
+    assert maintenance.page_url(load_settings()) == web
+    assert ("GET", "/subscriptions/00000000-0000-4000-8000-000000000002/resourceGroups/dr-rg/"
+            "providers/Microsoft.Storage/storageAccounts/bloberry01") in arm.requests
+
+    del arm.storage_accounts["bloberry01"]
+    url = maintenance.page_url(load_settings())
+    assert url.endswith("/bloberry01/%24web/index.html")
+    assert "Set azure.website_url" in caplog.text
+
+    monkeypatch.setenv("DRKIT_AZURE__WEBSITE_URL", "https://status.example.com")
+    assert maintenance.page_url(load_settings()) == "https://status.example.com/"

@@ -23,7 +23,7 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
         status = run_cli("sandbox", "status", "--dir", str(directory), "--json")
         assert status.exit_code == 0, status.stdout
         services = {s["name"]: s for s in json.loads(status.stdout)}
-        assert set(services) == {"source", "target", "azurite", "moto"}
+        assert set(services) == {"source", "target", "azurite", "moto", "azure"}
         assert all(s["healthy"] and s["running"] for s in services.values())
 
         again = run_cli("sandbox", "up", "--dir", str(directory))
@@ -37,6 +37,11 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
         settings = load_settings(directory / "drkit.yaml")
         assert settings.source.port == services["source"]["port"]
         assert "secret:" in settings.source.password  # a reference, not the value
+        # The Azure login is a file only its owner reads; the vault answers with it.
+        secret_file = directory / "private" / "azure-client-secret"
+        assert settings.azure.client_secret == f"file:{secret_file}"
+        assert secret_file.stat().st_mode & 0o077 == 0
+        assert settings.secrets.value(["keyvault:azure-storage-account"]) == "bloberry01"
     finally:
         down = run_cli("sandbox", "down", "--dir", str(directory))
     assert down.exit_code == 0

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from azure.core.exceptions import (
+    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
@@ -27,7 +28,7 @@ from azure.mgmt.rdbms.mysql_flexibleservers.models import (
 
 from drkit.config import AzureSettings, Settings
 from drkit.console import log_event
-from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError
+from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError, DrkitError
 from drkit.secrets import SecretResolver
 
 _SCOPE = "https://management.azure.com/.default"
@@ -214,3 +215,33 @@ def _code(exc: HttpResponseError) -> str:
 
 
 
+
+
+def website_endpoint(settings: Settings) -> str | None:
+    """The storage account's static-website endpoint (``primaryEndpoints.web``) from Resource
+    Manager: it has a zone in its host name (``ACCOUNT.z13.web.core.windows.net``) that no
+    other setting gives. None when it cannot be read; the caller says what to set."""
+    from azure.core import PipelineClient
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.core.rest import HttpRequest
+
+    azure, resolver = settings.azure, settings.secrets
+    group = settings.storage.resource_group or azure.resource_group
+    if not group:
+        return None
+    try:
+        account = resolver.value(settings.storage.account)
+        client = PipelineClient(
+            azure.arm_endpoint,
+            connection_verify=str(azure.ca_bundle) if azure.ca_bundle else True,
+            policies=[RetryPolicy(retry_total=1),
+                      BearerTokenCredentialPolicy(credential(azure, resolver), _SCOPE)])
+        response = client.send_request(HttpRequest(
+            "GET", f"{azure.arm_endpoint.rstrip('/')}/subscriptions/"
+                   f"{resolver.value(azure.subscription_id)}/resourceGroups/"
+                   f"{group}/providers/Microsoft.Storage/storageAccounts/{account}",
+            params={"api-version": "2023-05-01"}), timeout=settings.secret_timeout_seconds)
+        response.raise_for_status()
+        return response.json()["properties"]["primaryEndpoints"].get("web")
+    except (AzureError, DrkitError, KeyError, ValueError):
+        return None

@@ -3,8 +3,9 @@
 The failover runs when an AWS region is down, so every credential it needs (storage key,
 Flexible Server password) can also live in a Key Vault in the DR region. The vault is read
 with the same azure-identity login as Flexible Server control (``azure.*``), over TLS
-verified against ``azure.ca_bundle`` when set, and gives up after
-``secret_timeout_seconds`` so a setting's next reference is tried within seconds.
+verified against ``azure.ca_bundle`` when set, through ``azure.key_vault_proxy`` when set,
+and gives up after ``secret_timeout_seconds`` so a setting's next reference is tried within
+seconds.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class KeyVaultSecrets:
                    "read_timeout": settings.secret_timeout_seconds, "retry_total": 1}
         if azure.ca_bundle:
             options["connection_verify"] = str(azure.ca_bundle)
+        if azure.key_vault_proxy:
+            options["proxies"] = {"https": azure.key_vault_proxy}
         self.client = SecretClient(self.url, credential(azure, settings.secrets), **options)
         self._values: dict[str, str] = {}
 

@@ -6,6 +6,7 @@ users what is happening. In the sandbox, Azurite stores it (it does not serve we
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from html import escape
 
@@ -13,7 +14,9 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from drkit.azure.blobstore import BackupStore
+from drkit.azure.flexserver import website_endpoint
 from drkit.config import Settings
+from drkit.console import log_event
 from drkit.errors import AuditRefusedError
 from drkit.redact import find_secrets, known_secrets
 
@@ -26,8 +29,15 @@ def _store(settings: Settings) -> BackupStore:
 
 
 def page_url(settings: Settings, store: BackupStore | None = None) -> str:
+    """Where users see the page: ``azure.website_url``, else the account's static-website
+    endpoint read from Resource Manager, else (with a warning) the blob's own URL."""
     if settings.azure.website_url:
         return settings.azure.website_url.rstrip("/") + "/"
+    if endpoint := website_endpoint(settings):
+        return endpoint.rstrip("/") + "/"
+    log_event("maintenance.url_unknown", "The storage account's website endpoint could not be "
+              "read from Azure Resource Manager; the page's blob URL is shown instead. Set "
+              "azure.website_url to the static website's URL.", level=logging.WARNING)
     return (store or _store(settings)).container.get_blob_client(PAGE).url
 
 

@@ -52,6 +52,12 @@ def policy(settings: Settings) -> dict:
         "AssignableScopes": [f"/subscriptions/<subscription>/resourceGroups/"
                              f"{settings.azure.resource_group or '<resource-group>'}"],
     }
+    if settings.azure.flexible_server:
+        azure_roles.append({"role": "drkit-flexible-server-operator",
+                            "scope": f"Flexible Server {settings.azure.flexible_server}"})
+    if settings.azure.key_vault_url:  # the failover's credentials when AWS is down
+        azure_roles.append({"role": "Key Vault Secrets User",
+                            "scope": f"Key Vault {settings.azure.key_vault_url}"})
     if settings.storage.auth == "key":
         azure_roles = [{"note": "storage.auth is key: the account key grants storage access; "
                                 "with auth aad these role assignments replace it"}, *azure_roles]

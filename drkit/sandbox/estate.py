@@ -34,6 +34,7 @@ from drkit.config import AwsSettings
 from drkit.errors import SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
+from drkit.sandbox.azure_control import VAULT_SECRETS, AzureControl
 from drkit.sandbox.services import (
     AWS_PROFILE,
     AWS_REGION,
@@ -42,20 +43,32 @@ from drkit.sandbox.services import (
     DEMO_DATABASE,
     RDS_INSTANCE_ID,
     SECRET_ID,
-    SERVICES,
     SOURCE_USER,
     START_TIMEOUT,
     STOP_TIMEOUT,
     STORAGE_ACCOUNT,
     TARGET_USER,
+    Azurite,
+    Moto,
     Service,
     ServiceStatus,
+    SourceDatabase,
+    TargetDatabase,
     free_port,
     port_free,
     process_start_time,
     stat_fields,
 )
 from drkit.sandbox.tls import SandboxTls
+
+# In start order: the Azure stand-in's seed reads nothing of the others.
+SERVICES: tuple[type[Service], ...] = (SourceDatabase, TargetDatabase, Azurite, Moto,
+                                       AzureControl)
+
+
+def _aws_then_vault(key: str) -> list[str]:
+    """The seed's AWS secret first, the DR region's Key Vault when AWS does not answer."""
+    return [f"secret:{key}", f"keyvault:{VAULT_SECRETS[key]}"]
 
 
 class Sandbox:
@@ -65,7 +78,7 @@ class Sandbox:
                  demo_size: int = demodb.DEFAULT_SIZE) -> None:
         self.directory = Path(directory).absolute()
         self.demo_size = demo_size
-        self.services = {cls.name: cls(self) for cls in SERVICES}
+        self.services: dict[str, Service] = {cls.name: cls(self) for cls in SERVICES}
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -156,7 +169,8 @@ class Sandbox:
         """Start whatever is not running, seed it, write ``drkit.yaml``; return the status."""
         require_extra("sandbox", "The sandbox")
         for service in self.services.values():
-            find_program(service.program)  # every missing program is named before any start
+            if service.program:  # every missing program is named before any start
+                find_program(service.program)
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "logs").mkdir(exist_ok=True)
         state = self._state()
@@ -257,8 +271,8 @@ class Sandbox:
                 "ssl_ca": str(self.tls.ca),
             },
             "storage": {
-                "account": "secret:azure_storage_account",
-                "key": "secret:azure_storage_key",
+                "account": _aws_then_vault("azure_storage_account"),
+                "key": _aws_then_vault("azure_storage_key"),
                 "endpoint": self.services["azurite"].endpoint(state["azurite"]["port"]),
                 "container": CONTAINER,
                 "prefix": "backups/",
@@ -268,17 +282,19 @@ class Sandbox:
                 "host": "127.0.0.1",
                 "port": state["target"]["port"],
                 "user": TARGET_USER,
-                "password": "secret:azure_mysql_password",
+                "password": _aws_then_vault("azure_mysql_password"),
                 "tls": "verify-identity",
                 "ssl_ca": str(self.tls.ca),
             },
+            "azure": self.services["azure"].settings(state["azure"]["port"]),
             "backup": {
                 "state_dir": str(self.directory / "state"),
                 "log_file": str(self.directory / "logs" / "mysql-backup-to-azure.log"),
             },
         }
         header = ("# drkit config for the local sandbox, written by `drkit sandbox up`.\n"
-                  "# Credentials are references into the sandbox's Secrets Manager (moto).\n")
+                  "# Credentials are references into the sandbox's Secrets Manager (moto) and,\n"
+                  "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n")
         self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
 
 

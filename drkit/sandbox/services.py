@@ -90,7 +90,7 @@ def stat_fields(pid: int) -> list[str] | None:
 class Service(ABC):
     name: str
     role: str
-    program: str
+    program: str | None  # None: drkit's own Python
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -379,5 +379,3 @@ class Moto(Service):
                 Port=self.sandbox.port("source") or 3306,
             )
 
-
-SERVICES: tuple[type[Service], ...] = (SourceDatabase, TargetDatabase, Azurite, Moto)

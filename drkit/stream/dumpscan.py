@@ -89,7 +89,7 @@ class TableContent:
             count, lines = _rows_one_per_line(sql[start:])
             self._digest.update(lines)
         if self.order_free:  # per row, but every loop in C
-            rows = bytes(lines).replace(b",\n", b"\n").split(b"\n")
+            rows = bytes(lines).split(b",\n")
             self._crc = (self._crc + sum(map(zlib.crc32, rows))) % _MODULUS
             self._adler = (self._adler + sum(map(zlib.adler32, rows))) % _MODULUS
         self.rows += count

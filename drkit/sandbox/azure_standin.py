@@ -1,16 +1,20 @@
 """A small local stand-in for Azure Resource Manager, Entra ID's token endpoint and Key Vault.
 
-Just enough of them, over HTTPS with a self-signed certificate, for the real
-azure-identity ``ClientSecretCredential``, the real azure-mgmt-rdbms client to drive a
-MySQL Flexible Server (get, start and stop and update as long-running operations polled
+Azure has no emulator for these, so the sandbox and the tests point the real SDK clients at
+this: the real azure-identity ``ClientSecretCredential``, the real azure-mgmt-rdbms client
+driving a MySQL Flexible Server (get, start, stop and update as long-running operations polled
 through ``Azure-AsyncOperation``, firewall rules, databases, error responses injected on
-demand) and the real azure-keyvault-secrets client to read secrets.
+demand) and the real azure-keyvault-secrets client reading and setting secrets.
 
 Key Vault's client insists, rightly, that the vault's host name lies under the domain its
 authentication challenge names (``*.vault.azure.net``). So the vault is reached by its real
-name, ``https://VAULT.vault.azure.net``, through an HTTPS proxy (``HTTPS_PROXY``, as a
-locked-down network would have one) that tunnels only that domain to this server; the
-certificate names the domain too.
+name, ``https://VAULT.vault.azure.net``, through an HTTPS proxy (as a locked-down network
+would have one) that tunnels only that domain here; the certificate names the domain too.
+One port serves both: a connection that starts with a TLS handshake is the API, one that
+starts with ``CONNECT`` is the proxy.
+
+Run on its own (the sandbox's ``azure`` service): ``python -m drkit.sandbox.azure_standin
+PORT DIRECTORY [CLIENT_SECRET_FILE]``; it writes its certificate to DIRECTORY/standin.pem.
 """
 
 from __future__ import annotations
@@ -26,15 +30,21 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from drkit.sandbox.services import STORAGE_ACCOUNT
+
 VAULT_DOMAIN = ".vault.azure.net"
+SANDBOX_TENANT = "00000000-0000-4000-8000-000000000001"
+SANDBOX_SERVER = "drkit-sandbox-dr"
 _SECRET = re.compile(r"^/secrets/([0-9A-Za-z-]+)/?$")
+_STORAGE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                      r"Microsoft\.Storage/storageAccounts/([^/]+)$")
 _SERVER = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
                      r"Microsoft\.DBforMySQL/flexibleServers/([^/]+)(/.*)?$")
 
@@ -47,7 +57,7 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
         x509.CertificateBuilder().subject_name(name).issuer_name(name)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName(
             [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
              x509.DNSName("*" + VAULT_DOMAIN)]),
@@ -65,8 +75,10 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 class ArmStandIn:
     """Start with ``start()``; ``url``, ``ca_bundle``; inspect ``servers`` and ``requests``."""
 
-    def __init__(self, directory: Path, polls_until_done: int = 2) -> None:
+    def __init__(self, directory: Path, polls_until_done: int = 2,
+                 client_secret: str | None = None) -> None:
         self.ca_bundle, self._key = _certificate(directory)
+        self.client_secret = client_secret  # None: any client secret gets a token
         self.polls_until_done = polls_until_done
         self.servers: dict[str, dict] = {}
         self.firewall_rules: dict[str, dict] = {}
@@ -77,9 +89,9 @@ class ArmStandIn:
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         self.vault: dict[str, str] = {}  # Key Vault secrets by name
-        self.tenant = "00000000-0000-4000-8000-000000000001"
+        self.storage_accounts: dict[str, str] = {}  # name -> static website endpoint
+        self.tenant = SANDBOX_TENANT
         self._httpd: ThreadingHTTPServer | None = None
-        self._proxy: ThreadingHTTPServer | None = None
 
     def add_server(self, name: str, state: str = "Stopped", sku: str = "Standard_B1ms",
                    storage_gb: int = 20, host: str = "127.0.0.1") -> None:
@@ -97,14 +109,34 @@ class ArmStandIn:
     @property
     def proxy_url(self) -> str:
         """For ``HTTPS_PROXY``: tunnels ``*.vault.azure.net:443`` here, nothing else."""
-        return f"http://127.0.0.1:{self._proxy.server_address[1]}"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> ArmStandIn:
+    def start(self, port: int = 0) -> ArmStandIn:
         standin = self
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_bundle, self._key)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                connection, address = self.socket.accept()
+                connection.settimeout(30)
+                try:
+                    first = connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    first = b""
+                if first == b"\x16":  # a TLS handshake: the API itself
+                    connection = context.wrap_socket(connection, server_side=True,
+                                                     do_handshake_on_connect=False)
+                return connection, address
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # quiet
                 pass
+
+            def do_CONNECT(self):
+                standin._tunnel(self)
 
             def do_GET(self):
                 standin._handle(self, "GET")
@@ -118,20 +150,17 @@ class ArmStandIn:
             def do_PATCH(self):
                 standin._handle(self, "PATCH")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca_bundle, self._key)
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            def do_DELETE(self):
+                standin._handle(self, "DELETE")
+
+        self._httpd = Server(("127.0.0.1", port), Handler)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        self._proxy = _tunnel_proxy(self._httpd.server_address[1])
-        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        for server in (self._httpd, self._proxy):
-            if server:
-                server.shutdown()
-                server.server_close()
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
 
     # -- protocol --------------------------------------------------------------------------
     def _reply(self, handler, status: int, body: dict | None = None,
@@ -163,18 +192,26 @@ class ArmStandIn:
                 "token_endpoint": f"{tenant}/oauth2/v2.0/token",
                 "device_authorization_endpoint": f"{tenant}/oauth2/v2.0/devicecode"})
         if path.endswith("/oauth2/v2.0/token"):
+            form = parse_qs(body.decode())
+            if self.client_secret is not None and form.get("client_secret") != [
+                    self.client_secret]:
+                return self._reply(handler, 401, {
+                    "error": "invalid_client", "error_codes": [7000215],
+                    "error_description": "AADSTS7000215: Invalid client secret provided."})
             token = "standin-" + secrets.token_hex(16)
             self._tokens.add(token)
             return self._reply(handler, 200, {"token_type": "Bearer", "expires_in": 3600,
                                               "ext_expires_in": 3600, "access_token": token})
         auth = handler.headers.get("Authorization", "")
         if handler.headers.get("Host", "").split(":")[0].endswith(VAULT_DOMAIN):
-            return self._vault(handler, method, path, auth.removeprefix("Bearer "))
+            return self._vault(handler, method, path, auth.removeprefix("Bearer "), body)
         if auth.removeprefix("Bearer ") not in self._tokens:
             return self._error(handler, 401, "InvalidAuthenticationToken",
                                "The access token is invalid.")
         if path.startswith("/operations/"):
             return self._operation_status(handler, path.rsplit("/", 1)[1])
+        if account := _STORAGE.match(path):
+            return self._storage_account(handler, method, path, account.group(1))
         match = _SERVER.match(path)
         if not match:
             return self._error(handler, 404, "NotFound", path)
@@ -231,8 +268,8 @@ class ArmStandIn:
                                               "properties": self.databases[database]})
         return self._error(handler, 405, "MethodNotAllowed", f"{method} {path}")
 
-    def _vault(self, handler, method: str, path: str, token: str) -> None:
-        """Key Vault's GET secret, with its authentication challenge first."""
+    def _vault(self, handler, method: str, path: str, token: str, body: bytes) -> None:
+        """Key Vault's GET and PUT secret, with its authentication challenge first."""
         if token not in self._tokens:
             handler.send_response(401)
             handler.send_header("WWW-Authenticate", f'Bearer authorization="https://login.'
@@ -242,9 +279,11 @@ class ArmStandIn:
             handler.end_headers()
             return None
         match = _SECRET.match(path)
-        if method != "GET" or not match:
+        if method not in ("GET", "PUT") or not match:
             return self._error(handler, 405, "BadParameter", f"{method} {path}")
         name = match.group(1)
+        if method == "PUT":
+            self.vault[name] = json.loads(body)["value"]
         if name not in self.vault:
             return self._error(handler, 404, "SecretNotFound",
                                f"A secret with (name/id) {name} was not found in this key vault.")
@@ -252,6 +291,15 @@ class ArmStandIn:
         return self._reply(handler, 200, {
             "value": self.vault[name], "id": f"https://{host}/secrets/{name}/0123456789abcdef",
             "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000}})
+
+    def _storage_account(self, handler, method: str, path: str, name: str) -> None:
+        if method != "GET" or name not in self.storage_accounts:
+            return self._error(handler, 404, "ResourceNotFound", f"{method} {path}")
+        web = self.storage_accounts[name]
+        return self._reply(handler, 200, {
+            "id": path, "name": name, "type": "Microsoft.Storage/storageAccounts",
+            "properties": {"primaryEndpoints": {
+                "blob": f"https://{name}.blob.core.windows.net/", "web": web}}})
 
     def _accept(self, handler, finish) -> None:
         operation_id = secrets.token_hex(8)
@@ -270,6 +318,31 @@ class ArmStandIn:
             finish()
         return self._reply(handler, 200, {"status": "Succeeded"})
 
+    def _tunnel(self, handler) -> None:
+        """CONNECT ``*.vault.azure.net:443``: a tunnel to this server; nothing else."""
+        host, _, port = handler.path.rpartition(":")
+        if not host.endswith(VAULT_DOMAIN) or port != "443":
+            handler.send_error(403, "only Key Vault is tunnelled")
+            return
+        upstream = socket.create_connection(("127.0.0.1", self._httpd.server_address[1]))
+        handler.send_response(200, "Connection established")
+        handler.end_headers()
+        sockets = [handler.connection, upstream]
+        try:
+            while True:
+                readable, _, _ = select.select(sockets, [], [], 30)
+                if not readable:
+                    return
+                for source in readable:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (upstream if source is handler.connection else handler.connection
+                     ).sendall(data)
+        finally:
+            upstream.close()
+            handler.close_connection = True
+
     @staticmethod
     def _server_json(resource_id: str, name: str, server: dict) -> dict:
         return {
@@ -283,34 +356,24 @@ class ArmStandIn:
         }
 
 
-def _tunnel_proxy(target_port: int) -> ThreadingHTTPServer:
-    """An HTTP CONNECT proxy that tunnels ``*.vault.azure.net:443`` to ``target_port``."""
+def main(argv: list[str] | None = None) -> None:
+    """The sandbox's ``azure`` service: serve until terminated."""
+    import signal
+    import sys
 
-    class Tunnel(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet
-            pass
+    port, directory, *secret_file = (argv if argv is not None else sys.argv[1:])
+    client_secret = Path(secret_file[0]).read_text().strip() if secret_file else None
+    standin = ArmStandIn(Path(directory), client_secret=client_secret)
+    standin.tenant = SANDBOX_TENANT
+    # The sandbox's target, already running, as the DR region's Flexible Server.
+    standin.add_server(SANDBOX_SERVER, state="Ready")
+    standin.storage_accounts[STORAGE_ACCOUNT] = f"https://{STORAGE_ACCOUNT}.z12.web.core.windows.net/"
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the threads, which inherit it
+    standin.start(int(port))
+    signal.sigwait(stop)
+    standin.stop()
 
-        def do_CONNECT(self):
-            host, _, port = self.path.rpartition(":")
-            if not host.endswith(VAULT_DOMAIN) or port != "443":
-                self.send_error(403, "only Key Vault is tunnelled")
-                return
-            upstream = socket.create_connection(("127.0.0.1", target_port))
-            self.send_response(200, "Connection established")
-            self.end_headers()
-            sockets = [self.connection, upstream]
-            try:
-                while True:
-                    readable, _, _ = select.select(sockets, [], [], 30)
-                    if not readable:
-                        return
-                    for source in readable:
-                        data = source.recv(65536)
-                        if not data:
-                            return
-                        (upstream if source is self.connection else self.connection).sendall(
-                            data)
-            finally:
-                upstream.close()
 
-    return ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)
+if __name__ == "__main__":
+    main()
