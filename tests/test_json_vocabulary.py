@@ -37,6 +37,7 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
     commands = {
         "backup": backup,
         "list": ["list", "--json"],
+        "list --versions": ["list", "--versions", "--json"],
         "verify": ["verify", name, "--json"],
         "restore --check": ["restore", name, "--as", database, "--check", "--json"],
         "restore": ["restore", name, "--as", database, "--json"],

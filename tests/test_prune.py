@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -96,3 +97,26 @@ def test_a_verification_no_longer_counts_once_blob_or_manifest_changed(store):
     # A tag written without the binding (by hand, or an older drkit) is not trusted either.
     store.container.get_blob_client(older).set_blob_tags({"drkit_verified": "ok"})
     assert catalog.select(older).verified == STALE
+
+
+def test_versions_of_what_is_deleted_go_and_those_of_what_stays_do_not():
+    """Azurite has no blob versioning, so this is the rule alone, over listings shaped as
+    Azure's List Blobs (include=versions) returns them: earlier versions carry a VersionId
+    and IsCurrentVersion false; a deleted blob leaves only earlier versions."""
+    from drkit.azure.catalog import BlobVersion
+    from drkit.ops.prune import versions_to_delete
+
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=40), now - timedelta(days=1)
+    cutoff = now - timedelta(days=30)
+    versions = [
+        BlobVersion("b/backup-1.sql.gz", "v1", 100, old),  # pruned now
+        BlobVersion("b/backup-1.sql.gz.manifest.json", "v2", 5, old),  # pruned now
+        BlobVersion("b/backup-2.sql.gz.manifest.json", "v3", 5, old),  # stays: kept backup
+        BlobVersion("b/backup-0.sql.gz", "v4", 90, old),  # gone before, past the cutoff
+        BlobVersion("b/backup-9.sql.gz", "v5", 90, recent),  # gone recently: an undo window
+    ]
+    current = {"b/backup-2.sql.gz", "b/backup-2.sql.gz.manifest.json"}
+    doomed = versions_to_delete(versions, current,
+                                ["b/backup-1.sql.gz", "b/backup-1.sql.gz.manifest.json"], cutoff)
+    assert [v.version_id for v in doomed] == ["v1", "v2", "v4"]

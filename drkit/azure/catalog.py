@@ -53,6 +53,16 @@ class BackupEntry:
                 **{k: v for k, v in data.items() if k != "taken_at"}}
 
 
+@dataclass(frozen=True)
+class BlobVersion:
+    """An earlier version of a blob, kept by blob versioning (the seed turns it on)."""
+
+    name: str
+    version_id: str
+    size: int
+    last_modified: datetime
+
+
 def taken_at(name: str) -> datetime | None:
     """When a backup was taken, from its name; None for a blob that is not a backup."""
     match = _NAME.search(name)
@@ -105,6 +115,17 @@ class Catalog:
                 manifest_etag=manifest_etag,
             ))
         return sorted(entries, key=lambda e: (e.taken_at, e.name))
+
+    def previous_versions(self) -> list[BlobVersion]:
+        """Every earlier (not current) version under the prefix; none where versioning is
+        off. A deleted blob's last state is such a version too: it still costs storage."""
+        try:
+            blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
+                                                         include=["versions"]))
+        except AzureError as exc:
+            raise self.store.error(exc) from None
+        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified) for b in blobs
+                if b.version_id and not b.is_current_version]
 
     def select(self, spec: str, entries: list[BackupEntry] | None = None) -> BackupEntry:
         """``latest``, ``latest-verified``, a time (newest at or before it), or a name;

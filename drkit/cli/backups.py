@@ -31,13 +31,18 @@ def backup_command(context: Context, databases: tuple[str, ...], compression: st
 
 
 @click.command("list")
+@click.option("--versions", is_flag=True,
+              help="List the earlier versions blob versioning keeps, and what they cost.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def list_command(context: Context, as_json: bool) -> None:
+def list_command(context: Context, versions: bool, as_json: bool) -> None:
     """List the backups, oldest first, with size, databases and verification."""
     from drkit.azure.catalog import Catalog
     from drkit.units import human_size
 
+    if versions:
+        _list_versions(context, Catalog(context.store()), as_json)
+        return
     entries = Catalog(context.store()).entries()
     if as_json:
         context.env.print_json([e.as_dict() for e in entries])
@@ -47,6 +52,37 @@ def list_command(context: Context, as_json: bool) -> None:
            [[e.name, f"{e.taken_at:%Y-%m-%d %H:%M:%S}", human_size(e.size),
              ", ".join(e.databases) or "?", e.compression, "yes" if e.has_manifest else "NO",
              f"{e.verified} {e.verified_at}" if e.verified else "-"] for e in entries])
+
+
+def _list_versions(context: Context, catalog, as_json: bool) -> None:
+    """Earlier versions per backup (its blob and manifest together)."""
+    from drkit.manifest import SIDECAR_SUFFIX
+    from drkit.units import human_size
+
+    current = {e.name for e in catalog.entries()}
+    rows: dict[str, dict] = {}
+    for version in catalog.previous_versions():
+        backup = version.name.removesuffix(SIDECAR_SUFFIX)
+        row = rows.setdefault(backup, {"backup": backup, "current": backup in current,
+                                       "versions": 0, "versions_bytes": 0,
+                                       "oldest": version.last_modified})
+        row["versions"] += 1
+        row["versions_bytes"] += version.size
+        row["oldest"] = min(row["oldest"], version.last_modified)
+    listed = [{**r, "oldest": r["oldest"].isoformat()} for _, r in sorted(rows.items())]
+    total = sum(r["versions_bytes"] for r in listed)
+    if as_json:
+        context.env.print_json({"ok": True, "backups": listed, "versions_bytes": total})
+        return
+    if not listed:
+        context.env.print("no earlier versions (blob versioning is off, or nothing was "
+                          "overwritten or deleted)")
+        return
+    print_table(context.env, ["backup", "current", "earlier versions", "size", "oldest (UTC)"],
+                [[r["backup"], "yes" if r["current"] else "deleted", r["versions"],
+                  human_size(r["versions_bytes"]), r["oldest"][:19]] for r in listed])
+    context.env.print(f"earlier versions cost {human_size(total)}; drkit prune deletes those "
+                      "of the backups it deletes")
 
 
 _backup_argument = click.argument("backup", default="latest")
@@ -175,7 +211,7 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
     """Delete old backups, keeping each database's newest verified one and anything newer
     (dry run unless --yes)."""
     from drkit.ops.prune import execute_prune, plan_prune
-    from drkit.units import parse_duration
+    from drkit.units import human_size, parse_duration
 
     try:
         seconds = parse_duration(older_than)
@@ -195,6 +231,10 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
         context.env.print(f"{verb}: {name}")
     for name, why in plan.keep.items():
         context.env.print(f"kept: {name} ({why})")
+    if plan.versions or plan.deleted_versions:
+        count = len(plan.deleted_versions) if yes else len(plan.versions)
+        context.env.print(f"{verb}: {count} earlier versions of deleted blobs (blob versioning"
+                          f"; {human_size(plan.versions_bytes)} before this run)")
     if not plan.delete:
         context.env.print(f"nothing older than {older_than} to delete")
     context.env.print("lifecycle rule: not checked here (reading it needs Azure Resource "

@@ -7,6 +7,11 @@ newest good one is deleted, and a database with no good backup loses nothing. A 
 holds several databases goes only when every one of them lets it. A backup goes first, then
 its manifest, so an interrupted run leaves at worst a manifest whose backup is gone, which
 the next run removes.
+
+With blob versioning on (the seed enables it), deleting a blob keeps its last state as an
+earlier version, which costs as much as the blob did. So the earlier versions of what prune
+deletes go too, and so do those of blobs already gone whose last change is past the cutoff
+(left by an earlier prune or by hand). Versions of the blobs that stay are left alone.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import BackupEntry, Catalog, taken_at
+from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, taken_at
 from drkit.console import log_event
 from drkit.manifest import SIDECAR_SUFFIX
 
@@ -31,6 +36,9 @@ class PrunePlan:
     keep: dict[str, str] = field(default_factory=dict)  # old backups kept -> why
     deleted: list[str] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)  # database -> what protects it
+    versions: list[str] = field(default_factory=list)  # "name?versionid=ID", already earlier
+    versions_bytes: int = 0
+    deleted_versions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -68,7 +76,31 @@ def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:
         if blob.name.endswith(SIDECAR_SUFFIX) and backup not in backups and moment and \
                 moment < cutoff:
             plan.delete.append(blob.name)  # its backup is already gone
+    doomed = versions_to_delete(Catalog(store).previous_versions(), _current(store),
+                                plan.delete, cutoff)
+    plan.versions = [_label(v) for v in doomed]
+    plan.versions_bytes = sum(v.size for v in doomed)
     return plan
+
+
+def versions_to_delete(versions: list[BlobVersion], current: set[str], deleting: list[str],
+                       cutoff: datetime) -> list[BlobVersion]:
+    """The earlier versions of blobs being deleted, and of blobs already gone whose last
+    change is older than ``cutoff``; never one of a blob that stays."""
+    going = set(deleting)
+    return [v for v in versions if v.name in going
+            or (v.name not in current and v.last_modified < cutoff)]
+
+
+def _current(store: BackupStore) -> set[str]:
+    try:
+        return {b.name for b in store.container.list_blobs(name_starts_with=store.prefix)}
+    except AzureError as exc:
+        raise store.error(exc) from None
+
+
+def _label(version: BlobVersion) -> str:
+    return f"{version.name}?versionid={version.version_id}"
 
 
 def _reason(entry: BackupEntry, database: str, newest_good: BackupEntry | None) -> str:
@@ -90,4 +122,14 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
             raise store.error(exc) from None
         plan.deleted.append(name)
         log_event("prune.deleted", f"Deleted {name}", blob=name)
+    # Listed again: deleting a versioned blob has just made its last state an earlier version.
+    for version in versions_to_delete(Catalog(store).previous_versions(), _current(store),
+                                      plan.deleted, plan.cutoff):
+        try:
+            store.container.delete_blob(version.name, version_id=version.version_id)
+        except AzureError as exc:
+            raise store.error(exc) from None
+        plan.deleted_versions.append(_label(version))
+        log_event("prune.deleted_version", f"Deleted {_label(version)}", blob=version.name,
+                  version_id=version.version_id)
     return plan
