@@ -69,6 +69,22 @@ def sandbox_down(context: Context, directory: Path) -> None:
     context.env.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
+@sandbox.command("stop")
+@_dir_option
+@click.argument("service")
+@pass_context
+def sandbox_stop(context: Context, directory: Path, service: str) -> None:
+    """Stop one SERVICE, to rehearse its failure (moto: AWS gone); up starts it again."""
+    from drkit.sandbox.estate import Sandbox
+
+    box = Sandbox(directory)
+    if service not in box.services:
+        raise click.BadParameter(f"{service!r} is not a sandbox service; one of: "
+                                 f"{', '.join(box.services)}.", param_hint="SERVICE")
+    box.stop_service(service)
+    context.env.print(f"stopped: {service} (drkit sandbox up starts it again)")
+
+
 def _print_status(env: Environment, statuses, as_json: bool) -> None:
     if as_json:
         env.print_json([asdict(s) for s in statuses])

@@ -218,6 +218,12 @@ class MariaDB(Service):
     def seed(self, port: int) -> None:
         password = self.sandbox.credential(self.admin_password_key)
         with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
+            # mariadb-install-db leaves root@127.0.0.1, @::1 and @HOSTNAME without a password:
+            # anyone on the machine would be the server's SUPER user over TCP.
+            cursor.execute("SELECT host FROM mysql.user WHERE user = 'root' AND "
+                           "host <> 'localhost'")
+            for (host,) in cursor.fetchall():
+                cursor.execute("DROP USER 'root'@%s", (host,))
             cursor.execute(f"CREATE USER IF NOT EXISTS '{self.admin_user}'@'%%' IDENTIFIED BY %s",
                            (password,))
             cursor.execute(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{self.admin_user}'@'%'")
