@@ -11,13 +11,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from drkit.redact import redact
+from drkit.units import human_size
 
 LOGGER_NAME = "drkit"
 
@@ -49,25 +50,49 @@ class Environment:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            DownloadColumn,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
         from rich.progress import Progress as RichProgress
 
-        console = Console(file=self.stderr)
+        console = Console(file=self.stderr, force_terminal=True)
         # A known total: a bar, percent and time left. Unknown (a dump as it streams):
-        # bytes so far and the rate, and no bar that could only be made up.
+        # bytes so far and the rate, and no bar that could only be made up. Sizes in the
+        # units of drkit's own lines (human_size), so the bar and the summary agree.
         columns = [TextColumn("{task.description}"),
                    *([BarColumn(), TaskProgressColumn()] if total else []),
-                   DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                   *([TimeRemainingColumn()] if total else [])]
+                   TextColumn("{task.fields[size]}"), TextColumn("{task.fields[rate]}"),
+                   TimeElapsedColumn(), *([TimeRemainingColumn()] if total else [])]
+        of = f"/{human_size(total)}" if total else ""
         with RichProgress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield Progress(lambda done: bar.update(task, completed=done))
+            task = bar.add_task(description, total=total, size=f"0B{of}", rate="")
+
+            def show(done: int) -> None:
+                bar.update(task, completed=done, size=f"{human_size(done)}{of}")
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{human_size(speed)}/s" if speed else "")
+
+            yield Progress(show)
+
+    @contextmanager
+    def status(self, description: str) -> Iterator[Callable[[str], None]]:
+        """One live line (``description: what now``, time elapsed) on a terminal; the
+        callable it yields sets "what now". Nothing otherwise."""
+        if not self.interactive:
+            yield lambda _text: None
+            return
+        from rich.console import Console
+        from rich.progress import Progress as RichProgress
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
+                          TimeElapsedColumn(),
+                          console=Console(file=self.stderr, force_terminal=True),
+                          transient=True) as line:
+            task = line.add_task(description)
+            yield lambda text: line.update(task, description=redact(f"{description}: {text}"))
 
     def print(self, text: str) -> None:
         self.stdout.write(redact(text) + "\n")

@@ -415,3 +415,36 @@ def test_a_missing_runbook_folder_is_named(tmp_path, monkeypatch):
     result = run_cli("schedule", "show", "--env", "prod")
     assert result.exit_code == 3
     assert f"The runbook folder {tmp_path / 'nope'}" in result.stderr
+
+
+def test_at_a_terminal_drkit_run_names_each_step_as_it_runs(sandbox, run_env):
+    """On a terminal (a real pty), the live line names the notebook's heading and cell; the
+    same run under cron (no terminal) prints no such line."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    drkit = [str(Path(sys.executable).parent / "drkit"), "run", "nightly-backup"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(drkit, stdin=follower, stdout=follower, stderr=follower,
+                               env=dict(os.environ, COLUMNS="160"))
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the pty closes when the run ends
+            break
+        if not data:
+            break
+        seen += data
+    assert process.wait(timeout=120) == 0, seen[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    assert re.search(r"nightly-backup \(\w+\): \S.* \(cell \d+ of \d+\)", text), text[-2000:]
+    assert "nightly-backup: PASSED" in text
+
+    quiet = subprocess.run(drkit, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "(cell " not in quiet.stdout + quiet.stderr

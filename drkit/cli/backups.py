@@ -134,6 +134,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
     """Stream BACKUP into the target, then prove it against the manifest."""
     from drkit.errors import ProofFailedError, RestoreBlockedError
     from drkit.ops.restore import check_backup, restore_backup
+    from drkit.units import human_size
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
@@ -164,8 +165,10 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         context.env.print_json(result.as_dict())
     else:
         databases = ", ".join(result.databases.values())
-        context.env.print(f"restored {result.backup} into {databases} on {result.target} in "
-                          f"{result.seconds:.1f} s ({result.throughput_mib_s} MiB/s)"
+        context.env.print(f"restored {result.backup} into {databases} on {result.target}: "
+                          f"{human_size(result.compressed_bytes)} read "
+                          f"({human_size(result.sql_bytes)} of SQL) in {result.seconds:.1f} s "
+                          f"({result.throughput_mib_s} MiB/s of SQL)"
                           + ("; proof passed" if result.proof else "; not proven"))
 
 

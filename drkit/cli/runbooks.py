@@ -41,7 +41,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     context.env.configure_logging(settings.backup.log_file)
     outcome = run_runbook(settings, Path(context.config_path),
                           load_runbook(runbook, runbook_dirs(settings)),
-                          environment, overrides)
+                          environment, overrides, env=context.env)
     if as_json:
         context.env.print_json(outcome.as_dict())
     else:

@@ -286,7 +286,8 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
             statements=counters["statements"], seconds=round(seconds, 3),
             throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
             rewrites=dict(rewriter.changes))
-        log_event("restore.loaded", f"Restored {entry.name} in {seconds:.1f} s "
+        log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
+                  f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
                   f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
         if prove_after:
             result.proof = prove_restore(manifest, server, load_as, rewriter.azure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import logging
 import os
 import platform
 import shutil
@@ -19,8 +20,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +34,7 @@ from azure.core.exceptions import AzureError
 from drkit import __version__, errors
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
-from drkit.console import log_event
+from drkit.console import Environment, log_event
 from drkit.errors import (
     AuditRefusedError,
     DrkitError,
@@ -47,6 +49,7 @@ from drkit.runbooks.audit import HTML, NOTEBOOK, AuditRecord
 from drkit.runbooks.handrun import examine, notebook_identity
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
+from drkit.runbooks.steps import running_step
 
 KERNEL = "drkit"
 _STOP_GRACE_SECONDS = 20
@@ -96,7 +99,8 @@ def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]
 
 def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
                 environment: str | None = None,
-                overrides: dict[str, Any] | None = None) -> RunOutcome:
+                overrides: dict[str, Any] | None = None,
+                env: Environment | None = None) -> RunOutcome:
     environment = environment or settings.environment
     runbook.environment(environment)  # an unknown environment fails before anything runs
     overrides = overrides or {}
@@ -111,7 +115,9 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
     log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
 
     try:
-        code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory)
+        with (env or Environment()).status(f"{runbook.name} ({environment})") as show:
+            code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory,
+                                      show)
         failed = _failed_cell(record.directory / NOTEBOOK)
         exit_code, message = _outcome(runbook, code, stderr, failed)
     except (RunInterrupted, RunTerminated) as stop:  # papermill is gone: record that
@@ -233,8 +239,10 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
                       published=published, summary=lines, record_url=record_url)
 
 
-def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) -> tuple[int, str]:
-    """Run papermill; return its exit code (None-safe) and the tail of its stderr."""
+def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path,
+               show: Callable[[str], None]) -> tuple[int, str]:
+    """Run papermill, showing the step it is at; return its exit code (None-safe) and the
+    tail of its stderr."""
     (directory / "parameters.yaml").write_text(yaml.safe_dump(parameters))
     command = [sys.executable, "-m", "papermill", str(runbook.notebook_path()),
                str(directory / NOTEBOOK), "-f", str(directory / "parameters.yaml"),
@@ -245,7 +253,8 @@ def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) ->
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr,
                                    stderr=stderr, env=environment, start_new_session=True)
         try:
-            code = process.wait(timeout=runbook.timeouts.total_seconds)
+            code = _wait_showing_steps(process, directory / NOTEBOOK,
+                                       runbook.timeouts.total_seconds, show)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -258,6 +267,25 @@ def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path) ->
     text = log.read_text(errors="replace")
     log.unlink()
     return code, text[-4000:]
+
+
+def _wait_showing_steps(process: subprocess.Popen, notebook: Path, timeout: float,
+                        show: Callable[[str], None]) -> int:
+    """``process.wait(timeout)``, naming each step as papermill starts it."""
+    deadline = time.monotonic() + timeout
+    shown = None
+    while True:
+        try:
+            return process.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        step = running_step(notebook)
+        if step is not None and step != shown:
+            shown = step
+            show(str(step))
+            log_event("run.step", f"Step: {step}", level=logging.DEBUG, step=step.heading,
+                      cell=step.cell, cells=step.cells)
 
 
 def _stop_group(process: subprocess.Popen) -> None:
