@@ -144,6 +144,8 @@ def test_failed_step_becomes_drkit_exit_code_and_still_leaves_a_record(
 
 def test_wrong_secret_fails_and_keeps_the_record_locally(run_env, monkeypatch):
     monkeypatch.setenv("DRKIT_AWS__SECRET_ID", "backup-credentials-nowhere")
+    # Only in AWS (the sandbox lists its Key Vault after it, which would publish anyway).
+    monkeypatch.setenv("DRKIT_STORAGE__KEY", json.dumps("secret:azure_storage_key"))
     result = run_cli("run", "nightly-backup", "--json")
     assert result.exit_code == 4
     outcome = json.loads(result.stdout)
