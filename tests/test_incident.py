@@ -25,6 +25,13 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
+def _pgid(process: Path) -> int | None:
+    try:
+        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monkeypatch):
     point_cli_at(sandbox, tmp_path, monkeypatch)
     shipped = PACKAGED_NOTEBOOKS / "failover.ipynb"
@@ -53,6 +60,12 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         assert "drkit" in specs["kernelspecs"]
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
+        # The token opens a kernel holding the credentials: not in any process's arguments.
+        group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                 and _pgid(entry) == lab.pid]
+        assert len(group) >= 2  # drkit and JupyterLab
+        for process in group:
+            assert token.encode() not in (process / "cmdline").read_bytes()
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=30)

@@ -122,13 +122,16 @@ def test_failed_step_becomes_drkit_exit_code_and_still_leaves_a_record(
     result = run_cli("run", "nightly-backup", "--json")
     assert result.exit_code == 10
     outcome = json.loads(result.stdout)
-    assert "failed at step '2. Backup'" in outcome["message"]
+    # The cell as the record shows it: "In [N]" beside the cell with the error.
+    count = re.search(r"failed at step '2\. Backup' \(In \[(\d+)\]\)", outcome["message"])
+    assert count, outcome["message"]
     assert "Cannot connect to the source server 127.0.0.1:1" in outcome["message"]
     files = published(audit_store, outcome["run_id"])
     run = json.loads(files["run.json"])
     assert run["status"] == "failed" and run["exit_code"] == 10
     assert run["failed_cell"]["ename"] == "ServerUnreachableError"
     assert run["failed_cell"]["step"] == "2. Backup"
+    assert run["failed_cell"]["execution_count"] == int(count.group(1))
     assert run["verdict"] == "FAILED"
     cells = json.loads(files["notebook.ipynb"])["cells"]
     (error,) = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]

@@ -58,12 +58,12 @@ def run_lab(incident: Incident, port: int, token: str) -> int:
     require_extra("lab", "drkit failover open")
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-               "--ServerApp.port_retries=0", "--no-browser",
-               f"--IdentityProvider.token={token}"]
+               "--ServerApp.port_retries=0", "--no-browser"]
     if os.geteuid() == 0:  # JupyterLab refuses root unless told (the quick start is root)
         command.append("--allow-root")
     with kernel_environment() as environment:
-        return subprocess.call(command, env=environment)
+        # The token in the environment, not the arguments, which any local user can list.
+        return subprocess.call(command, env={**environment, "JUPYTER_TOKEN": token})
 
 
 def new_token() -> str:

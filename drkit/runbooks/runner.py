@@ -49,7 +49,7 @@ from drkit.runbooks.audit import HTML, NOTEBOOK, AuditRecord
 from drkit.runbooks.handrun import examine, notebook_identity
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
-from drkit.runbooks.steps import running_step
+from drkit.runbooks.steps import code_cells, running_step
 
 KERNEL = "drkit"
 _STOP_GRACE_SECONDS = 20
@@ -61,6 +61,7 @@ class FailedCell:
     step: str
     ename: str
     evalue: str
+    execution_count: int | None = None  # the "In [N]" the record shows beside the cell
 
 
 @dataclass
@@ -320,18 +321,12 @@ def _failed_cell(notebook: Path) -> FailedCell | None:
     """The first cell with an error output, and the step (heading) it belongs to."""
     if not notebook.exists():
         return None
-    cells = json.loads(notebook.read_text())["cells"]
-    step = "start"
-    for index, cell in enumerate(cells):
-        if cell["cell_type"] == "markdown":
-            heading = next((line.lstrip("# ").strip() for line in "".join(cell["source"])
-                            .splitlines() if line.startswith("#")), None)
-            step = heading or step
-            continue
+    for index, step, cell in code_cells(json.loads(notebook.read_text())["cells"]):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 return FailedCell(index=index, step=step, ename=output.get("ename", ""),
-                                  evalue=output.get("evalue", ""))
+                                  evalue=output.get("evalue", ""),
+                                  execution_count=cell.get("execution_count"))
     return None
 
 
@@ -343,8 +338,10 @@ def _outcome(runbook: Runbook, code: int, stderr: str,
         error_class = getattr(errors, failed.ename, None)
         exit_code = error_class.exit_code if isinstance(error_class, type) and issubclass(
             error_class, DrkitError) else RunbookStepError.exit_code
-        return exit_code, (f"{runbook.name} failed at step '{failed.step}' (cell "
-                           f"{failed.index}): {failed.ename}: {failed.evalue}")
+        where = (f"In [{failed.execution_count}]" if failed.execution_count
+                 else f"cell {failed.index}")
+        return exit_code, (f"{runbook.name} failed at step '{failed.step}' ({where}): "
+                           f"{failed.ename}: {failed.evalue}")
     return RunbookEngineError.exit_code, f"{runbook.name} could not run: {_engine_cause(stderr)}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,18 @@ class Step:
         return f"{self.heading} (cell {self.cell} of {self.cells})"
 
 
+def code_cells(cells: list[dict]) -> Iterator[tuple[int, str, dict]]:
+    """Each code cell's index in the notebook, the step it belongs to (the nearest markdown
+    heading above it; "parameters" before the first) and the cell."""
+    heading = "parameters"
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") == "markdown":
+            headings = _HEADING.findall("".join(cell.get("source", "")))
+            heading = headings[-1] if headings else heading
+        elif cell.get("cell_type") == "code":
+            yield index, heading, cell
+
+
 def running_step(notebook: Path) -> Step | None:
     """The step running now; None before the first cell, after the last, or while papermill
     is writing the file (a half-written notebook is read again on the next call)."""
@@ -32,17 +45,8 @@ def running_step(notebook: Path) -> Step | None:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError):
         return None
-    heading, number = "", 0
-    code_cells = sum(1 for cell in cells if cell.get("cell_type") == "code")
-    for cell in cells:
-        source = "".join(cell.get("source", ""))
-        if cell.get("cell_type") == "markdown":
-            headings = _HEADING.findall(source)
-            heading = headings[-1] if headings else heading
-            continue
-        if cell.get("cell_type") != "code":
-            continue
-        number += 1
+    walked = list(code_cells(cells))
+    for number, (_, heading, cell) in enumerate(walked, 1):
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return Step(heading or "parameters", number, code_cells)
+            return Step(heading, number, len(walked))
     return None

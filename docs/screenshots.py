@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Make the README's screenshots from real runs on a sandbox of their own.
+
+    .venv/bin/python docs/screenshots.py [--dir docs/out/sandbox]
+
+Starts (or reuses) a sandbox, takes and verifies a backup, runs three restore drills that pass
+and one that fails on a drkit error (a backup that does not exist), builds the audit report,
+and opens the failover notebook of a new incident in JupyterLab after answering its first
+gate wrongly. Each page is photographed by headless Chromium at 1280 px into docs/*.png.
+Needs what install.sh installs (chromium, the sandbox and lab extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import KernelManager
+
+from drkit.config import load_settings
+from drkit.runbooks.incident import new_incident, new_token
+from drkit.runbooks.runbook import load_runbook, runbook_dirs
+from drkit.runbooks.runner import KERNEL, kernel_environment
+from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.services import free_port
+
+DOCS = Path(__file__).resolve().parent
+DRKIT = str(Path(sys.executable).parent / "drkit")
+WIDTH, HEIGHT = 1280, 900
+
+
+def drkit(*args: str, ok: bool = True) -> dict:
+    """Run the CLI with --json; its result."""
+    result = subprocess.run([DRKIT, *args, "--json"], capture_output=True, text=True)
+    if ok and result.returncode != 0:
+        raise SystemExit(f"drkit {' '.join(args)} failed: {result.stdout[-500:]}"
+                         f"{result.stderr[-500:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def screenshot(url: str, png: Path, wait_ms: int = 3000, height: int = HEIGHT) -> None:
+    """Chromium's own screenshot. The URL is handed over in a private file, never in the
+    arguments, because a JupyterLab URL carries its token."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        raise SystemExit("chromium is missing: run install.sh (Debian package chromium).")
+    with tempfile.TemporaryDirectory() as scratch:
+        page = Path(scratch) / "open.html"
+        page.write_text(f"<script>location.replace({json.dumps(url)})</script>")
+        page.chmod(0o600)
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", f"--user-data-dir={scratch}/profile",
+                        f"--window-size={WIDTH},{height}", f"--virtual-time-budget={wait_ms}",
+                        f"--screenshot={png}", page.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+    print(f"wrote {png.relative_to(DOCS.parent)} ({png.stat().st_size // 1024} KiB)")
+
+
+def answer_the_first_gate_wrongly(notebook: Path) -> None:
+    """Run the failover notebook's cells in drkit's kernel up to its first gate, type a wrong
+    answer there, and keep the outputs in the notebook, as a person's JupyterLab would."""
+    book = nbformat.read(notebook, as_version=4)
+    with kernel_environment() as environment:
+        manager = KernelManager(kernel_name=KERNEL)
+        manager.start_kernel(env=environment)
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        try:
+            for cell in [c for c in book.cells if c.cell_type == "code"]:
+                cell.outputs = []
+                gate = "failover.decide(" in cell.source
+
+                def keep(message, cell=cell) -> None:
+                    if message["msg_type"] in ("stream", "display_data", "execute_result",
+                                               "error"):
+                        cell.outputs.append(nbformat.v4.output_from_msg(message))
+
+                reply = client.execute_interactive(
+                    cell.source, allow_stdin=gate, output_hook=keep, timeout=120,
+                    stdin_hook=lambda message: client.input("yes"))
+                cell.execution_count = reply["content"].get("execution_count")
+                if gate:
+                    break
+            # What the person has read and run already is folded, so the page opens at
+            # the assessment and the gate (JupyterLab shows a folded cell as a thin bar).
+            for earlier in book.cells[:book.cells.index(cell) - 1]:
+                earlier.metadata.setdefault("jupyter", {})["source_hidden"] = True
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    nbformat.write(book, notebook)
+
+
+def lab_at_the_gate(settings, config: Path, png: Path) -> None:
+    runbook = load_runbook("failover", runbook_dirs(settings))
+    incident = new_incident(settings, config, runbook, settings.environment)
+    answer_the_first_gate_wrongly(incident.notebook)
+    port, token = free_port(), new_token()
+    settings_dir = Path(tempfile.mkdtemp())  # no "news" pop-up over the page
+    (settings_dir / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+     ).write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    with kernel_environment() as environment:
+        lab = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--no-browser",
+             *(["--allow-root"] if os.geteuid() == 0 else [])],
+            env={**environment, "JUPYTER_TOKEN": token,
+                 "JUPYTERLAB_SETTINGS_DIR": str(settings_dir)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
+                                       timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or lab.poll() is not None:
+                    raise SystemExit("JupyterLab did not start") from None
+                time.sleep(0.5)
+        # /doc: JupyterLab's single-document mode, the notebook without the side panels.
+        screenshot(incident.url(port, token).replace("/lab/tree/", "/doc/tree/"), png,
+                   wait_ms=20000, height=1300)
+    finally:
+        os.killpg(lab.pid, 15)
+        lab.wait(timeout=30)
+        shutil.rmtree(settings_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=DOCS / "out" / "sandbox")
+    args = parser.parse_args()
+    box = Sandbox(args.dir)
+    box.up()
+    os.environ["DRKIT_CONFIG"] = str(box.config_path)
+    settings = load_settings(box.config_path)
+
+    backup = drkit("backup")["backup"]
+    drkit("verify", backup)
+    passed = [drkit("run", "restore-drill") for _ in range(3)]
+    failed = drkit("run", "restore-drill", "-p", "backup=backups/backup-20000101-000000.sql.gz",
+                   ok=False)
+    assert not failed["ok"], failed
+    screenshot(Path(passed[-1]["record"], "notebook.html").as_uri(), DOCS / "drill-passed.png")
+    screenshot(Path(failed["record"], "notebook.html").as_uri(), DOCS / "drill-failed.png")
+
+    report = args.dir / "report.html"
+    subprocess.run([DRKIT, "audit", "report", "--output", str(report)], check=True,
+                   capture_output=True)
+    screenshot(report.as_uri(), DOCS / "audit-report.png")
+    # The incident: the source is dead and AWS does not answer; the assessment says GO.
+    box.stop_service("source")
+    box.stop_service("moto")
+    try:
+        lab_at_the_gate(settings, box.config_path, DOCS / "failover-lab-gate.png")
+    finally:
+        box.up()
+
+
+if __name__ == "__main__":
+    main()
