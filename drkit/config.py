@@ -223,6 +223,18 @@ class RestoreSettings(Section):
         60, ge=1, le=86400, description="how long --replace waits for locks on the old tables")
 
 
+class BinlogSettings(Section):
+    """The binlog archive (``drkit binlog stream``), for point-in-time recovery."""
+
+    prefix: str = Field("binlogs/", pattern=r"^([^/]+/)+$",
+                        description="under the backup container")
+    flush_seconds: float = Field(30, gt=0, le=3600,
+                                 description="what was read is in Azure at most this late")
+    # The id drkit's dump session shows the source, as a replica's server_id: it must
+    # differ from every real replica's.
+    replica_id: int = Field(4_150_000_001, ge=1, le=2**32 - 1)
+
+
 class MetricsSettings(Section):
     enabled: bool = True
     namespace: str = "drkit/Backup"
@@ -242,6 +254,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()
+    binlog: BinlogSettings = BinlogSettings()
     secret_timeout_seconds: float = Field(
         5, gt=0, le=120, description="how long one secret store may take before the next "
                                      "reference is tried")

@@ -195,6 +195,20 @@ class ControlTimeoutError(DrkitError):
     exit_code = 47
 
 
+class BinlogArchiveError(DrkitError):
+    """The binlog archive cannot go on as it is: binary logging off, or what the source sends
+    does not continue what the archive holds."""
+
+    exit_code = 48
+
+
+class BinlogGapError(DrkitError):
+    """The binlog archive has a gap (the source purged a binlog before it was archived): a
+    point-in-time restore cannot cross it."""
+
+    exit_code = 49
+
+
 class RunInterrupted(DrkitError):
     """SIGINT (Ctrl-C): the run stopped cleanly (drkit.interrupts)."""
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from drkit.errors import DumpFailedError, TlsError
 from drkit.mysql.connection import OptionFile, Server, option_file
@@ -54,6 +55,32 @@ class DumpClient:
 
     def supports(self, option: str) -> bool:
         return option in self.supported
+
+
+def snapshot_options(client: DumpClient, server_flavour: str,
+                     position: dict[str, Any]) -> tuple[str, ...]:
+    """Ask mysqldump for its snapshot's binlog coordinates where that takes no lock: MariaDB
+    reads them inside the consistent snapshot (binlog_snapshot_file/position). MySQL's
+    mysqldump would take FLUSH TABLES WITH READ LOCK for them, which RDS refuses."""
+    if client.flavour == server_flavour == "mariadb" and position.get("file") and \
+            "--master-data" in client.supported:
+        return ("--master-data=2",)
+    return ()
+
+
+def snapshot_coordinates(snapshot: dict[str, Any] | None, before: dict[str, Any],
+                         after: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's statement of where in the binary log the backup's data stands, and
+    whether that is exact (a point-in-time restore may start there only if it is)."""
+    if snapshot:
+        return {"binlog_snapshot": snapshot, "binlog_exact": True,
+                "binlog_method": "snapshot coordinates (binlog_snapshot_file/position)"}
+    if before.get("file") and before == after:
+        # Nothing was written during the dump: the snapshot saw exactly this position.
+        return {"binlog_snapshot": {k: before.get(k) for k in ("file", "position", "gtid")},
+                "binlog_exact": True, "binlog_method": "position unchanged during the dump"}
+    return {"binlog_snapshot": None, "binlog_exact": False,
+            "binlog_method": "none: written to during the dump, or binary logging off"}
 
 
 @cache

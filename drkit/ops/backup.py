@@ -168,6 +168,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             engines = inventory.table_engines(connection, databases)
             position_before = inventory.binlog_position(connection, source_info["flavour"])
             objects_before = inventory.stored_objects(connection, databases)
+            snapshot_options = dump.snapshot_options(client, source_info["flavour"],
+                                                     position_before)
             tables_before = inventory.table_definitions(connection, databases)
 
             # 2. Dump, scan, compress and upload at once.
@@ -179,7 +181,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             try:
                 with option_file(server) as options, env.progress("backup", None) as progress, \
                         _unreadable_as("The dump"):
-                    process = dump.DumpProcess(client.command(options, databases), options)
+                    process = dump.DumpProcess(
+                        client.command(options, databases, snapshot_options), options)
                     sent = 0
                     try:
                         for chunk in process.chunks():
@@ -233,17 +236,14 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 "non_transactional_tables": non_transactional,
                 "binlog_before": position_before,
                 "binlog_after": position_after,
-                # Equal coordinates before and after: nothing was written during the dump, so the
-                # position is exactly the snapshot's.
-                "binlog_exact": position_before["file"] is not None
-                and position_before == position_after,
+                **dump.snapshot_coordinates(scanner.snapshot, position_before, position_after),
                 "objects_changed_during_dump": objects_before != objects_after,
                 # Tables created, dropped or altered while the dump ran: the backup holds
                 # them as the snapshot saw them (or not at all, if created after it).
                 "tables_changed_during_dump": tables_changed,
             },
             dump={"client": os.path.basename(client.path), "client_version": client.version,
-                  "options": client.options},
+                  "options": [*client.options, *snapshot_options]},
             compression={"codec": codec_name, "level": level},
             compressed={"size": uploader.size, "sha256": uploader.sha256},
             sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},

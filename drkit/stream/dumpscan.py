@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     import numpy
 
 _TRAILER = b"-- Dump completed"
+_HEAD_LIMIT = _END_LIMIT = 64 * 1024
+_SNAPSHOT = re.compile(rb"^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);",
+                       re.MULTILINE)
+_SNAPSHOT_GTID = re.compile(rb"^-- SET GLOBAL gtid_slave_pos='([^']*)';", re.MULTILINE)
 _MODULUS = 2**64
 
 
@@ -152,6 +156,9 @@ class DumpScanner:
         self._lexer = SqlLexer()
         self._rewriter = Rewriter(azure=True)
         self._tail = b""
+        self._head: bytes | None = b""  # the first bytes, until the snapshot's coordinates
+        self.snapshot: dict[str, str | int | None] | None = None
+        self._end = b""
 
     @property
     def database(self) -> str:
@@ -164,13 +171,30 @@ class DumpScanner:
 
     def feed(self, chunk: bytes) -> None:
         self._tail = keep_tail(self._tail, chunk)
+        if self._head is not None:
+            self._read_snapshot(chunk)
+        if self.snapshot:  # its GTID comes at the end of the dump
+            self._end = (self._end + chunk[-_END_LIMIT:])[-_END_LIMIT:]
         for statement in self._lexer.feed(chunk):
             self._statement(statement)
+
+    def _read_snapshot(self, chunk: bytes) -> None:
+        """mysqldump --master-data=2 writes, as comments before the first database, the
+        binary log coordinates of its consistent snapshot (MariaDB reads them inside the
+        snapshot from binlog_snapshot_file/position: no global lock)."""
+        self._head += chunk[:_HEAD_LIMIT]
+        if match := _SNAPSHOT.search(self._head):
+            self.snapshot = {"file": match.group(1).decode(), "position": int(match.group(2)),
+                             "gtid": None}
+        if self.snapshot or len(self._head) >= _HEAD_LIMIT or b"\nCREATE " in self._head:
+            self._head = None
 
     def close(self) -> None:
         """Read the last statement; raises LexError if the stream ends inside one."""
         for statement in self._lexer.close():
             self._statement(statement)
+        if self.snapshot and (gtid := _SNAPSHOT_GTID.search(self._end)):
+            self.snapshot["gtid"] = gtid.group(1).decode()
 
     def disagreements(self) -> list[str]:
         """Tables whose rows the restore would not load as the manifest counts them."""

@@ -1,0 +1,177 @@
+"""The binlog archive on the sandbox: byte for byte as the source has it, resumed after a
+kill without loss or duplicate, and a purged binlog reported as a gap, never bridged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import load_settings
+from tests import dbtools
+from tests.conftest import point_cli_at
+from tests.helpers import run_cli
+
+FDE_FLAGS = 21  # the format description event's flags: "in use" while the server writes it
+PROBE = "shop.binlog_probe"
+
+
+@pytest.fixture
+def archive(sandbox, tmp_path, monkeypatch):
+    """drkit pointed at a binlog archive of this test's own."""
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_BINLOG__PREFIX", f"{prefix}binlogs/")
+    monkeypatch.setenv("DRKIT_BINLOG__FLUSH_SECONDS", "0.5")
+    dbtools.query(sandbox, "source", f"CREATE TABLE IF NOT EXISTS {PROBE} (id INT "
+                  "AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200), at DATETIME(6))")
+    return load_settings()
+
+
+def _write(sandbox, rows: int) -> None:
+    dbtools.query(sandbox, "source", f"INSERT INTO {PROBE} (note, at) SELECT "
+                  f"REPEAT('x', 150), NOW(6) FROM seq_1_to_{rows}", database="shop")
+
+
+def _source_logs(sandbox) -> list[str]:
+    return [row[0] for row in dbtools.as_root(sandbox, "source", "SHOW BINARY LOGS")]
+
+
+def _assert_archived_as_the_source_has_them(sandbox, settings, active: bool = True) -> int:
+    """Every binlog the source still has equals its archived copy (the active one up to the
+    in-use flag); returns how many were compared."""
+    store = BackupStore.from_settings(settings, prefix="")
+    logs = _source_logs(sandbox)
+    for name in logs:
+        archived = store.container.download_blob(settings.binlog.prefix + name).readall()
+        source = (sandbox.directory / "source" / "data" / name).read_bytes()
+        if name == logs[-1]:
+            if not active:
+                continue
+            source = source[:len(archived)]
+            archived, source = bytearray(archived), bytearray(source)
+            archived[FDE_FLAGS] = source[FDE_FLAGS] = 0
+        assert archived == source, f"{name}: {len(archived)} archived, {len(source)} on source"
+    return len(logs)
+
+
+def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox, archive):
+    _write(sandbox, 200)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    _write(sandbox, 50)
+    first = run_cli("binlog", "stream", "--once", "--json")
+    assert first.exit_code == 0, first.stdout + first.stderr
+    result = json.loads(first.stdout)
+    assert result["events"] > 250 and result["gaps"] == []
+    assert _assert_archived_as_the_source_has_them(sandbox, archive) >= 2
+
+    again = json.loads(run_cli("binlog", "stream", "--once", "--json").stdout)
+    assert again["events"] == 0 and again["archived_bytes"] == 0
+
+    status = run_cli("binlog", "status", "--json")
+    assert status.exit_code == 0
+    report = json.loads(status.stdout)
+    assert report["ok"] and report["newest_file"] == _source_logs(sandbox)[-1]
+    assert report["source_ahead_bytes"] == 0 and 0 <= report["lag_seconds"] < 60
+
+
+def test_killed_midway_and_restarted_nothing_is_lost_or_archived_twice(sandbox, archive):
+    """SIGKILL while following the log under writes: the restart resumes from what Azure
+    holds (a block committed just before the kill included), so every file is identical."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            _write(sandbox, 20)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
+                                 "stream"], env=os.environ, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(4)
+        assert streamer.poll() is None, "the streamer follows the log until stopped"
+        streamer.send_signal(signal.SIGKILL)
+        streamer.wait(timeout=10)
+        time.sleep(1)  # more writes while nothing archives
+        dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    finally:
+        stop.set()
+        thread.join()
+    resumed = run_cli("binlog", "stream", "--once", "--json")
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    assert json.loads(resumed.stdout)["events"] > 0
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+
+
+def test_a_binlog_purged_before_it_was_archived_is_a_gap_never_bridged(sandbox, archive):
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    _write(sandbox, 10)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    _write(sandbox, 10)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    archived = _source_logs(sandbox)[-3]  # where the archive ended
+    dbtools.as_root(sandbox, "source", f"PURGE BINARY LOGS TO '{_source_logs(sandbox)[-1]}'")
+    oldest = _source_logs(sandbox)[0]  # a log another reader still uses stays
+    assert oldest != archived
+
+    result = run_cli("binlog", "stream", "--once", "--json")
+    assert result.exit_code == 49
+    gap = json.loads(result.stdout)["gaps"][0]
+    assert gap["after_file"] == archived
+    assert gap["resumed_file"] == oldest and "purged before it was archived" in gap["missing"]
+
+    status = run_cli("binlog", "status")
+    assert status.exit_code == 49 and "GAP after" in status.stdout
+    doctor = run_cli("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "binlog archive")
+    assert check["status"] == "CRITICAL" and "gap" in check["detail"]
+    # Recorded once: the next run goes on from the newest file without a new gap.
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    assert len(json.loads(run_cli("binlog", "status", "--json").stdout)["gaps"]) == 1
+    # A verified full backup after it (exact coordinates) is where recovery starts now.
+    backup = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", backup).exit_code == 0
+    status = run_cli("binlog", "status", "--json")
+    assert status.exit_code == 0
+    assert json.loads(status.stdout)["gaps"][0]["superseded_by"] == backup
+
+
+def test_a_backup_under_writes_records_its_snapshots_exact_coordinates(sandbox, archive):
+    """MariaDB gives mysqldump the coordinates inside its consistent snapshot, without a
+    global lock: exact although the position moved during the dump."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            _write(sandbox, 50)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = run_cli("backup", "--json")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 0, result.stdout + result.stderr
+    store = BackupStore.from_settings(archive)
+    name = json.loads(result.stdout)["backup"]
+    consistency = json.loads(store.container.download_blob(
+        name + ".manifest.json").readall())["consistency"]
+    assert consistency["binlog_exact"] is True
+    assert consistency["binlog_method"].startswith("snapshot coordinates")
+    before, snapshot, after = (consistency[k] for k in ("binlog_before", "binlog_snapshot",
+                                                        "binlog_after"))
+    assert before != after  # written to during the dump
+    assert (before["file"], before["position"]) <= (snapshot["file"], snapshot["position"]) \
+        <= (after["file"], after["position"])
+    assert snapshot["gtid"]
