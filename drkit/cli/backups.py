@@ -126,11 +126,15 @@ _target_options = [
 @click.option("--definer", type=click.Choice(["strip", "admin"]),
               help="Strip DEFINER clauses or give objects the target's admin user.")
 @click.option("--no-prove", is_flag=True, help="Skip the proof against the manifest.")
+@click.option("--until", metavar="TIME",
+              help="Point in time (UTC, or latest): the newest full backup before it, then "
+                   "the archived binlog up to it. BACKUP is then chosen, not given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def restore_command(context: Context, backup: str, target_address: str | None,
                     rename_to: str | None, replace: bool, check: bool, azure: bool | None,
-                    definer: str | None, no_prove: bool, as_json: bool) -> None:
+                    definer: str | None, no_prove: bool, until: str | None,
+                    as_json: bool) -> None:
     """Stream BACKUP into the target, then prove it against the manifest."""
     from drkit.errors import ProofFailedError, RestoreBlockedError
     from drkit.ops.restore import check_backup, restore_backup
@@ -138,6 +142,9 @@ def restore_command(context: Context, backup: str, target_address: str | None,
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
+    if until:
+        return _restore_until(context, until, target_address, rename_to, replace, check,
+                              azure, definer, no_prove, as_json)
     if check:
         report = check_backup(settings, backup, rename_to=rename_to, azure=azure,
                               definer=definer)
@@ -170,6 +177,29 @@ def restore_command(context: Context, backup: str, target_address: str | None,
                           f"({human_size(result.sql_bytes)} of SQL) in {result.seconds:.1f} s "
                           f"({result.throughput_mib_s} MiB/s of SQL)"
                           + ("; proof passed" if result.proof else "; not proven"))
+
+
+def _restore_until(context: Context, until: str, target_address: str | None,
+                   rename_to: str | None, replace: bool, check: bool, azure: bool | None,
+                   definer: str | None, no_prove: bool, as_json: bool) -> None:
+    from drkit.ops.pitr import restore_until
+
+    if check or no_prove:
+        raise click.UsageError("--until restores, proves the base backup, then replays; it "
+                               "does not combine with --check or --no-prove.")
+    result = restore_until(context.settings, until, context.env,
+                           target_address=target_address, rename_to=rename_to,
+                           replace=replace, azure=azure, definer=definer)
+    replay = result.replay or {}
+    if as_json:
+        context.env.print_json(result.as_dict())
+    else:
+        context.env.print(
+            f"restored {result.backup} into {', '.join(result.databases.values())} on "
+            f"{result.target}, proof passed; then {replay.get('transactions')} transactions "
+            f"({replay.get('rows')} rows) from the binlog: the data now stands at "
+            f"{replay.get('reached')} (asked: {replay.get('until')}); "
+            f"{replay.get('events_per_second')} events/s")
 
 
 @click.command("prove")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,7 @@ class RestoreResult:
     throughput_mib_s: float
     rewrites: dict[str, int] = field(default_factory=dict)
     proof: ProofResult | None = None
+    replay: dict[str, Any] | None = None  # restore --until: the binlog replay after the proof
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -215,8 +216,11 @@ def _max_allowed_packet(settings: Settings) -> int:
 def restore_backup(settings: Settings, spec: str, env: Environment | None = None, *,
                    target_address: str | None = None, rename_to: str | None = None,
                    replace: bool = False, azure: bool | None = None,
-                   definer: str | None = None, prove_after: bool = True) -> RestoreResult:
-    """Restore the backup ``spec`` names into the target; prove it unless told not to.
+                   definer: str | None = None, prove_after: bool = True,
+                   then: Callable[[Server, dict[str, str]], dict[str, Any]] | None = None,
+                   ) -> RestoreResult:
+    """Restore the backup ``spec`` names into the target; prove it unless told not to;
+    ``then`` works on the loaded databases (original -> loaded name) before any swap.
 
     With ``replace``, a database that holds data is replaced only by a proven copy: the
     backup is loaded into a scratch database beside it, proven, then swapped in
@@ -238,7 +242,7 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
               backup=entry.name, target=server.address)
     with _replacing(settings, server, list(renames.values()) if replace else []):
         return _restore(settings, env, store, server, entry, manifest, renames, replace,
-                        azure, definer, prove_after)
+                        azure, definer, prove_after, then)
 
 
 @contextlib.contextmanager
@@ -256,7 +260,8 @@ def _replacing(settings: Settings, server: Server, databases: list[str]) -> Iter
 
 def _restore(settings: Settings, env: Environment, store: BackupStore, server: Server,
              entry: BackupEntry, manifest: Manifest, renames: dict[str, str], replace: bool,
-             azure: bool | None, definer: str | None, prove_after: bool) -> RestoreResult:
+             azure: bool | None, definer: str | None, prove_after: bool,
+             then: Callable[[Server, dict[str, str]], dict[str, Any]] | None) -> RestoreResult:
     counts = objects_in(server, list(renames.values()))
     _refuse_to_overwrite(server, counts, replace)
     timezones.ensure(server, manifest)
@@ -291,6 +296,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
                   f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
         if prove_after:
             result.proof = prove_restore(manifest, server, load_as, rewriter.azure)
+        result.replay = then(server, load_as) if then else None
         # Every swap is planned (and may refuse) before the first one changes anything.
         plans = [plan_swap(server, database, scratch, old)
                  for database, (scratch, old) in swaps.items()]

@@ -1,0 +1,225 @@
+"""Applying binlog events to restored databases as plain SQL, transaction by transaction.
+
+Row events become parameterised INSERT/UPDATE/DELETE statements (values travel as
+parameters, never as SQL text). UPDATE and DELETE find their row by the primary key where the
+table has one, else by every stored column (``<=>``, one row). DDL of a restored database
+runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE shop``) is
+refused under another name, because running it there would touch the original. A transaction
+the archive holds only in part is rolled back: never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from drkit.errors import BinlogArchiveError
+from drkit.mysql.connection import Server, connect
+from drkit.mysql.rowevents import (
+    DELETE_ROWS,
+    HEADER,
+    INT_SIZES,
+    TABLE_MAP,
+    UPDATE_ROWS,
+    WRITE_ROWS,
+    TableMap,
+    UnsupportedColumn,
+    rows_event,
+    table_map,
+)
+
+FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
+_DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    name: str  # `db`.`table` as the target has it
+    columns: tuple[str, ...]  # in the row image's order
+    stored: tuple[bool, ...]  # False: generated, never written
+    unsigned: tuple[bool, ...]
+    key: tuple[int, ...]  # primary key columns; empty: none
+
+
+class RowApplier:
+    def __init__(self, server: Server, load_as: dict[str, str]) -> None:
+        self.connection = connect(server)
+        self.connection.autocommit(False)
+        with self.connection.cursor() as cursor:
+            # Row images hold TIMESTAMPs in UTC and explicit values for AUTO_INCREMENT 0.
+            cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 0, "
+                           "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
+        self.load_as = load_as
+        self.maps: dict[int, TableMap] = {}
+        self.tables: dict[tuple[str, str], TargetTable] = {}
+        self.checksum = 0
+        self.rows = self.skipped_rows = 0
+        self.committed = False
+
+    # -- events ---------------------------------------------------------------------------
+    def note(self, kind: int, data: bytes) -> None:
+        """An event before the starting point: only what later events need is kept."""
+        if kind in (FORMAT_DESCRIPTION, TABLE_MAP):
+            self.apply(kind, data)
+
+    def is_begin(self, data: bytes) -> bool:
+        return self._query(data)[1].strip().upper() == b"BEGIN"
+
+    def begin(self) -> None:
+        self.connection.rollback()  # nothing is open between transactions
+
+    def apply(self, kind: int, data: bytes) -> None:
+        self.committed = False
+        if kind == FORMAT_DESCRIPTION:
+            self.checksum = 4 if data[-5] == 1 else 0  # CRC32 announced after the lengths
+        elif kind == TABLE_MAP:
+            table_id, mapped = table_map(self._body(data))
+            self.maps[table_id] = mapped
+        elif kind in WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS:
+            self._rows(kind, data)
+        elif kind == XID:
+            self.connection.commit()
+        elif kind == QUERY:
+            self._statement(data)
+
+    def finish(self) -> None:
+        self.connection.rollback()  # a transaction whose end the archive does not hold
+
+    def close(self) -> None:
+        with contextlib.suppress(pymysql.err.Error):
+            self.connection.close()
+
+    # -- rows -----------------------------------------------------------------------------
+    def _rows(self, kind: int, data: bytes) -> None:
+        body = self._body(data)
+        mapped = self.maps[int.from_bytes(body[:6], "little")]
+        if mapped.database not in self.load_as:
+            return  # another database's rows
+        try:
+            event = rows_event(kind, body, mapped)
+        except UnsupportedColumn as exc:
+            raise BinlogArchiveError(
+                f"A row event of {mapped.database}.{mapped.table} has a {exc} column, which "
+                "drkit cannot apply as SQL; nothing of this transaction was applied.",
+                "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
+                "with BINLOG_ADMIN.") from None
+        target = self._target(mapped)
+        with self.connection.cursor() as cursor:
+            if event.kind == "insert":
+                columns = [c for c in event.present if target.stored[c]]
+                names = ", ".join(_q(target.columns[c]) for c in columns)
+                cursor.executemany(
+                    f"INSERT INTO {target.name} ({names}) VALUES "
+                    f"({', '.join(['%s'] * len(columns))})",
+                    [self._values(target, mapped, event.present, image, columns)
+                     for image, _ in event.rows])
+            for image, after in event.rows if event.kind != "insert" else []:
+                where, arguments = self._where(target, mapped, event.present, image)
+                if event.kind == "delete":
+                    changed = cursor.execute(f"DELETE FROM {target.name} WHERE {where} LIMIT 1",
+                                             arguments)
+                else:
+                    columns = [c for c in event.present if target.stored[c]]
+                    changed = cursor.execute(
+                        f"UPDATE {target.name} SET "
+                        f"{', '.join(_q(target.columns[c]) + ' = %s' for c in columns)} "
+                        f"WHERE {where} LIMIT 1",
+                        [*self._values(target, mapped, event.present, after, columns),
+                         *arguments])
+                self.skipped_rows += changed == 0 and event.kind == "delete"
+        self.rows += len(event.rows)
+
+    def _values(self, target: TargetTable, mapped: TableMap, present: tuple[int, ...],
+                image: tuple[Any, ...], columns: list[int]) -> list[Any]:
+        by_column = dict(zip(present, image, strict=True))
+        values = []
+        for column in columns:
+            value = by_column[column]
+            if target.unsigned[column] and isinstance(value, int) and value < 0 and \
+                    mapped.types[column] in INT_SIZES:
+                value += 1 << (8 * INT_SIZES[mapped.types[column]])
+            values.append(value)
+        return values
+
+    def _where(self, target: TargetTable, mapped: TableMap, present: tuple[int, ...],
+               image: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        columns = [c for c in (target.key or present) if target.stored[c] and c in present]
+        values = self._values(target, mapped, present, image, columns)
+        return " AND ".join(f"{_q(target.columns[c])} <=> %s" for c in columns), values
+
+    def _target(self, mapped: TableMap) -> TargetTable:
+        key = (mapped.database, mapped.table)
+        if key not in self.tables:
+            database = self.load_as[mapped.database]
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT COLUMN_NAME, COLUMN_TYPE, EXTRA, COLUMN_KEY, TABLE_NAME FROM "
+                    "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
+                    "LOWER(TABLE_NAME) = LOWER(%s) ORDER BY ORDINAL_POSITION",
+                    (database, mapped.table))
+                rows = cursor.fetchall()
+            if len(rows) == len(mapped.types) + 1 and rows[0][0] == "my_row_id":
+                rows = rows[1:]  # a primary key the target generated (GIPK): not in images
+            if len(rows) != len(mapped.types):
+                raise BinlogArchiveError(
+                    f"Table {database}.{mapped.table} has {len(rows)} columns on the target "
+                    f"where the binlog's rows have {len(mapped.types)}; nothing of this "
+                    "transaction was applied.", "Restore to a time before its change.")
+            self.tables[key] = TargetTable(
+                name=f"{_q(database)}.{_q(rows[0][4])}",
+                columns=tuple(r[0] for r in rows),
+                stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
+                unsigned=tuple("unsigned" in r[1].lower() for r in rows),
+                key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"))
+        return self.tables[key]
+
+    # -- statements -----------------------------------------------------------------------
+    def _statement(self, data: bytes) -> None:
+        database, text = self._query(data)
+        command = text.strip().upper()
+        if command == b"BEGIN":
+            return
+        if command == b"COMMIT":
+            self.connection.commit()
+            self.committed = True
+            return
+        named = [db for db in self.load_as
+                 if re.search(rb"`?" + re.escape(db.encode()) + rb"`?\s*\.", text)]
+        loaded = self.load_as.get(database)
+        if not loaded and not named:
+            self.committed = True  # another database's DDL: its own transaction
+            return
+        renamed = [db for db in [database, *named] if db in self.load_as
+                   and self.load_as[db] != db]
+        if renamed and (named or _DATABASE_DDL.match(text)):
+            raise BinlogArchiveError(
+                f"A statement of the binlog names database {renamed[0]} itself "
+                f"({text[:80].decode(errors='replace')}...); replayed into "
+                f"{self.load_as[renamed[0]]} it would change {renamed[0]}. Nothing of it "
+                "was applied.", "Restore to a time before it, or restore in place "
+                "(without --as or --replace) on an empty target.")
+        with self.connection.cursor() as cursor:
+            if loaded:
+                cursor.execute(f"USE {_q(loaded)}")
+            cursor.execute(text)  # bytes: as the source wrote them
+        self.connection.commit()
+        self.committed = True
+
+    def _query(self, data: bytes) -> tuple[str, bytes]:
+        body = self._body(data)
+        database_length = body[8]
+        variables = int.from_bytes(body[11:13], "little")
+        start = 13 + variables
+        database = body[start:start + database_length].decode()
+        return database, body[start + database_length + 1:]
+
+    def _body(self, data: bytes) -> bytes:
+        return data[HEADER:len(data) - self.checksum]
+
+
+def _q(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"

@@ -1,0 +1,185 @@
+"""``drkit restore --until TIME``: a full backup, then the archived binlog up to TIME.
+
+The base is the newest verified full backup taken before TIME whose binlog coordinates are
+exact (see :func:`drkit.mysql.dump.snapshot_coordinates`), with the archive gap-free from
+there. It is restored and proven as any restore; then the archived events from its snapshot
+position are applied, transaction by transaction, up to the last one that began at or
+before TIME. Every archived range is checked against its sha256 as it is read. Row events
+are applied as plain INSERT/UPDATE/DELETE (:mod:`drkit.mysql.rowevents` says why), DDL of
+the restored databases as itself; what belongs to other databases is passed over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.config import Settings
+from drkit.console import Environment, log_event
+from drkit.errors import BackupNotFoundError, BinlogArchiveError, BinlogGapError
+from drkit.manifest import Manifest
+from drkit.mysql.binlog import MAGIC
+from drkit.mysql.connection import Server
+from drkit.mysql.replay import RowApplier
+from drkit.ops.binlog_archive import Archive, ArchivedFile
+from drkit.ops.restore import RestoreResult, restore_backup
+
+_GTID_EVENTS = {33, 162}
+_QUERY, _XID = 2, 16
+
+
+def restore_until(settings: Settings, until: str, env: Environment | None = None,
+                  **restore_options: Any) -> RestoreResult:
+    """Restore the state of TIME (UTC, or ``latest``: the newest archived event)."""
+    store = BackupStore.from_settings(settings)
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    files = archive.files()
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    if newest is None:
+        raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
+                                 "restore to beyond a full backup.",
+                                 "Run drkit binlog stream (drkit schedule prints its unit).")
+    moment = datetime.fromisoformat(newest) if until == "latest" else _utc(until)
+    if moment > datetime.fromisoformat(newest):
+        raise BackupNotFoundError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is after the newest "
+                                  f"archived event ({newest}).",
+                                  "Restore to it or earlier, or use --until latest.")
+    entry, manifest = choose_base(store, moment)
+    _refuse_gaps(archive, manifest, moment)
+    log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC: base "
+              f"{entry.name}, then the binlog from {manifest.consistency['binlog_snapshot']}")
+
+    def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
+        return apply_binlog(archive, files, manifest, server, load_as, moment)
+
+    return restore_backup(settings, entry.name, env, then=replay, **restore_options)
+
+
+def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Manifest]:
+    """The newest verified backup taken before ``moment`` with exact coordinates."""
+    catalog = Catalog(store)
+    entries = catalog.entries()
+    for entry in reversed(entries):
+        if entry.taken_at > moment or entry.verified != "ok":
+            continue
+        manifest = load_manifest(store, entry.name)
+        if manifest.consistency.get("binlog_exact") and manifest.finished_at <= moment:
+            return entry, manifest
+    bases = [e for e in entries if e.verified == "ok"]
+    earliest = next((e for e in bases if load_manifest(store, e.name).consistency.get(
+        "binlog_exact")), None)
+    raise BackupNotFoundError(
+        f"No verified full backup with exact binlog coordinates was finished before "
+        f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+        + (f"; the earliest reachable time is when {earliest.name} finished."
+           if earliest else "."),
+        "Pick a later time, or take and verify a full backup (drkit backup; drkit verify).")
+
+
+def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None:
+    start = manifest.consistency["binlog_snapshot"]["file"]
+    for gap in archive.gaps():
+        if _number(gap["after_file"]) >= _number(start) and (
+                gap["after_event_at"] is None or
+                datetime.fromisoformat(gap["after_event_at"]) < moment):
+            raise BinlogGapError(
+                f"The binlog archive has a gap after {gap['after_file']} ({gap['missing']}) "
+                f"between backup {manifest.name} and {moment:%Y-%m-%d %H:%M:%S} UTC.",
+                "Pick a time before the gap, or one after a full backup taken after it "
+                "(drkit binlog status).")
+
+
+def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest,
+                 server: Server, load_as: dict[str, str], moment: datetime) -> dict[str, Any]:
+    snapshot = manifest.consistency["binlog_snapshot"]
+    names = [f.file for f in files]
+    if snapshot["file"] not in names:
+        raise BinlogGapError(f"The binlog archive does not hold {snapshot['file']}, where "
+                             f"backup {manifest.name} stands.", "See drkit binlog status.")
+    until = moment.timestamp()
+    clock = time.monotonic()
+    applier = RowApplier(server, load_as)
+    reached, transactions, events, stopped = None, 0, 0, False
+    try:
+        for archived in files[names.index(snapshot["file"]):]:
+            first = archived.file == snapshot["file"]
+            for position, kind, timestamp, data in _events(archive, archived):
+                if first and position < snapshot["position"]:
+                    applier.note(kind, data)  # the format and table maps, nothing applied
+                    continue
+                if kind in _GTID_EVENTS or (kind == _QUERY and applier.is_begin(data)):
+                    if timestamp > until:
+                        stopped = True
+                        break
+                    applier.begin()
+                applier.apply(kind, data)
+                events += 1
+                if kind == _XID or (kind == _QUERY and applier.committed):
+                    transactions += 1
+                    reached = timestamp
+            if stopped:
+                break
+        applier.finish()
+    finally:
+        applier.close()
+    seconds = time.monotonic() - clock
+    result = {"until": moment.isoformat(), "reached": datetime.fromtimestamp(
+        reached, UTC).isoformat() if reached else manifest.finished_at.isoformat(),
+              "transactions": transactions, "events": events, "rows": applier.rows,
+              "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
+              "events_per_second": round(events / max(seconds, 1e-6))}
+    log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
+              f"up to {result['reached']} in {seconds:.1f} s", **result)
+    return result
+
+
+def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
+    """(position, type, timestamp, bytes) of each event of an archived file, every range
+    checked against its sha256 as it arrives."""
+    ranges = iter(archived.ranges)
+    current, digest = next(ranges, None), hashlib.sha256()
+    offset, buffer, position, header = 0, b"", 4, True
+    for chunk in archive.store.download(archive.store.prefix + archived.file):
+        while chunk:
+            if current is None:
+                break
+            take = chunk[:current["end"] - offset]
+            digest.update(take)
+            offset += len(take)
+            buffer += take
+            chunk = chunk[len(take):]
+            if offset == current["end"]:
+                if digest.hexdigest() != current["sha256"]:
+                    raise BinlogArchiveError(
+                        f"Archived binlog {archived.file} bytes {current['start']}-"
+                        f"{current['end']} do not match their sha256: the archive was changed "
+                        "or damaged.", "Nothing after the damage was applied; restore to an "
+                        "earlier time.")
+                current, digest = next(ranges, None), hashlib.sha256()
+        if header and len(buffer) >= 4:  # the file's magic, before its first event
+            if not buffer.startswith(MAGIC):
+                raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
+            buffer, header = buffer[4:], False
+        while len(buffer) >= 19:
+            size = int.from_bytes(buffer[9:13], "little")
+            if len(buffer) < size:
+                break
+            data, buffer = buffer[:size], buffer[size:]
+            yield position, data[4], int.from_bytes(data[:4], "little"), data
+            position += size
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _number(file: str) -> int:
+    match = re.search(r"(\d+)$", file)
+    return int(match.group(1)) if match else 0
