@@ -233,6 +233,10 @@ class BinlogSettings(Section):
     # The id drkit's dump session shows the source, as a replica's server_id: it must
     # differ from every real replica's.
     replica_id: int = Field(4_150_000_001, ge=1, le=2**32 - 1)
+    heartbeat: bool = Field(False, description="write drkit_heartbeat.beat on the source, so "
+                                               "a point-in-time restore proves the time it "
+                                               "reached")
+    heartbeat_seconds: float = Field(5, gt=0, le=300)
 
 
 class MetricsSettings(Section):

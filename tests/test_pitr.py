@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,40 @@ def test_a_time_before_every_base_names_the_earliest_reachable(sandbox, pitr):
     assert "earliest reachable time" in result.stderr or "take and verify" in result.stderr
     later = run_cli("restore", "--until", "2999-01-01T00:00:00", "--as", "pit")
     assert later.exit_code == 24 and "after the newest archived event" in later.stderr
+
+
+def test_the_drill_restores_to_latest_and_measures_rpo_by_the_heartbeat(sandbox, pitr,
+                                                                         monkeypatch):
+    """The issue's "done when": with the streamer's heartbeat on, a drill to ``latest``
+    passes and its RPO is the age of the newest replayed heartbeat: seconds, not a day."""
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    with dbtools.connect(sandbox, "source").cursor() as cursor:
+        _write_once(cursor, 1)
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # beats, then catches up
+    result = run_cli("run", "restore-drill", "-p", "until=latest", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout)
+    results = json.loads((Path(outcome["record"]) / "run.json").read_text())["results"]
+    assert outcome["ok"] and results["rpo_seconds"] < 60, results
+    assert any(line.startswith("RPO ") for line in outcome["summary"])
+
+
+def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbox, pitr,
+                                                                          monkeypatch):
+    """The heartbeat says the data reached less than was asked: exit 34, the restored copy
+    dropped (it was loaded under a scratch name for --replace) or left as asked with --as."""
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # one beat, now
+    time.sleep(8)
+    with dbtools.connect(sandbox, "source").cursor() as cursor:
+        _write_once(cursor, 2)
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "false")  # the heartbeat stopped
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 34, result.stdout + result.stderr
+    assert "does not hold everything up to that time" in result.stderr

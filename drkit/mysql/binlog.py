@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -133,3 +134,53 @@ def _gtid(kind: int, server_id: int, data: bytes) -> str | None:
         uuid = sid.hex()
         return f"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}:{number}"
     return None
+
+
+HEARTBEAT_DATABASE = "drkit_heartbeat"
+HEARTBEAT_TABLE = "beat"
+
+
+class Heartbeat:
+    """Writes the time (UTC) into ``drkit_heartbeat.beat`` on the source, now and then every
+    ``seconds``: each beat lands in the binary log, so a point-in-time restore can say which
+    time its data really reached (the newest beat it replayed)."""
+
+    def __init__(self, server: Server, seconds: float) -> None:
+        self.server, self.seconds = server, seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        connection = connect(server)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS {HEARTBEAT_DATABASE}")
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {HEARTBEAT_DATABASE}."
+                               f"{HEARTBEAT_TABLE} (id TINYINT PRIMARY KEY, at DATETIME(6) "
+                               "NOT NULL)")
+        finally:
+            connection.close()
+        self.beat()
+
+    def beat(self) -> None:
+        connection = connect(self.server)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"REPLACE INTO {HEARTBEAT_DATABASE}.{HEARTBEAT_TABLE} "
+                               "VALUES (1, UTC_TIMESTAMP(6))")
+            connection.commit()
+        finally:
+            connection.close()
+
+    def start(self) -> Heartbeat:
+        def run() -> None:
+            while not self._stop.wait(self.seconds):
+                with contextlib.suppress(pymysql.err.Error):  # the next beat tries again
+                    self.beat()
+
+        self._thread = threading.Thread(target=run, name="heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -18,6 +18,7 @@ from typing import Any
 import pymysql
 
 from drkit.errors import BinlogArchiveError
+from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
 from drkit.mysql.connection import Server, connect
 from drkit.mysql.rowevents import (
     DELETE_ROWS,
@@ -59,6 +60,8 @@ class RowApplier:
         self.checksum = 0
         self.rows = self.skipped_rows = 0
         self.committed = False
+        self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
+        self._beat: str | None = None  # one in the open transaction
 
     # -- events ---------------------------------------------------------------------------
     def note(self, kind: int, data: bytes) -> None:
@@ -82,9 +85,14 @@ class RowApplier:
         elif kind in WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS:
             self._rows(kind, data)
         elif kind == XID:
-            self.connection.commit()
+            self._commit()
         elif kind == QUERY:
             self._statement(data)
+
+    def _commit(self) -> None:
+        self.connection.commit()
+        self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
+        self._beat = None
 
     def finish(self) -> None:
         self.connection.rollback()  # a transaction whose end the archive does not hold
@@ -97,6 +105,11 @@ class RowApplier:
     def _rows(self, kind: int, data: bytes) -> None:
         body = self._body(data)
         mapped = self.maps[int.from_bytes(body[:6], "little")]
+        if (mapped.database, mapped.table) == (HEARTBEAT_DATABASE, HEARTBEAT_TABLE):
+            event = rows_event(kind, body, mapped)
+            image, after = event.rows[-1]
+            self._beat = dict(zip(event.present, after or image, strict=True)).get(1)
+            return
         if mapped.database not in self.load_as:
             return  # another database's rows
         try:
@@ -184,7 +197,7 @@ class RowApplier:
         if command == b"BEGIN":
             return
         if command == b"COMMIT":
-            self.connection.commit()
+            self._commit()
             self.committed = True
             return
         named = [db for db in self.load_as

@@ -34,7 +34,7 @@ from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError
-from drkit.mysql.binlog import MAGIC, BinlogReader, Event, binary_logs
+from drkit.mysql.binlog import MAGIC, BinlogReader, Event, Heartbeat, binary_logs
 from drkit.mysql.connection import source_server
 from drkit.ops.lock import RunLock
 
@@ -185,6 +185,11 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
     known = {a.file: a for a in archive.files()}
     archived = _resume_point(archive, known, logs, result)
     writer = _FileWriter(archive, archived)
+    # A beat before reading: --once archives it; a follower beats on while it runs.
+    heartbeat = Heartbeat(server, settings.binlog.heartbeat_seconds) \
+        if settings.binlog.heartbeat else None
+    if heartbeat and not once:
+        heartbeat.start()
     reader = BinlogReader(server, settings.binlog.replica_id, archived.file,
                           max(archived.size, 4), follow=not once,
                           heartbeat_seconds=min(settings.binlog.flush_seconds / 2, 15))
@@ -213,6 +218,8 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
         with contextlib.suppress(Exception):  # what was read is kept if it can be
             _note(result, writer.archived, writer.flush())
         reader.close()
+        if heartbeat:
+            heartbeat.stop()
     log_event("binlog.archived", f"Archived {result.events} events ({result.bytes} bytes) "
               f"of {', '.join(result.files) or 'no new events'}", **result.as_dict())
     return result

@@ -22,7 +22,12 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BackupNotFoundError, BinlogArchiveError, BinlogGapError
+from drkit.errors import (
+    BackupNotFoundError,
+    BinlogArchiveError,
+    BinlogGapError,
+    ProofFailedError,
+)
 from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
@@ -37,10 +42,26 @@ _QUERY, _XID = 2, 16
 def restore_until(settings: Settings, until: str, env: Environment | None = None,
                   **restore_options: Any) -> RestoreResult:
     """Restore the state of TIME (UTC, or ``latest``: the newest archived event)."""
-    store = BackupStore.from_settings(settings)
+    moment, entry, manifest = resolve(settings, until)
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     files = archive.files()
-    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    _refuse_gaps(archive, manifest, moment)
+    log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC: base "
+              f"{entry.name}, then the binlog from {manifest.consistency['binlog_snapshot']}")
+
+    def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
+        replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
+        if settings.binlog.heartbeat:
+            _check_heartbeat(replayed, moment, settings.binlog.heartbeat_seconds)
+        return replayed
+
+    return restore_backup(settings, entry.name, env, then=replay, **restore_options)
+
+
+def resolve(settings: Settings, until: str) -> tuple[datetime, BackupEntry, Manifest]:
+    """TIME as a moment, and the base backup a restore to it starts from."""
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    newest = max((f.last_event_at for f in archive.files() if f.last_event_at), default=None)
     if newest is None:
         raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
                                  "restore to beyond a full backup.",
@@ -50,15 +71,7 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
         raise BackupNotFoundError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is after the newest "
                                   f"archived event ({newest}).",
                                   "Restore to it or earlier, or use --until latest.")
-    entry, manifest = choose_base(store, moment)
-    _refuse_gaps(archive, manifest, moment)
-    log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC: base "
-              f"{entry.name}, then the binlog from {manifest.consistency['binlog_snapshot']}")
-
-    def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
-        return apply_binlog(archive, files, manifest, server, load_as, moment)
-
-    return restore_backup(settings, entry.name, env, then=replay, **restore_options)
+    return moment, *choose_base(BackupStore.from_settings(settings), moment)
 
 
 def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Manifest]:
@@ -69,7 +82,10 @@ def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Mani
         if entry.taken_at > moment or entry.verified != "ok":
             continue
         manifest = load_manifest(store, entry.name)
-        if manifest.consistency.get("binlog_exact") and manifest.finished_at <= moment:
+        # Binlog times are whole seconds: every transaction before the snapshot began by
+        # the backup's end, so in its second or earlier, which TIME includes.
+        if manifest.consistency.get("binlog_exact") and \
+                manifest.finished_at.replace(microsecond=0) <= moment:
             return entry, manifest
     bases = [e for e in entries if e.verified == "ok"]
     earliest = next((e for e in bases if load_manifest(store, e.name).consistency.get(
@@ -131,12 +147,30 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
     seconds = time.monotonic() - clock
     result = {"until": moment.isoformat(), "reached": datetime.fromtimestamp(
         reached, UTC).isoformat() if reached else manifest.finished_at.isoformat(),
+              "heartbeat": applier.heartbeat,
               "transactions": transactions, "events": events, "rows": applier.rows,
               "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
               "events_per_second": round(events / max(seconds, 1e-6))}
     log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
               f"up to {result['reached']} in {seconds:.1f} s", **result)
     return result
+
+
+def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -> None:
+    """The newest heartbeat replayed is the time the data provably reached: within one
+    interval before TIME, or the archive did not hold what it should have."""
+    beat = replayed["heartbeat"]
+    reached = datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat else None
+    # Binlog times are whole seconds: a beat at 12:00:07.2 is one of 12:00:07.
+    if reached is None or reached.replace(microsecond=0) > moment or \
+            (moment - reached).total_seconds() > every + 1:
+        raise ProofFailedError(
+            f"The replayed data reaches {reached or 'no heartbeat at all'} by its newest "
+            f"heartbeat, not {moment:%Y-%m-%d %H:%M:%S} UTC (beats every {every:g} s): the "
+            "binlog archive does not hold everything up to that time.",
+            "Look at drkit binlog status (lag, gaps) and whether the streamer and its "
+            "heartbeat run; restore to an earlier time.")
+    replayed["reached"] = reached.isoformat()
 
 
 def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
