@@ -175,3 +175,27 @@ def test_a_backup_under_writes_records_its_snapshots_exact_coordinates(sandbox, 
     assert (before["file"], before["position"]) <= (snapshot["file"], snapshot["position"]) \
         <= (after["file"], after["position"])
     assert snapshot["gtid"]
+
+
+def test_prune_drops_archived_binlogs_only_before_the_oldest_kept_base(sandbox, archive):
+    """What a kept backup's point-in-time restores need stays: every file from its snapshot
+    on. Files wholly before it go with the backups that needed them."""
+    first = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", first).exit_code == 0
+    _write(sandbox, 10)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    _write(sandbox, 10)
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    store = BackupStore.from_settings(archive)
+    snapshot = json.loads(store.container.download_blob(
+        first + ".manifest.json").readall())["consistency"]["binlog_snapshot"]["file"]
+    names = [b.name for b in store.container.list_blobs(name_starts_with=archive.binlog.prefix)]
+    older = [n for n in names if n.rsplit("/", 1)[1].split(".json")[0] < snapshot]
+    assert older, "the archive starts at the source's oldest binlog, before the backup"
+
+    dry = json.loads(run_cli("prune", "--older-than", "1d", "--json").stdout)
+    assert sorted(dry["binlogs"]) == sorted(older)  # the backup stays: only what precedes it
+    assert run_cli("prune", "--older-than", "1d", "--yes").exit_code == 0
+    left = {b.name for b in store.container.list_blobs(name_starts_with=archive.binlog.prefix)}
+    assert not left & set(older) and left == set(names) - set(older)
+    assert run_cli("binlog", "status").exit_code == 0  # what remains is whole, no gap

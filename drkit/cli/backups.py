@@ -251,7 +251,7 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     store = context.store()
-    plan = plan_prune(store, seconds)
+    plan = plan_prune(store, seconds, context.settings.binlog.prefix)
     if yes:
         execute_prune(store, plan)
     if as_json:
@@ -264,6 +264,8 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
         context.env.print(f"{verb}: {name}")
     for name, why in plan.keep.items():
         context.env.print(f"kept: {name} ({why})")
+    for name in plan.binlogs:
+        context.env.print(f"{verb}: {name} (archived binlog before the oldest backup kept)")
     if plan.versions or plan.deleted_versions:
         count = len(plan.deleted_versions) if yes else len(plan.versions)
         context.env.print(f"{verb}: {count} earlier versions of deleted blobs (blob versioning"

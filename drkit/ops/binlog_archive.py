@@ -85,7 +85,8 @@ class Archive:
             names = [b.name for b in self.store.container.list_blobs(
                 name_starts_with=self.store.prefix) if b.name.endswith(SIDECAR)
                 and not b.name.endswith(GAPS)]
-            return sorted((ArchivedFile(**self._json(n)) for n in names), key=_order)
+            return sorted((ArchivedFile(**self._json(n)) for n in names),
+                          key=lambda f: file_order(f.file))
         except AzureError as exc:
             raise self.store.error(exc) from None
 
@@ -287,8 +288,9 @@ def _note(result: StreamResult, archived: ArchivedFile, written: int) -> None:
     result.newest_event_at = archived.last_event_at or result.newest_event_at
 
 
-def _order(archived: ArchivedFile) -> tuple[str, int]:
-    stem, _, number = archived.file.rpartition(".")
+def file_order(name: str) -> tuple[str, int]:
+    """``binlog.000012`` sorts after ``binlog.000009``, and ``.1000000`` after ``.999999``."""
+    stem, _, number = name.rpartition(".")
     return stem, int(number) if number.isdigit() else 0
 
 

@@ -12,7 +12,6 @@ the restored databases as itself; what belongs to other databases is passed over
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
 from drkit.mysql.replay import RowApplier
-from drkit.ops.binlog_archive import Archive, ArchivedFile
+from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.restore import RestoreResult, restore_backup
 
 _GTID_EVENTS = {33, 162}
@@ -101,7 +100,7 @@ def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Mani
 def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None:
     start = manifest.consistency["binlog_snapshot"]["file"]
     for gap in archive.gaps():
-        if _number(gap["after_file"]) >= _number(start) and (
+        if file_order(gap["after_file"]) >= file_order(start) and (
                 gap["after_event_at"] is None or
                 datetime.fromisoformat(gap["after_event_at"]) < moment):
             raise BinlogGapError(
@@ -212,8 +211,3 @@ def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int
 def _utc(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _number(file: str) -> int:
-    match = re.search(r"(\d+)$", file)
-    return int(match.group(1)) if match else 0

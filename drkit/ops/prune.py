@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, taken_at
+from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, load_manifest, taken_at
 from drkit.console import log_event
+from drkit.errors import DrkitError
 from drkit.manifest import SIDECAR_SUFFIX
 
 UNKNOWN = "(databases unknown)"  # a backup whose metadata names none
@@ -36,6 +37,7 @@ class PrunePlan:
     keep: dict[str, str] = field(default_factory=dict)  # old backups kept -> why
     deleted: list[str] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)  # database -> what protects it
+    binlogs: list[str] = field(default_factory=list)  # archived binlog files no base needs
     versions: list[str] = field(default_factory=list)  # "name?versionid=ID", already earlier
     versions_bytes: int = 0
     deleted_versions: list[str] = field(default_factory=list)
@@ -46,7 +48,8 @@ class PrunePlan:
         return {"ok": True, **data}
 
 
-def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:
+def plan_prune(store: BackupStore, older_than_seconds: float,
+               binlog_prefix: str | None = None) -> PrunePlan:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
     entries = Catalog(store).entries()
     plan = PrunePlan(cutoff=cutoff)
@@ -76,11 +79,37 @@ def plan_prune(store: BackupStore, older_than_seconds: float) -> PrunePlan:
         if blob.name.endswith(SIDECAR_SUFFIX) and backup not in backups and moment and \
                 moment < cutoff:
             plan.delete.append(blob.name)  # its backup is already gone
+    if binlog_prefix:
+        plan.binlogs = _binlogs_before_oldest_base(store, binlog_prefix, entries, plan.delete)
     doomed = versions_to_delete(Catalog(store).previous_versions(), _current(store),
                                 plan.delete, cutoff)
     plan.versions = [_label(v) for v in doomed]
     plan.versions_bytes = sum(v.size for v in doomed)
     return plan
+
+
+def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[BackupEntry],
+                                deleting: list[str]) -> list[str]:
+    """Archived binlog files (blob and sidecar) wholly before the snapshot of the oldest
+    backup that stays and can start a point-in-time restore; none if no backup that stays
+    can (then every archived file may still be needed)."""
+    from drkit.ops.binlog_archive import SIDECAR, Archive, file_order
+
+    start = None
+    for entry in (e for e in entries if e.name not in deleting and e.has_manifest):
+        try:
+            consistency = load_manifest(store, entry.name).consistency
+        except DrkitError:
+            continue  # a manifest drkit cannot read starts no restore
+        if consistency.get("binlog_exact"):
+            start = consistency["binlog_snapshot"]["file"]
+            break
+    if start is None:
+        return []
+    archive = Archive(BackupStore(store.container, prefix, store.account))
+    older = [f for f in archive.files()
+             if f.complete and file_order(f.file) < file_order(start)]
+    return [prefix + name for f in older for name in (f.file, f.file + SIDECAR)]
 
 
 def versions_to_delete(versions: list[BlobVersion], current: set[str], deleting: list[str],
@@ -115,7 +144,7 @@ def _reason(entry: BackupEntry, database: str, newest_good: BackupEntry | None) 
 
 
 def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
-    for name in plan.delete:
+    for name in [*plan.delete, *plan.binlogs]:
         try:
             store.container.delete_blob(name)
         except AzureError as exc:
