@@ -226,6 +226,8 @@ class RestoreSettings(Section):
 class BinlogSettings(Section):
     """The binlog archive (``drkit binlog stream``), for point-in-time recovery."""
 
+    enabled: bool = Field(False, description="this environment keeps a binlog archive: "
+                                             "doctor checks it, alarms watch its lag")
     prefix: str = Field("binlogs/", pattern=r"^([^/]+/)+$",
                         description="under the backup container")
     flush_seconds: float = Field(30, gt=0, le=3600,
@@ -237,6 +239,8 @@ class BinlogSettings(Section):
                                                "a point-in-time restore proves the time it "
                                                "reached")
     heartbeat_seconds: float = Field(5, gt=0, le=300)
+    lag_alarm_seconds: int = Field(300, ge=60, description="doctor warns and the alarm fires "
+                                                          "when the archive is this far behind")
 
 
 class MetricsSettings(Section):

@@ -199,3 +199,34 @@ def test_prune_drops_archived_binlogs_only_before_the_oldest_kept_base(sandbox, 
     left = {b.name for b in store.container.list_blobs(name_starts_with=archive.binlog.prefix)}
     assert not left & set(older) and left == set(names) - set(older)
     assert run_cli("binlog", "status").exit_code == 0  # what remains is whole, no gap
+
+
+def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, monkeypatch):
+    """On RDS binlogs go as soon as no replica needs them (retention NULL): the doctor says
+    so and prints the call that fixes it; the sandbox's source has RDS's procedures."""
+    monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+
+    def checks() -> dict[str, dict]:
+        result = run_cli("doctor", "--json")
+        return {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+    try:
+        found = checks()
+        assert found["binary log"]["status"] == "OK"
+        assert found["binlog privileges"]["status"] == "OK"
+        assert found["binlog retention"]["status"] == "CRITICAL"
+        assert "rds_set_configuration('binlog retention hours'" in found[
+            "binlog retention"]["fix"]
+        assert found["binlog archive"]["status"] == "CRITICAL"  # enabled, still empty
+        dbtools.query(sandbox, "source",
+                      "CALL mysql.rds_set_configuration('binlog retention hours', 720)")
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        found = checks()
+        assert found["binlog retention"]["status"] == "OK"
+        assert found["binlog archive"]["status"] == "OK"
+    finally:
+        dbtools.as_root(sandbox, "source", "UPDATE mysql.rds_configuration SET value = NULL")
+    grants = json.loads(run_cli("doctor", "--print-policy").stdout)["mysql_source_grants"]
+    assert any("REPLICATION SLAVE, REPLICATION CLIENT" in g for g in grants)
+    assert any("drkit_heartbeat.*" in g for g in grants)

@@ -29,6 +29,7 @@ from drkit.azure.catalog import CLOCK_SKEW, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
+from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.redact import redact
@@ -364,25 +365,10 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
     return checks
 
 
-def check_binlog_archive(doctor: Doctor) -> list[Check]:
-    from drkit.ops.binlog_archive import status
-
-    report = status(doctor.settings)
-    if not report["files"]:
-        return []  # no archive kept: nothing to say
-    open_gaps = [g for g in report["gaps"] if not g["superseded_by"]]
-    if open_gaps:
-        return [Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "
-                      f"{open_gaps[0]['missing']}", "Take a full backup now (drkit backup, "
-                      "then drkit verify): point-in-time restores start after it.")]
-    lag = report["lag_seconds"]
-    return [Check("binlog archive", OK, f"{report['files']} files, newest event "
-                  f"{report['newest_event_at']} ({lag} s ago)")]
-
-
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
     "all": [check_secrets, check_source, check_storage, check_audit_container, check_target,
-            check_cron, check_disk, check_backup_age, check_binlog_archive],
+            check_cron, check_disk, check_backup_age, check_binlog_source,
+            check_binlog_archive],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
                  check_target, check_time_zones, check_flexible_server],

@@ -76,7 +76,17 @@ def policy(settings: Settings) -> dict:
         "AssignableScopes": [f"/subscriptions/<subscription>/resourceGroups/"
                              f"{settings.azure.resource_group or '<resource-group>'}"],
     }
+    user = f"'{settings.source.user}'@'%'"
+    grants = [f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON *.* TO {user};"]
+    if settings.binlog.enabled:  # the streamer reads the binary log as a replica
+        grants.append(f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO {user};")
+        grants.append("CALL mysql.rds_set_configuration('binlog retention hours', 48);  "
+                      "-- RDS: keep binlogs for a stopped streamer to catch up")
+    if settings.binlog.heartbeat:
+        grants.append(f"GRANT CREATE, INSERT, UPDATE, DELETE, SELECT ON drkit_heartbeat.* "
+                      f"TO {user};")
     return {"aws_iam_policy": {"Version": "2012-10-17", "Statement": statements},
+            "mysql_source_grants": grants,
             "azure_role_assignments": azure_roles,
             "azure_custom_role": operator if settings.azure.flexible_server else None,
             "azure_blob_role": blob_operator}

@@ -22,7 +22,7 @@ import pymysql
 
 from drkit.errors import SandboxError
 from drkit.programs import find_program
-from drkit.sandbox import demodb, flexible
+from drkit.sandbox import demodb, flexible, rds
 
 if TYPE_CHECKING:
     from drkit.sandbox.estate import Sandbox
@@ -245,6 +245,7 @@ class SourceDatabase(MariaDB):
     def seed(self, port: int) -> None:
         super().seed(port)
         with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
+            rds.install(cursor)
             cursor.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA "
                            "WHERE SCHEMA_NAME = %s", (DEMO_DATABASE,))
             if cursor.fetchone()[0] == 0:

@@ -1,0 +1,104 @@
+"""Doctor checks of the binlog archive and of what the source must give it.
+
+A point-in-time restore needs, on the source: binary logging in ROW format, binlogs kept
+long enough to bridge the time between full backups (on RDS: ``binlog retention hours``,
+which is NULL, purge at once, unless set), and a user allowed to read them as a replica; in
+the archive: no gap since the oldest base and a small lag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pymysql
+
+from drkit.checks import CRITICAL, OK, WARNING, Check
+from drkit.mysql.connection import connect, source_server
+
+if TYPE_CHECKING:
+    from drkit.health.doctor import Doctor
+
+REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
+
+
+def check_binlog_source(doctor: Doctor) -> list[Check]:
+    settings = doctor.settings
+    if not settings.binlog.enabled:
+        return []
+    with contextlib.closing(connect(source_server(settings))) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute("SELECT @@log_bin, @@binlog_format")
+        log_bin, binlog_format = cursor.fetchone()
+        cursor.execute("SHOW GRANTS")
+        grants = " ".join(row[0].upper() for row in cursor.fetchall())
+        retention = _retention(cursor)
+    checks = [Check("binary log", OK if log_bin and binlog_format == "ROW" else CRITICAL,
+                    f"log_bin {'ON' if log_bin else 'OFF'}, binlog_format {binlog_format}",
+                    "" if log_bin and binlog_format == "ROW" else
+                    "Turn on binary logging in ROW format (RDS: automated backups on, and "
+                    "binlog_format ROW in the DB parameter group).")]
+    missing = [p for p in REPLICA_PRIVILEGES
+               if p not in grants and "ALL PRIVILEGES ON *.*" not in grants]
+    checks.append(Check("binlog privileges", CRITICAL if missing else OK,
+                        f"{settings.source.user} lacks {', '.join(missing)}" if missing
+                        else f"{settings.source.user} may read the binary log",
+                        f"GRANT {', '.join(missing)} ON *.* TO the backup user."
+                        if missing else ""))
+    needed = doctor.backup_interval() or timedelta(days=1)
+    if retention is None:
+        checks.append(Check("binlog retention", CRITICAL, "RDS purges binlogs as soon as it "
+                            "can (binlog retention hours is NULL)",
+                            f"CALL mysql.rds_set_configuration('binlog retention hours', "
+                            f"{max(24, int(needed.total_seconds() // 3600) + 6)});"))
+    else:
+        status = OK if retention >= needed else WARNING
+        checks.append(Check("binlog retention", status,
+                            f"{retention.total_seconds() / 3600:g} h; full backups every "
+                            f"{needed.total_seconds() / 3600:g} h",
+                            "" if status == OK else "Keep binlogs at least as long as the "
+                            "time between full backups, so a stopped streamer can catch up."))
+    return checks
+
+
+def _retention(cursor) -> timedelta | None:
+    """How long the source keeps binlogs; None: RDS with its NULL (purge at once)."""
+    try:
+        cursor.execute("CALL mysql.rds_show_configuration")
+        rows = {row[0]: row[1] for row in cursor.fetchall()}
+        hours = rows.get("binlog retention hours")
+        return timedelta(hours=int(hours)) if hours is not None else None
+    except pymysql.err.MySQLError:
+        pass  # not RDS: the server's own expiry
+    for variable in ("@@binlog_expire_logs_seconds", "@@expire_logs_days * 86400"):
+        try:
+            cursor.execute(f"SELECT {variable}")
+            seconds = cursor.fetchone()[0]
+        except pymysql.err.MySQLError:
+            continue
+        if seconds:
+            return timedelta(seconds=float(seconds))
+    return timedelta(days=36500)  # never expired
+
+
+def check_binlog_archive(doctor: Doctor) -> list[Check]:
+    from drkit.ops.binlog_archive import status
+
+    settings = doctor.settings
+    report = status(settings)
+    if not report["files"]:
+        return [Check("binlog archive", CRITICAL, "empty",
+                      "Start the streamer: drkit binlog stream (drkit schedule prints its "
+                      "systemd unit).")] if settings.binlog.enabled else []
+    open_gaps = [g for g in report["gaps"] if not g["superseded_by"]]
+    if open_gaps:
+        return [Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "
+                      f"{open_gaps[0]['missing']}", "Take a full backup now (drkit backup, "
+                      "then drkit verify): point-in-time restores start after it.")]
+    lag = report["lag_seconds"]
+    late = lag is not None and lag > settings.binlog.lag_alarm_seconds
+    return [Check("binlog archive", WARNING if late else OK,
+                  f"{report['files']} files, newest event {report['newest_event_at']} "
+                  f"({lag} s ago)", "Is the streamer running? drkit binlog status; with an "
+                  "idle source, turn on binlog.heartbeat." if late else "")]
