@@ -27,7 +27,7 @@ import nbformat
 from jupyter_client.manager import KernelManager
 
 from drkit.config import load_settings
-from drkit.runbooks.incident import new_incident, new_token
+from drkit.runbooks.incident import lab, new_incident, new_token
 from drkit.runbooks.runbook import load_runbook, runbook_dirs
 from drkit.runbooks.runner import KERNEL, kernel_environment
 from drkit.sandbox.estate import Sandbox
@@ -47,7 +47,7 @@ def drkit(*args: str, ok: bool = True) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def screenshot(url: str, png: Path, wait_ms: int = 3000, height: int = HEIGHT) -> None:
+def screenshot(url: str, png: Path, wait_ms: int = 8000, height: int = HEIGHT) -> None:
     """Chromium's own screenshot. The URL is handed over in a private file, never in the
     arguments, because a JupyterLab URL carries its token."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,7 +58,8 @@ def screenshot(url: str, png: Path, wait_ms: int = 3000, height: int = HEIGHT) -
         page.write_text(f"<script>location.replace({json.dumps(url)})</script>")
         page.chmod(0o600)
         subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", f"--user-data-dir={scratch}/profile",
+                        "--hide-scrollbars", "--run-all-compositor-stages-before-draw",
+                        f"--user-data-dir={scratch}/profile",
                         f"--window-size={WIDTH},{height}", f"--virtual-time-budget={wait_ms}",
                         f"--screenshot={png}", page.as_uri()],
                        check=True, capture_output=True, timeout=120)
@@ -70,6 +71,8 @@ def answer_the_first_gate_wrongly(notebook: Path) -> None:
     answer there, and keep the outputs in the notebook, as a person's JupyterLab would."""
     book = nbformat.read(notebook, as_version=4)
     with kernel_environment() as environment:
+        # The kernelspec is looked up in this process's own Jupyter path.
+        os.environ["JUPYTER_PATH"] = environment["JUPYTER_PATH"]
         manager = KernelManager(kernel_name=KERNEL)
         manager.start_kernel(env=environment)
         client = manager.client()
@@ -106,44 +109,51 @@ def lab_at_the_gate(settings, config: Path, png: Path) -> None:
     incident = new_incident(settings, config, runbook, settings.environment)
     answer_the_first_gate_wrongly(incident.notebook)
     port, token = free_port(), new_token()
-    settings_dir = Path(tempfile.mkdtemp())  # no "news" pop-up over the page
-    (settings_dir / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-     ).write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    with kernel_environment() as environment:
-        lab = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
-             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--no-browser",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            env={**environment, "JUPYTER_TOKEN": token,
-                 "JUPYTERLAB_SETTINGS_DIR": str(settings_dir)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
-                                       timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or lab.poll() is not None:
-                    raise SystemExit("JupyterLab did not start") from None
-                time.sleep(0.5)
-        # /doc: JupyterLab's single-document mode, the notebook without the side panels.
-        screenshot(incident.url(port, token).replace("/lab/tree/", "/doc/tree/"), png,
-                   wait_ms=20000, height=1300)
-    finally:
-        os.killpg(lab.pid, 15)
-        lab.wait(timeout=30)
-        shutil.rmtree(settings_dir)
+    with lab(incident, port, token) as (command, environment), \
+            tempfile.TemporaryDirectory() as settings:
+        # No "news" pop-up over the page: the answer, in lab settings of its own.
+        notification = Path(settings, "@jupyterlab", "apputils-extension")
+        notification.mkdir(parents=True)
+        (notification / "notification.jupyterlab-settings").write_text(
+            '{"fetchNews": "false", "checkForUpdates": false}')
+        process = subprocess.Popen(command, env={**environment,
+                                                 "JUPYTERLAB_SETTINGS_DIR": settings},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
+                                           timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise SystemExit("JupyterLab did not start") from None
+                    time.sleep(0.5)
+            # /doc: JupyterLab's single-document mode, the notebook without the side panels.
+            screenshot(incident.url(port, token).replace("/lab/tree/", "/doc/tree/"), png,
+                       wait_ms=20000, height=1300)
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=DOCS / "out" / "sandbox")
+    parser.add_argument("--keep", action="store_true", help="Leave the sandbox running.")
     args = parser.parse_args()
     box = Sandbox(args.dir)
     box.up()
+    try:
+        photograph(box, args.dir)
+    finally:
+        if not args.keep:
+            box.down()
+
+
+def photograph(box: Sandbox, directory: Path) -> None:
     os.environ["DRKIT_CONFIG"] = str(box.config_path)
     settings = load_settings(box.config_path)
 
@@ -156,7 +166,7 @@ def main() -> None:
     screenshot(Path(passed[-1]["record"], "notebook.html").as_uri(), DOCS / "drill-passed.png")
     screenshot(Path(failed["record"], "notebook.html").as_uri(), DOCS / "drill-failed.png")
 
-    report = args.dir / "report.html"
+    report = directory / "report.html"
     subprocess.run([DRKIT, "audit", "report", "--output", str(report)], check=True,
                    capture_output=True)
     screenshot(report.as_uri(), DOCS / "audit-report.png")

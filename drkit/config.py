@@ -55,6 +55,9 @@ _SCHEMES = ("secret:", "env:", "keyvault:", "file:")
 
 def _references(value: str | list[str]) -> str | list[str]:
     for reference in [value] if isinstance(value, str) else value or [""]:
+        if reference.startswith("file:") and not reference.startswith("file:/"):
+            raise ValueError(f"{reference!r}: a file: reference needs an absolute path, "
+                             "e.g. file:/run/credentials/drkit/rds-password")
         if not _REF.match(reference):
             raise ValueError(
                 "expected a reference 'secret:KEY' (a key of the AWS secret), 'keyvault:NAME' "

@@ -61,16 +61,22 @@ class FileSecrets:
     def lookup(self, name: str) -> str:
         path = Path(name)
         try:
-            mode = path.stat().st_mode
-            value = path.read_text().strip()
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block the run
+                raise SecretError(f"Secret file {path} is not a regular file; it was not "
+                                  "read.", "Point the reference at a regular file.")
+            if info.st_mode & 0o077:
+                raise SecretError(f"Secret file {path} can be read by other users "
+                                  f"(mode {stat.S_IMODE(info.st_mode):o}); it was not used.",
+                                  f"Run: chmod 600 {path}")
+            value = path.read_bytes().decode("utf-8").rstrip("\r\n")
         except OSError as exc:
             raise SecretError(f"Cannot read secret file {path} ({exc.strerror}).",
                               "Create it (readable by drkit's user only) or fix the path."
                               ) from None
-        if mode & 0o077:
-            raise SecretError(f"Secret file {path} can be read by other users "
-                              f"(mode {stat.S_IMODE(mode):o}); it was not used.",
-                              f"Run: chmod 600 {path}")
+        except UnicodeDecodeError:
+            raise SecretError(f"Secret file {path} is not UTF-8 text.",
+                              "Write the secret into it as text.") from None
         if not value:
             raise SecretError(f"Secret file {path} is empty.", "Write the secret into it.")
         return value

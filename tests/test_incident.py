@@ -25,6 +25,13 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _pgid(process: Path) -> int | None:
     try:
         return int((process / "stat").read_text().rsplit(")", 1)[1].split()[2])
@@ -60,12 +67,22 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         assert "drkit" in specs["kernelspecs"]
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
-        # The token opens a kernel holding the credentials: not in any process's arguments.
-        group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                 and _pgid(entry) == lab.pid]
-        assert len(group) >= 2  # drkit and JupyterLab
+        # The token opens a kernel holding the credentials: not in any process's arguments,
+        # nor in the environment a kernel inherits (a cell could print it into the record).
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels?token={token}",
+                                         data=b'{"name": "drkit"}', method="POST")
+        kernel = json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
+        deadline = time.monotonic() + 30
+        while True:  # drkit and JupyterLab (their group), and the kernel (a session of its own)
+            group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                     and (_pgid(entry) == lab.pid or kernel.encode() in _cmdline(entry))]
+            if len(group) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(group) >= 3, kernel
         for process in group:
             assert token.encode() not in (process / "cmdline").read_bytes()
+            assert token.encode() not in (process / "environ").read_bytes()
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=30)

@@ -106,17 +106,14 @@ def test_versions_of_what_is_deleted_go_and_those_of_what_stays_do_not():
     from drkit.azure.catalog import BlobVersion
     from drkit.ops.prune import versions_to_delete
 
-    now = datetime.now(UTC)
-    old, recent = now - timedelta(days=40), now - timedelta(days=1)
-    cutoff = now - timedelta(days=30)
+    old = datetime.now(UTC) - timedelta(days=40)
     versions = [
         BlobVersion("b/backup-1.sql.gz", "v1", 100, old),  # pruned now
         BlobVersion("b/backup-1.sql.gz.manifest.json", "v2", 5, old),  # pruned now
         BlobVersion("b/backup-2.sql.gz.manifest.json", "v3", 5, old),  # stays: kept backup
-        BlobVersion("b/backup-0.sql.gz", "v4", 90, old),  # gone before, past the cutoff
-        BlobVersion("b/backup-9.sql.gz", "v5", 90, recent),  # gone recently: an undo window
+        # Deleted by hand long ago: its version is what could bring it back. Kept.
+        BlobVersion("b/backup-0.sql.gz", "v4", 90, old),
     ]
-    current = {"b/backup-2.sql.gz", "b/backup-2.sql.gz.manifest.json"}
-    doomed = versions_to_delete(versions, current,
-                                ["b/backup-1.sql.gz", "b/backup-1.sql.gz.manifest.json"], cutoff)
-    assert [v.version_id for v in doomed] == ["v1", "v2", "v4"]
+    doomed = versions_to_delete(versions, ["b/backup-1.sql.gz",
+                                           "b/backup-1.sql.gz.manifest.json"])
+    assert [v.version_id for v in doomed] == ["v1", "v2"]

@@ -61,6 +61,13 @@ def credential(azure: AzureSettings, resolver: SecretResolver) -> Any:
     return identity.DefaultAzureCredential(**common)
 
 
+def _unreachable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(cause in text for cause in ("connection refused", "failed to establish",
+                                           "timed out", "name or service not known",
+                                           "unable to connect"))
+
+
 class FlexibleServer:
     """One Flexible Server (``azure.resource_group`` / ``azure.flexible_server``)."""
 
@@ -84,6 +91,11 @@ class FlexibleServer:
         try:
             return operation(*args, **kwargs)
         except ClientAuthenticationError as exc:
+            if _unreachable(exc):  # the login endpoint did not answer: not a refusal
+                raise AzureControlError(
+                    f"Cannot reach the Azure login endpoint "
+                    f"({self.azure.authority or 'login.microsoftonline.com'}) to {what}.",
+                    "Check network access to Entra ID and azure.authority.") from None
             raise AzureControlError(
                 f"Azure refused the credentials for {what} ({_code(exc)}).",
                 "Check azure.auth and the tenant, client id and secret.") from None

@@ -44,8 +44,9 @@ class KeyVaultSecrets:
                    "read_timeout": settings.secret_timeout_seconds, "retry_total": 1}
         if azure.ca_bundle:
             options["connection_verify"] = str(azure.ca_bundle)
-        if azure.key_vault_proxy:
-            options["proxies"] = {"https": azure.key_vault_proxy}
+        self.proxy = azure.key_vault_proxy
+        if self.proxy:
+            options["proxies"] = {"https": self.proxy}
         self.client = SecretClient(self.url, credential(azure, settings.secrets), **options)
         self._values: dict[str, str] = {}
 
@@ -67,9 +68,11 @@ class KeyVaultSecrets:
                               "Check azure.auth, azure.client_id and azure.tenant_id, and that "
                               "the identity has the 'Key Vault Secrets User' role.") from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise SecretStoreUnreachable(f"Cannot reach Key Vault {self.url} ({_reason(exc)}).",
-                                         "Check the network path to the vault and "
-                                         "azure.key_vault_url.") from None
+            through = f" through proxy {self.proxy}" if self.proxy else ""
+            raise SecretStoreUnreachable(
+                f"Cannot reach Key Vault {self.url}{through} ({_network_cause(exc)}).",
+                "Check the network path to the vault (azure.key_vault_url, "
+                "azure.key_vault_proxy or HTTPS_PROXY).") from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
                 raise SecretError(f"Key Vault {self.url} denied reading secret {name!r}.",
@@ -80,6 +83,18 @@ class KeyVaultSecrets:
         if value is None:
             raise SecretError(f"Key Vault secret {name!r} in {self.url} has no value.")
         return value
+
+
+_CAUSES = ("Connection refused", "timed out", "Name or service not known",
+           "No route to host", "certificate verify failed", "Connection reset",
+           "Unable to connect to proxy")
+
+
+def _network_cause(exc: Exception) -> str:
+    """The network failure in words, not the transport's nested repr."""
+    text = str(exc)
+    found = [cause for cause in _CAUSES if cause.lower() in text.lower()]
+    return ", ".join(found) or type(exc).__name__
 
 
 def _reason(exc: Exception) -> str:

@@ -59,7 +59,8 @@ def _list_versions(context: Context, catalog, as_json: bool) -> None:
     from drkit.manifest import SIDECAR_SUFFIX
     from drkit.units import human_size
 
-    current = {e.name for e in catalog.entries()}
+    current = {b.name.removesuffix(SIDECAR_SUFFIX) for b in
+               catalog.store.container.list_blobs(name_starts_with=catalog.store.prefix)}
     rows: dict[str, dict] = {}
     for version in catalog.previous_versions():
         backup = version.name.removesuffix(SIDECAR_SUFFIX)
@@ -175,7 +176,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         context.env.print(f"restored {result.backup} into {databases} on {result.target}: "
                           f"{human_size(result.compressed_bytes)} read "
                           f"({human_size(result.sql_bytes)} of SQL) in {result.seconds:.1f} s "
-                          f"({result.throughput_mib_s} MiB/s of SQL)"
+                          f"({human_size(result.sql_bytes / max(result.seconds, 1e-3))}/s)"
                           + ("; proof passed" if result.proof else "; not proven"))
 
 
@@ -268,8 +269,9 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
         context.env.print(f"{verb}: {name} (archived binlog before the oldest backup kept)")
     if plan.versions or plan.deleted_versions:
         count = len(plan.deleted_versions) if yes else len(plan.versions)
-        context.env.print(f"{verb}: {count} earlier versions of deleted blobs (blob versioning"
-                          f"; {human_size(plan.versions_bytes)} before this run)")
+        context.env.print(f"{verb}: {count} earlier versions of the deleted blobs (blob "
+                          f"versioning; {human_size(plan.versions_bytes)})"
+                          + ("" if yes else "; deleting makes one more of each"))
     if not plan.delete:
         context.env.print(f"nothing older than {older_than} to delete")
     context.env.print("lifecycle rule: not checked here (reading it needs Azure Resource "

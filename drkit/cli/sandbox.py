@@ -9,6 +9,7 @@ import click
 
 from drkit.cli.context import Context, pass_context, print_table
 from drkit.console import Environment
+from drkit.errors import SandboxError
 from drkit.units import parse_size
 
 
@@ -52,7 +53,9 @@ def sandbox_status(context: Context, directory: Path, as_json: bool) -> None:
     """Show each service's port, pid and health; exit 1 unless all are healthy."""
     from drkit.sandbox.estate import Sandbox
 
-    statuses = Sandbox(directory).status()
+    box = Sandbox(directory)
+    _require_sandbox(box)
+    statuses = box.status()
     _print_status(context.env, statuses, as_json)
     if not all(s.healthy for s in statuses):
         raise click.exceptions.Exit(1)
@@ -81,8 +84,18 @@ def sandbox_stop(context: Context, directory: Path, service: str) -> None:
     if service not in box.services:
         raise click.BadParameter(f"{service!r} is not a sandbox service; one of: "
                                  f"{', '.join(box.services)}.", param_hint="SERVICE")
-    box.stop_service(service)
+    _require_sandbox(box)
+    if not box.stop_service(service):
+        raise SandboxError(f"The sandbox's {service} in {box.directory} is not running; "
+                           "nothing was stopped.", "drkit sandbox status shows what runs.")
     context.env.print(f"stopped: {service} (drkit sandbox up starts it again)")
+
+
+def _require_sandbox(box) -> None:
+    if not box.config_path.exists():  # written by up, kept by down
+        raise SandboxError(f"There is no sandbox in {box.directory}.",
+                           "Pass --dir DIR (the one drkit sandbox up used), or start one "
+                           "with drkit sandbox up.")
 
 
 def _print_status(env: Environment, statuses, as_json: bool) -> None:

@@ -129,8 +129,9 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
                 f"only in AWS Secrets Manager ({', '.join(references(value))})" if only_aws
                 else error.message,
                 f"List a reference after it that answers when AWS is down, e.g. "
-                f"[{references(value)[0]}, keyvault:{name.split('.')[-1].replace('_', '-')}],"
-                " and put the value in the DR region's Key Vault."))
+                f"[{references(value)[0]}, keyvault:{name.replace('.', '-').replace('_', '-')}"
+                "], and put the value in the DR region's Key Vault." if only_aws
+                else error.fix or ""))
             continue
         checks.append(Check(f"{name} without AWS", OK, f"from {answered}"))
     return checks
@@ -163,6 +164,8 @@ def check_time_zones(doctor: Doctor) -> list[Check]:
 
 def check_flexible_server(doctor: Doctor) -> list[Check]:
     if not doctor.settings.azure.flexible_server:
+        if doctor.purpose == "all":
+            return []  # the nightly work needs no server control; the failover check says
         return [Check("Flexible Server control", WARNING, "no azure.flexible_server configured",
                       "Set azure.resource_group and azure.flexible_server so the failover "
                       "can start the DR server.")]
@@ -367,8 +370,8 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
 
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
     "all": [check_secrets, check_source, check_storage, check_audit_container, check_target,
-            check_cron, check_disk, check_backup_age, check_binlog_source,
-            check_binlog_archive],
+            check_cron, check_disk, check_backup_age, check_flexible_server,
+            check_binlog_source, check_binlog_archive],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
                  check_target, check_time_zones, check_flexible_server],

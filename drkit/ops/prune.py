@@ -10,8 +10,8 @@ the next run removes.
 
 With blob versioning on (the seed enables it), deleting a blob keeps its last state as an
 earlier version, which costs as much as the blob did. So the earlier versions of what prune
-deletes go too, and so do those of blobs already gone whose last change is past the cutoff
-(left by an earlier prune or by hand). Versions of the blobs that stay are left alone.
+deletes go too. Versions of anything else are left alone: those of a blob deleted by hand
+are what can bring it back (``drkit list --versions`` shows what they cost).
 """
 
 from __future__ import annotations
@@ -81,8 +81,7 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
             plan.delete.append(blob.name)  # its backup is already gone
     if binlog_prefix:
         plan.binlogs = _binlogs_before_oldest_base(store, binlog_prefix, entries, plan.delete)
-    doomed = versions_to_delete(Catalog(store).previous_versions(), _current(store),
-                                plan.delete, cutoff)
+    doomed = versions_to_delete(Catalog(store).previous_versions(), plan.delete)
     plan.versions = [_label(v) for v in doomed]
     plan.versions_bytes = sum(v.size for v in doomed)
     return plan
@@ -112,20 +111,10 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
     return [prefix + name for f in older for name in (f.file, f.file + SIDECAR)]
 
 
-def versions_to_delete(versions: list[BlobVersion], current: set[str], deleting: list[str],
-                       cutoff: datetime) -> list[BlobVersion]:
-    """The earlier versions of blobs being deleted, and of blobs already gone whose last
-    change is older than ``cutoff``; never one of a blob that stays."""
+def versions_to_delete(versions: list[BlobVersion], deleting: list[str]) -> list[BlobVersion]:
+    """The earlier versions of the blobs being deleted; never one of any other blob."""
     going = set(deleting)
-    return [v for v in versions if v.name in going
-            or (v.name not in current and v.last_modified < cutoff)]
-
-
-def _current(store: BackupStore) -> set[str]:
-    try:
-        return {b.name for b in store.container.list_blobs(name_starts_with=store.prefix)}
-    except AzureError as exc:
-        raise store.error(exc) from None
+    return [v for v in versions if v.name in going]
 
 
 def _label(version: BlobVersion) -> str:
@@ -152,8 +141,9 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
         plan.deleted.append(name)
         log_event("prune.deleted", f"Deleted {name}", blob=name)
     # Listed again: deleting a versioned blob has just made its last state an earlier version.
-    for version in versions_to_delete(Catalog(store).previous_versions(), _current(store),
-                                      plan.deleted, plan.cutoff):
+    deleted = versions_to_delete(Catalog(store).previous_versions(), plan.deleted)
+    plan.versions_bytes = sum(v.size for v in deleted)
+    for version in deleted:
         try:
             store.container.delete_blob(version.name, version_id=version.version_id)
         except AzureError as exc:

@@ -293,7 +293,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
             rewrites=dict(rewriter.changes))
         log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
                   f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
-                  f"({result.throughput_mib_s} MiB/s of SQL)", **result.as_dict())
+                  f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
         if prove_after:
             result.proof = prove_restore(manifest, server, load_as, rewriter.azure)
         result.replay = then(server, load_as) if then else None

@@ -9,11 +9,15 @@ interpreter through the same private kernelspec as ``drkit run``, on loopback wi
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,14 +60,28 @@ def new_incident(settings: Settings, config_path: Path, runbook: Runbook,
 def run_lab(incident: Incident, port: int, token: str) -> int:
     """JupyterLab on the incident folder until it is stopped; its exit code."""
     require_extra("lab", "drkit failover open")
+    with lab(incident, port, token) as (command, environment):
+        return subprocess.call(command, env=environment)
+
+
+@contextlib.contextmanager
+def lab(incident: Incident, port: int, token: str) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The command and environment of a JupyterLab on the incident folder, with drkit's
+    kernel. Its token is in a config file only its user reads, for as long as it runs: not
+    in its arguments (any local user can list them) nor in its environment (its kernels
+    inherit that, and a notebook could print it into the record)."""
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                "--ServerApp.port_retries=0", "--no-browser"]
     if os.geteuid() == 0:  # JupyterLab refuses root unless told (the quick start is root)
         command.append("--allow-root")
-    with kernel_environment() as environment:
-        # The token in the environment, not the arguments, which any local user can list.
-        return subprocess.call(command, env={**environment, "JUPYTER_TOKEN": token})
+    with kernel_environment() as environment, \
+            tempfile.TemporaryDirectory(prefix="drkit-lab-") as private:
+        config = Path(private) / "jupyter_server_config.json"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"IdentityProvider": {"token": token}}, handle)
+        yield command, {**environment, "JUPYTER_CONFIG_DIR": private}
 
 
 def new_token() -> str:

@@ -340,8 +340,10 @@ def _outcome(runbook: Runbook, code: int, stderr: str,
             error_class, DrkitError) else RunbookStepError.exit_code
         where = (f"In [{failed.execution_count}]" if failed.execution_count
                  else f"cell {failed.index}")
-        return exit_code, (f"{runbook.name} failed at step '{failed.step}' ({where}): "
-                           f"{failed.ename}: {failed.evalue}")
+        # A drkit error is its sentence; anything else (a bug) keeps its class name.
+        known = exit_code != RunbookStepError.exit_code
+        return exit_code, (f"failed at step '{failed.step}' ({where}): "
+                           + ("" if known else f"{failed.ename}: ") + failed.evalue)
     return RunbookEngineError.exit_code, f"{runbook.name} could not run: {_engine_cause(stderr)}"
 
 

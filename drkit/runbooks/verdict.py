@@ -50,7 +50,12 @@ def summary(runbook: str, exit_code: int, message: str, results: dict[str, Any],
             parameters: dict[str, Any]) -> list[str]:
     """The verdict line, then the figures."""
     verdict = verdict_of(exit_code)
-    head = f"{runbook}: {verdict}" + ("" if verdict == "PASSED" else f" - {message}")
+    if verdict == "PASSED":
+        head = f"{runbook}: PASSED"
+    elif message.startswith("failed "):  # "restore-drill: FAILED at step '2. ...' (In [4]): ..."
+        head = f"{runbook}: {verdict} {message.removeprefix('failed ')}"
+    else:
+        head = f"{runbook}: {verdict} - {message}"
     return [head, *figures(results, parameters)]
 
 

@@ -55,13 +55,11 @@ class AzureControl(Service):
         return f"https://127.0.0.1:{port}"
 
     def answers(self, port: int) -> bool:
-        if not self.ca_bundle.exists():
-            return False
-        context = ssl.create_default_context(cafile=str(self.ca_bundle))
-        try:
+        try:  # the certificate may be half written while the process starts
+            context = ssl.create_default_context(cafile=str(self.ca_bundle))
             urllib.request.urlopen(f"{self.url(port)}/{SANDBOX_TENANT}/v2.0/.well-known/"
                                    "openid-configuration", timeout=2, context=context)
-        except (OSError, ssl.SSLError):
+        except (OSError, ssl.SSLError, ValueError):
             return False
         return True
 

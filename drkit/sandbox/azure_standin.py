@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import re
 import secrets
 import select
@@ -65,10 +66,18 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256()))
     cert_path, key_path = directory / "standin.pem", directory / "standin.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_bytes = key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    for path, data, mode in ((key_path, key_bytes, 0o600),
+                             (cert_path, certificate.public_bytes(serialization.Encoding.PEM),
+                              0o644)):
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        partial.replace(path)  # whole or not at all, for whoever reads it meanwhile
     return cert_path, key_path
 
 

@@ -194,6 +194,15 @@ class Sandbox:
                 service.command(port), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 env=service.environment(), start_new_session=True, cwd=service.home,
             )
+        try:
+            self._wait_until_it_answers(service, process, port)
+        except BaseException:
+            self._stop_pid(process.pid)  # never a process that no record points at
+            raise
+        return {"pid": process.pid, "port": port, "started": process_start_time(process.pid)}
+
+    def _wait_until_it_answers(self, service: Service, process: subprocess.Popen,
+                               port: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while not service.answers(port):
             if process.poll() is not None:
@@ -202,13 +211,11 @@ class Sandbox:
                     "while starting.", f"See {self.directory / 'logs' / service.name}.log."
                 )
             if time.monotonic() > deadline:
-                self._stop_pid(process.pid)
                 raise SandboxError(
                     f"The sandbox's {service.name} service did not answer within "
                     f"{START_TIMEOUT:.0f} s.", f"See {self.directory / 'logs' / service.name}.log."
                 )
             time.sleep(0.2)
-        return {"pid": process.pid, "port": port, "started": process_start_time(process.pid)}
 
     def status(self) -> list[ServiceStatus]:
         state = self._state()
@@ -224,11 +231,14 @@ class Sandbox:
             ))
         return statuses
 
-    def stop_service(self, name: str) -> None:
-        """Stop one service (to rehearse its failure); ``up`` starts it again."""
+    def stop_service(self, name: str) -> bool:
+        """Stop one service (to rehearse its failure); ``up`` starts it again. False if it
+        was not running."""
         record = self._state().get(name)
-        if self._running(record):
-            self._stop_pid(record["pid"])
+        if not self._running(record):
+            return False
+        self._stop_pid(record["pid"])
+        return True
 
     def down(self) -> list[str]:
         """Stop every recorded process that is still ours; return the names stopped."""
