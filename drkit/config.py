@@ -233,6 +233,9 @@ class BinlogSettings(Section):
                                              "doctor checks it, alarms watch its lag")
     prefix: str = Field("binlogs/", pattern=r"^([^/]+/)+$",
                         description="under the backup container")
+    runner: Literal["cron", "systemd"] = Field(
+        "cron", description="cron: drkit schedule adds 'binlog stream --once' every minute; "
+                            "systemd: the unit drkit schedule unit prints follows the log")
     flush_seconds: float = Field(30, gt=0, le=3600,
                                  description="what was read is in Azure at most this late")
     # The id drkit's dump session shows the source, as a replica's server_id: it must

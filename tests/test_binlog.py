@@ -230,3 +230,24 @@ def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, m
     grants = json.loads(run_cli("doctor", "--print-policy").stdout)["mysql_source_grants"]
     assert any("REPLICATION SLAVE, REPLICATION CLIENT" in g for g in grants)
     assert any("drkit_heartbeat.*" in g for g in grants)
+
+
+def test_sigterm_commits_what_was_read_and_the_lag_reaches_cloudwatch(sandbox, archive):
+    """systemd stops the follower with SIGTERM: it commits what it read before it exits
+    (143), so the archive holds everything; the lag metric is published for the alarm."""
+    from drkit.aws.clients import boto_client
+
+    flush_seconds = "3600"  # only the flush on SIGTERM can make the last events durable
+    streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
+                                 "stream"], env={**os.environ,
+                                                 "DRKIT_BINLOG__FLUSH_SECONDS": flush_seconds},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(3)
+    _write(sandbox, 100)
+    time.sleep(2)
+    streamer.send_signal(signal.SIGTERM)
+    assert streamer.wait(timeout=30) == 143
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+    cloudwatch = boto_client(archive.aws, "cloudwatch")
+    assert cloudwatch.list_metrics(Namespace=archive.metrics.namespace,
+                                   MetricName="BinlogArchiveLagSeconds")["Metrics"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -172,6 +173,15 @@ def test_monitor_publish_and_alarms(doctor_env):
         assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:dr-oncall"]
     assert alarms["drkit-prod-shop-rpo"]["Threshold"] == 26 * 3600  # the drill's prod RPO
     assert alarms["drkit-prod-shop-backup-failure"]["Period"] == 86400  # daily at 03:00
+
+    # With a binlog archive kept, its lag is the recovery point: an alarm of its own.
+    os.environ["DRKIT_BINLOG__ENABLED"] = "true"
+    try:
+        assert run_cli("monitor", "install-alarms", "--env", "prod").exit_code == 0
+    finally:
+        del os.environ["DRKIT_BINLOG__ENABLED"]
+    lag = cloudwatch.describe_alarms(AlarmNames=["drkit-prod-shop-binlog-lag"])["MetricAlarms"]
+    assert lag[0]["MetricName"] == "BinlogArchiveLagSeconds" and lag[0]["Threshold"] == 300
 
 
 def test_stopped_source(doctor_env):

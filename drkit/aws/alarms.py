@@ -44,6 +44,16 @@ def install_alarms(settings: Settings, environment: str, backup_interval: timede
              "Period": period, "EvaluationPeriods": periods,
              "Threshold": rpo.total_seconds(), "ComparisonOperator": "GreaterThanThreshold"},
         ]
+        if settings.binlog.enabled:  # the point-in-time recovery point
+            alarms.append(
+                {"AlarmName": f"drkit-{environment}-{database}-binlog-lag",
+                 "AlarmDescription": f"The binlog archive of {database} is more than "
+                                     f"{settings.binlog.lag_alarm_seconds} s behind (or the "
+                                     "streamer stopped).",
+                 "MetricName": "BinlogArchiveLagSeconds", "Statistic": "Maximum",
+                 "Period": 60, "EvaluationPeriods": 5,
+                 "Threshold": settings.binlog.lag_alarm_seconds,
+                 "ComparisonOperator": "GreaterThanThreshold"})
         for alarm in alarms:
             try:
                 cloudwatch.put_metric_alarm(Namespace=settings.metrics.namespace,

@@ -11,8 +11,10 @@ from drkit.config import Settings
 from drkit.console import log_event
 
 
-def publish(settings: Settings, databases: list[str], values: dict[str, tuple[float, str]]) -> bool:
-    """Put ``{metric: (value, unit)}`` for each database; return whether CloudWatch took them."""
+def publish(settings: Settings, databases: list[str], values: dict[str, tuple[float, str]],
+            timeout: float | None = None) -> bool:
+    """Put ``{metric: (value, unit)}`` for each database; return whether CloudWatch took them.
+    ``timeout``: give up within seconds (one try) where waiting would hold other work up."""
     if not settings.metrics.enabled:
         return False
     data = [
@@ -27,7 +29,7 @@ def publish(settings: Settings, databases: list[str], values: dict[str, tuple[fl
         for name, (value, unit) in values.items()
     ]
     try:
-        boto_client(settings.aws, "cloudwatch").put_metric_data(
+        boto_client(settings.aws, "cloudwatch", timeout).put_metric_data(
             Namespace=settings.metrics.namespace, MetricData=data)
     except (BotoCoreError, ClientError) as exc:
         log_event("metrics.failed", f"CloudWatch metrics were not published: {exc}",

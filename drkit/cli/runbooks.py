@@ -197,20 +197,24 @@ def audit_report(context: Context, container: str, output: Path, report_format: 
 
 
 @click.command("schedule")
-@click.argument("action", type=click.Choice(["show", "install", "remove"]))
+@click.argument("action", type=click.Choice(["show", "install", "remove", "unit"]))
 @click.option("--env", "environment", help="Environment (default: the config's).")
 @pass_context
 def schedule_command(context: Context, action: str, environment: str | None) -> None:
-    """Show, install or remove the crontab entries of an environment's runbooks."""
+    """Show, install or remove the crontab entries of an environment's runbooks (and of the
+    binlog archive); unit: print the systemd unit that follows the binary log."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import all_runbooks, runbook_dirs
-    from drkit.runbooks.schedule import Crontab, cron_block, install, remove
+    from drkit.runbooks.schedule import Crontab, cron_block, install, remove, systemd_unit
 
     if not context.config_path:
         raise ConfigError("drkit schedule needs a config.",
                           "Pass --config FILE or set DRKIT_CONFIG.")
     settings = context.settings
     environment = environment or settings.environment
+    if action == "unit":
+        context.env.print(systemd_unit(settings, Path(context.config_path), environment))
+        return
     block = cron_block(settings, Path(context.config_path), environment,
                        all_runbooks(runbook_dirs(settings)))
     if action == "show":

@@ -29,6 +29,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
@@ -194,7 +195,7 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
     reader = BinlogReader(server, settings.binlog.replica_id, archived.file,
                           max(archived.size, 4), follow=not once,
                           heartbeat_seconds=min(settings.binlog.flush_seconds / 2, 15))
-    clock = started = time.monotonic()
+    clock = started = published = time.monotonic()
     try:
         for event in reader:  # None: a heartbeat, only time passed
             if event is not None:
@@ -213,6 +214,9 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
                     len(writer.pending) >= BLOCK_LIMIT:
                 _note(result, writer.archived, writer.flush())
                 clock = time.monotonic()
+                if not once and clock - published >= 60:
+                    _publish_lag(settings, result.newest_event_at)
+                    published = clock
             if stop_after is not None and time.monotonic() - started > stop_after:
                 break
     finally:
@@ -221,9 +225,21 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
         reader.close()
         if heartbeat:
             heartbeat.stop()
+        _publish_lag(settings, result.newest_event_at)  # also when stopped by a signal
     log_event("binlog.archived", f"Archived {result.events} events ({result.bytes} bytes) "
               f"of {', '.join(result.files) or 'no new events'}", **result.as_dict())
     return result
+
+
+def _publish_lag(settings: Settings, newest_event_at: str | None) -> None:
+    """BinlogArchiveLagSeconds: how old the newest archived event is (with the heartbeat on,
+    the archive's recovery point). Never fails the archiving: AWS may be the thing down."""
+    if newest_event_at is None:
+        return
+    lag = (datetime.now(UTC) - datetime.fromisoformat(newest_event_at)).total_seconds()
+    metrics.publish(settings, list(settings.source.databases),
+                    {"BinlogArchiveLagSeconds": (max(0.0, lag), "Seconds")},
+                    timeout=settings.secret_timeout_seconds)
 
 
 def _resume_point(archive: Archive, known: dict[str, ArchivedFile], logs: list[str],

@@ -57,8 +57,41 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
             f"{q(drkit)} run {runbook.name} --env {q(environment)} >> {q(str(log))} 2>&1"
             f" || {{ [ $? -eq {SKIPPED} ] && {skipped}; }}")
         lines.append(f"{schedule} {command.replace('%', chr(92) + '%')}")
+    if settings.binlog.enabled and settings.binlog.runner == "cron":
+        lock = state / "locks" / f"binlog-stream-{environment}.lock"
+        log = state / "logs" / f"binlog-stream-{environment}.log"
+        q = shlex.quote
+        lines.append(
+            f"* * * * * mkdir -p {q(str(lock.parent))} {q(str(log.parent))} && "
+            f"DRKIT_CONFIG={q(str(config_path.absolute()))} {flock} -n {q(str(lock))} "
+            f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1")
     lines.append(f"# END drkit {environment}")
     return lines
+
+
+def systemd_unit(settings: Settings, config_path: Path, environment: str) -> str:
+    """The unit that follows the binary log (``binlog.runner: systemd``): restarted when it
+    stops, stopped with SIGTERM, on which it commits what it read before it exits."""
+    drkit = str(Path(sys.executable).parent / "drkit")
+    return f"""[Unit]
+Description=drkit binlog archive ({environment}): the source's binary log to Azure, continuously
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+Environment=DRKIT_CONFIG={config_path.absolute()}
+ExecStart={drkit} binlog stream
+Restart=always
+RestartSec=10
+KillSignal=SIGTERM
+TimeoutStopSec=60
+NoNewPrivileges=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 class Crontab:
