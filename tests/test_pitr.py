@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
@@ -161,3 +162,32 @@ def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbo
     result = run_cli("restore", "--until", "latest", "--as", "pit")
     assert result.exit_code == 34, result.stdout + result.stderr
     assert "does not hold everything up to that time" in result.stderr
+
+
+def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, monkeypatch):
+    """With a binlog archive, the failover loses seconds, not the day since the backup."""
+    monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    connection = dbtools.connect(sandbox, "source")
+    with connection.cursor() as cursor:
+        for n in range(3, 8):
+            _write_once(cursor, n)
+    connection.close()
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    expected = _checksums(sandbox, "source", "shop")
+    try:
+        # The region is gone: AWS and the source answer nothing.
+        monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
+        result = run_cli("run", "failover", "-p", "approve=true", "--json")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        record = Path(json.loads(result.stdout)["record"]) / "run.json"
+        restored = json.loads(record.read_text())["results"]
+        assert _checksums(sandbox, "target", "shop") == expected
+        step = next(s for s in restored["timeline"] if s["name"] == "restore and prove")
+        assert "then the binlog to" in step["outcome"], step
+    finally:
+        dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")

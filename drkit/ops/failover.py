@@ -24,6 +24,9 @@ from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
+    BackupNotFoundError,
+    BinlogArchiveError,
+    BinlogGapError,
     NotApprovedError,
     ParameterError,
     ProofFailedError,
@@ -31,6 +34,7 @@ from drkit.errors import (
 )
 from drkit.mysql.connection import target_server
 from drkit.ops.assess import Assessment, assess
+from drkit.ops.pitr import resolve, restore_until
 from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
 
 CONFIRMATION = "FAILOVER"
@@ -173,6 +177,15 @@ class Failover:
             present = [db for db, count in objects_in(server, manifest.databases).items()
                        if count]
             ours = self._marker().get("status") == "loading"  # our own interrupted restore
+            marker = self._marker()
+            if present and marker.get("status") == "proven" and marker.get("data_reaches") \
+                    and not self.replace:
+                # A point-in-time restore of an earlier run: its data no longer equals the
+                # base's manifest, so its own record says it is done.
+                step["outcome"] = (f"skipped: restored by an earlier run up to "
+                                   f"{marker['data_reaches']}")
+                self.restored = {**marker, "databases": manifest.databases, "proof": "passed"}
+                return self.restored
             if present and not (self.replace or ours):
                 try:
                     proof = prove_restore(manifest, server, renames,
@@ -187,21 +200,50 @@ class Failover:
                 self.restored = {"backup": entry.name, "databases": manifest.databases,
                                  "proof": "passed", "rows": proof.rows_checked}
                 return self.restored
+            until, why_not = self._point_in_time()
             approval = self.gate(f"restore {entry.name} into {server.address}"
+                                 + (" and the binlog archive up to its newest event"
+                                    if until else "")
                                  + (" replacing what is there" if present else ""))
             self._mark({"backup": entry.name, "status": "loading"})
-            result = restore_backup(self.settings, entry.name, self.env,
-                                    replace=bool(present))
-            self._mark({"backup": entry.name, "status": "proven"})
-            self.restored = {"backup": entry.name, "databases": manifest.databases,
+            if until:
+                result = restore_until(self.settings, "latest", self.env, replace=bool(present))
+            else:
+                result = restore_backup(self.settings, entry.name, self.env,
+                                        replace=bool(present))
+            reached = datetime.fromisoformat(result.replay["reached"]) if result.replay \
+                else entry.taken_at
+            self._mark({"backup": result.backup, "status": "proven",
+                        "data_reaches": reached.isoformat() if result.replay else None})
+            self.restored = {"backup": result.backup, "databases": manifest.databases,
                              "proof": "passed",
                              "rows": result.proof.rows_checked if result.proof else None,
                              "restore_seconds": result.seconds,
-                             "compressed_bytes": result.compressed_bytes}
-            step["outcome"] = (f"restored {entry.name} in {result.seconds:.0f} s and proven"
+                             "compressed_bytes": result.compressed_bytes,
+                             "data_reaches": reached.isoformat(),
+                             "data_loss_seconds": round(
+                                 (self.started - reached).total_seconds(), 1),
+                             "replay": result.replay}
+            step["outcome"] = (f"restored {result.backup} in {result.seconds:.0f} s and proven"
+                               + (f", then the binlog to {reached:%H:%M:%S}" if until else
+                                  f" ({why_not})" if why_not else "")
+                               + f"; data lost: the last "
+                                 f"{self.restored['data_loss_seconds']:.0f} s before the "
+                                 f"failover began"
                                + (", replacing an interrupted restore" if ours and present
                                   else "") + f" ({approval})")
             return self.restored
+
+    def _point_in_time(self) -> tuple[bool, str]:
+        """Whether to restore to the binlog archive's newest event, and why not if not: the
+        default backup choice and an archive that can take the restore that far."""
+        if self.backup != "latest-verified" or not self.settings.binlog.enabled:
+            return False, ""
+        try:
+            resolve(self.settings, "latest")
+        except (BinlogArchiveError, BinlogGapError, BackupNotFoundError) as error:
+            return False, f"binlog archive not used: {error.message}"
+        return True, ""
 
     def _marker_path(self) -> Path:
         target = self.settings.target
