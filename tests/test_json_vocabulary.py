@@ -30,7 +30,8 @@ def _retired_keys(value: Any, where: str = "") -> list[str]:
 
 
 def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch):
-    point_cli_at(sandbox, tmp_path, monkeypatch)
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_BINLOG__PREFIX", f"{prefix}binlogs/")
     database = f"vocabulary_{uuid.uuid4().hex[:8]}"
     backup = json.loads(run_cli("backup", "--json").stdout)
     name = backup["backup"]
@@ -48,6 +49,8 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
         "run": ["run", "nightly-backup", "--json"],
         "audit list": ["audit", "list", "--json"],
         "sandbox status": ["sandbox", "status", "--dir", str(sandbox.directory), "--json"],
+        "binlog stream": ["binlog", "stream", "--once", "--json"],
+        "binlog status": ["binlog", "status", "--json"],
     }
     outputs = {}
     for command, args in commands.items():
@@ -55,7 +58,7 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
     problems = {c: _retired_keys(o) for c, o in outputs.items() if _retired_keys(o)}
     assert problems == {}
     for command in ("backup", "verify", "restore --check", "restore", "prove", "prune",
-                    "monitor publish", "run"):
+                    "monitor publish", "run", "binlog stream", "binlog status"):
         assert outputs[command]["ok"] is True, (command, outputs[command])
     # a laptop's sandbox has no cron entries: WARNING, so not ok, and said so
     assert outputs["doctor"]["ok"] is (outputs["doctor"]["status"] == "OK")
