@@ -147,8 +147,8 @@ def test_the_drill_restores_to_latest_and_measures_rpo_by_the_heartbeat(sandbox,
 
 def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbox, pitr,
                                                                           monkeypatch):
-    """The heartbeat says the data reached less than was asked: exit 34, the restored copy
-    dropped (it was loaded under a scratch name for --replace) or left as asked with --as."""
+    """The heartbeat says the data reached less than was asked: exit 34, and the restored
+    copy, at no known point in time, is dropped."""
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
     base = json.loads(run_cli("backup", "--json").stdout)["backup"]
     assert run_cli("verify", base).exit_code == 0
@@ -162,6 +162,8 @@ def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbo
     result = run_cli("restore", "--until", "latest", "--as", "pit")
     assert result.exit_code == 34, result.stdout + result.stderr
     assert "does not hold everything up to that time" in result.stderr
+    assert "The restored copy (pit) was dropped." in result.stderr
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
 
 
 def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, monkeypatch):
@@ -191,3 +193,27 @@ def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, mo
         assert "then the binlog to" in step["outcome"], step
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+
+
+def test_ddl_naming_the_database_is_replayed_into_the_new_name_only(sandbox, pitr):
+    """Tools write `ALTER TABLE shop.t`: under --as the qualifier is renamed, strings and
+    comments are left alone, and the original database is never touched."""
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    connection = dbtools.connect(sandbox, "source")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS shop.pitr_ddl")
+        cursor.execute("CREATE TABLE shop.pitr_ddl (id INT PRIMARY KEY, note VARCHAR(20) "
+                       "DEFAULT 'shop.x') /* shop.t */")
+        cursor.execute("ALTER TABLE `shop`.`pitr_ddl` ADD COLUMN extra INT DEFAULT 7")
+        cursor.execute("INSERT INTO shop.pitr_ddl (id) VALUES (1), (2)")
+    connection.close()
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    before = dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
+                           "WHERE TABLE_SCHEMA = 'shop'")
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    rows = dbtools.query(sandbox, "target", "SELECT id, note, extra FROM pit.pitr_ddl ORDER BY id")
+    assert rows == [(1, "shop.x", 7), (2, "shop.x", 7)]
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
+                         "WHERE TABLE_SCHEMA = 'shop'") == before

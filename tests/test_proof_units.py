@@ -35,3 +35,17 @@ def test_an_invisible_key_the_target_generated_is_not_a_difference():
     assert _without_added_gipk(expected, actual)[1] == expected
     # a backup whose table had the key keeps it in the comparison
     assert _without_added_gipk(actual, actual)[1] == actual
+
+
+def test_qualified_names_in_replayed_ddl_are_renamed_outside_strings_and_comments():
+    from drkit.mysql.replay import rename_qualified
+
+    renames = {"shop": "pit"}
+    assert rename_qualified(b"ALTER TABLE `shop`.`t` ADD c INT DEFAULT 'shop.x'", renames) \
+        == b"ALTER TABLE `pit`.`t` ADD c INT DEFAULT 'shop.x'"
+    assert rename_qualified(b"RENAME TABLE shop.a TO shop . b", renames) == \
+        b"RENAME TABLE `pit`.a TO `pit` . b"
+    assert rename_qualified(b"/* shop.x */ DROP TABLE myshop.t, shop.t -- shop.y\n",
+                            renames) == b"/* shop.x */ DROP TABLE myshop.t, `pit`.t -- shop.y\n"
+    assert rename_qualified(b'SELECT "shop.z", 1.5, `sh``op`.t', {"sh`op": "x"}) == \
+        b'SELECT "shop.z", 1.5, `x`.t'

@@ -206,19 +206,19 @@ class RowApplier:
         if not loaded and not named:
             self.committed = True  # another database's DDL: its own transaction
             return
-        renamed = [db for db in [database, *named] if db in self.load_as
-                   and self.load_as[db] != db]
-        if renamed and (named or _DATABASE_DDL.match(text)):
+        renames = {db: new for db, new in self.load_as.items() if new != db}
+        if renames and _DATABASE_DDL.match(text):
             raise BinlogArchiveError(
-                f"A statement of the binlog names database {renamed[0]} itself "
-                f"({text[:80].decode(errors='replace')}...); replayed into "
-                f"{self.load_as[renamed[0]]} it would change {renamed[0]}. Nothing of it "
-                "was applied.", "Restore to a time before it, or restore in place "
-                "(without --as or --replace) on an empty target.")
+                f"A statement of the binlog works on a whole database "
+                f"({text[:80].decode(errors='replace')}...); replayed under another name it "
+                "would change the original. Nothing of it was applied.",
+                "Restore to a time before it, or restore in place (without --as or "
+                "--replace) on an empty target.")
         with self.connection.cursor() as cursor:
             if loaded:
                 cursor.execute(f"USE {_q(loaded)}")
-            cursor.execute(text)  # bytes: as the source wrote them
+            # bytes, as the source wrote them; `shop`.t -> `shop_copy`.t under --as
+            cursor.execute(rename_qualified(text, renames) if renames else text)
         self.connection.commit()
         self.committed = True
 
@@ -232,6 +232,44 @@ class RowApplier:
 
     def _body(self, data: bytes) -> bytes:
         return data[HEADER:len(data) - self.checksum]
+
+
+def rename_qualified(sql: bytes, renames: dict[str, str]) -> bytes:
+    """``db.`` qualifiers renamed where ``db`` is renamed; strings and comments untouched."""
+    out, i, size = bytearray(), 0, len(sql)
+    while i < size:
+        char = sql[i:i + 1]
+        if char in (b"'", b'"'):  # a string literal, with its escapes
+            end = i + 1
+            while end < size and sql[end:end + 1] != char:
+                end += 2 if sql[end:end + 1] == b"\\" else 1
+            out += sql[i:end + 1]
+            i = end + 1
+        elif sql.startswith(b"/*", i) or sql.startswith(b"-- ", i) or char == b"#":
+            end = sql.find(b"*/", i + 2) + 2 if char == b"/" else sql.find(b"\n", i)
+            end = size if end < (2 if char == b"/" else 0) else end
+            out += sql[i:end]
+            i = end
+        elif char == b"`" or _IDENTIFIER.match(char):
+            match = _QUOTED.match(sql, i) if char == b"`" else _BARE.match(sql, i)
+            name = match.group(1).replace(b"``", b"`").decode(errors="replace")
+            after = _DOT.match(sql, match.end())
+            if after and name in renames and (i == 0 or not _IDENTIFIER.match(sql[i - 1:i])):
+                out += _q(renames[name]).encode() + after.group(0)
+                i = after.end()
+            else:
+                out += match.group(0)
+                i = match.end()
+        else:
+            out += char
+            i += 1
+    return bytes(out)
+
+
+_IDENTIFIER = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
+_BARE = re.compile(rb"([A-Za-z0-9_$\x80-\xff]+)")
+_QUOTED = re.compile(rb"`((?:[^`]|``)*)`")
+_DOT = re.compile(rb"\s*\.")
 
 
 def _q(identifier: str) -> str:

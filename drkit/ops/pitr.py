@@ -25,12 +25,14 @@ from drkit.errors import (
     BackupNotFoundError,
     BinlogArchiveError,
     BinlogGapError,
+    DrkitError,
     ProofFailedError,
 )
 from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
 from drkit.mysql.replay import RowApplier
+from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.restore import RestoreResult, restore_backup
 
@@ -49,9 +51,18 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
               f"{entry.name}, then the binlog from {manifest.consistency['binlog_snapshot']}")
 
     def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
-        replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
-        if settings.binlog.heartbeat:
-            _check_heartbeat(replayed, moment, settings.binlog.heartbeat_seconds)
+        try:
+            replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
+            if settings.binlog.heartbeat:
+                _check_heartbeat(replayed, moment, settings.binlog.heartbeat_seconds)
+        except BaseException as error:
+            # Loaded here (new, or empty before: the restore refuses anything else), and
+            # now at no known point in time: never left to be taken for the state of TIME.
+            drop_scratch(server, list(load_as.values()))
+            if isinstance(error, DrkitError):
+                error.message += (f" The restored copy ({', '.join(load_as.values())}) was "
+                                  "dropped.")
+            raise
         return replayed
 
     return restore_backup(settings, entry.name, env, then=replay, **restore_options)

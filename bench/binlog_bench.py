@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Benchmark the binlog archive and the point-in-time replay, in one run.
+
+    .venv/bin/python bench/binlog_bench.py [--rate-mb 20] [--seconds 60]
+
+1. Streaming: a writer produces about RATE MB/s of binary log on the sandbox's source while
+   ``drkit binlog stream`` follows it (heartbeat on, flush every 5 s). Every two seconds the
+   archive's lag is sampled (now minus its newest archived event); at the end the streamer
+   is stopped with SIGTERM and its peak RSS read (wait4). Also: whether the archive equals the
+   source's files.
+2. Replay: from a full backup taken before the writes, ``drkit restore --until latest``
+   (its replay seconds, from its own report) against ``mysqlbinlog FILES | mysql`` of the same
+   events (from the backup's snapshot position, as a user with SUPER: what the standard tools
+   need), each into a copy of the base.
+
+Not a test: the figures go to the closing note and bench/out/binlog.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from drkit.config import load_settings
+from drkit.mysql.connection import option_file, target_server
+from drkit.ops.binlog_archive import status
+from drkit.programs import find_program
+from drkit.sandbox.estate import Sandbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
+
+ROW = 1000  # bytes of payload per row
+
+
+def drkit(*args: str) -> dict:
+    result = subprocess.run([DRKIT, *args, "--json"], capture_output=True, text=True,
+                            env=os.environ)
+    if result.returncode != 0:
+        raise SystemExit(f"drkit {' '.join(args)}: {result.stdout[-400:]}{result.stderr[-400:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[int]) -> None:
+    """About ``rate_mb`` MB/s of row events: 1 KB rows in batches, paced per second."""
+    connection = box.services["source"].root_connection()
+    rows = int(rate_mb * 1e6 / (ROW + 60) / 10)  # ten batches a second
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS shop.bench_binlog (id BIGINT "
+                       "AUTO_INCREMENT PRIMARY KEY, payload VARBINARY(2000), at DATETIME(6))")
+        while not stop.is_set():
+            start = time.monotonic()
+            cursor.execute(f"INSERT INTO shop.bench_binlog (payload, at) SELECT "
+                           f"REPEAT('x', {ROW}), NOW(6) FROM "
+                           f"shop.seq_1_to_{rows}")
+            written[0] += rows * ROW
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
+    connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate-mb", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    box = Sandbox(OUT / "sandbox-binlog")
+    box.up()
+    os.environ.update(DRKIT_CONFIG=str(box.config_path), DRKIT_STORAGE__PREFIX="bench/",
+                      DRKIT_BINLOG__PREFIX=f"bench/binlogs-{int(time.time())}/",
+                      DRKIT_BINLOG__HEARTBEAT="true", DRKIT_BINLOG__FLUSH_SECONDS="5",
+                      DRKIT_BACKUP__STATE_DIR=str(OUT / "state-binlog"))
+    settings = load_settings()
+    with contextlib.closing(box.services["source"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS shop.bench_binlog")
+        cursor.execute("FLUSH BINARY LOGS")
+    base = drkit("backup")["backup"]
+    drkit("verify", base)
+    drkit("binlog", "stream", "--once")  # the archive starts before the writes
+
+    # 1. Streaming under load.
+    stop, written = threading.Event(), [0]
+    load = threading.Thread(target=writer, args=(box, args.rate_mb, stop, written))
+    streamer = subprocess.Popen([DRKIT, "binlog", "stream"], env=os.environ,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    began = time.monotonic()
+    load.start()
+    lags = []
+    while time.monotonic() - began < args.seconds:
+        time.sleep(2)
+        newest = status(settings)["newest_event_at"]
+        if newest:
+            lags.append((time.monotonic() - began,
+                         (datetime.now(UTC) - datetime.fromisoformat(newest)).total_seconds()))
+    stop.set()
+    load.join()
+    written_mb = written[0] / 1e6
+    streamer.send_signal(signal.SIGTERM)
+    _, _, usage = os.wait4(streamer.pid, 0)
+    steady = [lag for at, lag in lags if at > 15]  # after the first flushes
+    report = status(settings)
+    stream = {"rate_mb_s": round(written_mb / args.seconds, 1),
+              "archived_mb": round(report["archived_bytes"] / 1e6, 1),
+              "peak_rss_mib": round(usage.ru_maxrss / 1024),
+              "lag_seconds_median": round(statistics.median(steady), 1) if steady else None,
+              "lag_seconds_max": round(max(steady), 1) if steady else None,
+              "flush_seconds": 5, "source_ahead_bytes_after_stop": report["source_ahead_bytes"]}
+    print(f"streaming: {stream}", flush=True)
+
+    # 2. Replay: drkit against mysqlbinlog | mysql, from the same base.
+    drkit("binlog", "stream", "--once")
+    clock = time.perf_counter()
+    restored = drkit("restore", "--until", "latest", "--as", "bench_pit")
+    drkit_total = time.perf_counter() - clock
+    replay = restored["replay"]
+    snapshot = _snapshot(settings, base)
+    admin = target_server(settings)
+    password = secrets.token_urlsafe(18)
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("CREATE OR REPLACE USER 'bench'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'")
+    server = dataclasses.replace(admin, user="bench", password=SecretStr(password))
+    drkit("restore", base, "--as", "bench_mysqlbinlog")  # the same base for the baseline
+    logs = sorted(p for p in (box.directory / "source" / "data").glob("binlog.[0-9]*")
+                  if p.name >= snapshot["file"])
+    mysqlbinlog = shutil.which("mysqlbinlog") or shutil.which("mariadb-binlog")
+    mysql = find_program("mysql")
+    with option_file(server) as options:
+        seconds, _ = run([*SHELL, f"{mysqlbinlog} --start-position={snapshot['position']} "
+                          f"--rewrite-db='shop->bench_mysqlbinlog' --database=shop "
+                          f"{' '.join(str(p) for p in logs)} | "
+                          f"{mysql} --defaults-file={options}"], pass_fds=(options.fd,))
+    apply = {"events": replay["events"], "rows": replay["rows"],
+             "drkit_replay_seconds": replay["replay_seconds"],
+             "drkit_restore_until_seconds": round(drkit_total, 1),
+             "mysqlbinlog_mysql_seconds": round(seconds, 2),
+             "ratio": round(replay["replay_seconds"] / seconds, 2)}
+    print(f"replay: {apply}", flush=True)
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("CHECKSUM TABLE bench_pit.bench_binlog, bench_mysqlbinlog.bench_binlog")
+        sums = [row[1] for row in cursor.fetchall()]
+        cursor.execute("DROP DATABASE IF EXISTS bench_pit")
+        cursor.execute("DROP DATABASE IF EXISTS bench_mysqlbinlog")
+    apply["same_result"] = sums[0] == sums[1]
+    print(f"same result as mysqlbinlog | mysql: {apply['same_result']}")
+    (OUT / "binlog.json").write_text(json.dumps({"stream": stream, "replay": apply,
+                                                 "lags": lags}, indent=2))
+    box.down()
+
+
+def _snapshot(settings, name: str) -> dict:
+    from drkit.azure.blobstore import BackupStore
+    from drkit.azure.catalog import load_manifest
+
+    return load_manifest(BackupStore.from_settings(settings), name).consistency[
+        "binlog_snapshot"]
+
+
+if __name__ == "__main__":
+    main()
