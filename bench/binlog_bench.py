@@ -89,6 +89,10 @@ def main() -> None:
             root.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS shop.bench_binlog")
         cursor.execute("FLUSH BINARY LOGS")
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:  # what an interrupted earlier run left
+        cursor.execute("DROP DATABASE IF EXISTS bench_pit")
+        cursor.execute("DROP DATABASE IF EXISTS bench_mysqlbinlog")
     base = drkit("backup")["backup"]
     drkit("verify", base)
     drkit("binlog", "stream", "--once")  # the archive starts before the writes

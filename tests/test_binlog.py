@@ -251,3 +251,17 @@ def test_sigterm_commits_what_was_read_and_the_lag_reaches_cloudwatch(sandbox, a
     cloudwatch = boto_client(archive.aws, "cloudwatch")
     assert cloudwatch.list_metrics(Namespace=archive.metrics.namespace,
                                    MetricName="BinlogArchiveLagSeconds")["Metrics"]
+
+
+def test_a_flush_azure_refuses_fails_the_run(sandbox, archive):
+    """The archive's blob lost its block list (rewritten by something else): the next run's
+    commit is refused by Azure and the run fails, never "archived ... of no new events"."""
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    store = BackupStore.from_settings(archive, prefix="")
+    name = archive.binlog.prefix + _source_logs(sandbox)[-1]
+    store.container.upload_blob(name, store.container.download_blob(name).readall(),
+                                overwrite=True)  # the same bytes, without its blocks
+    _write(sandbox, 10)
+    result = run_cli("binlog", "stream", "--once", "--json")
+    assert result.exit_code == 48, result.stdout
+    assert "was rewritten by something other than drkit" in result.stderr

@@ -217,3 +217,93 @@ def test_ddl_naming_the_database_is_replayed_into_the_new_name_only(sandbox, pit
     assert rows == [(1, "shop.x", 7), (2, "shop.x", 7)]
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
                          "WHERE TABLE_SCHEMA = 'shop'") == before
+
+
+def _base_then(sandbox, statements: list[str]) -> None:
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    connection = dbtools.connect(sandbox, "source", "shop")
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+    connection.close()
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+
+
+def test_changes_of_columns_and_cascades_are_replayed_as_the_source_made_them(sandbox, pitr):
+    """A column moved or dropped after rows were replayed (the applier reads the table
+    again after DDL), and ON DELETE CASCADE (not in the binlog: the server does it again)."""
+    for table in ("pitr_child", "pitr_parent", "pitr_alt"):
+        dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_alt (id INT PRIMARY KEY, a INT, "
+                  "b VARCHAR(10), c INT)")
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_alt VALUES (1, 5, 'x', 7)")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_parent (id INT PRIMARY KEY)")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_child (id INT PRIMARY KEY, "
+                  "parent INT, FOREIGN KEY (parent) REFERENCES shop.pitr_parent (id) "
+                  "ON DELETE CASCADE)")
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_parent VALUES (1), (2)")
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_child VALUES (10, 1), (20, 2)")
+    _base_then(sandbox, [
+        "UPDATE pitr_alt SET c = c + 1",
+        "ALTER TABLE pitr_alt MODIFY c INT AFTER id",
+        "UPDATE pitr_alt SET a = a + 1",
+        "ALTER TABLE pitr_alt DROP COLUMN b",
+        "INSERT INTO pitr_alt VALUES (2, 9, 10)",
+        "DELETE FROM pitr_parent WHERE id = 1"])
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert dbtools.query(sandbox, "target", "SELECT * FROM pit.pitr_alt ORDER BY id") == \
+        dbtools.query(sandbox, "source", "SELECT * FROM shop.pitr_alt ORDER BY id")
+    assert dbtools.query(sandbox, "target", "SELECT id FROM pit.pitr_child") == [(20,)]
+
+
+def test_statements_beyond_the_restored_databases_never_reach_the_target(sandbox, pitr):
+    """Users, grants and other databases are the server's: a statement the binlog holds for
+    them is passed over (accounts) or stops the restore (another database named), never
+    run on the target; the refusal never repeats the statement, which may hold a password."""
+    dbtools.as_root(sandbox, "target", "CREATE DATABASE IF NOT EXISTS pitr_other")
+    dbtools.as_root(sandbox, "target", "CREATE TABLE IF NOT EXISTS pitr_other.t (v INT)")
+    dbtools.as_root(sandbox, "source", "CREATE DATABASE IF NOT EXISTS pitr_other")
+    dbtools.as_root(sandbox, "source", "CREATE TABLE IF NOT EXISTS pitr_other.t (v INT)")
+    try:
+        _base_then(sandbox, ["CREATE USER IF NOT EXISTS 'pitr_leak'@'%' IDENTIFIED BY "
+                             "'Leak-Pw-123'", "GRANT SELECT ON *.* TO 'pitr_leak'@'%'",
+                             "INSERT INTO shop.pitr_log VALUES (NOW(6), 'after users')"])
+        assert run_cli("restore", "--until", "latest", "--as", "pit").exit_code == 0
+        assert not dbtools.as_root(sandbox, "target",
+                                   "SELECT 1 FROM mysql.user WHERE user = 'pitr_leak'")
+        dbtools.query(sandbox, "target", "DROP DATABASE pit")
+
+        _base_then(sandbox, ["DROP TABLE pitr_other.t"])
+        refused = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert refused.exit_code == 48, refused.stdout + refused.stderr
+        assert "also names database pitr_other" in refused.stderr
+        assert "Leak-Pw-123" not in refused.stdout + refused.stderr
+        assert dbtools.as_root(sandbox, "target", "SHOW TABLES FROM pitr_other") == [("t",)]
+        assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+    finally:
+        for role in ("source", "target"):
+            dbtools.as_root(sandbox, role, "DROP DATABASE IF EXISTS pitr_other")
+        dbtools.as_root(sandbox, "source", "DROP USER IF EXISTS 'pitr_leak'@'%'")
+
+
+def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sandbox, pitr):
+    from drkit.azure.blobstore import BackupStore
+    from drkit.config import load_settings
+
+    _base_then(sandbox, ["INSERT INTO shop.pitr_log VALUES (NOW(6), 'BBBBBBBB')"])
+    settings = load_settings()
+    store = BackupStore.from_settings(settings, prefix="")
+    newest = json.loads(run_cli("binlog", "status", "--json").stdout)["newest_file"]
+    name = settings.binlog.prefix + newest
+    original = store.container.download_blob(name).readall()
+    try:
+        for damaged in (original[:-1], original.replace(b"BBBBBBBB", b"ZZZZZZZZ")):
+            store.container.upload_blob(name, damaged, overwrite=True)
+            result = run_cli("restore", "--until", "latest", "--as", "pit")
+            assert result.exit_code == 48, result.stdout + result.stderr
+            assert "missing or do not match their sha256" in result.stderr
+            assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+    finally:
+        store.container.upload_blob(name, original, overwrite=True)

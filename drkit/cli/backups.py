@@ -143,7 +143,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
-    if until:
+    if until is not None:
         return _restore_until(context, until, target_address, rename_to, replace, check,
                               azure, definer, no_prove, as_json)
     if check:

@@ -34,6 +34,8 @@ from drkit.mysql.rowevents import (
 )
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
+_ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
+                       rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
 _DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
 
@@ -52,7 +54,9 @@ class RowApplier:
         self.connection.autocommit(False)
         with self.connection.cursor() as cursor:
             # Row images hold TIMESTAMPs in UTC and explicit values for AUTO_INCREMENT 0.
-            cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 0, "
+            # Foreign keys stay on, as on a replica: ON DELETE CASCADE's deletes are not in
+            # the binary log, the server does them again.
+            cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 1, "
                            "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
         self.load_as = load_as
         self.maps: dict[int, TableMap] = {}
@@ -60,6 +64,8 @@ class RowApplier:
         self.checksum = 0
         self.rows = self.skipped_rows = 0
         self.committed = False
+        self.skipped_statements = 0
+        self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
 
@@ -76,6 +82,16 @@ class RowApplier:
         self.connection.rollback()  # nothing is open between transactions
 
     def apply(self, kind: int, data: bytes) -> None:
+        try:
+            self._apply(kind, data)
+        except pymysql.err.MySQLError as exc:
+            code, message = (exc.args + ("", ""))[:2]
+            raise BinlogArchiveError(
+                f"The target refused a replayed change ({code}: {str(message)[:160]}); the "
+                "transaction it belongs to was not applied.",
+                "Restore to a time before it (the log names the time reached).") from None
+
+    def _apply(self, kind: int, data: bytes) -> None:
         self.committed = False
         if kind == FORMAT_DESCRIPTION:
             self.checksum = 4 if data[-5] == 1 else 0  # CRC32 announced after the lengths
@@ -200,27 +216,42 @@ class RowApplier:
             self._commit()
             self.committed = True
             return
-        named = [db for db in self.load_as
-                 if re.search(rb"`?" + re.escape(db.encode()) + rb"`?\s*\.", text)]
-        loaded = self.load_as.get(database)
-        if not loaded and not named:
-            self.committed = True  # another database's DDL: its own transaction
+        self.committed = True  # DDL is a transaction of its own
+        if _ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
+            self.skipped_statements += 1
             return
+        qualifiers: set[str] = set()
         renames = {db: new for db, new in self.load_as.items() if new != db}
+        renamed = rename_qualified(text, renames, qualifiers)
+        if database not in self.load_as and not qualifiers & set(self.load_as):
+            return  # another database's statement
+        kind = _kind(text)  # never the text itself: it may hold a password
+        others = sorted(q for q in qualifiers - set(self.load_as)
+                        if q.lower() in self._databases())
+        if others:
+            raise BinlogArchiveError(
+                f"A {kind} statement of the binlog for {database or 'no database'} also names "
+                f"database {others[0]}, which this restore does not cover; nothing of it was "
+                "applied.", "Restore to a time before it.")
         if renames and _DATABASE_DDL.match(text):
             raise BinlogArchiveError(
-                f"A statement of the binlog works on a whole database "
-                f"({text[:80].decode(errors='replace')}...); replayed under another name it "
-                "would change the original. Nothing of it was applied.",
+                f"A {kind} statement of the binlog works on a whole database; replayed "
+                "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
         with self.connection.cursor() as cursor:
-            if loaded:
-                cursor.execute(f"USE {_q(loaded)}")
-            # bytes, as the source wrote them; `shop`.t -> `shop_copy`.t under --as
-            cursor.execute(rename_qualified(text, renames) if renames else text)
+            if database in self.load_as:
+                cursor.execute(f"USE {_q(self.load_as[database])}")
+            cursor.execute(renamed)  # bytes, as the source wrote them, qualifiers renamed
         self.connection.commit()
-        self.committed = True
+        self.tables.clear()  # its columns may have changed: read again when next used
+
+    def _databases(self) -> set[str]:
+        if self._known is None:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SHOW DATABASES")
+                self._known = {row[0].lower() for row in cursor.fetchall()}
+        return self._known
 
     def _query(self, data: bytes) -> tuple[str, bytes]:
         body = self._body(data)
@@ -234,8 +265,10 @@ class RowApplier:
         return data[HEADER:len(data) - self.checksum]
 
 
-def rename_qualified(sql: bytes, renames: dict[str, str]) -> bytes:
-    """``db.`` qualifiers renamed where ``db`` is renamed; strings and comments untouched."""
+def rename_qualified(sql: bytes, renames: dict[str, str],
+                     seen: set[str] | None = None) -> bytes:
+    """``db.`` qualifiers renamed where ``db`` is renamed; strings and comments untouched.
+    Every name used as a qualifier is added to ``seen``."""
     out, i, size = bytearray(), 0, len(sql)
     while i < size:
         char = sql[i:i + 1]
@@ -254,6 +287,8 @@ def rename_qualified(sql: bytes, renames: dict[str, str]) -> bytes:
             match = _QUOTED.match(sql, i) if char == b"`" else _BARE.match(sql, i)
             name = match.group(1).replace(b"``", b"`").decode(errors="replace")
             after = _DOT.match(sql, match.end())
+            if after and seen is not None and (i == 0 or not _IDENTIFIER.match(sql[i - 1:i])):
+                seen.add(name)
             if after and name in renames and (i == 0 or not _IDENTIFIER.match(sql[i - 1:i])):
                 out += _q(renames[name]).encode() + after.group(0)
                 i = after.end()
@@ -270,6 +305,12 @@ _IDENTIFIER = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
 _BARE = re.compile(rb"([A-Za-z0-9_$\x80-\xff]+)")
 _QUOTED = re.compile(rb"`((?:[^`]|``)*)`")
 _DOT = re.compile(rb"\s*\.")
+
+
+def _kind(sql: bytes) -> str:
+    """What a statement is, in two words (``ALTER TABLE``), for messages."""
+    words = re.findall(rb"[A-Za-z]+", sql[:60])[:2]
+    return b" ".join(words).decode().upper() or "statement"
 
 
 def _q(identifier: str) -> str:

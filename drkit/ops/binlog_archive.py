@@ -23,11 +23,11 @@ import json
 import logging
 import struct
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
@@ -86,10 +86,20 @@ class Archive:
             names = [b.name for b in self.store.container.list_blobs(
                 name_starts_with=self.store.prefix) if b.name.endswith(SIDECAR)
                 and not b.name.endswith(GAPS)]
-            return sorted((ArchivedFile(**self._json(n)) for n in names),
-                          key=lambda f: file_order(f.file))
+            return sorted((self._file(n) for n in names), key=lambda f: file_order(f.file))
         except AzureError as exc:
             raise self.store.error(exc) from None
+
+    def _file(self, name: str) -> ArchivedFile:
+        try:
+            record = self._json(name)
+            known = {f.name for f in fields(ArchivedFile)}
+            return ArchivedFile(**{k: v for k, v in record.items() if k in known})
+        except (ValueError, TypeError, AttributeError):
+            raise BinlogArchiveError(
+                f"The archive's record {name} is not one drkit wrote (damaged or edited).",
+                "Restore it from its earlier blob version, or move the file and its record "
+                "aside and run drkit binlog stream again.") from None
 
     def gaps(self) -> list[dict[str, Any]]:
         try:
@@ -145,6 +155,15 @@ class _FileWriter:
             try:
                 self.blob.stage_block(_block_id(archived.blocks), data, length=len(data))
                 self.blob.commit_block_list([*ids, _block_id(archived.blocks)])
+            except HttpResponseError as exc:
+                if exc.error_code != "InvalidBlockList":
+                    raise self.archive.store.error(exc) from None
+                raise BinlogArchiveError(
+                    f"The archived {archived.file} was rewritten by something other than drkit "
+                    "(its blocks are gone); nothing more was archived into it.",
+                    f"Move {self.blob.blob_name} and its {SIDECAR} record aside, then run "
+                    "drkit binlog stream again: it archives the file anew if the source "
+                    "still has it.") from None
             except AzureError as exc:
                 raise self.archive.store.error(exc) from None
             archived.ranges.append({"start": archived.size, "end": archived.size + len(data),
@@ -219,9 +238,13 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
                     published = clock
             if stop_after is not None and time.monotonic() - started > stop_after:
                 break
-    finally:
+    except BaseException:
         with contextlib.suppress(Exception):  # what was read is kept if it can be
             _note(result, writer.archived, writer.flush())
+        raise
+    else:
+        _note(result, writer.archived, writer.flush())  # a failure here is the run's
+    finally:
         reader.close()
         if heartbeat:
             heartbeat.stop()

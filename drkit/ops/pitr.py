@@ -26,6 +26,7 @@ from drkit.errors import (
     BinlogArchiveError,
     BinlogGapError,
     DrkitError,
+    ParameterError,
     ProofFailedError,
 )
 from drkit.manifest import Manifest
@@ -76,7 +77,8 @@ def resolve(settings: Settings, until: str) -> tuple[datetime, BackupEntry, Mani
         raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
                                  "restore to beyond a full backup.",
                                  "Run drkit binlog stream (drkit schedule prints its unit).")
-    moment = datetime.fromisoformat(newest) if until == "latest" else _utc(until)
+    moment = datetime.fromisoformat(newest) if until.strip().lower() == "latest" \
+        else _utc(until)
     if moment > datetime.fromisoformat(newest):
         raise BackupNotFoundError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is after the newest "
                                   f"archived event ({newest}).",
@@ -103,8 +105,9 @@ def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Mani
     raise BackupNotFoundError(
         f"No verified full backup with exact binlog coordinates was finished before "
         f"{moment:%Y-%m-%d %H:%M:%S} UTC"
-        + (f"; the earliest reachable time is when {earliest.name} finished."
-           if earliest else "."),
+        + (f"; the earliest reachable time is "
+           f"{load_manifest(store, earliest.name).finished_at:%Y-%m-%d %H:%M:%S} UTC, when "
+           f"{earliest.name} finished." if earliest else "."),
         "Pick a later time, or take and verify a full backup (drkit backup; drkit verify).")
 
 
@@ -184,41 +187,56 @@ def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -
 
 
 def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
-    """(position, type, timestamp, bytes) of each event of an archived file, every range
-    checked against its sha256 as it arrives."""
+    """(position, type, timestamp, bytes) of each event of an archived file. Each committed
+    range is checked against its sha256 before any event in it is used, and a blob shorter
+    than its record is refused; bytes past the record (never committed by drkit) are not read
+    as events."""
+    buffer, pending, position, magic_read = b"", b"", 4, False
     ranges = iter(archived.ranges)
-    current, digest = next(ranges, None), hashlib.sha256()
-    offset, buffer, position, header = 0, b"", 4, True
-    for chunk in archive.store.download(archive.store.prefix + archived.file):
-        while chunk:
-            if current is None:
-                break
+    current = next(ranges, None)
+    chunks = archive.store.download(archive.store.prefix + archived.file)
+    offset = 0
+    for chunk in chunks:
+        while chunk and current is not None:
             take = chunk[:current["end"] - offset]
-            digest.update(take)
+            pending += take
             offset += len(take)
-            buffer += take
             chunk = chunk[len(take):]
             if offset == current["end"]:
-                if digest.hexdigest() != current["sha256"]:
-                    raise BinlogArchiveError(
-                        f"Archived binlog {archived.file} bytes {current['start']}-"
-                        f"{current['end']} do not match their sha256: the archive was changed "
-                        "or damaged.", "Nothing after the damage was applied; restore to an "
-                        "earlier time.")
-                current, digest = next(ranges, None), hashlib.sha256()
-        if header and len(buffer) >= 4:  # the file's magic, before its first event
+                if hashlib.sha256(pending).hexdigest() != current["sha256"]:
+                    raise _damaged(archived, current)
+                buffer += pending
+                pending, current = b"", next(ranges, None)
+        if not magic_read and len(buffer) >= 4:  # the file's magic, before its first event
             if not buffer.startswith(MAGIC):
                 raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
-            buffer, header = buffer[4:], False
-        while len(buffer) >= 19:
+            buffer, magic_read = buffer[4:], True
+        while magic_read and len(buffer) >= 19:
             size = int.from_bytes(buffer[9:13], "little")
             if len(buffer) < size:
                 break
             data, buffer = buffer[:size], buffer[size:]
             yield position, data[4], int.from_bytes(data[:4], "little"), data
             position += size
+    if current is not None or buffer:
+        raise _damaged(archived, current or archived.ranges[-1])
+
+
+def _damaged(archived: ArchivedFile, where: dict[str, Any]) -> BinlogArchiveError:
+    return BinlogArchiveError(
+        f"Archived binlog {archived.file} bytes {where['start']}-{where['end']} are missing or "
+        "do not match their sha256: the archive was changed or damaged.",
+        "Nothing from there on was applied; restore to an earlier time, or see drkit binlog "
+        "status.")
 
 
 def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """TIME as written (ISO 8601; no zone means UTC) as a UTC moment, whole seconds."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ParameterError(f"--until {text!r} is not a time.",
+                             "Write it as 2026-11-27T14:03:00 (UTC), with an offset "
+                             "(+09:00), or latest.") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
