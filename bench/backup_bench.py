@@ -26,6 +26,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,14 +57,17 @@ SHELL = ["bash", "-o", "pipefail", "-c"]
 def run(command: list[str], env: dict[str, str] | None = None,
         stdout=subprocess.DEVNULL, pass_fds: tuple[int, ...] = ()) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB, largest process) of one command."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE,
-                               pass_fds=pass_fds)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{command[:3]} failed: {process.stderr.read().decode()[-500:]}")
+    # stderr to a file, not a pipe nobody reads while waiting: a chatty command would block.
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr,
+                                   pass_fds=pass_fds)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{command[:3]} failed: {stderr.read().decode()[-500:]}")
     return wall, usage.ru_maxrss
 
 

@@ -234,20 +234,31 @@ def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, m
 
 def test_sigterm_commits_what_was_read_and_the_lag_reaches_cloudwatch(sandbox, archive):
     """systemd stops the follower with SIGTERM: it commits what it read before it exits
-    (143), so the archive holds everything; the lag metric is published for the alarm."""
+    (143), so the archive holds everything, and never a block twice, wherever the signal
+    lands (a flush every 0.1 s under writes: some signals arrive inside one); the lag
+    metric is published for the alarm."""
     from drkit.aws.clients import boto_client
 
-    flush_seconds = "3600"  # only the flush on SIGTERM can make the last events durable
-    streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
-                                 "stream"], env={**os.environ,
-                                                 "DRKIT_BINLOG__FLUSH_SECONDS": flush_seconds},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(3)
-    _write(sandbox, 100)
-    time.sleep(2)
-    streamer.send_signal(signal.SIGTERM)
-    assert streamer.wait(timeout=30) == 143
-    _assert_archived_as_the_source_has_them(sandbox, archive)
+    for pause in (0.5, 1.3, 2.1):
+        stop = threading.Event()
+
+        def writer(stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                _write(sandbox, 200)
+
+        thread = threading.Thread(target=writer)
+        streamer = subprocess.Popen(
+            [str(Path(sys.executable).parent / "drkit"), "binlog", "stream"],
+            env={**os.environ, "DRKIT_BINLOG__FLUSH_SECONDS": "0.1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        thread.start()
+        time.sleep(2 + pause)
+        streamer.send_signal(signal.SIGTERM)
+        stop.set()
+        thread.join()
+        assert streamer.wait(timeout=30) == 143
+        assert run_cli("binlog", "stream", "--once").exit_code == 0  # what came after
+        _assert_archived_as_the_source_has_them(sandbox, archive)
     cloudwatch = boto_client(archive.aws, "cloudwatch")
     assert cloudwatch.list_metrics(Namespace=archive.metrics.namespace,
                                    MetricName="BinlogArchiveLagSeconds")["Metrics"]
@@ -265,3 +276,20 @@ def test_a_flush_azure_refuses_fails_the_run(sandbox, archive):
     result = run_cli("binlog", "stream", "--once", "--json")
     assert result.exit_code == 48, result.stdout
     assert "was rewritten by something other than drkit" in result.stderr
+
+
+def test_storage_down_for_a_while_fails_clearly_and_the_next_run_catches_up(sandbox, archive):
+    """Azurite stopped: the run fails with the storage's own exit code and keeps nothing
+    half-written; started again, the next run archives everything written meanwhile."""
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    sandbox.stop_service("azurite")
+    try:
+        _write(sandbox, 100)
+        down = run_cli("binlog", "stream", "--once")
+        assert down.exit_code not in (0, 1), down.stdout + down.stderr  # a storage error
+        assert "internal error" not in down.stderr
+    finally:
+        sandbox.up()
+    _write(sandbox, 100)
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    _assert_archived_as_the_source_has_them(sandbox, archive)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pymysql
 from pymysql.constants import COMMAND
 
+from drkit.errors import BinlogArchiveError
 from drkit.mysql.connection import Server, connect
 
 MAGIC = b"\xfebin"
@@ -97,7 +98,16 @@ class BinlogReader:
     def __iter__(self) -> Iterator[Event | None]:
         """The stored events in order; None for a heartbeat (nothing new, time passed)."""
         while True:
-            packet = self.connection._read_packet()
+            try:
+                packet = self.connection._read_packet()
+            except pymysql.err.MySQLError as exc:
+                code, message = (exc.args + ("", ""))[:2]
+                raise BinlogArchiveError(
+                    f"Reading {self.file} from position {self.position} on the source failed "
+                    f"({code}: {str(message)[:200]}).",
+                    "Run drkit binlog stream again: it resumes where the archive ends; if the "
+                    "source says the position is impossible, compare drkit binlog status with "
+                    "SHOW BINARY LOGS.") from None
             if packet.is_eof_packet():
                 return
             data = packet.get_all_data()[1:]

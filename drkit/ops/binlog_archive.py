@@ -35,6 +35,7 @@ from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError
+from drkit.interrupts import deferred_signals
 from drkit.mysql.binlog import MAGIC, BinlogReader, Event, Heartbeat, binary_logs
 from drkit.mysql.connection import source_server
 from drkit.ops.lock import RunLock
@@ -148,8 +149,16 @@ class _FileWriter:
         self.pending_events.append(event)
 
     def flush(self, complete: bool = False, next_file: str | None = None) -> int:
-        """Make what is pending durable; return the bytes committed."""
-        archived, data = self.archived, bytes(self.pending)
+        """Make what is pending durable; return the bytes committed. A signal waits until
+        the block and its record are written, and what is pending is taken first: the same
+        bytes are never committed twice, whatever interrupts (what a failure leaves out,
+        the next run reads again from the blob's committed end)."""
+        with deferred_signals("the archive's last block was committed"):
+            return self._flush(complete, next_file)
+
+    def _flush(self, complete: bool, next_file: str | None) -> int:
+        archived, data, events = self.archived, bytes(self.pending), self.pending_events
+        self.pending, self.pending_events = bytearray(), []
         if data:
             ids = [_block_id(i) for i in range(archived.blocks)]
             try:
@@ -170,7 +179,7 @@ class _FileWriter:
                                     "sha256": hashlib.sha256(data).hexdigest()})
             archived.blocks += 1
             archived.size += len(data)
-            for event in self.pending_events:
+            for event in events:
                 moment = _time(event.timestamp)
                 archived.first_event_at = archived.first_event_at or moment
                 archived.last_event_at = moment
@@ -180,8 +189,6 @@ class _FileWriter:
         archived.next_file = next_file or archived.next_file
         if data or complete:
             self.archive.save(archived)
-        self.pending.clear()
-        self.pending_events.clear()
         return len(data)
 
 
