@@ -61,13 +61,15 @@ def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[in
     connection = box.services["source"].root_connection()
     rows = int(rate_mb * 1e6 / (ROW + 60) / 10)  # ten batches a second
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS shop.bench_binlog (id BIGINT "
+        # Unqualified names in shop: mysqlbinlog --rewrite-db renames only the current
+        # database, so the baseline could not follow "shop.bench_binlog".
+        cursor.execute("USE shop")
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_binlog (id BIGINT "
                        "AUTO_INCREMENT PRIMARY KEY, payload VARBINARY(2000), at DATETIME(6))")
         while not stop.is_set():
             start = time.monotonic()
-            cursor.execute(f"INSERT INTO shop.bench_binlog (payload, at) SELECT "
-                           f"REPEAT('x', {ROW}), NOW(6) FROM "
-                           f"shop.seq_1_to_{rows}")
+            cursor.execute(f"INSERT INTO bench_binlog (payload, at) SELECT "
+                           f"REPEAT('x', {ROW}), NOW(6) FROM seq_1_to_{rows}")
             written[0] += rows * ROW
             time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
     connection.close()
@@ -89,6 +91,9 @@ def main() -> None:
             root.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS shop.bench_binlog")
         cursor.execute("FLUSH BINARY LOGS")
+        cursor.execute("SHOW BINARY LOGS")
+        cursor.execute(f"PURGE BINARY LOGS TO '{cursor.fetchall()[-1][0]}'")  # earlier runs'
+
     with contextlib.closing(box.services["target"].root_connection()) as root, \
             root.cursor() as cursor:  # what an interrupted earlier run left
         cursor.execute("DROP DATABASE IF EXISTS bench_pit")

@@ -34,6 +34,7 @@ from drkit.mysql.rowevents import (
 )
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
+INSERT_BATCH_BYTES = 8 * 1024 * 1024  # rows held for one INSERT at most
 _ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
                        rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
 _DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
@@ -65,6 +66,7 @@ class RowApplier:
         self.rows = self.skipped_rows = 0
         self.committed = False
         self.skipped_statements = 0
+        self._insert, self._inserts, self._insert_bytes = "", [], 0  # a batch of rows
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -106,11 +108,13 @@ class RowApplier:
             self._statement(data)
 
     def _commit(self) -> None:
+        self._flush_inserts()
         self.connection.commit()
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
 
     def finish(self) -> None:
+        self._insert, self._inserts, self._insert_bytes = "", [], 0
         self.connection.rollback()  # a transaction whose end the archive does not hold
 
     def close(self) -> None:
@@ -137,16 +141,26 @@ class RowApplier:
                 "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
                 "with BINLOG_ADMIN.") from None
         target = self._target(mapped)
+        if event.kind == "insert":
+            # Rows of consecutive inserts into one table go as one multi-row INSERT: a row
+            # event holds a few rows (about 8 KB), a round trip each would be the cost.
+            columns = [c for c in event.present if target.stored[c]]
+            statement = (f"INSERT INTO {target.name} ("
+                         f"{', '.join(_q(target.columns[c]) for c in columns)}) VALUES "
+                         f"({', '.join(['%s'] * len(columns))})")
+            if statement != self._insert:
+                self._flush_inserts()
+                self._insert = statement
+            self._inserts.extend(self._values(target, mapped, event.present, image, columns)
+                                 for image, _ in event.rows)
+            self._insert_bytes += len(body)
+            if self._insert_bytes >= INSERT_BATCH_BYTES:
+                self._flush_inserts()
+            self.rows += len(event.rows)
+            return
+        self._flush_inserts()
         with self.connection.cursor() as cursor:
-            if event.kind == "insert":
-                columns = [c for c in event.present if target.stored[c]]
-                names = ", ".join(_q(target.columns[c]) for c in columns)
-                cursor.executemany(
-                    f"INSERT INTO {target.name} ({names}) VALUES "
-                    f"({', '.join(['%s'] * len(columns))})",
-                    [self._values(target, mapped, event.present, image, columns)
-                     for image, _ in event.rows])
-            for image, after in event.rows if event.kind != "insert" else []:
+            for image, after in event.rows:
                 where, arguments = self._where(target, mapped, event.present, image)
                 if event.kind == "delete":
                     changed = cursor.execute(f"DELETE FROM {target.name} WHERE {where} LIMIT 1",
@@ -161,6 +175,12 @@ class RowApplier:
                          *arguments])
                 self.skipped_rows += changed == 0 and event.kind == "delete"
         self.rows += len(event.rows)
+
+    def _flush_inserts(self) -> None:
+        if self._inserts:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(self._insert, self._inserts)
+        self._insert, self._inserts, self._insert_bytes = "", [], 0
 
     def _values(self, target: TargetTable, mapped: TableMap, present: tuple[int, ...],
                 image: tuple[Any, ...], columns: list[int]) -> list[Any]:
@@ -239,6 +259,7 @@ class RowApplier:
                 "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
+        self._flush_inserts()
         with self.connection.cursor() as cursor:
             if database in self.load_as:
                 cursor.execute(f"USE {_q(self.load_as[database])}")

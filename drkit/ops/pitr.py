@@ -191,7 +191,7 @@ def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int
     range is checked against its sha256 before any event in it is used, and a blob shorter
     than its record is refused; bytes past the record (never committed by drkit) are not read
     as events."""
-    buffer, pending, position, magic_read = b"", b"", 4, False
+    buffer, pending, position, magic_read = bytearray(), bytearray(), 4, False
     ranges = iter(archived.ranges)
     current = next(ranges, None)
     chunks = archive.store.download(archive.store.prefix + archived.file)
@@ -206,18 +206,22 @@ def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int
                 if hashlib.sha256(pending).hexdigest() != current["sha256"]:
                     raise _damaged(archived, current)
                 buffer += pending
-                pending, current = b"", next(ranges, None)
+                pending, current = bytearray(), next(ranges, None)
         if not magic_read and len(buffer) >= 4:  # the file's magic, before its first event
             if not buffer.startswith(MAGIC):
                 raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
-            buffer, magic_read = buffer[4:], True
-        while magic_read and len(buffer) >= 19:
-            size = int.from_bytes(buffer[9:13], "little")
-            if len(buffer) < size:
+            del buffer[:4]
+            magic_read = True
+        start = 0  # events are cut by offset, the buffer compacted once per chunk
+        while magic_read and len(buffer) - start >= 19:
+            size = int.from_bytes(buffer[start + 9:start + 13], "little")
+            if len(buffer) - start < size:
                 break
-            data, buffer = buffer[:size], buffer[size:]
+            data = bytes(buffer[start:start + size])
+            start += size
             yield position, data[4], int.from_bytes(data[:4], "little"), data
             position += size
+        del buffer[:start]
     if current is not None or buffer:
         raise _damaged(archived, current or archived.ranges[-1])
 
