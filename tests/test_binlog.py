@@ -148,7 +148,10 @@ def test_a_binlog_purged_before_it_was_archived_is_a_gap_never_bridged(sandbox, 
 
 def test_a_backup_under_writes_records_its_snapshots_exact_coordinates(sandbox, archive):
     """MariaDB gives mysqldump the coordinates inside its consistent snapshot, without a
-    global lock: exact although the position moved during the dump."""
+    global lock: exact although the position moved during the dump. (A fresh binlog: in
+    one holding an event larger than the server reads back, as the 40 MB row test leaves,
+    drkit does not ask, because MariaDB's mysqldump then crashes.)"""
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
     stop = threading.Event()
 
     def writer() -> None:

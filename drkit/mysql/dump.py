@@ -57,13 +57,17 @@ class DumpClient:
         return option in self.supported
 
 
-def snapshot_options(client: DumpClient, server_flavour: str,
-                     position: dict[str, Any]) -> tuple[str, ...]:
+def snapshot_options(client: DumpClient, server_flavour: str, position: dict[str, Any],
+                     gtid_readable: bool = True) -> tuple[str, ...]:
     """Ask mysqldump for its snapshot's binlog coordinates where that takes no lock: MariaDB
     reads them inside the consistent snapshot (binlog_snapshot_file/position). MySQL's
-    mysqldump would take FLUSH TABLES WITH READ LOCK for them, which RDS refuses."""
+    mysqldump would take FLUSH TABLES WITH READ LOCK for them, which RDS refuses.
+
+    MariaDB 10.11's mysqldump then asks BINLOG_GTID_POS for the position and crashes
+    (SIGSEGV) when the server answers NULL, which it does in a binlog holding events larger
+    than it reads back: ``gtid_readable`` is that question asked first."""
     if client.flavour == server_flavour == "mariadb" and position.get("file") and \
-            "--master-data" in client.supported:
+            "--master-data" in client.supported and gtid_readable:
         return ("--master-data=2",)
     return ()
 

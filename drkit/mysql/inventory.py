@@ -109,3 +109,17 @@ def binlog_position(connection: pymysql.Connection, flavour: str) -> dict[str, A
         except pymysql.err.MySQLError:
             gtid = None
     return {"file": row[0], "position": int(row[1]), "gtid": gtid or None}
+
+
+def binlog_gtid_readable(connection: pymysql.Connection, position: dict[str, Any]) -> bool:
+    """Whether MariaDB's BINLOG_GTID_POS answers for this position (see
+    :func:`drkit.mysql.dump.snapshot_options`)."""
+    if not position.get("file"):
+        return False
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)",
+                           (position["file"], position["position"]))
+            return cursor.fetchone()[0] is not None
+    except pymysql.err.MySQLError:
+        return False

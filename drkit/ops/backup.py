@@ -168,8 +168,10 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             engines = inventory.table_engines(connection, databases)
             position_before = inventory.binlog_position(connection, source_info["flavour"])
             objects_before = inventory.stored_objects(connection, databases)
-            snapshot_options = dump.snapshot_options(client, source_info["flavour"],
-                                                     position_before)
+            snapshot_options = dump.snapshot_options(
+                client, source_info["flavour"], position_before,
+                source_info["flavour"] == "mariadb"
+                and inventory.binlog_gtid_readable(connection, position_before))
             tables_before = inventory.table_definitions(connection, databases)
 
             # 2. Dump, scan, compress and upload at once.
