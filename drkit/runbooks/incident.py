@@ -69,7 +69,7 @@ def lab(incident: Incident, port: int, token: str) -> Iterator[tuple[list[str], 
     """The command and environment of a JupyterLab on the incident folder, with drkit's
     kernel. Its token is in a config file only its user reads, for as long as it runs: not
     in its arguments (any local user can list them) nor in its environment (its kernels
-    inherit that, and a notebook could print it into the record)."""
+    inherit that, and a notebook could print it into the record), nor left behind."""
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={incident.folder}",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                "--ServerApp.port_retries=0", "--no-browser"]
@@ -81,7 +81,10 @@ def lab(incident: Incident, port: int, token: str) -> Iterator[tuple[list[str], 
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"IdentityProvider": {"token": token}}, handle)
-        yield command, {**environment, "JUPYTER_CONFIG_DIR": private}
+        # Its runtime files (one holds the token in a URL) in the same private folder,
+        # removed when the lab ends, not in ~/.local/share/jupyter/runtime.
+        yield command, {**environment, "JUPYTER_CONFIG_DIR": private,
+                        "JUPYTER_RUNTIME_DIR": private}
 
 
 def new_token() -> str:
