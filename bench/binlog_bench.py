@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
-import secrets
 import shutil
 import signal
 import statistics
@@ -34,16 +32,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from drkit.config import load_settings
-from drkit.mysql.connection import option_file, target_server
+from drkit.mysql.connection import option_file
 from drkit.ops.binlog_archive import status
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
+from restore_bench import super_user  # noqa: E402
 
 ROW = 1000  # bytes of payload per row
 
@@ -138,13 +135,7 @@ def main() -> None:
     drkit_total = time.perf_counter() - clock
     replay = restored["replay"]
     snapshot = _snapshot(settings, base)
-    admin = target_server(settings)
-    password = secrets.token_urlsafe(18)
-    with contextlib.closing(box.services["target"].root_connection()) as root, \
-            root.cursor() as cursor:
-        cursor.execute("CREATE OR REPLACE USER 'bench'@'%%' IDENTIFIED BY %s", (password,))
-        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'")
-    server = dataclasses.replace(admin, user="bench", password=SecretStr(password))
+    server = super_user(box, settings)
     drkit("restore", base, "--as", "bench_mysqlbinlog")  # the same base for the baseline
     logs = sorted(p for p in (box.directory / "source" / "data").glob("binlog.[0-9]*")
                   if p.name >= snapshot["file"])

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
-from drkit.mysql.connection import option_file, target_server
+from drkit.mysql.connection import Server, option_file, target_server
 from drkit.ops.backup import run_backup
 from drkit.ops.restore import prove_backup
 from drkit.programs import find_program
@@ -38,6 +38,18 @@ from drkit.sandbox.estate import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
+
+
+def super_user(box: Sandbox, settings) -> Server:
+    """The target as a user with SUPER, over the same TCP and TLS as drkit: what the
+    standard tools' loads need (the admin has no SUPER, as on Flexible Server)."""
+    password = secrets.token_urlsafe(18)
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("CREATE OR REPLACE USER 'bench'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'")
+    return dataclasses.replace(target_server(settings), user="bench",
+                               password=SecretStr(password))
 
 
 def main() -> None:
@@ -63,13 +75,7 @@ def main() -> None:
     # The seed's `mysql` load keeps mysqldump's DEFINERs, which the target's admin (no SUPER,
     # as on Flexible Server) may not give: the baseline loads as a user with SUPER, over
     # the same TCP and TLS as drkit.
-    admin = target_server(settings)
-    password = secrets.token_urlsafe(18)
-    with contextlib.closing(box.services["target"].root_connection()) as root, \
-            root.cursor() as cursor:
-        cursor.execute("CREATE OR REPLACE USER 'bench'@'%%' IDENTIFIED BY %s", (password,))
-        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'bench'@'%'")
-    server = dataclasses.replace(admin, user="bench", password=SecretStr(password))
+    server = super_user(box, settings)
     mysql = find_program("mysql")
     results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": []}
     with option_file(server) as options:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.azure.catalog import BackupEntry, Catalog, load_manifest, parse_time
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
@@ -237,10 +237,9 @@ def _damaged(archived: ArchivedFile, where: dict[str, Any]) -> BinlogArchiveErro
 def _utc(text: str) -> datetime:
     """TIME as written (ISO 8601; no zone means UTC) as a UTC moment, whole seconds."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = parse_time(text.strip())
     except ValueError:
         raise ParameterError(f"--until {text!r} is not a time.",
                              "Write it as 2026-11-27T14:03:00 (UTC), with an offset "
                              "(+09:00), or latest.") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(microsecond=0)
