@@ -245,6 +245,11 @@ class BinlogSettings(Section):
                                                "a point-in-time restore proves the time it "
                                                "reached")
     heartbeat_seconds: float = Field(5, gt=0, le=300)
+    snapshot_lock_seconds: float = Field(
+        5, ge=0, le=60, description="where the source cannot give a dump's binlog "
+        "coordinates inside its snapshot (MySQL 8): writes to the dumped tables wait at most "
+        "this long while the snapshot starts (LOCK TABLES ... READ); 0: never lock, and "
+        "such backups are no point-in-time base")
     lag_alarm_seconds: int = Field(300, ge=60, description="doctor warns and the alarm fires "
                                                           "when the archive is this far behind")
 

@@ -228,8 +228,13 @@ def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, m
         found = checks()
         assert found["binlog retention"]["status"] == "OK"
         assert found["binlog archive"]["status"] == "OK"
+        assert found["binlog replayable"]["status"] == "OK"
+        dbtools.as_root(sandbox, "source", "SET GLOBAL binlog_row_image = 'MINIMAL'")
+        found = checks()["binlog replayable"]
+        assert found["status"] == "CRITICAL" and "binlog_row_image = FULL" in found["fix"]
     finally:
         dbtools.as_root(sandbox, "source", "UPDATE mysql.rds_configuration SET value = NULL")
+        dbtools.as_root(sandbox, "source", "SET GLOBAL binlog_row_image = 'FULL'")
     grants = json.loads(run_cli("doctor", "--print-policy").stdout)["mysql_source_grants"]
     assert any("REPLICATION SLAVE, REPLICATION CLIENT" in g for g in grants)
     assert any("drkit_heartbeat.*" in g for g in grants)

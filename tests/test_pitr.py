@@ -22,19 +22,22 @@ KINDS = """CREATE TABLE IF NOT EXISTS shop.pitr_kinds (
   money DECIMAL(20,6), ratio DOUBLE, note VARCHAR(300), body TEXT, raw BLOB,
   fixed CHAR(8), state ENUM('new','paid','gone'), flags SET('a','b','c'), bits BIT(10),
   day DATE, moment DATETIME(6), stamp TIMESTAMP(3) NULL, span TIME(2), born YEAR,
-  doubled INT AS (small * 2) VIRTUAL)"""
+  doubled INT AS (small * 2) VIRTUAL, single FLOAT, medium MEDIUMINT UNSIGNED)"""
 KEYLESS = "CREATE TABLE IF NOT EXISTS shop.pitr_log (at DATETIME(6), what VARCHAR(40))"
 TABLES = ("pitr_kinds", "pitr_log", "orders")
 
 
 def _write_once(cursor, n: int) -> None:
+    # FLOATs of six digits at most: MariaDB's mysqldump writes FLOAT with six (MySQL 8's
+    # with as many as the value needs), so a base from it holds no more.
     cursor.execute(
         "INSERT INTO shop.pitr_kinds (small, big, money, ratio, note, body, raw, fixed, state, "
-        "flags, bits, day, moment, stamp, span, born) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s, b'1010101010', %s, NOW(6), NOW(3), %s, %s)",
+        "flags, bits, day, moment, stamp, span, born, single, medium) VALUES (%s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s, %s, b'1010101010', %s, NOW(6), NOW(3), %s, %s, %s, %s)",
         (n % 127 - 60, 2**64 - 1 - n, f"-{n}.123456", n / 7, f"it's {n} \\ \"q\" ü 한",
-         "line\nbreak" * (n % 5), b"\x00\n\xff" * (n % 9), "abc", ["new", "paid", "gone"][n % 3],
-         "a,c", f"2026-0{n % 9 + 1}-1{n % 9}", f"-{n % 800}:0{n % 6}:59.5", 1901 + n % 254))
+         "line\nbreak" * (n % 5), bytes(range(256)) * (n % 3) + b"'\\\x00",
+         "abc", ["new", "paid", "gone"][n % 3], "a,c", f"2026-0{n % 9 + 1}-1{n % 9}",
+         f"-{n % 800}:0{n % 6}:59.5", 1901 + n % 254, n % 1000 / 4, 2**24 - 1 - n))
     cursor.execute("UPDATE shop.pitr_kinds SET state = 'gone', note = NULL WHERE MOD(id, 7) = %s",
                    (n % 7,))
     cursor.execute("DELETE FROM shop.pitr_kinds WHERE MOD(id, 11) = %s LIMIT 1", (n % 11,))
@@ -43,6 +46,14 @@ def _write_once(cursor, n: int) -> None:
     cursor.execute("DELETE FROM shop.pitr_log WHERE what = %s LIMIT 1", (f"w{n - 3}",))
     cursor.execute("UPDATE shop.orders SET status = %s WHERE id = %s",
                    (["paid", "shipped"][n % 2], n % 50 + 1))
+
+
+def _consistency(backup: str) -> dict:
+    from drkit.azure.blobstore import BackupStore
+    from drkit.azure.catalog import load_manifest
+    from drkit.config import load_settings
+
+    return load_manifest(BackupStore.from_settings(load_settings()), backup).consistency
 
 
 def _checksums(sandbox, role: str, database: str) -> dict[str, int]:
@@ -61,9 +72,19 @@ def pitr(sandbox, tmp_path, monkeypatch):
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS pit")
 
 
-def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr):
+@pytest.mark.parametrize("coordinates", ["snapshot", "table locks"])
+def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, monkeypatch,
+                                                                coordinates):
     """A writer changes rows of many kinds all along; at TIME it is paused and every table's
-    CHECKSUM recorded; later, restore --until TIME --as pit gives exactly those checksums."""
+    CHECKSUM recorded; later, restore --until TIME --as pit gives exactly those checksums.
+
+    The base's coordinates come from MariaDB's snapshot, or, as for MySQL 8 (whose snapshot
+    gives none), from table locks held while the dump's snapshot starts."""
+    if coordinates == "table locks":
+        from drkit.mysql import inventory
+
+        monkeypatch.setattr(inventory, "binlog_gtid_readable", lambda *args: False)
+        monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "true")
     stop, pause, paused = threading.Event(), threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -92,6 +113,8 @@ def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr):
         time.sleep(1)
         base = json.loads(run_cli("backup", "--json").stdout)["backup"]  # under writes
         assert run_cli("verify", base).exit_code == 0
+        method = _consistency(base)["binlog_method"]
+        assert method.startswith(coordinates), method
         time.sleep(1.5)
         pause.set()
         paused.wait(10)
@@ -307,3 +330,62 @@ def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sa
             assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
     finally:
         store.container.upload_blob(name, original, overwrite=True)
+
+
+def test_changes_the_replay_cannot_read_stop_it_never_pass_by(sandbox, pitr):
+    """MariaDB's compressed row events (log_bin_compress) hold rows drkit does not decode:
+    the restore stops on them (48), names the setting's effect and drops its copy; the
+    doctor names the setting beforehand."""
+    dbtools.as_root(sandbox, "source", "SET GLOBAL log_bin_compress = ON")
+    try:
+        _base_then(sandbox, ["INSERT INTO shop.pitr_kinds (body) VALUES (REPEAT('z', 2000))"])
+    finally:
+        dbtools.as_root(sandbox, "source", "SET GLOBAL log_bin_compress = OFF")
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 48, result.stdout + result.stderr
+    assert "compressed events (log_bin_compress=ON)" in result.stderr
+    assert "was dropped" in result.stderr
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+
+def test_table_locks_never_hold_writers_longer_than_allowed(sandbox, pitr, monkeypatch):
+    """Where the snapshot gives no coordinates and a transaction holds a dumped table, the
+    lock waits binlog.snapshot_lock_seconds at most: writers go on, the backup goes on, says
+    why its coordinates are not exact, and is no point-in-time base."""
+    from drkit.mysql import inventory
+
+    monkeypatch.setattr(inventory, "binlog_gtid_readable", lambda *args: False)
+    monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__SNAPSHOT_LOCK_SECONDS", "1")
+    stop, waits = threading.Event(), []
+
+    def writer() -> None:  # moves the binlog on while the dump runs
+        connection = dbtools.connect(sandbox, "source", "shop")
+        with connection.cursor() as cursor:
+            while not stop.is_set():
+                began = time.monotonic()
+                cursor.execute("UPDATE orders SET status = status WHERE id = 1")
+                cursor.execute("INSERT INTO pitr_kinds (note) VALUES ('moving')")
+                waits.append(time.monotonic() - began)
+                time.sleep(0.05)
+        connection.close()
+
+    holder = dbtools.connect(sandbox, "source", "shop")
+    thread = threading.Thread(target=writer)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("INSERT INTO shop.pitr_log VALUES (NOW(6), 'held open')")
+            thread.start()
+            result = run_cli("backup", "--json")
+            cursor.execute("ROLLBACK")
+    finally:
+        stop.set()
+        thread.join()
+        holder.close()
+    assert result.exit_code == 0, result.stdout + result.stderr
+    consistency = _consistency(json.loads(result.stdout)["backup"])
+    assert consistency["binlog_exact"] is False
+    assert consistency["binlog_method"].startswith(
+        "none: LOCK TABLES ... READ: Lock wait timeout"), consistency
+    assert len(waits) > 3 and max(waits) < 3, waits

@@ -38,7 +38,7 @@ def test_an_invisible_key_the_target_generated_is_not_a_difference():
 
 
 def test_qualified_names_in_replayed_ddl_are_renamed_outside_strings_and_comments():
-    from drkit.mysql.replay import rename_qualified
+    from drkit.mysql.qualifiers import rename_qualified
 
     renames = {"shop": "pit"}
     assert rename_qualified(b"ALTER TABLE `shop`.`t` ADD c INT DEFAULT 'shop.x'", renames) \

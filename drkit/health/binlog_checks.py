@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from drkit.health.doctor import Doctor
 
 REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
+# Settings under which the binlog holds changes drkit's replay cannot read as rows (it refuses
+# them when it meets them): the value each needs. MySQL 8's first two, MariaDB's last two.
+READABLE_SETTINGS = {"binlog_row_image": "FULL", "binlog_transaction_compression": "OFF",
+                     "binlog_row_value_options": "", "log_bin_compress": "OFF",
+                     "encrypt_binlog": "OFF"}
 
 
 def check_binlog_source(doctor: Doctor) -> list[Check]:
@@ -31,6 +36,10 @@ def check_binlog_source(doctor: Doctor) -> list[Check]:
             connection.cursor() as cursor:
         cursor.execute("SELECT @@log_bin, @@binlog_format")
         log_bin, binlog_format = cursor.fetchone()
+        cursor.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
+                       ", ".join(["%s"] * len(READABLE_SETTINGS)) + ")", list(READABLE_SETTINGS))
+        unreadable = {name: value for name, value in cursor.fetchall()
+                      if str(value).upper() != READABLE_SETTINGS[name]}
         cursor.execute("SHOW GRANTS")
         grants = " ".join(row[0].upper() for row in cursor.fetchall())
         retention = _retention(cursor)
@@ -39,6 +48,12 @@ def check_binlog_source(doctor: Doctor) -> list[Check]:
                     "" if log_bin and binlog_format == "ROW" else
                     "Turn on binary logging in ROW format (RDS: automated backups on, and "
                     "binlog_format ROW in the DB parameter group).")]
+    found = ", ".join(f"{name} {value or repr('')}" for name, value in unreadable.items())
+    fix = ", ".join(f"{name} = {READABLE_SETTINGS[name] or repr('')}" for name in unreadable)
+    checks.append(Check("binlog replayable", CRITICAL if unreadable else OK,
+                        f"{found}: drkit's replay refuses what these write" if unreadable
+                        else "full row images, neither compressed nor encrypted",
+                        f"Set {fix} (RDS: in the DB parameter group)." if unreadable else ""))
     missing = [p for p in REPLICA_PRIVILEGES
                if p not in grants and "ALL PRIVILEGES ON *.*" not in grants]
     checks.append(Check("binlog privileges", CRITICAL if missing else OK,

@@ -10,11 +10,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drkit.errors import DumpFailedError, TlsError
 from drkit.mysql.connection import OptionFile, Server, option_file
 from drkit.programs import find_program
+
+if TYPE_CHECKING:
+    from drkit.mysql.snapshotlock import TableLockCoordinates
 
 # The seed's options, plus what a faithful, restorable dump needs.
 BASE_OPTIONS = [
@@ -73,18 +76,25 @@ def snapshot_options(client: DumpClient, server_flavour: str, position: dict[str
 
 
 def snapshot_coordinates(snapshot: dict[str, Any] | None, before: dict[str, Any],
-                         after: dict[str, Any]) -> dict[str, Any]:
+                         after: dict[str, Any],
+                         locked: TableLockCoordinates | None = None) -> dict[str, Any]:
     """The manifest's statement of where in the binary log the backup's data stands, and
     whether that is exact (a point-in-time restore may start there only if it is)."""
     if snapshot:
         return {"binlog_snapshot": snapshot, "binlog_exact": True,
                 "binlog_method": "snapshot coordinates (binlog_snapshot_file/position)"}
+    if locked:
+        locked.release()  # its capture ends before its result is read
+    if locked and locked.coordinates:
+        return {"binlog_snapshot": locked.coordinates, "binlog_exact": True,
+                "binlog_method": locked.method}
     if before.get("file") and before == after:
         # Nothing was written during the dump: the snapshot saw exactly this position.
         return {"binlog_snapshot": {k: before.get(k) for k in ("file", "position", "gtid")},
                 "binlog_exact": True, "binlog_method": "position unchanged during the dump"}
-    return {"binlog_snapshot": None, "binlog_exact": False,
-            "binlog_method": "none: written to during the dump, or binary logging off"}
+    why = locked.refusal if locked and locked.refusal else \
+        "written to during the dump, or binary logging off"
+    return {"binlog_snapshot": None, "binlog_exact": False, "binlog_method": f"none: {why}"}
 
 
 @cache

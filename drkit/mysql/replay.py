@@ -1,40 +1,66 @@
 """Applying binlog events to restored databases as plain SQL, transaction by transaction.
 
-Row events become parameterised INSERT/UPDATE/DELETE statements (values travel as
-parameters, never as SQL text). UPDATE and DELETE find their row by the primary key where the
-table has one, else by every stored column (``<=>``, one row). DDL of a restored database
-runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE shop``) is
-refused under another name, because running it there would touch the original. A transaction
-the archive holds only in part is rolled back: never half of one.
+Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
+from the row images (:mod:`drkit.mysql.rowevents`); consecutive inserts into one table go as
+one multi-row INSERT, and the statements run on a thread of their own while the next events
+are decoded (:mod:`drkit.mysql.worker`). UPDATE and DELETE find their row by the primary key
+where the table has one, else by every stored column (``<=>``, one row). DDL of a restored
+database runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE
+shop``) is refused under another name, because running it there would touch the original. A
+transaction the archive holds only in part is rolled back: never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pymysql
+from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError
 from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
 from drkit.mysql.connection import Server, connect
+from drkit.mysql.qualifiers import quote_name, rename_qualified
 from drkit.mysql.rowevents import (
     DELETE_ROWS,
     HEADER,
-    INT_SIZES,
+    SQL_MODE_FOR_LITERALS,
     TABLE_MAP,
     UPDATE_ROWS,
     WRITE_ROWS,
+    Reader,
     TableMap,
     UnsupportedColumn,
+    column_readers,
     rows_event,
     table_map,
 )
+from drkit.mysql.worker import ConnectionWorker
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
-INSERT_BATCH_BYTES = 8 * 1024 * 1024  # rows held for one INSERT at most
+# Events that change no data: rotation, heartbeats, GTIDs and their lists, the text of a row
+# event's statement, checkpoints (MySQL's binlog_event.h and MariaDB's log_event.h numbers).
+_PASSED_OVER = {3, 4, 27, 28, 29, 33, 34, 35, 36, 37, 41, 42, 160, 161, 162, 163}
+_IGNORABLE_FLAG = 0x80  # LOG_EVENT_IGNORABLE_F: a reader that does not know it may skip it
+# Events that change data but not as rows drkit can read: refused, never passed over.
+_UNAPPLIABLE = {
+    5: "statement-based changes (INTVAR: binlog_format was not ROW)",
+    13: "statement-based changes (RAND: binlog_format was not ROW)",
+    14: "statement-based changes (USER_VAR: binlog_format was not ROW)",
+    26: "an INCIDENT event (the source lost changes it could not log)",
+    38: "an XA transaction",
+    39: "a partial JSON update (binlog_row_value_options=PARTIAL_JSON)",
+    40: "a compressed transaction (binlog_transaction_compression=ON)",
+    164: "encrypted events (encrypt_binlog=ON)",
+    **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
+}
+INSERT_BATCH_BYTES = 2 * 1024 * 1024  # rows held for one INSERT at most
+# Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
+# NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
+_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 _ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
                        rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
 _DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
@@ -51,22 +77,23 @@ class TargetTable:
 
 class RowApplier:
     def __init__(self, server: Server, load_as: dict[str, str]) -> None:
-        self.connection = connect(server)
-        self.connection.autocommit(False)
-        with self.connection.cursor() as cursor:
-            # Row images hold TIMESTAMPs in UTC and explicit values for AUTO_INCREMENT 0.
-            # Foreign keys stay on, as on a replica: ON DELETE CASCADE's deletes are not in
-            # the binary log, the server does them again.
+        connection = connect(server)
+        connection.autocommit(False)
+        with connection.cursor() as cursor:
+            # Row images hold TIMESTAMPs in UTC. Foreign keys stay on, as on a replica: ON
+            # DELETE CASCADE's deletes are not in the binary log, the server does them again.
             cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 1, "
-                           "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
+                           f"sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
+        self._worker = ConnectionWorker(connection)
         self.load_as = load_as
         self.maps: dict[int, TableMap] = {}
         self.tables: dict[tuple[str, str], TargetTable] = {}
+        self._readers: dict[TableMap, tuple[Reader, ...]] = {}
         self.checksum = 0
         self.rows = self.skipped_rows = 0
         self.committed = False
         self.skipped_statements = 0
-        self._insert, self._inserts, self._insert_bytes = "", [], 0  # a batch of rows
+        self._insert, self._inserts, self._insert_bytes = b"", [], 0  # a batch of rows
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -81,17 +108,12 @@ class RowApplier:
         return self._query(data)[1].strip().upper() == b"BEGIN"
 
     def begin(self) -> None:
-        self.connection.rollback()  # nothing is open between transactions
+        with _refused():
+            self._worker.submit(_rollback)  # nothing is open between transactions
 
     def apply(self, kind: int, data: bytes) -> None:
-        try:
+        with _refused():
             self._apply(kind, data)
-        except pymysql.err.MySQLError as exc:
-            code, message = (exc.args + ("", ""))[:2]
-            raise BinlogArchiveError(
-                f"The target refused a replayed change ({code}: {str(message)[:160]}); the "
-                "transaction it belongs to was not applied.",
-                "Restore to a time before it (the log names the time reached).") from None
 
     def _apply(self, kind: int, data: bytes) -> None:
         self.committed = False
@@ -106,111 +128,124 @@ class RowApplier:
             self._commit()
         elif kind == QUERY:
             self._statement(data)
+        elif kind not in _PASSED_OVER and not data[17] & _IGNORABLE_FLAG:
+            what = _UNAPPLIABLE.get(kind, f"an event of type {kind}, unknown to drkit")
+            raise BinlogArchiveError(
+                f"The binlog holds {what}, which drkit cannot apply as SQL; nothing of the "
+                "transaction it belongs to was applied.",
+                "Restore to a time before it; for changes after it, set the source's binlog "
+                "options as drkit doctor advises and take a new full backup.")
 
     def _commit(self) -> None:
         self._flush_inserts()
-        self.connection.commit()
+        self._worker.submit(lambda cursor: cursor.connection.commit())
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
 
     def finish(self) -> None:
-        self._insert, self._inserts, self._insert_bytes = "", [], 0
-        self.connection.rollback()  # a transaction whose end the archive does not hold
+        """Waits for the statements sent; rolls back a transaction whose end the archive
+        does not hold."""
+        self._insert, self._inserts, self._insert_bytes = b"", [], 0
+        with _refused():
+            self._worker.submit(_rollback)
+            self._worker.call(lambda cursor: None)
 
     def close(self) -> None:
-        with contextlib.suppress(pymysql.err.Error):
-            self.connection.close()
+        self._worker.close()
 
     # -- rows -----------------------------------------------------------------------------
     def _rows(self, kind: int, data: bytes) -> None:
         body = self._body(data)
         mapped = self.maps[int.from_bytes(body[:6], "little")]
         if (mapped.database, mapped.table) == (HEARTBEAT_DATABASE, HEARTBEAT_TABLE):
-            event = rows_event(kind, body, mapped)
+            event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
             image, after = event.rows[-1]
-            self._beat = dict(zip(event.present, after or image, strict=True)).get(1)
+            at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
+            self._beat = None if at == b"NULL" else at.decode().strip("'")
             return
         if mapped.database not in self.load_as:
             return  # another database's rows
-        try:
-            event = rows_event(kind, body, mapped)
-        except UnsupportedColumn as exc:
-            raise BinlogArchiveError(
-                f"A row event of {mapped.database}.{mapped.table} has a {exc} column, which "
-                "drkit cannot apply as SQL; nothing of this transaction was applied.",
-                "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
-                "with BINLOG_ADMIN.") from None
         target = self._target(mapped)
+        event = rows_event(kind, body, self._column_readers(mapped, target))
         if event.kind == "insert":
             # Rows of consecutive inserts into one table go as one multi-row INSERT: a row
             # event holds a few rows (about 8 KB), a round trip each would be the cost.
-            columns = [c for c in event.present if target.stored[c]]
-            statement = (f"INSERT INTO {target.name} ("
-                         f"{', '.join(_q(target.columns[c]) for c in columns)}) VALUES "
-                         f"({', '.join(['%s'] * len(columns))})")
+            stored = [i for i, c in enumerate(event.present) if target.stored[c]]
+            names = ", ".join(quote_name(target.columns[event.present[i]]) for i in stored)
+            statement = f"INSERT INTO {target.name} ({names}) VALUES ".encode()
             if statement != self._insert:
                 self._flush_inserts()
                 self._insert = statement
-            self._inserts.extend(self._values(target, mapped, event.present, image, columns)
-                                 for image, _ in event.rows)
-            self._insert_bytes += len(body)
+            for image, _ in event.rows:
+                row = b"(" + b", ".join([image[i] for i in stored]) + b")"
+                self._inserts.append(row)
+                self._insert_bytes += len(row)
             if self._insert_bytes >= INSERT_BATCH_BYTES:
                 self._flush_inserts()
             self.rows += len(event.rows)
             return
         self._flush_inserts()
-        with self.connection.cursor() as cursor:
-            for image, after in event.rows:
-                where, arguments = self._where(target, mapped, event.present, image)
-                if event.kind == "delete":
-                    changed = cursor.execute(f"DELETE FROM {target.name} WHERE {where} LIMIT 1",
-                                             arguments)
-                else:
-                    columns = [c for c in event.present if target.stored[c]]
-                    changed = cursor.execute(
-                        f"UPDATE {target.name} SET "
-                        f"{', '.join(_q(target.columns[c]) + ' = %s' for c in columns)} "
-                        f"WHERE {where} LIMIT 1",
-                        [*self._values(target, mapped, event.present, after, columns),
-                         *arguments])
-                self.skipped_rows += changed == 0 and event.kind == "delete"
+        statements = []
+        for image, after in event.rows:
+            where = self._where(target, event.present, image)
+            if event.kind == "delete":
+                statements.append(f"DELETE FROM {target.name} WHERE ".encode() + where +
+                                  b" LIMIT 1")
+            else:
+                assert after is not None
+                changes = b", ".join(quote_name(target.columns[c]).encode() + b" = " + value
+                                     for c, value in zip(event.after_present, after,
+                                                         strict=True) if target.stored[c])
+                statements.append(f"UPDATE {target.name} SET ".encode() + changes +
+                                  b" WHERE " + where + b" LIMIT 1")
+
+        def run(cursor: Cursor, deleting: bool = event.kind == "delete") -> None:
+            for statement in statements:
+                changed = cursor.execute(statement)
+                self.skipped_rows += changed == 0 and deleting
+
+        self._worker.submit(run)
         self.rows += len(event.rows)
 
     def _flush_inserts(self) -> None:
         if self._inserts:
-            with self.connection.cursor() as cursor:
-                cursor.executemany(self._insert, self._inserts)
-        self._insert, self._inserts, self._insert_bytes = "", [], 0
+            statement = self._insert + b", ".join(self._inserts)
+            self._worker.submit(lambda cursor: cursor.execute(statement))
+        self._insert, self._inserts, self._insert_bytes = b"", [], 0
 
-    def _values(self, target: TargetTable, mapped: TableMap, present: tuple[int, ...],
-                image: tuple[Any, ...], columns: list[int]) -> list[Any]:
+    def _where(self, target: TargetTable, present: tuple[int, ...],
+               image: tuple[bytes, ...]) -> bytes:
         by_column = dict(zip(present, image, strict=True))
-        values = []
-        for column in columns:
-            value = by_column[column]
-            if target.unsigned[column] and isinstance(value, int) and value < 0 and \
-                    mapped.types[column] in INT_SIZES:
-                value += 1 << (8 * INT_SIZES[mapped.types[column]])
-            values.append(value)
-        return values
+        columns = [c for c in (target.key or present) if target.stored[c] and c in by_column]
+        return b" AND ".join(quote_name(target.columns[c]).encode() + b" <=> " + by_column[c]
+                             for c in columns)
 
-    def _where(self, target: TargetTable, mapped: TableMap, present: tuple[int, ...],
-               image: tuple[Any, ...]) -> tuple[str, list[Any]]:
-        columns = [c for c in (target.key or present) if target.stored[c] and c in present]
-        values = self._values(target, mapped, present, image, columns)
-        return " AND ".join(f"{_q(target.columns[c])} <=> %s" for c in columns), values
+    def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
+        if mapped not in self._readers:
+            try:
+                self._readers[mapped] = column_readers(mapped, target.unsigned)
+            except UnsupportedColumn as exc:
+                raise BinlogArchiveError(
+                    f"A row event of {mapped.database}.{mapped.table} has a {exc} column, "
+                    "which drkit cannot apply as SQL; nothing of this transaction was "
+                    "applied.", "Restore to a time before it, or apply the rest with "
+                    "mysqlbinlog as a user with BINLOG_ADMIN.") from None
+        return self._readers[mapped]
 
     def _target(self, mapped: TableMap) -> TargetTable:
         key = (mapped.database, mapped.table)
         if key not in self.tables:
             database = self.load_as[mapped.database]
-            with self.connection.cursor() as cursor:
+
+            def columns(cursor: Cursor) -> tuple[tuple, ...]:
                 cursor.execute(
                     "SELECT COLUMN_NAME, COLUMN_TYPE, EXTRA, COLUMN_KEY, TABLE_NAME FROM "
                     "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
                     "LOWER(TABLE_NAME) = LOWER(%s) ORDER BY ORDINAL_POSITION",
                     (database, mapped.table))
-                rows = cursor.fetchall()
+                return cursor.fetchall()
+
+            rows = self._worker.call(columns)  # after the DDL sent before it
             if len(rows) == len(mapped.types) + 1 and rows[0][0] == "my_row_id":
                 rows = rows[1:]  # a primary key the target generated (GIPK): not in images
             if len(rows) != len(mapped.types):
@@ -219,7 +254,7 @@ class RowApplier:
                     f"where the binlog's rows have {len(mapped.types)}; nothing of this "
                     "transaction was applied.", "Restore to a time before its change.")
             self.tables[key] = TargetTable(
-                name=f"{_q(database)}.{_q(rows[0][4])}",
+                name=f"{quote_name(database)}.{quote_name(rows[0][4])}",
                 columns=tuple(r[0] for r in rows),
                 stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
                 unsigned=tuple("unsigned" in r[1].lower() for r in rows),
@@ -236,6 +271,10 @@ class RowApplier:
             self._commit()
             self.committed = True
             return
+        if command.startswith(b"XA "):
+            raise BinlogArchiveError(
+                "The binlog holds an XA transaction, which drkit cannot apply as SQL; "
+                "nothing of it was applied.", "Restore to a time before it.")
         self.committed = True  # DDL is a transaction of its own
         if _ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
             self.skipped_statements += 1
@@ -260,18 +299,26 @@ class RowApplier:
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
         self._flush_inserts()
-        with self.connection.cursor() as cursor:
-            if database in self.load_as:
-                cursor.execute(f"USE {_q(self.load_as[database])}")
+        use = self.load_as.get(database)
+
+        def run(cursor: Cursor) -> None:
+            cursor.execute(f"SET sql_mode = '{_SQL_MODE}'")
+            if use:
+                cursor.execute(f"USE {quote_name(use)}")
             cursor.execute(renamed)  # bytes, as the source wrote them, qualifiers renamed
-        self.connection.commit()
+            cursor.connection.commit()
+            cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
+
+        self._worker.submit(run)
         self.tables.clear()  # its columns may have changed: read again when next used
+        self._readers.clear()
 
     def _databases(self) -> set[str]:
         if self._known is None:
-            with self.connection.cursor() as cursor:
+            def names(cursor: Cursor) -> set[str]:
                 cursor.execute("SHOW DATABASES")
-                self._known = {row[0].lower() for row in cursor.fetchall()}
+                return {row[0].lower() for row in cursor.fetchall()}
+            self._known = self._worker.call(names)
         return self._known
 
     def _query(self, data: bytes) -> tuple[str, bytes]:
@@ -286,53 +333,24 @@ class RowApplier:
         return data[HEADER:len(data) - self.checksum]
 
 
-def rename_qualified(sql: bytes, renames: dict[str, str],
-                     seen: set[str] | None = None) -> bytes:
-    """``db.`` qualifiers renamed where ``db`` is renamed; strings and comments untouched.
-    Every name used as a qualifier is added to ``seen``."""
-    out, i, size = bytearray(), 0, len(sql)
-    while i < size:
-        char = sql[i:i + 1]
-        if char in (b"'", b'"'):  # a string literal, with its escapes
-            end = i + 1
-            while end < size and sql[end:end + 1] != char:
-                end += 2 if sql[end:end + 1] == b"\\" else 1
-            out += sql[i:end + 1]
-            i = end + 1
-        elif sql.startswith(b"/*", i) or sql.startswith(b"-- ", i) or char == b"#":
-            end = sql.find(b"*/", i + 2) + 2 if char == b"/" else sql.find(b"\n", i)
-            end = size if end < (2 if char == b"/" else 0) else end
-            out += sql[i:end]
-            i = end
-        elif char == b"`" or _IDENTIFIER.match(char):
-            match = _QUOTED.match(sql, i) if char == b"`" else _BARE.match(sql, i)
-            name = match.group(1).replace(b"``", b"`").decode(errors="replace")
-            after = _DOT.match(sql, match.end())
-            if after and seen is not None and (i == 0 or not _IDENTIFIER.match(sql[i - 1:i])):
-                seen.add(name)
-            if after and name in renames and (i == 0 or not _IDENTIFIER.match(sql[i - 1:i])):
-                out += _q(renames[name]).encode() + after.group(0)
-                i = after.end()
-            else:
-                out += match.group(0)
-                i = match.end()
-        else:
-            out += char
-            i += 1
-    return bytes(out)
-
-
-_IDENTIFIER = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
-_BARE = re.compile(rb"([A-Za-z0-9_$\x80-\xff]+)")
-_QUOTED = re.compile(rb"`((?:[^`]|``)*)`")
-_DOT = re.compile(rb"\s*\.")
-
-
 def _kind(sql: bytes) -> str:
     """What a statement is, in two words (``ALTER TABLE``), for messages."""
     words = re.findall(rb"[A-Za-z]+", sql[:60])[:2]
     return b" ".join(words).decode().upper() or "statement"
 
 
-def _q(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
+def _rollback(cursor: Cursor) -> None:
+    cursor.connection.rollback()
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """The target's refusal of a replayed change, in a sentence."""
+    try:
+        yield
+    except pymysql.err.MySQLError as exc:
+        code, message = (exc.args + ("", ""))[:2]
+        raise BinlogArchiveError(
+            f"The target refused a replayed change ({code}: {str(message)[:160]}); the "
+            "transaction it belongs to was not applied.",
+            "Restore to a time before it (the log names the time reached).") from None

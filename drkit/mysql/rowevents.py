@@ -1,5 +1,5 @@
-"""Row events of the binary log, decoded into values: what lets a point-in-time restore apply
-them as plain SQL where ``BINLOG`` statements are not allowed.
+"""Row events of the binary log, decoded into SQL literals: what lets a point-in-time restore
+apply them as plain SQL where ``BINLOG`` statements are not allowed.
 
 Azure Database for MySQL Flexible Server's admin has neither SUPER nor BINLOG_ADMIN nor
 REPLICATION_APPLIER (Microsoft's list of the admin's privileges), and MySQL 8 runs the
@@ -10,15 +10,20 @@ and writes INSERT/UPDATE/DELETE statements any user with rights on the tables ma
 The formats are MySQL's (libbinlogevents, ``log_event.cc``; MariaDB writes the same for these
 events): a TABLE_MAP event names a table and its column types and metadata, and the
 WRITE/UPDATE/DELETE_ROWS events after it carry row images under that table id.
+
+Each value becomes the literal that stands for it in a statement, straight from its bytes:
+one reader per column, chosen once per table (:func:`column_readers`), so the per-row work is
+what the format needs and no more. Strings are written as MySQL's own client escapes them
+under ``NO_BACKSLASH_ESCAPES`` (only the quote is doubled), so the session that runs them
+must have that mode: :data:`SQL_MODE_FOR_LITERALS`.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 HEADER = 19
 TABLE_MAP = 19
@@ -40,6 +45,10 @@ INT_SIZES = {TINY: 1, SHORT: 2, INT24: 3, LONG: 4, LONGLONG: 8}
 _DIG2BYTES = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
 
 
+SQL_MODE_FOR_LITERALS = "NO_BACKSLASH_ESCAPES"
+Reader = Callable[[bytes, int], tuple[bytes, int]]  # (bytes, offset) -> (literal, next offset)
+
+
 class UnsupportedColumn(Exception):
     """A column type drkit cannot turn into a value (its name is the message)."""
 
@@ -55,9 +64,9 @@ class TableMap:
 @dataclass(frozen=True)
 class RowsEvent:
     kind: str  # "insert", "update" or "delete"
-    table_id: int
     present: tuple[int, ...]  # column indexes in the images
-    rows: list[tuple[tuple[Any, ...], tuple[Any, ...] | None]]  # (image, after image)
+    after_present: tuple[int, ...]  # in the after images (an update's); else as present
+    rows: list[tuple[tuple[bytes, ...], tuple[bytes, ...] | None]]  # (image, after image)
 
 
 def _packed_int(data: bytes, offset: int) -> tuple[int, int]:
@@ -94,9 +103,9 @@ def table_map(body: bytes) -> tuple[int, TableMap]:
     return table_id, TableMap(database, table, types, tuple(meta))
 
 
-def rows_event(kind: int, body: bytes, table: TableMap) -> RowsEvent:
-    """The row images of a WRITE/UPDATE/DELETE_ROWS event's bytes after the header."""
-    table_id = int.from_bytes(body[:6], "little")
+def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...]) -> RowsEvent:
+    """The row images of a WRITE/UPDATE/DELETE_ROWS event's bytes after the header, as
+    literals read by ``readers`` (one per column of the table, :func:`column_readers`)."""
     offset = 8
     if kind in ROWS_V2:
         offset += struct.unpack("<H", body[offset:offset + 2])[0]
@@ -108,145 +117,228 @@ def rows_event(kind: int, body: bytes, table: TableMap) -> RowsEvent:
     if kind in UPDATE_ROWS:
         after_present = _bits(body[offset:offset + width], count)
         offset += width
+    selected = [readers[column] for column in present]
+    after_selected = [readers[column] for column in after_present]
     rows = []
     while offset < len(body):
-        image, offset = _image(body, offset, present, table)
+        image, offset = _image(body, offset, selected)
         after = None
         if kind in UPDATE_ROWS:
-            after, offset = _image(body, offset, after_present, table)
+            after, offset = _image(body, offset, after_selected)
         rows.append((image, after))
     name = "insert" if kind in WRITE_ROWS else "update" if kind in UPDATE_ROWS else "delete"
-    return RowsEvent(name, table_id, tuple(present), rows)
+    return RowsEvent(name, tuple(present), tuple(after_present), rows)
 
 
 def _bits(data: bytes, count: int) -> list[int]:
     return [i for i in range(count) if data[i // 8] >> (i % 8) & 1]
 
 
-def _image(body: bytes, offset: int, present: list[int],
-           table: TableMap) -> tuple[tuple[Any, ...], int]:
-    width = (len(present) + 7) // 8
-    nulls = body[offset:offset + width]
+def _image(body: bytes, offset: int, readers: list[Reader]) -> tuple[tuple[bytes, ...], int]:
+    width = (len(readers) + 7) // 8
+    nulls = int.from_bytes(body[offset:offset + width], "little")
     offset += width
     values = []
-    for position, column in enumerate(present):
-        if nulls[position // 8] >> (position % 8) & 1:
-            values.append(None)
-            continue
-        value, offset = _value(body, offset, table.types[column], table.meta[column])
-        values.append(value)
+    append = values.append
+    if not nulls:  # the usual row: no test per column
+        for read in readers:
+            value, offset = read(body, offset)
+            append(value)
+        return tuple(values), offset
+    for position, read in enumerate(readers):
+        if nulls >> position & 1:
+            append(b"NULL")
+        else:
+            value, offset = read(body, offset)
+            append(value)
     return tuple(values), offset
 
 
-def _value(data: bytes, offset: int, kind: int, meta: int) -> tuple[Any, int]:  # noqa: C901, PLR0911, PLR0912 - one branch per type, as the format has
-    if kind in INT_SIZES:
-        size = INT_SIZES[kind]
-        return int.from_bytes(data[offset:offset + size], "little", signed=True), offset + size
-    if kind == FLOAT:
-        return struct.unpack("<f", data[offset:offset + 4])[0], offset + 4
-    if kind == DOUBLE:
-        return struct.unpack("<d", data[offset:offset + 8])[0], offset + 8
-    if kind == NEWDECIMAL:
-        return _decimal(data, offset, meta >> 8, meta & 0xFF)
-    if kind in (VARCHAR, VAR_STRING):
-        prefix = 1 if meta < 256 else 2
-        length = int.from_bytes(data[offset:offset + prefix], "little")
-        offset += prefix
-        return data[offset:offset + length], offset + length
-    if kind == STRING:
-        real = meta >> 8
-        if real in (ENUM, SET):
-            size = meta & 0xFF
-            return int.from_bytes(data[offset:offset + size], "little"), offset + size
-        maximum = (((meta >> 4) & 0x300) ^ 0x300) + (meta & 0xFF)
-        prefix = 1 if maximum < 256 else 2
-        length = int.from_bytes(data[offset:offset + prefix], "little")
-        offset += prefix
-        return data[offset:offset + length], offset + length
-    if kind in (BLOB, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, GEOMETRY):
-        length = int.from_bytes(data[offset:offset + meta], "little")
-        offset += meta
-        return data[offset:offset + length], offset + length
-    if kind == DATE:
-        value = int.from_bytes(data[offset:offset + 3], "little")
-        return f"{value >> 9:04d}-{(value >> 5) & 15:02d}-{value & 31:02d}", offset + 3
-    if kind == DATETIME2:
+def column_readers(table: TableMap, unsigned: tuple[bool, ...]) -> tuple[Reader, ...]:
+    """One reader per column of ``table``; ``unsigned`` says which integer columns are
+    (the binlog's MariaDB tables do not, the target does). Raises UnsupportedColumn."""
+    readers = []
+    for kind, meta, is_unsigned in zip(table.types, table.meta, unsigned, strict=True):
+        if kind == STRING and meta >> 8 in (ENUM, SET):  # stored as their number
+            readers.append(_number(meta & 0xFF, "little", False))
+        elif kind in _READERS:
+            readers.append(_READERS[kind](meta, is_unsigned))
+        else:
+            names = {JSON: "JSON (MySQL's binary JSON)", TIME: "TIME (the pre-5.6 format)",
+                     DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
+            raise UnsupportedColumn(names.get(kind, f"type {kind}"))
+    return tuple(readers)
+
+
+def _integer(size: int, unsigned: bool) -> Reader:
+    if size == 3:
+        return _number(3, "little", not unsigned)
+    code = {1: "b", 2: "h", 4: "i", 8: "q"}[size]
+    unpack = struct.Struct("<" + (code.upper() if unsigned else code)).unpack_from
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        return b"%d" % unpack(data, offset)[0], offset + size
+    return read
+
+
+def _number(size: int, order: str, signed: bool) -> Reader:
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        end = offset + size
+        return b"%d" % int.from_bytes(data[offset:end], order, signed=signed), end
+    return read
+
+
+def _float(fmt: str) -> Reader:
+    unpack, size = struct.Struct(fmt).unpack_from, struct.calcsize(fmt)
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        return b"%r" % unpack(data, offset)[0], offset + size
+    return read
+
+
+def _string(prefix: int) -> Reader:
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        start = offset + prefix
+        end = start + int.from_bytes(data[offset:start], "little")
+        return b"_binary'" + data[start:end].replace(b"'", b"''") + b"'", end
+    return read
+
+
+def _char(meta: int) -> Reader:
+    # CHAR's length prefix is one byte below 256 bytes; the top bits of the length hide in
+    # the first meta byte (MySQL's Field_string::do_save_field_metadata).
+    maximum = (((meta >> 4) & 0x300) ^ 0x300) + (meta & 0xFF)
+    return _string(1 if maximum < 256 else 2)
+
+
+def _quoted(size: int, text: Callable[[bytes, int], str]) -> Reader:
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        return b"'" + text(data, offset).encode() + b"'", offset + size
+    return read
+
+
+def _date(data: bytes, offset: int) -> str:
+    value = int.from_bytes(data[offset:offset + 3], "little")
+    return f"{value >> 9:04d}-{(value >> 5) & 15:02d}-{value & 31:02d}"
+
+
+def _datetime2(fsp: int) -> Reader:
+    size = (fsp + 1) // 2
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
         value = int.from_bytes(data[offset:offset + 5], "big") - 0x8000000000
-        micro, offset = _fraction(data, offset + 5, meta)
+        micro = _fraction(data, offset + 5, size)
         ymd, hms = value >> 17, value % (1 << 17)
         year_month = ymd >> 5
-        return (f"{year_month // 13:04d}-{year_month % 13:02d}-{ymd % 32:02d} "
-                f"{hms >> 12:02d}:{(hms >> 6) % 64:02d}:{hms % 64:02d}.{micro:06d}"), offset
-    if kind == TIMESTAMP2:
+        return (b"'%04d-%02d-%02d %02d:%02d:%02d.%06d'" % (
+            year_month // 13, year_month % 13, ymd % 32, hms >> 12, (hms >> 6) % 64, hms % 64,
+            micro)), offset + 5 + size
+    return read
+
+
+def _timestamp2(fsp: int) -> Reader:
+    size = (fsp + 1) // 2
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
         seconds = int.from_bytes(data[offset:offset + 4], "big")
-        micro, offset = _fraction(data, offset + 4, meta)
+        micro = _fraction(data, offset + 4, size)
         if not seconds and not micro:
-            return "0000-00-00 00:00:00", offset
-        return datetime.fromtimestamp(seconds, UTC).strftime(
-            "%Y-%m-%d %H:%M:%S") + f".{micro:06d}", offset
-    if kind == TIME2:
-        return _time2(data, offset, meta)
-    if kind == YEAR:
-        return (data[offset] + 1900 if data[offset] else 0), offset + 1
-    if kind == BIT:
-        size = (meta & 0xFF) + (1 if meta >> 8 else 0)
-        return int.from_bytes(data[offset:offset + size], "big"), offset + size
-    if kind == TIMESTAMP:
-        seconds = int.from_bytes(data[offset:offset + 4], "little")
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S"), offset + 4
-    if kind == DATETIME:
-        value = int.from_bytes(data[offset:offset + 8], "little")
-        date, time_ = divmod(value, 1000000)
-        return (f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d} "
-                f"{time_ // 10000:02d}:{time_ // 100 % 100:02d}:{time_ % 100:02d}"), offset + 8
-    names = {JSON: "JSON (MySQL's binary JSON)", TIME: "TIME (the pre-5.6 format)",
-             DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
-    raise UnsupportedColumn(names.get(kind, f"type {kind}"))
+            return b"'0000-00-00 00:00:00'", offset + 4 + size
+        return (b"'" + _utc(seconds).encode() + b".%06d'" % micro), offset + 4 + size
+    return read
 
 
-def _fraction(data: bytes, offset: int, fsp: int) -> tuple[int, int]:
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fraction(data: bytes, offset: int, size: int) -> int:
+    if not size:
+        return 0
+    return int.from_bytes(data[offset:offset + size], "big") * 10 ** (6 - 2 * size)
+
+
+def _time2(fsp: int) -> Reader:
     size = (fsp + 1) // 2
-    value = int.from_bytes(data[offset:offset + size], "big") if size else 0
-    return value * 10 ** (6 - 2 * size) if size else 0, offset + size
+    width = 3 + size
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        raw = int.from_bytes(data[offset:offset + width], "big")
+        # Offset binary over the whole width: the sign is its top bit, the fraction its tail.
+        value = raw - (1 << (8 * width - 1))
+        sign = b"-" if value < 0 else b""
+        value = abs(value)
+        fraction = value % (1 << (8 * size)) if size else 0
+        whole = value >> (8 * size)
+        micro = fraction * 10 ** (6 - 2 * size) if size else 0
+        return b"'%s%02d:%02d:%02d.%06d'" % (sign, (whole >> 12) % (1 << 10), (whole >> 6) % 64,
+                                            whole % 64, micro), offset + width
+    return read
 
 
-def _time2(data: bytes, offset: int, fsp: int) -> tuple[str, int]:
-    size = (fsp + 1) // 2
-    raw = int.from_bytes(data[offset:offset + 3 + size], "big")
-    # Offset binary over the whole width: the sign is its top bit, the fraction its tail.
-    value = raw - (1 << (8 * (3 + size) - 1))
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    fraction = value % (1 << (8 * size)) if size else 0
-    whole = value >> (8 * size)
-    micro = fraction * 10 ** (6 - 2 * size) if size else 0
-    hours, minutes, seconds = (whole >> 12) % (1 << 10), (whole >> 6) % 64, whole % 64
-    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}.{micro:06d}", offset + 3 + size
+def _bit(meta: int) -> Reader:
+    return _number((meta & 0xFF) + (1 if meta >> 8 else 0), "big", False)
 
 
-def _decimal(data: bytes, offset: int, precision: int, scale: int) -> tuple[Decimal, int]:
+def _year(data: bytes, offset: int) -> tuple[bytes, int]:
+    return b"%d" % (data[offset] + 1900 if data[offset] else 0), offset + 1
+
+
+def _datetime(data: bytes, offset: int) -> str:
+    date, time_ = divmod(int.from_bytes(data[offset:offset + 8], "little"), 1000000)
+    return (f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d} "
+            f"{time_ // 10000:02d}:{time_ // 100 % 100:02d}:{time_ % 100:02d}")
+
+
+def _decimal(precision: int, scale: int) -> Reader:
     """MySQL's binary DECIMAL: groups of 9 digits in 4 bytes, the sign in the top bit, a
     negative number stored with every bit inverted."""
-    integer = precision - scale
-    full_int, rest_int = divmod(integer, 9)
+    full_int, rest_int = divmod(precision - scale, 9)
     full_frac, rest_frac = divmod(scale, 9)
-    size = full_int * 4 + _DIG2BYTES[rest_int] + full_frac * 4 + _DIG2BYTES[rest_frac]
-    raw = bytearray(data[offset:offset + size])
-    negative = not raw[0] & 0x80
-    raw[0] ^= 0x80
-    if negative:
-        raw = bytearray(b ^ 0xFF for b in raw)
-    digits, position = [], 0
-    for width, count in ((_DIG2BYTES[rest_int], rest_int), *([(4, 9)] * full_int)):
-        if width:
-            digits.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
+    integer = [(w, c) for w, c in ((_DIG2BYTES[rest_int], rest_int), *([(4, 9)] * full_int))
+               if w]
+    fraction = [(w, c) for w, c in (*([(4, 9)] * full_frac), (_DIG2BYTES[rest_frac], rest_frac))
+                if w]
+    size = sum(w for w, _ in integer + fraction)
+
+    def digits(raw: bytearray, groups: list[tuple[int, int]], position: int) -> tuple[str, int]:
+        text = []
+        for width, count in groups:
+            text.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
             position += width
-    fraction = []
-    for width, count in (*([(4, 9)] * full_frac), (_DIG2BYTES[rest_frac], rest_frac)):
-        if width:
-            fraction.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
-            position += width
-    text = ("-" if negative else "") + ("".join(digits).lstrip("0") or "0")
-    if scale:
-        text += "." + "".join(fraction)
-    return Decimal(text), offset + size
+        return "".join(text), position
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        raw = bytearray(data[offset:offset + size])
+        negative = not raw[0] & 0x80
+        raw[0] ^= 0x80
+        if negative:
+            raw = bytearray(b ^ 0xFF for b in raw)
+        whole, position = digits(raw, integer, 0)
+        tail, _ = digits(raw, fraction, position)
+        text = ("-" if negative else "") + (whole.lstrip("0") or "0")
+        return (text + ("." + tail if scale else "")).encode(), offset + size
+    return read
+
+
+_READERS: dict[int, Callable[[int, bool], Reader]] = {
+    **{kind: lambda meta, unsigned, size=size: _integer(size, unsigned)
+       for kind, size in INT_SIZES.items()},
+    FLOAT: lambda meta, unsigned: _float("<f"),
+    DOUBLE: lambda meta, unsigned: _float("<d"),
+    NEWDECIMAL: lambda meta, unsigned: _decimal(meta >> 8, meta & 0xFF),
+    VARCHAR: lambda meta, unsigned: _string(1 if meta < 256 else 2),
+    VAR_STRING: lambda meta, unsigned: _string(1 if meta < 256 else 2),
+    STRING: lambda meta, unsigned: _char(meta),
+    **{kind: lambda meta, unsigned: _string(meta)
+       for kind in (BLOB, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, GEOMETRY)},
+    DATE: lambda meta, unsigned: _quoted(3, _date),
+    DATETIME2: lambda meta, unsigned: _datetime2(meta),
+    TIMESTAMP2: lambda meta, unsigned: _timestamp2(meta),
+    TIME2: lambda meta, unsigned: _time2(meta),
+    YEAR: lambda meta, unsigned: _year,
+    BIT: lambda meta, unsigned: _bit(meta),
+    TIMESTAMP: lambda meta, unsigned: _quoted(
+        4, lambda data, offset: _utc(int.from_bytes(data[offset:offset + 4], "little"))),
+    DATETIME: lambda meta, unsigned: _quoted(8, _datetime),
+}

@@ -39,7 +39,7 @@ from drkit.errors import (
 )
 from drkit.interrupts import deferred_signals
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, TableEntry
-from drkit.mysql import dump, inventory
+from drkit.mysql import dump, inventory, snapshotlock
 from drkit.mysql.connection import Server, connect, option_file, source_server
 from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
@@ -173,6 +173,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 source_info["flavour"] == "mariadb"
                 and inventory.binlog_gtid_readable(connection, position_before))
             tables_before = inventory.table_definitions(connection, databases)
+            locked = stack.enter_context(snapshotlock.for_dump(  # where the dump gives none
+                settings, server, databases, source_info, position_before, snapshot_options))
 
             # 2. Dump, scan, compress and upload at once.
             uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
@@ -187,7 +189,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                         client.command(options, databases, snapshot_options), options)
                     sent = 0
                     try:
-                        for chunk in process.chunks():
+                        for chunk in locked.watch(process.chunks()):
                             scan.feed(chunk)
                             for piece in compressor.compress(chunk):
                                 uploader.write(piece)
@@ -238,7 +240,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 "non_transactional_tables": non_transactional,
                 "binlog_before": position_before,
                 "binlog_after": position_after,
-                **dump.snapshot_coordinates(scanner.snapshot, position_before, position_after),
+                **dump.snapshot_coordinates(scanner.snapshot, position_before, position_after,
+                                            locked),
                 "objects_changed_during_dump": objects_before != objects_after,
                 # Tables created, dropped or altered while the dump ran: the backup holds
                 # them as the snapshot saw them (or not at all, if created after it).

@@ -36,6 +36,7 @@ from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.restore import RestoreResult, restore_backup
+from drkit.stream.readahead import read_ahead
 
 _GTID_EVENTS = {33, 162}
 _QUERY, _XID = 2, 16
@@ -194,7 +195,8 @@ def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int
     buffer, pending, position, magic_read = bytearray(), bytearray(), 4, False
     ranges = iter(archived.ranges)
     current = next(ranges, None)
-    chunks = archive.store.download(archive.store.prefix + archived.file)
+    # Fetched ahead: the download's waits overlap the decoding of what came.
+    chunks = read_ahead(archive.store.download(archive.store.prefix + archived.file))
     offset = 0
     for chunk in chunks:
         while chunk and current is not None:

@@ -1,0 +1,152 @@
+"""Row-image values as SQL literals, from bytes laid out as MySQL's sources and manual give
+them (``strings/decimal.c``, "Date and Time Data Type Representation" of the internals
+manual); and the two threads the replay overlaps its work with."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from drkit.mysql import rowevents as rv
+from drkit.mysql.worker import ConnectionWorker
+from drkit.stream.readahead import read_ahead
+
+
+def _read(kind: int, meta: int, data: bytes, unsigned: bool = False) -> bytes:
+    table = rv.TableMap("db", "t", (kind,), (meta,))
+    (reader,) = rv.column_readers(table, (unsigned,))
+    literal, end = reader(data, 0)
+    assert end == len(data)
+    return literal
+
+
+def test_strings_keep_every_byte_and_double_only_the_quote():
+    """Under NO_BACKSLASH_ESCAPES the quote is the one special byte (MySQL's own client,
+    escape_quotes_for_mysql); NUL, backslash and invalid UTF-8 go as they are."""
+    value = bytes(range(256)) + b"'); DROP TABLE t; --"
+    literal = _read(rv.VARCHAR, 1000, len(value).to_bytes(2, "little") + value)
+    assert literal == b"_binary'" + value.replace(b"'", b"''") + b"'"
+    assert literal.count(b"\\") == value.count(b"\\")
+
+
+def test_integers_follow_the_targets_signedness():
+    assert _read(rv.LONGLONG, 0, b"\xff" * 8) == b"-1"
+    assert _read(rv.LONGLONG, 0, b"\xff" * 8, unsigned=True) == b"18446744073709551615"
+    assert _read(rv.INT24, 0, b"\xfe\xff\xff") == b"-2"
+    assert _read(rv.INT24, 0, b"\xfe\xff\xff", unsigned=True) == b"16777214"
+    assert _read(rv.TINY, 0, b"\x80") == b"-128"
+
+
+def test_decimals_as_decimal_c_lays_them_out():
+    # decimal.c's decimal2bin comment: 1234567890.1234 as DECIMAL(14,4) is 81 0D FB 38 D2 04
+    # D2, and its negative has every bit inverted.
+    meta = 14 << 8 | 4
+    assert _read(rv.NEWDECIMAL, meta, bytes.fromhex("810DFB38D204D2")) == b"1234567890.1234"
+    assert _read(rv.NEWDECIMAL, meta, bytes.fromhex("7EF204C72DFB2D")) == b"-1234567890.1234"
+    assert _read(rv.NEWDECIMAL, 5 << 8 | 0, bytes.fromhex("800000")) == b"0"
+
+
+def test_temporal_values_as_the_internals_manual_packs_them():
+    # DATETIME2(6): 1 sign bit, 17 bits year*13+month, 5 day, 5 hour, 6 minute, 6 second,
+    # then 3 bytes of microseconds, all big-endian.
+    ymd = (2026 * 13 + 11) << 5 | 27
+    packed = ((1 << 39) | ymd << 17 | 14 << 12 | 3 << 6 | 9).to_bytes(5, "big")
+    assert _read(rv.DATETIME2, 6, packed + (123456).to_bytes(3, "big")) == \
+        b"'2026-11-27 14:03:09.123456'"
+    # TIME2(0) of -00:00:01: offset binary, 0x800000 is zero.
+    assert _read(rv.TIME2, 0, (0x800000 - 1).to_bytes(3, "big")) == b"'-00:00:01.000000'"
+    assert _read(rv.TIMESTAMP2, 0, (86400).to_bytes(4, "big")) == b"'1970-01-02 00:00:00.000000'"
+    assert _read(rv.DATE, 0, (2026 << 9 | 11 << 5 | 27).to_bytes(3, "little")) == \
+        b"'2026-11-27'"
+
+
+def test_enum_and_set_go_as_their_numbers_and_json_is_refused_by_name():
+    assert _read(rv.STRING, rv.ENUM << 8 | 1, b"\x02") == b"2"
+    with pytest.raises(rv.UnsupportedColumn, match="JSON"):
+        rv.column_readers(rv.TableMap("db", "t", (rv.JSON,), (4,)), (False,))
+
+
+def test_a_rows_event_with_nulls_and_an_update_image():
+    """An UPDATE_ROWS v1 event of (INT, VARCHAR): before (1, NULL), after (1, 'x')."""
+    table = rv.TableMap("db", "t", (rv.LONG, rv.VARCHAR), (0, 20))
+    readers = rv.column_readers(table, (False, False))
+    body = (bytes(6) + bytes(2) + b"\x02" + b"\x03" + b"\x03"
+            + b"\x02" + (1).to_bytes(4, "little")
+            + b"\x00" + (1).to_bytes(4, "little") + b"\x01x")
+    event = rv.rows_event(24, body, readers)
+    assert event.kind == "update"
+    assert event.rows == [((b"1", b"NULL"), (b"1", b"_binary'x'"))]
+
+
+class _Connection:
+    """Enough of a pymysql connection for the worker: a cursor whose execute records."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.closed = False
+
+    def cursor(self) -> _Connection:
+        return self
+
+    def execute(self, sql: str) -> int:
+        if sql == "fail":
+            raise RuntimeError("refused")
+        time.sleep(0.01)
+        self.done.append(sql)
+        return 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_worker_keeps_order_and_raises_the_first_error_at_the_next_call():
+    connection = _Connection()
+    worker = ConnectionWorker(connection)  # type: ignore[arg-type]
+    for sql in ("a", "b", "fail", "c"):
+        worker.submit(lambda cursor, sql=sql: cursor.execute(sql))
+    with pytest.raises(RuntimeError, match="refused"):
+        worker.call(lambda cursor: None)
+    worker.close()
+    assert connection.done == ["a", "b"] and connection.closed
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_its_reader():
+    def source():
+        yield from (b"1", b"2")
+        raise OSError("network")
+
+    seen = []
+    with pytest.raises(OSError, match="network"):
+        for item in read_ahead(source()):
+            seen.append(item)
+    assert seen == [b"1", b"2"]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield b"x"
+
+    before = threading.active_count()
+    stream = read_ahead(endless(), depth=2)
+    assert next(stream) == b"x"
+    stream.close()  # the caller stops early: the reader ends and holds no more
+    assert threading.active_count() == before
+    count = len(produced)
+    time.sleep(0.2)
+    assert len(produced) == count <= 4
+
+
+def test_log_status_coordinates_as_mysql_8_shows_them():
+    # MySQL 8.0 reference manual, "The log_status Table": LOCAL holds the binary log's file,
+    # position and GTID set, read at one instant.
+    from drkit.mysql.snapshotlock import log_status_coordinates
+
+    local = ('{"gtid_executed": "5ad9cb8e-2092-11e7-ac95-08002718d305:1-5", '
+             '"binary_log_file": "binlog.000003", "binary_log_position": 1033}')
+    assert log_status_coordinates(local) == {
+        "file": "binlog.000003", "position": 1033,
+        "gtid": "5ad9cb8e-2092-11e7-ac95-08002718d305:1-5"}
