@@ -4,6 +4,7 @@ manual); and the two threads the replay overlaps its work with."""
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 
@@ -62,10 +63,13 @@ def test_temporal_values_as_the_internals_manual_packs_them():
         b"'2026-11-27'"
 
 
-def test_enum_and_set_go_as_their_numbers_and_json_is_refused_by_name():
+def test_enum_and_set_go_as_their_numbers_and_old_formats_are_refused_by_name():
     assert _read(rv.STRING, rv.ENUM << 8 | 1, b"\x02") == b"2"
-    with pytest.raises(rv.UnsupportedColumn, match="JSON"):
-        rv.column_readers(rv.TableMap("db", "t", (rv.JSON,), (4,)), (False,))
+    with pytest.raises(rv.UnsupportedColumn, match="pre-5.6"):
+        rv.column_readers(rv.TableMap("db", "t", (rv.TIME,), (0,)), (False,))
+    # A JSON column: a 4-byte length, then the binary document (here the literal true).
+    assert _read(rv.JSON, 4, (2).to_bytes(4, "little") + b"\x04\x01") == \
+        b"JSON_EXTRACT(JSON_ARRAY(CAST('true' AS JSON)), '$[0]')"
 
 
 def test_a_rows_event_with_nulls_and_an_update_image():
@@ -150,3 +154,51 @@ def test_log_status_coordinates_as_mysql_8_shows_them():
     assert log_status_coordinates(local) == {
         "file": "binlog.000003", "position": 1033,
         "gtid": "5ad9cb8e-2092-11e7-ac95-08002718d305:1-5"}
+
+
+# MySQL 8's binary JSON, laid out by hand as sql-common/json_binary.h specifies it.
+def test_a_json_object_with_inlined_and_offset_values():
+    from drkit.mysql.jsonbinary import json_expression
+
+    # {"a": 1, "b": "x'y"}: count, size, two key entries (offset, length), two value
+    # entries (type, inlined int16 / offset of the string), the keys, the string.
+    body = ((2).to_bytes(2, "little") + (24).to_bytes(2, "little")
+            + (18).to_bytes(2, "little") + (1).to_bytes(2, "little")
+            + (19).to_bytes(2, "little") + (1).to_bytes(2, "little")
+            + b"\x05" + (1).to_bytes(2, "little") + b"\x0c" + (20).to_bytes(2, "little")
+            + b"ab" + b"\x03x'y")
+    assert json_expression(b"\x00" + body) == \
+        b"JSON_OBJECT(_utf8mb4'a', 1, _utf8mb4'b', _utf8mb4'x''y')"
+
+
+def test_json_keeps_the_types_json_text_would_lose():
+    from drkit.mysql.jsonbinary import json_expression
+
+    decimal = b"\x0e\x04" + bytes.fromhex("810DFB38D204D2")  # DECIMAL(14,4) 1234567890.1234
+    ymd = (2026 * 13 + 11) << 5 | 27
+    packed = ((ymd << 17 | 14 << 12 | 3 << 6 | 9) << 24 | 123456).to_bytes(8, "little")
+    # A large array: [1.0, 18446744073709551615, null, int32 -7 inlined, DECIMAL, DATETIME].
+    entries, payload = [], b""
+    header = 4 + 4 + 6 * 5
+    for kind, data in ((0x0b, struct.pack("<d", 1.0)), (0x0a, (2**64 - 1).to_bytes(8, "little")),
+                       (0x0f, b"\xf6" + bytes([len(decimal)]) + decimal),
+                       (0x0f, b"\x0c\x08" + packed)):
+        entries.append(bytes([kind]) + (header + len(payload)).to_bytes(4, "little"))
+        payload += data
+    entries[2:2] = [b"\x04" + (0).to_bytes(4, "little"),
+                    b"\x07" + (-7).to_bytes(4, "little", signed=True)]
+    body = (6).to_bytes(4, "little") + (header + len(payload)).to_bytes(4, "little")
+    assert json_expression(b"\x03" + body + b"".join(entries) + payload) == (
+        b"JSON_ARRAY(1.0e0, CAST(18446744073709551615 AS UNSIGNED), CAST('null' AS JSON), -7, "
+        b"CAST('1234567890.1234' AS DECIMAL(14, 4)), "
+        b"CAST('2026-11-27 14:03:09.123456' AS DATETIME(6)))")
+
+
+def test_a_json_scalar_alone_and_a_long_string_length():
+    from drkit.mysql.jsonbinary import json_expression
+
+    text = "é" * 100  # 200 bytes: the length takes two bytes, 7 bits each
+    assert json_expression(b"\x0c\xc8\x01" + text.encode()) == \
+        b"JSON_EXTRACT(JSON_ARRAY(_utf8mb4'" + text.encode() + b"'), '$[0]')"
+    with pytest.raises(rv.UnsupportedColumn, match="field type 7"):  # a TIMESTAMP inside
+        json_expression(b"\x0f\x07\x08" + bytes(8))

@@ -166,7 +166,14 @@ class RowApplier:
         if mapped.database not in self.load_as:
             return  # another database's rows
         target = self._target(mapped)
-        event = rows_event(kind, body, self._column_readers(mapped, target))
+        try:
+            event = rows_event(kind, body, self._column_readers(mapped, target))
+        except UnsupportedColumn as exc:
+            raise BinlogArchiveError(
+                f"A row event of {mapped.database}.{mapped.table} has a {exc} column, which "
+                "drkit cannot apply as SQL; nothing of this transaction was applied.",
+                "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
+                "with BINLOG_ADMIN.") from None
         if event.kind == "insert":
             # Rows of consecutive inserts into one table go as one multi-row INSERT: a row
             # event holds a few rows (about 8 KB), a round trip each would be the cost.
@@ -222,14 +229,7 @@ class RowApplier:
 
     def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
         if mapped not in self._readers:
-            try:
-                self._readers[mapped] = column_readers(mapped, target.unsigned)
-            except UnsupportedColumn as exc:
-                raise BinlogArchiveError(
-                    f"A row event of {mapped.database}.{mapped.table} has a {exc} column, "
-                    "which drkit cannot apply as SQL; nothing of this transaction was "
-                    "applied.", "Restore to a time before it, or apply the rest with "
-                    "mysqlbinlog as a user with BINLOG_ADMIN.") from None
+            self._readers[mapped] = column_readers(mapped, target.unsigned)
         return self._readers[mapped]
 
     def _target(self, mapped: TableMap) -> TargetTable:

@@ -164,8 +164,7 @@ def column_readers(table: TableMap, unsigned: tuple[bool, ...]) -> tuple[Reader,
         elif kind in _READERS:
             readers.append(_READERS[kind](meta, is_unsigned))
         else:
-            names = {JSON: "JSON (MySQL's binary JSON)", TIME: "TIME (the pre-5.6 format)",
-                     DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
+            names = {TIME: "TIME (the pre-5.6 format)", DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
             raise UnsupportedColumn(names.get(kind, f"type {kind}"))
     return tuple(readers)
 
@@ -291,33 +290,51 @@ def _datetime(data: bytes, offset: int) -> str:
 
 
 def _decimal(precision: int, scale: int) -> Reader:
-    """MySQL's binary DECIMAL: groups of 9 digits in 4 bytes, the sign in the top bit, a
-    negative number stored with every bit inverted."""
+    size = _decimal_layout(precision, scale)[2]
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        return decimal_text(data, offset, precision, scale), offset + size
+    return read
+
+
+def decimal_text(data: bytes, offset: int, precision: int, scale: int) -> bytes:
+    """MySQL's binary DECIMAL as its text: groups of 9 digits in 4 bytes, the sign in the
+    top bit, a negative number stored with every bit inverted (``strings/decimal.c``)."""
+    integer, fraction, size = _decimal_layout(precision, scale)
+    raw = bytearray(data[offset:offset + size])
+    negative = not raw[0] & 0x80
+    raw[0] ^= 0x80
+    if negative:
+        raw = bytearray(b ^ 0xFF for b in raw)
+    position, parts = 0, []
+    for groups in (integer, fraction):
+        text = []
+        for width, count in groups:
+            text.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
+            position += width
+        parts.append("".join(text))
+    whole = ("-" if negative else "") + (parts[0].lstrip("0") or "0")
+    return (whole + ("." + parts[1] if scale else "")).encode()
+
+
+def _decimal_layout(precision: int, scale: int) -> tuple[list, list, int]:
+    """(integer groups, fraction groups, bytes): each group (bytes, digits)."""
     full_int, rest_int = divmod(precision - scale, 9)
     full_frac, rest_frac = divmod(scale, 9)
     integer = [(w, c) for w, c in ((_DIG2BYTES[rest_int], rest_int), *([(4, 9)] * full_int))
                if w]
     fraction = [(w, c) for w, c in (*([(4, 9)] * full_frac), (_DIG2BYTES[rest_frac], rest_frac))
                 if w]
-    size = sum(w for w, _ in integer + fraction)
+    return integer, fraction, sum(w for w, _ in integer + fraction)
 
-    def digits(raw: bytearray, groups: list[tuple[int, int]], position: int) -> tuple[str, int]:
-        text = []
-        for width, count in groups:
-            text.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
-            position += width
-        return "".join(text), position
+
+def _json(meta: int) -> Reader:
+    from drkit.mysql.jsonbinary import json_expression  # it reads DECIMALs with this module
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
-        raw = bytearray(data[offset:offset + size])
-        negative = not raw[0] & 0x80
-        raw[0] ^= 0x80
-        if negative:
-            raw = bytearray(b ^ 0xFF for b in raw)
-        whole, position = digits(raw, integer, 0)
-        tail, _ = digits(raw, fraction, position)
-        text = ("-" if negative else "") + (whole.lstrip("0") or "0")
-        return (text + ("." + tail if scale else "")).encode(), offset + size
+        start = offset + meta
+        end = start + int.from_bytes(data[offset:start], "little")
+        return json_expression(data[start:end]), end
     return read
 
 
@@ -341,4 +358,5 @@ _READERS: dict[int, Callable[[int, bool], Reader]] = {
     TIMESTAMP: lambda meta, unsigned: _quoted(
         4, lambda data, offset: _utc(int.from_bytes(data[offset:offset + 4], "little"))),
     DATETIME: lambda meta, unsigned: _quoted(8, _datetime),
+    JSON: lambda meta, unsigned: _json(meta),
 }
