@@ -10,9 +10,10 @@ snapshot and none after it is. Writes to those tables wait for at most
 ``performance_schema.log_status`` (file, position and GTID set read at one instant, MySQL
 8.0.14+, needs BACKUP_ADMIN) or else from SHOW MASTER STATUS.
 
-mysqldump has started its transaction once it writes ``-- Current Database:``: both
-flavours' ``main()`` run ``start_transaction()`` before ``dump_databases()``, which writes
-that line first for each database given with ``--databases``.
+mysqldump has started its transaction once it writes ``-- Current Database:`` (or, with
+``--skip-comments``, ``USE``): both flavours' ``main()`` run ``start_transaction()`` before
+``dump_databases()``, whose ``init_dumping()`` writes them first for each database given
+with ``--databases``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from drkit.config import Settings
 from drkit.mysql.connection import Server, connect
 from drkit.mysql.inventory import binlog_position
 
-_STARTED = b"\n-- Current Database: "
+# What mysqldump writes for the first database, after its transaction started (the comment
+# unless --skip-comments, then USE).
+_STARTED = (b"\n-- Current Database: ", b"\nUSE `")
 
 
 @contextlib.contextmanager
@@ -100,9 +103,9 @@ class TableLockCoordinates:
         tail = b""
         for chunk in chunks:
             if self._connection is not None:
-                if _STARTED in tail + chunk:
+                if any(marker in tail + chunk for marker in _STARTED):
                     self._capture()
-                tail = chunk[-len(_STARTED):]
+                tail = chunk[-32:]
             yield chunk
 
     def release(self) -> None:
