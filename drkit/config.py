@@ -253,6 +253,12 @@ class BinlogSettings(Section):
     lag_alarm_seconds: int = Field(300, ge=60, description="doctor warns and the alarm fires "
                                                           "when the archive is this far behind")
 
+    @property
+    def beat_interval(self) -> float:
+        """How far apart the heartbeats in the archive are: a follower (systemd) beats every
+        ``heartbeat_seconds``; cron's ``--once`` beats once a run, every minute."""
+        return self.heartbeat_seconds if self.runner == "systemd" else 60.0
+
 
 class MetricsSettings(Section):
     enabled: bool = True

@@ -182,11 +182,36 @@ def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbo
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "false")  # the heartbeat stopped
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__RUNNER", "systemd")  # a follower: beats every 5 s
     result = run_cli("restore", "--until", "latest", "--as", "pit")
     assert result.exit_code == 34, result.stdout + result.stderr
     assert "does not hold everything up to that time" in result.stderr
     assert "The restored copy (pit) was dropped." in result.stderr
     assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+
+def test_the_proof_of_the_time_allows_for_how_often_the_runner_beats(sandbox, pitr,
+                                                                     monkeypatch):
+    """Under cron, --once beats once a run (a minute apart): a time between two runs is
+    proven by the beat before it. A follower (systemd) beats every heartbeat_seconds, so
+    there the same gap means the archive missed beats."""
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # a beat
+    time.sleep(8)
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'between')")
+    until = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(max(0.0, until.timestamp() + 1.2 - time.time()))
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # the next beat, later
+    result = run_cli("restore", "--until", until.isoformat(), "--as", "pit", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM pit.pitr_log WHERE "
+                         "what = 'between'") == [(1,)]
+    dbtools.query(sandbox, "target", "DROP DATABASE pit")
+    monkeypatch.setenv("DRKIT_BINLOG__RUNNER", "systemd")
+    result = run_cli("restore", "--until", until.isoformat(), "--as", "pit")
+    assert result.exit_code == 34, result.stdout + result.stderr
 
 
 def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, monkeypatch):

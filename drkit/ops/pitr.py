@@ -56,7 +56,7 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
         try:
             replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
             if settings.binlog.heartbeat:
-                _check_heartbeat(replayed, moment, settings.binlog.heartbeat_seconds)
+                _check_heartbeat(replayed, moment, settings.binlog.beat_interval)
         except BaseException as error:
             # Loaded here (new, or empty before: the restore refuses anything else), and
             # now at no known point in time: never left to be taken for the state of TIME.
