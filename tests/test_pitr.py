@@ -414,3 +414,31 @@ def test_table_locks_never_hold_writers_longer_than_allowed(sandbox, pitr, monke
     assert consistency["binlog_method"].startswith(
         "none: LOCK TABLES ... READ: Lock wait timeout"), consistency
     assert len(waits) > 3 and max(waits) < 3, waits
+
+
+def test_ddl_replays_under_the_sql_mode_it_was_written_in(sandbox, pitr):
+    """DDL written under ANSI_QUOTES ("shop"."t" names a table) or NO_BACKSLASH_ESCAPES
+    (a backslash is a character) means on the target what it meant on the source, and a
+    quoted qualifier is renamed under --as: the original database stays untouched."""
+    dbtools.as_root(sandbox, "target", "CREATE DATABASE IF NOT EXISTS shop")
+    dbtools.as_root(sandbox, "target", "CREATE TABLE IF NOT EXISTS shop.pitr_ansi (other INT)")
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_ansi")
+    try:
+        _base_then(sandbox, [
+            "SET SESSION sql_mode = 'ANSI_QUOTES'",
+            "CREATE TABLE \"shop\".\"pitr_ansi\" (id INT PRIMARY KEY, "
+            "note VARCHAR(20) DEFAULT 'a\"b')",
+            "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'",
+            "ALTER TABLE shop.pitr_ansi ADD COLUMN path VARCHAR(20) DEFAULT 'C:\\dir'",
+            "SET SESSION sql_mode = DEFAULT",
+            "INSERT INTO shop.pitr_ansi (id) VALUES (1)"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert dbtools.query(sandbox, "target", "SELECT id, note, path FROM pit.pitr_ansi") == \
+            dbtools.query(sandbox, "source", "SELECT id, note, path FROM shop.pitr_ansi") == \
+            [(1, 'a"b', "C:\\dir")]
+        assert dbtools.as_root(sandbox, "target", "SELECT COLUMN_NAME FROM information_schema"
+                               ".COLUMNS WHERE TABLE_SCHEMA = 'shop' AND TABLE_NAME = "
+                               "'pitr_ansi'") == [("other",)]
+    finally:
+        dbtools.as_root(sandbox, "target", "DROP TABLE IF EXISTS shop.pitr_ansi")

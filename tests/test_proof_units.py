@@ -49,3 +49,20 @@ def test_qualified_names_in_replayed_ddl_are_renamed_outside_strings_and_comment
                             renames) == b"/* shop.x */ DROP TABLE myshop.t, `pit`.t -- shop.y\n"
     assert rename_qualified(b'SELECT "shop.z", 1.5, `sh``op`.t', {"sh`op": "x"}) == \
         b'SELECT "shop.z", 1.5, `x`.t'
+
+
+def test_qualifiers_under_the_statements_sql_mode():
+    """ANSI_QUOTES makes "shop" a name, NO_BACKSLASH_ESCAPES ends a string at its quote, and
+    the code of an executable comment (/*!50100 ... */) runs, so its qualifiers count."""
+    from drkit.mysql.qualifiers import rename_qualified
+
+    renames = {"shop": "pit"}
+    seen: set[str] = set()
+    assert rename_qualified(b'ALTER TABLE "shop"."t" ADD c INT DEFAULT 1', renames, seen,
+                            ansi_quotes=True) == b'ALTER TABLE `pit`."t" ADD c INT DEFAULT 1'
+    assert seen == {"shop"}
+    assert rename_qualified(b"SELECT 'a\\' , shop.t", renames, backslash_escapes=False) == \
+        b"SELECT 'a\\' , `pit`.t"
+    assert rename_qualified(b"/*!50100 DROP TABLE shop.t */ /* shop.x */", renames) == \
+        b"/*!50100 DROP TABLE `pit`.t */ /* shop.x */"
+    assert rename_qualified(b"DROP TABLE `shop", renames) == b"DROP TABLE `shop"

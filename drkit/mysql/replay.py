@@ -61,7 +61,15 @@ INSERT_BATCH_BYTES = 2 * 1024 * 1024  # rows held for one INSERT at most
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+# The source's sql_mode bits that change how a statement parses, whose values MySQL and
+# MariaDB share (sql_mode's bits up to 31): replayed DDL runs under them as on the source.
+_PARSING_MODES = {0x1: "REAL_AS_FLOAT", 0x2: "PIPES_AS_CONCAT", 0x4: "ANSI_QUOTES",
+                  0x8: "IGNORE_SPACE", 0x100000: "NO_BACKSLASH_ESCAPES",
+                  0x20000000: "HIGH_NOT_PRECEDENCE"}
+_Q_FLAGS2, _Q_SQL_MODE = 0, 1  # a QUERY event's first status variables, in this order
+# Accounts and server definitions (CREATE SERVER holds a password) are the server's.
 _ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
+                       rb"(?:CREATE|ALTER|DROP)\s+SERVER|"
                        rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
 _DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
@@ -263,7 +271,7 @@ class RowApplier:
 
     # -- statements -----------------------------------------------------------------------
     def _statement(self, data: bytes) -> None:
-        database, text = self._query(data)
+        database, text, modes = self._query(data)
         command = text.strip().upper()
         if command == b"BEGIN":
             return
@@ -281,7 +289,9 @@ class RowApplier:
             return
         qualifiers: set[str] = set()
         renames = {db: new for db, new in self.load_as.items() if new != db}
-        renamed = rename_qualified(text, renames, qualifiers)
+        renamed = rename_qualified(text, renames, qualifiers,
+                                   ansi_quotes="ANSI_QUOTES" in modes,
+                                   backslash_escapes="NO_BACKSLASH_ESCAPES" not in modes)
         if database not in self.load_as and not qualifiers & set(self.load_as):
             return  # another database's statement
         kind = _kind(text)  # never the text itself: it may hold a password
@@ -302,7 +312,7 @@ class RowApplier:
         use = self.load_as.get(database)
 
         def run(cursor: Cursor) -> None:
-            cursor.execute(f"SET sql_mode = '{_SQL_MODE}'")
+            cursor.execute(f"SET sql_mode = '{','.join([_SQL_MODE, *modes])}'")
             if use:
                 cursor.execute(f"USE {quote_name(use)}")
             cursor.execute(renamed)  # bytes, as the source wrote them, qualifiers renamed
@@ -321,13 +331,19 @@ class RowApplier:
             self._known = self._worker.call(names)
         return self._known
 
-    def _query(self, data: bytes) -> tuple[str, bytes]:
+    def _query(self, data: bytes) -> tuple[str, bytes, list[str]]:
+        """A QUERY event's database, statement and the source's sql_mode parsing flags."""
         body = self._body(data)
         database_length = body[8]
         variables = int.from_bytes(body[11:13], "little")
         start = 13 + variables
         database = body[start:start + database_length].decode()
-        return database, body[start + database_length + 1:]
+        status, mode = body[13:start], 0
+        offset = 5 if status[:1] == bytes([_Q_FLAGS2]) else 0
+        if status[offset:offset + 1] == bytes([_Q_SQL_MODE]):
+            mode = int.from_bytes(status[offset + 1:offset + 9], "little")
+        modes = [name for bit, name in _PARSING_MODES.items() if mode & bit]
+        return database, body[start + database_length + 1:], modes
 
     def _body(self, data: bytes) -> bytes:
         return data[HEADER:len(data) - self.checksum]
