@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/binlog_bench.py [--rate-mb 20] [--seconds 60]
 
-1. Streaming: a writer produces about RATE MB/s of binary log on the sandbox's source while
+1. Streaming: a writer produces about RATE MB/s of binary log on the sandbox's source (with
+   ``--workload mixed``, the default, it also updates and deletes some of its rows) while
    ``drkit binlog stream`` follows it (heartbeat on, flush every 5 s). Every two seconds the
    archive's lag is sampled (now minus its newest archived event); at the end the streamer
    is stopped with SIGTERM and its peak RSS read (wait4). Also: whether the archive equals the
@@ -14,7 +15,7 @@
    need), each into a copy of the base; the two take turns ``--repeat`` times and the ratio
    is of their medians.
 
-Not a test: the figures go to the closing note and bench/out/binlog.json.
+Not a test: the figures go to the closing note and bench/out/binlog-WORKLOAD.json.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def drkit(*args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[int]) -> None:
-    """About ``rate_mb`` MB/s of row events: 1 KB rows in batches, paced per second."""
+def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[int],
+           mixed: bool) -> None:
+    """About ``rate_mb`` MB/s of row events: 1 KB rows in batches, paced per second; with
+    ``mixed``, also updates and deletes of some of them."""
     connection = box.services["source"].root_connection()
     rows = int(rate_mb * 1e6 / (ROW + 60) / 10)  # ten batches a second
     with connection.cursor() as cursor:
@@ -69,6 +72,15 @@ def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[in
             cursor.execute(f"INSERT INTO bench_binlog (payload, at) SELECT "
                            f"REPEAT('x', {ROW}), NOW(6) FROM seq_1_to_{rows}")
             written[0] += rows * ROW
+            if mixed:  # a quarter of the batch changed again, a tenth deleted
+                cursor.execute("SELECT LAST_INSERT_ID()")
+                first = cursor.fetchone()[0]
+                written[0] += cursor.execute(
+                    "UPDATE bench_binlog SET at = NOW(6) WHERE id >= %s AND MOD(id, 4) = 0",
+                    (first,)) * 2 * ROW
+                written[0] += cursor.execute(
+                    "DELETE FROM bench_binlog WHERE id >= %s AND MOD(id, 10) = 1",
+                    (first,)) * ROW
             time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
     connection.close()
 
@@ -78,6 +90,8 @@ def main() -> None:
     parser.add_argument("--rate-mb", type=float, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workload", choices=("insert", "mixed"), default="mixed",
+                        help="mixed: a quarter of the rows updated and a tenth deleted too")
     args = parser.parse_args()
     box = Sandbox(OUT / "sandbox-binlog")
     box.up()
@@ -100,7 +114,8 @@ def main() -> None:
 
     # 1. Streaming under load.
     stop, written = threading.Event(), [0]
-    load = threading.Thread(target=writer, args=(box, args.rate_mb, stop, written))
+    load = threading.Thread(target=writer, args=(box, args.rate_mb, stop, written,
+                                                 args.workload == "mixed"))
     streamer = subprocess.Popen([DRKIT, "binlog", "stream"], env=os.environ,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     began = time.monotonic()
@@ -158,14 +173,14 @@ def main() -> None:
         print(f"replay: drkit {drkit_runs[-1]} s, mysqlbinlog | mysql {seconds:.2f} s",
               flush=True)
     _drop(box, "bench_pit", "bench_mysqlbinlog")
-    apply = {"events": replay["events"], "rows": replay["rows"],
+    apply = {"workload": args.workload, "events": replay["events"], "rows": replay["rows"],
              "drkit_replay_seconds": drkit_runs, "mysqlbinlog_mysql_seconds": baseline_runs,
              "drkit_restore_until_seconds_last": round(drkit_total, 1),
              "ratio": round(statistics.median(drkit_runs) / statistics.median(baseline_runs),
                             2),
              "same_result": all(len(pair) == 1 for pair in sums)}
     print(f"replay: {apply}", flush=True)
-    (OUT / "binlog.json").write_text(json.dumps({"stream": stream, "replay": apply,
+    (OUT / f"binlog-{args.workload}.json").write_text(json.dumps({"stream": stream, "replay": apply,
                                                  "lags": lags}, indent=2))
     box.down()
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pymysql
+from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError
@@ -57,7 +58,9 @@ _UNAPPLIABLE = {
     164: "encrypted events (encrypt_binlog=ON)",
     **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
 }
-INSERT_BATCH_BYTES = 2 * 1024 * 1024  # rows held for one INSERT at most
+# Statements sent in one round trip at most (a multi-row INSERT is one): larger batches were
+# no faster (bench/binlog_bench.py).
+BATCH_BYTES = 2 * 1024 * 1024
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -85,7 +88,8 @@ class TargetTable:
 
 class RowApplier:
     def __init__(self, server: Server, load_as: dict[str, str]) -> None:
-        connection = connect(server)
+        # Several statements a round trip: an UPDATE or DELETE is one row each.
+        connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS)
         connection.autocommit(False)
         with connection.cursor() as cursor:
             # Row images hold TIMESTAMPs in UTC. Foreign keys stay on, as on a replica: ON
@@ -101,7 +105,8 @@ class RowApplier:
         self.rows = self.skipped_rows = 0
         self.committed = False
         self.skipped_statements = 0
-        self._insert, self._inserts, self._insert_bytes = b"", [], 0  # a batch of rows
+        self._insert, self._inserts = b"", []  # the multi-row INSERT being built
+        self._batch, self._deleting, self._batch_bytes = [], [], 0  # statements to send
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -145,7 +150,7 @@ class RowApplier:
                 "options as drkit doctor advises and take a new full backup.")
 
     def _commit(self) -> None:
-        self._flush_inserts()
+        self._flush()
         self._worker.submit(lambda cursor: cursor.connection.commit())
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
@@ -153,7 +158,8 @@ class RowApplier:
     def finish(self) -> None:
         """Waits for the statements sent; rolls back a transaction whose end the archive
         does not hold."""
-        self._insert, self._inserts, self._insert_bytes = b"", [], 0
+        self._insert, self._inserts = b"", []
+        self._batch, self._deleting, self._batch_bytes = [], [], 0
         with _refused():
             self._worker.submit(_rollback)
             self._worker.call(lambda cursor: None)
@@ -189,44 +195,59 @@ class RowApplier:
             names = ", ".join(quote_name(target.columns[event.present[i]]) for i in stored)
             statement = f"INSERT INTO {target.name} ({names}) VALUES ".encode()
             if statement != self._insert:
-                self._flush_inserts()
+                self._close_insert()
                 self._insert = statement
             for image, _ in event.rows:
                 row = b"(" + b", ".join([image[i] for i in stored]) + b")"
                 self._inserts.append(row)
-                self._insert_bytes += len(row)
-            if self._insert_bytes >= INSERT_BATCH_BYTES:
-                self._flush_inserts()
-            self.rows += len(event.rows)
-            return
-        self._flush_inserts()
-        statements = []
-        for image, after in event.rows:
-            where = self._where(target, event.present, image)
-            if event.kind == "delete":
-                statements.append(f"DELETE FROM {target.name} WHERE ".encode() + where +
-                                  b" LIMIT 1")
-            else:
+                self._batch_bytes += len(row)
+            if self._batch_bytes >= BATCH_BYTES:
+                self._flush()
+        else:
+            self._close_insert()
+            for image, after in event.rows:
+                where = self._where(target, event.present, image)
+                if event.kind == "delete":
+                    self._add(f"DELETE FROM {target.name} WHERE ".encode() + where +
+                              b" LIMIT 1", deleting=True)
+                    continue
                 assert after is not None
                 changes = b", ".join(quote_name(target.columns[c]).encode() + b" = " + value
                                      for c, value in zip(event.after_present, after,
                                                          strict=True) if target.stored[c])
-                statements.append(f"UPDATE {target.name} SET ".encode() + changes +
-                                  b" WHERE " + where + b" LIMIT 1")
-
-        def run(cursor: Cursor, deleting: bool = event.kind == "delete") -> None:
-            for statement in statements:
-                changed = cursor.execute(statement)
-                self.skipped_rows += changed == 0 and deleting
-
-        self._worker.submit(run)
+                self._add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
+                          where + b" LIMIT 1", deleting=False)
         self.rows += len(event.rows)
 
-    def _flush_inserts(self) -> None:
+    def _close_insert(self) -> None:
         if self._inserts:
-            statement = self._insert + b", ".join(self._inserts)
-            self._worker.submit(lambda cursor: cursor.execute(statement))
-        self._insert, self._inserts, self._insert_bytes = b"", [], 0
+            self._batch.append(self._insert + b", ".join(self._inserts))
+            self._deleting.append(False)
+        self._insert, self._inserts = b"", []
+
+    def _add(self, statement: bytes, deleting: bool) -> None:
+        self._batch.append(statement)
+        self._deleting.append(deleting)
+        self._batch_bytes += len(statement)
+        if self._batch_bytes >= BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Sends the statements gathered, in one round trip; a DELETE that finds no row is
+        counted (``skipped_rows``)."""
+        self._close_insert()
+        if self._batch:
+            statements, deleting = self._batch, self._deleting
+
+            def run(cursor: Cursor) -> None:
+                cursor.execute(b";\n".join(statements))
+                for index, delete in enumerate(deleting):  # one result each, in order
+                    if index:
+                        cursor.nextset()
+                    self.skipped_rows += delete and cursor.rowcount == 0
+
+            self._worker.submit(run)
+        self._batch, self._deleting, self._batch_bytes = [], [], 0
 
     def _where(self, target: TargetTable, present: tuple[int, ...],
                image: tuple[bytes, ...]) -> bytes:
@@ -308,7 +329,7 @@ class RowApplier:
                 "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
-        self._flush_inserts()
+        self._flush()
         use = self.load_as.get(database)
 
         def run(cursor: Cursor) -> None:

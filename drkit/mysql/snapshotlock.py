@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 import pymysql
 
 from drkit.config import Settings
+from drkit.errors import DrkitError
 from drkit.mysql.connection import Server, connect
 from drkit.mysql.inventory import binlog_position
 
@@ -67,6 +69,7 @@ class TableLockCoordinates:
     method: str = ""
     refusal: str = ""  # why there are no coordinates
     _connection: pymysql.connections.Connection | None = None
+    _locking: bool = False
     _guard: threading.RLock = field(default_factory=threading.RLock)
 
     def lock(self) -> None:
@@ -75,27 +78,33 @@ class TableLockCoordinates:
         self._connection = connect(self.server)
         try:
             with self._connection.cursor() as cursor:
+                cursor.execute("SELECT CONNECTION_ID()")
+                own = cursor.fetchone()[0]
                 cursor.execute(
                     "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE "
                     "TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN (" +
                     ", ".join(["%s"] * len(self.databases)) + ")", self.databases)
                 tables = [f"`{d.replace('`', '``')}`.`{t.replace('`', '``')}` READ"
                           for d, t in cursor.fetchall()]
-                if tables:
-                    cursor.execute(
-                        f"SET SESSION lock_wait_timeout = {max(1, int(self.seconds))}")
-                    cursor.execute("LOCK TABLES " + ", ".join(tables))
-                else:
+                if not tables:
                     self.refusal = "the dumped databases hold no tables"
+                else:
+                    # One deadline for everything: LOCK TABLES waits for each table in turn
+                    # (lock_wait_timeout each) while holding those it has, so the watchdog
+                    # stops it (KILL QUERY), or unlocks once locked.
+                    self._timer = threading.Timer(self.seconds, self._give_up, (own,))
+                    self._timer.daemon = True
+                    self._locking = True
+                    self._timer.start()
+                    cursor.execute(f"SET SESSION lock_wait_timeout = {math.ceil(self.seconds)}")
+                    try:
+                        cursor.execute("LOCK TABLES " + ", ".join(tables))
+                    finally:
+                        self._locking = False
         except pymysql.err.MySQLError as exc:
-            self.refusal = f"LOCK TABLES ... READ: {exc.args[-1]}"
+            self.refusal = self.refusal or f"LOCK TABLES ... READ: {exc.args[-1]}"
         if self.refusal:
             self.release()
-            return
-        # Writers wait no longer than this, whatever the dump does.
-        self._timer = threading.Timer(self.seconds, self._give_up)
-        self._timer.daemon = True
-        self._timer.start()
 
     def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """The dump's output, passed on; the coordinates are read (and the tables unlocked)
@@ -131,10 +140,18 @@ class TableLockCoordinates:
                 self.refusal = f"reading the coordinates: {exc.args[-1]}"
         self.release()
 
-    def _give_up(self) -> None:
+    def _give_up(self, own: int) -> None:
         with self._guard:
-            if self._connection is not None and self.coordinates is None:
-                self.refusal = f"the dump's transaction did not start within {self.seconds:g} s"
+            if self._connection is None or self.coordinates is not None:
+                return
+            self.refusal = (f"the dumped tables were not locked with the dump's transaction "
+                            f"started within {self.seconds:g} s")
+            if self._locking:  # stop the LOCK TABLES under way; lock() then unlocks
+                with contextlib.suppress(DrkitError, pymysql.err.Error):
+                    killer = connect(self.server)
+                    with contextlib.closing(killer), killer.cursor() as cursor:
+                        cursor.execute(f"KILL QUERY {int(own)}")
+                return
         self.release()
 
     def _read(self) -> tuple[dict[str, Any] | None, str]:
