@@ -5,6 +5,9 @@ BINLOG REPLAY."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from drkit.programs import find_program
 from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.conftest import point_cli_at
@@ -173,16 +177,17 @@ def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbo
     """The heartbeat says the data reached less than was asked: exit 34, and the restored
     copy, at no known point in time, is dropped."""
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT_SECONDS", "1")
     base = json.loads(run_cli("backup", "--json").stdout)["backup"]
     assert run_cli("verify", base).exit_code == 0
     assert run_cli("binlog", "stream", "--once").exit_code == 0  # one beat, now
-    time.sleep(8)
+    time.sleep(3.5)
     with dbtools.connect(sandbox, "source").cursor() as cursor:
         _write_once(cursor, 2)
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "false")  # the heartbeat stopped
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
-    monkeypatch.setenv("DRKIT_BINLOG__RUNNER", "systemd")  # a follower: beats every 5 s
+    monkeypatch.setenv("DRKIT_BINLOG__RUNNER", "systemd")  # a follower: beats every second
     result = run_cli("restore", "--until", "latest", "--as", "pit")
     assert result.exit_code == 34, result.stdout + result.stderr
     assert "does not hold everything up to that time" in result.stderr
@@ -196,10 +201,11 @@ def test_the_proof_of_the_time_allows_for_how_often_the_runner_beats(sandbox, pi
     proven by the beat before it. A follower (systemd) beats every heartbeat_seconds, so
     there the same gap means the archive missed beats."""
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT_SECONDS", "1")
     base = json.loads(run_cli("backup", "--json").stdout)["backup"]
     assert run_cli("verify", base).exit_code == 0
     assert run_cli("binlog", "stream", "--once").exit_code == 0  # a beat
-    time.sleep(8)
+    time.sleep(3.5)
     dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'between')")
     until = datetime.now(UTC).replace(microsecond=0)
     time.sleep(max(0.0, until.timestamp() + 1.2 - time.time()))
@@ -454,3 +460,97 @@ def test_ddl_replays_under_the_sql_mode_it_was_written_in(sandbox, pitr):
                                "'pitr_ansi'") == [("other",)]
     finally:
         dbtools.as_root(sandbox, "target", "DROP TABLE IF EXISTS shop.pitr_ansi")
+
+
+def test_triggers_do_not_fire_again_for_replayed_rows(sandbox, pitr):
+    """A row event already holds what a trigger did on the source: the restored copy's
+    triggers are set aside during the replay (as a replica never fires them for row events)
+    and are back afterwards, with the ones the binlog created (its DEFINER, another user,
+    left out) and without the ones it dropped."""
+    for table in ("pitr_trg", "pitr_audit"):
+        dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_trg (id INT AUTO_INCREMENT "
+                  "PRIMARY KEY, v INT)")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_audit (id INT AUTO_INCREMENT "
+                  "PRIMARY KEY, what VARCHAR(20))")
+    dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_trg_ai AFTER INSERT ON pitr_trg "
+                  "FOR EACH ROW INSERT INTO pitr_audit (what) VALUES (CONCAT('row ', NEW.id))",
+                  "shop")
+    _base_then(sandbox, [
+        "INSERT INTO pitr_trg (v) VALUES (1), (2), (3)",
+        "CREATE TRIGGER pitr_trg_bu BEFORE UPDATE ON pitr_trg FOR EACH ROW "
+        "SET NEW.v = NEW.v + 100",
+        "UPDATE pitr_trg SET v = 7 WHERE id = 1",
+        "DROP TRIGGER pitr_trg_ai",
+        "INSERT INTO pitr_trg (v) VALUES (4)"])
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    for table in ("pitr_trg", "pitr_audit"):
+        assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY id") == \
+            dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY id")
+    assert dbtools.query(sandbox, "target", "SELECT v FROM pit.pitr_trg WHERE id = 1") == \
+        [(107,)]
+    assert dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_schema."
+                         "TRIGGERS WHERE TRIGGER_SCHEMA = 'pit' ORDER BY 1") == \
+        [("orders_round_amount",), ("pitr_trg_bu",)]  # the base's own is back too
+
+
+def test_rows_a_session_logged_as_statements_stop_the_replay(sandbox, pitr):
+    """binlog_format STATEMENT in one session: its UPDATE is text whose NOW() and escapes
+    would not give the source's rows on the target; the replay stops on it (48)."""
+    _base_then(sandbox, ["INSERT INTO pitr_log VALUES (NOW(6), 'stmt-before')"])
+    with dbtools.root_options(sandbox, "source") as options:
+        subprocess.run([find_program("mysql"), f"--defaults-file={options}", "-e",
+                        "SET SESSION binlog_format = 'STATEMENT'; UPDATE shop.pitr_log "
+                        "SET at = NOW(6) WHERE what = 'stmt-before'"],
+                       check=True, pass_fds=(options.fd,))
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 48, result.stdout + result.stderr
+    assert "change of shop logged as a statement (UPDATE)" in result.stderr
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+
+def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox, pitr):
+    """systemd stops a restore with SIGTERM while a statement of the replay waits on the
+    target (here setting the copy's triggers aside waits for a lock another session holds;
+    in production a long ALTER): the statement is stopped (KILL QUERY) rather than waited
+    for, and the copy, at no known point in time, is dropped."""
+    _base_then(sandbox, ["UPDATE orders SET status = IF(status = 'paid', 'shipped', 'paid') "
+                         "WHERE id = 1"])
+    restore = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "restore",
+                                "--until", "latest", "--as", "pit"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    holder = sandbox.services["target"].root_connection()
+
+    def replay_waits() -> bool:
+        return bool(dbtools.as_root(sandbox, "target", "SELECT ID FROM information_schema."
+                                    "PROCESSLIST WHERE INFO LIKE 'DROP TRIGGER `pit`.%'"))
+
+    try:
+        with holder.cursor() as cursor:
+            deadline = time.monotonic() + 60
+            # The row once loaded (a lock before it would hold up the load, not the replay).
+            while not dbtools.as_root(sandbox, "target", "SELECT 1 FROM information_schema."
+                                      "TABLES WHERE TABLE_SCHEMA = 'pit' AND TABLE_NAME = "
+                                      "'orders'") or not dbtools.as_root(
+                    sandbox, "target", "SELECT 1 FROM pit.orders WHERE id = 1"):
+                assert time.monotonic() < deadline and restore.poll() is None
+                time.sleep(0.02)
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT * FROM pit.orders WHERE id = 1 FOR UPDATE")
+            while not replay_waits():
+                assert time.monotonic() < deadline and restore.poll() is None
+                time.sleep(0.05)
+            restore.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+            while replay_waits():
+                assert time.monotonic() - stopped < 10, "the replay's statement kept waiting"
+                time.sleep(0.05)
+            cursor.execute("ROLLBACK")
+        assert restore.wait(timeout=60) == 143, restore.stderr.read()
+    finally:
+        holder.close()
+        if restore.poll() is None:
+            restore.kill()
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")

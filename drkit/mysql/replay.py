@@ -13,7 +13,6 @@ transaction the archive holds only in part is rolled back: never half of one.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,9 +20,22 @@ import pymysql
 from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
-from drkit.errors import BinlogArchiveError
+from drkit.errors import BinlogArchiveError, DrkitError
 from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
 from drkit.mysql.connection import Server, connect
+from drkit.mysql.events import (
+    ACCOUNTS,
+    DATABASE_DDL,
+    FORMAT_DESCRIPTION,
+    IGNORABLE_FLAG,
+    PASSED_OVER,
+    QUERY,
+    STATEMENT_DML,
+    UNAPPLIABLE,
+    XID,
+    parse_query,
+    statement_kind,
+)
 from drkit.mysql.qualifiers import quote_name, rename_qualified
 from drkit.mysql.rowevents import (
     DELETE_ROWS,
@@ -39,42 +51,16 @@ from drkit.mysql.rowevents import (
     rows_event,
     table_map,
 )
+from drkit.mysql.triggers import TriggersAside
 from drkit.mysql.worker import ConnectionWorker
+from drkit.stream.statement import without_definer
 
-FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
-# Events that change no data: rotation, heartbeats, GTIDs and their lists, the text of a row
-# event's statement, checkpoints (MySQL's binlog_event.h and MariaDB's log_event.h numbers).
-_PASSED_OVER = {3, 4, 27, 28, 29, 33, 34, 35, 36, 37, 41, 42, 160, 161, 162, 163}
-_IGNORABLE_FLAG = 0x80  # LOG_EVENT_IGNORABLE_F: a reader that does not know it may skip it
-# Events that change data but not as rows drkit can read: refused, never passed over.
-_UNAPPLIABLE = {
-    5: "statement-based changes (INTVAR: binlog_format was not ROW)",
-    13: "statement-based changes (RAND: binlog_format was not ROW)",
-    14: "statement-based changes (USER_VAR: binlog_format was not ROW)",
-    26: "an INCIDENT event (the source lost changes it could not log)",
-    38: "an XA transaction",
-    39: "a partial JSON update (binlog_row_value_options=PARTIAL_JSON)",
-    40: "a compressed transaction (binlog_transaction_compression=ON)",
-    164: "encrypted events (encrypt_binlog=ON)",
-    **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
-}
 # Statements sent in one round trip at most (a multi-row INSERT is one): larger batches were
 # no faster (bench/binlog_bench.py).
 BATCH_BYTES = 2 * 1024 * 1024
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
-# The source's sql_mode bits that change how a statement parses, whose values MySQL and
-# MariaDB share (sql_mode's bits up to 31): replayed DDL runs under them as on the source.
-_PARSING_MODES = {0x1: "REAL_AS_FLOAT", 0x2: "PIPES_AS_CONCAT", 0x4: "ANSI_QUOTES",
-                  0x8: "IGNORE_SPACE", 0x100000: "NO_BACKSLASH_ESCAPES",
-                  0x20000000: "HIGH_NOT_PRECEDENCE"}
-_Q_FLAGS2, _Q_SQL_MODE = 0, 1  # a QUERY event's first status variables, in this order
-# Accounts and server definitions (CREATE SERVER holds a password) are the server's.
-_ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
-                       rb"(?:CREATE|ALTER|DROP)\s+SERVER|"
-                       rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
-_DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,7 +82,16 @@ class RowApplier:
             # DELETE CASCADE's deletes are not in the binary log, the server does them again.
             cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 1, "
                            f"sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
+        self._server, self._thread_id = server, connection.thread_id()
         self._worker = ConnectionWorker(connection)
+        self._triggers = TriggersAside(sorted(set(load_as.values())))
+        self.triggers_gone: list[str] = []  # set aside, their table dropped by the binlog
+        try:
+            with _refused():
+                self._worker.call(self._triggers.set_aside)
+        except BaseException:
+            self._worker.close(interrupt=self._kill_statement)
+            raise
         self.load_as = load_as
         self.maps: dict[int, TableMap] = {}
         self.tables: dict[tuple[str, str], TargetTable] = {}
@@ -141,8 +136,8 @@ class RowApplier:
             self._commit()
         elif kind == QUERY:
             self._statement(data)
-        elif kind not in _PASSED_OVER and not data[17] & _IGNORABLE_FLAG:
-            what = _UNAPPLIABLE.get(kind, f"an event of type {kind}, unknown to drkit")
+        elif kind not in PASSED_OVER and not data[17] & IGNORABLE_FLAG:
+            what = UNAPPLIABLE.get(kind, f"an event of type {kind}, unknown to drkit")
             raise BinlogArchiveError(
                 f"The binlog holds {what}, which drkit cannot apply as SQL; nothing of the "
                 "transaction it belongs to was applied.",
@@ -162,10 +157,17 @@ class RowApplier:
         self._batch, self._deleting, self._batch_bytes = [], [], 0
         with _refused():
             self._worker.submit(_rollback)
-            self._worker.call(lambda cursor: None)
+            self.triggers_gone = self._worker.call(self._triggers.put_back)
 
     def close(self) -> None:
-        self._worker.close()
+        self._worker.close(interrupt=self._kill_statement)
+
+    def _kill_statement(self) -> None:
+        """Stops the statement the worker runs, from a connection of its own."""
+        with contextlib.suppress(DrkitError, pymysql.err.Error):
+            killer = connect(self._server)
+            with contextlib.closing(killer), killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {int(self._thread_id)}")
 
     # -- rows -----------------------------------------------------------------------------
     def _rows(self, kind: int, data: bytes) -> None:
@@ -305,7 +307,7 @@ class RowApplier:
                 "The binlog holds an XA transaction, which drkit cannot apply as SQL; "
                 "nothing of it was applied.", "Restore to a time before it.")
         self.committed = True  # DDL is a transaction of its own
-        if _ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
+        if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
             self.skipped_statements += 1
             return
         qualifiers: set[str] = set()
@@ -315,7 +317,7 @@ class RowApplier:
                                    backslash_escapes="NO_BACKSLASH_ESCAPES" not in modes)
         if database not in self.load_as and not qualifiers & set(self.load_as):
             return  # another database's statement
-        kind = _kind(text)  # never the text itself: it may hold a password
+        kind = statement_kind(text)  # never the text itself: it may hold a password
         others = sorted(q for q in qualifiers - set(self.load_as)
                         if q.lower() in self._databases())
         if others:
@@ -323,7 +325,16 @@ class RowApplier:
                 f"A {kind} statement of the binlog for {database or 'no database'} also names "
                 f"database {others[0]}, which this restore does not cover; nothing of it was "
                 "applied.", "Restore to a time before it.")
-        if renames and _DATABASE_DDL.match(text):
+        if dml := STATEMENT_DML.match(text):
+            raise BinlogArchiveError(
+                f"The binlog holds a change of {database or ', '.join(sorted(qualifiers))} "
+                "logged as a "
+                f"statement ({dml.group(1).decode().upper()}), not as rows (binlog_format "
+                "was not ROW for its session); replayed as text it would not give the "
+                "source's rows. Nothing of it was applied.",
+                "Restore to a time before it; set binlog_format ROW for every session (RDS: "
+                "in the DB parameter group) and take a new full backup.")
+        if renames and DATABASE_DDL.match(text):
             raise BinlogArchiveError(
                 f"A {kind} statement of the binlog works on a whole database; replayed "
                 "under another name it would change the original. Nothing of it was applied.",
@@ -331,18 +342,22 @@ class RowApplier:
                 "--replace) on an empty target.")
         self._flush()
         use = self.load_as.get(database)
+        self.tables.clear()  # its columns may have changed: read again when next used
+        self._readers.clear()
+        if self._triggers.dropped(renamed, use):
+            return  # set aside already: the target has no such trigger to drop
 
         def run(cursor: Cursor) -> None:
             cursor.execute(f"SET sql_mode = '{','.join([_SQL_MODE, *modes])}'")
             if use:
                 cursor.execute(f"USE {quote_name(use)}")
-            cursor.execute(renamed)  # bytes, as the source wrote them, qualifiers renamed
+            # As the source wrote it, qualifiers renamed; a DEFINER would need SUPER.
+            cursor.execute(without_definer(renamed))
             cursor.connection.commit()
+            self._triggers.set_aside(cursor)  # one it created
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
 
         self._worker.submit(run)
-        self.tables.clear()  # its columns may have changed: read again when next used
-        self._readers.clear()
 
     def _databases(self) -> set[str]:
         if self._known is None:
@@ -353,27 +368,10 @@ class RowApplier:
         return self._known
 
     def _query(self, data: bytes) -> tuple[str, bytes, list[str]]:
-        """A QUERY event's database, statement and the source's sql_mode parsing flags."""
-        body = self._body(data)
-        database_length = body[8]
-        variables = int.from_bytes(body[11:13], "little")
-        start = 13 + variables
-        database = body[start:start + database_length].decode()
-        status, mode = body[13:start], 0
-        offset = 5 if status[:1] == bytes([_Q_FLAGS2]) else 0
-        if status[offset:offset + 1] == bytes([_Q_SQL_MODE]):
-            mode = int.from_bytes(status[offset + 1:offset + 9], "little")
-        modes = [name for bit, name in _PARSING_MODES.items() if mode & bit]
-        return database, body[start + database_length + 1:], modes
+        return parse_query(self._body(data))
 
     def _body(self, data: bytes) -> bytes:
         return data[HEADER:len(data) - self.checksum]
-
-
-def _kind(sql: bytes) -> str:
-    """What a statement is, in two words (``ALTER TABLE``), for messages."""
-    words = re.findall(rb"[A-Za-z]+", sql[:60])[:2]
-    return b" ".join(words).decode().upper() or "statement"
 
 
 def _rollback(cursor: Cursor) -> None:

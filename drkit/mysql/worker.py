@@ -42,14 +42,18 @@ class ConnectionWorker:
         self._raise_error()
         return results[0]
 
-    def close(self) -> None:
-        """What waits is dropped, what runs finishes, and the connection is closed: the
-        server rolls back a transaction left open."""
+    def close(self, interrupt: Callable[[], None] | None = None) -> None:
+        """What waits is dropped and the connection closed (the server rolls back a
+        transaction left open). What runs is given a second to finish, then ``interrupt``
+        stops it (a long statement would otherwise hold up a stop for as long as it runs)."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self._work.get_nowait()
                 self._work.task_done()
         self._work.put(None)
+        self._thread.join(timeout=1)
+        if self._thread.is_alive() and interrupt is not None:
+            interrupt()
         self._thread.join()
         with contextlib.suppress(pymysql.err.Error):
             self._connection.close()

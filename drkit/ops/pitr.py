@@ -11,6 +11,7 @@ the restored databases as itself; what belongs to other databases is passed over
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Iterator
@@ -32,14 +33,12 @@ from drkit.errors import (
 from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
+from drkit.mysql.events import GTID_EVENTS, QUERY, XID
 from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.restore import RestoreResult, restore_backup
 from drkit.stream.readahead import read_ahead
-
-_GTID_EVENTS = {33, 162}
-_QUERY, _XID = 2, 16
 
 
 def restore_until(settings: Settings, until: str, env: Environment | None = None,
@@ -139,20 +138,22 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
     try:
         for archived in files[names.index(snapshot["file"]):]:
             first = archived.file == snapshot["file"]
-            for position, kind, timestamp, data in _events(archive, archived):
-                if first and position < snapshot["position"]:
-                    applier.note(kind, data)  # the format and table maps, nothing applied
-                    continue
-                if kind in _GTID_EVENTS or (kind == _QUERY and applier.is_begin(data)):
-                    if timestamp > until:
-                        stopped = True
-                        break
-                    applier.begin()
-                applier.apply(kind, data)
-                events += 1
-                if kind == _XID or (kind == _QUERY and applier.committed):
-                    transactions += 1
-                    reached = timestamp
+            # Closed as soon as it is left, also by an error: its read-ahead stops with it.
+            with contextlib.closing(_events(archive, archived)) as archived_events:
+                for position, kind, timestamp, data in archived_events:
+                    if first and position < snapshot["position"]:
+                        applier.note(kind, data)  # the format and table maps, nothing applied
+                        continue
+                    if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+                        if timestamp > until:
+                            stopped = True
+                            break
+                        applier.begin()
+                    applier.apply(kind, data)
+                    events += 1
+                    if kind == XID or (kind == QUERY and applier.committed):
+                        transactions += 1
+                        reached = timestamp
             if stopped:
                 break
         applier.finish()
@@ -164,6 +165,8 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
               "heartbeat": applier.heartbeat,
               "transactions": transactions, "events": events, "rows": applier.rows,
               "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
+              # Triggers are set aside during the replay; these went with their tables.
+              "triggers_dropped_with_their_tables": applier.triggers_gone,
               "events_per_second": round(events / max(seconds, 1e-6))}
     log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
               f"up to {result['reached']} in {seconds:.1f} s", **result)
@@ -197,33 +200,36 @@ def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int
     current = next(ranges, None)
     # Fetched ahead: the download's waits overlap the decoding of what came.
     chunks = read_ahead(archive.store.download(archive.store.prefix + archived.file))
-    offset = 0
-    for chunk in chunks:
-        while chunk and current is not None:
-            take = chunk[:current["end"] - offset]
-            pending += take
-            offset += len(take)
-            chunk = chunk[len(take):]
-            if offset == current["end"]:
-                if hashlib.sha256(pending).hexdigest() != current["sha256"]:
-                    raise _damaged(archived, current)
-                buffer += pending
-                pending, current = bytearray(), next(ranges, None)
-        if not magic_read and len(buffer) >= 4:  # the file's magic, before its first event
-            if not buffer.startswith(MAGIC):
-                raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
-            del buffer[:4]
-            magic_read = True
-        start = 0  # events are cut by offset, the buffer compacted once per chunk
-        while magic_read and len(buffer) - start >= 19:
-            size = int.from_bytes(buffer[start + 9:start + 13], "little")
-            if len(buffer) - start < size:
-                break
-            data = bytes(buffer[start:start + size])
-            start += size
-            yield position, data[4], int.from_bytes(data[:4], "little"), data
-            position += size
-        del buffer[:start]
+    try:
+        offset = 0
+        for chunk in chunks:
+            while chunk and current is not None:
+                take = chunk[:current["end"] - offset]
+                pending += take
+                offset += len(take)
+                chunk = chunk[len(take):]
+                if offset == current["end"]:
+                    if hashlib.sha256(pending).hexdigest() != current["sha256"]:
+                        raise _damaged(archived, current)
+                    buffer += pending
+                    pending, current = bytearray(), next(ranges, None)
+            if not magic_read and len(buffer) >= 4:  # the file's magic, before its first event
+                if not buffer.startswith(MAGIC):
+                    raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
+                del buffer[:4]
+                magic_read = True
+            start = 0  # events are cut by offset, the buffer compacted once per chunk
+            while magic_read and len(buffer) - start >= 19:
+                size = int.from_bytes(buffer[start + 9:start + 13], "little")
+                if len(buffer) - start < size:
+                    break
+                data = bytes(buffer[start:start + size])
+                start += size
+                yield position, data[4], int.from_bytes(data[:4], "little"), data
+                position += size
+            del buffer[:start]
+    finally:
+        chunks.close()  # its reader stops here, also on an error
     if current is not None or buffer:
         raise _damaged(archived, current or archived.ranges[-1])
 

@@ -120,6 +120,18 @@ def name_statement(statement: Statement) -> None:
         _name_object(statement, words, texts)
 
 
+def without_definer(sql: bytes) -> bytes:
+    """A CREATE VIEW/TRIGGER/PROCEDURE/FUNCTION/EVENT statement without the DEFINER of its
+    header, which only a user with SUPER or SET_USER_ID may give: its creator becomes the
+    definer. Any other statement as it is."""
+    statement = Statement(sql=sql, kind="other")
+    name_statement(statement)
+    if statement.definer is None:
+        return sql
+    start, end = statement.definer
+    return sql[:start] + sql[end:].lstrip(b" ")
+
+
 def _name_object(statement: Statement, words: list[_Word], texts: list[bytes | None]) -> None:
     index = next((i for i, t in enumerate(texts) if t in _OBJECT_KINDS), None)
     if index is None:

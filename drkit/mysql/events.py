@@ -1,0 +1,61 @@
+"""What each binlog event is to the replay: the types it passes over and those it refuses,
+and a QUERY event's statement with its database and the source's parsing sql_mode (event
+numbers and layouts from MySQL's binlog_event.h / log_event.cc and MariaDB's log_event.h)."""
+
+from __future__ import annotations
+
+import re
+
+FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
+GTID_EVENTS = {33, 162}  # MySQL's and MariaDB's: each begins a transaction
+# Events that change no data: rotation, heartbeats, GTIDs and their lists, the text of a row
+# event's statement, checkpoints (MySQL's binlog_event.h and MariaDB's log_event.h numbers).
+PASSED_OVER = {3, 4, 27, 28, 29, 33, 34, 35, 36, 37, 41, 42, 160, 161, 162, 163}
+IGNORABLE_FLAG = 0x80  # LOG_EVENT_IGNORABLE_F: a reader that does not know it may skip it
+# Events that change data but not as rows drkit can read: refused, never passed over.
+UNAPPLIABLE = {
+    5: "statement-based changes (INTVAR: binlog_format was not ROW)",
+    13: "statement-based changes (RAND: binlog_format was not ROW)",
+    14: "statement-based changes (USER_VAR: binlog_format was not ROW)",
+    26: "an INCIDENT event (the source lost changes it could not log)",
+    38: "an XA transaction",
+    39: "a partial JSON update (binlog_row_value_options=PARTIAL_JSON)",
+    40: "a compressed transaction (binlog_transaction_compression=ON)",
+    164: "encrypted events (encrypt_binlog=ON)",
+    **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
+}
+# The source's sql_mode bits that change how a statement parses, whose values MySQL and
+# MariaDB share (sql_mode's bits up to 31): replayed DDL runs under them as on the source.
+_PARSING_MODES = {0x1: "REAL_AS_FLOAT", 0x2: "PIPES_AS_CONCAT", 0x4: "ANSI_QUOTES",
+                  0x8: "IGNORE_SPACE", 0x100000: "NO_BACKSLASH_ESCAPES",
+                  0x20000000: "HIGH_NOT_PRECEDENCE"}
+_Q_FLAGS2, _Q_SQL_MODE = 0, 1  # a QUERY event's first status variables, in this order
+# Accounts and server definitions (CREATE SERVER holds a password) are the server's.
+ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
+                       rb"(?:CREATE|ALTER|DROP)\s+SERVER|"
+                       rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
+# Changes of rows a session logged as statements (binlog_format STATEMENT or MIXED for it).
+STATEMENT_DML = re.compile(rb"^\s*(?:/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA|"
+                           rb"LOAD\s+XML)\b", re.IGNORECASE | re.DOTALL)
+DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
+
+
+def parse_query(body: bytes) -> tuple[str, bytes, list[str]]:
+    """A QUERY event's database, statement and the source's sql_mode parsing flags, from
+    its bytes after the common header."""
+    database_length = body[8]
+    variables = int.from_bytes(body[11:13], "little")
+    start = 13 + variables
+    database = body[start:start + database_length].decode()
+    status, mode = body[13:start], 0
+    offset = 5 if status[:1] == bytes([_Q_FLAGS2]) else 0
+    if status[offset:offset + 1] == bytes([_Q_SQL_MODE]):
+        mode = int.from_bytes(status[offset + 1:offset + 9], "little")
+    modes = [name for bit, name in _PARSING_MODES.items() if mode & bit]
+    return database, body[start + database_length + 1:], modes
+
+
+def statement_kind(sql: bytes) -> str:
+    """What a statement is, in two words (``ALTER TABLE``), for messages."""
+    words = re.findall(rb"[A-Za-z]+", sql[:60])[:2]
+    return b" ".join(words).decode().upper() or "statement"
