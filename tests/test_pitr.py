@@ -554,3 +554,28 @@ def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox,
         if restore.poll() is None:
             restore.kill()
     assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+
+def test_a_row_larger_than_the_targets_packet_limit_is_named_as_such(sandbox, pitr):
+    """Many rows go in batches the target takes; one row larger than its max_allowed_packet
+    cannot, and the refusal names the setting rather than a lost connection."""
+    limit = dbtools.as_root(sandbox, "target", "SELECT @@GLOBAL.max_allowed_packet")[0][0]
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_big")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_big (id INT PRIMARY KEY, "
+                  "b LONGBLOB)")
+    try:
+        dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {2 * 1024 ** 2}")
+        _base_then(sandbox, [f"INSERT INTO pitr_big VALUES ({n}, REPEAT('x', 700000))"
+                             for n in range(6)])  # 4 MB of rows: more than one batch
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert dbtools.query(sandbox, "target", "SELECT COUNT(*), SUM(LENGTH(b)) FROM "
+                             "pit.pitr_big") == [(6, 4200000)]
+        dbtools.query(sandbox, "target", "DROP DATABASE pit")
+        _base_then(sandbox, ["INSERT INTO pitr_big VALUES (9, REPEAT('y', 3000000))"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 48, result.stdout + result.stderr
+        assert "larger than its max_allowed_packet" in result.stderr
+        assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+    finally:
+        dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {limit}")

@@ -58,6 +58,7 @@ from drkit.stream.statement import without_definer
 # Statements sent in one round trip at most (a multi-row INSERT is one): larger batches were
 # no faster (bench/binlog_bench.py).
 BATCH_BYTES = 2 * 1024 * 1024
+_CONNECTION_DROPPED = {2006, 2013}  # "gone away", "lost connection"
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -82,6 +83,9 @@ class RowApplier:
             # DELETE CASCADE's deletes are not in the binary log, the server does them again.
             cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 1, "
                            f"sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
+            cursor.execute("SELECT @@max_allowed_packet")
+            # A batch well inside what the target takes in one statement.
+            self._batch_limit = min(BATCH_BYTES, cursor.fetchone()[0] // 2)
         self._server, self._thread_id = server, connection.thread_id()
         self._worker = ConnectionWorker(connection)
         self._triggers = TriggersAside(sorted(set(load_as.values())))
@@ -203,7 +207,7 @@ class RowApplier:
                 row = b"(" + b", ".join([image[i] for i in stored]) + b")"
                 self._inserts.append(row)
                 self._batch_bytes += len(row)
-            if self._batch_bytes >= BATCH_BYTES:
+            if self._batch_bytes >= self._batch_limit:
                 self._flush()
         else:
             self._close_insert()
@@ -231,7 +235,7 @@ class RowApplier:
         self._batch.append(statement)
         self._deleting.append(deleting)
         self._batch_bytes += len(statement)
-        if self._batch_bytes >= BATCH_BYTES:
+        if self._batch_bytes >= self._batch_limit:
             self._flush()
 
     def _flush(self) -> None:
@@ -385,6 +389,13 @@ def _refused() -> Iterator[None]:
         yield
     except pymysql.err.MySQLError as exc:
         code, message = (exc.args + ("", ""))[:2]
+        if code in _CONNECTION_DROPPED:
+            raise BinlogArchiveError(
+                f"The target dropped the connection during the replay ({code}); it does that "
+                "to a statement larger than its max_allowed_packet, such as one huge row. "
+                "The transaction was not applied.",
+                "Raise max_allowed_packet on the target, or restore to a time before "
+                "it.") from None
         raise BinlogArchiveError(
             f"The target refused a replayed change ({code}: {str(message)[:160]}); the "
             "transaction it belongs to was not applied.",
