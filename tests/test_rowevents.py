@@ -202,3 +202,29 @@ def test_a_json_scalar_alone_and_a_long_string_length():
         b"JSON_EXTRACT(JSON_ARRAY(_utf8mb4'" + text.encode() + b"'), '$[0]')"
     with pytest.raises(rv.UnsupportedColumn, match="field type 7"):  # a TIMESTAMP inside
         json_expression(b"\x0f\x07\x08" + bytes(8))
+
+
+def test_a_compressed_transaction_yields_its_events_one_by_one():
+    """MySQL 8's TRANSACTION_PAYLOAD (binlog_transaction_compression), laid out as
+    libbinlogevents' codecs/binary.cpp writes it: (type, length, value) fields as packed
+    integers (compression type, uncompressed size, payload size), an end mark, then the
+    zstd frame of the transaction's events, which carry no checksum."""
+    import zstandard
+
+    from drkit.mysql.events import payload_events
+
+    def event(kind: int, body: bytes) -> bytes:
+        return (bytes(4) + bytes([kind]) + bytes(4) + (19 + len(body)).to_bytes(4, "little")
+                + bytes(6) + body)
+
+    inner = [event(2, bytes(13) + b"\x00" + b"BEGIN"), event(16, (7).to_bytes(8, "little"))]
+    raw = b"".join(inner)
+    frame = zstandard.ZstdCompressor().compress(raw)
+    body = (bytes([2, 1, 0]) + bytes([3, 1, len(raw)]) + bytes([1, 1, len(frame)])
+            + bytes([0]) + frame)
+    assert list(payload_events(body)) == inner
+    # Uncompressed (type 255, a packed 0xFC 0xFF 0x00): only the payload size is written.
+    plain = bytes([1, 1, len(raw)]) + bytes([0]) + raw
+    assert list(payload_events(plain)) == inner
+    with pytest.raises(ValueError, match="ends inside an event"):
+        list(payload_events(bytes([1, 1, len(raw) - 3]) + bytes([0]) + raw[:-3]))

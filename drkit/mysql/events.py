@@ -4,7 +4,11 @@ numbers and layouts from MySQL's binlog_event.h / log_event.cc and MariaDB's log
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterator
+
+import zstandard
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
 GTID_EVENTS = {33, 162}  # MySQL's and MariaDB's: each begins a transaction
@@ -20,7 +24,6 @@ UNAPPLIABLE = {
     26: "an INCIDENT event (the source lost changes it could not log)",
     38: "an XA transaction",
     39: "a partial JSON update (binlog_row_value_options=PARTIAL_JSON)",
-    40: "a compressed transaction (binlog_transaction_compression=ON)",
     164: "encrypted events (encrypt_binlog=ON)",
     **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
 }
@@ -59,3 +62,56 @@ def statement_kind(sql: bytes) -> str:
     """What a statement is, in two words (``ALTER TABLE``), for messages."""
     words = re.findall(rb"[A-Za-z]+", sql[:60])[:2]
     return b" ".join(words).decode().upper() or "statement"
+
+
+TRANSACTION_PAYLOAD = 40
+_PAYLOAD_END, _PAYLOAD_SIZE, _PAYLOAD_COMPRESSION = 0, 1, 2
+_ZSTD, _UNCOMPRESSED = 0, 255
+
+
+def payload_events(body: bytes) -> Iterator[bytes]:
+    """The events inside a MySQL 8 TRANSACTION_PAYLOAD event (binlog_transaction_compression),
+    from its bytes after the common header, one at a time: never the whole transaction in
+    memory. The layout is libbinlogevents' ``codecs/binary.cpp``: fields of (type, length,
+    value) as packed integers up to an end mark, then the payload, zstd-compressed or not;
+    the events inside carry no checksum of their own."""
+    offset, size, compression = 0, None, _UNCOMPRESSED
+    while True:
+        field, offset = _packed(body, offset)
+        if field == _PAYLOAD_END:
+            break
+        _, offset = _packed(body, offset)  # the value's length: the value is packed too
+        value, offset = _packed(body, offset)
+        if field == _PAYLOAD_SIZE:
+            size = value
+        elif field == _PAYLOAD_COMPRESSION:
+            compression = value
+    payload = body[offset:offset + size if size is not None else len(body)]
+    if compression == _ZSTD:
+        stream: io.RawIOBase | io.BytesIO = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(payload))
+    elif compression == _UNCOMPRESSED:
+        stream = io.BytesIO(payload)
+    else:
+        raise ValueError(f"compression type {compression}")
+    while header := _read_exactly(stream, 19):
+        rest = _read_exactly(stream, int.from_bytes(header[9:13], "little") - 19)
+        yield header + rest
+
+
+def _read_exactly(stream: io.RawIOBase | io.BytesIO, size: int) -> bytes:
+    data = b""
+    while len(data) < size and (chunk := stream.read(size - len(data))):
+        data += chunk
+    if data and len(data) < size:
+        raise ValueError("a compressed transaction ends inside an event")
+    return data
+
+
+def _packed(data: bytes, offset: int) -> tuple[int, int]:
+    """MySQL's packed integer (net_field_length_ll)."""
+    first = data[offset]
+    if first < 251:
+        return first, offset + 1
+    size = {252: 2, 253: 3, 254: 8}[first]
+    return int.from_bytes(data[offset + 1:offset + 1 + size], "little"), offset + 1 + size

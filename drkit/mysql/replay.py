@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pymysql
+import zstandard
 from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
@@ -34,6 +34,7 @@ from drkit.mysql.events import (
     UNAPPLIABLE,
     XID,
     parse_query,
+    payload_events,
     statement_kind,
 )
 from drkit.mysql.qualifiers import quote_name, rename_qualified
@@ -51,6 +52,7 @@ from drkit.mysql.rowevents import (
     rows_event,
     table_map,
 )
+from drkit.mysql.targettable import TargetTable, target_table
 from drkit.mysql.triggers import TriggersAside
 from drkit.mysql.worker import ConnectionWorker
 from drkit.stream.statement import without_definer
@@ -64,16 +66,10 @@ _CONNECTION_DROPPED = {2006, 2013}  # "gone away", "lost connection"
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
-@dataclass(frozen=True)
-class TargetTable:
-    name: str  # `db`.`table` as the target has it
-    columns: tuple[str, ...]  # in the row image's order
-    stored: tuple[bool, ...]  # False: generated, never written
-    unsigned: tuple[bool, ...]
-    key: tuple[int, ...]  # primary key columns; empty: none
-
-
 class RowApplier:
+    """Applies binlog events to the restored databases (``load_as``: the source's name ->
+    the target's) through one connection, worked on a thread of its own."""
+
     def __init__(self, server: Server, load_as: dict[str, str]) -> None:
         # Several statements a round trip: an UPDATE or DELETE is one row each.
         connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS)
@@ -118,6 +114,20 @@ class RowApplier:
 
     def is_begin(self, data: bytes) -> bool:
         return self._query(data)[1].strip().upper() == b"BEGIN"
+
+    def payload(self, data: bytes) -> Iterator[bytes]:
+        """The events of a TRANSACTION_PAYLOAD event (MySQL 8's compressed transaction)."""
+        try:
+            yield from payload_events(self._body(data))
+        except (ValueError, KeyError, IndexError, zstandard.ZstdError) as exc:
+            raise BinlogArchiveError(
+                f"A compressed transaction of the binlog cannot be read ({exc}); nothing of "
+                "it was applied.", "Restore to a time before it.") from None
+
+    def framed(self, inner: bytes) -> bytes:
+        """An event from inside a payload, framed as the file's events are: they carry no
+        checksum of their own, so a placeholder stands where the file's would be."""
+        return inner + bytes(self.checksum)
 
     def begin(self) -> None:
         with _refused():
@@ -269,31 +279,9 @@ class RowApplier:
 
     def _target(self, mapped: TableMap) -> TargetTable:
         key = (mapped.database, mapped.table)
-        if key not in self.tables:
-            database = self.load_as[mapped.database]
-
-            def columns(cursor: Cursor) -> tuple[tuple, ...]:
-                cursor.execute(
-                    "SELECT COLUMN_NAME, COLUMN_TYPE, EXTRA, COLUMN_KEY, TABLE_NAME FROM "
-                    "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
-                    "LOWER(TABLE_NAME) = LOWER(%s) ORDER BY ORDINAL_POSITION",
-                    (database, mapped.table))
-                return cursor.fetchall()
-
-            rows = self._worker.call(columns)  # after the DDL sent before it
-            if len(rows) == len(mapped.types) + 1 and rows[0][0] == "my_row_id":
-                rows = rows[1:]  # a primary key the target generated (GIPK): not in images
-            if len(rows) != len(mapped.types):
-                raise BinlogArchiveError(
-                    f"Table {database}.{mapped.table} has {len(rows)} columns on the target "
-                    f"where the binlog's rows have {len(mapped.types)}; nothing of this "
-                    "transaction was applied.", "Restore to a time before its change.")
-            self.tables[key] = TargetTable(
-                name=f"{quote_name(database)}.{quote_name(rows[0][4])}",
-                columns=tuple(r[0] for r in rows),
-                stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
-                unsigned=tuple("unsigned" in r[1].lower() for r in rows),
-                key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"))
+        if key not in self.tables:  # read after the DDL sent before it
+            self.tables[key] = self._worker.call(
+                lambda cursor: target_table(cursor, self.load_as[mapped.database], mapped))
         return self.tables[key]
 
     # -- statements -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from drkit.errors import (
 from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
-from drkit.mysql.events import GTID_EVENTS, QUERY, XID
+from drkit.mysql.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
 from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
@@ -134,7 +134,26 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
     until = moment.timestamp()
     clock = time.monotonic()
     applier = RowApplier(server, load_as)
-    reached, transactions, events, stopped = None, 0, 0, False
+    reached, transactions, events = None, 0, 0
+
+    def replay(kind: int, timestamp: int, data: bytes) -> bool:
+        """Applies one event; False once the next transaction begins after TIME."""
+        nonlocal reached, transactions, events
+        if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+            if timestamp > until:
+                return False
+            applier.begin()
+        if kind == TRANSACTION_PAYLOAD:  # MySQL 8's compressed transaction: its events
+            return all(replay(inner[4], timestamp, applier.framed(inner))
+                       for inner in applier.payload(data))
+        applier.apply(kind, data)
+        events += 1
+        if kind == XID or (kind == QUERY and applier.committed):
+            transactions += 1
+            reached = timestamp
+        return True
+
+    stopped = False
     try:
         for archived in files[names.index(snapshot["file"]):]:
             first = archived.file == snapshot["file"]
@@ -143,17 +162,9 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
                 for position, kind, timestamp, data in archived_events:
                     if first and position < snapshot["position"]:
                         applier.note(kind, data)  # the format and table maps, nothing applied
-                        continue
-                    if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-                        if timestamp > until:
-                            stopped = True
-                            break
-                        applier.begin()
-                    applier.apply(kind, data)
-                    events += 1
-                    if kind == XID or (kind == QUERY and applier.committed):
-                        transactions += 1
-                        reached = timestamp
+                    elif not replay(kind, timestamp, data):
+                        stopped = True  # TIME reached
+                        break
             if stopped:
                 break
         applier.finish()

@@ -1,0 +1,44 @@
+"""A replayed table as the target has it: its columns in the row image's order, which of
+them are stored and unsigned, and its primary key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymysql.cursors import Cursor
+
+from drkit.errors import BinlogArchiveError
+from drkit.mysql.qualifiers import quote_name
+from drkit.mysql.rowevents import TableMap
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    name: str  # `db`.`table` as the target has it
+    columns: tuple[str, ...]  # in the row image's order
+    stored: tuple[bool, ...]  # False: generated, never written
+    unsigned: tuple[bool, ...]
+    key: tuple[int, ...]  # primary key columns; empty: none
+
+
+def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable:
+    """``mapped``'s table in ``database`` on the target; refused where its columns are not
+    the binlog's."""
+    cursor.execute(
+        "SELECT COLUMN_NAME, COLUMN_TYPE, EXTRA, COLUMN_KEY, TABLE_NAME FROM "
+        "information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
+        "LOWER(TABLE_NAME) = LOWER(%s) ORDER BY ORDINAL_POSITION", (database, mapped.table))
+    rows = cursor.fetchall()
+    if len(rows) == len(mapped.types) + 1 and rows[0][0] == "my_row_id":
+        rows = rows[1:]  # a primary key the target generated (GIPK): not in images
+    if len(rows) != len(mapped.types):
+        raise BinlogArchiveError(
+            f"Table {database}.{mapped.table} has {len(rows)} columns on the target where "
+            f"the binlog's rows have {len(mapped.types)}; nothing of this transaction was "
+            "applied.", "Restore to a time before its change.")
+    return TargetTable(
+        name=f"{quote_name(database)}.{quote_name(rows[0][4])}",
+        columns=tuple(r[0] for r in rows),
+        stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
+        unsigned=tuple("unsigned" in r[1].lower() for r in rows),
+        key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"))
