@@ -513,30 +513,35 @@ def test_rows_a_session_logged_as_statements_stop_the_replay(sandbox, pitr):
 
 def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox, pitr):
     """systemd stops a restore with SIGTERM while a statement of the replay waits on the
-    target (here setting the copy's triggers aside waits for a lock another session holds;
-    in production a long ALTER): the statement is stopped (KILL QUERY) rather than waited
-    for, and the copy, at no known point in time, is dropped."""
+    target (here for a lock another session holds: setting the copy's triggers aside, or the
+    replayed UPDATE, whichever comes first; in production a long ALTER): the statement is
+    stopped (KILL QUERY) rather than waited for, and the copy, at no known point in time,
+    is dropped."""
     _base_then(sandbox, ["UPDATE orders SET status = IF(status = 'paid', 'shipped', 'paid') "
                          "WHERE id = 1"])
     restore = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "restore",
                                 "--until", "latest", "--as", "pit"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     holder = sandbox.services["target"].root_connection()
+    loaded, log = threading.Event(), []
+
+    def follow_log() -> None:  # the copy is loaded and the replay about to begin
+        for line in restore.stderr:
+            log.append(line.decode(errors="replace"))
+            if '"event": "restore.loaded"' in log[-1]:
+                loaded.set()
 
     def replay_waits() -> bool:
         return bool(dbtools.as_root(sandbox, "target", "SELECT ID FROM information_schema."
-                                    "PROCESSLIST WHERE INFO LIKE 'DROP TRIGGER `pit`.%'"))
+                                    "PROCESSLIST WHERE INFO LIKE 'DROP TRIGGER `pit`.%' OR "
+                                    "INFO LIKE 'UPDATE `pit`.`orders`%'"))
 
+    threading.Thread(target=follow_log, daemon=True).start()
     try:
         with holder.cursor() as cursor:
             deadline = time.monotonic() + 60
-            # The row once loaded (a lock before it would hold up the load, not the replay).
-            while not dbtools.as_root(sandbox, "target", "SELECT 1 FROM information_schema."
-                                      "TABLES WHERE TABLE_SCHEMA = 'pit' AND TABLE_NAME = "
-                                      "'orders'") or not dbtools.as_root(
-                    sandbox, "target", "SELECT 1 FROM pit.orders WHERE id = 1"):
-                assert time.monotonic() < deadline and restore.poll() is None
-                time.sleep(0.02)
+            assert loaded.wait(60), "".join(log)
+            # Now, not before: a lock during the load would hold up the load, not the replay.
             cursor.execute("BEGIN")
             cursor.execute("SELECT * FROM pit.orders WHERE id = 1 FOR UPDATE")
             while not replay_waits():
@@ -548,7 +553,7 @@ def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox,
                 assert time.monotonic() - stopped < 10, "the replay's statement kept waiting"
                 time.sleep(0.05)
             cursor.execute("ROLLBACK")
-        assert restore.wait(timeout=60) == 143, restore.stderr.read()
+        assert restore.wait(timeout=60) == 143, "".join(log)
     finally:
         holder.close()
         if restore.poll() is None:
