@@ -60,7 +60,9 @@ from drkit.stream.statement import without_definer
 # Statements sent in one round trip at most (a multi-row INSERT is one): larger batches were
 # no faster (bench/binlog_bench.py).
 BATCH_BYTES = 2 * 1024 * 1024
-_CONNECTION_DROPPED = {2006, 2013}  # "gone away", "lost connection"
+# What a statement over max_allowed_packet gets: the server's "packet bigger than" or, as
+# it drops the connection, "gone away" / "lost connection", whichever the client sees first.
+_PACKET_TOO_LARGE = {1153, 2006, 2013}
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -377,11 +379,11 @@ def _refused() -> Iterator[None]:
         yield
     except pymysql.err.MySQLError as exc:
         code, message = (exc.args + ("", ""))[:2]
-        if code in _CONNECTION_DROPPED:
+        if code in _PACKET_TOO_LARGE:
             raise BinlogArchiveError(
-                f"The target dropped the connection during the replay ({code}); it does that "
-                "to a statement larger than its max_allowed_packet, such as one huge row. "
-                "The transaction was not applied.",
+                f"The target refused or dropped the replay's connection ({code}), as it "
+                "does for a statement larger than its max_allowed_packet, such as one huge "
+                "row; the transaction was not applied.",
                 "Raise max_allowed_packet on the target, or restore to a time before "
                 "it.") from None
         raise BinlogArchiveError(
