@@ -26,7 +26,8 @@ KINDS = """CREATE TABLE IF NOT EXISTS shop.pitr_kinds (
   money DECIMAL(20,6), ratio DOUBLE, note VARCHAR(300), body TEXT, raw BLOB,
   fixed CHAR(8), state ENUM('new','paid','gone'), flags SET('a','b','c'), bits BIT(10),
   day DATE, moment DATETIME(6), stamp TIMESTAMP(3) NULL, span TIME(2), born YEAR,
-  doubled INT AS (small * 2) VIRTUAL, single FLOAT, medium MEDIUMINT UNSIGNED)"""
+  doubled INT AS (small * 2) VIRTUAL, single FLOAT, medium MEDIUMINT UNSIGNED,
+  touched TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6))"""
 KEYLESS = "CREATE TABLE IF NOT EXISTS shop.pitr_log (at DATETIME(6), what VARCHAR(40))"
 TABLES = ("pitr_kinds", "pitr_log", "orders")
 

@@ -21,6 +21,7 @@ from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError, DrkitError
+from drkit.mysql.batch import StatementBatch
 from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
 from drkit.mysql.connection import Server, connect
 from drkit.mysql.events import (
@@ -57,8 +58,8 @@ from drkit.mysql.triggers import TriggersAside
 from drkit.mysql.worker import ConnectionWorker
 from drkit.stream.statement import without_definer
 
-# Statements sent in one round trip at most (a multi-row INSERT is one): larger batches were
-# no faster (bench/binlog_bench.py).
+# Statements sent in one round trip at most: larger batches were no faster
+# (bench/binlog_bench.py).
 BATCH_BYTES = 2 * 1024 * 1024
 # What a statement over max_allowed_packet gets: the server's "packet bigger than" or, as
 # it drops the connection, "gone away" / "lost connection", whichever the client sees first.
@@ -83,7 +84,7 @@ class RowApplier:
                            f"sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
             cursor.execute("SELECT @@max_allowed_packet")
             # A batch well inside what the target takes in one statement.
-            self._batch_limit = min(BATCH_BYTES, cursor.fetchone()[0] // 2)
+            batch_limit = min(BATCH_BYTES, cursor.fetchone()[0] // 2)
         self._server, self._thread_id = server, connection.thread_id()
         self._worker = ConnectionWorker(connection)
         self._triggers = TriggersAside(sorted(set(load_as.values())))
@@ -99,14 +100,18 @@ class RowApplier:
         self.tables: dict[tuple[str, str], TargetTable] = {}
         self._readers: dict[TableMap, tuple[Reader, ...]] = {}
         self.checksum = 0
-        self.rows = self.skipped_rows = 0
+        self.rows = 0
         self.committed = False
         self.skipped_statements = 0
-        self._insert, self._inserts = b"", []  # the multi-row INSERT being built
-        self._batch, self._deleting, self._batch_bytes = [], [], 0  # statements to send
+        self._batch = StatementBatch(self._worker, batch_limit)
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows a replayed DELETE did not find (the target had them not as the source)."""
+        return self._batch.skipped_rows
 
     # -- events ---------------------------------------------------------------------------
     def note(self, kind: int, data: bytes) -> None:
@@ -161,7 +166,7 @@ class RowApplier:
                 "options as drkit doctor advises and take a new full backup.")
 
     def _commit(self) -> None:
-        self._flush()
+        self._batch.flush()
         self._worker.submit(lambda cursor: cursor.connection.commit())
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
@@ -169,8 +174,7 @@ class RowApplier:
     def finish(self) -> None:
         """Waits for the statements sent; rolls back a transaction whose end the archive
         does not hold."""
-        self._insert, self._inserts = b"", []
-        self._batch, self._deleting, self._batch_bytes = [], [], 0
+        self._batch.discard()
         with _refused():
             self._worker.submit(_rollback)
             self.triggers_gone = self._worker.call(self._triggers.put_back)
@@ -211,67 +215,41 @@ class RowApplier:
             # event holds a few rows (about 8 KB), a round trip each would be the cost.
             stored = [i for i, c in enumerate(event.present) if target.stored[c]]
             names = ", ".join(quote_name(target.columns[event.present[i]]) for i in stored)
-            statement = f"INSERT INTO {target.name} ({names}) VALUES ".encode()
-            if statement != self._insert:
-                self._close_insert()
-                self._insert = statement
-            for image, _ in event.rows:
-                row = b"(" + b", ".join([image[i] for i in stored]) + b")"
-                self._inserts.append(row)
-                self._batch_bytes += len(row)
-            if self._batch_bytes >= self._batch_limit:
-                self._flush()
+            self._batch.multirow(f"INSERT INTO {target.name} ({names}) VALUES ".encode(), b"",
+                           [b"(" + b", ".join([image[i] for i in stored]) + b")"
+                            for image, _ in event.rows], counted=False)
+        elif event.kind == "delete" and target.key and \
+                all(c in event.present and target.stored[c] for c in target.key):
+            # By primary key: consecutive deletes from one table as one DELETE ... IN.
+            at = [event.present.index(c) for c in target.key]
+            names = ", ".join(quote_name(target.columns[c]) for c in target.key)
+            self._batch.multirow(f"DELETE FROM {target.name} WHERE ({names}) IN (".encode(), b")",
+                           [b"(" + b", ".join([image[i] for i in at]) + b")"
+                            for image, _ in event.rows], counted=True)
         else:
-            self._close_insert()
+            self._batch.close_multirow()
             for image, after in event.rows:
-                where = self._where(target, event.present, image)
-                if event.kind == "delete":
-                    self._add(f"DELETE FROM {target.name} WHERE ".encode() + where +
-                              b" LIMIT 1", deleting=True)
+                before = dict(zip(event.present, image, strict=True))
+                where = self._where(target, before)
+                if event.kind == "delete":  # no key: one row with every stored value
+                    self._batch.add(f"DELETE FROM {target.name} WHERE ".encode() + where +
+                              b" LIMIT 1", expected=1)
                     continue
                 assert after is not None
-                changes = b", ".join(quote_name(target.columns[c]).encode() + b" = " + value
-                                     for c, value in zip(event.after_present, after,
-                                                         strict=True) if target.stored[c])
-                self._add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
-                          where + b" LIMIT 1", deleting=False)
+                # What changed, and what the server would change by itself (ON UPDATE):
+                # given as it was on the source.
+                changes = b", ".join(
+                    quote_name(target.columns[c]).encode() + b" = " + value
+                    for c, value in zip(event.after_present, after, strict=True)
+                    if target.stored[c] and (before.get(c) != value or target.on_update[c]))
+                if changes:
+                    self._batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
+                              where + b" LIMIT 1", expected=0)
         self.rows += len(event.rows)
 
-    def _close_insert(self) -> None:
-        if self._inserts:
-            self._batch.append(self._insert + b", ".join(self._inserts))
-            self._deleting.append(False)
-        self._insert, self._inserts = b"", []
-
-    def _add(self, statement: bytes, deleting: bool) -> None:
-        self._batch.append(statement)
-        self._deleting.append(deleting)
-        self._batch_bytes += len(statement)
-        if self._batch_bytes >= self._batch_limit:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Sends the statements gathered, in one round trip; a DELETE that finds no row is
-        counted (``skipped_rows``)."""
-        self._close_insert()
-        if self._batch:
-            statements, deleting = self._batch, self._deleting
-
-            def run(cursor: Cursor) -> None:
-                cursor.execute(b";\n".join(statements))
-                for index, delete in enumerate(deleting):  # one result each, in order
-                    if index:
-                        cursor.nextset()
-                    self.skipped_rows += delete and cursor.rowcount == 0
-
-            self._worker.submit(run)
-        self._batch, self._deleting, self._batch_bytes = [], [], 0
-
-    def _where(self, target: TargetTable, present: tuple[int, ...],
-               image: tuple[bytes, ...]) -> bytes:
-        by_column = dict(zip(present, image, strict=True))
-        columns = [c for c in (target.key or present) if target.stored[c] and c in by_column]
-        return b" AND ".join(quote_name(target.columns[c]).encode() + b" <=> " + by_column[c]
+    def _where(self, target: TargetTable, before: dict[int, bytes]) -> bytes:
+        columns = [c for c in (target.key or before) if target.stored[c] and c in before]
+        return b" AND ".join(quote_name(target.columns[c]).encode() + b" <=> " + before[c]
                              for c in columns)
 
     def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
@@ -334,7 +312,7 @@ class RowApplier:
                 "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
-        self._flush()
+        self._batch.flush()
         use = self.load_as.get(database)
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()

@@ -18,6 +18,7 @@ class TargetTable:
     columns: tuple[str, ...]  # in the row image's order
     stored: tuple[bool, ...]  # False: generated, never written
     unsigned: tuple[bool, ...]
+    on_update: tuple[bool, ...]  # ON UPDATE CURRENT_TIMESTAMP: the server sets it itself
     key: tuple[int, ...]  # primary key columns; empty: none
 
 
@@ -41,4 +42,5 @@ def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable
         columns=tuple(r[0] for r in rows),
         stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
         unsigned=tuple("unsigned" in r[1].lower() for r in rows),
+        on_update=tuple("on update" in (r[2] or "").lower() for r in rows),
         key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"))
