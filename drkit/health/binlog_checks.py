@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
 # Settings under which the binlog holds changes drkit's replay cannot read as rows (it refuses
 # them when it meets them): the value each needs. MySQL 8's first two, MariaDB's last two.
-READABLE_SETTINGS = {"binlog_row_image": "FULL", "binlog_transaction_compression": "OFF",
-                     "binlog_row_value_options": "", "log_bin_compress": "OFF",
-                     "encrypt_binlog": "OFF"}
+# (MySQL 8's binlog_transaction_compression it reads.)
+READABLE_SETTINGS = {"binlog_row_image": "FULL", "binlog_row_value_options": "",
+                     "log_bin_compress": "OFF", "encrypt_binlog": "OFF"}
 
 
 def check_binlog_source(doctor: Doctor) -> list[Check]:
