@@ -461,6 +461,7 @@ def test_ddl_replays_under_the_sql_mode_it_was_written_in(sandbox, pitr):
                                "'pitr_ansi'") == [("other",)]
     finally:
         dbtools.as_root(sandbox, "target", "DROP TABLE IF EXISTS shop.pitr_ansi")
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_ansi")
 
 
 def test_triggers_do_not_fire_again_for_replayed_rows(sandbox, pitr):
@@ -477,23 +478,27 @@ def test_triggers_do_not_fire_again_for_replayed_rows(sandbox, pitr):
     dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_trg_ai AFTER INSERT ON pitr_trg "
                   "FOR EACH ROW INSERT INTO pitr_audit (what) VALUES (CONCAT('row ', NEW.id))",
                   "shop")
-    _base_then(sandbox, [
-        "INSERT INTO pitr_trg (v) VALUES (1), (2), (3)",
-        "CREATE TRIGGER pitr_trg_bu BEFORE UPDATE ON pitr_trg FOR EACH ROW "
-        "SET NEW.v = NEW.v + 100",
-        "UPDATE pitr_trg SET v = 7 WHERE id = 1",
-        "DROP TRIGGER pitr_trg_ai",
-        "INSERT INTO pitr_trg (v) VALUES (4)"])
-    result = run_cli("restore", "--until", "latest", "--as", "pit")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    for table in ("pitr_trg", "pitr_audit"):
-        assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY id") == \
-            dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY id")
-    assert dbtools.query(sandbox, "target", "SELECT v FROM pit.pitr_trg WHERE id = 1") == \
-        [(107,)]
-    assert dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_schema."
-                         "TRIGGERS WHERE TRIGGER_SCHEMA = 'pit' ORDER BY 1") == \
-        [("orders_round_amount",), ("pitr_trg_bu",)]  # the base's own is back too
+    try:
+        _base_then(sandbox, [
+            "INSERT INTO pitr_trg (v) VALUES (1), (2), (3)",
+            "CREATE TRIGGER pitr_trg_bu BEFORE UPDATE ON pitr_trg FOR EACH ROW "
+            "SET NEW.v = NEW.v + 100",
+            "UPDATE pitr_trg SET v = 7 WHERE id = 1",
+            "DROP TRIGGER pitr_trg_ai",
+            "INSERT INTO pitr_trg (v) VALUES (4)"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        for table in ("pitr_trg", "pitr_audit"):
+            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY id") == \
+                dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY id")
+        assert dbtools.query(sandbox, "target", "SELECT v FROM pit.pitr_trg WHERE id = 1") == \
+            [(107,)]
+        assert dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_schema."
+                             "TRIGGERS WHERE TRIGGER_SCHEMA = 'pit' ORDER BY 1") == \
+            [("orders_round_amount",), ("pitr_trg_bu",)]  # the base's own is back too
+    finally:  # the session's later backups hold no trigger of this test
+        for table in ("pitr_trg", "pitr_audit"):
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
 
 
 def test_rows_a_session_logged_as_statements_stop_the_replay(sandbox, pitr):
@@ -585,3 +590,4 @@ def test_a_row_larger_than_the_targets_packet_limit_is_named_as_such(sandbox, pi
         assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
     finally:
         dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {limit}")
+        dbtools.query(sandbox, "source", "DROP TABLE shop.pitr_big")  # 7 MB in later dumps
