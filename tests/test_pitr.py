@@ -591,3 +591,66 @@ def test_a_row_larger_than_the_targets_packet_limit_is_named_as_such(sandbox, pi
     finally:
         dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {limit}")
         dbtools.query(sandbox, "source", "DROP TABLE shop.pitr_big")  # 7 MB in later dumps
+
+
+def test_replayed_deletes_keep_the_order_a_tree_needs(sandbox, pitr):
+    """A table that refers to itself: its rows go in the source's order (a child before its
+    parent), not as one DELETE ... IN in key order; and BINARY(n) keys find their rows
+    though the row images leave out their trailing zero bytes."""
+    for table in ("pitr_tree", "pitr_bin"):
+        dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_tree (id INT PRIMARY KEY, "
+                  "parent INT, FOREIGN KEY (parent) REFERENCES pitr_tree (id))")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_bin (k BINARY(4) PRIMARY KEY, "
+                  "v INT)")
+    try:
+        _base_then(sandbox, [
+            "INSERT INTO pitr_tree VALUES (1, NULL), (2, 1), (3, 2)",
+            "DELETE FROM pitr_tree WHERE id IN (2, 3) ORDER BY id DESC",
+            "INSERT INTO pitr_bin VALUES (x'61620000', 1), (x'61630000', 1), (x'61636465', 1)",
+            "UPDATE pitr_bin SET v = 2",
+            "DELETE FROM pitr_bin WHERE k = x'61630000'"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit", "--json")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["replay"]["skipped_rows"] == 0
+        for table in ("pitr_tree", "pitr_bin"):
+            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY 1") \
+                == dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY 1")
+    finally:
+        for table in ("pitr_tree", "pitr_bin"):
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+
+
+def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
+    """A trigger the binlog creates and drops again is gone; one of a table the binlog drops
+    goes with it (a table made again under that name has none); a table with a trigger
+    renamed by the binlog stops the replay (48) rather than losing its trigger."""
+    for table in ("pitr_tg", "pitr_tg2"):
+        dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_tg (id INT PRIMARY KEY, v INT)")
+    dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_tg_bi BEFORE INSERT ON pitr_tg FOR "
+                  "EACH ROW SET NEW.v = 1", "shop")
+    try:
+        _base_then(sandbox, [
+            "CREATE TRIGGER pitr_tg_bu BEFORE UPDATE ON pitr_tg FOR EACH ROW SET NEW.v = 2",
+            "DROP TRIGGER pitr_tg_bu",
+            "DROP TABLE pitr_tg",
+            "CREATE TABLE pitr_tg (id INT PRIMARY KEY, v INT)",
+            "INSERT INTO pitr_tg VALUES (1, 5)"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert dbtools.query(sandbox, "target", "SELECT * FROM pit.pitr_tg") == [(1, 5)]
+        assert not dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_"
+                                 "schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'pit' AND "
+                                 "EVENT_OBJECT_TABLE = 'pitr_tg'")
+        dbtools.query(sandbox, "target", "DROP DATABASE pit")
+        dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_tg_bi BEFORE INSERT ON pitr_tg "
+                      "FOR EACH ROW SET NEW.v = 1", "shop")
+        _base_then(sandbox, ["RENAME TABLE pitr_tg TO pitr_tg2"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 48, result.stdout + result.stderr
+        assert "renamed table pit.pitr_tg, whose trigger pitr_tg_bi" in result.stderr
+        assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+    finally:
+        for table in ("pitr_tg", "pitr_tg2"):
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")

@@ -228,3 +228,11 @@ def test_a_compressed_transaction_yields_its_events_one_by_one():
     assert list(payload_events(plain)) == inner
     with pytest.raises(ValueError, match="ends inside an event"):
         list(payload_events(bytes([1, 1, len(raw) - 3]) + bytes([0]) + raw[:-3]))
+
+
+def test_binary_values_get_back_the_zero_bytes_the_image_leaves_out():
+    # Field_string::pack leaves out a BINARY(n) value's trailing 0x00 bytes; the target
+    # stores them, so a WHERE on the value must have them.
+    table = rv.TableMap("db", "t", (rv.STRING,), (rv.STRING << 8 | 4,))
+    (reader,) = rv.column_readers(table, (False,), (4,))
+    assert reader(b"\x02ab", 0) == (b"_binary'ab\x00\x00'", 3)

@@ -27,11 +27,16 @@ UNAPPLIABLE = {
     164: "encrypted events (encrypt_binlog=ON)",
     **dict.fromkeys(range(165, 172), "compressed events (log_bin_compress=ON)"),
 }
-# The source's sql_mode bits that change how a statement parses, whose values MySQL and
-# MariaDB share (sql_mode's bits up to 31): replayed DDL runs under them as on the source.
-_PARSING_MODES = {0x1: "REAL_AS_FLOAT", 0x2: "PIPES_AS_CONCAT", 0x4: "ANSI_QUOTES",
-                  0x8: "IGNORE_SPACE", 0x100000: "NO_BACKSLASH_ESCAPES",
-                  0x20000000: "HIGH_NOT_PRECEDENCE"}
+# The source's sql_mode, by bit (MySQL's and MariaDB's share these values): replayed DDL runs
+# under it, as on the source, so routines and triggers keep it. Names either server lacks
+# (MySQL 8 dropped NO_AUTO_CREATE_USER and the old compatibility modes) are left out.
+_SQL_MODES = dict(enumerate(
+    ("REAL_AS_FLOAT", "PIPES_AS_CONCAT", "ANSI_QUOTES", "IGNORE_SPACE", None,
+     "ONLY_FULL_GROUP_BY", "NO_UNSIGNED_SUBTRACTION", "NO_DIR_IN_CREATE", None, None, None,
+     None, None, None, None, None, None, None, None, "NO_AUTO_VALUE_ON_ZERO",
+     "NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "NO_ZERO_IN_DATE",
+     "NO_ZERO_DATE", "ALLOW_INVALID_DATES", "ERROR_FOR_DIVISION_BY_ZERO", None, None,
+     "HIGH_NOT_PRECEDENCE", "NO_ENGINE_SUBSTITUTION", "PAD_CHAR_TO_FULL_LENGTH")))
 _Q_FLAGS2, _Q_SQL_MODE = 0, 1  # a QUERY event's first status variables, in this order
 # Accounts and server definitions (CREATE SERVER holds a password) are the server's.
 ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRANT|REVOKE|"
@@ -39,22 +44,27 @@ ACCOUNTS = re.compile(rb"^\s*(?:(?:CREATE|ALTER|DROP|RENAME)\s+(?:USER|ROLE)|GRA
                        rb"SET\s+(?:PASSWORD|DEFAULT\s+ROLE)|FLUSH)\b", re.IGNORECASE)
 # Changes of rows a session logged as statements (binlog_format STATEMENT or MIXED for it).
 STATEMENT_DML = re.compile(rb"^\s*(?:/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA|"
-                           rb"LOAD\s+XML)\b", re.IGNORECASE | re.DOTALL)
+                           rb"LOAD\s+XML|WITH)\b", re.IGNORECASE | re.DOTALL)
+# ... but emptying a whole table is the same as text: the server logs it so for a MEMORY table
+# (emptied by its restart) even in ROW format.
+WHOLE_TABLE_DELETE = re.compile(
+    rb"^\s*DELETE\s+FROM\s+(?:(?:`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?(?:`(?:[^`]|``)+`|[\w$]+)\s*$",
+    re.IGNORECASE)
 DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
 
-def parse_query(body: bytes) -> tuple[str, bytes, list[str]]:
-    """A QUERY event's database, statement and the source's sql_mode parsing flags, from
-    its bytes after the common header."""
+def parse_query(body: bytes) -> tuple[str, bytes, list[str] | None]:
+    """A QUERY event's database, statement and the source's sql_mode (None: not logged),
+    from its bytes after the common header."""
     database_length = body[8]
     variables = int.from_bytes(body[11:13], "little")
     start = 13 + variables
     database = body[start:start + database_length].decode()
-    status, mode = body[13:start], 0
+    status, modes = body[13:start], None
     offset = 5 if status[:1] == bytes([_Q_FLAGS2]) else 0
     if status[offset:offset + 1] == bytes([_Q_SQL_MODE]):
         mode = int.from_bytes(status[offset + 1:offset + 9], "little")
-    modes = [name for bit, name in _PARSING_MODES.items() if mode & bit]
+        modes = [name for bit, name in _SQL_MODES.items() if name and mode >> bit & 1]
     return database, body[start + database_length + 1:], modes
 
 

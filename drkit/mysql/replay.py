@@ -33,6 +33,7 @@ from drkit.mysql.events import (
     QUERY,
     STATEMENT_DML,
     UNAPPLIABLE,
+    WHOLE_TABLE_DELETE,
     XID,
     parse_query,
     payload_events,
@@ -74,8 +75,9 @@ class RowApplier:
     the target's) through one connection, worked on a thread of its own."""
 
     def __init__(self, server: Server, load_as: dict[str, str]) -> None:
-        # Several statements a round trip: an UPDATE or DELETE is one row each.
-        connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS)
+        # Several statements a round trip (an UPDATE is one row each); an UPDATE's count is
+        # of the rows it found, not only those it changed.
+        connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS)
         connection.autocommit(False)
         with connection.cursor() as cursor:
             # Row images hold TIMESTAMPs in UTC. Foreign keys stay on, as on a replica: ON
@@ -88,7 +90,6 @@ class RowApplier:
         self._server, self._thread_id = server, connection.thread_id()
         self._worker = ConnectionWorker(connection)
         self._triggers = TriggersAside(sorted(set(load_as.values())))
-        self.triggers_gone: list[str] = []  # set aside, their table dropped by the binlog
         try:
             with _refused():
                 self._worker.call(self._triggers.set_aside)
@@ -110,7 +111,8 @@ class RowApplier:
 
     @property
     def skipped_rows(self) -> int:
-        """Rows a replayed DELETE did not find (the target had them not as the source)."""
+        """Rows a replayed UPDATE or DELETE did not find (the target had them not as the
+        source had them)."""
         return self._batch.skipped_rows
 
     # -- events ---------------------------------------------------------------------------
@@ -177,7 +179,7 @@ class RowApplier:
         self._batch.discard()
         with _refused():
             self._worker.submit(_rollback)
-            self.triggers_gone = self._worker.call(self._triggers.put_back)
+            self._worker.call(self._triggers.put_back)
 
     def close(self) -> None:
         self._worker.close(interrupt=self._kill_statement)
@@ -218,9 +220,10 @@ class RowApplier:
             self._batch.multirow(f"INSERT INTO {target.name} ({names}) VALUES ".encode(), b"",
                            [b"(" + b", ".join([image[i] for i in stored]) + b")"
                             for image, _ in event.rows], counted=False)
-        elif event.kind == "delete" and target.key and \
+        elif event.kind == "delete" and target.key and not target.self_referencing and \
                 all(c in event.present and target.stored[c] for c in target.key):
-            # By primary key: consecutive deletes from one table as one DELETE ... IN.
+            # By primary key: consecutive deletes from one table as one DELETE ... IN (in
+            # the key's order: not where the table refers to itself, as a tree does).
             at = [event.present.index(c) for c in target.key]
             names = ", ".join(quote_name(target.columns[c]) for c in target.key)
             self._batch.multirow(f"DELETE FROM {target.name} WHERE ({names}) IN (".encode(), b")",
@@ -244,7 +247,7 @@ class RowApplier:
                     if target.stored[c] and (before.get(c) != value or target.on_update[c]))
                 if changes:
                     self._batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
-                              where + b" LIMIT 1", expected=0)
+                                    where + b" LIMIT 1", expected=1)
         self.rows += len(event.rows)
 
     def _where(self, target: TargetTable, before: dict[int, bytes]) -> bytes:
@@ -254,7 +257,7 @@ class RowApplier:
 
     def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
         if mapped not in self._readers:
-            self._readers[mapped] = column_readers(mapped, target.unsigned)
+            self._readers[mapped] = column_readers(mapped, target.unsigned, target.binary)
         return self._readers[mapped]
 
     def _target(self, mapped: TableMap) -> TargetTable:
@@ -285,8 +288,8 @@ class RowApplier:
         qualifiers: set[str] = set()
         renames = {db: new for db, new in self.load_as.items() if new != db}
         renamed = rename_qualified(text, renames, qualifiers,
-                                   ansi_quotes="ANSI_QUOTES" in modes,
-                                   backslash_escapes="NO_BACKSLASH_ESCAPES" not in modes)
+                                   ansi_quotes="ANSI_QUOTES" in (modes or ()),
+                                   backslash_escapes="NO_BACKSLASH_ESCAPES" not in (modes or ()))
         if database not in self.load_as and not qualifiers & set(self.load_as):
             return  # another database's statement
         kind = statement_kind(text)  # never the text itself: it may hold a password
@@ -297,7 +300,7 @@ class RowApplier:
                 f"A {kind} statement of the binlog for {database or 'no database'} also names "
                 f"database {others[0]}, which this restore does not cover; nothing of it was "
                 "applied.", "Restore to a time before it.")
-        if dml := STATEMENT_DML.match(text):
+        if (dml := STATEMENT_DML.match(text)) and not WHOLE_TABLE_DELETE.match(text):
             raise BinlogArchiveError(
                 f"The binlog holds a change of {database or ', '.join(sorted(qualifiers))} "
                 "logged as a "
@@ -316,17 +319,18 @@ class RowApplier:
         use = self.load_as.get(database)
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()
-        if self._triggers.dropped(renamed, use):
-            return  # set aside already: the target has no such trigger to drop
 
         def run(cursor: Cursor) -> None:
-            cursor.execute(f"SET sql_mode = '{','.join([_SQL_MODE, *modes])}'")
+            # Here, in order with the DDL before it: the trigger may have been made by one.
+            if self._triggers.dropped(renamed, use):
+                return  # set aside already: the target has no such trigger to drop
+            cursor.execute(f"SET sql_mode = '{_SQL_MODE if modes is None else ','.join(modes)}'")
             if use:
                 cursor.execute(f"USE {quote_name(use)}")
             # As the source wrote it, qualifiers renamed; a DEFINER would need SUPER.
             cursor.execute(without_definer(renamed))
             cursor.connection.commit()
-            self._triggers.set_aside(cursor)  # one it created
+            self._triggers.after_ddl(cursor, renamed)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
 
         self._worker.submit(run)
@@ -339,7 +343,7 @@ class RowApplier:
             self._known = self._worker.call(names)
         return self._known
 
-    def _query(self, data: bytes) -> tuple[str, bytes, list[str]]:
+    def _query(self, data: bytes) -> tuple[str, bytes, list[str] | None]:
         return parse_query(self._body(data))
 
     def _body(self, data: bytes) -> bytes:

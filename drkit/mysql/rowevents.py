@@ -154,13 +154,18 @@ def _image(body: bytes, offset: int, readers: list[Reader]) -> tuple[tuple[bytes
     return tuple(values), offset
 
 
-def column_readers(table: TableMap, unsigned: tuple[bool, ...]) -> tuple[Reader, ...]:
+def column_readers(table: TableMap, unsigned: tuple[bool, ...],
+                   binary: tuple[int, ...] | None = None) -> tuple[Reader, ...]:
     """One reader per column of ``table``; ``unsigned`` says which integer columns are
-    (the binlog's MariaDB tables do not, the target does). Raises UnsupportedColumn."""
+    (the binlog's MariaDB tables do not, the target does), ``binary`` the length of each
+    BINARY(n) column (0: another type). Raises UnsupportedColumn."""
     readers = []
-    for kind, meta, is_unsigned in zip(table.types, table.meta, unsigned, strict=True):
+    for kind, meta, is_unsigned, length in zip(table.types, table.meta, unsigned,
+                                               binary or (0,) * len(table.types), strict=True):
         if kind == STRING and meta >> 8 in (ENUM, SET):  # stored as their number
             readers.append(_number(meta & 0xFF, "little", False))
+        elif kind == STRING and length:  # the image leaves out its trailing zero bytes
+            readers.append(_string(1 if length < 256 else 2, pad_to=length))
         elif kind in _READERS:
             readers.append(_READERS[kind](meta, is_unsigned))
         else:
@@ -195,11 +200,12 @@ def _float(fmt: str) -> Reader:
     return read
 
 
-def _string(prefix: int) -> Reader:
+def _string(prefix: int, pad_to: int = 0) -> Reader:
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         start = offset + prefix
         end = start + int.from_bytes(data[offset:start], "little")
-        return b"_binary'" + data[start:end].replace(b"'", b"''") + b"'", end
+        value = data[start:end].ljust(pad_to, b"\0") if pad_to else data[start:end]
+        return b"_binary'" + value.replace(b"'", b"''") + b"'", end
     return read
 
 

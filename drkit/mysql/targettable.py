@@ -3,6 +3,7 @@ them are stored and unsigned, and its primary key."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pymysql.cursors import Cursor
@@ -10,6 +11,8 @@ from pymysql.cursors import Cursor
 from drkit.errors import BinlogArchiveError
 from drkit.mysql.qualifiers import quote_name
 from drkit.mysql.rowevents import TableMap
+
+_BINARY = re.compile(r"^binary\((\d+)\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,9 @@ class TargetTable:
     stored: tuple[bool, ...]  # False: generated, never written
     unsigned: tuple[bool, ...]
     on_update: tuple[bool, ...]  # ON UPDATE CURRENT_TIMESTAMP: the server sets it itself
+    binary: tuple[int, ...]  # BINARY(n)'s n, else 0
     key: tuple[int, ...]  # primary key columns; empty: none
+    self_referencing: bool  # a foreign key to itself: its rows' order of deletion matters
 
 
 def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable:
@@ -37,10 +42,17 @@ def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable
             f"Table {database}.{mapped.table} has {len(rows)} columns on the target where "
             f"the binlog's rows have {len(mapped.types)}; nothing of this transaction was "
             "applied.", "Restore to a time before its change.")
+    cursor.execute(
+        "SELECT 1 FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND "
+        "TABLE_NAME = %s AND REFERENCED_TABLE_SCHEMA = TABLE_SCHEMA AND "
+        "REFERENCED_TABLE_NAME = TABLE_NAME LIMIT 1", (database, rows[0][4]))
+    self_referencing = bool(cursor.fetchall())
     return TargetTable(
         name=f"{quote_name(database)}.{quote_name(rows[0][4])}",
         columns=tuple(r[0] for r in rows),
         stored=tuple("GENERATED" not in (r[2] or "").upper() for r in rows),
         unsigned=tuple("unsigned" in r[1].lower() for r in rows),
         on_update=tuple("on update" in (r[2] or "").lower() for r in rows),
-        key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"))
+        binary=tuple(int(m.group(1)) if (m := _BINARY.match(r[1])) else 0 for r in rows),
+        key=tuple(i for i, r in enumerate(rows) if r[3] == "PRI"),
+        self_referencing=self_referencing)

@@ -4,8 +4,9 @@ the target would do it twice. A replica never fires triggers for row events eith
 
 They are saved as ``SHOW CREATE TRIGGER`` gives them, in their order per table and event,
 and dropped. DDL replayed later may create one: it is set aside in turn. A ``DROP TRIGGER``
-in the binlog forgets the saved one. Putting them back uses each trigger's own sql_mode; one
-whose table is gone by then went with it, as on the source.
+in the binlog forgets the saved one, a ``DROP TABLE`` those of its table (as the server does);
+a rename of a table with saved triggers is refused (their text names the old table). Putting
+them back uses each trigger's own sql_mode.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import pymysql
 from pymysql.cursors import Cursor
 
+from drkit.errors import BinlogArchiveError
 from drkit.mysql.qualifiers import quote_name
 from drkit.stream.statement import without_definer
 
+_DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECASE)
 _DROP_TRIGGER = re.compile(
     rb"^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(?:(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?"
     rb"(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
@@ -62,20 +66,43 @@ class TriggersAside:
         key = ((schema or "").lower(), _name(match.group(2)).lower())
         return self.saved.pop(key, None) is not None
 
-    def put_back(self, cursor: Cursor) -> list[str]:
-        """Creates the saved triggers again; returns those whose table is gone."""
-        gone = []
+    def after_ddl(self, cursor: Cursor, sql: bytes) -> None:
+        """After a replayed DDL statement: sets aside a trigger it created; forgets those
+        of a table it dropped (their server drops them with it); refuses to go on when it
+        renamed such a table away (their text names the old table)."""
+        self.set_aside(cursor)
+        gone = [key for key, trigger in self.saved.items() if not _exists(cursor, trigger)]
+        if gone and not _DROP_TABLE.match(sql):
+            trigger = self.saved[gone[0]]
+            raise BinlogArchiveError(
+                f"A statement of the binlog renamed table {trigger.database}.{trigger.table}, "
+                f"whose trigger {trigger.name} drkit set aside for the replay and could not "
+                "put back on the new name; nothing after it was applied.",
+                "Restore to a time before the rename.")
+        for key in gone:
+            del self.saved[key]
+
+    def put_back(self, cursor: Cursor) -> None:
+        """Creates the saved triggers again, each under its own sql_mode."""
         for trigger in self.saved.values():
-            cursor.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                           "AND TABLE_NAME = %s", (trigger.database, trigger.table))
-            if not cursor.fetchall():
-                gone.append(f"{trigger.database}.{trigger.name}")
-                continue
             cursor.execute("SET sql_mode = %s", (trigger.sql_mode,))
             cursor.execute(f"USE {quote_name(trigger.database)}")
-            cursor.execute(trigger.statement)
+            try:
+                cursor.execute(trigger.statement)
+            except pymysql.err.MySQLError as exc:
+                raise BinlogArchiveError(
+                    f"Trigger {trigger.database}.{trigger.name}, set aside for the replay, "
+                    f"could not be created again after it ({exc.args[0]}: "
+                    f"{str(exc.args[-1])[:120]}), as it stood on the source.",
+                    "Restore to a time before the change that broke it, or fix the trigger "
+                    "on the source.") from None
         self.saved.clear()
-        return gone
+
+
+def _exists(cursor: Cursor, trigger: SavedTrigger) -> bool:
+    cursor.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                   "TABLE_NAME = %s", (trigger.database, trigger.table))
+    return bool(cursor.fetchall())
 
 
 def _name(written: bytes) -> str:

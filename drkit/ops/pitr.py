@@ -54,6 +54,12 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
     def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
         try:
             replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
+            if replayed["skipped_rows"]:
+                raise ProofFailedError(
+                    f"{replayed['skipped_rows']} rows the binlog updates or deletes were not "
+                    "on the target as on the source: the copy is not the source's state at "
+                    "that time.", "Report it with the restore's log; restore to an earlier "
+                    "time, or restore the full backup alone.")
             if settings.binlog.heartbeat:
                 _check_heartbeat(replayed, moment, settings.binlog.beat_interval)
         except BaseException as error:
@@ -176,8 +182,6 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
               "heartbeat": applier.heartbeat,
               "transactions": transactions, "events": events, "rows": applier.rows,
               "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
-              # Triggers are set aside during the replay; these went with their tables.
-              "triggers_dropped_with_their_tables": applier.triggers_gone,
               "events_per_second": round(events / max(seconds, 1e-6))}
     log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
               f"up to {result['reached']} in {seconds:.1f} s", **result)
