@@ -301,12 +301,12 @@ class RowApplier:
                 f"database {others[0]}, which this restore does not cover; nothing of it was "
                 "applied.", "Restore to a time before it.")
         if (dml := STATEMENT_DML.match(text)) and not WHOLE_TABLE_DELETE.match(text):
+            subject = database or ", ".join(sorted(qualifiers))
             raise BinlogArchiveError(
-                f"The binlog holds a change of {database or ', '.join(sorted(qualifiers))} "
-                "logged as a "
-                f"statement ({dml.group(1).decode().upper()}), not as rows (binlog_format "
-                "was not ROW for its session); replayed as text it would not give the "
-                "source's rows. Nothing of it was applied.",
+                f"The binlog holds a change of {subject} logged as a statement "
+                f"({dml.group(1).decode().upper()}), not as rows (binlog_format was not ROW "
+                "for its session); replayed as text it would not give the source's rows. "
+                "Nothing of it was applied.",
                 "Restore to a time before it; set binlog_format ROW for every session (RDS: "
                 "in the DB parameter group) and take a new full backup.")
         if renames and DATABASE_DDL.match(text):
