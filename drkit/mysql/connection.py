@@ -128,6 +128,16 @@ def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.Co
         raise connection_error(server, exc, database) from None
 
 
+def kill_query(server: Server, connection_id: int) -> None:
+    """Stops the statement connection ``connection_id`` runs, from a connection of its own
+    (a user may stop its own); best effort: a server that cannot be reached has nothing to
+    stop for us."""
+    with contextlib.suppress(DrkitError, pymysql.err.Error):
+        killer = connect(server)
+        with contextlib.closing(killer), killer.cursor() as cursor:
+            cursor.execute(f"KILL QUERY {int(connection_id)}")
+
+
 def _logs_in_with_tls(server: Server) -> bool:
     try:
         connect(replace(server, tls="required")).close()

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import zstandard
 
+from drkit.mysql.rowevents import packed_int
+
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
 GTID_EVENTS = {33, 162}  # MySQL's and MariaDB's: each begins a transaction
 # Events that change no data: rotation, heartbeats, GTIDs and their lists, the text of a row
@@ -87,11 +89,11 @@ def payload_events(body: bytes) -> Iterator[bytes]:
     the events inside carry no checksum of their own."""
     offset, size, compression = 0, None, _UNCOMPRESSED
     while True:
-        field, offset = _packed(body, offset)
+        field, offset = packed_int(body, offset)
         if field == _PAYLOAD_END:
             break
-        _, offset = _packed(body, offset)  # the value's length: the value is packed too
-        value, offset = _packed(body, offset)
+        _, offset = packed_int(body, offset)  # the value's length: the value is packed too
+        value, offset = packed_int(body, offset)
         if field == _PAYLOAD_SIZE:
             size = value
         elif field == _PAYLOAD_COMPRESSION:
@@ -116,12 +118,3 @@ def _read_exactly(stream: io.RawIOBase | io.BytesIO, size: int) -> bytes:
     if data and len(data) < size:
         raise ValueError("a compressed transaction ends inside an event")
     return data
-
-
-def _packed(data: bytes, offset: int) -> tuple[int, int]:
-    """MySQL's packed integer (net_field_length_ll)."""
-    first = data[offset]
-    if first < 251:
-        return first, offset + 1
-    size = {252: 2, 253: 3, 254: 8}[first]
-    return int.from_bytes(data[offset + 1:offset + 1 + size], "little"), offset + 1 + size

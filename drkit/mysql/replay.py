@@ -20,10 +20,10 @@ import zstandard
 from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
-from drkit.errors import BinlogArchiveError, DrkitError
+from drkit.errors import BinlogArchiveError
 from drkit.mysql.batch import StatementBatch
 from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
-from drkit.mysql.connection import Server, connect
+from drkit.mysql.connection import Server, connect, kill_query
 from drkit.mysql.events import (
     ACCOUNTS,
     DATABASE_DDL,
@@ -185,11 +185,7 @@ class RowApplier:
         self._worker.close(interrupt=self._kill_statement)
 
     def _kill_statement(self) -> None:
-        """Stops the statement the worker runs, from a connection of its own."""
-        with contextlib.suppress(DrkitError, pymysql.err.Error):
-            killer = connect(self._server)
-            with contextlib.closing(killer), killer.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(self._thread_id)}")
+        kill_query(self._server, self._thread_id)
 
     # -- rows -----------------------------------------------------------------------------
     def _rows(self, kind: int, data: bytes) -> None:

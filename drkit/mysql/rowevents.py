@@ -69,7 +69,8 @@ class RowsEvent:
     rows: list[tuple[tuple[bytes, ...], tuple[bytes, ...] | None]]  # (image, after image)
 
 
-def _packed_int(data: bytes, offset: int) -> tuple[int, int]:
+def packed_int(data: bytes, offset: int) -> tuple[int, int]:
+    """MySQL's packed integer (net_field_length_ll) at ``offset``; and the offset after it."""
     first = data[offset]
     if first < 251:
         return first, offset + 1
@@ -87,10 +88,10 @@ def table_map(body: bytes) -> tuple[int, TableMap]:
     length = body[offset]
     table = body[offset + 1:offset + 1 + length].decode()
     offset += length + 2
-    count, offset = _packed_int(body, offset)
+    count, offset = packed_int(body, offset)
     types = tuple(body[offset:offset + count])
     offset += count
-    _, offset = _packed_int(body, offset)
+    _, offset = packed_int(body, offset)
     meta = []
     for kind in types:
         size = _META_BYTES.get(kind, 0)
@@ -109,7 +110,7 @@ def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...]) -> RowsEvent
     offset = 8
     if kind in ROWS_V2:
         offset += struct.unpack("<H", body[offset:offset + 2])[0]
-    count, offset = _packed_int(body, offset)
+    count, offset = packed_int(body, offset)
     width = (count + 7) // 8
     present = _bits(body[offset:offset + width], count)
     offset += width

@@ -29,8 +29,7 @@ from typing import Any
 import pymysql
 
 from drkit.config import Settings
-from drkit.errors import DrkitError
-from drkit.mysql.connection import Server, connect
+from drkit.mysql.connection import Server, connect, kill_query
 from drkit.mysql.inventory import binlog_position
 
 # What mysqldump writes for the first database, after its transaction started (the comment
@@ -147,10 +146,7 @@ class TableLockCoordinates:
             self.refusal = (f"the dumped tables were not locked with the dump's transaction "
                             f"started within {self.seconds:g} s")
             if self._locking:  # stop the LOCK TABLES under way; lock() then unlocks
-                with contextlib.suppress(DrkitError, pymysql.err.Error):
-                    killer = connect(self.server)
-                    with contextlib.closing(killer), killer.cursor() as cursor:
-                        cursor.execute(f"KILL QUERY {int(own)}")
+                kill_query(self.server, own)
                 return
         self.release()
 
