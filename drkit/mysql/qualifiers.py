@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from drkit.stream.statement import quote
+
 
 def rename_qualified(sql: bytes, renames: dict[str, str], seen: set[str] | None = None, *,
                      ansi_quotes: bool = False, backslash_escapes: bool = True) -> bytes:
@@ -64,4 +66,5 @@ _DOT = re.compile(rb"\s*\.")
 
 
 def quote_name(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
+    """An identifier quoted for SQL text."""
+    return quote(identifier).decode("utf-8", "surrogateescape")

@@ -43,9 +43,10 @@ from drkit.errors import DrkitError, SwapFailedError
 from drkit.interrupts import deferred_signals
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import Server, connect
+from drkit.mysql.qualifiers import quote_name as _q
 from drkit.stream.lexer import SqlLexer
 from drkit.stream.rewrite import Rewriter
-from drkit.stream.statement import Statement, quote, unquote
+from drkit.stream.statement import Statement, unquote
 
 # mysqldump's drops before it creates an object (never DROP TABLE: that is for tables).
 _DROP_OBJECT = re.compile(rb"^(?:/\*!\d+ )?DROP (VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT) "
@@ -363,7 +364,3 @@ def drop_scratch(server: Server, databases: list[str]) -> bool:
     except (pymysql.err.MySQLError, DrkitError):
         return False
     return True
-
-
-def _q(name: str) -> str:
-    return quote(name).decode("utf-8", "surrogateescape")

@@ -19,7 +19,7 @@ from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError
 from drkit.mysql.qualifiers import quote_name
-from drkit.stream.statement import without_definer
+from drkit.stream.statement import unquote, without_definer
 
 _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECASE)
 _DROP_TRIGGER = re.compile(
@@ -106,6 +106,4 @@ def _exists(cursor: Cursor, trigger: SavedTrigger) -> bool:
 
 
 def _name(written: bytes) -> str:
-    if written.startswith(b"`"):
-        return written[1:-1].replace(b"``", b"`").decode()
-    return written.decode()
+    return unquote(written[1:-1] if written.startswith(b"`") else written)
