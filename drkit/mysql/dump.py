@@ -83,8 +83,6 @@ def snapshot_coordinates(snapshot: dict[str, Any] | None, before: dict[str, Any]
     if snapshot:
         return {"binlog_snapshot": snapshot, "binlog_exact": True,
                 "binlog_method": "snapshot coordinates (binlog_snapshot_file/position)"}
-    if locked:
-        locked.release()  # its capture ends before its result is read
     if locked and locked.coordinates:
         return {"binlog_snapshot": locked.coordinates, "binlog_exact": True,
                 "binlog_method": locked.method}

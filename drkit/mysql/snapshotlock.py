@@ -115,6 +115,7 @@ class TableLockCoordinates:
                     self._capture()
                 tail = chunk[-32:]
             yield chunk
+        self.release()  # the dump's output ended: no lock outlives it, whatever it showed
 
     def release(self) -> None:
         """Unlocks; ``coordinates``, ``method`` and ``refusal`` are final once this returns."""
