@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
 # Settings under which the binlog holds changes drkit's replay cannot read as rows (it refuses
-# them when it meets them): the value each needs. MySQL 8's first two, MariaDB's last two.
-# (MySQL 8's binlog_transaction_compression it reads.)
+# them when it meets them): the value each needs. Both servers' row image, MySQL 8's partial
+# JSON, MariaDB's compression and encryption (MySQL 8's transaction compression it reads).
 READABLE_SETTINGS = {"binlog_row_image": "FULL", "binlog_row_value_options": "",
                      "log_bin_compress": "OFF", "encrypt_binlog": "OFF"}
 
