@@ -654,3 +654,76 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
     finally:
         for table in ("pitr_tg", "pitr_tg2"):
             dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+
+
+def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
+    """The replay commits several source transactions at once. One whose end the archive
+    does not hold (cut at the archive's end, or cut short and followed by others) is undone
+    alone, also what of it was already sent: the whole ones before and after it stay."""
+    from drkit.config import load_settings
+    from drkit.mysql.events import GTID_EVENTS, QUERY, XID
+    from drkit.mysql.replay import RowApplier
+    from drkit.mysql.rowevents import DELETE_ROWS, TABLE_MAP, UPDATE_ROWS, WRITE_ROWS
+    from drkit.ops.binlog_archive import Archive
+    from drkit.ops.pitr import BackupStore, archived_events
+
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_parts")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_parts (id INT PRIMARY KEY, v INT, "
+                  "pad VARCHAR(1000))")
+    try:
+        base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+        assert run_cli("verify", base).exit_code == 0
+        connection = dbtools.connect(sandbox, "source", "shop")
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO pitr_parts VALUES (1, 1, '')")  # whole
+            cursor.execute("BEGIN")  # cut after its first rows event
+            cursor.execute("INSERT INTO pitr_parts VALUES (2, 2, '')")
+            cursor.execute("UPDATE pitr_parts SET v = 10 WHERE id = 1")
+            cursor.execute("COMMIT")
+            cursor.execute("INSERT INTO pitr_parts VALUES (4, 4, '')")  # whole, after it
+            cursor.execute("BEGIN")  # cut before its end; over 2 MiB: partly sent already
+            cursor.execute("INSERT INTO pitr_parts SELECT seq + 100, seq, REPEAT('x', 1000) "
+                           "FROM seq_1_to_3000")
+            cursor.execute("UPDATE pitr_parts SET v = 40 WHERE id = 4")
+            cursor.execute("COMMIT")
+        connection.close()
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        assert run_cli("restore", base, "--as", "pit").exit_code == 0
+
+        settings = load_settings()
+        archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+        snapshot = _consistency(base)["binlog_snapshot"]
+        before, transactions = [], []
+        for archived in archive.files():
+            if archived.file < snapshot["file"]:
+                continue
+            for position, kind, _, data in archived_events(archive, archived):
+                if archived.file == snapshot["file"] and position < snapshot["position"]:
+                    before.append((kind, data))
+                elif kind in GTID_EVENTS:
+                    transactions.append([(kind, data)])
+                elif transactions:
+                    transactions[-1].append((kind, data))
+        ours = [t for t in transactions
+                if any(k == TABLE_MAP and b"pitr_parts" in d for k, d in t)]
+        assert len(ours) == 4
+        rows = WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS
+        first_rows = next(i for i, (kind, _) in enumerate(ours[1]) if kind in rows)
+        assert ours[3][-1][0] == XID
+        events = [*ours[0], *ours[1][:first_rows + 1], *ours[2], *ours[3][:-1]]
+
+        applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
+        try:
+            for kind, data in before:
+                applier.note(kind, data)
+            for kind, data in events:
+                if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+                    applier.begin()
+                applier.apply(kind, data)
+            applier.finish()
+        finally:
+            applier.close()
+        assert dbtools.query(sandbox, "target", "SELECT id, v FROM pit.pitr_parts ORDER BY id") \
+            == [(1, 1), (4, 4)]
+    finally:
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_parts")

@@ -17,6 +17,7 @@ class StatementBatch:
     def __init__(self, worker: ConnectionWorker, limit: int) -> None:
         self._worker, self._limit = worker, limit
         self.skipped_rows = 0
+        self.gathered = 0  # bytes of statements gathered since the start, sent or not
         self.discard()
 
     def multirow(self, head: bytes, tail: bytes, rows: list[bytes], counted: bool) -> None:
@@ -27,7 +28,9 @@ class StatementBatch:
             self.close_multirow()
             self._head, self._tail, self._counted = head, tail, counted
         self._rows.extend(rows)
-        self._bytes += sum(len(row) for row in rows)
+        added = sum(len(row) for row in rows)
+        self._bytes += added
+        self.gathered += added
         if self._bytes >= self._limit:
             self.flush()
 
@@ -38,10 +41,13 @@ class StatementBatch:
         self._head, self._tail, self._rows, self._counted = b"", b"", [], False
 
     def add(self, statement: bytes, expected: int) -> None:
-        """One statement; ``expected``: the rows it must find (0: not counted)."""
+        """One statement, after those gathered; ``expected``: the rows it must find (0: not
+        counted)."""
+        self.close_multirow()
         self._statements.append(statement)
         self._expected.append(expected)
         self._bytes += len(statement)
+        self.gathered += len(statement)
         if self._bytes >= self._limit:
             self.flush()
 

@@ -164,8 +164,8 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
         for archived in files[names.index(snapshot["file"]):]:
             first = archived.file == snapshot["file"]
             # Closed as soon as it is left, also by an error: its read-ahead stops with it.
-            with contextlib.closing(_events(archive, archived)) as archived_events:
-                for position, kind, timestamp, data in archived_events:
+            with contextlib.closing(archived_events(archive, archived)) as events_of_file:
+                for position, kind, timestamp, data in events_of_file:
                     if first and position < snapshot["position"]:
                         applier.note(kind, data)  # the format and table maps, nothing applied
                     elif not replay(kind, timestamp, data):
@@ -205,7 +205,8 @@ def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -
     replayed["reached"] = reached.isoformat()
 
 
-def _events(archive: Archive, archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
+def archived_events(archive: Archive,
+                    archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
     """(position, type, timestamp, bytes) of each event of an archived file. Each committed
     range is checked against its sha256 before any event in it is used, and a blob shorter
     than its record is refused; bytes past the record (never committed by drkit) are not read
