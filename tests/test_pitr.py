@@ -727,3 +727,33 @@ def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
             == [(1, 1), (4, 4)]
     finally:
         dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_parts")
+
+
+def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbox, pitr):
+    """CREATE TRIGGER ... FOLLOWS/PRECEDES names a trigger the replay has set aside: the new
+    one is made without the clause and put back in the place it names, so that the copy's
+    triggers fire in the source's order."""
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_tgo")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_tgo (id INT PRIMARY KEY, v INT)")
+    dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_tgo_mid BEFORE INSERT ON pitr_tgo "
+                  "FOR EACH ROW SET NEW.v = NEW.v + 1", "shop")
+    order = ("SELECT TRIGGER_NAME, ACTION_ORDER FROM information_schema.TRIGGERS WHERE "
+             "TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE = 'pitr_tgo' ORDER BY ACTION_ORDER")
+    try:
+        _base_then(sandbox, [
+            "CREATE TRIGGER pitr_tgo_last BEFORE INSERT ON pitr_tgo FOR EACH ROW FOLLOWS "
+            "pitr_tgo_mid SET NEW.v = NEW.v * 10",
+            "CREATE TRIGGER pitr_tgo_first BEFORE INSERT ON pitr_tgo FOR EACH ROW PRECEDES "
+            "`pitr_tgo_mid` SET NEW.v = 2",
+            "INSERT INTO pitr_tgo (id, v) VALUES (1, 0)"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert dbtools.query(sandbox, "target", order, args=("pit",)) == \
+            dbtools.query(sandbox, "source", order, args=("shop",))
+        assert [name for name, _ in dbtools.query(sandbox, "target", order, args=("pit",))] \
+            == ["pitr_tgo_first", "pitr_tgo_mid", "pitr_tgo_last"]
+        dbtools.query(sandbox, "target", "INSERT INTO pit.pitr_tgo (id, v) VALUES (2, 0)")
+        assert dbtools.query(sandbox, "target", "SELECT * FROM pit.pitr_tgo ORDER BY id") == \
+            [(1, 30), (2, 30)]  # 2, + 1, * 10: replayed as the source made it, then fired
+    finally:
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_tgo")

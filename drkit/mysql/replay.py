@@ -355,7 +355,7 @@ class RowApplier:
             if use:
                 cursor.execute(f"USE {quote_name(use)}")
             # As the source wrote it, qualifiers renamed; a DEFINER would need SUPER.
-            cursor.execute(without_definer(renamed))
+            cursor.execute(self._triggers.creatable(without_definer(renamed)))
             cursor.connection.commit()
             self._triggers.after_ddl(cursor, renamed)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")

@@ -3,7 +3,9 @@ after it: a row event already holds what a trigger did on the source, so firing 
 the target would do it twice. A replica never fires triggers for row events either.
 
 They are saved as ``SHOW CREATE TRIGGER`` gives them, in their order per table and event,
-and dropped. DDL replayed later may create one: it is set aside in turn. A ``DROP TRIGGER``
+and dropped. DDL replayed later may create one: it is set aside in turn (one created to
+follow or precede a trigger set aside is created without saying so, and saved in that
+place: the target has no such trigger to name). A ``DROP TRIGGER``
 in the binlog forgets the saved one, a ``DROP TABLE`` those of its table (as the server does);
 a rename of a table with saved triggers is refused (their text names the old table). Putting
 them back uses each trigger's own sql_mode.
@@ -25,6 +27,11 @@ _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECAS
 _DROP_TRIGGER = re.compile(
     rb"^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(?:(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?"
     rb"(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
+_CREATE_TRIGGER = re.compile(rb"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?"
+                             rb"TRIGGER\b", re.IGNORECASE)
+_FOR_EACH_ROW = re.compile(rb"\bFOR\s+EACH\s+ROW\b", re.IGNORECASE)
+# CREATE TRIGGER's order clause: right after its (first) FOR EACH ROW, before the body.
+_ORDER = re.compile(rb"\s+(FOLLOWS|PRECEDES)\s+(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,25 @@ class TriggersAside:
         key = ((schema or "").lower(), _name(match.group(2)).lower())
         return self.saved.pop(key, None) is not None
 
+    def creatable(self, sql: bytes) -> bytes:
+        """``sql`` as the target can run it: a CREATE TRIGGER without the FOLLOWS/PRECEDES
+        that names a trigger set aside (``after_ddl`` saves the new one in that place)."""
+        order = _order_clause(sql)
+        if order is None or not any(t.name.lower() == _name(order.group(2)).lower()
+                                    for t in self.saved.values()):
+            return sql
+        return sql[:order.start()] + sql[order.end():]
+
     def after_ddl(self, cursor: Cursor, sql: bytes) -> None:
-        """After a replayed DDL statement: sets aside a trigger it created; forgets those
-        of a table it dropped (their server drops them with it); refuses to go on when it
-        renamed such a table away (their text names the old table)."""
+        """After a replayed DDL statement: sets aside a trigger it created (in the place
+        its FOLLOWS/PRECEDES names); forgets those of a table it dropped (their server drops
+        them with it); refuses to go on when it renamed such a table away (their text names
+        the old table)."""
+        before = set(self.saved)
         self.set_aside(cursor)
+        if (order := _order_clause(sql)) and (created := set(self.saved) - before):
+            self._place(created.pop(), order.group(1).upper() == b"FOLLOWS",
+                        _name(order.group(2)).lower())
         gone = [key for key, trigger in self.saved.items() if not _exists(cursor, trigger)]
         if gone and not _DROP_TABLE.match(sql):
             trigger = self.saved[gone[0]]
@@ -81,6 +102,21 @@ class TriggersAside:
                 "Restore to a time before the rename.")
         for key in gone:
             del self.saved[key]
+
+    def _place(self, key: tuple[str, str], follows: bool, anchor: str) -> None:
+        """Moves saved trigger ``key`` right after (or before) ``anchor`` of its database:
+        put back in this order, they fire in it."""
+        if (key[0], anchor) not in self.saved:
+            return
+        moved = self.saved.pop(key)
+        order: dict[tuple[str, str], SavedTrigger] = {}
+        for other, trigger in self.saved.items():
+            if other == (key[0], anchor) and not follows:
+                order[key] = moved
+            order[other] = trigger
+            if other == (key[0], anchor) and follows:
+                order[key] = moved
+        self.saved = order
 
     def put_back(self, cursor: Cursor) -> None:
         """Creates the saved triggers again, each under its own sql_mode."""
@@ -97,6 +133,12 @@ class TriggersAside:
                     "Restore to a time before the change that broke it, or fix the trigger "
                     "on the source.") from None
         self.saved.clear()
+
+
+def _order_clause(sql: bytes) -> re.Match[bytes] | None:
+    if not _CREATE_TRIGGER.match(sql) or not (row := _FOR_EACH_ROW.search(sql)):
+        return None
+    return _ORDER.match(sql, row.end())
 
 
 def _exists(cursor: Cursor, trigger: SavedTrigger) -> bool:
