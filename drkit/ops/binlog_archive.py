@@ -134,19 +134,20 @@ class _FileWriter:
         self.archive = archive
         self.archived = archived
         self.blob = archive.store.container.get_blob_client(archive.store.prefix + archived.file)
-        self.pending = bytearray(MAGIC if archived.size == 0 else b"")
+        # What the next block holds: the events as read (joined once, when it is staged).
         self.pending_events: list[Event] = []
+        self.pending_bytes = len(MAGIC) if archived.size == 0 else 0
 
     def add(self, event: Event) -> None:
-        expected = self.archived.size + len(self.pending)
+        expected = self.archived.size + self.pending_bytes
         if event.position != expected:  # never a byte twice, never one skipped
             raise BinlogArchiveError(
                 f"The source sent {event.file} from position {event.position} where the "
                 f"archive holds {expected} bytes; nothing after {expected} was archived.",
                 "Look at the source's binary logs (SHOW BINARY LOGS); if the file was "
                 "rewritten, move the archive's copy aside and run again.")
-        self.pending += event.data
         self.pending_events.append(event)
+        self.pending_bytes += len(event.data)
 
     def flush(self, complete: bool = False, next_file: str | None = None) -> int:
         """Make what is pending durable; return the bytes committed. A signal waits until
@@ -157,8 +158,10 @@ class _FileWriter:
             return self._flush(complete, next_file)
 
     def _flush(self, complete: bool, next_file: str | None) -> int:
-        archived, data, events = self.archived, bytes(self.pending), self.pending_events
-        self.pending, self.pending_events = bytearray(), []
+        archived, events = self.archived, self.pending_events
+        data = b"".join([MAGIC] * (archived.size == 0 and self.pending_bytes > 0) +
+                        [event.data for event in events])
+        self.pending_events, self.pending_bytes = [], 0
         if data:
             ids = [_block_id(i) for i in range(archived.blocks)]
             try:
@@ -237,7 +240,7 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
                 result.events += 1
             # Durable at the latest flush_seconds after reading; memory bounded by a block.
             if time.monotonic() - clock >= settings.binlog.flush_seconds or \
-                    len(writer.pending) >= BLOCK_LIMIT:
+                    writer.pending_bytes >= BLOCK_LIMIT:
                 _note(result, writer.archived, writer.flush())
                 clock = time.monotonic()
                 if not once and clock - published >= 60:
