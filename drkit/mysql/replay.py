@@ -1,4 +1,4 @@
-"""Applying binlog events to restored databases as plain SQL, transaction by transaction.
+"""Applying binlog events to restored databases as plain SQL, whole transactions only.
 
 Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
 from the row images (:mod:`drkit.mysql.rowevents`); consecutive inserts into one table go as
