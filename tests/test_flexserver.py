@@ -61,3 +61,19 @@ def test_unknown_server_is_named(server, arm):
     with pytest.raises(AzureControlError, match="Flexible Server no-such-server in resource "
                                                 "group dr-rg was not found"):
         server.state()
+
+
+def test_a_login_endpoint_that_does_not_answer_is_named_with_the_cause(arm, sandbox,
+                                                                       monkeypatch):
+    """Entra ID gone (as in a region failure) is not a refusal of the credentials: the
+    sentence names the endpoint and what the network said."""
+    from drkit.sandbox.services import free_port
+
+    authority = f"https://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_AZURE__AUTHORITY", authority)
+    with pytest.raises(AzureControlError) as caught:
+        FlexibleServer(load_settings()).state()
+    assert str(caught.value).startswith(
+        f"Cannot reach the Azure login endpoint ({authority}) to ")
+    assert "Connection refused" in str(caught.value)

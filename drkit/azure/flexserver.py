@@ -26,6 +26,7 @@ from azure.mgmt.rdbms.mysql_flexibleservers.models import (
     Storage,
 )
 
+from drkit.azure.network import network_cause
 from drkit.config import AzureSettings, Settings
 from drkit.console import log_event
 from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError, DrkitError
@@ -61,13 +62,6 @@ def credential(azure: AzureSettings, resolver: SecretResolver) -> Any:
     return identity.DefaultAzureCredential(**common)
 
 
-def _unreachable(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return any(cause in text for cause in ("connection refused", "failed to establish",
-                                           "timed out", "name or service not known",
-                                           "unable to connect"))
-
-
 class FlexibleServer:
     """One Flexible Server (``azure.resource_group`` / ``azure.flexible_server``)."""
 
@@ -91,10 +85,11 @@ class FlexibleServer:
         try:
             return operation(*args, **kwargs)
         except ClientAuthenticationError as exc:
-            if _unreachable(exc):  # the login endpoint did not answer: not a refusal
+            if cause := network_cause(exc):  # the login endpoint did not answer: no refusal
                 raise AzureControlError(
                     f"Cannot reach the Azure login endpoint "
-                    f"({self.azure.authority or 'login.microsoftonline.com'}) to {what}.",
+                    f"({self.azure.authority or 'login.microsoftonline.com'}) to {what}: "
+                    f"{cause}.",
                     "Check network access to Entra ID and azure.authority.") from None
             raise AzureControlError(
                 f"Azure refused the credentials for {what} ({_code(exc)}).",

@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from drkit.azure.network import network_cause
 from drkit.errors import SecretError, SecretStoreUnreachable
 
 if TYPE_CHECKING:
@@ -69,8 +70,9 @@ class KeyVaultSecrets:
                               "the identity has the 'Key Vault Secrets User' role.") from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             through = f" through proxy {self.proxy}" if self.proxy else ""
+            cause = network_cause(exc) or type(exc).__name__
             raise SecretStoreUnreachable(
-                f"Cannot reach Key Vault {self.url}{through} ({_network_cause(exc)}).",
+                f"Cannot reach Key Vault {self.url}{through} ({cause}).",
                 "Check the network path to the vault (azure.key_vault_url, "
                 "azure.key_vault_proxy or HTTPS_PROXY).") from None
         except HttpResponseError as exc:
@@ -83,18 +85,6 @@ class KeyVaultSecrets:
         if value is None:
             raise SecretError(f"Key Vault secret {name!r} in {self.url} has no value.")
         return value
-
-
-_CAUSES = ("Connection refused", "timed out", "Name or service not known",
-           "No route to host", "certificate verify failed", "Connection reset",
-           "Unable to connect to proxy")
-
-
-def _network_cause(exc: Exception) -> str:
-    """The network failure in words, not the transport's nested repr."""
-    text = str(exc)
-    found = [cause for cause in _CAUSES if cause.lower() in text.lower()]
-    return ", ".join(found) or type(exc).__name__
 
 
 def _reason(exc: Exception) -> str:
