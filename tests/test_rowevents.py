@@ -101,6 +101,9 @@ class _Connection:
         self.done.append(sql)
         return 1
 
+    def nextset(self) -> None:
+        return None
+
     def close(self) -> None:
         self.closed = True
 
@@ -114,6 +117,25 @@ def test_the_worker_keeps_order_and_raises_the_first_error_at_the_next_call():
         worker.call(lambda cursor: None)
     worker.close()
     assert connection.done == ["a", "b"] and connection.closed
+
+
+def test_a_batch_keeps_the_order_rows_and_statements_were_gathered_in():
+    """Rows of a multi-row statement gathered before a statement (a savepoint marking where
+    a transaction ends) go before it, in the one round trip."""
+    from drkit.mysql.batch import StatementBatch
+
+    connection = _Connection()
+    worker = ConnectionWorker(connection)  # type: ignore[arg-type]
+    batch = StatementBatch(worker, limit=1 << 20)
+    batch.multirow(b"INSERT INTO t VALUES ", b"", [b"(1)", b"(2)"], counted=False)
+    batch.add(b"SAVEPOINT s", expected=0)
+    batch.multirow(b"INSERT INTO t VALUES ", b"", [b"(3)"], counted=False)
+    batch.flush()
+    worker.call(lambda cursor: None)
+    worker.close()
+    assert connection.done == [b"INSERT INTO t VALUES (1), (2);\nSAVEPOINT s;\n"
+                               b"INSERT INTO t VALUES (3)"]
+    assert batch.gathered == len(b"(1)(2)SAVEPOINT s(3)")
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_its_reader():
