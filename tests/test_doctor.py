@@ -13,6 +13,7 @@ from drkit.aws.clients import boto_client
 from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
+from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
@@ -223,3 +224,24 @@ def test_a_bug_inside_doctor_is_unknown_not_drkits_internal_error(tmp_path, monk
     assert (result.exit_code, report["status"]) == (code, status)
     broken = next(c for c in report["checks"] if c["name"] == "broken")
     assert broken["status"] == "UNKNOWN" and "internal error: KeyError" in broken["detail"]
+
+
+def test_databases_interrupted_runs_left_on_the_target_are_named(doctor_env):
+    """A restore --replace or a drill killed outright (kill -9, a reboot) cannot clean up:
+    doctor names what it left, each kind with what to do about it."""
+    left = ("drkit_restore_20260101000000_ab12_0", "drkit_replaced_20260101000000_ab12_0",
+            "drkit_drill_20260101000000")
+    for database in left:
+        dbtools.as_root(doctor_env, "target", f"CREATE DATABASE {database}")
+    try:
+        _, checks = doctor()
+        assert checks["restore leftovers"]["status"] == "WARNING"
+        assert left[0] in checks["restore leftovers"]["detail"]
+        assert left[1] in checks["restore leftovers"]["detail"]
+        assert left[2] not in checks["restore leftovers"]["detail"]
+        assert checks["drill leftovers"]["status"] == "WARNING"
+        assert left[2] in checks["drill leftovers"]["detail"]
+        assert "DROP DATABASE" in checks["drill leftovers"]["fix"]
+    finally:
+        for database in left:
+            dbtools.as_root(doctor_env, "target", f"DROP DATABASE {database}")

@@ -284,14 +284,24 @@ def check_target(doctor: Doctor) -> list[Check]:
         checks = [Check("restore target", OK, f"{server.user}@{server.address} answers")]
         cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE "
                        "SCHEMA_NAME LIKE 'drkit\\_restore\\_%' OR "
-                       "SCHEMA_NAME LIKE 'drkit\\_replaced\\_%'")
-        if left := sorted(row[0] for row in cursor.fetchall()):
+                       "SCHEMA_NAME LIKE 'drkit\\_replaced\\_%' OR "
+                       "SCHEMA_NAME LIKE 'drkit\\_drill\\_%'")
+        left = sorted(row[0] for row in cursor.fetchall())
+        if swaps := [name for name in left if not name.startswith("drkit_drill_")]:
             checks.append(Check(
                 "restore leftovers", WARNING,
-                f"databases left by an interrupted restore --replace: {', '.join(left)}",
+                f"databases left by an interrupted restore --replace: {', '.join(swaps)}",
                 "A drkit_replaced_* may hold the only copy of replaced data: compare it "
                 "(and the SQL under backup.state_dir/swaps/) with its database before you "
                 "drop it; a drkit_restore_* is an unproven copy."))
+        if drills := [name for name in left if name.startswith("drkit_drill_")]:
+            # A drill drops its copy at its end, also on failure; one killed (kill -9, a
+            # reboot) cannot, and the copy would hold the target's storage for good.
+            checks.append(Check(
+                "drill leftovers", WARNING,
+                f"copies left by interrupted restore drills: {', '.join(drills)}",
+                "Drop them (DROP DATABASE) once no drill runs: a drill's copy is never "
+                "needed after it ends."))
         return checks
 
 
