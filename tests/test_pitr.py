@@ -656,77 +656,125 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
             dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
 
 
-def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
-    """The replay commits several source transactions at once. One whose end the archive
-    does not hold (cut at the archive's end, or cut short and followed by others) is undone
-    alone, also what of it was already sent: the whole ones before and after it stay."""
+def _archived_transactions(base: str) -> tuple[list, list[list]]:
+    """The archive's events before the base's snapshot position, and its transactions
+    after it (lists of (type, bytes), each from its GTID event on)."""
     from drkit.config import load_settings
-    from drkit.mysql.events import GTID_EVENTS, QUERY, XID
-    from drkit.mysql.replay import RowApplier
-    from drkit.mysql.rowevents import DELETE_ROWS, TABLE_MAP, UPDATE_ROWS, WRITE_ROWS
+    from drkit.mysql.events import GTID_EVENTS
     from drkit.ops.binlog_archive import Archive
     from drkit.ops.pitr import BackupStore, archived_events
 
-    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_parts")
-    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_parts (id INT PRIMARY KEY, v INT, "
+    settings = load_settings()
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    snapshot = _consistency(base)["binlog_snapshot"]
+    before, transactions = [], []
+    for archived in archive.files():
+        if archived.file < snapshot["file"]:
+            continue
+        for position, kind, _, data in archived_events(archive, archived):
+            if archived.file == snapshot["file"] and position < snapshot["position"]:
+                before.append((kind, data))
+            elif kind in GTID_EVENTS:
+                transactions.append([(kind, data)])
+            elif transactions:
+                transactions[-1].append((kind, data))
+    return before, transactions
+
+
+def _apply(sandbox, before: list, events: list, gtid_then_begin: bool) -> None:
+    """Events applied as restore --until applies them, into pit; ``gtid_then_begin``: a
+    transaction begun twice, as MySQL's GTID event then its BEGIN begin it."""
+    from drkit.mysql.events import GTID_EVENTS, QUERY
+    from drkit.mysql.replay import RowApplier
+
+    applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
+    try:
+        for kind, data in before:
+            applier.note(kind, data)
+        for kind, data in events:
+            if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+                applier.begin()
+                if gtid_then_begin:
+                    applier.begin()
+            applier.apply(kind, data)
+        applier.finish()
+    finally:
+        applier.close()
+
+
+@pytest.mark.parametrize("gtid_then_begin", [False, True], ids=["mariadb", "mysql"])
+def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr,
+                                                                 gtid_then_begin):
+    """The replay commits several source transactions at once. One whose end the archive
+    does not hold (cut short and followed by others, or cut at the archive's end after
+    part of it was sent) is undone alone, back to where the one before it ended: also
+    across a trigger drop the replay need not run, a statement it passes over and the
+    source's own savepoints."""
+    from drkit.mysql.events import XID
+    from drkit.mysql.rowevents import DELETE_ROWS, TABLE_MAP, UPDATE_ROWS, WRITE_ROWS
+
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_cut")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_cut (id INT PRIMARY KEY, v INT, "
                   "pad VARCHAR(1000))")
+    dbtools.query(sandbox, "source", "CREATE TRIGGER pitr_cut_bi BEFORE INSERT ON pitr_cut "
+                  "FOR EACH ROW SET NEW.pad = NEW.pad", "shop")
     try:
         base = json.loads(run_cli("backup", "--json").stdout)["backup"]
         assert run_cli("verify", base).exit_code == 0
         connection = dbtools.connect(sandbox, "source", "shop")
         with connection.cursor() as cursor:
-            cursor.execute("INSERT INTO pitr_parts VALUES (1, 1, '')")  # whole
-            cursor.execute("BEGIN")  # cut after its first rows event
-            cursor.execute("INSERT INTO pitr_parts VALUES (2, 2, '')")
-            cursor.execute("UPDATE pitr_parts SET v = 10 WHERE id = 1")
-            cursor.execute("COMMIT")
-            cursor.execute("INSERT INTO pitr_parts VALUES (4, 4, '')")  # whole, after it
-            cursor.execute("BEGIN")  # cut before its end; over 2 MiB: partly sent already
-            cursor.execute("INSERT INTO pitr_parts SELECT seq + 100, seq, REPEAT('x', 1000) "
-                           "FROM seq_1_to_3000")
-            cursor.execute("UPDATE pitr_parts SET v = 40 WHERE id = 4")
-            cursor.execute("COMMIT")
+            for statement in [
+                    "INSERT INTO pitr_cut VALUES (1, 1, '')",  # whole
+                    "DROP TRIGGER pitr_cut_bi",  # set aside: nothing to run on the target
+                    "BEGIN", "INSERT INTO pitr_cut VALUES (2, 2, '')",  # cut after its rows
+                    "UPDATE pitr_cut SET v = 10 WHERE id = 1", "COMMIT",
+                    "DROP USER IF EXISTS pitr_nobody",  # passed over
+                    "BEGIN", "INSERT INTO pitr_cut VALUES (3, 3, '')", "SAVEPOINT s",
+                    "INSERT INTO pitr_cut VALUES (4, 4, '')", "COMMIT",  # whole
+                    "BEGIN",  # cut before its end; over 2 MiB: partly sent already
+                    "INSERT INTO pitr_cut SELECT seq + 100, seq, REPEAT('x', 1000) "
+                    "FROM seq_1_to_3000", "SAVEPOINT s",
+                    "UPDATE pitr_cut SET v = 30 WHERE id = 3", "COMMIT"]:
+                cursor.execute(statement)
         connection.close()
         assert run_cli("binlog", "stream", "--once").exit_code == 0
         assert run_cli("restore", base, "--as", "pit").exit_code == 0
 
-        settings = load_settings()
-        archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-        snapshot = _consistency(base)["binlog_snapshot"]
-        before, transactions = [], []
-        for archived in archive.files():
-            if archived.file < snapshot["file"]:
-                continue
-            for position, kind, _, data in archived_events(archive, archived):
-                if archived.file == snapshot["file"] and position < snapshot["position"]:
-                    before.append((kind, data))
-                elif kind in GTID_EVENTS:
-                    transactions.append([(kind, data)])
-                elif transactions:
-                    transactions[-1].append((kind, data))
-        ours = [t for t in transactions
-                if any(k == TABLE_MAP and b"pitr_parts" in d for k, d in t)]
-        assert len(ours) == 4
+        before, transactions = _archived_transactions(base)
         rows = WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS
-        first_rows = next(i for i, (kind, _) in enumerate(ours[1]) if kind in rows)
-        assert ours[3][-1][0] == XID
-        events = [*ours[0], *ours[1][:first_rows + 1], *ours[2], *ours[3][:-1]]
-
-        applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
-        try:
-            for kind, data in before:
-                applier.note(kind, data)
-            for kind, data in events:
-                if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-                    applier.begin()
-                applier.apply(kind, data)
-            applier.finish()
-        finally:
-            applier.close()
-        assert dbtools.query(sandbox, "target", "SELECT id, v FROM pit.pitr_parts ORDER BY id") \
-            == [(1, 1), (4, 4)]
+        ours = [t for t in transactions if any(k == TABLE_MAP and b"pitr_cut" in d
+                                               for k, d in t)]
+        assert len(ours) == 4
+        middle = transactions.index(ours[1])
+        cut_at = next(i for i, (kind, _) in enumerate(ours[1]) if kind in rows) + 1
+        events = [event for t in transactions[:middle] for event in t] + \
+            ours[1][:cut_at] + [event for t in transactions[middle + 1:] for event in t]
+        assert events[-1][0] == XID  # the archive's last transaction, cut before its end
+        _apply(sandbox, before, events[:-1], gtid_then_begin)
+        assert dbtools.query(sandbox, "target", "SELECT id, v FROM pit.pitr_cut ORDER BY id") \
+            == [(1, 1), (3, 3), (4, 4)]
     finally:
-        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_parts")
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_cut")
+
+
+def test_a_rollback_the_binlog_holds_stops_the_replay(sandbox, pitr):
+    """The server logs a rollback only where it could not undo everything: a change of a
+    non-transactional table stayed on the source. The copy's tables are all transactional
+    (Flexible Server's MyISAM becomes InnoDB), so the replay stops (48) rather than undo
+    what the source kept."""
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_my")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_my (v INT) ENGINE=MyISAM")
+    try:
+        _base_then(sandbox, ["BEGIN", "INSERT INTO pitr_log VALUES (NOW(6), 'm1')",
+                             "SAVEPOINT s", "INSERT INTO pitr_my VALUES (2)",
+                             "ROLLBACK TO SAVEPOINT s", "COMMIT"])
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 48, result.stdout + result.stderr
+        assert "rolled back after it changed a non-transactional (MyISAM) table" in \
+            result.stderr
+        assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+    finally:
+        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_my")
 
 
 def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbox, pitr):
@@ -757,3 +805,44 @@ def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbo
             [(1, 30), (2, 30)]  # 2, + 1, * 10: replayed as the source made it, then fired
     finally:
         dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_tgo")
+
+
+def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pitr):
+    """A DEFINER with a space, the words FOR EACH ROW in a quoted name, a comment before
+    the clause, CREATE OR REPLACE with and without a place: the copy's triggers stand in
+    the source's order."""
+    forms = [
+        "CREATE DEFINER=`drk ops`@`%` TRIGGER shop.{t}_c BEFORE INSERT ON shop.{t} "
+        "FOR EACH ROW FOLLOWS {t}_a SET NEW.v = NEW.v + 100",
+        "CREATE TRIGGER shop.`{t}_c for each row` BEFORE INSERT ON shop.{t} "
+        "FOR EACH ROW FOLLOWS {t}_a SET NEW.v = NEW.v + 100",
+        "CREATE TRIGGER shop.{t}_c BEFORE INSERT ON shop.{t} "
+        "FOR EACH ROW /* second */ FOLLOWS `{t}_a` SET NEW.v = NEW.v + 100",
+        "CREATE OR REPLACE TRIGGER shop.{t}_b BEFORE INSERT ON shop.{t} "
+        "FOR EACH ROW PRECEDES {t}_a SET NEW.v = NEW.v * 7",
+        "CREATE OR REPLACE TRIGGER shop.{t}_a BEFORE INSERT ON shop.{t} "
+        "FOR EACH ROW SET NEW.v = NEW.v + 5"]
+    tables = [f"pitr_tgf{n}" for n in range(len(forms))]
+    order = ("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
+             "WHERE TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE LIKE 'pitr_tgf%%' "
+             "ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER")
+    try:
+        for t in tables:
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{t}")
+            dbtools.query(sandbox, "source", f"CREATE TABLE shop.{t} (id INT PRIMARY KEY, v INT)")
+            for name, body in (("a", "NEW.v + 1"), ("b", "NEW.v * 10")):
+                dbtools.query(sandbox, "source", f"CREATE TRIGGER {t}_{name} BEFORE INSERT "
+                              f"ON {t} FOR EACH ROW SET NEW.v = {body}", "shop")
+        base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+        assert run_cli("verify", base).exit_code == 0
+        for t, form in zip(tables, forms, strict=True):
+            dbtools.as_root(sandbox, "source", form.format(t=t))
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        result = run_cli("restore", "--until", "latest", "--as", "pit")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        expected = dbtools.query(sandbox, "source", order, args=("shop",))
+        assert len(expected) == 13
+        assert dbtools.query(sandbox, "target", order, args=("pit",)) == expected
+    finally:
+        for t in tables:
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{t}")

@@ -52,6 +52,11 @@ STATEMENT_DML = re.compile(rb"^\s*(?:/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE
 WHOLE_TABLE_DELETE = re.compile(
     rb"^\s*DELETE\s+FROM\s+(?:(?:`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?(?:`(?:[^`]|``)+`|[\w$]+)\s*$",
     re.IGNORECASE)
+# Inside a source transaction: a savepoint set or released changes nothing by itself.
+SAVEPOINT_STATEMENT = re.compile(rb"^\s*(?:RELEASE\s+)?SAVEPOINT\b", re.IGNORECASE)
+# The server logs a rollback (whole, or to a savepoint) only where it cannot undo everything:
+# the transaction changed a non-transactional table, whose changes stayed on the source.
+ROLLBACK = re.compile(rb"^\s*ROLLBACK\b", re.IGNORECASE)
 DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
 

@@ -34,6 +34,8 @@ from drkit.mysql.events import (
     IGNORABLE_FLAG,
     PASSED_OVER,
     QUERY,
+    ROLLBACK,
+    SAVEPOINT_STATEMENT,
     STATEMENT_DML,
     UNAPPLIABLE,
     WHOLE_TABLE_DELETE,
@@ -70,8 +72,10 @@ GROUP_BYTES = 16 * 1024 * 1024
 # Marks the end of the last whole source transaction in a group not yet committed.
 _SAVEPOINT = b"SAVEPOINT drkit_transaction_end"
 # What a statement over max_allowed_packet gets: the server's "packet bigger than" or, as
-# it drops the connection, "gone away" / "lost connection", whichever the client sees first.
-_PACKET_TOO_LARGE = {1153, 2006, 2013}
+# it drops the connection, "gone away" / "lost connection", whichever the client sees first
+# (those two are also what a restart or a killed session gives).
+_PACKET_TOO_LARGE = 1153
+_CONNECTION_LOST = {2006, 2013}
 # Row images hold explicit values for AUTO_INCREMENT 0. Replayed DDL runs without
 # NO_BACKSLASH_ESCAPES: its text means what it meant on the source.
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -306,6 +310,16 @@ class RowApplier:
             raise BinlogArchiveError(
                 "The binlog holds an XA transaction, which drkit cannot apply as SQL; "
                 "nothing of it was applied.", "Restore to a time before it.")
+        if SAVEPOINT_STATEMENT.match(text):
+            return  # within the source transaction; only a rollback to it would matter
+        if ROLLBACK.match(text):
+            raise BinlogArchiveError(
+                "The binlog holds a transaction rolled back after it changed a "
+                "non-transactional (MyISAM) table, whose changes stayed on the source; the "
+                "copy's tables are all transactional, so drkit cannot replay it exactly. "
+                "Nothing of it was applied.",
+                "Restore to a time before it; convert the source's MyISAM tables to InnoDB "
+                "and take a new full backup.")
         self.committed = True  # DDL is a transaction of its own
         self._open = False
         if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
@@ -350,14 +364,18 @@ class RowApplier:
         def run(cursor: Cursor) -> None:
             # Here, in order with the DDL before it: the trigger may have been made by one.
             if self._triggers.dropped(renamed, use):
-                return  # set aside already: the target has no such trigger to drop
+                # Set aside already: the target has no such trigger to drop. The group
+                # ends here all the same, as the DDL would have ended it.
+                cursor.connection.commit()
+                return
             cursor.execute(f"SET sql_mode = '{_SQL_MODE if modes is None else ','.join(modes)}'")
             if use:
                 cursor.execute(f"USE {quote_name(use)}")
             # As the source wrote it, qualifiers renamed; a DEFINER would need SUPER.
-            cursor.execute(self._triggers.creatable(without_definer(renamed)))
+            ddl = without_definer(renamed)
+            cursor.execute(self._triggers.creatable(ddl))
             cursor.connection.commit()
-            self._triggers.after_ddl(cursor, renamed)
+            self._triggers.after_ddl(cursor, ddl)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
 
         self._worker.submit(run)
@@ -384,13 +402,19 @@ def _refused() -> Iterator[None]:
         yield
     except pymysql.err.MySQLError as exc:
         code, message = (exc.args + ("", ""))[:2]
-        if code in _PACKET_TOO_LARGE:
+        if code == _PACKET_TOO_LARGE:
             raise BinlogArchiveError(
-                f"The target refused or dropped the replay's connection ({code}), as it "
-                "does for a statement larger than its max_allowed_packet, such as one huge "
-                "row; the transaction was not applied.",
+                f"The target refused a replayed statement larger than its max_allowed_packet "
+                f"({code}), such as one huge row; the transaction was not applied.",
                 "Raise max_allowed_packet on the target, or restore to a time before "
                 "it.") from None
+        if code in _CONNECTION_LOST:
+            raise BinlogArchiveError(
+                f"The target dropped the replay's connection ({code}): it restarted or "
+                "ended the session, or refused a statement larger than its "
+                "max_allowed_packet (one huge row); the transaction was not applied.",
+                "Look at the target's error log; raise max_allowed_packet if a row is "
+                "larger, then restore again.") from None
         raise BinlogArchiveError(
             f"The target refused a replayed change ({code}: {str(message)[:160]}); the "
             "transaction it belongs to was not applied.",

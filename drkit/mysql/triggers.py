@@ -27,11 +27,19 @@ _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECAS
 _DROP_TRIGGER = re.compile(
     rb"^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(?:(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?"
     rb"(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
-_CREATE_TRIGGER = re.compile(rb"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?"
-                             rb"TRIGGER\b", re.IGNORECASE)
-_FOR_EACH_ROW = re.compile(rb"\bFOR\s+EACH\s+ROW\b", re.IGNORECASE)
-# CREATE TRIGGER's order clause: right after its (first) FOR EACH ROW, before the body.
-_ORDER = re.compile(rb"\s+(FOLLOWS|PRECEDES)\s+(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
+# CREATE TRIGGER's header up to its order clause (FOLLOWS/PRECEDES), if any: token by
+# token, so that quoted names and comments between the words do not mislead it.
+_GAP = rb"(?:\s|/\*(?:[^*]|\*(?!/))*\*/)+"
+_NAME = rb"(?:`(?:[^`]|``)+`|[\w$]+)"
+_QUALIFIED = _NAME + rb"(?:\s*\.\s*" + _NAME + rb")?"
+_TRIGGER_HEADER = re.compile(
+    rb"^\s*CREATE" + _GAP + rb"(?:OR" + _GAP + rb"REPLACE" + _GAP + rb")?"
+    rb"(?:DEFINER\s*=\s*\S+" + _GAP + rb")?TRIGGER" + _GAP +
+    rb"(?:IF" + _GAP + rb"NOT" + _GAP + rb"EXISTS" + _GAP + rb")?" + _QUALIFIED + _GAP +
+    rb"(?:BEFORE|AFTER)" + _GAP + rb"(?:INSERT|UPDATE|DELETE)" + _GAP + rb"ON" + _GAP +
+    _QUALIFIED + _GAP + rb"FOR" + _GAP + rb"EACH" + _GAP + rb"ROW"
+    rb"(" + _GAP + rb"(FOLLOWS|PRECEDES)" + _GAP + rb"(" + _NAME + rb"))?",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class TriggersAside:
         for database, name, table in cursor.fetchall():
             cursor.execute(f"SHOW CREATE TRIGGER {quote_name(database)}.{quote_name(name)}")
             _, sql_mode, statement, *_ = cursor.fetchone()
+            # One made again (CREATE OR REPLACE) goes last, as its new ACTION_ORDER does.
+            self.saved.pop((database.lower(), name.lower()), None)
             self.saved[(database.lower(), name.lower())] = SavedTrigger(
                 database, name, table, sql_mode, without_definer(statement.encode()))
             cursor.execute(f"DROP TRIGGER {quote_name(database)}.{quote_name(name)}")
@@ -77,21 +87,22 @@ class TriggersAside:
         """``sql`` as the target can run it: a CREATE TRIGGER without the FOLLOWS/PRECEDES
         that names a trigger set aside (``after_ddl`` saves the new one in that place)."""
         order = _order_clause(sql)
-        if order is None or not any(t.name.lower() == _name(order.group(2)).lower()
+        if order is None or not any(t.name.lower() == _name(order.group(3)).lower()
                                     for t in self.saved.values()):
             return sql
-        return sql[:order.start()] + sql[order.end():]
+        return sql[:order.start(1)] + sql[order.end(1):]
 
     def after_ddl(self, cursor: Cursor, sql: bytes) -> None:
         """After a replayed DDL statement: sets aside a trigger it created (in the place
         its FOLLOWS/PRECEDES names); forgets those of a table it dropped (their server drops
         them with it); refuses to go on when it renamed such a table away (their text names
         the old table)."""
-        before = set(self.saved)
+        before = dict(self.saved)
         self.set_aside(cursor)
-        if (order := _order_clause(sql)) and (created := set(self.saved) - before):
-            self._place(created.pop(), order.group(1).upper() == b"FOLLOWS",
-                        _name(order.group(2)).lower())
+        created = [key for key, trigger in self.saved.items() if before.get(key) is not trigger]
+        if created and (order := _order_clause(sql)):
+            self._place(created[0], order.group(2).upper() == b"FOLLOWS",
+                        _name(order.group(3)).lower())
         gone = [key for key, trigger in self.saved.items() if not _exists(cursor, trigger)]
         if gone and not _DROP_TABLE.match(sql):
             trigger = self.saved[gone[0]]
@@ -136,9 +147,10 @@ class TriggersAside:
 
 
 def _order_clause(sql: bytes) -> re.Match[bytes] | None:
-    if not _CREATE_TRIGGER.match(sql) or not (row := _FOR_EACH_ROW.search(sql)):
-        return None
-    return _ORDER.match(sql, row.end())
+    """CREATE TRIGGER's header when it has an order clause (groups 2, 3: FOLLOWS or
+    PRECEDES, the trigger named)."""
+    header = _TRIGGER_HEADER.match(sql)
+    return header if header and header.group(1) else None
 
 
 def _exists(cursor: Cursor, trigger: SavedTrigger) -> bool:
