@@ -3,14 +3,12 @@
 Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
 from the row images (:mod:`drkit.mysql.rowevents`); consecutive inserts into one table go as
 one multi-row INSERT, and the statements run on a thread of their own while the next events
-are decoded (:mod:`drkit.mysql.worker`). Source transactions are committed on the target
-several at a time (a commit is an fsync; the copy is of no point in time before the replay
-ends, and a failed replay drops it). UPDATE and DELETE find their row by the primary key
+are decoded (:mod:`drkit.mysql.worker`); source transactions are committed several at a
+time (:mod:`drkit.mysql.txgroup`). UPDATE and DELETE find their row by the primary key
 where the table has one, else by every stored column (``<=>``, one row). DDL of a restored
 database runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE
 shop``) is refused under another name, because running it there would touch the original. A
-transaction the archive holds only in part is rolled back to the savepoint after the one
-before it: never half of one.
+transaction the archive holds only in part is undone: never half of one.
 """
 
 from __future__ import annotations
@@ -61,16 +59,13 @@ from drkit.mysql.rowevents import (
 )
 from drkit.mysql.targettable import TargetTable, target_table
 from drkit.mysql.triggers import TriggersAside
+from drkit.mysql.txgroup import TransactionGroup
 from drkit.mysql.worker import ConnectionWorker
 from drkit.stream.statement import without_definer
 
 # Statements sent in one round trip at most: larger batches were no faster
 # (bench/binlog_bench.py).
 BATCH_BYTES = 2 * 1024 * 1024
-# Source transactions are committed together until this much was sent: fewer fsyncs.
-GROUP_BYTES = 16 * 1024 * 1024
-# Marks the end of the last whole source transaction in a group not yet committed.
-_SAVEPOINT = b"SAVEPOINT drkit_transaction_end"
 # What a statement over max_allowed_packet gets: the server's "packet bigger than" or, as
 # it drops the connection, "gone away" / "lost connection", whichever the client sees first
 # (those two are also what a restart or a killed session gives).
@@ -116,10 +111,7 @@ class RowApplier:
         self.committed = False
         self.skipped_statements = 0
         self._batch = StatementBatch(self._worker, batch_limit)
-        self._open = False  # a source transaction has begun and not ended
-        self._begun_at = 0  # bytes gathered when it began
-        self._savepoint = False  # _SAVEPOINT marks the last one ended, in the open group
-        self._group_start = 0  # bytes gathered when the open group began
+        self._transactions = TransactionGroup(self._batch, self._worker)
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -155,10 +147,9 @@ class RowApplier:
 
     def begin(self) -> None:
         """A source transaction begins (one the archive did not end is undone first)."""
-        if self._open and self._batch.gathered > self._begun_at:
-            with _refused():
-                self._undo_open()
-        self._open, self._begun_at = True, self._batch.gathered
+        self._beat = None  # a beat of one undone is not the data's
+        with _refused():
+            self._transactions.begin()
 
     def apply(self, kind: int, data: bytes) -> None:
         with _refused():
@@ -186,14 +177,7 @@ class RowApplier:
                 "options as drkit doctor advises and take a new full backup.")
 
     def _commit(self) -> None:
-        """A source transaction ends: the group is committed once large enough, else a
-        savepoint marks where the next one begins, in the same round trip."""
-        self._open = False
-        self._savepoint = self._batch.gathered - self._group_start < GROUP_BYTES
-        self._batch.add(_SAVEPOINT if self._savepoint else b"COMMIT", expected=0)
-        self._batch.flush()
-        if not self._savepoint:
-            self._group_start = self._batch.gathered
+        self._transactions.end()
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
 
@@ -201,19 +185,8 @@ class RowApplier:
         """Waits for the statements sent; rolls back a transaction whose end the archive
         does not hold."""
         with _refused():
-            if self._open:
-                self._undo_open()
-            self._worker.submit(lambda cursor: cursor.connection.commit())
+            self._transactions.finish()
             self._worker.call(self._triggers.put_back)
-
-    def _undo_open(self) -> None:
-        """Undoes the open source transaction alone: what of it was gathered is dropped,
-        what was sent rolled back to where the one before it ended."""
-        self._batch.discard()
-        self._beat = None
-        self._open = False
-        undo = b"ROLLBACK TO SAVEPOINT drkit_transaction_end" if self._savepoint else b"ROLLBACK"
-        self._worker.submit(lambda cursor: cursor.execute(undo))
 
     def close(self) -> None:
         self._worker.close(interrupt=self._kill_statement)
@@ -321,7 +294,7 @@ class RowApplier:
                 "Restore to a time before it; convert the source's MyISAM tables to InnoDB "
                 "and take a new full backup.")
         self.committed = True  # DDL is a transaction of its own
-        self._open = False
+        self._transactions.open = False
         if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
             self.skipped_statements += 1
             return
@@ -355,8 +328,7 @@ class RowApplier:
                 "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
-        self._batch.flush()
-        self._savepoint, self._group_start = False, self._batch.gathered  # it commits the group
+        self._transactions.before_ddl()
         use = self.load_as.get(database)
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()
