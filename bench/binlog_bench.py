@@ -182,6 +182,7 @@ def main() -> None:
     print(f"replay: {apply}", flush=True)
     (OUT / f"binlog-{args.workload}.json").write_text(json.dumps({"stream": stream, "replay": apply,
                                                  "lags": lags}, indent=2))
+    _forget_archive(settings)
     box.down()
 
 
@@ -190,6 +191,16 @@ def _drop(box: Sandbox, *databases: str) -> None:
             root.cursor() as cursor:
         for database in databases:
             cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def _forget_archive(settings) -> None:
+    """This run's binlog archive (gigabytes in Azurite) goes with it: the next run archives
+    under a prefix of its own, and the sandbox's disk would fill run by run."""
+    from drkit.azure.blobstore import BackupStore
+
+    container = BackupStore.from_settings(settings, prefix=settings.binlog.prefix).container
+    for blob in container.list_blobs(name_starts_with=settings.binlog.prefix):
+        container.delete_blob(blob.name)
 
 
 def _snapshot(settings, name: str) -> dict:
