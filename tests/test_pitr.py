@@ -757,24 +757,44 @@ def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr,
         dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_cut")
 
 
-def test_a_rollback_the_binlog_holds_stops_the_replay(sandbox, pitr):
-    """The server logs a rollback only where it could not undo everything: a change of a
-    non-transactional table stayed on the source. The copy's tables are all transactional
-    (Flexible Server's MyISAM becomes InnoDB), so the replay stops (48) rather than undo
-    what the source kept."""
-    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_my")
+def test_rollbacks_and_savepoints_the_binlog_holds_replay_as_the_source_made_them(sandbox,
+                                                                              pitr):
+    """The server logs a ROLLBACK, or a savepoint and a ROLLBACK TO it, where it cannot
+    leave them out: after a temporary table was made, dropped or written, or a MyISAM
+    change (which it logs apart, committed). Replayed, each undoes what it undid on the
+    source and nothing else; a source savepoint never stands for drkit's own."""
+    for table in ("pitr_rb", "pitr_my"):
+        dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
+    dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_rb (id INT PRIMARY KEY)")
     dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_my (v INT) ENGINE=MyISAM")
     try:
-        _base_then(sandbox, ["BEGIN", "INSERT INTO pitr_log VALUES (NOW(6), 'm1')",
-                             "SAVEPOINT s", "INSERT INTO pitr_my VALUES (2)",
-                             "ROLLBACK TO SAVEPOINT s", "COMMIT"])
+        _base_then(sandbox, [
+            "INSERT INTO pitr_rb VALUES (1)",
+            "BEGIN", "INSERT INTO pitr_rb VALUES (2)",
+            "DROP TEMPORARY TABLE IF EXISTS pitr_nothing", "ROLLBACK",
+            "CREATE TEMPORARY TABLE pitr_tmp (a INT) ENGINE=Aria",
+            "BEGIN", "INSERT INTO pitr_rb VALUES (3)", "SAVEPOINT s",
+            "INSERT INTO pitr_tmp VALUES (1)", "INSERT INTO pitr_rb VALUES (4)",
+            "ROLLBACK TO SAVEPOINT s", "INSERT INTO pitr_rb VALUES (5)", "COMMIT",
+            "BEGIN", "INSERT INTO pitr_rb VALUES (6)", "SAVEPOINT s",
+            "INSERT INTO pitr_my VALUES (7)", "INSERT INTO pitr_rb VALUES (8)",
+            "ROLLBACK TO SAVEPOINT s", "COMMIT",
+            "BEGIN", "INSERT INTO pitr_rb VALUES (9)", "SAVEPOINT drkit_transaction_end",
+            "INSERT INTO pitr_rb VALUES (10)", "INSERT INTO pitr_tmp VALUES (2)",
+            "ROLLBACK TO drkit_transaction_end", "COMMIT",
+            "SET autocommit = 0", "INSERT INTO pitr_rb VALUES (11)",
+            "CREATE TEMPORARY TABLE pitr_tmp2 (a INT)", "ROLLBACK",
+            "INSERT INTO pitr_rb VALUES (12)", "COMMIT", "SET autocommit = 1"])
         result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 48, result.stdout + result.stderr
-        assert "rolled back after it changed a non-transactional (MyISAM) table" in \
-            result.stderr
-        assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        for table in ("pitr_rb", "pitr_my"):
+            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY 1") \
+                == dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY 1")
+        assert dbtools.query(sandbox, "target", "SELECT id FROM pit.pitr_rb ORDER BY id") == \
+            [(1,), (3,), (5,), (6,), (9,), (12,)]
     finally:
-        dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_my")
+        for table in ("pitr_rb", "pitr_my"):
+            dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
 
 
 def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbox, pitr):
@@ -808,9 +828,9 @@ def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbo
 
 
 def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pitr):
-    """A DEFINER with a space, the words FOR EACH ROW in a quoted name, a comment before
-    the clause, CREATE OR REPLACE with and without a place: the copy's triggers stand in
-    the source's order."""
+    """A DEFINER with a space, the words FOR EACH ROW in a quoted name, comments of each
+    kind before the clause, a name beyond ASCII, CREATE OR REPLACE with and without a
+    place: the copy's triggers stand in the source's order."""
     forms = [
         "CREATE DEFINER=`drk ops`@`%` TRIGGER shop.{t}_c BEFORE INSERT ON shop.{t} "
         "FOR EACH ROW FOLLOWS {t}_a SET NEW.v = NEW.v + 100",
@@ -821,7 +841,13 @@ def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pit
         "CREATE OR REPLACE TRIGGER shop.{t}_b BEFORE INSERT ON shop.{t} "
         "FOR EACH ROW PRECEDES {t}_a SET NEW.v = NEW.v * 7",
         "CREATE OR REPLACE TRIGGER shop.{t}_a BEFORE INSERT ON shop.{t} "
-        "FOR EACH ROW SET NEW.v = NEW.v + 5"]
+        "FOR EACH ROW SET NEW.v = NEW.v + 5",
+        "CREATE TRIGGER shop.{t}_c BEFORE INSERT ON shop.{t} FOR EACH ROW -- after a\n"
+        " FOLLOWS {t}_a SET NEW.v = NEW.v + 100",
+        "CREATE TRIGGER shop.{t}_c BEFORE INSERT ON shop.{t} FOR EACH ROW # after a\n"
+        " FOLLOWS {t}_a SET NEW.v = NEW.v + 100",
+        "CREATE TRIGGER shop.{t}_ü BEFORE INSERT ON shop.{t} FOR EACH ROW PRECEDES {t}_b "
+        "SET NEW.v = NEW.v + 100"]
     tables = [f"pitr_tgf{n}" for n in range(len(forms))]
     order = ("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
              "WHERE TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE LIKE 'pitr_tgf%%' "
@@ -841,7 +867,7 @@ def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pit
         result = run_cli("restore", "--until", "latest", "--as", "pit")
         assert result.exit_code == 0, result.stdout + result.stderr
         expected = dbtools.query(sandbox, "source", order, args=("shop",))
-        assert len(expected) == 13
+        assert len(expected) == 2 * len(forms) + 6
         assert dbtools.query(sandbox, "target", order, args=("pit",)) == expected
     finally:
         for t in tables:

@@ -5,6 +5,7 @@ from __future__ import annotations
 # What requests/urllib3 and the OS say when an endpoint cannot be reached at all (as
 # opposed to an answer refusing the request).
 _CAUSES = ("Connection refused", "timed out", "Name or service not known",
+           "Temporary failure in name resolution", "Network is unreachable",
            "No route to host", "certificate verify failed", "Connection reset",
            "Failed to establish", "Unable to connect")
 

@@ -52,11 +52,13 @@ STATEMENT_DML = re.compile(rb"^\s*(?:/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE
 WHOLE_TABLE_DELETE = re.compile(
     rb"^\s*DELETE\s+FROM\s+(?:(?:`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?(?:`(?:[^`]|``)+`|[\w$]+)\s*$",
     re.IGNORECASE)
-# Inside a source transaction: a savepoint set or released changes nothing by itself.
-SAVEPOINT_STATEMENT = re.compile(rb"^\s*(?:RELEASE\s+)?SAVEPOINT\b", re.IGNORECASE)
-# The server logs a rollback (whole, or to a savepoint) only where it cannot undo everything:
-# the transaction changed a non-transactional table, whose changes stayed on the source.
-ROLLBACK = re.compile(rb"^\s*ROLLBACK\b", re.IGNORECASE)
+# A savepoint of the source transaction: set, released, or rolled back to. The server logs
+# them where a rollback to it cannot be left out of the binlog (after a temporary table was
+# made or written, say); a ROLLBACK likewise ends a transaction whose rows it undid.
+SAVEPOINT_STATEMENT = re.compile(
+    rb"^\s*(SAVEPOINT|RELEASE\s+SAVEPOINT|ROLLBACK\s+(?:WORK\s+)?TO(?:\s+SAVEPOINT)?)\s+"
+    rb"(`(?:[^`]|``)+`|[^\s`;]+)\s*;?\s*$", re.IGNORECASE)
+ROLLBACK = re.compile(rb"^\s*ROLLBACK(?:\s+WORK)?\s*;?\s*$", re.IGNORECASE)
 DATABASE_DDL = re.compile(rb"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|SCHEMA)\b", re.IGNORECASE)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from drkit.stream.statement import quote
+from drkit.stream.statement import quote, unquote
 
 
 def rename_qualified(sql: bytes, renames: dict[str, str], seen: set[str] | None = None, *,
@@ -68,3 +68,13 @@ _DOT = re.compile(rb"\s*\.")
 def quote_name(identifier: str) -> str:
     """An identifier quoted for SQL text."""
     return quote(identifier).decode("utf-8", "surrogateescape")
+
+
+def unquote_name(written: bytes) -> str:
+    """An identifier as SQL text wrote it: in backticks, in double quotes (ANSI_QUOTES) or
+    bare."""
+    if written[:1] in (b"`", b'"') and written.endswith(written[:1]) and len(written) > 1:
+        quote_char = written[:1]
+        return unquote(written[1:-1].replace(quote_char * 2, quote_char)
+                       if quote_char == b'"' else written[1:-1])
+    return unquote(written)

@@ -42,7 +42,7 @@ from drkit.mysql.events import (
     payload_events,
     statement_kind,
 )
-from drkit.mysql.qualifiers import quote_name, rename_qualified
+from drkit.mysql.qualifiers import quote_name, rename_qualified, unquote_name
 from drkit.mysql.rowevents import (
     DELETE_ROWS,
     HEADER,
@@ -283,16 +283,14 @@ class RowApplier:
             raise BinlogArchiveError(
                 "The binlog holds an XA transaction, which drkit cannot apply as SQL; "
                 "nothing of it was applied.", "Restore to a time before it.")
-        if SAVEPOINT_STATEMENT.match(text):
-            return  # within the source transaction; only a rollback to it would matter
         if ROLLBACK.match(text):
-            raise BinlogArchiveError(
-                "The binlog holds a transaction rolled back after it changed a "
-                "non-transactional (MyISAM) table, whose changes stayed on the source; the "
-                "copy's tables are all transactional, so drkit cannot replay it exactly. "
-                "Nothing of it was applied.",
-                "Restore to a time before it; convert the source's MyISAM tables to InnoDB "
-                "and take a new full backup.")
+            self._transactions.undo_open()  # the source undid its rows too
+            self.committed = True
+            return
+        if savepoint := SAVEPOINT_STATEMENT.match(text):
+            self._batch.add(self._transactions.source_savepoint(
+                savepoint.group(1), unquote_name(savepoint.group(2))), expected=0)
+            return
         self.committed = True  # DDL is a transaction of its own
         self._transactions.open = False
         if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data

@@ -20,8 +20,8 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError
-from drkit.mysql.qualifiers import quote_name
-from drkit.stream.statement import unquote, without_definer
+from drkit.mysql.qualifiers import quote_name, unquote_name
+from drkit.stream.statement import without_definer
 
 _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECASE)
 _DROP_TRIGGER = re.compile(
@@ -29,8 +29,9 @@ _DROP_TRIGGER = re.compile(
     rb"(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
 # CREATE TRIGGER's header up to its order clause (FOLLOWS/PRECEDES), if any: token by
 # token, so that quoted names and comments between the words do not mislead it.
-_GAP = rb"(?:\s|/\*(?:[^*]|\*(?!/))*\*/)+"
-_NAME = rb"(?:`(?:[^`]|``)+`|[\w$]+)"
+_GAP = rb"(?:\s|/\*(?:[^*]|\*(?!/))*\*/|(?:--(?=\s)|#)[^\n]*(?:\n|$))+"
+# Quoted (backticks, or double quotes under ANSI_QUOTES) or bare, UTF-8 letters included.
+_NAME = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|(?:[\w$]|[\x80-\xff])+)'
 _QUALIFIED = _NAME + rb"(?:\s*\.\s*" + _NAME + rb")?"
 _TRIGGER_HEADER = re.compile(
     rb"^\s*CREATE" + _GAP + rb"(?:OR" + _GAP + rb"REPLACE" + _GAP + rb")?"
@@ -79,15 +80,15 @@ class TriggersAside:
         match = _DROP_TRIGGER.match(sql)
         if match is None:
             return False
-        schema = _name(match.group(1)) if match.group(1) else database
-        key = ((schema or "").lower(), _name(match.group(2)).lower())
+        schema = unquote_name(match.group(1)) if match.group(1) else database
+        key = ((schema or "").lower(), unquote_name(match.group(2)).lower())
         return self.saved.pop(key, None) is not None
 
     def creatable(self, sql: bytes) -> bytes:
         """``sql`` as the target can run it: a CREATE TRIGGER without the FOLLOWS/PRECEDES
         that names a trigger set aside (``after_ddl`` saves the new one in that place)."""
         order = _order_clause(sql)
-        if order is None or not any(t.name.lower() == _name(order.group(3)).lower()
+        if order is None or not any(t.name.lower() == unquote_name(order.group(3)).lower()
                                     for t in self.saved.values()):
             return sql
         return sql[:order.start(1)] + sql[order.end(1):]
@@ -102,7 +103,7 @@ class TriggersAside:
         created = [key for key, trigger in self.saved.items() if before.get(key) is not trigger]
         if created and (order := _order_clause(sql)):
             self._place(created[0], order.group(2).upper() == b"FOLLOWS",
-                        _name(order.group(3)).lower())
+                        unquote_name(order.group(3)).lower())
         gone = [key for key, trigger in self.saved.items() if not _exists(cursor, trigger)]
         if gone and not _DROP_TABLE.match(sql):
             trigger = self.saved[gone[0]]
@@ -158,6 +159,3 @@ def _exists(cursor: Cursor, trigger: SavedTrigger) -> bool:
                    "TABLE_NAME = %s", (trigger.database, trigger.table))
     return bool(cursor.fetchall())
 
-
-def _name(written: bytes) -> str:
-    return unquote(written[1:-1] if written.startswith(b"`") else written)

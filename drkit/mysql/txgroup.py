@@ -3,13 +3,16 @@
 A commit is an fsync on the target, and the copy stands at no point in time before the
 replay ends (a failed replay drops it): so whole source transactions are committed
 together, up to ``GROUP_BYTES`` of statements. A savepoint after each marks where the next
-one begins; one the archive holds only in part is undone alone, back to it. Statements,
+one begins; one the archive holds only in part is undone alone, back to it. The source's
+own savepoints are renamed for the transaction they belong to: never drkit's, nor one of
+an earlier transaction of the group. Statements,
 savepoints and commits all go through the replay's :class:`StatementBatch`, in order.
 """
 
 from __future__ import annotations
 
 from drkit.mysql.batch import StatementBatch
+from drkit.mysql.qualifiers import quote_name
 from drkit.mysql.worker import ConnectionWorker
 
 # Source transactions are committed together until this much was sent: fewer fsyncs.
@@ -24,6 +27,7 @@ class TransactionGroup:
         self._begun_at = 0  # bytes gathered when it began
         self._savepoint = False  # _SAVEPOINT marks the last one ended, in the open group
         self._group_start = 0  # bytes gathered when the open group began
+        self._number = 0  # of the source transaction, for its savepoints' names
 
     def begin(self) -> None:
         """A source transaction begins; one the archive did not end is undone first (a
@@ -31,6 +35,13 @@ class TransactionGroup:
         if self.open and self._batch.gathered > self._begun_at:
             self.undo_open()
         self.open, self._begun_at = True, self._batch.gathered
+        self._number += 1
+
+    def source_savepoint(self, verb: bytes, name: str) -> bytes:
+        """The source transaction's SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO ``name``,
+        under a name of this transaction's own."""
+        own = quote_name(f"drkit_source_{self._number}_{name}").encode()
+        return b" ".join(verb.split()) + b" " + own
 
     def end(self) -> None:
         """A source transaction ends: the group is committed once large enough, else the
