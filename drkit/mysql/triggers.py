@@ -5,10 +5,10 @@ the target would do it twice. A replica never fires triggers for row events eith
 They are saved as ``SHOW CREATE TRIGGER`` gives them, in their order per table and event,
 and dropped. DDL replayed later may create one: it is set aside in turn (one created to
 follow or precede a trigger set aside is created without saying so, and saved in that
-place: the target has no such trigger to name). A ``DROP TRIGGER``
-in the binlog forgets the saved one, a ``DROP TABLE`` those of its table (as the server does);
-a rename of a table with saved triggers is refused (their text names the old table). Putting
-them back uses each trigger's own sql_mode.
+place: the target has no such trigger to name). A ``DROP TRIGGER`` in the binlog forgets
+the saved one, a ``DROP TABLE`` those of its table (as the server does); a rename of a
+table with saved triggers is refused (their text names the old table). Putting them back
+uses each trigger's own sql_mode.
 """
 
 from __future__ import annotations
@@ -24,18 +24,20 @@ from drkit.mysql.qualifiers import quote_name, unquote_name
 from drkit.stream.statement import without_definer
 
 _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECASE)
+# A name quoted (backticks, or double quotes under ANSI_QUOTES) or bare, UTF-8 included.
+_NAME = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|(?:[\w$]|[\x80-\xff])+)'
 _DROP_TRIGGER = re.compile(
-    rb"^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(?:(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*)?"
-    rb"(`(?:[^`]|``)+`|[\w$]+)", re.IGNORECASE)
+    rb"^\s*DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(?:(" + _NAME + rb")\s*\.\s*)?(" + _NAME + rb")",
+    re.IGNORECASE)
 # CREATE TRIGGER's header up to its order clause (FOLLOWS/PRECEDES), if any: token by
 # token, so that quoted names and comments between the words do not mislead it.
 _GAP = rb"(?:\s|/\*(?:[^*]|\*(?!/))*\*/|(?:--(?=\s)|#)[^\n]*(?:\n|$))+"
-# Quoted (backticks, or double quotes under ANSI_QUOTES) or bare, UTF-8 letters included.
-_NAME = rb'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|(?:[\w$]|[\x80-\xff])+)'
 _QUALIFIED = _NAME + rb"(?:\s*\.\s*" + _NAME + rb")?"
+_ACCOUNT = rb"(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|[^\s@`'\"]+)"
 _TRIGGER_HEADER = re.compile(
     rb"^\s*CREATE" + _GAP + rb"(?:OR" + _GAP + rb"REPLACE" + _GAP + rb")?"
-    rb"(?:DEFINER\s*=\s*\S+" + _GAP + rb")?TRIGGER" + _GAP +
+    rb"(?:DEFINER\s*=\s*(?:CURRENT_USER(?:\s*\(\s*\))?|" + _ACCOUNT + rb"(?:\s*@\s*" +
+    _ACCOUNT + rb")?)" + _GAP + rb")?TRIGGER" + _GAP +
     rb"(?:IF" + _GAP + rb"NOT" + _GAP + rb"EXISTS" + _GAP + rb")?" + _QUALIFIED + _GAP +
     rb"(?:BEFORE|AFTER)" + _GAP + rb"(?:INSERT|UPDATE|DELETE)" + _GAP + rb"ON" + _GAP +
     _QUALIFIED + _GAP + rb"FOR" + _GAP + rb"EACH" + _GAP + rb"ROW"

@@ -5,8 +5,8 @@ replay ends (a failed replay drops it): so whole source transactions are committ
 together, up to ``GROUP_BYTES`` of statements. A savepoint after each marks where the next
 one begins; one the archive holds only in part is undone alone, back to it. The source's
 own savepoints are renamed for the transaction they belong to: never drkit's, nor one of
-an earlier transaction of the group. Statements,
-savepoints and commits all go through the replay's :class:`StatementBatch`, in order.
+an earlier transaction of the group. Statements, savepoints and commits all go through the
+replay's :class:`StatementBatch`, in order.
 """
 
 from __future__ import annotations
