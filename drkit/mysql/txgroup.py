@@ -11,8 +11,9 @@ replay's :class:`StatementBatch`, in order.
 
 from __future__ import annotations
 
+import hashlib
+
 from drkit.mysql.batch import StatementBatch
-from drkit.mysql.qualifiers import quote_name
 from drkit.mysql.worker import ConnectionWorker
 
 # Source transactions are committed together until this much was sent: fewer fsyncs.
@@ -39,9 +40,10 @@ class TransactionGroup:
 
     def source_savepoint(self, verb: bytes, name: str) -> bytes:
         """The source transaction's SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO ``name``,
-        under a name of this transaction's own."""
-        own = quote_name(f"drkit_source_{self._number}_{name}").encode()
-        return b" ".join(verb.split()) + b" " + own
+        under a name of this transaction's own (of fixed length: a source name may already
+        be as long as an identifier can be)."""
+        digest = hashlib.sha256(name.lower().encode()).hexdigest()[:16]  # case as the server
+        return b" ".join(verb.split()) + f" drkit_source_{self._number}_{digest}".encode()
 
     def end(self) -> None:
         """A source transaction ends: the group is committed once large enough, else the
