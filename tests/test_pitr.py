@@ -872,3 +872,24 @@ def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pit
     finally:
         for t in tables:
             dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{t}")
+
+
+def test_the_replay_shows_progress_at_a_terminal_and_stays_machine_readable_under_cron(
+        sandbox, pitr):
+    """Replaying a day of binlog takes long: a person at a terminal sees it advance; cron
+    gets only its JSON lines."""
+    import io
+
+    from drkit.cli.main import main
+    from drkit.console import Environment
+
+    _base_then(sandbox, ["INSERT INTO pitr_log VALUES (NOW(6), 'progress')"])
+    for at_terminal in (True, False):
+        err = io.StringIO()
+        code = main(["restore", "--until", "latest", "--as", "pit"],
+                    Environment(stdout=io.StringIO(), stderr=err, stderr_isatty=at_terminal))
+        assert code == 0, err.getvalue()
+        assert ("replay binlog to" in err.getvalue()) is at_terminal
+        if not at_terminal:
+            assert all(json.loads(line) for line in err.getvalue().splitlines())
+        dbtools.query(sandbox, "target", "DROP DATABASE pit")

@@ -21,7 +21,7 @@ from typing import Any
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest, parse_time
 from drkit.config import Settings
-from drkit.console import Environment, log_event
+from drkit.console import Environment, Progress, log_event
 from drkit.errors import (
     BackupNotFoundError,
     BinlogArchiveError,
@@ -53,7 +53,7 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
 
     def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
         try:
-            replayed = apply_binlog(archive, files, manifest, server, load_as, moment)
+            replayed = apply_binlog(archive, files, manifest, server, load_as, moment, env)
             if replayed["skipped_rows"]:
                 raise ProofFailedError(
                     f"{replayed['skipped_rows']} rows the binlog updates or deletes were not "
@@ -131,12 +131,24 @@ def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None
 
 
 def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest,
-                 server: Server, load_as: dict[str, str], moment: datetime) -> dict[str, Any]:
+                 server: Server, load_as: dict[str, str], moment: datetime,
+                 env: Environment | None = None) -> dict[str, Any]:
     snapshot = manifest.consistency["binlog_snapshot"]
     names = [f.file for f in files]
     if snapshot["file"] not in names:
         raise BinlogGapError(f"The binlog archive does not hold {snapshot['file']}, where "
                              f"backup {manifest.name} stands.", "See drkit binlog status.")
+    files = files[names.index(snapshot["file"]):]
+    with (env or Environment()).progress(
+            f"replay binlog to {moment:%Y-%m-%d %H:%M:%S}",  # to the archive's end at most
+            sum(f.size for f in files) - snapshot["position"]) as progress:
+        return _replay_files(archive, files, manifest, server, load_as, moment, progress)
+
+
+def _replay_files(archive: Archive, files: list[ArchivedFile], manifest: Manifest,
+                  server: Server, load_as: dict[str, str], moment: datetime,
+                  progress: Progress) -> dict[str, Any]:
+    snapshot = manifest.consistency["binlog_snapshot"]
     until = moment.timestamp()
     clock = time.monotonic()
     applier = RowApplier(server, load_as)
@@ -159,9 +171,9 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
             reached = timestamp
         return True
 
-    stopped = False
+    stopped, read = False, -snapshot["position"]  # bytes of the archive from the snapshot
     try:
-        for archived in files[names.index(snapshot["file"]):]:
+        for archived in files:
             first = archived.file == snapshot["file"]
             # Closed as soon as it is left, also by an error: its read-ahead stops with it.
             with contextlib.closing(archived_events(archive, archived)) as events_of_file:
@@ -171,8 +183,10 @@ def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest
                     elif not replay(kind, timestamp, data):
                         stopped = True  # TIME reached
                         break
+                    progress.update(max(0, read + position))
             if stopped:
                 break
+            read += archived.size
         applier.finish()
     finally:
         applier.close()
