@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from drkit.azure import maintenance
+from drkit.config import load_settings
 from drkit.programs import find_program
 from drkit.sandbox.services import free_port
 from tests import dbtools
@@ -56,7 +58,6 @@ def _write_once(cursor, n: int) -> None:
 def _consistency(backup: str) -> dict:
     from drkit.azure.blobstore import BackupStore
     from drkit.azure.catalog import load_manifest
-    from drkit.config import load_settings
 
     return load_manifest(BackupStore.from_settings(load_settings()), backup).consistency
 
@@ -248,6 +249,7 @@ def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, mo
         assert "then the binlog to" in step["outcome"], step
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+        maintenance.remove(load_settings())  # the failover's page: later tests start without
 
 
 def test_ddl_naming_the_database_is_replayed_into_the_new_name_only(sandbox, pitr):
@@ -345,7 +347,6 @@ def test_statements_beyond_the_restored_databases_never_reach_the_target(sandbox
 
 def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sandbox, pitr):
     from drkit.azure.blobstore import BackupStore
-    from drkit.config import load_settings
 
     _base_then(sandbox, ["INSERT INTO shop.pitr_log VALUES (NOW(6), 'BBBBBBBB')"])
     settings = load_settings()
@@ -659,7 +660,6 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
 def _archived_transactions(base: str) -> tuple[list, list[list]]:
     """The archive's events before the base's snapshot position, and its transactions
     after it (lists of (type, bytes), each from its GTID event on)."""
-    from drkit.config import load_settings
     from drkit.mysql.events import GTID_EVENTS
     from drkit.ops.binlog_archive import Archive
     from drkit.ops.pitr import BackupStore, archived_events
