@@ -198,9 +198,9 @@ def _forget_archive(settings) -> None:
     under a prefix of its own, and the sandbox's disk would fill run by run."""
     from drkit.azure.blobstore import BackupStore
 
-    container = BackupStore.from_settings(settings, prefix=settings.binlog.prefix).container
-    for blob in container.list_blobs(name_starts_with=settings.binlog.prefix):
-        container.delete_blob(blob.name)
+    store = BackupStore.from_settings(settings, prefix=settings.binlog.prefix)
+    for blob in store.container.list_blobs(name_starts_with=settings.binlog.prefix):
+        store.delete(blob.name)
 
 
 def _snapshot(settings, name: str) -> dict:
