@@ -270,12 +270,23 @@ def test_ddl_naming_the_database_is_replayed_into_the_new_name_only(sandbox, pit
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     before = dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
                            "WHERE TABLE_SCHEMA = 'shop'")
-    result = run_cli("restore", "--until", "latest", "--as", "pit")
-    assert result.exit_code == 0, result.stdout + result.stderr
+    _restore_latest_as_pit()
     rows = dbtools.query(sandbox, "target", "SELECT id, note, extra FROM pit.pitr_ddl ORDER BY id")
     assert rows == [(1, "shop.x", 7), (2, "shop.x", 7)]
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.TABLES "
                          "WHERE TABLE_SCHEMA = 'shop'") == before
+
+
+def _restore_latest_as_pit() -> None:
+    result = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def _assert_rows_as_on_the_source(sandbox, *tables: str) -> None:
+    """pit's rows of ``tables`` are shop's on the source, in their first column's order."""
+    for table in tables:
+        assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY 1") == \
+            dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY 1")
 
 
 def _base_then(sandbox, statements: list[str]) -> None:
@@ -310,10 +321,8 @@ def test_changes_of_columns_and_cascades_are_replayed_as_the_source_made_them(sa
         "ALTER TABLE pitr_alt DROP COLUMN b",
         "INSERT INTO pitr_alt VALUES (2, 9, 10)",
         "DELETE FROM pitr_parent WHERE id = 1"])
-    result = run_cli("restore", "--until", "latest", "--as", "pit")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    assert dbtools.query(sandbox, "target", "SELECT * FROM pit.pitr_alt ORDER BY id") == \
-        dbtools.query(sandbox, "source", "SELECT * FROM shop.pitr_alt ORDER BY id")
+    _restore_latest_as_pit()
+    _assert_rows_as_on_the_source(sandbox, "pitr_alt")
     assert dbtools.query(sandbox, "target", "SELECT id FROM pit.pitr_child") == [(20,)]
 
 
@@ -454,8 +463,7 @@ def test_ddl_replays_under_the_sql_mode_it_was_written_in(sandbox, pitr):
             "ALTER TABLE shop.pitr_ansi ADD COLUMN path VARCHAR(20) DEFAULT 'C:\\dir'",
             "SET SESSION sql_mode = DEFAULT",
             "INSERT INTO shop.pitr_ansi (id) VALUES (1)"])
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
+        _restore_latest_as_pit()
         assert dbtools.query(sandbox, "target", "SELECT id, note, path FROM pit.pitr_ansi") == \
             dbtools.query(sandbox, "source", "SELECT id, note, path FROM shop.pitr_ansi") == \
             [(1, 'a"b', "C:\\dir")]
@@ -489,11 +497,8 @@ def test_triggers_do_not_fire_again_for_replayed_rows(sandbox, pitr):
             "UPDATE pitr_trg SET v = 7 WHERE id = 1",
             "DROP TRIGGER pitr_trg_ai",
             "INSERT INTO pitr_trg (v) VALUES (4)"])
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
-        for table in ("pitr_trg", "pitr_audit"):
-            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY id") == \
-                dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY id")
+        _restore_latest_as_pit()
+        _assert_rows_as_on_the_source(sandbox, "pitr_trg", "pitr_audit")
         assert dbtools.query(sandbox, "target", "SELECT v FROM pit.pitr_trg WHERE id = 1") == \
             [(107,)]
         assert dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_schema."
@@ -581,8 +586,7 @@ def test_a_row_larger_than_the_targets_packet_limit_is_named_as_such(sandbox, pi
         dbtools.as_root(sandbox, "target", f"SET GLOBAL max_allowed_packet = {2 * 1024 ** 2}")
         _base_then(sandbox, [f"INSERT INTO pitr_big VALUES ({n}, REPEAT('x', 700000))"
                              for n in range(6)])  # 4 MB of rows: more than one batch
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
+        _restore_latest_as_pit()
         assert dbtools.query(sandbox, "target", "SELECT COUNT(*), SUM(LENGTH(b)) FROM "
                              "pit.pitr_big") == [(6, 4200000)]
         dbtools.query(sandbox, "target", "DROP DATABASE pit")
@@ -616,9 +620,7 @@ def test_replayed_deletes_keep_the_order_a_tree_needs(sandbox, pitr):
         result = run_cli("restore", "--until", "latest", "--as", "pit", "--json")
         assert result.exit_code == 0, result.stdout + result.stderr
         assert json.loads(result.stdout)["replay"]["skipped_rows"] == 0
-        for table in ("pitr_tree", "pitr_bin"):
-            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY 1") \
-                == dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY 1")
+        _assert_rows_as_on_the_source(sandbox, "pitr_tree", "pitr_bin")
     finally:
         for table in ("pitr_tree", "pitr_bin"):
             dbtools.query(sandbox, "source", f"DROP TABLE IF EXISTS shop.{table}")
@@ -640,8 +642,7 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
             "DROP TABLE pitr_tg",
             "CREATE TABLE pitr_tg (id INT PRIMARY KEY, v INT)",
             "INSERT INTO pitr_tg VALUES (1, 5)"])
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
+        _restore_latest_as_pit()
         assert dbtools.query(sandbox, "target", "SELECT * FROM pit.pitr_tg") == [(1, 5)]
         assert not dbtools.query(sandbox, "target", "SELECT TRIGGER_NAME FROM information_"
                                  "schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'pit' AND "
@@ -787,11 +788,8 @@ def test_rollbacks_and_savepoints_the_binlog_holds_replay_as_the_source_made_the
             "SET autocommit = 0", "INSERT INTO pitr_rb VALUES (11)",
             "CREATE TEMPORARY TABLE pitr_tmp2 (a INT)", "ROLLBACK",
             "INSERT INTO pitr_rb VALUES (12)", "COMMIT", "SET autocommit = 1"])
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
-        for table in ("pitr_rb", "pitr_my"):
-            assert dbtools.query(sandbox, "target", f"SELECT * FROM pit.{table} ORDER BY 1") \
-                == dbtools.query(sandbox, "source", f"SELECT * FROM shop.{table} ORDER BY 1")
+        _restore_latest_as_pit()
+        _assert_rows_as_on_the_source(sandbox, "pitr_rb", "pitr_my")
         assert dbtools.query(sandbox, "target", "SELECT id FROM pit.pitr_rb ORDER BY id") == \
             [(1,), (3,), (5,), (6,), (9,), (12,)]
     finally:
@@ -816,8 +814,7 @@ def test_triggers_the_binlog_orders_among_those_set_aside_keep_that_order(sandbo
             "CREATE TRIGGER pitr_tgo_first BEFORE INSERT ON pitr_tgo FOR EACH ROW PRECEDES "
             "`pitr_tgo_mid` SET NEW.v = 2",
             "INSERT INTO pitr_tgo (id, v) VALUES (1, 0)"])
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
+        _restore_latest_as_pit()
         assert dbtools.query(sandbox, "target", order, args=("pit",)) == \
             dbtools.query(sandbox, "source", order, args=("shop",))
         assert [name for name, _ in dbtools.query(sandbox, "target", order, args=("pit",))] \
@@ -866,8 +863,7 @@ def test_trigger_order_clauses_in_every_form_the_binlog_writes_them(sandbox, pit
         for t, form in zip(tables, forms, strict=True):
             dbtools.as_root(sandbox, "source", form.format(t=t))
         assert run_cli("binlog", "stream", "--once").exit_code == 0
-        result = run_cli("restore", "--until", "latest", "--as", "pit")
-        assert result.exit_code == 0, result.stdout + result.stderr
+        _restore_latest_as_pit()
         expected = dbtools.query(sandbox, "source", order, args=("shop",))
         assert len(expected) == 2 * len(forms) + 6
         assert dbtools.query(sandbox, "target", order, args=("pit",)) == expected
