@@ -52,6 +52,26 @@ class Manifest(BaseModel):
     # a target must have them in its time-zone tables before a restore runs them.
     time_zones: list[str] = []
 
+    def only(self, databases: list[str]) -> Manifest:
+        """This manifest narrowed to ``databases``: what a restore of them is proven against."""
+        if set(databases) >= set(self.databases):
+            return self
+
+        def kept(qualified: str) -> bool:  # "db.t", "db.procedure p"
+            # The longest database the name starts with: names may hold dots.
+            owner = max((d for d in self.databases if qualified.startswith(f"{d}.")),
+                        key=len, default=None)
+            return owner in databases
+
+        return self.model_copy(update={
+            "databases": [d for d in self.databases if d in databases],
+            "tables": {k: v for k, v in self.tables.items() if kept(k)},
+            "objects": {kind: [n for n in names if kept(n)]
+                        for kind, names in self.objects.items()},
+            # "view db.v": the kind, a space, the qualified name
+            "definitions": {k: v for k, v in self.definitions.items()
+                            if kept(k.partition(" ")[2])}})
+
     @property
     def sidecar_name(self) -> str:
         return self.name + SIDECAR_SUFFIX

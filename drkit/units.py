@@ -33,3 +33,10 @@ def human_size(size: float) -> str:
             return f"{size:.0f}{unit}" if unit == "B" or size >= 10 else f"{size:.1f}{unit}"
         size /= 1024
     return f"{size:.1f}T"
+
+
+def few(names: list[str], shown: int = 5) -> str:
+    """A list of names for a sentence: the first few, then how many more (never 200)."""
+    if len(names) <= shown + 1:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"

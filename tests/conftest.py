@@ -61,6 +61,8 @@ def point_cli_at(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
     monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
+    # Its own binlog archive too: restores and failovers use any archive they find.
+    monkeypatch.setenv("DRKIT_BINLOG__PREFIX", f"{prefix}binlogs/")
     monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
     return prefix
 

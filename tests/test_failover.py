@@ -93,8 +93,8 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
     timeline = {s["name"]: s["outcome"] for s in _audit(
         load_settings(), json.loads(again.stdout)["run_id"])["results"]["timeline"]}
     assert timeline["DR server up"] == "already Ready"
-    assert timeline["restore and prove"].startswith("skipped:") and "already restored and " \
-        "proven" in timeline["restore and prove"]
+    assert timeline["restore and prove"].startswith("skipped: restored by an earlier run") \
+        and "base only (binlog archive not used" in timeline["restore and prove"]
     assert timeline["maintenance page off"].startswith("removed")
     assert sum(1 for m, p in arm.requests if p.endswith("/start")) == starts
     assert not _web_page(incident)
@@ -127,13 +127,14 @@ def test_failure_during_restore_is_recorded_and_a_rerun_completes(sandbox, arm, 
     assert run["failed_cell"]["ename"] == "RestoreFailedError"
     assert run["results"]["timeline"][-1]["outcome"].startswith("failed:")
     assert arm.servers["drkit-dr"]["state"] == "Ready"  # the steps before it are done
+    assert dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'shop'") == []  # no half
 
     rerun = run_cli("run", "failover", "-p", "approve=true", "--json")
     assert rerun.exit_code == 0, rerun.stdout
     timeline = {s["name"]: s["outcome"] for s in _audit(
         load_settings(), json.loads(rerun.stdout)["run_id"])["results"]["timeline"]}
     assert timeline["DR server up"] == "already Ready"
-    assert "replacing an interrupted restore" in timeline["restore and prove"]
+    assert timeline["restore and prove"].startswith("restored "), timeline
     assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
 

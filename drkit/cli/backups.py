@@ -112,7 +112,11 @@ def verify_command(context: Context, backup: str, as_json: bool) -> None:
 _target_options = [
     click.option("--target", "target_address", metavar="HOST[:PORT]",
                  help="Restore target (default: the configured target)."),
-    click.option("--as", "rename_to", metavar="NAME", help="Restore under this database name."),
+    click.option("--database", metavar="DB",
+                 help="Only this database of the backup (required by --until when the "
+                      "backups hold several)."),
+    click.option("--as", "rename_to", metavar="NAME",
+                 help="Restore under this database name (the one database restored)."),
 ]
 
 
@@ -131,11 +135,15 @@ _target_options = [
               help="Point in time (UTC, or latest): the newest full backup before it, then "
                    "the archived binlog up to it. BACKUP is then chosen, not given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--recover-swap", is_flag=True,
+              help="Only finish or undo the swaps killed runs left on the target (their "
+                   "journals under backup.state_dir/swaps/); restore nothing.")
 @pass_context
 def restore_command(context: Context, backup: str, target_address: str | None,
-                    rename_to: str | None, replace: bool, check: bool, azure: bool | None,
-                    definer: str | None, no_prove: bool, until: str | None,
-                    as_json: bool) -> None:
+                    database: str | None, rename_to: str | None, replace: bool,
+                    check: bool, azure: bool | None, definer: str | None, no_prove: bool,
+                    until: str | None,
+                    as_json: bool, recover_swap: bool = False) -> None:
     """Stream BACKUP into the target, then prove it against the manifest."""
     from drkit.errors import ProofFailedError, RestoreBlockedError
     from drkit.ops.restore import check_backup, restore_backup
@@ -143,12 +151,15 @@ def restore_command(context: Context, backup: str, target_address: str | None,
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
+    if recover_swap:
+        return _recover_swaps(context, target_address, as_json,
+                              replace or check or no_prove or until is not None)
     if until is not None:
-        return _restore_until(context, until, target_address, rename_to, replace, check,
-                              azure, definer, no_prove, as_json)
+        return _restore_until(context, until, target_address, database, rename_to, replace,
+                              check, azure, definer, no_prove, as_json)
     if check:
-        report = check_backup(settings, backup, rename_to=rename_to, azure=azure,
-                              definer=definer)
+        report = check_backup(settings, backup, rename_to=rename_to, databases=_one(database),
+                              azure=azure, definer=definer)
         if as_json:
             context.env.print_json(report.as_dict())
         else:
@@ -164,8 +175,8 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         return
     try:
         result = restore_backup(settings, backup, context.env, target_address=target_address,
-                                rename_to=rename_to, replace=replace, azure=azure,
-                                definer=definer, prove_after=not no_prove)
+                                rename_to=rename_to, databases=_one(database), replace=replace,
+                                azure=azure, definer=definer, prove_after=not no_prove)
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
         raise
@@ -180,27 +191,54 @@ def restore_command(context: Context, backup: str, target_address: str | None,
                           + ("; proof passed" if result.proof else "; not proven"))
 
 
+def _recover_swaps(context: Context, target_address: str | None, as_json: bool,
+                   other_options: bool) -> None:
+    """``restore --recover-swap``: the recovery a restore runs first, alone."""
+    from drkit.mysql.connection import target_server
+    from drkit.mysql.swap import recover_swaps
+
+    if other_options:
+        raise click.UsageError("--recover-swap only recovers; it does not combine with "
+                               "--replace, --check, --no-prove or --until.")
+    settings = context.settings
+    server = target_server(settings, target_address)
+    done = recover_swaps(server, settings.backup.state_dir.expanduser() / "swaps",
+                         settings.restore.swap_lock_wait_seconds)
+    if as_json:
+        context.env.print_json({"ok": True, "target": server.address, "recovered": done})
+        return
+    for sentence in done or [f"No interrupted swap to recover on {server.address}."]:
+        context.env.print(sentence)
+
+
 def _restore_until(context: Context, until: str, target_address: str | None,
-                   rename_to: str | None, replace: bool, check: bool, azure: bool | None,
-                   definer: str | None, no_prove: bool, as_json: bool) -> None:
+                   database: str | None, rename_to: str | None, replace: bool, check: bool,
+                   azure: bool | None, definer: str | None, no_prove: bool,
+                   as_json: bool) -> None:
     from drkit.ops.pitr import restore_until
 
     if check or no_prove:
         raise click.UsageError("--until restores, proves the base backup, then replays; it "
                                "does not combine with --check or --no-prove.")
-    result = restore_until(context.settings, until, context.env,
+    result = restore_until(context.settings, until, context.env, databases=_one(database),
                            target_address=target_address, rename_to=rename_to,
                            replace=replace, azure=azure, definer=definer)
     replay = result.replay or {}
     if as_json:
         context.env.print_json(result.as_dict())
     else:
+        restored = ", ".join(f"{a} as {b}" if a != b else a
+                             for a, b in result.databases.items())
         context.env.print(
-            f"restored {result.backup} into {', '.join(result.databases.values())} on "
+            f"restored {restored} from base {result.backup} on "
             f"{result.target}, proof passed; then {replay.get('transactions')} transactions "
             f"({replay.get('rows')} rows) from the binlog: the data now stands at "
             f"{replay.get('reached')} (asked: {replay.get('until')}); "
             f"{replay.get('events_per_second')} events/s")
+
+
+def _one(database: str | None) -> list[str] | None:
+    return [database] if database is not None else None
 
 
 @click.command("prove")
@@ -209,7 +247,7 @@ def _restore_until(context: Context, until: str, target_address: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def prove_command(context: Context, backup: str, target_address: str | None,
-                  rename_to: str | None, as_json: bool) -> None:
+                  database: str | None, rename_to: str | None, as_json: bool) -> None:
     """Compare the target's copy of BACKUP with its manifest; list every difference."""
     from drkit.errors import ProofFailedError
     from drkit.ops.restore import prove_backup
@@ -217,7 +255,7 @@ def prove_command(context: Context, backup: str, target_address: str | None,
     context.env.configure_logging(context.settings.backup.log_file)
     try:
         proof = prove_backup(context.settings, backup, target_address=target_address,
-                             rename_to=rename_to)
+                             rename_to=rename_to, databases=_one(database))
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
         raise

@@ -106,6 +106,12 @@ def check_binlog_archive(doctor: Doctor) -> list[Check]:
         return [Check("binlog archive", CRITICAL, "empty",
                       "Start the streamer: drkit binlog stream (drkit schedule prints its "
                       "systemd unit).")] if settings.binlog.enabled else []
+    if not settings.binlog.enabled:  # written all the same: restores and failovers use it
+        return [Check("binlog archive", WARNING,
+                      f"{report['files']} files, newest event {report['newest_event_at']}, "
+                      "but binlog.enabled is false: its lag and gaps go unwatched",
+                      "Set binlog.enabled: true in the config (restores and the failover use "
+                      "the archive either way).")]
     open_gaps = [g for g in report["gaps"] if not g["superseded_by"]]
     if open_gaps:
         return [Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "

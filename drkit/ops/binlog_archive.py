@@ -200,6 +200,10 @@ def stream(settings: Settings, env: Environment | None = None, once: bool = True
     """Archive the source's binary log from where the archive ends: to its current end and
     return (``once``), or on and on (until ``stop_after_seconds``, for tests and benches)."""
     state = settings.backup.state_dir.expanduser()
+    if not settings.binlog.enabled:
+        log_event("binlog.not_enabled", "binlog.enabled is false, yet the archive is being "
+                  "written: restores and the failover use it, but doctor and the alarms do "
+                  "not watch it; set binlog.enabled: true in the config", logging.WARNING)
     with RunLock(state / "binlog-stream.lock", "binlog stream"):
         return _stream(settings, once, stop_after_seconds)
 

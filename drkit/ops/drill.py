@@ -59,10 +59,14 @@ class DrillResult:
 
 
 def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives | None = None,
-              env: Environment | None = None, until: str | None = None) -> DrillResult:
+              env: Environment | None = None, until: str | None = None,
+              database: str | None = None) -> DrillResult:
     """Run the whole drill; the result lists any objective it breached. With ``until``
     (a time, or ``latest``) the drill restores to that point in time: the base backup, then
-    the archived binlog, and its RPO is the age of the newest data it restored."""
+    the archived binlog, and its RPO is the age of the newest data it restored. With
+    ``database``, only that database of the backup is restored (required by ``until`` where
+    the backups hold several)."""
+    databases = [database] if database else None
     env = env or Environment()
     objectives = objectives or Objectives()
     store = BackupStore.from_settings(settings)
@@ -73,7 +77,8 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
 
     catalog = Catalog(store)
     entries = catalog.entries()
-    entry = resolve(settings, until)[1] if until else catalog.select(backup, entries)
+    entry = resolve(settings, until, databases)[1] if until else \
+        catalog.select(backup, entries)
     steps["select"] = time.monotonic() - clock
     scratch = f"drkit_drill_{started:%Y%m%d%H%M%S}"
     log_event("drill.start", f"Restore drill: {entry.name} -> {server.address} as {scratch}",
@@ -86,8 +91,10 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
             mark = time.monotonic()
             verified = verify_backup(store, entry, env)
             steps["verify"] = time.monotonic() - mark
-            restored = restore_until(settings, until, env, rename_to=scratch) if until else \
-                restore_backup(settings, entry.name, env, rename_to=scratch)
+            restored = restore_until(settings, until, env, databases=databases,
+                                     rename_to=scratch) if until else \
+                restore_backup(settings, entry.name, env, databases=databases,
+                               rename_to=scratch)
             steps["restore"] = restored.seconds
             steps["prove"] = restored.proof.seconds if restored.proof else 0.0
             if restored.replay:

@@ -2,9 +2,14 @@
 
 assess -> decide -> maintenance page on -> DR server up -> restore + prove -> how to connect
 -> (maintenance page off). Each step checks the world before acting, so a rerun after a
-failure skips what is done: a Ready server is not started again, and a database that is
-already restored and proven against the manifest is not restored twice. Every step lands on
-a timeline (and in the run's results, step by step) with its timestamps.
+failure skips what is done: a Ready server is not started again, and a copy on the target is
+kept only where drkit knows it lacks nothing: restored by an earlier run to the end the
+archive still has, or proven equal to the base when no archive can take it further. A
+proven copy of the base alone is replaced by base + replay; a copy drkit cannot account for
+is refused unless replacing it is consented to. The restore uses the binlog archive whenever
+it holds events past the base, whatever ``binlog.enabled`` says. Every step lands on a
+timeline (and in the run's results, step by step) with its timestamps; the record always
+carries the time the data reaches and the seconds lost.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from drkit.azure import maintenance
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog, load_manifest
+from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
@@ -32,9 +37,11 @@ from drkit.errors import (
     ProofFailedError,
     RestoreBlockedError,
 )
-from drkit.mysql.connection import target_server
+from drkit.manifest import Manifest
+from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
-from drkit.ops.pitr import resolve, restore_until
+from drkit.ops.binlog_archive import Archive
+from drkit.ops.pitr import archive_end, resolve, restore_until
 from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
 
 CONFIRMATION = "FAILOVER"
@@ -47,6 +54,20 @@ class Step:
     ended_at: str
     duration_seconds: float
     outcome: str
+
+
+@dataclass
+class PointInTime:
+    """How far the failover's restore will take the data: the archive's newest event
+    (``until``), or the base backup alone and why."""
+
+    until: datetime | None = None
+    why_not: str = ""
+    archive_end: dict[str, Any] | None = None  # where the archive ends (pitr.archive_end)
+
+    def describe(self) -> str:
+        return (f"then the binlog archive up to {self.until:%H:%M:%S} UTC" if self.until
+                else f"base only ({self.why_not})")
 
 
 class Failover:
@@ -173,77 +194,93 @@ class Failover:
             entry = Catalog(store).select(self.backup)
             manifest = load_manifest(store, entry.name)
             server = target_server(self.settings)
-            renames = {db: db for db in manifest.databases}
             present = [db for db, count in objects_in(server, manifest.databases).items()
                        if count]
-            ours = self._marker().get("status") == "loading"  # our own interrupted restore
-            marker = self._marker()
-            if present and marker.get("status") == "proven" and marker.get("data_reaches") \
-                    and not self.replace:
-                # A point-in-time restore of an earlier run: its data no longer equals the
-                # base's manifest, so its own record says it is done.
-                step["outcome"] = (f"skipped: restored by an earlier run up to "
-                                   f"{marker['data_reaches']}")
-                self.restored = {**marker, "databases": manifest.databases, "proof": "passed"}
+            plan = self._point_in_time(manifest.databases)
+            if present and not self.replace and (
+                    done := self._kept(entry, manifest, server, present, plan)):
+                step["outcome"] = done
                 return self.restored
-            if present and not (self.replace or ours):
-                try:
-                    proof = prove_restore(manifest, server, renames,
-                                          azure_rewrites(self.settings))
-                except ProofFailedError:
-                    raise RestoreBlockedError(
-                        f"The target already holds {', '.join(present)}, and it does not match "
-                        f"backup {entry.name}; nothing was restored over it.",
-                        "Check what that data is; rerun with -p replace=True to replace it.",
-                    ) from None
-                step["outcome"] = f"skipped: {entry.name} already restored and proven"
-                self.restored = {"backup": entry.name, "databases": manifest.databases,
-                                 "proof": "passed", "rows": proof.rows_checked}
-                return self.restored
-            until, why_not = self._point_in_time()
-            approval = self.gate(f"restore {entry.name} into {server.address}"
-                                 + (" and the binlog archive up to its newest event"
-                                    if until else "")
+            approval = self.gate(f"restore {entry.name} into {server.address}, "
+                                 f"{plan.describe()}"
                                  + (" replacing what is there" if present else ""))
             self._mark({"backup": entry.name, "status": "loading"})
-            if until:
-                result = restore_until(self.settings, "latest", self.env, replace=bool(present))
+            if plan.until:
+                result = restore_until(self.settings, "latest", self.env,
+                                       databases=manifest.databases, replace=bool(present))
             else:
                 result = restore_backup(self.settings, entry.name, self.env,
                                         replace=bool(present))
-            reached = datetime.fromisoformat(result.replay["reached"]) if result.replay \
-                else entry.taken_at
+            replay = result.replay or {}
+            reached = datetime.fromisoformat(replay["reached"]) if replay else entry.taken_at
             self._mark({"backup": result.backup, "status": "proven",
-                        "data_reaches": reached.isoformat() if result.replay else None})
-            self.restored = {"backup": result.backup, "databases": manifest.databases,
-                             "proof": "passed",
-                             "rows": result.proof.rows_checked if result.proof else None,
-                             "restore_seconds": result.seconds,
-                             "compressed_bytes": result.compressed_bytes,
-                             "data_reaches": reached.isoformat(),
-                             "data_loss_seconds": round(
-                                 (self.started - reached).total_seconds(), 1),
-                             "replay": result.replay}
+                        "data_reaches": reached.isoformat(),
+                        "archive_end": replay.get("archive_end")})
+            self._record(result.backup, manifest.databases, reached,
+                         rows=result.proof.rows_checked if result.proof else None,
+                         restore_seconds=result.seconds,
+                         compressed_bytes=result.compressed_bytes, replay=result.replay)
             step["outcome"] = (f"restored {result.backup} in {result.seconds:.0f} s and proven"
-                               + (f", then the binlog to {reached:%H:%M:%S}" if until else
-                                  f" ({why_not})" if why_not else "")
+                               + (f", then the binlog to {reached:%H:%M:%S}" if replay else
+                                  f" (base only: {plan.why_not})")
                                + f"; data lost: the last "
                                  f"{self.restored['data_loss_seconds']:.0f} s before the "
-                                 f"failover began"
-                               + (", replacing an interrupted restore" if ours and present
-                                  else "") + f" ({approval})")
+                                 f"failover began ({approval})")
             return self.restored
 
-    def _point_in_time(self) -> tuple[bool, str]:
-        """Whether to restore to the binlog archive's newest event, and why not if not: the
-        default backup choice and an archive that can take the restore that far."""
-        if self.backup != "latest-verified" or not self.settings.binlog.enabled:
-            return False, ""
+    def _kept(self, entry: BackupEntry, manifest: Manifest, server: Server, present: list[str],
+              plan: PointInTime) -> str | None:
+        """The outcome when the target's copy is kept as it is, None when it is to be
+        replaced by base + replay; a copy drkit cannot account for is refused. A copy is
+        kept only where drkit knows it lacks nothing the archive holds."""
+        marker = self._marker()
+        proven = marker.get("status") == "proven" and marker.get("data_reaches")
+        if proven and (marker.get("archive_end") == plan.archive_end if plan.until
+                       else marker.get("backup") == entry.name):
+            reached = datetime.fromisoformat(marker["data_reaches"])
+            self._record(marker["backup"], manifest.databases, reached)
+            return (f"skipped: restored by an earlier run up to {reached:%Y-%m-%d %H:%M:%S}, "
+                    + ("and the archive holds nothing after it" if plan.until
+                       else f"base only ({plan.why_not})"))
         try:
-            resolve(self.settings, "latest")
-        except (BinlogArchiveError, BinlogGapError, BackupNotFoundError) as error:
-            return False, f"binlog archive not used: {error.message}"
-        return True, ""
+            proof = prove_restore(manifest, server, {db: db for db in manifest.databases},
+                                  azure_rewrites(self.settings))
+        except ProofFailedError:
+            earlier = marker.get("data_reaches") if proven else None
+            raise RestoreBlockedError(
+                f"The target already holds {', '.join(present)}, "
+                + (f"restored by an earlier run up to {earlier}, and the archive holds events "
+                   "after it that drkit cannot apply to it in place; "
+                   if earlier else f"and it does not match backup {entry.name}; ")
+                + "nothing was restored over it.",
+                "Check what that data is (anything written to it since would be lost); rerun "
+                "with -p replace=True to replace it by the backup and the archive.") from None
+        if plan.until:
+            return None  # the base exactly: replaced by base + replay, nothing of it lost
+        self._record(entry.name, manifest.databases, entry.taken_at, rows=proof.rows_checked)
+        return f"skipped: {entry.name} already restored and proven (base only: {plan.why_not})"
+
+    def _record(self, backup: str, databases: list[str], reached: datetime,
+                **details: Any) -> None:
+        """What the run restored, and always the time its data reaches and the loss."""
+        self.restored = {"backup": backup, "databases": databases, "proof": "passed",
+                         "data_reaches": reached.isoformat(),
+                         "data_loss_seconds": round((self.started - reached).total_seconds(), 1),
+                         "replay": None, **details}
+
+    def _point_in_time(self, databases: list[str]) -> PointInTime:
+        """Base + replay to the archive's newest event wherever an archive exists (whatever
+        binlog.enabled says), for the default backup choice; else base only, and why."""
+        if self.backup != "latest-verified":
+            return PointInTime(why_not=f"backup {self.backup} was asked for")
+        try:
+            moment, _, _ = resolve(self.settings, "latest", databases)
+            archive = Archive(BackupStore.from_settings(self.settings,
+                                                        prefix=self.settings.binlog.prefix))
+        except (BinlogArchiveError, BinlogGapError, BackupNotFoundError,
+                RestoreBlockedError) as error:
+            return PointInTime(why_not=f"binlog archive not used: {error.message}")
+        return PointInTime(until=moment, archive_end=archive_end(archive.files()))
 
     def _marker_path(self) -> Path:
         target = self.settings.target

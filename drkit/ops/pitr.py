@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import BackupEntry, Catalog, load_manifest, parse_time
+from drkit.azure.catalog import STALE, BackupEntry, Catalog, load_manifest, parse_time
 from drkit.config import Settings
 from drkit.console import Environment, Progress, log_event
 from drkit.errors import (
@@ -29,6 +29,7 @@ from drkit.errors import (
     DrkitError,
     ParameterError,
     ProofFailedError,
+    RestoreBlockedError,
 )
 from drkit.manifest import Manifest
 from drkit.mysql.binlog import MAGIC
@@ -38,18 +39,32 @@ from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.restore import RestoreResult, restore_backup
+from drkit.ops.verify import verify_backup
 from drkit.stream.readahead import read_ahead
+from drkit.units import few
 
 
-def restore_until(settings: Settings, until: str, env: Environment | None = None,
+def restore_until(settings: Settings, until: str, env: Environment | None = None, *,
+                  databases: list[str] | None = None,
                   **restore_options: Any) -> RestoreResult:
-    """Restore the state of TIME (UTC, or ``latest``: the newest archived event)."""
-    moment, entry, manifest = resolve(settings, until)
+    """Restore ``databases`` (to be named when the backups hold several) as they stood at
+    TIME (UTC, or ``latest``: the newest archived event): the newest base holding them,
+    verified first if it never was, then the archived binlog."""
+    moment, entry, manifest = resolve(settings, until, databases)
+    databases = databases or manifest.databases
+    database = ", ".join(databases)
+    store = BackupStore.from_settings(settings)
+    if entry.verified != "ok":  # never restored from before it is known to be good
+        log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
+                  f"({entry.verified or 'never'}): verifying it first", backup=entry.name)
+        verify_backup(store, entry, env or Environment())
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     files = archive.files()
     _refuse_gaps(archive, manifest, moment)
-    log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC: base "
-              f"{entry.name}, then the binlog from {manifest.consistency['binlog_snapshot']}")
+    log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
+              f"base {entry.name}, then the binlog from "
+              f"{manifest.consistency['binlog_snapshot']}", databases=databases,
+              backup=entry.name)
 
     def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
         try:
@@ -72,11 +87,13 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
             raise
         return replayed
 
-    return restore_backup(settings, entry.name, env, then=replay, **restore_options)
+    return restore_backup(settings, entry.name, env, then=replay, databases=databases,
+                          **restore_options)
 
 
-def resolve(settings: Settings, until: str) -> tuple[datetime, BackupEntry, Manifest]:
-    """TIME as a moment, and the base backup a restore to it starts from."""
+def resolve(settings: Settings, until: str,
+            databases: list[str] | None = None) -> tuple[datetime, BackupEntry, Manifest]:
+    """TIME as a moment, and the base backup a restore of ``databases`` to it starts from."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     newest = max((f.last_event_at for f in archive.files() if f.last_event_at), default=None)
     if newest is None:
@@ -89,15 +106,38 @@ def resolve(settings: Settings, until: str) -> tuple[datetime, BackupEntry, Mani
         raise BackupNotFoundError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is after the newest "
                                   f"archived event ({newest}).",
                                   "Restore to it or earlier, or use --until latest.")
-    return moment, *choose_base(BackupStore.from_settings(settings), moment)
+    store = BackupStore.from_settings(settings)
+    entries = Catalog(store).entries()
+    return moment, *choose_base(store, moment, base_databases(entries, databases), entries)
 
 
-def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Manifest]:
-    """The newest verified backup taken before ``moment`` with exact coordinates."""
-    catalog = Catalog(store)
-    entries = catalog.entries()
+def base_databases(entries: list[BackupEntry], databases: list[str] | None) -> list[str]:
+    """The databases a point-in-time restore restores: those named, or the only one the
+    backups hold; a choice between several is never made for the user."""
+    held = sorted({db for entry in entries for db in entry.databases})
+    if databases is None and len(held) > 1:
+        raise RestoreBlockedError(
+            f"The backups hold {len(held)} databases ({few(held)}); a point-in-time restore "
+            "restores the one you name; nothing was restored.", "Name it with --database DB.")
+    if databases is None and not held:
+        raise BackupNotFoundError("There is no full backup to start a point-in-time restore "
+                                  "from.", "Take one: drkit backup, then drkit verify.")
+    if missing := [db for db in databases or () if db not in held]:
+        raise BackupNotFoundError(f"No backup holds database {few(missing)} (they hold "
+                                  f"{few(held)}); nothing was restored.",
+                                  "Name a database that is backed up with --database.")
+    return databases or held
+
+
+def choose_base(store: BackupStore, moment: datetime, databases: list[str],
+                entries: list[BackupEntry]) -> tuple[BackupEntry, Manifest]:
+    """The newest backup holding ``databases`` taken before ``moment`` with exact
+    coordinates, that verify has not found bad (one never verified is verified before it
+    is restored). Another database's backup is never taken for them."""
+    database = ", ".join(databases)
     for entry in reversed(entries):
-        if entry.taken_at > moment or entry.verified != "ok":
+        if entry.taken_at > moment or not set(databases) <= set(entry.databases) or \
+                entry.verified not in _USABLE:
             continue
         manifest = load_manifest(store, entry.name)
         # Binlog times are whole seconds: every transaction before the snapshot began by
@@ -105,16 +145,20 @@ def choose_base(store: BackupStore, moment: datetime) -> tuple[BackupEntry, Mani
         if manifest.consistency.get("binlog_exact") and \
                 manifest.finished_at.replace(microsecond=0) <= moment:
             return entry, manifest
-    bases = [e for e in entries if e.verified == "ok"]
-    earliest = next((e for e in bases if load_manifest(store, e.name).consistency.get(
-        "binlog_exact")), None)
+    bases = [e for e in entries if set(databases) <= set(e.databases)
+             and e.verified in _USABLE]
+    earliest = next((load_manifest(store, e.name) for e in bases if load_manifest(
+        store, e.name).consistency.get("binlog_exact")), None)
     raise BackupNotFoundError(
-        f"No verified full backup with exact binlog coordinates was finished before "
+        f"No full backup of {database} with exact binlog coordinates was finished before "
         f"{moment:%Y-%m-%d %H:%M:%S} UTC"
-        + (f"; the earliest reachable time is "
-           f"{load_manifest(store, earliest.name).finished_at:%Y-%m-%d %H:%M:%S} UTC, when "
-           f"{earliest.name} finished." if earliest else "."),
+        + (f"; the earliest reachable time is {earliest.finished_at:%Y-%m-%d %H:%M:%S} UTC, "
+           f"when {earliest.name} finished." if earliest else "."),
         "Pick a later time, or take and verify a full backup (drkit backup; drkit verify).")
+
+
+# Verified good, never verified (verified before use), or changed since (verified again).
+_USABLE = ("ok", None, STALE)
 
 
 def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None:
@@ -196,10 +240,19 @@ def _replay_files(archive: Archive, files: list[ArchivedFile], manifest: Manifes
               "heartbeat": applier.heartbeat,
               "transactions": transactions, "events": events, "rows": applier.rows,
               "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
+              # Where the copy stands in the archive when it took all of it: what a later
+              # run compares with the archive's end to know the copy lacks nothing.
+              "archive_end": None if stopped else archive_end(files),
               "events_per_second": round(events / max(seconds, 1e-6))}
     log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
               f"up to {result['reached']} in {seconds:.1f} s", **result)
     return result
+
+
+def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
+    """The archive's last file and its committed size: where a copy that took all of it
+    stands."""
+    return {"file": files[-1].file, "size": files[-1].size} if files else None
 
 
 def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -> None:

@@ -26,7 +26,6 @@ from drkit.errors import (
     DrkitError,
     ParameterError,
     ProofFailedError,
-    RestoreBlockedError,
     TargetNotEmptyError,
     TruncatedBackupError,
     UnrestorableBackupError,
@@ -36,13 +35,13 @@ from drkit.mysql import dump, timezones
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import PARTIAL_LOAD_FIX, ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
-from drkit.mysql.swap import drop_scratch, plan_swap, scratch_names, swap_in
+from drkit.mysql.swap import drop_scratch, plan_swap, recover_swaps, scratch_names, swap_in
 from drkit.ops.lock import RunLock
 from drkit.ops.readback import OUTCOMES, CountingReader, read_back
+from drkit.ops.restorenames import restore_names
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
-from drkit.stream.rewrite import SYSTEM_SCHEMAS, Rewriter
-from drkit.stream.schema import names_own_database
+from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement
 from drkit.units import human_size
 
@@ -83,45 +82,6 @@ class CheckResult:
         return {"ok": not self.blockers, **asdict(self)}
 
 
-def _renames(manifest: Manifest, rename_to: str | None) -> dict[str, str]:
-    system = sorted(d for d in {*manifest.databases, rename_to or ""}
-                    if d.lower() in SYSTEM_SCHEMAS)
-    if system:
-        raise RestoreBlockedError(
-            f"Backup {manifest.name} would restore into the system schema "
-            f"{', '.join(system)}; nothing was restored and nothing was changed.",
-            "Restore application databases only, under another name with --as.")
-    if rename_to is None:
-        return {db: db for db in manifest.databases}
-    if not 1 <= len(rename_to) <= 64 or "\x00" in rename_to or rename_to.endswith(" ") \
-            or any(ord(c) > 0xFFFF for c in rename_to):
-        raise ParameterError(f"--as {rename_to!r} is not a database name.",
-                             "Give 1 to 64 characters up to U+FFFF (MySQL's names hold no "
-                             "emoji), without a trailing space.")
-    if len(manifest.databases) != 1:
-        raise RestoreBlockedError(
-            f"Backup {manifest.name} holds {len(manifest.databases)} databases "
-            f"({', '.join(manifest.databases)}); --as renames a single database.",
-            "Restore it under the original names, or back the databases up separately.")
-    _refuse_self_references(manifest, rename_to)
-    return {manifest.databases[0]: rename_to}
-
-
-def _refuse_self_references(manifest: Manifest, rename_to: str) -> None:
-    """Objects whose bodies name their own database cannot be restored under another name:
-    a drill's copy would write into the original (on the target, the real one)."""
-    naming = sorted(key for key, text in manifest.definitions.items()
-                    if not key.startswith("table ") and names_own_database(
-                        key.partition(" ")[0], text))
-    if naming:
-        raise RestoreBlockedError(
-            f"Backup {manifest.name} holds objects whose bodies name their own database "
-            f"({', '.join(naming)}); restored as {rename_to} they would act on the original; "
-            "nothing was restored.",
-            "Restore under the original name (with --replace), or define those objects "
-            "without the database name.")
-
-
 def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
     """Whether a restore rewrites for Azure: as asked, else as ``restore.azure_compat`` says."""
     if azure is not None:
@@ -133,10 +93,12 @@ def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
 
 def _rewriter(settings: Settings, renames: dict[str, str], azure: bool | None,
               definer: str | None) -> Rewriter:
+    """The rewrites of a restore of ``renames``' databases (the backup's others skipped)."""
     return Rewriter(azure=azure_rewrites(settings, azure),
                     definer=definer or settings.restore.definer,
                     admin_user=settings.target.user if settings.target else "",
-                    rename={old: new for old, new in renames.items() if old != new})
+                    rename={old: new for old, new in renames.items() if old != new},
+                    only=frozenset(renames))
 
 
 def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
@@ -168,12 +130,13 @@ _PARTIAL = ("Anything loaded so far is incomplete; restore another backup with -
 
 
 def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
-                 azure: bool | None = None, definer: str | None = None) -> CheckResult:
+                 databases: list[str] | None = None, azure: bool | None = None,
+                 definer: str | None = None) -> CheckResult:
     """What a restore would rewrite, and what would block it; loads nothing."""
     store = BackupStore.from_settings(settings)
     entry = Catalog(store).select(spec)
     manifest = load_manifest(store, entry.name)
-    renames = _renames(manifest, rename_to)
+    renames = restore_names(manifest, rename_to, databases)
     rewriter = _rewriter(settings, renames, azure, definer)
     counters = {"sql_bytes": 0, "statements": 0}
     largest, size = None, 0  # the statement itself is not kept: it may be huge
@@ -215,16 +178,19 @@ def _max_allowed_packet(settings: Settings) -> int:
 
 def restore_backup(settings: Settings, spec: str, env: Environment | None = None, *,
                    target_address: str | None = None, rename_to: str | None = None,
-                   replace: bool = False, azure: bool | None = None,
-                   definer: str | None = None, prove_after: bool = True,
+                   databases: list[str] | None = None, replace: bool = False,
+                   azure: bool | None = None, definer: str | None = None,
+                   prove_after: bool = True,
                    then: Callable[[Server, dict[str, str]], dict[str, Any]] | None = None,
                    ) -> RestoreResult:
-    """Restore the backup ``spec`` names into the target; prove it unless told not to;
-    ``then`` works on the loaded databases (original -> loaded name) before any swap.
+    """Restore the backup ``spec`` names (or only its ``databases``) into the target; prove
+    it unless told not to; ``then`` works on the loaded databases (original -> loaded name)
+    before they are put in place.
 
-    With ``replace``, a database that holds data is replaced only by a proven copy: the
-    backup is loaded into a scratch database beside it, proven, then swapped in
-    (:mod:`drkit.mysql.swap`); any failure before leaves it as it was.
+    Every restore loads into a scratch database and is put in its place only once loaded
+    and proven (:mod:`drkit.mysql.swap`): an interrupted or failed restore leaves nothing
+    under the requested name. With ``replace``, a database that holds data is replaced
+    that way; without it, such a database is refused.
     """
     env = env or Environment()
     if replace and not prove_after:
@@ -236,18 +202,18 @@ def restore_backup(settings: Settings, spec: str, env: Environment | None = None
     entry = Catalog(store).select(spec)
     manifest = load_manifest(store, entry.name)
     _refuse_known_bad(entry, manifest)
-    renames = _renames(manifest, rename_to)
+    renames = restore_names(manifest, rename_to, databases)
     log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
               f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
               backup=entry.name, target=server.address)
-    with _replacing(settings, server, list(renames.values()) if replace else []):
+    with _restoring(settings, server, list(renames.values())):
         return _restore(settings, env, store, server, entry, manifest, renames, replace,
                         azure, definer, prove_after, then)
 
 
 @contextlib.contextmanager
-def _replacing(settings: Settings, server: Server, databases: list[str]) -> Iterator[None]:
-    """One --replace at a time per target database (from this host): a second is refused
+def _restoring(settings: Settings, server: Server, databases: list[str]) -> Iterator[None]:
+    """One restore at a time per target database (from this host): a second is refused
     at once (23) rather than racing the first to the swap."""
     directory = settings.backup.state_dir.expanduser() / "locks"
     with contextlib.ExitStack() as held:
@@ -262,14 +228,17 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
              entry: BackupEntry, manifest: Manifest, renames: dict[str, str], replace: bool,
              azure: bool | None, definer: str | None, prove_after: bool,
              then: Callable[[Server, dict[str, str]], dict[str, Any]] | None) -> RestoreResult:
+    # A swap a killed run left on this target is finished or undone first, from its journal.
+    recover_swaps(server, settings.backup.state_dir.expanduser() / "swaps",
+                  settings.restore.swap_lock_wait_seconds)
     counts = objects_in(server, list(renames.values()))
     _refuse_to_overwrite(server, counts, replace)
     timezones.ensure(server, manifest)
     if prove_after:  # the proof's dump must be able to log in before anything is loaded
         dump.check_client_login(server)
-    swaps = scratch_names([db for db in renames.values() if counts[db]],
-                          datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
-    load_as = {db: swaps[name][0] if name in swaps else name for db, name in renames.items()}
+    # Loaded beside its place, whether that holds a database or not: put there once whole.
+    swaps = scratch_names(list(renames.values()), datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    load_as = {db: swaps[name][0] for db, name in renames.items()}
     rewriter = _rewriter(settings, load_as, azure, definer)
 
     clock = time.monotonic()
@@ -295,14 +264,14 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
                   f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
                   f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
         if prove_after:
-            result.proof = prove_restore(manifest, server, load_as, rewriter.azure)
+            result.proof = prove_restore(manifest.only(list(renames)), server, load_as,
+                                         rewriter.azure)
         result.replay = then(server, load_as) if then else None
         # Every swap is planned (and may refuse) before the first one changes anything.
         plans = [plan_swap(server, database, scratch, old)
                  for database, (scratch, old) in swaps.items()]
     except BaseException as error:
-        if swaps:
-            _drop_scratch(server, swaps, error)
+        _drop_scratch(server, swaps, error)
         raise
     journals = settings.backup.state_dir.expanduser() / "swaps"
     for done, plan in enumerate(plans):
@@ -338,11 +307,13 @@ def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
 
 
 def prove_backup(settings: Settings, spec: str, *, target_address: str | None = None,
-                 rename_to: str | None = None) -> ProofResult:
+                 rename_to: str | None = None,
+                 databases: list[str] | None = None) -> ProofResult:
     store = BackupStore.from_settings(settings)
     manifest = load_manifest(store, Catalog(store).select(spec).name)
-    return prove_restore(manifest, target_server(settings, target_address),
-                         _renames(manifest, rename_to), azure_rewrites(settings))
+    renames = restore_names(manifest, rename_to, databases)
+    return prove_restore(manifest.only(list(renames)), target_server(settings, target_address),
+                         renames, azure_rewrites(settings))
 
 
 def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:

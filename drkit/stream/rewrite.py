@@ -39,6 +39,8 @@ class Rewriter:
     definer: str = "strip"  # strip, or "admin": replace with the target's admin user
     admin_user: str = ""
     rename: dict[str, str] = field(default_factory=dict)
+    # The databases to restore (by their names in the backup); None: all the backup holds.
+    only: frozenset[str] | None = None
     changes: Counter = field(default_factory=Counter)
     blockers: list[str] = field(default_factory=list)
     _tables: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -47,6 +49,9 @@ class Rewriter:
         """The statement to run, or None to skip it. Row data is never changed."""
         if self.azure and statement.database in SYSTEM_SCHEMAS:
             self.changes[f"skipped statements of system schema {statement.database}"] += 1
+            return None
+        if self.only is not None and not self._selected(statement):
+            self.changes["skipped statements of databases not restored"] += 1
             return None
         database = self.rename.get(statement.database, statement.database)
         if statement.kind == "insert":  # rows are never rewritten, only their bookkeeping
@@ -75,6 +80,15 @@ class Rewriter:
             sql, name = self._renamed(statement, sql), self.rename.get(name, name)
         return replace(statement, sql=sql, database=database, name=name, definer=None,
                        qualifiers=())
+
+    def _selected(self, statement: Statement) -> bool:
+        """Whether a statement belongs to a database being restored; the dump's session
+        settings (no database, or a SET between objects) belong to every one."""
+        if statement.kind == "session":
+            return True
+        database = (statement.name or statement.database) if statement.kind in \
+            _NAMES_DATABASE else statement.database
+        return not database or database in self.only
 
     def _definer_replacement(self) -> bytes:
         if self.definer == "admin":

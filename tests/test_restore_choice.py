@@ -1,0 +1,174 @@
+"""Restores that restore what was asked and nothing else: the point-in-time base of the
+database named, one database out of a backup of several, nothing under the requested name
+until the copy is whole, and a failover that applies everything the archive holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drkit.azure import maintenance
+from drkit.config import load_settings
+from drkit.sandbox.services import free_port
+from tests import dbtools
+from tests.helpers import run_cli
+from tests.test_pitr import _checksums, _write_once, pitr  # noqa: F401 (a fixture)
+
+SMALL = "blsmall"
+DRKIT = str(Path(sys.executable).parent / "drkit")
+
+
+@pytest.fixture
+def second_database(sandbox, pitr):  # noqa: F811
+    """A second database on the source, backed up on its own (as its own cron line does)."""
+    dbtools.as_root(sandbox, "source", f"DROP DATABASE IF EXISTS {SMALL}")
+    dbtools.as_root(sandbox, "source", f"CREATE DATABASE {SMALL}")
+    dbtools.query(sandbox, "source", f"CREATE TABLE {SMALL}.items (id INT PRIMARY KEY, "
+                  "note VARCHAR(20))")
+    dbtools.query(sandbox, "source", f"INSERT INTO {SMALL}.items VALUES (1, 'a'), (2, 'b')")
+    yield
+    dbtools.as_root(sandbox, "source", f"DROP DATABASE IF EXISTS {SMALL}")
+    for name in ("small_r", "bs_only", "killed_r"):
+        dbtools.query(sandbox, "target", f"DROP DATABASE IF EXISTS {name}")
+
+
+def _backup(*databases: str) -> str:
+    result = run_cli("backup", *[a for d in databases for a in ("--database", d)], "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["backup"]
+
+
+def _verified(backup: str) -> str | None:
+    listed = json.loads(run_cli("list", "--json").stdout)
+    return next(e["verified"] for e in listed if e["backup"] == backup)
+
+
+def test_a_point_in_time_restore_takes_the_base_of_the_database_it_restores(
+        sandbox, second_database):
+    """Backups of shop (verified) and blsmall (never verified): restore --until of blsmall
+    starts from blsmall's base, verified first, never from shop's; unnamed, it is refused."""
+    shop = _backup("shop")
+    assert run_cli("verify", shop).exit_code == 0
+    small = _backup(SMALL)
+    dbtools.query(sandbox, "source", f"INSERT INTO {SMALL}.items VALUES (3, 'after')")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+
+    unnamed = run_cli("restore", "--until", "latest", "--as", "small_r")
+    assert unnamed.exit_code == 37, unnamed.stderr
+    assert "--database" in unnamed.stderr and SMALL in unnamed.stderr
+    assert dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'small_r'") == []
+
+    result = run_cli("restore", "--until", "latest", "--database", SMALL, "--as", "small_r",
+                     "--json")
+    assert result.exit_code == 0, result.stderr
+    restored = json.loads(result.stdout)
+    assert restored["backup"] == small and restored["databases"] == {SMALL: "small_r"}
+    assert restored["replay"]["reached"]
+    assert dbtools.query(sandbox, "target", "SELECT id, note FROM small_r.items ORDER BY id") \
+        == [(1, "a"), (2, "b"), (3, "after")]
+    assert [t for (t,) in dbtools.query(sandbox, "target", "SHOW TABLES FROM small_r")] == \
+        ["items"]
+    assert _verified(small) == "ok"  # verified before it was used
+
+
+def test_one_database_is_restored_out_of_a_backup_of_several(sandbox, second_database):
+    both = _backup("shop", SMALL)
+    refused = run_cli("restore", both, "--as", "bs_only")
+    assert refused.exit_code == 37 and "--database" in refused.stderr, refused.stderr
+    unknown = run_cli("restore", both, "--database", "nope", "--as", "bs_only")
+    assert unknown.exit_code == 2 and "holds no database nope" in unknown.stderr
+
+    result = run_cli("restore", both, "--database", SMALL, "--as", "bs_only", "--json")
+    assert result.exit_code == 0, result.stderr
+    restored = json.loads(result.stdout)
+    assert restored["databases"] == {SMALL: "bs_only"}
+    assert [t["table"] for t in restored["proof"]["tables"]] == [f"{SMALL}.items"]
+    assert dbtools.table_fingerprint(sandbox, "target", "bs_only") == \
+        dbtools.table_fingerprint(sandbox, "source", SMALL)
+    assert run_cli("prove", both, "--database", SMALL, "--as", "bs_only").exit_code == 0
+
+
+@pytest.mark.parametrize("signal_sent", [signal.SIGTERM, signal.SIGKILL])
+def test_a_restore_stopped_before_its_copy_is_whole_leaves_nothing_under_its_name(
+        sandbox, second_database, signal_sent):
+    """Stopped once loaded, during its proof: no database under --as (SIGTERM drops the
+    copy; kill -9 leaves it under its scratch name, which doctor names), and a plain rerun
+    works."""
+    backup = _backup("shop")
+    process = subprocess.Popen([DRKIT, "restore", backup, "--as", "killed_r"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=dict(os.environ))
+    try:
+        for line in process.stderr:
+            if b'"event": "restore.loaded"' in line:
+                break
+        process.send_signal(signal_sent)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == (143 if signal_sent == signal.SIGTERM else -9)
+    assert dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'killed_r'") == []
+    scratches = [d for (d,) in dbtools.query(sandbox, "target",
+                                             "SHOW DATABASES LIKE 'drkit\\_restore\\_%'")]
+    if signal_sent == signal.SIGKILL:
+        assert scratches
+        doctor = run_cli("doctor", "--json")
+        assert all(s in doctor.stdout for s in scratches), doctor.stdout
+        for scratch in scratches:
+            dbtools.query(sandbox, "target", f"DROP DATABASE `{scratch}`")
+    else:
+        assert scratches == []
+    rerun = run_cli("restore", backup, "--as", "killed_r")
+    assert rerun.exit_code == 0, rerun.stderr
+
+
+def test_the_failover_over_an_earlier_proven_copy_applies_the_whole_archive(
+        sandbox, pitr, monkeypatch):  # noqa: F811
+    """The target holds a proven copy of the newest backup (an earlier restore left it),
+    binlog.enabled says off, the archive holds later rows: the failover restores base +
+    archive to its newest event, says so at its gate, and records the data lost."""
+    monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "false")
+    dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+    base = _backup("shop")
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("restore", base).exit_code == 0  # the earlier proven copy
+    connection = dbtools.connect(sandbox, "source")
+    with connection.cursor() as cursor:
+        for n in range(3, 8):
+            _write_once(cursor, n)
+    connection.close()
+    streamed = run_cli("binlog", "stream", "--once")
+    assert streamed.exit_code == 0 and "binlog.enabled is false" in streamed.stderr
+    expected = _checksums(sandbox, "source", "shop")
+    assert _checksums(sandbox, "target", "shop") != expected
+    try:
+        monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
+        result = run_cli("run", "failover", "-p", "approve=true", "--json")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        record = Path(json.loads(result.stdout)["record"]) / "run.json"
+        restored = json.loads(record.read_text())["results"]
+        assert _checksums(sandbox, "target", "shop") == expected
+        step = next(s for s in restored["timeline"] if s["name"] == "restore and prove")
+        assert "then the binlog to" in step["outcome"], step
+        assert restored["data_reaches"] and restored["data_loss_seconds"] is not None
+        assert restored["replay"]["transactions"] > 0
+
+        # A rerun finds the copy at the archive's end: kept, not restored again.
+        again = run_cli("run", "failover", "-p", "approve=true", "--json")
+        assert again.exit_code == 0, again.stdout + again.stderr
+        record = Path(json.loads(again.stdout)["record"]) / "run.json"
+        rerun = json.loads(record.read_text())["results"]
+        step = next(s for s in rerun["timeline"] if s["name"] == "restore and prove")
+        assert "the archive holds nothing after it" in step["outcome"], step
+        assert rerun["data_reaches"] == restored["data_reaches"]
+    finally:
+        dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
+        maintenance.remove(load_settings())
