@@ -172,3 +172,32 @@ def test_the_failover_over_an_earlier_proven_copy_applies_the_whole_archive(
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
         maintenance.remove(load_settings())
+
+
+def test_a_table_named_like_its_database_is_no_database_reference(sandbox, pitr):  # noqa: F811
+    """employees' database and table share a name: its view restores under --as, and the
+    same view made after the backup is replayed under --until ... --as with its column
+    qualifier untouched."""
+    view = "SELECT employees.emp_no FROM employees"
+    dbtools.as_root(sandbox, "source", "DROP DATABASE IF EXISTS employees")
+    dbtools.as_root(sandbox, "source", "CREATE DATABASE employees")
+    try:
+        for statement in ("CREATE TABLE employees (emp_no INT PRIMARY KEY)",
+                          "INSERT INTO employees VALUES (10001), (10002)",
+                          f"CREATE VIEW current_emp AS {view}"):
+            dbtools.query(sandbox, "source", statement, "employees")
+        base = _backup("employees")
+        restored = run_cli("restore", base, "--as", "emp_r")
+        assert restored.exit_code == 0, restored.stderr
+        dbtools.query(sandbox, "source", f"CREATE VIEW later_emp AS {view}", "employees")
+        dbtools.query(sandbox, "source", "INSERT INTO employees VALUES (10003)", "employees")
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        until = run_cli("restore", "--until", "latest", "--database", "employees", "--as",
+                        "emp_at")
+        assert until.exit_code == 0, until.stderr
+        assert dbtools.query(sandbox, "target", "SELECT emp_no FROM emp_at.later_emp "
+                             "ORDER BY 1") == [(10001,), (10002,), (10003,)]
+    finally:
+        dbtools.as_root(sandbox, "source", "DROP DATABASE IF EXISTS employees")
+        for name in ("emp_r", "emp_at"):
+            dbtools.query(sandbox, "target", f"DROP DATABASE IF EXISTS {name}")
