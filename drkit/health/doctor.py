@@ -30,8 +30,10 @@ from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
+from drkit.health.leftovers import leftover_checks
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
+from drkit.mysql.swap import pending_journals
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 from drkit.secrets import SecretResolver
@@ -287,22 +289,8 @@ def check_target(doctor: Doctor) -> list[Check]:
                        "SCHEMA_NAME LIKE 'drkit\\_replaced\\_%' OR "
                        "SCHEMA_NAME LIKE 'drkit\\_drill\\_%'")
         left = sorted(row[0] for row in cursor.fetchall())
-        if swaps := [name for name in left if not name.startswith("drkit_drill_")]:
-            checks.append(Check(
-                "restore leftovers", WARNING,
-                f"databases left by an interrupted restore --replace: {', '.join(swaps)}",
-                "A drkit_replaced_* may hold the only copy of replaced data: compare it "
-                "(and the SQL under backup.state_dir/swaps/) with its database before you "
-                "drop it; a drkit_restore_* is an unproven copy."))
-        if drills := [name for name in left if name.startswith("drkit_drill_")]:
-            # A drill drops its copy at its end, also on failure; one killed (kill -9, a
-            # reboot) cannot, and the copy would hold the target's storage for good.
-            checks.append(Check(
-                "drill leftovers", WARNING,
-                f"copies left by interrupted restore drills: {', '.join(drills)}",
-                "Drop them (DROP DATABASE) once no drill runs: a drill's copy is never "
-                "needed after it ends."))
-        return checks
+    journals = pending_journals(doctor.settings.backup.state_dir.expanduser() / "swaps")
+    return checks + leftover_checks(left, journals, server.address, datetime.now(UTC))
 
 
 def check_cron(doctor: Doctor) -> list[Check]:

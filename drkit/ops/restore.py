@@ -277,7 +277,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
     for done, plan in enumerate(plans):
         try:
             swap_in(server, plan, settings.restore.swap_lock_wait_seconds,
-                    journals / f"{plan.old}.sql")
+                    journals / f"{plan.old}.json")
         except BaseException as error:
             # The scratches of swaps not begun go; the failed one's swap handled its own.
             drop_scratch(server, [p.scratch for p in plans[done + 1:]])
