@@ -201,3 +201,23 @@ def test_a_table_named_like_its_database_is_no_database_reference(sandbox, pitr)
         dbtools.as_root(sandbox, "source", "DROP DATABASE IF EXISTS employees")
         for name in ("emp_r", "emp_at"):
             dbtools.query(sandbox, "target", f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_a_database_that_appears_while_the_copy_loads_is_never_swapped_out(sandbox):
+    """Without --replace, the place is looked at again when the proven copy is to be put
+    there: data someone put there meanwhile stops the restore (35), never goes."""
+    from drkit.errors import TargetNotEmptyError
+    from drkit.mysql.swap import plan_swap
+
+    dbtools.query(sandbox, "target", "CREATE DATABASE race_r")
+    dbtools.query(sandbox, "target", "CREATE DATABASE drkit_restore_race_1")
+    try:
+        dbtools.query(sandbox, "target", "CREATE TABLE race_r.precious (i INT)")
+        dbtools.query(sandbox, "target", "CREATE TABLE drkit_restore_race_1.t (i INT)")
+        with pytest.raises(TargetNotEmptyError, match="appeared on the target"):
+            plan_swap(dbtools.server(sandbox, "target"), "race_r", "drkit_restore_race_1",
+                      "drkit_replaced_race_1", replace=False)
+        assert dbtools.query(sandbox, "target", "SHOW TABLES FROM race_r") == [("precious",)]
+    finally:
+        dbtools.query(sandbox, "target", "DROP DATABASE race_r")
+        dbtools.query(sandbox, "target", "DROP DATABASE drkit_restore_race_1")

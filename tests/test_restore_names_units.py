@@ -92,3 +92,9 @@ def test_the_statements_of_databases_not_restored_are_skipped_the_sessions_kept(
     assert b"USE `crm_r`" in sql and b"VALUES (2)" in sql and b"TRIGGER `ct`" in sql
     assert b"SET NAMES" in sql and b"@saved_cs_client" in sql
     assert rewriter.changes["skipped statements of databases not restored"] == 4
+
+
+@pytest.mark.parametrize("name", ["drkit_restore_x", "DRKIT_REPLACED_1"])
+def test_as_never_takes_a_name_drkit_gives_its_own_scratch_databases(name):
+    with pytest.raises(ParameterError, match="scratch databases"):
+        restore_names(_manifest(["shop"]), name)

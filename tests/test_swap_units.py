@@ -155,3 +155,16 @@ def test_ages_read_as_a_person_would_say_them(seconds, said):
 
 def test_no_leftovers_no_checks():
     assert leftover_checks([], [], "db:3306", NOW) == []
+
+
+def test_an_unreadable_journal_stops_recovery_rather_than_being_passed_over(tmp_path):
+    """A damaged journal may stand for a half-done swap: refused (39), never 'nothing to
+    recover'. No server is reached before the journal is read."""
+    from drkit.errors import SwapFailedError
+    from drkit.mysql.connection import Server
+    from drkit.mysql.swaprecover import recover_swaps
+
+    (tmp_path / "drkit_replaced_20261207000000_abcdef_1.json").write_bytes(b'{"place": "sh')
+    server = Server(role="target", host="127.0.0.1", port=1, user="u", password=None)
+    with pytest.raises(SwapFailedError, match="not a swap journal this drkit can replay"):
+        recover_swaps(server, tmp_path)

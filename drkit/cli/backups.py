@@ -112,9 +112,9 @@ def verify_command(context: Context, backup: str, as_json: bool) -> None:
 _target_options = [
     click.option("--target", "target_address", metavar="HOST[:PORT]",
                  help="Restore target (default: the configured target)."),
-    click.option("--database", metavar="DB",
-                 help="Only this database of the backup (required by --until when the "
-                      "backups hold several)."),
+    click.option("--database", "databases", metavar="DB", multiple=True,
+                 help="Only this database of the backup (repeatable; required by --until "
+                      "when the backups hold several)."),
     click.option("--as", "rename_to", metavar="NAME",
                  help="Restore under this database name (the one database restored)."),
 ]
@@ -140,7 +140,7 @@ _target_options = [
                    "journals under backup.state_dir/swaps/); restore nothing.")
 @pass_context
 def restore_command(context: Context, backup: str, target_address: str | None,
-                    database: str | None, rename_to: str | None, replace: bool,
+                    databases: tuple[str, ...], rename_to: str | None, replace: bool,
                     check: bool, azure: bool | None, definer: str | None, no_prove: bool,
                     until: str | None,
                     as_json: bool, recover_swap: bool = False) -> None:
@@ -155,10 +155,10 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         return _recover_swaps(context, target_address, as_json,
                               replace or check or no_prove or until is not None)
     if until is not None:
-        return _restore_until(context, until, target_address, database, rename_to, replace,
+        return _restore_until(context, until, target_address, databases, rename_to, replace,
                               check, azure, definer, no_prove, as_json)
     if check:
-        report = check_backup(settings, backup, rename_to=rename_to, databases=_one(database),
+        report = check_backup(settings, backup, rename_to=rename_to, databases=_chosen(databases),
                               azure=azure, definer=definer)
         if as_json:
             context.env.print_json(report.as_dict())
@@ -175,7 +175,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         return
     try:
         result = restore_backup(settings, backup, context.env, target_address=target_address,
-                                rename_to=rename_to, databases=_one(database), replace=replace,
+                                rename_to=rename_to, databases=_chosen(databases), replace=replace,
                                 azure=azure, definer=definer, prove_after=not no_prove)
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
@@ -212,7 +212,7 @@ def _recover_swaps(context: Context, target_address: str | None, as_json: bool,
 
 
 def _restore_until(context: Context, until: str, target_address: str | None,
-                   database: str | None, rename_to: str | None, replace: bool, check: bool,
+                   databases: tuple[str, ...], rename_to: str | None, replace: bool, check: bool,
                    azure: bool | None, definer: str | None, no_prove: bool,
                    as_json: bool) -> None:
     from drkit.ops.pitr import restore_until
@@ -220,7 +220,7 @@ def _restore_until(context: Context, until: str, target_address: str | None,
     if check or no_prove:
         raise click.UsageError("--until restores, proves the base backup, then replays; it "
                                "does not combine with --check or --no-prove.")
-    result = restore_until(context.settings, until, context.env, databases=_one(database),
+    result = restore_until(context.settings, until, context.env, databases=_chosen(databases),
                            target_address=target_address, rename_to=rename_to,
                            replace=replace, azure=azure, definer=definer)
     replay = result.replay or {}
@@ -237,8 +237,9 @@ def _restore_until(context: Context, until: str, target_address: str | None,
             f"{replay.get('events_per_second')} events/s")
 
 
-def _one(database: str | None) -> list[str] | None:
-    return [database] if database is not None else None
+def _chosen(databases: tuple[str, ...]) -> list[str] | None:
+    """--database as given (each once), or None: all the backup holds."""
+    return list(dict.fromkeys(databases)) or None
 
 
 @click.command("prove")
@@ -247,7 +248,7 @@ def _one(database: str | None) -> list[str] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def prove_command(context: Context, backup: str, target_address: str | None,
-                  database: str | None, rename_to: str | None, as_json: bool) -> None:
+                  databases: tuple[str, ...], rename_to: str | None, as_json: bool) -> None:
     """Compare the target's copy of BACKUP with its manifest; list every difference."""
     from drkit.errors import ProofFailedError
     from drkit.ops.restore import prove_backup
@@ -255,7 +256,7 @@ def prove_command(context: Context, backup: str, target_address: str | None,
     context.env.configure_logging(context.settings.backup.log_file)
     try:
         proof = prove_backup(context.settings, backup, target_address=target_address,
-                             rename_to=rename_to, databases=_one(database))
+                             rename_to=rename_to, databases=_chosen(databases))
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
         raise

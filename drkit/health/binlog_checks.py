@@ -106,20 +106,25 @@ def check_binlog_archive(doctor: Doctor) -> list[Check]:
         return [Check("binlog archive", CRITICAL, "empty",
                       "Start the streamer: drkit binlog stream (drkit schedule prints its "
                       "systemd unit).")] if settings.binlog.enabled else []
+    check = _archive_state(settings, report)
     if not settings.binlog.enabled:  # written all the same: restores and failovers use it
-        return [Check("binlog archive", WARNING,
-                      f"{report['files']} files, newest event {report['newest_event_at']}, "
-                      "but binlog.enabled is false: its lag and gaps go unwatched",
-                      "Set binlog.enabled: true in the config (restores and the failover use "
-                      "the archive either way).")]
+        check.detail += "; binlog.enabled is false, so its lag goes unwatched by the alarms"
+        check.fix = " ".join(filter(None, [check.fix, "Set binlog.enabled: true in the config "
+                                           "(restores and the failover use the archive "
+                                           "either way)."]))
+        check.status = CRITICAL if check.status == CRITICAL else WARNING
+    return [check]
+
+
+def _archive_state(settings, report: dict) -> Check:
     open_gaps = [g for g in report["gaps"] if not g["superseded_by"]]
     if open_gaps:
-        return [Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "
-                      f"{open_gaps[0]['missing']}", "Take a full backup now (drkit backup, "
-                      "then drkit verify): point-in-time restores start after it.")]
+        return Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "
+                     f"{open_gaps[0]['missing']}", "Take a full backup now (drkit backup, "
+                     "then drkit verify): point-in-time restores start after it.")
     lag = report["lag_seconds"]
     late = lag is not None and lag > settings.binlog.lag_alarm_seconds
-    return [Check("binlog archive", WARNING if late else OK,
-                  f"{report['files']} files, newest event {report['newest_event_at']} "
-                  f"({lag} s ago)", "Is the streamer running? drkit binlog status; with an "
-                  "idle source, turn on binlog.heartbeat." if late else "")]
+    return Check("binlog archive", WARNING if late else OK,
+                 f"{report['files']} files, newest event {report['newest_event_at']} "
+                 f"({lag} s ago)", "Is the streamer running? drkit binlog status; with an "
+                 "idle source, turn on binlog.heartbeat." if late else "")

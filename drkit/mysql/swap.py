@@ -45,7 +45,7 @@ from pathlib import Path
 import pymysql
 
 from drkit.console import log_event
-from drkit.errors import DrkitError, SwapFailedError
+from drkit.errors import DrkitError, SwapFailedError, TargetNotEmptyError
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql import swapsteps as steps
@@ -94,11 +94,13 @@ class SwapPlan:
     place_existed: bool = True  # False: the swap creates the place (nothing old to keep)
 
 
-def plan_swap(server: Server, place: str, scratch: str, old: str) -> SwapPlan:
+def plan_swap(server: Server, place: str, scratch: str, old: str,
+              replace: bool = True) -> SwapPlan:
     """Read both databases and refuse, changing nothing, a swap that could not be undone:
     objects of another definer (this login may not create them again, as on Flexible
     Server without SUPER), and foreign keys of other databases into the old tables (they
-    would follow the old tables away). The place may be absent or empty."""
+    would follow the old tables away). The place may be absent or empty; without
+    ``replace``, one that came to hold anything while the copy loaded is refused."""
     with contextlib.closing(connect(server)) as connection:
         existed = steps.exists(connection, place)
         try:
@@ -108,6 +110,12 @@ def plan_swap(server: Server, place: str, scratch: str, old: str) -> SwapPlan:
         except DrkitError as error:
             raise SwapFailedError(f"Database {place} cannot be swapped out: {error.message} "
                                   "Nothing was changed.") from None
+        if not replace and (current.tables or current.objects):
+            raise TargetNotEmptyError(
+                f"Database {place} appeared on the target while the restore loaded, and holds "
+                "data now; nothing was put in its place.",
+                "Restore under another name with --as, or pass --replace to replace it by the "
+                "restored copy.")
         if MARKER in current.tables or MARKER in restored.tables:
             raise SwapFailedError(f"Database {place} or its restored copy holds a table named "
                                   f"{MARKER}, the name the swap uses for its marker; nothing "

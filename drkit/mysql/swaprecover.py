@@ -8,7 +8,6 @@ Every step is safe to repeat, so a kill during a recovery is recovered by the ne
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -44,10 +43,14 @@ def recover_swaps(server: Server, journal_dir: Path, lock_wait_seconds: int = 60
                 try:
                     journal = SwapJournal.from_json(data, path)
                 except ValueError:
-                    log_event("restore.journal_unreadable", f"{path} is not a swap journal "
-                              "this drkit can replay; left alone (drkit doctor names it)",
-                              logging.WARNING, journal=str(path))
-                    continue
+                    # A swap it describes may be half done: never passed over in silence.
+                    raise SwapFailedError(
+                        f"{path} is not a swap journal this drkit can replay (damaged, or an "
+                        "earlier drkit's); the swap it stands for may be half done, so "
+                        "nothing was restored.",
+                        "Compare the databases it names (drkit doctor lists the drkit_* ones) "
+                        f"with what they should hold, then move the file out of "
+                        f"{journal_dir}.") from None
                 if journal.target != server.address:
                     continue
                 if connection is None:

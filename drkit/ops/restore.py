@@ -268,7 +268,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
                                          rewriter.azure)
         result.replay = then(server, load_as) if then else None
         # Every swap is planned (and may refuse) before the first one changes anything.
-        plans = [plan_swap(server, database, scratch, old)
+        plans = [plan_swap(server, database, scratch, old, replace)
                  for database, (scratch, old) in swaps.items()]
     except BaseException as error:
         _drop_scratch(server, swaps, error)

@@ -33,6 +33,11 @@ def restore_names(manifest: Manifest, rename_to: str | None,
         raise ParameterError(f"--as {rename_to!r} is not a database name.",
                              "Give 1 to 64 characters up to U+FFFF (MySQL's names hold no "
                              "emoji), without a trailing space.")
+    if rename_to.lower().startswith(_HELPERS):
+        raise ParameterError(f"--as {rename_to!r} is a name drkit gives its own scratch "
+                             "databases (doctor would advise dropping it).",
+                             "Choose a name that does not begin with drkit_restore_ or "
+                             "drkit_replaced_.")
     if len(chosen) != 1:
         raise RestoreBlockedError(
             f"Backup {manifest.name} holds {len(chosen)} databases ({few(chosen)}); --as "
@@ -41,6 +46,10 @@ def restore_names(manifest: Manifest, rename_to: str | None,
             "under their own names.")
     _refuse_self_references(manifest, chosen[0], rename_to)
     return {chosen[0]: rename_to}
+
+
+# The swap's own databases (drkit.mysql.swap): recovery and doctor treat them as leftovers.
+_HELPERS = ("drkit_restore_", "drkit_replaced_")
 
 
 def _chosen(manifest: Manifest, databases: list[str] | None) -> list[str]:
