@@ -470,5 +470,5 @@ def test_two_replaces_never_share_a_scratch_and_one_waits_its_turn(sandbox, pref
         holder.kill()
         holder.wait()
     assert result.exit_code == 23, result.stderr
-    assert f"Another restore --replace of {database}" in result.stderr
+    assert f"Another restore of {database}" in result.stderr
     assert _state(sandbox, database) == before and _helper_databases(sandbox) == []

@@ -221,3 +221,16 @@ def test_a_database_that_appears_while_the_copy_loads_is_never_swapped_out(sandb
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE race_r")
         dbtools.query(sandbox, "target", "DROP DATABASE drkit_restore_race_1")
+
+
+def test_what_the_user_typed_is_checked_before_the_archive_or_the_target(sandbox, pitr):  # noqa: F811
+    """An empty archive (this test's own prefix) does not hide a bad TIME, a BACKUP given
+    beside --until, or --recover-swap given a backup to restore."""
+    garbage = run_cli("restore", "--until", "soon-ish", "--as", "x")
+    assert garbage.exit_code == 2 and "is not a time" in garbage.stderr, garbage.stderr
+    both = run_cli("restore", "backups/backup-20261207-000000.sql.gz", "--until", "latest")
+    assert both.exit_code == 2 and "not both" in both.stderr, both.stderr
+    recover = run_cli("restore", "--recover-swap", "latest-verified")
+    assert recover.exit_code == 2 and "takes no BACKUP" in recover.stderr, recover.stderr
+    empty = run_cli("restore", "--until", "latest", "--as", "x")
+    assert empty.exit_code in (24, 48), empty.stderr  # no backup, or no archive: named

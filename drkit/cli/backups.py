@@ -152,8 +152,12 @@ def restore_command(context: Context, backup: str, target_address: str | None,
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
     if recover_swap:
-        return _recover_swaps(context, target_address, as_json,
-                              replace or check or no_prove or until is not None)
+        return _recover_swaps(context, target_address, as_json, any((
+            replace, check, no_prove, until is not None, databases, rename_to,
+            backup != "latest", azure is not None, definer)))
+    if until is not None and backup != "latest":
+        raise click.UsageError("--until chooses the base backup itself; give BACKUP or "
+                               "--until, not both.")
     if until is not None:
         return _restore_until(context, until, target_address, databases, rename_to, replace,
                               check, azure, definer, no_prove, as_json)
@@ -198,8 +202,8 @@ def _recover_swaps(context: Context, target_address: str | None, as_json: bool,
     from drkit.mysql.swap import recover_swaps
 
     if other_options:
-        raise click.UsageError("--recover-swap only recovers; it does not combine with "
-                               "--replace, --check, --no-prove or --until.")
+        raise click.UsageError("--recover-swap only recovers; it takes no BACKUP and no "
+                               "other option than --target and --json.")
     settings = context.settings
     server = target_server(settings, target_address)
     done = recover_swaps(server, settings.backup.state_dir.expanduser() / "swaps",

@@ -93,22 +93,24 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
 
 def resolve(settings: Settings, until: str,
             databases: list[str] | None = None) -> tuple[datetime, BackupEntry, Manifest]:
-    """TIME as a moment, and the base backup a restore of ``databases`` to it starts from."""
+    """TIME as a moment, and the base backup a restore of ``databases`` to it starts from.
+    What the user gave is checked first (TIME, the databases), the archive after."""
+    asked = None if until.strip().lower() == "latest" else _utc(until)
+    store = BackupStore.from_settings(settings)
+    entries = Catalog(store).entries()
+    databases = base_databases(entries, databases)
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     newest = max((f.last_event_at for f in archive.files() if f.last_event_at), default=None)
     if newest is None:
         raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
                                  "restore to beyond a full backup.",
                                  "Run drkit binlog stream (drkit schedule prints its unit).")
-    moment = datetime.fromisoformat(newest) if until.strip().lower() == "latest" \
-        else _utc(until)
+    moment = asked or datetime.fromisoformat(newest)
     if moment > datetime.fromisoformat(newest):
         raise BackupNotFoundError(f"{moment:%Y-%m-%d %H:%M:%S} UTC is after the newest "
                                   f"archived event ({newest}).",
                                   "Restore to it or earlier, or use --until latest.")
-    store = BackupStore.from_settings(settings)
-    entries = Catalog(store).entries()
-    return moment, *choose_base(store, moment, base_databases(entries, databases), entries)
+    return moment, *choose_base(store, moment, databases, entries)
 
 
 def base_databases(entries: list[BackupEntry], databases: list[str] | None) -> list[str]:

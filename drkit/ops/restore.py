@@ -220,7 +220,7 @@ def _restoring(settings: Settings, server: Server, databases: list[str]) -> Iter
         for database in sorted(databases):
             name = quote(f"{server.address}-{database}", safe="")
             held.enter_context(RunLock(directory / f"replace-{name}.lock",
-                                       f"restore --replace of {database} on {server.address}"))
+                                       f"restore of {database} on {server.address}"))
         yield
 
 

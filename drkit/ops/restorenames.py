@@ -59,7 +59,7 @@ def _chosen(manifest: Manifest, databases: list[str] | None) -> list[str]:
     if missing := [db for db in databases if db not in manifest.databases]:
         raise ParameterError(
             f"Backup {manifest.name} holds no database {few(missing)} (it holds "
-            f"{few(manifest.databases)}); nothing was restored.",
+            f"{few(manifest.databases)}); nothing was changed.",
             "Name one it holds with --database, or another backup (drkit list shows each "
             "backup's databases).")
     return list(databases)
