@@ -240,3 +240,13 @@ def test_a_trigger_written_with_database_qualifiers_is_named_and_renamed():
     assert bytes(rewritten.sql) == (b"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER copy.t "
                                     b"BEFORE INSERT ON `copy`.`order items` FOR EACH ROW "
                                     b"SET NEW.x = 'shop.' */")
+
+
+def test_a_bare_name_beyond_ascii_is_read_whole():
+    """MariaDB keeps a trigger's text as written: `CREATE TRIGGER shop.t_ü` stays bare in
+    the dump, and the swap checks the place by these names."""
+    sql = ("/*!50003 CREATE*/ /*!50003 TRIGGER shop.pitr_tgf7_ü BEFORE INSERT ON shop.t "
+           "FOR EACH ROW SET NEW.v = 1 */;\n").encode()
+    lexer = SqlLexer()
+    (statement,) = [*lexer.feed(sql), *lexer.close()]
+    assert (statement.object_kind, statement.name) == ("trigger", "pitr_tgf7_ü")

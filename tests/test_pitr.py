@@ -5,6 +5,7 @@ BINLOG REPLAY."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -150,10 +151,15 @@ def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, m
 
 def test_a_time_before_every_base_names_the_earliest_reachable(sandbox, pitr):
     assert run_cli("binlog", "stream", "--once").exit_code == 0
+    none = run_cli("restore", "--until", "2001-01-01T00:00:00", "--as", "pit")
+    assert none.exit_code == 24 and "There is no full backup" in none.stderr
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
     result = run_cli("restore", "--until", "2001-01-01T00:00:00", "--as", "pit")
     assert result.exit_code == 24
-    assert "No verified full backup with exact binlog coordinates" in result.stderr
-    assert "earliest reachable time" in result.stderr or "take and verify" in result.stderr
+    assert "No full backup of shop with exact binlog coordinates" in result.stderr
+    assert "earliest reachable time" in result.stderr
     later = run_cli("restore", "--until", "2999-01-01T00:00:00", "--as", "pit")
     assert later.exit_code == 24 and "after the newest archived event" in later.stderr
 
@@ -545,10 +551,10 @@ def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox,
             if '"event": "restore.loaded"' in log[-1]:
                 loaded.set()
 
-    def replay_waits() -> bool:
+    def replay_waits() -> bool:  # in the copy's scratch database, where the replay works
         return bool(dbtools.as_root(sandbox, "target", "SELECT ID FROM information_schema."
-                                    "PROCESSLIST WHERE INFO LIKE 'DROP TRIGGER `pit`.%' OR "
-                                    "INFO LIKE 'UPDATE `pit`.`orders`%'"))
+                                    "PROCESSLIST WHERE INFO LIKE 'DROP TRIGGER `drkit_restore_%' "
+                                    "OR INFO LIKE 'UPDATE `drkit_restore_%`.`orders`%'"))
 
     threading.Thread(target=follow_log, daemon=True).start()
     try:
@@ -557,7 +563,10 @@ def test_sigterm_stops_a_replay_statement_that_waits_and_drops_the_copy(sandbox,
             assert loaded.wait(60), "".join(log)
             # Now, not before: a lock during the load would hold up the load, not the replay.
             cursor.execute("BEGIN")
-            cursor.execute("SELECT * FROM pit.orders WHERE id = 1 FOR UPDATE")
+            cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE "
+                           "SCHEMA_NAME LIKE 'drkit\\_restore\\_%' ORDER BY 1 DESC LIMIT 1")
+            (scratch,) = cursor.fetchone()
+            cursor.execute(f"SELECT * FROM `{scratch}`.orders WHERE id = 1 FOR UPDATE")
             while not replay_waits():
                 assert time.monotonic() < deadline and restore.poll() is None
                 time.sleep(0.05)
@@ -653,7 +662,9 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
         _base_then(sandbox, ["RENAME TABLE pitr_tg TO pitr_tg2"])
         result = run_cli("restore", "--until", "latest", "--as", "pit")
         assert result.exit_code == 48, result.stdout + result.stderr
-        assert "renamed table pit.pitr_tg, whose trigger pitr_tg_bi" in result.stderr
+        # The replay works in the copy's scratch database (drkit_restore_*), named as such.
+        assert re.search(r"renamed table drkit_restore_\w+\.pitr_tg, whose trigger "
+                         r"pitr_tg_bi", result.stderr), result.stderr
         assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
     finally:
         for table in ("pitr_tg", "pitr_tg2"):

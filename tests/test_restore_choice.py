@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,19 +98,22 @@ def test_one_database_is_restored_out_of_a_backup_of_several(sandbox, second_dat
 @pytest.mark.parametrize("signal_sent", [signal.SIGTERM, signal.SIGKILL])
 def test_a_restore_stopped_before_its_copy_is_whole_leaves_nothing_under_its_name(
         sandbox, second_database, signal_sent):
-    """Stopped once loaded, during its proof: no database under --as (SIGTERM drops the
-    copy; kill -9 leaves it under its scratch name, which doctor names), and a plain rerun
-    works."""
+    """Stopped once loaded, before its proof (at that exact point: DRKIT_FAILPOINT): no
+    database under --as (SIGTERM drops the copy; kill -9 leaves it under its scratch name,
+    which doctor names), and a plain rerun works."""
     backup = _backup("shop")
+    action = "stop" if signal_sent == signal.SIGTERM else "kill"
     process = subprocess.Popen([DRKIT, "restore", backup, "--as", "killed_r"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env=dict(os.environ))
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "DRKIT_FAILPOINT": f"restore:1:{action}"})
     try:
-        for line in process.stderr:
-            if b'"event": "restore.loaded"' in line:
-                break
-        process.send_signal(signal_sent)
-        code = process.wait(timeout=60)
+        if signal_sent == signal.SIGTERM:
+            while _state(process.pid) != "T":  # frozen at the point: signalled there
+                assert process.poll() is None
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGCONT)
+        code = process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
@@ -127,6 +131,11 @@ def test_a_restore_stopped_before_its_copy_is_whole_leaves_nothing_under_its_nam
         assert scratches == []
     rerun = run_cli("restore", backup, "--as", "killed_r")
     assert rerun.exit_code == 0, rerun.stderr
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (R, S, T for stopped, Z)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_the_failover_over_an_earlier_proven_copy_applies_the_whole_archive(

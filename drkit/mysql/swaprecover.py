@@ -140,7 +140,11 @@ def _move_back(connection: pymysql.Connection, journal: SwapJournal, seen: _Seen
     # A failed swap's own undo may meet old objects not yet dropped: those go too, and are
     # created again from the journal with the rest.
     made = steps.object_keys(journal.new_objects) | steps.object_keys(journal.old_objects)
-    steps.drop_objects(connection, journal.place, made, point)
+    # RENAME TABLE moves no table with a trigger to another database: every trigger of the
+    # place goes, whatever name the journal knew it by.
+    triggers = {key for key in steps.present_objects(connection, journal.place)
+                if key[0] == "trigger"}
+    steps.drop_objects(connection, journal.place, made | triggers, point)
     if not seen.exists[journal.scratch]:
         steps.create_like(connection, journal.scratch, journal.place, point)
     steps.rename_tables(connection, point,

@@ -53,6 +53,7 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
     moment, entry, manifest = resolve(settings, until, databases)
     databases = databases or manifest.databases
     database = ", ".join(databases)
+    asked = restore_options.get("rename_to") or database  # the names the user knows
     store = BackupStore.from_settings(settings)
     if entry.verified != "ok":  # never restored from before it is known to be good
         log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
@@ -82,8 +83,7 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
             # now at no known point in time: never left to be taken for the state of TIME.
             drop_scratch(server, list(load_as.values()))
             if isinstance(error, DrkitError):
-                error.message += (f" The restored copy ({', '.join(load_as.values())}) was "
-                                  "dropped.")
+                error.message += f" The restored copy ({asked}) was dropped."
             raise
         return replayed
 

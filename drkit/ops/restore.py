@@ -30,6 +30,7 @@ from drkit.errors import (
     TruncatedBackupError,
     UnrestorableBackupError,
 )
+from drkit.failpoints import failpoint
 from drkit.manifest import Manifest
 from drkit.mysql import dump, timezones
 from drkit.mysql.connection import Server, connect, target_server
@@ -263,6 +264,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
         log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
                   f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
                   f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
+        failpoint("restore", "loaded")  # loaded, not yet proven nor in place
         if prove_after:
             result.proof = prove_restore(manifest.only(list(renames)), server, load_as,
                                          rewriter.azure)

@@ -147,6 +147,7 @@ class MariaDB(Service):
             )
 
     def command(self, port: int) -> list[str]:
+        (self.home / "tmp").mkdir(parents=True, exist_ok=True)
         command = [
             find_program("mariadbd"),
             "--no-defaults",
@@ -154,6 +155,9 @@ class MariaDB(Service):
             f"--socket={self.socket_path}",
             f"--pid-file={self.home / 'mariadbd.pid'}",
             f"--log-error={self.home / 'error.log'}",
+            # Its own temporary folder: a cleaner of the shared /tmp once took a temporary
+            # table from under a running server (ERROR 6 on delete of /tmp/#sql-temptable).
+            f"--tmpdir={self.home / 'tmp'}",
             "--bind-address=127.0.0.1",
             f"--port={port}",
             "--skip-name-resolve",

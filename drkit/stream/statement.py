@@ -17,10 +17,11 @@ ObjectKind = Literal["view", "procedure", "function", "trigger", "event"]
 
 _IDENT = rb"`((?:[^`]|``)+)`"
 _COLUMN = re.compile(_IDENT)
-# Header tokens: a quoted name, a string, a word, an executable-comment opener, or one byte.
+# Header tokens: a quoted name, a string, a word (MySQL's bare names take U+0080 and up, as
+# UTF-8 bytes), an executable-comment opener, or one byte.
 _TOKEN = re.compile(rb"`((?:[^`]|``)*)`|'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\""
                     rb"|(/\*M?![0-9]*|\*/)|(/\*.*?\*/|--[ \t][^\n]*|#[^\n]*)"
-                    rb"|([A-Za-z_$][A-Za-z0-9_$]*|[0-9]+)|(\S)", re.S)
+                    rb"|([A-Za-z_$\x80-\xff][A-Za-z0-9_$\x80-\xff]*|[0-9]+)|(\S)", re.S)
 _OBJECT_KINDS: dict[bytes, ObjectKind] = {
     b"VIEW": "view", b"PROCEDURE": "procedure", b"FUNCTION": "function",
     b"TRIGGER": "trigger", b"EVENT": "event"}
