@@ -54,9 +54,18 @@ class WriterLease:
                     f"finish (a dead one's lease runs out within {self.seconds} s).") from None
             self._renewed = time.monotonic()
             self._lease = lease
-            self.blob.set_blob_metadata({
-                "host": socket.gethostname(), "pid": str(os.getpid()),
-                "started": datetime.now(UTC).isoformat(timespec="seconds")}, lease=lease)
+            try:
+                self.blob.set_blob_metadata({
+                    "host": socket.gethostname(), "pid": str(os.getpid()),
+                    "started": datetime.now(UTC).isoformat(timespec="seconds")}, lease=lease)
+            except HttpResponseError as exc:
+                if exc.status_code not in (409, 412):
+                    raise
+                self._lease = None  # broken by a rival starting at the same moment
+                raise LockHeldError(
+                    f"Another {self.what} took the archive's lease {self.blob.blob_name} as "
+                    "this one started; this run was not started.",
+                    "Run one writer per archive.") from None
         except AzureError as exc:
             self.release()
             raise self.store.error(exc) from None
@@ -98,12 +107,18 @@ class WriterLease:
         return True
 
     def _holder(self) -> str:
-        try:
-            meta = self.blob.get_blob_properties().metadata or {}
-        except AzureError:
-            meta = {}
+        """Who holds the lease; a holder that has just taken it records itself at once."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                meta = self.blob.get_blob_properties().metadata or {}
+            except AzureError:
+                meta = {}
+            if "pid" in meta or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if "pid" not in meta:
-            return "holder not yet recorded"
+            return "holder not recorded"
         return f"pid {meta['pid']} on {meta.get('host', '?')}, started {meta.get('started')}"
 
     def _keep(self) -> None:
@@ -143,6 +158,7 @@ class WriterLease:
         with self._lock:
             if self._lease is not None and self._lost is None:
                 with contextlib.suppress(AzureError):  # else it runs out within `seconds`
+                    self.blob.set_blob_metadata({}, lease=self._lease)  # no holder now
                     self._lease.release()
             self._lease = None
 
