@@ -88,6 +88,9 @@ def _stream(settings: Settings, archive: Archive, lease: WriterLease, once: bool
                              "Turn on binary logging (on RDS: automated backups on, "
                              "binlog_format ROW).")
     known = {a.file: a for a in archive.files()}
+    for archived in known.values():
+        if not archived.partial:  # written before summaries were metadata: once, now
+            archive.save(archived)
     writer = FileWriter(archive, _resume_point(settings, known, logs, result, archive,
                                                 start_from), lease)
     archived = writer.archived  # reconciled with its blob: where reading starts

@@ -151,6 +151,8 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
         properties = blob.get_blob_properties()
         blocks = blob.get_block_list("committed")[0]
     except ResourceNotFoundError:
+        if archived.size:  # recorded, yet gone
+            raise _rewritten(archived, blob.blob_name) from None
         return [], None
     except AzureError as exc:
         raise archive.store.error(exc) from None
