@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from azure.storage.blob import BlobBlock, BlobLeaseClient, BlockState
@@ -232,4 +233,18 @@ def test_status_reads_the_records_from_one_listing(sandbox, archive, monkeypatch
     monkeypatch.setattr(BlobClient, "download_blob", counted)
     report = json.loads(run_cli("binlog", "status", "--json").stdout)
     assert report["files"] == 5 and report["newest_event_at"]
+    assert [name.rsplit('/', 1)[1] for name in gets] == ["gaps.json"]
+    # A record as drkit wrote it before (no metadata): read by a GET, rewritten once by
+    # the next stream run.
+    store = BackupStore.from_settings(archive, prefix="")
+    legacy = f"{archive.binlog.prefix}{start}.json"
+    store.container.upload_blob(legacy, store.container.download_blob(legacy).readall(),
+                                overwrite=True)
+    gets.clear()
+    assert json.loads(run_cli("binlog", "status", "--json").stdout) == {
+        **report, "lag_seconds": ANY}
+    assert legacy in gets
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    gets.clear()
+    assert json.loads(run_cli("binlog", "status", "--json").stdout)["files"] == 5
     assert [name.rsplit('/', 1)[1] for name in gets] == ["gaps.json"]
