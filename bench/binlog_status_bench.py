@@ -70,9 +70,14 @@ def _measure(settings, repeat: int) -> dict[str, float]:
             if blob.name.endswith(".json") and not blob.name.endswith("gaps.json"):
                 json.loads(store.container.download_blob(blob.name).readall())
 
+    def bare_listing() -> list:
+        return list(store.container.list_blobs(name_starts_with=store.prefix))
+
     ways = {"binlog status (CLI)": lambda: _drkit("binlog", "status", "--json"),
+            "drkit --version (CLI start alone)": lambda: _drkit("--version"),
             "status() in-process": lambda: status(settings),
             "listing with metadata (floor)": listing,
+            "listing without metadata": bare_listing,
             "listing + one GET per record (before)": one_get_per_record}
     samples: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeat):  # taking turns: the machine's load falls on all alike

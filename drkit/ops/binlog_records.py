@@ -46,7 +46,7 @@ class ArchivedFile:
     next_file: str | None = None
     ranges: list[dict[str, Any]] = field(default_factory=list)  # start, end, sha256
     blocks: int = 0
-    partial: bool = field(default=False, repr=False)  # read from a listing: ranges not read
+    partial: bool = field(default=False, repr=False, compare=False)  # from a listing: no ranges
 
 
 _KNOWN = {f.name for f in fields(ArchivedFile)} - {"partial"}
