@@ -15,16 +15,21 @@ def binlog() -> None:
 @binlog.command("stream")
 @click.option("--once", is_flag=True,
               help="Catch up to the source's current end, make it durable, exit (cron).")
+@click.option("--from", "start_from", metavar="FILE",
+              help="A new archive's first binlog file (default: where the oldest "
+                   "point-in-time base needs it, else the source's current file).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def stream_command(context: Context, once: bool, as_json: bool) -> None:
+def stream_command(context: Context, once: bool, start_from: str | None,
+                   as_json: bool) -> None:
     """Archive the binary log from where the archive ends; without --once, keep following
-    it (for a systemd unit), durable in Azure every binlog.flush_seconds."""
+    it (for a systemd unit), durable in Azure every binlog.flush_seconds. One writer per
+    archive: a second one, on any host, is refused (exit 23)."""
     from drkit.ops.binlog_archive import stream
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
-    result = stream(settings, context.env, once=once)
+    result = stream(settings, context.env, once=once, start_from=start_from)
     if as_json:
         context.env.print_json(result.as_dict())
     else:

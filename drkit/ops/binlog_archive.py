@@ -9,56 +9,40 @@ event), and the sha256 of every committed range.
 
 A run resumes from what the archive holds: the blob's committed size is where it reads from,
 so nothing is archived twice or skipped (a range committed just before a kill, whose sidecar
-was not yet written, is read back from the blob and recorded). When the source no longer has
+was not yet written, is read back from the blob and recorded if its sha256 matches). A new
+archive starts where the oldest point-in-time base needs it (or ``--from``, or the source's
+current file), never at whatever old binlog the source happens to keep. One writer per
+archive: a lease in Azure and conditional commits (drkit.ops.binlog_writer) refuse a second
+one, on any host. When the source no longer has
 the binlog that comes next (purged before it was archived), the gap is recorded in
 ``gaps.json`` and reported by ``binlog status`` and doctor, never bridged.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import json
 import logging
-import struct
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
+from drkit.azure.lease import WriterLease
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BinlogArchiveError, DrkitError
-from drkit.interrupts import deferred_signals
-from drkit.mysql.binlog import MAGIC, BinlogReader, Event, Heartbeat, binary_logs
+from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
+from drkit.mysql.binlog import BinlogReader, Heartbeat, binary_logs
 from drkit.mysql.connection import source_server
+from drkit.ops.binlog_records import SIDECAR, Archive, ArchivedFile, file_order
+from drkit.ops.binlog_writer import BLOCK_LIMIT, FileWriter
 from drkit.ops.lock import RunLock
 
-SIDECAR = ".json"
-BLOCK_LIMIT = 4 * 1024 * 1024  # at 20 MB/s of binlog: five blocks a second, RSS well under 100 MiB
-GAPS = "gaps.json"
+__all__ = ["SIDECAR", "Archive", "ArchivedFile", "file_order", "status", "stream"]
 
-
-@dataclass
-class ArchivedFile:
-    """What ``<file>.json`` records of one archived binlog file."""
-
-    file: str
-    size: int = 0  # committed bytes, magic included: where the next read starts
-    server_id: int | None = None
-    first_event_at: str | None = None
-    last_event_at: str | None = None
-    last_gtid: str | None = None
-    complete: bool = False  # ended with the server's rotate event
-    next_file: str | None = None
-    ranges: list[dict[str, Any]] = field(default_factory=list)  # start, end, sha256
-    blocks: int = 0
+LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
 
 
 @dataclass
@@ -76,141 +60,27 @@ class StreamResult:
                 "newest_event_at": self.newest_event_at}
 
 
-class Archive:
-    """The archive in the store: its files' sidecars and its gaps."""
-
-    def __init__(self, store: BackupStore) -> None:
-        self.store = store
-
-    def files(self) -> list[ArchivedFile]:
-        try:
-            names = [b.name for b in self.store.container.list_blobs(
-                name_starts_with=self.store.prefix) if b.name.endswith(SIDECAR)
-                and not b.name.endswith(GAPS)]
-            return sorted((self._file(n) for n in names), key=lambda f: file_order(f.file))
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-
-    def _file(self, name: str) -> ArchivedFile:
-        try:
-            record = self._json(name)
-            known = {f.name for f in fields(ArchivedFile)}
-            return ArchivedFile(**{k: v for k, v in record.items() if k in known})
-        except (ValueError, TypeError, AttributeError):
-            raise BinlogArchiveError(
-                f"The archive's record {name} is not one drkit wrote (damaged or edited).",
-                "Restore it from its earlier blob version, or move the file and its record "
-                "aside and run drkit binlog stream again.") from None
-
-    def gaps(self) -> list[dict[str, Any]]:
-        try:
-            return self._json(self.store.prefix + GAPS)
-        except ResourceNotFoundError:
-            return []
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-
-    def record_gap(self, gap: dict[str, Any]) -> None:
-        self._put(self.store.prefix + GAPS, [*self.gaps(), gap])
-
-    def save(self, archived: ArchivedFile) -> None:
-        self._put(self.store.prefix + archived.file + SIDECAR, asdict(archived))
-
-    def _json(self, name: str) -> Any:
-        return json.loads(self.store.container.download_blob(name).readall())
-
-    def _put(self, name: str, value: Any) -> None:
-        try:
-            self.store.container.upload_blob(name, json.dumps(value, indent=1).encode(),
-                                             overwrite=True)
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-
-
-class _FileWriter:
-    """Appends events to one file's blob: a block per flush, the block list recommitted."""
-
-    def __init__(self, archive: Archive, archived: ArchivedFile) -> None:
-        self.archive = archive
-        self.archived = archived
-        self.blob = archive.store.container.get_blob_client(archive.store.prefix + archived.file)
-        # What the next block holds: the events as read (joined once, when it is staged).
-        self.pending_events: list[Event] = []
-        self.pending_bytes = len(MAGIC) if archived.size == 0 else 0
-
-    def add(self, event: Event) -> None:
-        expected = self.archived.size + self.pending_bytes
-        if event.position != expected:  # never a byte twice, never one skipped
-            raise BinlogArchiveError(
-                f"The source sent {event.file} from position {event.position} where the "
-                f"archive holds {expected} bytes; nothing after {expected} was archived.",
-                "Look at the source's binary logs (SHOW BINARY LOGS); if the file was "
-                "rewritten, move the archive's copy aside and run again.")
-        self.pending_events.append(event)
-        self.pending_bytes += len(event.data)
-
-    def flush(self, complete: bool = False, next_file: str | None = None) -> int:
-        """Make what is pending durable; return the bytes committed. A signal waits until
-        the block and its record are written, and what is pending is taken first: the same
-        bytes are never committed twice, whatever interrupts (what a failure leaves out,
-        the next run reads again from the blob's committed end)."""
-        with deferred_signals("the archive's last block was committed"):
-            return self._flush(complete, next_file)
-
-    def _flush(self, complete: bool, next_file: str | None) -> int:
-        archived, events = self.archived, self.pending_events
-        data = b"".join([MAGIC] * (archived.size == 0 and self.pending_bytes > 0) +
-                        [event.data for event in events])
-        self.pending_events, self.pending_bytes = [], 0
-        if data:
-            ids = [_block_id(i) for i in range(archived.blocks)]
-            try:
-                self.blob.stage_block(_block_id(archived.blocks), data, length=len(data))
-                self.blob.commit_block_list([*ids, _block_id(archived.blocks)])
-            except HttpResponseError as exc:
-                if exc.error_code != "InvalidBlockList":
-                    raise self.archive.store.error(exc) from None
-                raise BinlogArchiveError(
-                    f"The archived {archived.file} was rewritten by something other than drkit "
-                    "(its blocks are gone); nothing more was archived into it.",
-                    f"Move {self.blob.blob_name} and its {SIDECAR} record aside, then run "
-                    "drkit binlog stream again: it archives the file anew if the source "
-                    "still has it.") from None
-            except AzureError as exc:
-                raise self.archive.store.error(exc) from None
-            archived.ranges.append({"start": archived.size, "end": archived.size + len(data),
-                                    "sha256": hashlib.sha256(data).hexdigest()})
-            archived.blocks += 1
-            archived.size += len(data)
-            for event in events:
-                moment = _time(event.timestamp)
-                archived.first_event_at = archived.first_event_at or moment
-                archived.last_event_at = moment
-                archived.server_id = event.server_id
-                archived.last_gtid = event.gtid or archived.last_gtid
-        archived.complete = archived.complete or complete
-        archived.next_file = next_file or archived.next_file
-        if data or complete:
-            self.archive.save(archived)
-        return len(data)
-
-
 def stream(settings: Settings, env: Environment | None = None, once: bool = True,
-           stop_after_seconds: float | None = None) -> StreamResult:
+           stop_after_seconds: float | None = None,
+           start_from: str | None = None) -> StreamResult:
     """Archive the source's binary log from where the archive ends: to its current end and
-    return (``once``), or on and on (until ``stop_after_seconds``, for tests and benches)."""
+    return (``once``), or on and on (until ``stop_after_seconds``, for tests and benches).
+    One writer per archive: the local lock, then the archive's lease in Azure (another
+    host's writer holds that one)."""
     state = settings.backup.state_dir.expanduser()
     if not settings.binlog.enabled:
         log_event("binlog.not_enabled", "binlog.enabled is false, yet the archive is being "
                   "written: restores and the failover use it, but doctor and the alarms do "
                   "not watch it; set binlog.enabled: true in the config", logging.WARNING)
-    with RunLock(state / "binlog-stream.lock", "binlog stream"):
-        return _stream(settings, once, stop_after_seconds)
+    store = BackupStore.from_settings(settings, prefix=settings.binlog.prefix)
+    with RunLock(state / "binlog-stream.lock", "binlog stream"), \
+            WriterLease(store, store.prefix + LEASE, "binlog stream") as lease:
+        return _stream(settings, Archive(store), lease, once, stop_after_seconds, start_from)
 
 
-def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamResult:
+def _stream(settings: Settings, archive: Archive, lease: WriterLease, once: bool,
+            stop_after: float | None, start_from: str | None) -> StreamResult:
     server = source_server(settings)
-    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     result = StreamResult()
     logs = [name for name, _ in binary_logs(server)]
     if not logs:
@@ -218,8 +88,12 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
                              "Turn on binary logging (on RDS: automated backups on, "
                              "binlog_format ROW).")
     known = {a.file: a for a in archive.files()}
-    archived = _resume_point(archive, known, logs, result)
-    writer = _FileWriter(archive, archived)
+    for archived in known.values():
+        if not archived.partial:  # written before summaries were metadata: once, now
+            archive.save(archived)
+    writer = FileWriter(archive, _resume_point(settings, known, logs, result, archive,
+                                                start_from), lease)
+    archived = writer.archived  # reconciled with its blob: where reading starts
     # A beat before reading: --once archives it; a follower beats on while it runs.
     heartbeat = Heartbeat(server, settings.binlog.heartbeat_seconds) \
         if settings.binlog.heartbeat else None
@@ -237,8 +111,8 @@ def _stream(settings: Settings, once: bool, stop_after: float | None) -> StreamR
                     # crash): the one before is whole as archived.
                     _note(result, writer.archived,
                           writer.flush(complete=True, next_file=event.file))
-                    writer = _FileWriter(archive,
-                                         known.get(event.file) or ArchivedFile(event.file))
+                    writer = FileWriter(archive, known.get(event.file)
+                                         or ArchivedFile(event.file), lease)
                     known[event.file] = writer.archived
                 writer.add(event)
                 result.events += 1
@@ -279,13 +153,19 @@ def _publish_lag(settings: Settings, newest_event_at: str | None) -> None:
                     timeout=settings.secret_timeout_seconds)
 
 
-def _resume_point(archive: Archive, known: dict[str, ArchivedFile], logs: list[str],
-                  result: StreamResult) -> ArchivedFile:
-    """Where to read from: the end of the newest archived file (reconciled with its blob),
-    or the next file; a file the source no longer has is a gap, recorded here."""
+def _resume_point(settings: Settings, known: dict[str, ArchivedFile], logs: list[str],
+                  result: StreamResult, archive: Archive, start_from: str | None) -> ArchivedFile:
+    """Where to read from: the end of the newest archived file, or the next file (a new
+    archive: where its oldest base needs it); a file the source no longer has is a gap,
+    recorded here."""
     if not known:
-        return ArchivedFile(logs[0])  # a new archive starts at the oldest binlog there is
-    newest = _reconcile(archive, list(known.values())[-1])
+        return ArchivedFile(_first_file(settings, logs, start_from))
+    if start_from is not None:
+        raise ParameterError(
+            f"--from starts a new archive, and this one holds {next(iter(known))} .. "
+            f"{list(known)[-1]}; nothing was archived.",
+            "Leave out --from: the run goes on where the archive ends.")
+    newest = list(known.values())[-1]
     wanted = newest.next_file if newest.complete else newest.file
     if wanted in logs:
         return newest if wanted == newest.file else ArchivedFile(wanted)
@@ -301,37 +181,48 @@ def _resume_point(archive: Archive, known: dict[str, ArchivedFile], logs: list[s
     return ArchivedFile(logs[0])
 
 
-def _reconcile(archive: Archive, archived: ArchivedFile) -> ArchivedFile:
-    """A block committed before its sidecar was written (a kill between the two): record it
-    from the blob itself, so the next read starts after it."""
-    blob = archive.store.container.get_blob_client(archive.store.prefix + archived.file)
-    try:
-        blocks = blob.get_block_list("committed")[0]
-    except ResourceNotFoundError:
-        return archived
-    except AzureError as exc:
-        raise archive.store.error(exc) from None
-    committed = sum(block.size for block in blocks)
-    if committed > archived.size:
-        data = blob.download_blob(offset=archived.size).readall()
-        archived.ranges.append({"start": archived.size, "end": committed,
-                                "sha256": hashlib.sha256(data).hexdigest()})
-        archived.blocks, archived.size = len(blocks), committed
-        for timestamp, server_id in _headers(data):
-            archived.last_event_at = _time(timestamp)
-            archived.server_id = server_id
-        archive.save(archived)
-    return archived
+def _first_file(settings: Settings, logs: list[str], start_from: str | None) -> str:
+    """A new archive's first file: ``--from``, else the binlog of the oldest point-in-time
+    base the catalog keeps, else the source's current file. Never what no base needs (a
+    whole retained binlog can be many GB)."""
+    if start_from is not None:
+        if start_from not in logs:
+            raise ParameterError(f"The source has no binlog {start_from} (it has {logs[0]} "
+                                 f".. {logs[-1]}); nothing was archived.",
+                                 "Name one of its binary logs (SHOW BINARY LOGS) with --from.")
+        return start_from
+    base = _oldest_base(settings)
+    if base is None:
+        log_event("binlog.start", f"A new archive starts at the source's current binlog "
+                  f"{logs[-1]}: no backup in the catalog can start a point-in-time restore, so "
+                  "no older binlog is needed (drkit binlog stream --from FILE starts earlier)",
+                  file=logs[-1])
+        return logs[-1]
+    name, file = base
+    if file in logs:
+        log_event("binlog.start", f"A new archive starts at {file}, where the oldest "
+                  f"point-in-time base {name} needs it", file=file, backup=name)
+        return file
+    start = logs[0] if file_order(file) < file_order(logs[0]) else logs[-1]
+    log_event("binlog.start", f"The oldest point-in-time base {name} needs {file}, which the "
+              f"source no longer has: a new archive starts at {start}; that base cannot "
+              "start a point-in-time restore", logging.WARNING, file=start, backup=name)
+    return start
 
 
-def _headers(data: bytes) -> list[tuple[int, int]]:
-    """(timestamp, server id) of each whole event in ``data`` (which starts at an event)."""
-    found, offset = [], 4 if data.startswith(MAGIC) else 0
-    while offset + 19 <= len(data):
-        timestamp, _, server_id, size = struct.unpack("<IBII", data[offset:offset + 13])
-        found.append((timestamp, server_id))
-        offset += max(size, 19)
-    return found
+def _oldest_base(settings: Settings) -> tuple[str, str] | None:
+    """(backup, binlog file) of the oldest backup kept whose coordinates are exact."""
+    store = BackupStore.from_settings(settings)
+    for entry in Catalog(store).entries():
+        if not entry.has_manifest:
+            continue
+        try:
+            consistency = load_manifest(store, entry.name).consistency
+        except DrkitError:
+            continue  # a manifest drkit cannot read starts no restore
+        if consistency.get("binlog_exact") and consistency.get("binlog_snapshot"):
+            return entry.name, consistency["binlog_snapshot"]["file"]
+    return None
 
 
 def _note(result: StreamResult, archived: ArchivedFile, written: int) -> None:
@@ -339,20 +230,6 @@ def _note(result: StreamResult, archived: ArchivedFile, written: int) -> None:
     if written and archived.file not in result.files:
         result.files.append(archived.file)
     result.newest_event_at = archived.last_event_at or result.newest_event_at
-
-
-def file_order(name: str) -> tuple[str, int]:
-    """``binlog.000012`` sorts after ``binlog.000009``, and ``.1000000`` after ``.999999``."""
-    stem, _, number = name.rpartition(".")
-    return stem, int(number) if number.isdigit() else 0
-
-
-def _block_id(index: int) -> str:
-    return base64.b64encode(f"binlog-{index:010d}".encode()).decode()
-
-
-def _time(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def status(settings: Settings) -> dict[str, Any]:

@@ -280,6 +280,7 @@ def archived_events(archive: Archive,
     range is checked against its sha256 before any event in it is used, and a blob shorter
     than its record is refused; bytes past the record (never committed by drkit) are not read
     as events."""
+    archived = archive.full(archived)  # its ranges: the listing gives summaries only
     buffer, pending, position, magic_read = bytearray(), bytearray(), 4, False
     ranges = iter(archived.ranges)
     current = next(ranges, None)

@@ -1,0 +1,250 @@
+"""One writer per binlog archive, enforced in Azure; a new archive starts where its oldest
+base needs it; the records are read from one listing. On the sandbox (real Azurite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+from azure.storage.blob import BlobBlock, BlobLeaseClient, BlockState
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import load_settings
+from tests import dbtools
+from tests.conftest import point_cli_at
+from tests.helpers import run_cli
+from tests.test_binlog import (
+    PROBE,
+    _assert_archived_as_the_source_has_them,
+    _source_logs,
+    _write,
+)
+
+DRKIT = str(Path(sys.executable).parent / "drkit")
+
+
+@pytest.fixture
+def archive(sandbox, tmp_path, monkeypatch):
+    """drkit pointed at a binlog archive of this test's own (as in test_binlog)."""
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_BINLOG__FLUSH_SECONDS", "0.5")
+    dbtools.query(sandbox, "source", f"CREATE TABLE IF NOT EXISTS {PROBE} (id INT "
+                  "AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200), at DATETIME(6))")
+    assert prefix
+    return load_settings()
+
+
+@contextmanager
+def _writes(sandbox) -> Iterator[None]:
+    """The source written to all along."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            _write(sandbox, 20)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _streamer(tmp_path: Path, name: str, replica_id: int) -> subprocess.Popen:
+    """``drkit binlog stream`` as on another host: its own state dir and replica id."""
+    return subprocess.Popen(
+        [DRKIT, "binlog", "stream"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DRKIT_BACKUP__STATE_DIR": str(tmp_path / name),
+             "DRKIT_BINLOG__REPLICA_ID": str(replica_id)})
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.2)
+
+
+def _archived_bytes() -> int:
+    return json.loads(run_cli("binlog", "status", "--json").stdout)["archived_bytes"]
+
+
+def _stop(process: subprocess.Popen) -> tuple[int, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    return process.returncode, err
+
+
+def test_two_streamers_at_once_one_is_refused_and_the_archive_is_exact(sandbox, archive,
+                                                                         tmp_path):
+    """Two hosts' streamers started at the same moment under writes: one is refused (23)
+    with the holder's host and pid; the other archives byte for byte as the source has it."""
+    with _writes(sandbox):
+        streamers = [_streamer(tmp_path, "a", 4_150_000_101),
+                     _streamer(tmp_path, "b", 4_150_000_102)]
+        try:
+            _wait_for(lambda: any(s.poll() is not None for s in streamers), "one refused")
+            refused = next(s for s in streamers if s.poll() is not None)
+            running = next(s for s in streamers if s is not refused)
+            _, err = refused.communicate()
+            assert refused.returncode == 23, err
+            assert "holds the archive's lease" in err and f"pid {running.pid} on " in err
+            _wait_for(lambda: _archived_bytes() > 0, "the other one archives")
+            assert running.poll() is None
+            dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+            _wait_for(lambda: _archived_bytes() > 100_000, "it goes on past the rotation")
+        finally:
+            codes = [_stop(s)[0] for s in streamers]
+    assert 143 in codes
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # the lease was released
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+
+
+def test_a_writer_whose_blob_another_changed_stops_before_writing_again(sandbox, archive,
+                                                                         tmp_path):
+    """Another client changes the archived blob (its ETag): the writer's next commit is
+    refused and it stops (23) with the sentence; what it left is whole, and the next run
+    goes on from it byte for byte."""
+    store = BackupStore.from_settings(archive, prefix="")
+    with _writes(sandbox):
+        streamer = _streamer(tmp_path, "a", 4_150_000_103)
+        try:
+            _wait_for(lambda: _archived_bytes() > 0, "it archives")
+            blob = store.container.get_blob_client(archive.binlog.prefix +
+                                                   _source_logs(sandbox)[-1])
+            blob.set_blob_metadata({**blob.get_blob_properties().metadata, "touched": "1"})
+            _wait_for(lambda: streamer.poll() is not None, "the writer stops")
+        finally:
+            code, err = _stop(streamer)
+    assert code == 23, err
+    assert "Another writer changed the binlog archive" in err
+    assert "stopped before writing again" in err and "Traceback" not in err
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+
+
+def test_a_writer_whose_lease_was_broken_stops_before_writing_again(sandbox, archive,
+                                                                     tmp_path):
+    store = BackupStore.from_settings(archive, prefix="")
+    lock = store.container.get_blob_client(archive.binlog.prefix + "writer.lock")
+    with _writes(sandbox):
+        streamer = _streamer(tmp_path, "a", 4_150_000_104)
+        try:
+            _wait_for(lambda: _archived_bytes() > 0, "it archives")
+            before = _archived_bytes()
+            BlobLeaseClient(lock).break_lease(lease_break_period=0)
+            _wait_for(lambda: streamer.poll() is not None, "the writer stops")
+        finally:
+            code, err = _stop(streamer)
+    assert code == 23, err
+    assert "lost its lease" in err and "stopped before writing again" in err
+    assert _archived_bytes() <= before + 4 * 1024 * 1024  # at most the flush under way
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+
+
+def test_bytes_no_sha256_vouches_for_are_never_recorded(sandbox, archive):
+    """A block committed after the record by someone else (garbage, no range of drkit's):
+    the next run refuses it (48) and the record keeps what it had."""
+    _write(sandbox, 10)
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    store = BackupStore.from_settings(archive, prefix="")
+    name = archive.binlog.prefix + _source_logs(sandbox)[-1]
+    record = json.loads(store.container.download_blob(name + ".json").readall())
+    blob = store.container.get_blob_client(name)
+    ids = [b.id for b in blob.get_block_list("committed")[0]]
+    garbage = bytes(range(256)) * 40
+    blob.stage_block("x" * len(ids[0]), garbage)
+    blob.commit_block_list([*(BlobBlock(i, BlockState.COMMITTED) for i in ids),
+                            BlobBlock("x" * len(ids[0]), BlockState.UNCOMMITTED)])
+    result = run_cli("binlog", "stream", "--once")
+    assert result.exit_code == 48, result.stdout + result.stderr
+    assert "no sha256 of drkit's vouches for them" in result.stderr
+    assert json.loads(store.container.download_blob(name + ".json").readall()) == record
+
+
+def test_a_new_archive_starts_at_the_oldest_bases_binlog(sandbox, archive):
+    """Several binlogs on the source, a base taken after rotating: a fresh archive's first
+    file is the base's, nothing older is copied; without a base, the current file."""
+    for _ in range(3):
+        _write(sandbox, 10)
+        dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    backup = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    store = BackupStore.from_settings(archive)
+    snapshot = json.loads(store.container.download_blob(
+        backup + ".manifest.json").readall())["consistency"]["binlog_snapshot"]["file"]
+    _write(sandbox, 10)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    _write(sandbox, 10)
+    assert _source_logs(sandbox).index(snapshot) >= 3
+    result = run_cli("binlog", "stream", "--once")
+    assert result.exit_code == 0, result.stderr
+    assert f"starts at {snapshot}, where the oldest point-in-time base {backup}" \
+        in result.stderr
+    report = json.loads(run_cli("binlog", "status", "--json").stdout)
+    assert report["oldest_file"] == snapshot and report["files"] == 2
+    _assert_archived_as_the_source_has_them(sandbox, archive)
+
+
+def test_a_new_archive_without_a_base_starts_at_the_current_file(sandbox, archive,
+                                                                  monkeypatch):
+    _write(sandbox, 10)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    current = _source_logs(sandbox)[-1]
+    wrong = run_cli("binlog", "stream", "--once", "--from", "nosuch.000001")
+    assert wrong.exit_code == 2 and "The source has no binlog nosuch.000001" in wrong.stderr
+    result = run_cli("binlog", "stream", "--once")
+    assert result.exit_code == 0 and f"current binlog {current}" in result.stderr
+    assert json.loads(run_cli("binlog", "status", "--json").stdout)["oldest_file"] == current
+    again = run_cli("binlog", "stream", "--once", "--from", current)
+    assert again.exit_code == 2 and "--from starts a new archive" in again.stderr
+
+
+def test_status_reads_the_records_from_one_listing(sandbox, archive, monkeypatch):
+    """Not one GET per archived file: the records' summaries are the listing's metadata."""
+    from azure.storage.blob import BlobClient
+
+    start = _source_logs(sandbox)[-1]
+    for _ in range(4):
+        _write(sandbox, 5)
+        dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    assert run_cli("binlog", "stream", "--once", "--from", start).exit_code == 0
+    gets: list[str] = []
+    original = BlobClient.download_blob
+
+    def counted(self, *args, **kwargs):  # ContainerClient's download_blob goes through it
+        gets.append(self.blob_name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, "download_blob", counted)
+    report = json.loads(run_cli("binlog", "status", "--json").stdout)
+    assert report["files"] == 5 and report["newest_event_at"]
+    assert [name.rsplit('/', 1)[1] for name in gets] == ["gaps.json"]
+    # A record as drkit wrote it before (no metadata): read by a GET, rewritten once by
+    # the next stream run.
+    store = BackupStore.from_settings(archive, prefix="")
+    legacy = f"{archive.binlog.prefix}{start}.json"
+    store.container.upload_blob(legacy, store.container.download_blob(legacy).readall(),
+                                overwrite=True)
+    gets.clear()
+    assert json.loads(run_cli("binlog", "status", "--json").stdout) == {
+        **report, "lag_seconds": ANY}
+    assert legacy in gets
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    gets.clear()
+    assert json.loads(run_cli("binlog", "status", "--json").stdout)["files"] == 5
+    assert [name.rsplit('/', 1)[1] for name in gets] == ["gaps.json"]
