@@ -51,6 +51,7 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
         "sandbox status": ["sandbox", "status", "--dir", str(sandbox.directory), "--json"],
         "binlog stream": ["binlog", "stream", "--once", "--json"],
         "binlog status": ["binlog", "status", "--json"],
+        "binlog verify": ["binlog", "verify", "--json"],
     }
     outputs = {}
     for command, args in commands.items():
@@ -58,7 +59,8 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
     problems = {c: _retired_keys(o) for c, o in outputs.items() if _retired_keys(o)}
     assert problems == {}
     for command in ("backup", "verify", "restore --check", "restore", "prove", "prune",
-                    "monitor publish", "run", "binlog stream", "binlog status"):
+                    "monitor publish", "run", "binlog stream", "binlog status",
+                    "binlog verify"):
         assert outputs[command]["ok"] is True, (command, outputs[command])
     # a laptop's sandbox has no cron entries: WARNING, so not ok, and said so
     assert outputs["doctor"]["ok"] is (outputs["doctor"]["status"] == "OK")

@@ -1,4 +1,5 @@
-"""``drkit binlog stream`` and ``binlog status``: the binlog archive for point-in-time recovery."""
+"""``drkit binlog stream``, ``status`` and ``verify``: the binlog archive for point-in-time
+recovery."""
 
 from __future__ import annotations
 
@@ -40,16 +41,65 @@ def stream_command(context: Context, once: bool, start_from: str | None,
         raise click.exceptions.Exit(49)
 
 
-@binlog.command("status")
+DEEP = click.option("--deep", is_flag=True,
+                    help="Read every archived byte again and check its sha256 (downloads all).")
+
+
+@binlog.command("verify")
+@DEEP
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def status_command(context: Context, as_json: bool) -> None:
-    """The newest archived event (the recovery point), lag, files, gaps and size; exit 49
-    when a gap is not yet superseded by a verified full backup taken after it."""
+def verify_command(context: Context, deep: bool, as_json: bool) -> None:
+    """Whether the archive can serve a point-in-time restore, from the oldest base's snapshot
+    to the newest event, and to which times; exit 49 when a file is missing, 48 when one is
+    damaged (a break a later verified backup supersedes counts for neither)."""
+    from drkit.errors import BinlogArchiveError
+    from drkit.ops.binlog_verify import verify
+
+    result = verify(context.settings, deep)
+    if not result.files:
+        raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
+                                 "restore to beyond a full backup.",
+                                 "Run drkit binlog stream (drkit schedule prints its unit).")
+    report = result.as_dict()
+    if as_json:
+        context.env.print_json(report)
+    else:
+        _print_verification(context, report)
+    if not report["ok"]:
+        raise click.exceptions.Exit(report["exit_code"])
+
+
+def _print_verification(context: Context, report: dict) -> None:
+    context.env.print(f"binlog archive {'OK' if report['ok'] else 'CRITICAL'}"
+                      f" ({'deep: every byte read' if report['deep'] else 'records and sizes'}"
+                      f"): {report['checked_files']} files from {report['from_file'] or '-'}")
+    for window in report["windows"]:
+        context.env.print(
+            f"base {window['backup']}: "
+            + (f"restorable from {window['from']} to {window['until']}" if window["until"]
+               else "nothing after its finish can be restored")
+            + (f" (cut by {window['cut_by']})" if window["cut_by"] else ""))
+    if not report["windows"]:
+        context.env.print("no full backup with exact binlog coordinates: nothing to restore "
+                          "to (drkit backup, then drkit verify)")
+    for found in report["breaks"]:
+        context.env.print(f"{'BREAK' if not found['superseded_by'] else 'superseded'}: "
+                          f"{found['detail']}")
+
+
+@binlog.command("status")
+@DEEP
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def status_command(context: Context, deep: bool, as_json: bool) -> None:
+    """The newest archived event (the recovery point), lag, files, gaps and size, and the
+    archive verified (binlog verify); exit 49 when a gap or missing file is not yet
+    superseded by a verified full backup after it, 48 when a file is damaged."""
     from drkit.ops.binlog_archive import status
     from drkit.units import human_size
 
-    report = status(context.settings)
+    report = status(context.settings, deep)
     if as_json:
         context.env.print_json(report)
     else:
@@ -67,5 +117,8 @@ def status_command(context: Context, as_json: bool) -> None:
                 + (f"superseded by backup {gap['superseded_by']}" if gap["superseded_by"] else
                    "no point in time after it can be reached until a full backup is taken "
                    "(drkit backup, then drkit verify)"))
+        for found in report["verify"]["breaks"]:
+            if not found["superseded_by"]:
+                context.env.print(f"BREAK: {found['detail']}")
     if not report["ok"]:
-        raise click.exceptions.Exit(49)
+        raise click.exceptions.Exit(report["verify"]["exit_code"] or 49)

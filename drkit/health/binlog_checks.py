@@ -3,7 +3,8 @@
 A point-in-time restore needs, on the source: binary logging in ROW format, binlogs kept
 long enough to bridge the time between full backups (on RDS: ``binlog retention hours``,
 which is NULL, purge at once, unless set), and a user allowed to read them as a replica; in
-the archive: no gap since the oldest base and a small lag.
+the archive: no gap or break (a file missing or not matching its record) since the oldest
+base, and a small lag.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def check_binlog_archive(doctor: Doctor) -> list[Check]:
 
     settings = doctor.settings
     report = status(settings)
-    if not report["files"]:
+    if not report["files"] and not report["verify"]["files"]:  # no record, and no blob
         return [Check("binlog archive", CRITICAL, "empty",
                       "Start the streamer: drkit binlog stream (drkit schedule prints its "
                       "systemd unit).")] if settings.binlog.enabled else []
@@ -122,6 +123,14 @@ def _archive_state(settings, report: dict) -> Check:
         return Check("binlog archive", CRITICAL, f"gap after {open_gaps[0]['after_file']}: "
                      f"{open_gaps[0]['missing']}", "Take a full backup now (drkit backup, "
                      "then drkit verify): point-in-time restores start after it.")
+    # Records and blobs, cheaply (drkit.ops.binlog_verify): a file missing or not matching
+    # its record cuts off times no gap record mentions.
+    if broken := [b for b in report["verify"]["breaks"] if not b["superseded_by"]]:
+        more = f" (and {len(broken) - 1} more breaks)" if len(broken) > 1 else ""
+        return Check("binlog archive", CRITICAL, broken[0]["detail"].rstrip(".") + more,
+                     "Take a full backup now (drkit backup, then drkit verify): later times "
+                     "restore from it; drkit binlog verify lists every break and the times "
+                     "that can be restored.")
     lag = report["lag_seconds"]
     late = lag is not None and lag > settings.binlog.lag_alarm_seconds
     return Check("binlog archive", WARNING if late else OK,

@@ -232,7 +232,7 @@ def _note(result: StreamResult, archived: ArchivedFile, written: int) -> None:
     result.newest_event_at = archived.last_event_at or result.newest_event_at
 
 
-def status(settings: Settings) -> dict[str, Any]:
+def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
     """The archive as ``binlog status`` shows it: the newest archived event (the recovery
     point a point-in-time restore can reach now), its age, the files, gaps and size, and how
     far the source is ahead when it answers."""
@@ -250,6 +250,10 @@ def status(settings: Settings) -> dict[str, Any]:
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
         "gaps": gaps, "source_ahead_bytes": None}
+    from drkit.ops.binlog_verify import verify  # the records and blobs, whole or not
+
+    report["verify"] = verify(settings, deep).as_dict()
+    report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down
         file, size = binary_logs(source_server(settings))[-1]
         if files and file == files[-1].file:

@@ -38,6 +38,7 @@ from drkit.mysql.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
 from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
+from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.restore import RestoreResult, restore_backup
 from drkit.ops.verify import verify_backup
 from drkit.stream.readahead import read_ahead
@@ -55,13 +56,16 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
     database = ", ".join(databases)
     asked = restore_options.get("rename_to") or database  # the names the user knows
     store = BackupStore.from_settings(settings)
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    # Before anything is loaded (verifying the base loads it): a gap, or a file missing or
+    # not matching its record, between the base and TIME refuses the restore.
+    _refuse_gaps(archive, manifest, moment)
+    refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
                   f"({entry.verified or 'never'}): verifying it first", backup=entry.name)
         verify_backup(store, entry, env or Environment())
-    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     files = archive.files()
-    _refuse_gaps(archive, manifest, moment)
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
               f"{manifest.consistency['binlog_snapshot']}", databases=databases,

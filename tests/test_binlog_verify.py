@@ -1,0 +1,113 @@
+"""``drkit binlog verify`` on the sandbox (issue 23): an archive that cannot serve a
+point-in-time restore is CRITICAL in verify, status and doctor, naming the file and the
+times it cuts off, and ``restore --until`` refuses it before anything is loaded."""
+
+from __future__ import annotations
+
+import json
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import load_settings
+from tests import dbtools
+from tests.helpers import run_cli
+from tests.test_pitr import _base_then, pitr  # noqa: F401 (the fixture, reused)
+
+WRITES = ["INSERT INTO shop.pitr_log VALUES (NOW(6), 'verify-1')",
+          "INSERT INTO shop.pitr_log VALUES (NOW(6), 'verify-2')"]
+
+
+def _verify(*args: str) -> tuple[int, dict]:
+    result = run_cli("binlog", "verify", "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _doctor_archive() -> dict:
+    doctor = json.loads(run_cli("doctor", "--json").stdout)
+    return next(c for c in doctor["checks"] if c["name"] == "binlog archive")
+
+
+def _base() -> tuple[str, str]:
+    """The newest base and the binlog file its snapshot stands in."""
+    from drkit.ops.binlog_verify import pitr_bases
+
+    base = pitr_bases(load_settings())[-1]
+    return base.name, base.snapshot_file
+
+
+def _creations(sandbox) -> dict[str, int]:
+    """How many databases and tables the target has created since it started."""
+    rows = dbtools.as_root(sandbox, "target", "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                           "('Com_create_db', 'Com_create_table')")
+    return {name: int(value) for name, value in rows}
+
+
+def test_a_whole_archive_is_ok_with_the_times_it_restores_to(sandbox, pitr):  # noqa: F811
+    _base_then(sandbox, WRITES)
+    base, _ = _base()
+    for deep in ((), ("--deep",)):
+        code, report = _verify(*deep)
+        assert code == 0 and report["ok"] and not report["breaks"], report
+        window = next(w for w in report["windows"] if w["backup"] == base)
+        assert window["until"] == report["newest_event_at"] and window["cut_by"] is None
+        assert window["from"] <= window["until"]
+    status = run_cli("binlog", "status", "--json")
+    assert status.exit_code == 0 and json.loads(status.stdout)["verify"]["ok"]
+    assert "restorable from" in run_cli("binlog", "verify").stdout
+    check = _doctor_archive()
+    assert check["status"] in ("OK", "WARNING"), check  # WARNING: only the lag
+
+
+def test_the_bases_first_file_without_its_record_is_critical_and_refused_unloaded(sandbox,
+                                                                                  pitr):  # noqa: F811
+    """The issue's case: the record of the only base's first file deleted. Before, status
+    and doctor said OK and the restore loaded and proved the base before failing."""
+    _base_then(sandbox, WRITES)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")  # the archive goes on after it
+    dbtools.query(sandbox, "source", WRITES[0])
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    base, first = _base()
+    settings = load_settings()
+    store = BackupStore.from_settings(settings, prefix="")
+    store.container.delete_blob(f"{settings.binlog.prefix}{first}.json")
+
+    code, report = _verify()
+    assert code == 49 and not report["ok"]
+    cut = report["breaks"][0]
+    assert cut["file"] == first and f"{first} has no record" in cut["detail"]
+    assert cut["superseded_by"] is None and "can be restored" in cut["detail"]
+    window = next(w for w in report["windows"] if w["backup"] == base)
+    assert window["until"] is None and window["cut_by"] == first
+
+    status = run_cli("binlog", "status")
+    assert status.exit_code == 49 and f"BREAK: Archived binlog {first}" in status.stdout
+    check = _doctor_archive()
+    assert check["status"] == "CRITICAL" and first in check["detail"], check
+
+    before = _creations(sandbox)
+    restore = run_cli("restore", "--until", "latest", "--as", "pit")
+    assert restore.exit_code == 49, restore.stdout + restore.stderr
+    assert first in restore.stderr and "nothing was restored" in restore.stderr
+    assert _creations(sandbox) == before  # refused before a database or table was made
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+
+def test_one_byte_flipped_passes_the_cheap_check_and_fails_the_deep_one(sandbox,
+                                                                        pitr):  # noqa: F811
+    _base_then(sandbox, WRITES)
+    settings = load_settings()
+    newest = json.loads(run_cli("binlog", "status", "--json").stdout)["newest_file"]
+    store = BackupStore.from_settings(settings, prefix="")
+    name = settings.binlog.prefix + newest
+    data = bytearray(store.container.download_blob(name).readall())
+    data[len(data) // 2] ^= 0x01
+    store.container.upload_blob(name, bytes(data), overwrite=True)  # the record kept
+
+    code, report = _verify()
+    assert code == 0 and report["ok"], report  # sizes and records agree: cheap cannot see it
+    code, report = _verify("--deep")
+    assert code == 48 and not report["ok"]
+    cut = report["breaks"][0]
+    assert cut["file"] == newest and "do not match their sha256" in cut["detail"]
+    assert f"Archived binlog {newest} bytes " in cut["detail"]
+    status = run_cli("binlog", "status", "--deep")
+    assert status.exit_code == 48 and "BREAK" in status.stdout
