@@ -205,23 +205,33 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
     binlog archive); unit: print the systemd unit that follows the binary log."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import all_runbooks, runbook_dirs
-    from drkit.runbooks.schedule import Crontab, cron_block, install, remove, systemd_unit
+    from drkit.runbooks.schedule import (
+        Crontab,
+        check_environment,
+        cron_block,
+        install,
+        remove,
+        systemd_unit,
+    )
 
     if not context.config_path:
         raise ConfigError("drkit schedule needs a config.",
                           "Pass --config FILE or set DRKIT_CONFIG.")
     settings = context.settings
-    environment = environment or settings.environment
+    # A plain name, and for show/install one a runbook has: it goes into cron lines.
+    environment = check_environment(settings.environment if environment is None
+                                    else environment)
     if action == "unit":
         context.env.print(systemd_unit(settings, Path(context.config_path), environment))
+        return
+    if action == "remove":  # an environment no runbook has any more may still have a block
+        remove(Crontab(), environment)
+        context.env.print(f"removed the crontab entries for {environment}")
         return
     block = cron_block(settings, Path(context.config_path), environment,
                        all_runbooks(runbook_dirs(settings)))
     if action == "show":
         context.env.print("\n".join(block))
-    elif action == "install":
+    else:
         install(Crontab(), block, environment)
         context.env.print(f"installed {len(block) - 2} crontab entries for {environment}")
-    else:
-        remove(Crontab(), environment)
-        context.env.print(f"removed the crontab entries for {environment}")

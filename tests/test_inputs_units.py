@@ -1,0 +1,181 @@
+"""Input validation that needs no service: cron values, --target, empty names, consent,
+drkit.yaml's merge. Each refusal is one sentence and a documented exit code, before any
+client runs."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from drkit.errors import ParameterError
+from drkit.runbooks.parameters import _boolean
+from tests.helpers import run_cli
+
+INJECTION = "x\n* * * * * touch pwned"
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch) -> Path:
+    """A config no command here connects with: every refusal comes before a client."""
+    path = tmp_path / "drkit.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        environment: prod
+        source:
+          host: 127.0.0.1
+          port: 9
+          databases: [shop]
+        storage:
+          endpoint: http://127.0.0.1:9/acct
+        target:
+          host: 127.0.0.1
+          port: 9
+          user: admin
+        backup:
+          state_dir: {tmp_path / "state"}
+        """))
+    monkeypatch.setenv("DRKIT_CONFIG", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fake_crontab(tmp_path, monkeypatch) -> Path:
+    """A `crontab` on PATH that keeps the table in a file: the real one is never touched."""
+    table = tmp_path / "crontab.txt"
+    program = tmp_path / "bin" / "crontab"
+    program.parent.mkdir()
+    program.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = "-l" ]; then
+          [ -f {table} ] && exec cat {table}
+          echo "no crontab for $(id -un)" >&2; exit 1
+        fi
+        cat > {table}
+        """))
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
+    return table
+
+
+def _no_traceback(text: str) -> None:
+    assert "Traceback" not in text and "internal error" not in text
+
+
+@pytest.mark.parametrize("environment", [INJECTION, "prod; touch pwned", "$(touch pwned)",
+                                         "prod`id`", "", "-x", "a b"])
+@pytest.mark.parametrize("action", ["show", "install", "unit"])
+def test_schedule_env_with_shell_or_newline_is_refused(config, fake_crontab, environment,
+                                                      action):
+    result = run_cli("schedule", action, "--env", environment)
+    assert result.exit_code == 2, result
+    # Nothing printed that could be pasted into a crontab, nothing installed.
+    assert result.stdout == "" and not fake_crontab.exists()
+    assert "is not a name" in result.stderr and result.stderr.count("\n") == 1
+    _no_traceback(result.stderr)
+
+
+def test_schedule_env_must_be_a_runbook_environment(config):
+    result = run_cli("schedule", "show", "--env", "prdo")
+    assert result.exit_code == 43
+    assert result.stdout == ""
+    assert "No runbook has an environment 'prdo'" in result.stderr
+    assert "prod" in result.stderr  # the ones that exist are named
+
+
+def test_schedule_refuses_a_config_path_with_a_newline(tmp_path, monkeypatch, config):
+    odd = tmp_path / "evil\n* * * * * touch pwned"
+    odd.mkdir()
+    moved = odd / "drkit.yaml"
+    moved.write_text(config.read_text())
+    monkeypatch.setenv("DRKIT_CONFIG", str(moved))
+    result = run_cli("schedule", "show", "--env", "prod")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert "cannot be written into a crontab" in result.stderr
+
+
+def test_schedule_show_of_a_known_environment_still_works(config):
+    result = run_cli("schedule", "show", "--env", "prod")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("# BEGIN drkit prod ") and lines[-1] == "# END drkit prod"
+    assert all(line.split()[5].startswith("mkdir") for line in lines[1:-1])
+
+
+@pytest.mark.parametrize("value", [":::", "127.0.0.1:99999", "127.0.0.1:0", "host:", ":3306",
+                                   "host:33a", "ho st", "host:-1", "[::1]:3306", "a:1:2", ""])
+def test_target_that_is_not_host_port_is_usage(config, value):
+    result = run_cli("restore", "--target", value)
+    assert result.exit_code == 2, result
+    assert result.stderr.startswith("drkit: --target ") and "HOST[:PORT]" in result.stderr
+    assert result.stderr.count("\n") == 1
+    _no_traceback(result.stderr)
+
+
+def test_target_parses():
+    from drkit.cli.backups import parse_target
+
+    assert parse_target("db.example.com") == ("db.example.com", None)
+    assert parse_target("127.0.0.1:3307") == ("127.0.0.1", 3307)
+    assert parse_target("h:65535") == ("h", 65535)
+    with pytest.raises(ValueError):
+        parse_target("h:65536")
+
+
+@pytest.mark.parametrize("args", [("backup", "--database", ""), ("backup", "-d", "  "),
+                                  ("restore", "--database", ""), ("restore", "--as", ""),
+                                  ("prove", "--database", ""), ("prove", "--as", " ")])
+def test_empty_database_names_are_refused_before_any_client(config, args):
+    result = run_cli(*args)
+    # Exit 2, not 10 (the config's servers are a dead port) nor 20 (mysqldump ran).
+    assert result.exit_code == 2, result
+    assert "is not a database name" in result.stderr
+    _no_traceback(result.stderr)
+
+
+@pytest.mark.parametrize("value", [" true", "TRUE", "1 ", "Yes", "YES", "true\n", "ｔrue", "on"])
+def test_consent_takes_only_the_documented_spellings(value):
+    with pytest.raises(ValueError):
+        _boolean(value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("yes", True), ("1", True), ("True", True), (True, True), (1, True),
+    ("false", False), ("no", False), ("0", False), ("False", False), (False, False)])
+def test_consent_spellings(value, expected):
+    assert _boolean(value) is expected
+
+
+def test_a_padded_approve_is_exit_2_before_anything_runs(config):
+    result = run_cli("run", "failover", "--env", "prod", "-p", "approve= true")
+    assert result.exit_code == 2, result
+    assert "Parameter approve takes true or false" in result.stderr
+
+
+def test_failover_refuses_consent_that_is_not_a_boolean():
+    from drkit.ops.failover import _consent
+
+    assert _consent("approve", True) is True
+    for value in ("true", " true", 1, None):
+        with pytest.raises(ParameterError):
+            _consent("approve", value)
+
+
+def test_sandbox_config_merge_keeps_edits_and_sections():
+    from drkit.sandbox.estate import merged
+
+    written = {"source": {"port": 1, "databases": ["demo"]}, "backup": {"state_dir": "/s"}}
+    current = {"source": {"port": 1, "databases": ["demo", "mine"]},
+               "backup": {"state_dir": "/s"},
+               "binlog": {"enabled": True}}
+    new = {"source": {"port": 2, "databases": ["demo"]}, "backup": {"state_dir": "/s"},
+           "target": {"port": 3}}
+    assert merged(new, written, current) == {
+        "source": {"port": 2, "databases": ["demo", "mine"]},  # new port, the user's list
+        "backup": {"state_dir": "/s"},
+        "target": {"port": 3},  # filled in
+        "binlog": {"enabled": True}}  # never dropped
+    # Not knowing what was written last: up's own keys take up's values, the rest stays.
+    assert merged(new, None, current)["binlog"] == {"enabled": True}
+    assert merged(new, None, current)["source"]["port"] == 2
