@@ -39,6 +39,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
                           "(drkit sandbox up writes one).")
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
+    _close_interrupted(context)
     outcome = run_runbook(settings, Path(context.config_path),
                           load_runbook(runbook, runbook_dirs(settings)),
                           environment, overrides, env=context.env)
@@ -52,6 +53,14 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
             context.env.print(f"published: {outcome.record_url}")
     if outcome.exit_code:
         raise click.exceptions.Exit(outcome.exit_code)
+
+
+def _close_interrupted(context: Context) -> None:
+    """Records that runs killed with -9 left saying running: closed as interrupted and
+    published (each logged as run.finished)."""
+    from drkit.runbooks.runner import close_interrupted
+
+    close_interrupted(context.settings)
 
 
 @click.group()
@@ -130,7 +139,9 @@ def audit_list(context: Context, container: str, limit: int, as_json: bool) -> N
     """Recent runs: runbook, environment, status, duration, RPO, RTO."""
     from drkit.runbooks.audit import list_runs
 
-    runs = list_runs(context.store(container), limit)
+    store = context.store(container)
+    _close_interrupted(context)
+    runs = list_runs(store, limit)
     if as_json:
         context.env.print_json(runs)
         return

@@ -306,10 +306,11 @@ class Sandbox:
         # database); what is as up wrote it takes the new ports and endpoints.
         written_path = self.directory / "private" / "drkit-yaml-written.json"
         written = json.loads(written_path.read_text()) if written_path.exists() else None
+        generated = config  # what up itself writes, remembered to tell the user's edits next time
         if self.config_path.exists():
             config = merged(config, written, self._current_config())
         written_path.parent.mkdir(mode=0o700, exist_ok=True)
-        written_path.write_text(json.dumps(config))
+        written_path.write_text(json.dumps(generated))
         header = ("# drkit config for the local sandbox, written by `drkit sandbox up`.\n"
                   "# Credentials are references into the sandbox's Secrets Manager (moto) and,\n"
                   "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n"
