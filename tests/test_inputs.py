@@ -3,20 +3,26 @@ killed with -9 leaves a record that says interrupted, a storage outage during a 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
+from drkit.sandbox.services import STORAGE_ACCOUNT
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
 
@@ -103,3 +109,123 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
     assert again.exit_code == 0, again.stderr
     assert [r["status"] for r in json.loads(again.stdout) if r["run_id"] == run_id] == [
         "interrupted"]
+
+
+class StorageProxy:
+    """A TCP proxy in front of Azurite that fails requests as an outage would: from the
+    ``nth`` PUT of a manifest on, either every connection dies and the port refuses
+    (``cut``: the storage is gone) or only those PUTs fail (``fail``)."""
+
+    def __init__(self, port: int, nth: int, mode: str) -> None:
+        self.upstream, self.nth, self.mode = port, nth, mode
+        self.seen, self.cut = 0, False
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            with self.lock:
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if requests and MANIFEST_PUT.search(data):
+                    with self.lock:
+                        self.seen += 1
+                        failing = self.seen >= self.nth
+                    if failing:
+                        self._fail(source, sink)
+                        return
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def _fail(self, client: socket.socket, upstream: socket.socket) -> None:
+        if self.mode == "cut":  # the storage is gone: no connection, none accepted
+            self.close()
+        else:
+            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                           b"Connection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.cut = True
+        with contextlib.suppress(OSError):
+            self.server.close()
+        with self.lock:
+            for end in self.sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+MANIFEST_PUT = re.compile(rb"^PUT [^ ]*\.manifest\.json[ ?]", re.MULTILINE)
+
+
+def _blobs(sandbox, prefix: str) -> list[str]:
+    store = BackupStore.from_settings(load_settings(sandbox.config_path), prefix=prefix)
+    return [b.name for b in store.container.list_blobs(name_starts_with=prefix)]
+
+
+@pytest.fixture
+def through_proxy(sandbox, tmp_path, monkeypatch):
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    proxies = []
+
+    def start(nth: int, mode: str) -> StorageProxy:
+        proxy = StorageProxy(sandbox.port("azurite"), nth, mode)
+        proxies.append(proxy)
+        monkeypatch.setenv("DRKIT_STORAGE__ENDPOINT",
+                           f"http://127.0.0.1:{proxy.port}/{STORAGE_ACCOUNT}")
+        return proxy
+
+    yield prefix, start
+    for proxy in proxies:
+        proxy.close()
+
+
+def test_storage_outage_at_publish_is_an_upload_failure_and_doctor_names_the_claim(
+        sandbox, through_proxy, monkeypatch):
+    prefix, start = through_proxy
+    proxy = start(2, "cut")  # the 1st manifest PUT is the claim, the 2nd the manifest itself
+    # A process of its own, gone afterwards, as under cron.
+    result = subprocess.run([DRKIT, "backup"], capture_output=True, text=True, timeout=600)
+    assert proxy.cut
+    assert result.returncode == 21, result.stderr
+    assert "Publishing backup " in result.stderr and "nothing was committed" in result.stderr
+    assert "could not be removed" in result.stderr  # the claim it had to leave is named
+
+    monkeypatch.delenv("DRKIT_STORAGE__ENDPOINT")  # the storage is back
+    left = _blobs(sandbox, prefix)
+    assert len(left) == 1 and left[0].endswith(".manifest.json")  # the claim, nothing else
+    doctor = run_cli("doctor", "--json")
+    claims = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "backup name claim"]
+    assert [c["status"] for c in claims] == ["WARNING"], doctor.stdout
+    assert left[0] in claims[0]["detail"] and "pid " in claims[0]["detail"]
+    assert left[0] in claims[0]["fix"]
+
+
+def test_storage_failing_the_publish_removes_the_claim_when_it_can(sandbox, through_proxy,
+                                                                    monkeypatch):
+    prefix, start = through_proxy
+    start(2, "fail")  # the manifest's PUTs fail, everything else (the claim's delete) works
+    result = run_cli("backup")
+    assert result.exit_code == 21, result.stderr
+    assert "nothing was committed" in result.stderr
+    monkeypatch.delenv("DRKIT_STORAGE__ENDPOINT")
+    assert _blobs(sandbox, prefix) == []  # no claim, no blob
