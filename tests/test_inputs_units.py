@@ -176,6 +176,26 @@ def test_sandbox_config_merge_keeps_edits_and_sections():
         "backup": {"state_dir": "/s"},
         "target": {"port": 3},  # filled in
         "binlog": {"enabled": True}}  # never dropped
+    # Up again: what the user set is not taken for up's own value the second time.
+    assert merged(new, new, merged(new, written, current))["source"]["databases"] == [
+        "demo", "mine"]
     # Not knowing what was written last: up's own keys take up's values, the rest stays.
     assert merged(new, None, current)["binlog"] == {"enabled": True}
     assert merged(new, None, current)["source"]["port"] == 2
+
+
+def test_swap_journals_are_0600_whatever_the_umask(tmp_path):
+    import stat
+
+    from drkit.mysql.swapjournal import write_journal
+    from tests.test_swap_units import journal
+
+    previous = os.umask(0)  # the loosest a cron or service environment could hand us
+    try:
+        os.close(write_journal(tmp_path / "swaps" / "one.json", journal()))
+    finally:
+        os.umask(previous)
+    path = tmp_path / "swaps" / "one.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == ["one.json"]  # no temporary left
