@@ -199,3 +199,26 @@ def test_swap_journals_are_0600_whatever_the_umask(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert [p.name for p in path.parent.iterdir()] == ["one.json"]  # no temporary left
+
+
+def test_a_running_record_is_closed_only_once_nobody_holds_its_lock(tmp_path):
+    import fcntl
+    import json
+
+    from drkit.runbooks.audit import AuditRecord, interrupted_records
+
+    directory = tmp_path / "drill" / "2026" / "12" / "07" / "run1"
+    directory.mkdir(parents=True)
+    record = AuditRecord(directory, "drill/2026/12/07/run1/")
+    lock = record.start({"run_id": "run1", "audit": {"prefix": record.blob_prefix}})
+    assert json.loads((directory / "run.json").read_text())["status"] == "running"
+    assert list(interrupted_records(tmp_path)) == []  # its drkit run (or papermill) is alive
+    os.close(lock)  # what a kill -9 of both does
+    [(found, run)] = list(interrupted_records(tmp_path))
+    assert found.directory == directory and run["run_id"] == "run1"
+    held = os.open(directory / "run.lock", os.O_RDWR)  # a closer is at it: the next waits
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert list(interrupted_records(tmp_path)) == []
+    finally:
+        os.close(held)
