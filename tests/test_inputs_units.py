@@ -125,7 +125,9 @@ def test_target_parses():
 
 @pytest.mark.parametrize("args", [("backup", "--database", ""), ("backup", "-d", "  "),
                                   ("restore", "--database", ""), ("restore", "--as", ""),
-                                  ("prove", "--database", ""), ("prove", "--as", " ")])
+                                  ("prove", "--database", ""), ("prove", "--as", " "),
+                                  ("backup", "-d", "shop "), ("restore", "--as", "x" * 65),
+                                  ("backup", "-d", "a\x00b")])
 def test_empty_database_names_are_refused_before_any_client(config, args):
     result = run_cli(*args)
     # Exit 2, not 10 (the config's servers are a dead port) nor 20 (mysqldump ran).

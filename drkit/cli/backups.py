@@ -37,12 +37,19 @@ def _target(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 def _names(_ctx: click.Context, param: click.Parameter, values):
     """Database names as given; an empty one is refused before any client runs (mysqldump
     would take it for none, a server for a syntax error)."""
+    from drkit.config import _identifier  # the config's own rule for source.databases
     from drkit.errors import ParameterError
 
     for value in values if isinstance(values, tuple) else [values]:
-        if value is not None and (not value.strip() or "\x00" in value):
-            raise ParameterError(f"{param.opts[0]} {value!r} is not a database name; "
-                                 "nothing was done.", "Name a database, e.g. --database shop.")
+        if value is None:
+            continue
+        try:
+            _identifier(value)
+            if not value.strip():
+                raise ValueError("a database name is more than spaces")
+        except ValueError as exc:
+            raise ParameterError(f"{param.opts[0]} {value!r} is not a database name ({exc}); "
+                                 "nothing was done.") from None
     return values
 
 
