@@ -224,3 +224,24 @@ def test_a_running_record_is_closed_only_once_nobody_holds_its_lock(tmp_path):
         assert list(interrupted_records(tmp_path)) == []
     finally:
         os.close(held)
+
+
+def test_paths_with_spaces_and_percent_stay_one_value_in_cron_and_the_unit(tmp_path,
+                                                                          monkeypatch, config):
+    import shlex
+
+    odd = tmp_path / "my configs 100%"
+    odd.mkdir()
+    moved = odd / "drkit.yaml"
+    moved.write_text(config.read_text() + "binlog:\n  enabled: true\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(moved))
+    shown = run_cli("schedule", "show", "--env", "prod")
+    assert shown.exit_code == 0, shown.stderr
+    for line in shown.stdout.splitlines()[1:-1]:
+        assert "%" not in line.replace("\\%", "")  # cron would cut the line at a bare %
+        words = shlex.split(" ".join(line.split()[5:]).replace("\\%", "%"))  # as cron runs it
+        assert f"DRKIT_CONFIG={moved}" in words
+    assert any(" binlog stream --once " in line for line in shown.stdout.splitlines())
+    unit = run_cli("schedule", "unit", "--env", "prod").stdout
+    assert f'Environment="DRKIT_CONFIG={str(moved).replace("%", "%%")}"\n' in unit
+    assert '\nExecStart="/' in unit

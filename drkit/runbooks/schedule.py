@@ -106,7 +106,8 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
         lines.append(
             f"* * * * * mkdir -p {q(str(lock.parent))} {q(str(log.parent))} && "
             f"DRKIT_CONFIG={q(str(config_path.absolute()))} {flock} -n {q(str(lock))} "
-            f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1")
+            f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1"
+            .replace("%", chr(92) + "%"))  # cron reads an unescaped % as a newline
     lines.append(f"# END drkit {environment}")
     return lines
 
@@ -124,8 +125,8 @@ After=network-online.target
 
 [Service]
 Type=simple
-Environment=DRKIT_CONFIG={config_path.absolute()}
-ExecStart={drkit} binlog stream
+Environment={_unit_word(f"DRKIT_CONFIG={config_path}")}
+ExecStart={_unit_word(drkit).replace("$", "$$")} binlog stream
 Restart=always
 RestartSec=10
 KillSignal=SIGTERM
@@ -136,6 +137,12 @@ PrivateTmp=yes
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def _unit_word(value: str) -> str:
+    """One word of a unit file: quoted (a path may hold spaces), % not a specifier."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
 
 
 class Crontab:
