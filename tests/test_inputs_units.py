@@ -245,3 +245,20 @@ def test_paths_with_spaces_and_percent_stay_one_value_in_cron_and_the_unit(tmp_p
     unit = run_cli("schedule", "unit", "--env", "prod").stdout
     assert f'Environment="DRKIT_CONFIG={str(moved).replace("%", "%%")}"\n' in unit
     assert '\nExecStart="/' in unit
+
+
+def test_a_damaged_running_record_never_stops_the_next_run(tmp_path):
+    import json
+
+    from drkit.config import Settings
+    from drkit.runbooks.runner import close_interrupted
+
+    directory = tmp_path / "state" / "audit" / "drill" / "2026" / "12" / "07" / "run1"
+    directory.mkdir(parents=True)
+    (directory / "run.json").write_text(json.dumps({"status": "running",
+                                                    "audit": {"prefix": "p/"}}))
+    (directory / "run.lock").touch()
+    settings = Settings(source={"host": "db", "databases": ["shop"]},
+                        backup={"state_dir": str(tmp_path / "state")})
+    assert close_interrupted(settings) == []
+    assert json.loads((directory / "run.json").read_text())["status"] == "running"

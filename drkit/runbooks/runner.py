@@ -135,9 +135,14 @@ def close_interrupted(settings: Settings) -> list[RunOutcome]:
     interrupted, with what their notebook shows. Called by drkit run and audit list."""
     closed = []
     for record, run in interrupted_records(settings.backup.state_dir.expanduser() / "audit"):
-        runbook = Runbook(name=run["runbook"], notebook=run["notebook"],
-                          environments={run["environment"]: {}},
-                          audit={"container": run["audit"]["container"]})
+        try:
+            runbook = Runbook(name=run["runbook"], notebook=run["notebook"],
+                              environments={run["environment"]: {}},
+                              audit={"container": run["audit"]["container"]})
+        except (KeyError, TypeError, ValueError):  # not one drkit wrote: never stop a run
+            log_event("run.record_unreadable", f"{record.directory / 'run.json'} says running "
+                      "but is not a record drkit can close; look at it.", logging.WARNING)
+            continue
         message = (f"{runbook.name} was interrupted: its drkit run (pid {run.get('pid')}) was "
                    "killed (SIGKILL, out of memory or a reboot) before it finished; the record "
                    f"was closed at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by a later drkit")
