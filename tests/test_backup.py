@@ -281,7 +281,7 @@ def test_existing_blob_is_never_overwritten(store):
 def test_existing_blob_name_stops_the_run_before_dumping(backup_settings, store, monkeypatch):
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
     backup_settings.storage.prefix = prefix
-    monkeypatch.setattr("drkit.ops.backup.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
+    monkeypatch.setattr("drkit.ops.claim.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
     store.container.upload_blob(f"{prefix}taken.sql.gz", b"the original")
     started = []
     monkeypatch.setattr(dump, "DumpProcess", lambda *a: started.append(a))

@@ -20,7 +20,7 @@ DRILL = PACKAGED_NOTEBOOKS / "restore_drill.ipynb"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("true", True), ("YES", True), ("1", True), ("False", False), ("no", False), ("0", False)])
+    ("true", True), ("yes", True), ("1", True), ("False", False), ("no", False), ("0", False)])
 def test_booleans_are_only_true_or_false(value, expected):
     assert check_parameters("failover", FAILOVER, {"approve": value},
                             frozenset({"approve"})) == {"approve": expected}

@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from drkit.cli.context import Context, pass_context, print_table, with_options
 from drkit.console import Environment
 
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+
+
+def parse_target(value: str) -> tuple[str, int | None]:
+    """``HOST[:PORT]`` as (host, port); ValueError with the one sentence otherwise."""
+    host, colon, port = value.partition(":")
+    if not _HOST.fullmatch(host) or (colon and not re.fullmatch(r"[0-9]{1,5}", port)) \
+            or (colon and not 1 <= int(port) <= 65535):
+        raise ValueError(f"{value!r} is not HOST[:PORT] (a host name or IPv4 address, then "
+                         "optionally ':' and a port from 1 to 65535)")
+    return host, int(port) if colon else None
+
+
+def _target(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from drkit.errors import ParameterError
+
+    try:
+        host, port = parse_target(value)
+    except ValueError as exc:
+        raise ParameterError(f"--target {exc}; nothing was done.") from None
+    return host if port is None else f"{host}:{port}"
+
+
+def _names(_ctx: click.Context, param: click.Parameter, values):
+    """Database names as given; an empty one is refused before any client runs (mysqldump
+    would take it for none, a server for a syntax error)."""
+    from drkit.config import _identifier  # the config's own rule for source.databases
+    from drkit.errors import ParameterError
+
+    for value in values if isinstance(values, tuple) else [values]:
+        if value is None:
+            continue
+        try:
+            _identifier(value)
+            if not value.strip():
+                raise ValueError("a database name is more than spaces")
+        except ValueError as exc:
+            raise ParameterError(f"{param.opts[0]} {value!r} is not a database name ({exc}); "
+                                 "nothing was done.") from None
+    return values
+
 
 @click.command("backup")
-@click.option("--database", "-d", "databases", multiple=True,
+@click.option("--database", "-d", "databases", multiple=True, callback=_names,
               help="Database to back up (repeatable; default: source.databases).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]),
               help="Override backup.compression.")
@@ -110,12 +155,12 @@ def verify_command(context: Context, backup: str, as_json: bool) -> None:
 
 
 _target_options = [
-    click.option("--target", "target_address", metavar="HOST[:PORT]",
+    click.option("--target", "target_address", metavar="HOST[:PORT]", callback=_target,
                  help="Restore target (default: the configured target)."),
-    click.option("--database", "databases", metavar="DB", multiple=True,
+    click.option("--database", "databases", metavar="DB", multiple=True, callback=_names,
                  help="Only this database of the backup (repeatable; required by --until "
                       "when the backups hold several)."),
-    click.option("--as", "rename_to", metavar="NAME",
+    click.option("--as", "rename_to", metavar="NAME", callback=_names,
                  help="Restore under this database name (the one database restored)."),
 ]
 

@@ -39,6 +39,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
                           "(drkit sandbox up writes one).")
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
+    _close_interrupted(context)
     outcome = run_runbook(settings, Path(context.config_path),
                           load_runbook(runbook, runbook_dirs(settings)),
                           environment, overrides, env=context.env)
@@ -52,6 +53,14 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
             context.env.print(f"published: {outcome.record_url}")
     if outcome.exit_code:
         raise click.exceptions.Exit(outcome.exit_code)
+
+
+def _close_interrupted(context: Context) -> None:
+    """Records that runs killed with -9 left saying running: closed as interrupted and
+    published (each logged as run.finished)."""
+    from drkit.runbooks.runner import close_interrupted
+
+    close_interrupted(context.settings)
 
 
 @click.group()
@@ -130,7 +139,9 @@ def audit_list(context: Context, container: str, limit: int, as_json: bool) -> N
     """Recent runs: runbook, environment, status, duration, RPO, RTO."""
     from drkit.runbooks.audit import list_runs
 
-    runs = list_runs(context.store(container), limit)
+    store = context.store(container)
+    _close_interrupted(context)
+    runs = list_runs(store, limit)
     if as_json:
         context.env.print_json(runs)
         return
@@ -205,23 +216,33 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
     binlog archive); unit: print the systemd unit that follows the binary log."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import all_runbooks, runbook_dirs
-    from drkit.runbooks.schedule import Crontab, cron_block, install, remove, systemd_unit
+    from drkit.runbooks.schedule import (
+        Crontab,
+        check_environment,
+        cron_block,
+        install,
+        remove,
+        systemd_unit,
+    )
 
     if not context.config_path:
         raise ConfigError("drkit schedule needs a config.",
                           "Pass --config FILE or set DRKIT_CONFIG.")
     settings = context.settings
-    environment = environment or settings.environment
+    # A plain name, and for show/install one a runbook has: it goes into cron lines.
+    environment = check_environment(settings.environment if environment is None
+                                    else environment)
     if action == "unit":
         context.env.print(systemd_unit(settings, Path(context.config_path), environment))
+        return
+    if action == "remove":  # an environment no runbook has any more may still have a block
+        remove(Crontab(), environment)
+        context.env.print(f"removed the crontab entries for {environment}")
         return
     block = cron_block(settings, Path(context.config_path), environment,
                        all_runbooks(runbook_dirs(settings)))
     if action == "show":
         context.env.print("\n".join(block))
-    elif action == "install":
+    else:
         install(Crontab(), block, environment)
         context.env.print(f"installed {len(block) - 2} crontab entries for {environment}")
-    else:
-        remove(Crontab(), environment)
-        context.env.print(f"removed the crontab entries for {environment}")

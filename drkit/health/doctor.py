@@ -34,6 +34,7 @@ from drkit.health.leftovers import leftover_checks
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.swap import pending_journals
+from drkit.ops.claim import orphan_claims
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 from drkit.secrets import SecretResolver
@@ -242,6 +243,12 @@ def check_storage(doctor: Doctor) -> list[Check]:
     store.check()  # credentials, existence, privacy: each failure has its own message and fix
     checks = [Check("backup container", OK, f"{store.where} exists and is private")]
     checks.append(_clock_skew(store))
+    for claim in orphan_claims(store):  # a backup stopped with the storage could not remove it
+        checks.append(Check("backup name claim", WARNING, (
+            f"{claim['blob']} was left by a backup that stopped before its commit (pid "
+            f"{claim['pid']} on {claim['host']}, {claim['claimed_at']}); it holds no data"),
+            f"Delete that blob (az storage blob delete --container-name "
+            f"{store.container.container_name} --name {claim['blob']})."))
     return checks
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,18 +28,20 @@ from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
-    BackupExistsError,
     DrkitError,
     DumpFailedError,
     ParameterError,
     RunInterrupted,
     RunTerminated,
+    StorageError,
     UnrestorableBackupError,
+    UploadFailedError,
 )
 from drkit.interrupts import deferred_signals
-from drkit.manifest import SIDECAR_SUFFIX, Manifest, TableEntry
+from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
 from drkit.mysql.connection import Server, connect, option_file, source_server
+from drkit.ops.claim import NameClaim
 from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
@@ -48,7 +49,6 @@ from drkit.stream.lexer import LexError
 from drkit.stream.rewrite import SYSTEM_SCHEMAS
 from drkit.units import human_size
 
-_CLAIM_TRIES = 60
 STEPS = 4
 
 
@@ -74,10 +74,6 @@ class BackupResult:
             "rows": sum(t.rows for t in m.tables.values()),
             "local_copy": str(self.local_copy) if self.local_copy else None,
         }
-
-
-def backup_name(prefix: str, started: datetime, codec: str) -> str:
-    return f"{prefix}backup-{started:%Y%m%d-%H%M%S}{CODECS[codec].extension}"
 
 
 def run_backup(settings: Settings, env: Environment | None = None, *,
@@ -161,7 +157,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 connect(server, database).close()
             source_info = inventory.server_version(connection)
             store.check()
-            claim = stack.enter_context(_NameClaim(store, started, codec_name, databases))
+            claim = stack.enter_context(NameClaim(store, started, codec_name, databases))
             name = claim.name
             _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
                      f"{source_info['version']}), {store.where}")
@@ -271,6 +267,12 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                                replacing=claim.etag)
                 uploader.commit(manifest.metadata(), codec.content_type)
                 claim.committed = True
+        except StorageError as error:  # the storage failed under the publish: an upload
+            local.discard()
+            cause = error.message.rstrip(".")
+            raise UploadFailedError(f"Publishing backup {name} failed: {cause}; nothing was "
+                                    "committed.", "Run the backup again once the storage "
+                                    "answers.") from None
         except BaseException:
             local.discard()
             raise
@@ -313,44 +315,6 @@ def _unreadable_as(what: str) -> Iterator[None]:
         raise UnrestorableBackupError(
             f"{what} cannot be read back as statements: {error}; nothing was committed.",
             "Report this as a drkit bug, with the statement at that position.") from None
-
-
-class _NameClaim:
-    """A backup name no other run uses, held for the run; given up unless committed.
-
-    The claim is the manifest's place, created only if missing (If-None-Match) before the
-    dump starts; the manifest replaces it at the end. Two runs that start in the same
-    second (two databases from cron) get the names of consecutive seconds. However the run
-    ends before its commit (error, SIGTERM), the claim is removed: nothing of it stays.
-    """
-
-    def __init__(self, store: BackupStore, started: datetime, codec_name: str,
-                 databases: list[str]) -> None:
-        self.store, self.committed = store, False
-        for second in range(_CLAIM_TRIES):
-            self.name = backup_name(store.prefix, started + timedelta(seconds=second),
-                                    codec_name)
-            if store.exists(self.name):
-                continue
-            try:
-                self.etag = store.put_json(self.name + SIDECAR_SUFFIX, {
-                    "format": "drkit-claim/1", "databases": databases,
-                    "host": socket.gethostname(), "pid": os.getpid(),
-                    "claimed_at": datetime.now(UTC).isoformat()})
-                return
-            except BackupExistsError:
-                continue  # another run took this second
-        raise BackupExistsError(f"Backup names for the {_CLAIM_TRIES} seconds from "
-                                f"{started:%H:%M:%S} are all taken in the {store.where}.",
-                                "Another drkit is writing backups every second; find it.")
-
-    def __enter__(self) -> _NameClaim:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if not self.committed:
-            with contextlib.suppress(DrkitError), deferred_signals():
-                self.store.delete(self.name + SIDECAR_SUFFIX)
 
 
 class _LocalCopy:

@@ -152,7 +152,7 @@ class Failover:
             if self.assessment.decision != "GO" and not override_no_go:
                 raise NotApprovedError(
                     f"The assessment says NO-GO ({self.assessment.reason}); nothing was changed.",
-                    "If failing over is still right, rerun with -p override_no_go=True.")
+                    "If failing over is still right, rerun with -p override_no_go=true.")
             step["outcome"] = self.gate("start the failover") + (
                 " (NO-GO overridden)" if self.assessment.decision != "GO" else "")
 

@@ -9,9 +9,12 @@ not published at all.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from drkit.errors import AuditRefusedError, BackupNotFoundError, ChecksumMismatc
 from drkit.redact import find_secrets
 
 NOTEBOOK, HTML, RUN = "notebook.ipynb", "notebook.html", "run.json"
+LOCK = "run.lock"  # held by drkit run and papermill together: free once both are gone
+RUNNING = "running"
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -56,6 +61,16 @@ class AuditRecord:
         run["files"] = files
         (self.directory / RUN).write_text(json.dumps(run, indent=2, default=str,
                                                      ensure_ascii=False) + "\n")
+
+    def start(self, run: dict[str, Any]) -> int:
+        """Write run.json saying the run is going on, before papermill starts, and hold the
+        record's lock (the descriptor returned, to be handed to papermill): a run killed with
+        -9 leaves a record the next run finds and closes (:func:`interrupted_records`)."""
+        lock = os.open(self.directory / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (self.directory / RUN).write_text(json.dumps({**run, "status": RUNNING}, indent=2,
+                                                     default=str) + "\n")
+        return lock
 
     def check_for_secrets(self, secret_values: Iterable[str]) -> None:
         values = [v for v in secret_values if v]
@@ -95,6 +110,27 @@ class AuditRecord:
                 raise store.error(exc) from None
             names.append(blob)
         return names
+
+
+def interrupted_records(root: Path) -> Iterator[tuple[AuditRecord, dict[str, Any]]]:
+    """Local records under ``root`` still saying running whose drkit run and papermill are
+    both gone (killed with -9, a reboot); each is yielded while its lock is held, so two
+    closers never close one twice."""
+    for path in sorted(root.glob(f"*/*/*/*/*/{RUN}")):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("status") != RUNNING:
+                continue
+            lock = os.open(path.parent / LOCK, os.O_RDWR)
+            try:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # still running
+                run = json.loads(path.read_text())  # again, now that it is ours
+                if run.get("status") == RUNNING:
+                    yield AuditRecord(path.parent, str(run["audit"]["prefix"])), run
+            finally:
+                os.close(lock)
 
 
 # -- reading published records --------------------------------------------------------------

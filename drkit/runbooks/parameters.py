@@ -3,9 +3,11 @@
 Each notebook's ``parameters`` cell annotates every parameter (``approve: bool = False``), so
 ``papermill --help-notebook`` shows the types and drkit reads them back through papermill's
 own inspection. A value from ``-p`` or from the runbook's YAML is converted to that type or
-refused with one sentence naming the parameter: a boolean is only true/false, yes/no or 1/0
-(``approve=maybe`` approves nothing, it is an error), a number must parse, an unknown name is
-refused. A parameter whose default is ``None`` also takes ``null`` (the config decides).
+refused with one sentence naming the parameter: a boolean is exactly true/false, yes/no or 1/0
+(or Python's True/False), nothing else: ``approve=maybe``, ``TRUE`` or `` true`` approve
+nothing, they are errors, since consent must be what was typed on purpose. A number must
+parse, an unknown name is refused. A parameter whose default is ``None`` also takes ``null``
+(the config decides).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from drkit.errors import ParameterError
 
 # Set by drkit run itself, never by -p.
 INJECTED = frozenset({"config_path", "environment", "results_path"})
-_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+# Exact spellings only (no case folding, no blanks): these values are consent to failover steps.
+_TRUE, _FALSE = {"true", "yes", "1", "True"}, {"false", "no", "0", "False"}
 _NONE = {"null", "none", "~"}
 
 
@@ -75,8 +78,8 @@ def _boolean(value: Any) -> bool:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and value in _TRUE | _FALSE:
+        return value in _TRUE
     raise ValueError(value)
 
 

@@ -31,37 +31,28 @@ from typing import Any
 import yaml
 from azure.core.exceptions import AzureError
 
-from drkit import __version__, errors
+from drkit import __version__
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
     AuditRefusedError,
     DrkitError,
-    RunbookEngineError,
     RunbookStepError,
     RunInterrupted,
     RunTerminated,
 )
 from drkit.redact import known_secrets
 from drkit.runbooks import verdict
-from drkit.runbooks.audit import HTML, NOTEBOOK, AuditRecord
+from drkit.runbooks.audit import HTML, LOCK, NOTEBOOK, AuditRecord, interrupted_records
 from drkit.runbooks.handrun import examine, notebook_identity
+from drkit.runbooks.outcome import KERNEL, failed_cell, outcome
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
-from drkit.runbooks.steps import code_cells, running_step
+from drkit.runbooks.steps import running_step
+from drkit.runbooks.verdict import KILLED
 
-KERNEL = "drkit"
 _STOP_GRACE_SECONDS = 20
-
-
-@dataclass
-class FailedCell:
-    index: int
-    step: str
-    ename: str
-    evalue: str
-    execution_count: int | None = None  # the "In [N]" the record shows beside the cell
 
 
 @dataclass
@@ -114,25 +105,62 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
     injected = {"config_path": str(config_path.absolute()), "environment": environment,
                 "results_path": str(record.directory / "results.json")}
     log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
-
+    details = {"mode": "papermill",
+               "parameters": parameters,  # references only; secrets are never parameters
+               "started_at": started.isoformat()}
+    # The record says "running" before papermill starts; its lock, shared with papermill,
+    # tells a run killed with -9 from one going on (close_interrupted).
+    lock = record.start({"run_id": run_id, "runbook": runbook.name, "environment": environment,
+                         "notebook": str(runbook.notebook), **details, "pid": os.getpid(),
+                         "audit": {"container": runbook.audit.container,
+                                   "prefix": record.blob_prefix}})
     try:
-        with (env or Environment()).status(f"{runbook.name} ({environment})") as show:
-            code, stderr = _papermill(runbook, {**parameters, **injected}, record.directory,
-                                      show)
-        failed = _failed_cell(record.directory / NOTEBOOK)
-        exit_code, message = _outcome(runbook, code, stderr, failed)
-    except (RunInterrupted, RunTerminated) as stop:  # papermill is gone: record that
-        failed = _failed_cell(record.directory / NOTEBOOK)
-        exit_code, message = stop.exit_code, f"{runbook.name} was interrupted: {stop}"
+        try:
+            with (env or Environment()).status(f"{runbook.name} ({environment})") as show:
+                code, stderr = _papermill(runbook, {**parameters, **injected},
+                                          record.directory, show, lock)
+            exit_code, message = outcome(runbook, code, stderr,
+                                         failed_cell(record.directory / NOTEBOOK))
+        except (RunInterrupted, RunTerminated) as stop:  # papermill is gone: record that
+            exit_code, message = stop.exit_code, f"{runbook.name} was interrupted: {stop}"
+        return _close_papermill_run(settings, runbook, environment, record, run_id, details,
+                                    exit_code, message)
+    finally:
+        os.close(lock)
+        (record.directory / LOCK).unlink(missing_ok=True)
+
+
+def close_interrupted(settings: Settings) -> list[RunOutcome]:
+    """Close and publish the records of runs killed with -9 (or by a reboot): they say
+    interrupted, with what their notebook shows. Called by drkit run and audit list."""
+    closed = []
+    for record, run in interrupted_records(settings.backup.state_dir.expanduser() / "audit"):
+        try:
+            runbook = Runbook(name=run["runbook"], notebook=run["notebook"],
+                              environments={run["environment"]: {}},
+                              audit={"container": run["audit"]["container"]})
+        except (KeyError, TypeError, ValueError):  # not one drkit wrote: never stop a run
+            log_event("run.record_unreadable", f"{record.directory / 'run.json'} says running "
+                      "but is not a record drkit can close; look at it.", logging.WARNING)
+            continue
+        message = (f"{runbook.name} was interrupted: its drkit run (pid {run.get('pid')}) was "
+                   "killed (SIGKILL, out of memory or a reboot) before it finished; the record "
+                   f"was closed at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by a later drkit")
+        details = {k: run.get(k) for k in ("mode", "parameters", "started_at")}
+        closed.append(_close_papermill_run(settings, runbook, run["environment"], record,
+                                           run["run_id"], details, KILLED, message))
+    return closed
+
+
+def _close_papermill_run(settings: Settings, runbook: Runbook, environment: str,
+                         record: AuditRecord, run_id: str, details: dict[str, Any],
+                         exit_code: int, message: str) -> RunOutcome:
+    failed = failed_cell(record.directory / NOTEBOOK)
     results_file = record.directory / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     results_file.unlink(missing_ok=True)
     return _close_record(settings, runbook, environment, record, run_id, {
-        "mode": "papermill",
-        "parameters": parameters,  # references only; secrets are never parameters
-        "started_at": started.isoformat(),
-        "failed_cell": asdict(failed) if failed else None,
-        "results": results,
+        **details, "failed_cell": asdict(failed) if failed else None, "results": results,
     }, exit_code, message)
 
 
@@ -147,8 +175,8 @@ def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
     saved = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
     run_id, record = _new_record(settings, runbook, environment, run.started or saved)
     shutil.copyfile(notebook, record.directory / NOTEBOOK)
-    failed = _failed_cell(record.directory / NOTEBOOK)
-    exit_code, message = _outcome(runbook, 1 if failed else 0, "", failed)
+    failed = failed_cell(record.directory / NOTEBOOK)
+    exit_code, message = outcome(runbook, 1 if failed else 0, "", failed)
     if failed is None and run.unexecuted:
         exit_code = RunbookStepError.exit_code
         message = (f"{runbook.name} stopped before its end: {run.unexecuted} of its "
@@ -241,9 +269,9 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
 
 
 def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path,
-               show: Callable[[str], None]) -> tuple[int, str]:
+               show: Callable[[str], None], lock: int) -> tuple[int, str]:
     """Run papermill, showing the step it is at; return its exit code (None-safe) and the
-    tail of its stderr."""
+    tail of its stderr. papermill holds the record's ``lock`` with us, to its end."""
     (directory / "parameters.yaml").write_text(yaml.safe_dump(parameters))
     command = [sys.executable, "-m", "papermill", str(runbook.notebook_path()),
                str(directory / NOTEBOOK), "-f", str(directory / "parameters.yaml"),
@@ -252,7 +280,8 @@ def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path,
     log = directory / "papermill.log"
     with log.open("wb") as stderr, kernel_environment() as environment:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr,
-                                   stderr=stderr, env=environment, start_new_session=True)
+                                   stderr=stderr, env=environment, start_new_session=True,
+                                   pass_fds=(lock,))
         try:
             code = _wait_showing_steps(process, directory / NOTEBOOK,
                                        runbook.timeouts.total_seconds, show)
@@ -312,54 +341,9 @@ def _identity(notebook: Path) -> str:
 
 
 def _status(exit_code: int) -> str:
-    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code):
+    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code, KILLED):
         return "interrupted"
     return "succeeded" if exit_code == 0 else "failed"
-
-
-def _failed_cell(notebook: Path) -> FailedCell | None:
-    """The first cell with an error output, and the step (heading) it belongs to."""
-    if not notebook.exists():
-        return None
-    for index, step, cell in code_cells(json.loads(notebook.read_text())["cells"]):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                return FailedCell(index=index, step=step, ename=output.get("ename", ""),
-                                  evalue=output.get("evalue", ""),
-                                  execution_count=cell.get("execution_count"))
-    return None
-
-
-def _outcome(runbook: Runbook, code: int, stderr: str,
-             failed: FailedCell | None) -> tuple[int, str]:
-    if code == 0 and failed is None:
-        return 0, f"{runbook.name} completed"
-    if failed is not None and failed.ename not in ("CellTimeoutError", "DeadKernelError"):
-        error_class = getattr(errors, failed.ename, None)
-        exit_code = error_class.exit_code if isinstance(error_class, type) and issubclass(
-            error_class, DrkitError) else RunbookStepError.exit_code
-        where = (f"In [{failed.execution_count}]" if failed.execution_count
-                 else f"cell {failed.index}")
-        # A drkit error is its sentence; anything else (a bug) keeps its class name.
-        known = exit_code != RunbookStepError.exit_code
-        return exit_code, (f"failed at step '{failed.step}' ({where}): "
-                           + ("" if known else f"{failed.ename}: ") + failed.evalue)
-    return RunbookEngineError.exit_code, f"{runbook.name} could not run: {_engine_cause(stderr)}"
-
-
-def _engine_cause(stderr: str) -> str:
-    causes = {
-        "No such kernel": f"the Jupyter kernel '{KERNEL}' was not found",
-        "TOTAL TIMEOUT": "the run exceeded the runbook's total timeout and was stopped",
-        "CellTimeoutError": "a step exceeded the runbook's per-cell timeout",
-        "DeadKernelError": "the kernel died (out of memory, or killed)",
-        "Kernel died": "the kernel died (out of memory, or killed)",
-    }
-    for marker, cause in causes.items():
-        if marker in stderr:
-            return cause
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return f"papermill failed ({lines[-1][:300] if lines else 'no message'})"
 
 
 def _secret_values(settings: Settings) -> list[str]:

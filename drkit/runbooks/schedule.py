@@ -8,6 +8,7 @@ output to a log file. ``show`` prints exactly the block ``install`` writes.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -15,10 +16,47 @@ import sys
 from pathlib import Path
 
 from drkit.config import Settings
-from drkit.errors import MissingProgramError, RunbookEngineError
+from drkit.errors import (
+    ConfigError,
+    MissingProgramError,
+    ParameterError,
+    RunbookEngineError,
+    RunbookNotFoundError,
+)
 from drkit.runbooks.runbook import Runbook, runbook_dirs
 
 SKIPPED = 75  # flock's exit code when the previous run still holds the lock
+# A name written into a cron line or a unit: no quoting can make a newline safe there (cron
+# and systemd read one entry per line), so names are plain words.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Five fields of digits, names, * / , - (and @daily-style macros): nothing a shell acts on.
+_SCHEDULE = re.compile(r"(@[a-z]+|[A-Za-z0-9*/,-]+( [A-Za-z0-9*/,-]+){4})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_environment(environment: str, runbooks: list[Runbook] | None = None) -> str:
+    """``environment`` if it is a plain name (and, given runbooks, one of theirs); a name
+    with a newline or a shell character would write a line of its own into cron."""
+    if not _NAME.fullmatch(environment):
+        raise ParameterError(f"The environment {environment!r} is not a name: it may hold "
+                             "only letters, digits, '.', '_' and '-'; nothing was written.",
+                             "Pass --env with one of the runbooks' environments.")
+    if runbooks is not None:
+        known = sorted({name for runbook in runbooks for name in runbook.environments})
+        if environment not in known:
+            raise RunbookNotFoundError(f"No runbook has an environment {environment!r}; "
+                                       "nothing was written.",
+                                       f"Use one of: {', '.join(known) or 'none'}.")
+    return environment
+
+
+def _checked(what: str, value: str, pattern: re.Pattern[str] | None = None) -> str:
+    """``value`` as it may go into a cron line or unit; ConfigError (3) otherwise."""
+    if _CONTROL.search(value) or (pattern is not None and not pattern.fullmatch(value)):
+        raise ConfigError(f"The {what} {value!r} cannot be written into a crontab or unit "
+                          "(a newline, a control or shell character); nothing was written.",
+                          "Rename it to plain letters, digits, '.', '_' and '-'.")
+    return value
 
 
 def _program(name: str, package: str) -> str:
@@ -30,20 +68,24 @@ def _program(name: str, package: str) -> str:
 
 def cron_block(settings: Settings, config_path: Path, environment: str,
                runbooks: list[Runbook]) -> list[str]:
-    state = settings.backup.state_dir.expanduser().absolute()
-    drkit = str(Path(sys.executable).parent / "drkit")
+    check_environment(environment, runbooks)
+    state = Path(_checked("state folder (backup.state_dir)",
+                          str(settings.backup.state_dir.expanduser().absolute())))
+    config_path = Path(_checked("config path", str(config_path.absolute())))
+    drkit = _checked("drkit program path", str(Path(sys.executable).parent / "drkit"))
     flock, timeout = _program("flock", "util-linux"), _program("timeout", "coreutils")
     # cron has none of the caller's environment: a runbook folder given as DRKIT_RUNBOOKS
     # must be in the line.
-    folder = f"DRKIT_RUNBOOKS={shlex.quote(str(runbook_dirs(settings)[0]))} " \
-        if settings.runbooks is not None else ""
+    folder = "" if settings.runbooks is None else "DRKIT_RUNBOOKS={} ".format(
+        shlex.quote(_checked("runbook folder", str(runbook_dirs(settings)[0]))))
     lines = [f"# BEGIN drkit {environment} (written by drkit schedule install; "
              "change the runbooks, then install again)"]
     for runbook in runbooks:
         run = runbook.environments.get(environment)
         if run is None or run.schedule is None:
             continue
-        schedule = run.schedule
+        _checked("runbook name", runbook.name, _NAME)
+        schedule = _checked(f"schedule of runbook {runbook.name}", run.schedule, _SCHEDULE)
         lock = state / "locks" / f"runbook-{runbook.name}-{environment}.lock"
         log = state / "logs" / f"{runbook.name}-{environment}.log"
         q = shlex.quote
@@ -64,7 +106,8 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
         lines.append(
             f"* * * * * mkdir -p {q(str(lock.parent))} {q(str(log.parent))} && "
             f"DRKIT_CONFIG={q(str(config_path.absolute()))} {flock} -n {q(str(lock))} "
-            f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1")
+            f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1"
+            .replace("%", chr(92) + "%"))  # cron reads an unescaped % as a newline
     lines.append(f"# END drkit {environment}")
     return lines
 
@@ -72,7 +115,9 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
 def systemd_unit(settings: Settings, config_path: Path, environment: str) -> str:
     """The unit that follows the binary log (``binlog.runner: systemd``): restarted when it
     stops, stopped with SIGTERM, on which it commits what it read before it exits."""
-    drkit = str(Path(sys.executable).parent / "drkit")
+    check_environment(environment)
+    config_path = Path(_checked("config path", str(config_path.absolute())))
+    drkit = _checked("drkit program path", str(Path(sys.executable).parent / "drkit"))
     return f"""[Unit]
 Description=drkit binlog archive ({environment}): the source's binary log to Azure, continuously
 Wants=network-online.target
@@ -80,8 +125,8 @@ After=network-online.target
 
 [Service]
 Type=simple
-Environment=DRKIT_CONFIG={config_path.absolute()}
-ExecStart={drkit} binlog stream
+Environment={_unit_word(f"DRKIT_CONFIG={config_path}")}
+ExecStart={_unit_word(drkit).replace("$", "$$")} binlog stream
 Restart=always
 RestartSec=10
 KillSignal=SIGTERM
@@ -92,6 +137,12 @@ PrivateTmp=yes
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def _unit_word(value: str) -> str:
+    """One word of a unit file: quoted (a path may hold spaces), % not a specifier."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
 
 
 class Crontab:

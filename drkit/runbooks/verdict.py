@@ -14,10 +14,11 @@ from drkit.errors import RunInterrupted, RunTerminated
 from drkit.units import human_size
 
 Verdict = Literal["PASSED", "FAILED", "INTERRUPTED"]
+KILLED = 128 + 9  # a run's record closed after drkit run itself was killed with SIGKILL
 
 
 def verdict_of(exit_code: int) -> Verdict:
-    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code):
+    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code, KILLED):
         return "INTERRUPTED"
     return "PASSED" if exit_code == 0 else "FAILED"
 

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from drkit.config import AwsSettings
-from drkit.errors import SandboxError
+from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
 from drkit.sandbox.azure_control import VAULT_SECRETS, AzureControl
@@ -302,10 +302,48 @@ class Sandbox:
                 "log_file": str(self.directory / "logs" / "mysql-backup-to-azure.log"),
             },
         }
+        # What the user changed or added since up last wrote it stays (a binlog section, a
+        # database); what is as up wrote it takes the new ports and endpoints.
+        written_path = self.directory / "private" / "drkit-yaml-written.json"
+        written = json.loads(written_path.read_text()) if written_path.exists() else None
+        generated = config  # what up itself writes, remembered to tell the user's edits next time
+        if self.config_path.exists():
+            config = merged(config, written, self._current_config())
+        written_path.parent.mkdir(mode=0o700, exist_ok=True)
+        written_path.write_text(json.dumps(generated))
         header = ("# drkit config for the local sandbox, written by `drkit sandbox up`.\n"
                   "# Credentials are references into the sandbox's Secrets Manager (moto) and,\n"
-                  "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n")
+                  "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n"
+                  "# Edits are kept when up runs again (comments are not).\n")
         self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+    def _current_config(self) -> dict[str, Any]:
+        try:
+            current = yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{self.config_path} cannot be read as YAML ({exc}); it was "
+                              "left as it is.", "Fix it, or move it away for up to write "
+                              "a new one.") from None
+        if not isinstance(current, dict):
+            raise ConfigError(f"{self.config_path} does not hold a mapping; it was left as "
+                              "it is.", "Fix it, or move it away for up to write a new one.")
+        return current
+
+
+def merged(new: Any, written: Any, current: Any) -> Any:
+    """Three-way merge of drkit.yaml: ``new`` is what up writes now, ``written`` what it wrote
+    last time (None when unknown), ``current`` the file as it is. A value the user changed or
+    added is kept, one up wrote and nobody touched takes its new value, a key up owns that is
+    missing is filled in."""
+    if isinstance(new, dict) and isinstance(current, dict):
+        written = written if isinstance(written, dict) else {}
+        result = {key: merged(value, written.get(key), current[key]) if key in current
+                  else value for key, value in new.items()}
+        result.update({key: value for key, value in current.items() if key not in new})
+        return result
+    if written is None or current == written:
+        return new
+    return current
 
 
 def _group_alive(pgid: int) -> bool:
