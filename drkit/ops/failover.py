@@ -41,6 +41,7 @@ from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
 from drkit.ops.binlog_archive import Archive
+from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pitr import archive_end, resolve, restore_until
 from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
 
@@ -274,7 +275,9 @@ class Failover:
         if self.backup != "latest-verified":
             return PointInTime(why_not=f"backup {self.backup} was asked for")
         try:
-            moment, _, _ = resolve(self.settings, "latest", databases)
+            moment, _, base = resolve(self.settings, "latest", databases)
+            # Checked here, before the gate: a broken archive is said there, not after it.
+            refuse_broken(self.settings, base, moment)
             archive = Archive(BackupStore.from_settings(self.settings,
                                                         prefix=self.settings.binlog.prefix))
         except (BinlogArchiveError, BinlogGapError, BackupNotFoundError,
