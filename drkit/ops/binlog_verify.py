@@ -25,7 +25,7 @@ from drkit.azure.catalog import STALE, Catalog, load_manifest
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.manifest import Manifest
-from drkit.ops.binlog_archive import SIDECAR, Archive, ArchivedFile, file_order
+from drkit.ops.binlog_archive import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 from drkit.ops.binlog_records import GAPS
 
 _USABLE = ("ok", None, STALE)  # as pitr.choose_base: never verified ones are verified first
@@ -150,7 +150,7 @@ def _blob_sizes(archive: Archive) -> dict[str, int]:
     store = archive.store
     try:
         return {b.name[len(store.prefix):]: b.size for b in store.container.list_blobs(
-            name_starts_with=store.prefix) if not b.name.endswith((SIDECAR, GAPS))}
+            name_starts_with=store.prefix) if not b.name.endswith((SIDECAR, GAPS, LEASE))}
     except AzureError as exc:
         raise store.error(exc) from None
 
