@@ -140,3 +140,41 @@ def test_table_shapes_change_with_ddl_and_not_with_writes(sandbox):
         assert changed == [f"{database}.a", f"{database}.b", f"{database}.c"]
     finally:
         dbtools.as_root(sandbox, "source", f"DROP DATABASE {database}")
+
+
+@pytest.mark.unit
+def test_one_listing_with_versions_splits_current_blobs_from_earlier_versions():
+    """Azure's List Blobs with include=versions, as the one listing prune reads: the current
+    version is marked IsCurrentVersion; earlier ones carry only their VersionId."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from drkit.azure.catalog import Catalog
+    from drkit.ops.prune import plan_prune
+
+    now = datetime.now(UTC)
+
+    def blob(name: str, version: str, current: bool | None, etag: str = "e") -> SimpleNamespace:
+        return SimpleNamespace(name=name, version_id=version, is_current_version=current,
+                               etag=etag, size=10, last_modified=now,
+                               metadata={"databases": "shop"}, tags={})
+
+    old = "b/backup-20200101-030000.sql.gz"
+    blobs = [blob(old, "v1", None, "old"), blob(old, "v2", True),
+             blob(old + ".manifest.json", "v3", True),
+             blob("b/backup-20190101-030000.sql.gz", "v0", None)]  # deleted by hand
+    calls = []
+
+    def list_blobs(name_starts_with=None, include=None):
+        calls.append(include)
+        return iter(blobs)
+
+    store = SimpleNamespace(container=SimpleNamespace(list_blobs=list_blobs), prefix="b/")
+    listing = Catalog(store).listing(versions=True)
+    assert [e.name for e in listing.entries] == [old] and listing.entries[0].has_manifest
+    assert [(v.name, v.version_id) for v in listing.versions] == [
+        (old, "v1"), ("b/backup-20190101-030000.sql.gz", "v0")]
+    assert listing.versioned and listing.names == [old, old + ".manifest.json"]
+    plan = plan_prune(store, 0)
+    assert plan.keep and plan.versioning and len(calls) == 2  # one listing per call
+    assert "versioning" not in plan.as_dict()
