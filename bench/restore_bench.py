@@ -36,6 +36,7 @@ from drkit.ops.backup import run_backup
 from drkit.ops.restore import prove_backup
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
+from drkit.units import parse_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
 
-    box = Sandbox(OUT / f"sandbox-{args.size}")
+    box = Sandbox(OUT / f"sandbox-{args.size}", demo_size=parse_size(args.size))
     box.up()
     os.environ.update(DRKIT_CONFIG=str(box.config_path), DRKIT_STORAGE__PREFIX="bench/",
                       DRKIT_BACKUP__STATE_DIR=str(OUT / "state"))
