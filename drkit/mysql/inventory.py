@@ -6,7 +6,6 @@ target), so both sides are described the same way.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pymysql
@@ -35,11 +34,12 @@ def table_engines(connection: pymysql.Connection, databases: list[str]) -> dict[
 
 
 # What SHOW CREATE TABLE shows, read for every table at once: the table's options, its
-# columns, its index parts and its foreign keys, as rows of (schema, table, text). Not the
-# AUTO_INCREMENT counter nor row counts or times, which ordinary writes move.
-_SHAPE_QUERY = """
-SELECT TABLE_SCHEMA, TABLE_NAME, CONCAT_WS('|', 't', ENGINE, TABLE_COLLATION, ROW_FORMAT,
-       CREATE_OPTIONS, TABLE_COMMENT)
+# columns, its index parts and its foreign keys, as rows of (schema, table, text), digested
+# per table by the server (tens of thousands of rows at 5,000 tables otherwise cross the
+# wire). Not the AUTO_INCREMENT counter nor row counts or times, which ordinary writes move.
+_SHAPE_PARTS = """
+SELECT TABLE_SCHEMA s, TABLE_NAME n, CONCAT_WS('|', 't', ENGINE, TABLE_COLLATION, ROW_FORMAT,
+       CREATE_OPTIONS, TABLE_COMMENT) x
   FROM information_schema.TABLES WHERE TABLE_SCHEMA IN %(dbs)s AND TABLE_TYPE = 'BASE TABLE'
 UNION ALL
 SELECT TABLE_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'c', ORDINAL_POSITION, COLUMN_NAME,
@@ -60,6 +60,10 @@ SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'r', CONSTRAINT_NAME, UPDAT
        DELETE_RULE)
   FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN %(dbs)s
 """
+# Views have columns too: only base tables (a 't' row) count, as in the manifest.
+_SHAPE_QUERY = (f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR '\\n')) FROM "
+                f"({_SHAPE_PARTS}) parts GROUP BY s, n HAVING SUM(x LIKE 't|%%') > 0")
+_DEFINITION_BYTES = 64 * 1024 * 1024  # group_concat_max_len: far above any table's text
 
 
 def table_shapes(connection: pymysql.Connection, databases: list[str]) -> dict[str, str]:
@@ -68,17 +72,9 @@ def table_shapes(connection: pymysql.Connection, databases: list[str]) -> dict[s
     created, dropped or altered while it ran. One query, not a SHOW CREATE TABLE per table,
     whose round trips made the backup 1.5x mysqldump at 5,000 tables."""
     with connection.cursor() as cursor:
+        cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
         cursor.execute(_SHAPE_QUERY, {"dbs": tuple(databases)})
-        rows = cursor.fetchall()
-    pieces: dict[str, list[str]] = {}
-    tables = set()
-    for schema, table, text in rows:
-        pieces.setdefault(f"{schema}.{table}", []).append(text or "")
-        if (text or "").startswith("t|"):
-            tables.add(f"{schema}.{table}")
-    # Views have columns too; only base tables count, as in the manifest.
-    return {name: hashlib.sha256("\n".join(sorted(parts)).encode("utf-8", "surrogateescape"))
-            .hexdigest() for name, parts in pieces.items() if name in tables}
+        return {f"{schema}.{table}": digest for schema, table, digest in cursor.fetchall()}
 
 
 def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:
