@@ -2,6 +2,7 @@
 """Benchmark drkit's backup against the standard tools, in one run, as ratios.
 
     .venv/bin/python bench/backup_bench.py [--size 1GiB] [--repeat 3]
+    .venv/bin/python bench/backup_bench.py --tables 5000 [--repeat 3]
 
 Builds (once) a sandbox whose source holds about SIZE of dump SQL, then times, interleaved
 and REPEAT times each (median reported):
@@ -11,6 +12,10 @@ and REPEAT times each (median reported):
 - zstd pipe:      mysqldump ... | zstd -3 -T2 > file (reference)
 - drkit gzip:     drkit backup --compression gzip    (dump, compress, upload at once)
 - drkit zstd:     drkit backup --compression zstd
+
+With ``--tables N``, the cost that grows with the schema instead: a small sandbox whose
+source also holds a database ``wide`` of N small tables, and ``drkit backup -d wide``
+against ``mysqldump ... wide > /dev/null`` (dump only) and ``| gzip`` (seed pipeline).
 
 All dumps use the same options (drkit's), so every row reads the same SQL. Peak RSS is the
 largest single process of each pipeline (wait4's ru_maxrss). Not a test: figures go to the
@@ -71,11 +76,74 @@ def run(command: list[str], env: dict[str, str] | None = None,
     return wall, usage.ru_maxrss
 
 
+def wide_database(box: Sandbox, tables: int) -> None:
+    """``wide``: ``tables`` small tables (two rows each), made once in one connection."""
+    import contextlib
+
+    with contextlib.closing(box.services["source"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES "
+                       "WHERE TABLE_SCHEMA = 'wide'")
+        if cursor.fetchone()[0] == tables:
+            return
+        cursor.execute("DROP DATABASE IF EXISTS wide")
+        cursor.execute("CREATE DATABASE wide")
+        for number in range(tables):
+            cursor.execute(f"CREATE TABLE wide.t{number:05d} (id INT AUTO_INCREMENT PRIMARY "
+                           "KEY, name VARCHAR(40) NOT NULL, at DATETIME, KEY (name))")
+            cursor.execute(f"INSERT INTO wide.t{number:05d} (name, at) VALUES "
+                           "('a', NOW()), ('b', NOW())")
+
+
+def tables_bench(tables: int, repeat: int) -> None:
+    box = Sandbox(OUT / "sandbox-small")
+    print(f"sandbox: {box.directory}; database wide of {tables} tables", flush=True)
+    box.up()
+    wide_database(box, tables)
+    settings = load_settings(box.config_path)
+    files = OUT / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
+           "DRKIT_STORAGE__PREFIX": "bench-wide/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
+    from drkit.mysql.connection import source_server
+
+    client = dump.dump_client()
+    results: dict[str, list[float]] = {}
+    with option_file(source_server(settings)) as options:
+        dump_command = shlex.join(client.command(options, ["wide"]))
+        fds = (options.fd,)
+        cases = {
+            "dump only": lambda: run([*SHELL, f"{dump_command} > /dev/null"], pass_fds=fds),
+            "seed pipeline": lambda: run([*SHELL, f"{dump_command} | gzip -6 > "
+                                                  f"{files / 'wide.sql.gz'}"], pass_fds=fds),
+            "drkit gzip": lambda: run([DRKIT, "backup", "--json", "-d", "wide"], env,
+                                      stdout=(files / "wide.json").open("w")),
+        }
+        for round_number in range(repeat):
+            for name, case in cases.items():
+                wall = case()[0]
+                results.setdefault(name, []).append(wall)
+                print(f"  round {round_number + 1} {name:<14} {wall:7.2f} s", flush=True)
+                time.sleep(1.1)  # backup names have one-second resolution
+    median = {name: statistics.median(runs) for name, runs in results.items()}
+    print(f"\n{tables} tables; median of {repeat} runs\n")
+    print(f"{'pipeline':<15}{'wall s':>8}{'x dump':>8}{'x seed':>8}")
+    for name in results:
+        print(f"{name:<15}{median[name]:8.2f}{median[name] / median['dump only']:8.2f}"
+              f"{median[name] / median['seed pipeline']:8.2f}")
+    (OUT / f"backup-tables-{tables}.json").write_text(json.dumps(
+        {"tables": tables, "median_seconds": median, "runs": results}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tables", type=int, help="time a backup of N small tables instead")
     args = parser.parse_args()
+    if args.tables:
+        tables_bench(args.tables, args.repeat)
+        return
     size = parse_size(args.size)
 
     box = Sandbox(OUT / f"sandbox-{args.size}", demo_size=size)

@@ -77,59 +77,62 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One List Blobs of the prefix, as a command reads it: its backups, every current blob
+    name (manifests whose backup is gone among them) and, if asked for, earlier versions.
+    A command that needs several of these takes them from one listing: at 5,000 backups a
+    listing is seconds of paged requests."""
+
+    entries: list[BackupEntry]
+    names: list[str]
+    versions: list[BlobVersion] | None  # None: not asked for
+    versioned: bool  # a blob carried a version id: deleting one leaves an earlier version
+
+
 class Catalog:
     def __init__(self, store: BackupStore) -> None:
         self.store = store
 
     def entries(self) -> list[BackupEntry]:
         """Every backup under the prefix, oldest first."""
+        return self.listing().entries
+
+    def listing(self, *, versions: bool = False) -> Listing:
+        """The prefix listed once (with earlier versions if ``versions``); never cached:
+        a command keeps the listing it needs, and the next command lists afresh."""
+        include = ["metadata", "tags", *(["versions"] if versions else [])]
         try:
-            blobs = list(self.store.container.list_blobs(
-                name_starts_with=self.store.prefix, include=["metadata", "tags"]))
+            blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
+                                                         include=include))
         except AzureError as exc:
             raise self.store.error(exc) from None
-        etags = {b.name: _bare(b.etag) for b in blobs}
-        entries = []
-        for blob in blobs:
-            moment = taken_at(blob.name)
-            if moment is None:
-                continue
-            metadata = blob.metadata or {}
-            tags = blob.tags or {}
-            etag, manifest_etag = etags[blob.name], etags.get(blob.name + SIDECAR_SUFFIX, "")
-            bound = (tags.get(VERIFIED_BLOB_TAG), tags.get(VERIFIED_MANIFEST_TAG)) == \
-                (etag, manifest_etag)
-            verified = tags.get(VERIFIED_TAG)
-            entries.append(BackupEntry(
-                name=blob.name,
-                taken_at=moment,
-                size=blob.size,
-                compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
-                databases=decode_names(metadata.get("databases", "")),
-                has_manifest=bool(manifest_etag),
-                # An outcome describes the blob and manifest it read, good or bad: once
-                # either changed, it describes nothing.
-                verified=STALE if verified and not bound else verified,
-                verified_at=tags.get(VERIFIED_AT_TAG),
-                etag=etag,
-                manifest_etag=manifest_etag,
-            ))
-        return sorted(entries, key=lambda e: (e.taken_at, e.name))
+        # With versions, List Blobs returns every version of a blob, the current one marked
+        # IsCurrentVersion; only that one (or the only one, unversioned) is the blob.
+        is_earlier = [versions and bool(b.version_id) and not b.is_current_version
+                      for b in blobs]
+        current = [b for b, earlier in zip(blobs, is_earlier, strict=True) if not earlier]
+        return Listing(
+            entries=_entries(current), names=[b.name for b in current],
+            versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified)
+                      for b, earlier in zip(blobs, is_earlier, strict=True) if earlier]
+            if versions else None,
+            versioned=any(b.version_id for b in blobs))
 
     def previous_versions(self) -> list[BlobVersion]:
         """Every earlier (not current) version under the prefix; none where versioning is
         off. A deleted blob's last state is such a version too: it still costs storage."""
-        try:
-            blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
-                                                         include=["versions"]))
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified) for b in blobs
-                if b.version_id and not b.is_current_version]
+        return self.listing(versions=True).versions or []
 
     def select(self, spec: str, entries: list[BackupEntry] | None = None) -> BackupEntry:
         """``latest``, ``latest-verified``, a time (newest at or before it), or a name;
         among ``entries`` if the caller has listed them already."""
+        # A backup's name (a drill, a failover or a point-in-time restore passes on the one
+        # it chose) is looked up alone: listing the catalog again costs seconds at
+        # thousands of backups. The listing below still finds any other spelling.
+        if entries is None and taken_at(spec) is not None and (entry := self._lookup(
+                spec if spec.startswith(self.store.prefix) else self.store.prefix + spec)):
+            return entry
         entries = self.entries() if entries is None else entries
         # A name in the future (a writer's clock ahead) is never "the newest".
         believable = [e for e in entries if e.taken_at <= datetime.now(UTC) + CLOCK_SKEW]
@@ -156,6 +159,27 @@ class Catalog:
             )
         return chosen[0]
 
+    def _lookup(self, name: str) -> BackupEntry | None:
+        """The entry of the backup ``name`` from its own and its manifest's properties, as
+        a listing would give it; None if there is no such blob."""
+        container = self.store.container
+        try:
+            blob = container.get_blob_client(name).get_blob_properties()
+            blob.tags = container.get_blob_client(name).get_blob_tags() if blob.tag_count \
+                else {}
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self.store.error(exc) from None
+        try:
+            sidecar = [container.get_blob_client(name + SIDECAR_SUFFIX).get_blob_properties()]
+        except ResourceNotFoundError:
+            sidecar = []
+        except AzureError as exc:
+            raise self.store.error(exc) from None
+        found = _entries([blob, *sidecar])
+        return found[0] if found else None
+
     def record_verification(self, entry: BackupEntry, outcome: str) -> None:
         """Tag the outcome, bound to the ETags of the blob and manifest that were read."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -171,6 +195,37 @@ class Catalog:
 def _bare(etag: str | None) -> str:
     """An ETag as a tag value may hold it (no quotes)."""
     return (etag or "").strip('"')
+
+
+def _entries(blobs: list) -> list[BackupEntry]:
+    """The backups among current blobs, oldest first, each bound to its manifest's ETag."""
+    etags = {b.name: _bare(b.etag) for b in blobs}
+    entries = []
+    for blob in blobs:
+        moment = taken_at(blob.name)
+        if moment is None:
+            continue
+        metadata = blob.metadata or {}
+        tags = blob.tags or {}
+        etag, manifest_etag = etags[blob.name], etags.get(blob.name + SIDECAR_SUFFIX, "")
+        bound = (tags.get(VERIFIED_BLOB_TAG), tags.get(VERIFIED_MANIFEST_TAG)) == \
+            (etag, manifest_etag)
+        verified = tags.get(VERIFIED_TAG)
+        entries.append(BackupEntry(
+            name=blob.name,
+            taken_at=moment,
+            size=blob.size,
+            compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
+            databases=decode_names(metadata.get("databases", "")),
+            has_manifest=bool(manifest_etag),
+            # An outcome describes the blob and manifest it read, good or bad: once
+            # either changed, it describes nothing.
+            verified=STALE if verified and not bound else verified,
+            verified_at=tags.get(VERIFIED_AT_TAG),
+            etag=etag,
+            manifest_etag=manifest_etag,
+        ))
+    return sorted(entries, key=lambda e: (e.taken_at, e.name))
 
 
 def load_manifest(store: BackupStore, name: str) -> Manifest:

@@ -10,9 +10,6 @@ from typing import Any
 
 import pymysql
 
-from drkit.stream.schema import schema_entry
-from drkit.stream.statement import Statement, quote
-
 TRANSACTIONAL_ENGINES = {"InnoDB"}
 
 
@@ -36,24 +33,48 @@ def table_engines(connection: pymysql.Connection, databases: list[str]) -> dict[
         return {f"{schema}.{name}": engine for schema, name, engine in cursor.fetchall()}
 
 
-def table_definitions(connection: pymysql.Connection, databases: list[str]) -> dict[str, str]:
-    """Every base table's CREATE TABLE, normalised as the manifest keeps it
-    (:func:`drkit.stream.schema.schema_entry`), by ``"db.table"``."""
-    definitions = {}
+# What SHOW CREATE TABLE shows, read for every table at once: the table's options, its
+# columns, its index parts and its foreign keys, as rows of (schema, table, text), digested
+# per table by the server (tens of thousands of rows at 5,000 tables otherwise cross the
+# wire). Not the AUTO_INCREMENT counter nor row counts or times, which ordinary writes move.
+_SHAPE_PARTS = """
+SELECT TABLE_SCHEMA s, TABLE_NAME n, CONCAT_WS('|', 't', ENGINE, TABLE_COLLATION, ROW_FORMAT,
+       CREATE_OPTIONS, TABLE_COMMENT) x
+  FROM information_schema.TABLES WHERE TABLE_SCHEMA IN %(dbs)s AND TABLE_TYPE = 'BASE TABLE'
+UNION ALL
+SELECT TABLE_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'c', ORDINAL_POSITION, COLUMN_NAME,
+       COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '<no default>'), EXTRA,
+       COLLATION_NAME, COLUMN_COMMENT, GENERATION_EXPRESSION)
+  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN %(dbs)s
+UNION ALL
+SELECT TABLE_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'i', INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME,
+       SUB_PART, NON_UNIQUE, INDEX_TYPE, INDEX_COMMENT)
+  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN %(dbs)s
+UNION ALL
+SELECT TABLE_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'f', CONSTRAINT_NAME, ORDINAL_POSITION,
+       COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME)
+  FROM information_schema.KEY_COLUMN_USAGE
+ WHERE TABLE_SCHEMA IN %(dbs)s AND REFERENCED_TABLE_NAME IS NOT NULL
+UNION ALL
+SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONCAT_WS('|', 'r', CONSTRAINT_NAME, UPDATE_RULE,
+       DELETE_RULE)
+  FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN %(dbs)s
+"""
+# Views have columns too: only base tables (a 't' row) count, as in the manifest.
+_SHAPE_QUERY = (f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR '\\n')) FROM "
+                f"({_SHAPE_PARTS}) parts GROUP BY s, n HAVING SUM(x LIKE 't|%%') > 0")
+_DEFINITION_BYTES = 64 * 1024 * 1024  # group_concat_max_len: far above any table's text
+
+
+def table_shapes(connection: pymysql.Connection, databases: list[str]) -> dict[str, str]:
+    """A digest of every base table's definition, by ``"db.table"``, in one query: taken
+    before and after the dump, a table whose digest differs (or that appears or goes) was
+    created, dropped or altered while it ran. One query, not a SHOW CREATE TABLE per table,
+    whose round trips made the backup 1.5x mysqldump at 5,000 tables."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE "
-                       "TABLE_SCHEMA IN %s AND TABLE_TYPE = 'BASE TABLE'", (tuple(databases),))
-        for database, table in cursor.fetchall():
-            try:
-                cursor.execute(f"SHOW CREATE TABLE {quote(database).decode('utf-8')}."
-                               f"{quote(table).decode('utf-8')}")
-            except pymysql.err.ProgrammingError:  # dropped since it was listed
-                continue
-            sql = cursor.fetchone()[1].encode("utf-8", "surrogateescape")
-            entry = schema_entry(Statement(sql, "create_table", database, table))
-            if entry is not None:
-                definitions[f"{database}.{table}"] = entry[1]
-    return definitions
+        cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
+        cursor.execute(_SHAPE_QUERY, {"dbs": tuple(databases)})
+        return {f"{schema}.{table}": digest for schema, table, digest in cursor.fetchall()}
 
 
 def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:

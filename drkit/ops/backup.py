@@ -168,7 +168,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 client, source_info["flavour"], position_before,
                 source_info["flavour"] == "mariadb"
                 and inventory.binlog_gtid_readable(connection, position_before))
-            tables_before = inventory.table_definitions(connection, databases)
+            tables_before = inventory.table_shapes(connection, databases)
             locked = stack.enter_context(snapshotlock.for_dump(  # where the dump gives none
                 settings, server, databases, source_info, position_before, snapshot_options))
 
@@ -216,7 +216,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             position_after = inventory.binlog_position(connection, source_info["flavour"])
             objects_after = inventory.stored_objects(connection, databases)
             tables_changed = _changed(tables_before,
-                                      inventory.table_definitions(connection, databases))
+                                      inventory.table_shapes(connection, databases))
 
         finished = datetime.now(UTC)
         non_transactional = sorted(t for t, e in engines.items()

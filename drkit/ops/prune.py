@@ -41,18 +41,23 @@ class PrunePlan:
     versions: list[str] = field(default_factory=list)  # "name?versionid=ID", already earlier
     versions_bytes: int = 0
     deleted_versions: list[str] = field(default_factory=list)
+    versioning: bool = False  # the listing showed version ids: deleting leaves versions
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["cutoff"] = self.cutoff.isoformat()
+        del data["versioning"]
         return {"ok": True, **data}
 
 
 def plan_prune(store: BackupStore, older_than_seconds: float,
                binlog_prefix: str | None = None) -> PrunePlan:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-    entries = Catalog(store).entries()
-    plan = PrunePlan(cutoff=cutoff)
+    # One listing feeds the whole plan (backups, orphaned manifests, earlier versions): at
+    # thousands of backups each listing is seconds of paged requests.
+    listing = Catalog(store).listing(versions=True)
+    entries = listing.entries
+    plan = PrunePlan(cutoff=cutoff, versioning=listing.versioned)
     newest_good: dict[str, BackupEntry | None] = {}
     for database in sorted({db for e in entries for db in e.databases or [UNKNOWN]}):
         theirs = [e for e in entries if database in (e.databases or [UNKNOWN])]
@@ -73,15 +78,15 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
         if entry.has_manifest:
             plan.delete.append(entry.name + SIDECAR_SUFFIX)
     backups = {e.name for e in entries}
-    for blob in store.container.list_blobs(name_starts_with=store.prefix):
-        backup = blob.name.removesuffix(SIDECAR_SUFFIX)
+    for name in listing.names:
+        backup = name.removesuffix(SIDECAR_SUFFIX)
         moment = taken_at(backup)
-        if blob.name.endswith(SIDECAR_SUFFIX) and backup not in backups and moment and \
+        if name.endswith(SIDECAR_SUFFIX) and backup not in backups and moment and \
                 moment < cutoff:
-            plan.delete.append(blob.name)  # its backup is already gone
+            plan.delete.append(name)  # its backup is already gone
     if binlog_prefix:
         plan.binlogs = _binlogs_before_oldest_base(store, binlog_prefix, entries, plan.delete)
-    doomed = versions_to_delete(Catalog(store).previous_versions(), plan.delete)
+    doomed = versions_to_delete(listing.versions or [], plan.delete)
     plan.versions = [_label(v) for v in doomed]
     plan.versions_bytes = sum(v.size for v in doomed)
     return plan
@@ -140,8 +145,10 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
             raise store.error(exc) from None
         plan.deleted.append(name)
         log_event("prune.deleted", f"Deleted {name}", blob=name)
-    # Listed again: deleting a versioned blob has just made its last state an earlier version.
-    deleted = versions_to_delete(Catalog(store).previous_versions(), plan.deleted)
+    # Listed again where versioning is on: deleting a versioned blob has just made its last
+    # state an earlier version. Without versioning nothing is left to list.
+    deleted = versions_to_delete(Catalog(store).previous_versions(), plan.deleted) \
+        if plan.versioning else []
     plan.versions_bytes = sum(v.size for v in deleted)
     for version in deleted:
         try:
