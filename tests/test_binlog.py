@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobBlock
 
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
@@ -277,18 +278,32 @@ def test_sigterm_commits_what_was_read_and_the_lag_reaches_cloudwatch(sandbox, a
                                    MetricName="BinlogArchiveLagSeconds")["Metrics"]
 
 
-def test_a_flush_azure_refuses_fails_the_run(sandbox, archive):
-    """The archive's blob lost its block list (rewritten by something else): the next run's
-    commit is refused by Azure and the run fails, never "archived ... of no new events"."""
+@pytest.mark.parametrize("rewrite", ["put", "blocks"])
+def test_a_flush_azure_refuses_fails_the_run(sandbox, archive, rewrite):
+    """The archive's blob was rewritten by something else with the same bytes: in one Put
+    Blob (no block list), or in blocks of its own as upload_blob does above 64 MiB (a block
+    list whose sizes add up to the record's). The next run refuses the blob and fails,
+    never "archived ... of no new events" nor events appended to a blob drkit no longer
+    vouches for. (The second shape once passed unseen when the sigterm test before this one
+    had written the source's binlog past 64 MiB.)"""
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     store = BackupStore.from_settings(archive, prefix="")
-    name = archive.binlog.prefix + _source_logs(sandbox)[-1]
-    store.container.upload_blob(name, store.container.download_blob(name).readall(),
-                                overwrite=True)  # the same bytes, without its blocks
+    blob = store.container.get_blob_client(archive.binlog.prefix + _source_logs(sandbox)[-1])
+    data = blob.download_blob().readall()
+    if rewrite == "put":
+        blob.upload_blob(data, overwrite=True)  # the same bytes, without its blocks
+    else:
+        step, ids = 4 * 1024 * 1024, []
+        for start in range(0, len(data), step):
+            ids.append(BlobBlock(f"other-{start // step:011d}"))  # drkit's ids' length
+            blob.stage_block(ids[-1].id, data[start:start + step])
+        blob.commit_block_list(ids)
+    assert len(blob.download_blob().readall()) == len(data)
     _write(sandbox, 10)
     result = run_cli("binlog", "stream", "--once", "--json")
     assert result.exit_code == 48, result.stdout
     assert "was rewritten by something other than drkit" in result.stderr
+    assert blob.get_blob_properties().size == len(data)  # nothing appended to it
 
 
 def test_storage_down_for_a_while_fails_clearly_and_the_next_run_catches_up(sandbox, archive):

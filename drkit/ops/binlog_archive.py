@@ -5,7 +5,8 @@ as the server has it, grown by staging a block and committing the whole block li
 was read is durable in Azure at the latest ``binlog.flush_seconds`` after it was read. Beside
 each file, ``<file>.json`` says what it holds: the committed size, first and last event time,
 the server id, the last GTID, whether the file is complete (it ended with the server's rotate
-event), and the sha256 of every committed range.
+event), the sha256 of every committed range, and the id of its last committed block (a
+blob rewritten by anything else, even with the same bytes, is refused).
 
 A run resumes from what the archive holds: the blob's committed size is where it reads from,
 so nothing is archived twice or skipped (a range committed just before a kill, whose sidecar

@@ -46,6 +46,9 @@ class ArchivedFile:
     next_file: str | None = None
     ranges: list[dict[str, Any]] = field(default_factory=list)  # start, end, sha256
     blocks: int = 0
+    # The id of the last block drkit committed: a rewrite in blocks of the same bytes (sizes
+    # adding up to ``size``) has ids of its own. Not the ETag: metadata changes that.
+    last_block: str | None = None
     partial: bool = field(default=False, repr=False, compare=False)  # from a listing: no ranges
 
 

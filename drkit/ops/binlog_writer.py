@@ -83,6 +83,7 @@ class FileWriter:
                                     "sha256": hashlib.sha256(data).hexdigest()})
             archived.blocks += 1
             archived.size += len(data)
+            archived.last_block = self.ids[-1]
             for event in events:
                 moment = _time(event.timestamp)
                 archived.first_event_at = archived.first_event_at or moment
@@ -157,7 +158,11 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
     except AzureError as exc:
         raise archive.store.error(exc) from None
     committed = sum(block.size for block in blocks)
-    if committed < archived.size or committed != properties.size:
+    if committed < archived.size or committed != properties.size or (
+            committed == archived.size and archived.last_block is not None
+            and (not blocks or blocks[-1].id != archived.last_block)):
+        # Sizes alone do not tell: a rewrite in blocks (upload_blob above 64 MiB) has a
+        # block list as long as the record's, of ids that are not drkit's.
         raise _rewritten(archived, blob.blob_name)
     if committed > archived.size:
         meta = properties.metadata or {}
@@ -179,6 +184,7 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
                 "has it.")
         archived.ranges.append({"start": archived.size, "end": committed, "sha256": digest})
         archived.blocks, archived.size = len(blocks), committed
+        archived.last_block = blocks[-1].id
         for timestamp, server_id in headers:
             moment = _time(timestamp)
             archived.first_event_at = archived.first_event_at or moment
