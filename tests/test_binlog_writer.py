@@ -241,8 +241,10 @@ def test_status_reads_the_records_from_one_listing(sandbox, archive, monkeypatch
     store.container.upload_blob(legacy, store.container.download_blob(legacy).readall(),
                                 overwrite=True)
     gets.clear()
+    # The source may move on meanwhile by itself (MariaDB writes its binlog checkpoint
+    # event after a rotation, asynchronously): how far ahead it is is not compared.
     assert json.loads(run_cli("binlog", "status", "--json").stdout) == {
-        **report, "lag_seconds": ANY}
+        **report, "lag_seconds": ANY, "source_ahead_bytes": ANY}
     assert legacy in gets
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     gets.clear()
