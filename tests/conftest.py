@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +145,23 @@ def aws_gone(monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
     monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def fake_crontab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `crontab` on PATH that keeps the table in a file, so tests never touch the real one;
+    returns that file (absent until something is installed)."""
+    table = tmp_path / "crontab.txt"
+    program = tmp_path / "bin" / "crontab"
+    program.parent.mkdir()
+    program.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = "-l" ]; then
+          [ -f {table} ] && exec cat {table}
+          echo "no crontab for $(id -un)" >&2; exit 1
+        fi
+        cat > {table}
+        """))
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
+    return table

@@ -41,22 +41,9 @@ def config(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fake_crontab(tmp_path, monkeypatch) -> Path:
-    """A `crontab` on PATH that keeps the table in a file: the real one is never touched."""
-    table = tmp_path / "crontab.txt"
-    program = tmp_path / "bin" / "crontab"
-    program.parent.mkdir()
-    program.write_text(textwrap.dedent(f"""\
-        #!/bin/sh
-        if [ "$1" = "-l" ]; then
-          [ -f {table} ] && exec cat {table}
-          echo "no crontab for $(id -un)" >&2; exit 1
-        fi
-        cat > {table}
-        """))
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
-    return table
+def _no_real_crontab(fake_crontab: Path) -> Path:
+    """Every test here with the fake `crontab` (tests/conftest.py): never root's real one."""
+    return fake_crontab
 
 
 def _no_traceback(text: str) -> None:

@@ -233,23 +233,10 @@ def test_total_timeout_stops_the_run_and_keeps_a_record(sandbox, run_env, audit_
 
 
 @pytest.fixture
-def fake_crontab(tmp_path, monkeypatch) -> Path:
-    """A `crontab` on PATH that keeps the table in a file, so tests never touch the real one."""
-    table = tmp_path / "crontab.txt"
-    program = tmp_path / "bin" / "crontab"
-    program.parent.mkdir()
-    program.write_text(textwrap.dedent(f"""\
-        #!/bin/sh
-        if [ "$1" = "-l" ]; then
-          [ -f {table} ] && exec cat {table}
-          echo "no crontab for $(id -un)" >&2; exit 1
-        fi
-        cat > {table}
-        """))
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
-    table.write_text("MAILTO=ops@example.com\n17 * * * * /usr/bin/true  # not ours\n")
-    return table
+def fake_crontab(fake_crontab: Path) -> Path:
+    """The fake `crontab` (tests/conftest.py) holding a line of someone else's."""
+    fake_crontab.write_text("MAILTO=ops@example.com\n17 * * * * /usr/bin/true  # not ours\n")
+    return fake_crontab
 
 
 def test_schedule_show_install_remove(run_env, fake_crontab):
