@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,9 +88,9 @@ def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox
     assert report["source_ahead_bytes"] == 0 and 0 <= report["lag_seconds"] < 60
 
 
-def test_killed_midway_and_restarted_nothing_is_lost_or_archived_twice(sandbox, archive):
-    """SIGKILL while following the log under writes: the restart resumes from what Azure
-    holds (a block committed just before the kill included), so every file is identical."""
+@contextmanager
+def _writes(sandbox) -> Iterator[None]:
+    """The source written to all along."""
     stop = threading.Event()
 
     def writer() -> None:
@@ -98,19 +100,26 @@ def test_killed_midway_and_restarted_nothing_is_lost_or_archived_twice(sandbox, 
 
     thread = threading.Thread(target=writer)
     thread.start()
-    streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
-                                 "stream"], env=os.environ, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
     try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_killed_midway_and_restarted_nothing_is_lost_or_archived_twice(sandbox, archive):
+    """SIGKILL while following the log under writes: the restart resumes from what Azure
+    holds (a block committed just before the kill included), so every file is identical."""
+    with _writes(sandbox):
+        streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
+                                     "stream"], env=os.environ, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
         time.sleep(4)
         assert streamer.poll() is None, "the streamer follows the log until stopped"
         streamer.send_signal(signal.SIGKILL)
         streamer.wait(timeout=10)
         time.sleep(1)  # more writes while nothing archives
         dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
-    finally:
-        stop.set()
-        thread.join()
     resumed = run_cli("binlog", "stream", "--once", "--json")
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert json.loads(resumed.stdout)["events"] > 0

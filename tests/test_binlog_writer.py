@@ -8,10 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -28,6 +25,7 @@ from tests.test_binlog import (
     _assert_archived_as_the_source_has_them,
     _source_logs,
     _write,
+    _writes,
 )
 
 DRKIT = str(Path(sys.executable).parent / "drkit")
@@ -42,25 +40,6 @@ def archive(sandbox, tmp_path, monkeypatch):
                   "AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200), at DATETIME(6))")
     assert prefix
     return load_settings()
-
-
-@contextmanager
-def _writes(sandbox) -> Iterator[None]:
-    """The source written to all along."""
-    stop = threading.Event()
-
-    def writer() -> None:
-        while not stop.is_set():
-            _write(sandbox, 20)
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _streamer(tmp_path: Path, name: str, replica_id: int) -> subprocess.Popen:

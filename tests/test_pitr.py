@@ -245,19 +245,29 @@ def test_the_failover_restores_up_to_the_newest_archived_event(sandbox, pitr, mo
     assert run_cli("binlog", "stream", "--once").exit_code == 0
     expected = _checksums(sandbox, "source", "shop")
     try:
-        # The region is gone: AWS and the source answer nothing.
-        monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-        monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
-        result = run_cli("run", "failover", "-p", "approve=true", "--json")
-        assert result.exit_code == 0, result.stdout + result.stderr
-        record = Path(json.loads(result.stdout)["record"]) / "run.json"
-        restored = json.loads(record.read_text())["results"]
+        restored = fail_over_with_the_region_gone(monkeypatch)
         assert _checksums(sandbox, "target", "shop") == expected
-        step = next(s for s in restored["timeline"] if s["name"] == "restore and prove")
+        step = restore_step(restored)
         assert "then the binlog to" in step["outcome"], step
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
         maintenance.remove(load_settings())  # the failover's page: later tests start without
+
+
+def fail_over_with_the_region_gone(monkeypatch) -> dict:
+    """``drkit run failover -p approve=true`` with AWS and the source answering nothing
+    (nothing listens on their ports); the run's results."""
+    monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
+    result = run_cli("run", "failover", "-p", "approve=true", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    record = Path(json.loads(result.stdout)["record"]) / "run.json"
+    return json.loads(record.read_text())["results"]
+
+
+def restore_step(results: dict) -> dict:
+    """The failover's "restore and prove" step, from its timeline."""
+    return next(s for s in results["timeline"] if s["name"] == "restore and prove")
 
 
 def test_ddl_naming_the_database_is_replayed_into_the_new_name_only(sandbox, pitr):

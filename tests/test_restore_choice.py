@@ -16,10 +16,15 @@ import pytest
 
 from drkit.azure import maintenance
 from drkit.config import load_settings
-from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.helpers import run_cli
-from tests.test_pitr import _checksums, _write_once, pitr  # noqa: F401 (a fixture)
+from tests.test_pitr import (  # noqa: F401 (pitr: a fixture)
+    _checksums,
+    _write_once,
+    fail_over_with_the_region_gone,
+    pitr,
+    restore_step,
+)
 
 SMALL = "blsmall"
 DRKIT = str(Path(sys.executable).parent / "drkit")
@@ -158,24 +163,16 @@ def test_the_failover_over_an_earlier_proven_copy_applies_the_whole_archive(
     expected = _checksums(sandbox, "source", "shop")
     assert _checksums(sandbox, "target", "shop") != expected
     try:
-        monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-        monkeypatch.setenv("DRKIT_SOURCE__PORT", str(free_port()))
-        result = run_cli("run", "failover", "-p", "approve=true", "--json")
-        assert result.exit_code == 0, result.stdout + result.stderr
-        record = Path(json.loads(result.stdout)["record"]) / "run.json"
-        restored = json.loads(record.read_text())["results"]
+        restored = fail_over_with_the_region_gone(monkeypatch)
         assert _checksums(sandbox, "target", "shop") == expected
-        step = next(s for s in restored["timeline"] if s["name"] == "restore and prove")
+        step = restore_step(restored)
         assert "then the binlog to" in step["outcome"], step
         assert restored["data_reaches"] and restored["data_loss_seconds"] is not None
         assert restored["replay"]["transactions"] > 0
 
         # A rerun finds the copy at the archive's end: kept, not restored again.
-        again = run_cli("run", "failover", "-p", "approve=true", "--json")
-        assert again.exit_code == 0, again.stdout + again.stderr
-        record = Path(json.loads(again.stdout)["record"]) / "run.json"
-        rerun = json.loads(record.read_text())["results"]
-        step = next(s for s in rerun["timeline"] if s["name"] == "restore and prove")
+        rerun = fail_over_with_the_region_gone(monkeypatch)
+        step = restore_step(rerun)
         assert "the archive holds nothing after it" in step["outcome"], step
         assert rerun["data_reaches"] == restored["data_reaches"]
     finally:
