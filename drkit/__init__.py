@@ -8,6 +8,7 @@ The package is layered; each layer imports only the ones above it in this list
   ``interrupts`` (SIGTERM/SIGINT as exceptions);
 - ``stream``: pure byte stages (scanning, codecs, statements, rewrites);
 - ``mysql``, ``azure``, ``aws``: one adapter per outside system, none importing another;
+- ``binlog``: the binary log's engine (protocol reader, decoders, replayer, archive format);
 - ``ops``: the operations (backup, verify, restore, prune, drill, assess, failover);
 - ``runbooks``: definitions, notebooks, runner, audit records, schedule, report;
 - ``health``: ``drkit doctor`` and the policy printer;

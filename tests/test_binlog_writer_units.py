@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import struct
 
-from drkit.mysql.binlog import MAGIC
-from drkit.ops.binlog_records import Archive, ArchivedFile
-from drkit.ops.binlog_writer import _block_id, _headers
+from drkit.binlog.protocol import MAGIC
+from drkit.binlog.records import Archive, ArchivedFile
+from drkit.binlog.writer import _block_id, _headers
 
 
 def _event(timestamp: int, server_id: int, body: bytes) -> bytes:

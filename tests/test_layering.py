@@ -20,11 +20,13 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "stream": {"core", "stream"},
     **{adapter: {"core", "stream", adapter} for adapter in ADAPTERS},
-    "ops": {"core", "stream", *ADAPTERS, "ops"},
-    "runbooks": {"core", "stream", *ADAPTERS, "ops", "runbooks"},
-    "health": {"core", "stream", *ADAPTERS, "ops", "runbooks", "health"},
+    "binlog": {"core", "stream", "mysql", "azure", "binlog"},
+    "ops": {"core", "stream", *ADAPTERS, "binlog", "ops"},
+    "runbooks": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks"},
+    "health": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "health"},
     "sandbox": {"core", "stream", *ADAPTERS, "sandbox"},
-    "cli": {"core", "stream", *ADAPTERS, "ops", "runbooks", "health", "sandbox", "cli"},
+    "cli": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "health", "sandbox",
+            "cli"},
 }
 # Modules outside drkit that only the byte stages must not touch.
 CLOUD_AND_NETWORK = ("azure", "boto3", "botocore", "pymysql", "socket", "urllib", "http",

@@ -687,7 +687,7 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
 def _archived_transactions(base: str) -> tuple[list, list[list]]:
     """The archive's events before the base's snapshot position, and its transactions
     after it (lists of (type, bytes), each from its GTID event on)."""
-    from drkit.mysql.events import GTID_EVENTS
+    from drkit.binlog.events import GTID_EVENTS
     from drkit.ops.binlog_archive import Archive
     from drkit.ops.pitr import BackupStore, archived_events
 
@@ -711,8 +711,8 @@ def _archived_transactions(base: str) -> tuple[list, list[list]]:
 def _apply(sandbox, before: list, events: list, gtid_then_begin: bool) -> None:
     """Events applied as restore --until applies them, into pit; ``gtid_then_begin``: a
     transaction begun twice, as MySQL's GTID event then its BEGIN begin it."""
-    from drkit.mysql.events import GTID_EVENTS, QUERY
-    from drkit.mysql.replay import RowApplier
+    from drkit.binlog.events import GTID_EVENTS, QUERY
+    from drkit.binlog.replay import RowApplier
 
     applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
     try:
@@ -735,8 +735,8 @@ def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
     part of it was sent) is undone alone, back to where the one before it ended: also
     across a trigger drop the replay need not run, a statement it passes over and the
     source's own savepoints."""
-    from drkit.mysql.events import XID
-    from drkit.mysql.rowevents import DELETE_ROWS, TABLE_MAP, UPDATE_ROWS, WRITE_ROWS
+    from drkit.binlog.events import XID
+    from drkit.binlog.rowevents import DELETE_ROWS, TABLE_MAP, UPDATE_ROWS, WRITE_ROWS
 
     dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_cut")
     dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_cut (id INT PRIMARY KEY, v INT, "

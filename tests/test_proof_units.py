@@ -38,7 +38,7 @@ def test_an_invisible_key_the_target_generated_is_not_a_difference():
 
 
 def test_qualified_names_in_replayed_ddl_are_renamed_outside_strings_and_comments():
-    from drkit.mysql.qualifiers import rename_qualified
+    from drkit.binlog.qualifiers import rename_qualified
 
     renames = {"shop": "pit"}
     assert rename_qualified(b"ALTER TABLE `shop`.`t` ADD c INT DEFAULT 'shop.x'", renames) \
@@ -54,7 +54,7 @@ def test_qualified_names_in_replayed_ddl_are_renamed_outside_strings_and_comment
 def test_qualifiers_under_the_statements_sql_mode():
     """ANSI_QUOTES makes "shop" a name, NO_BACKSLASH_ESCAPES ends a string at its quote, and
     the code of an executable comment (/*!50100 ... */) runs, so its qualifiers count."""
-    from drkit.mysql.qualifiers import rename_qualified
+    from drkit.binlog.qualifiers import rename_qualified
 
     renames = {"shop": "pit"}
     seen: set[str] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from drkit.mysql.qualifiers import rename_qualified
+from drkit.binlog.qualifiers import rename_qualified
 from drkit.stream.schema import as_placeholder, database_qualifiers, names_own_database
 
 SHOP = {"shop": "pit"}

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from drkit.mysql import rowevents as rv
-from drkit.mysql.worker import ConnectionWorker
+from drkit.binlog import rowevents as rv
+from drkit.binlog.worker import ConnectionWorker
 from drkit.stream.readahead import read_ahead
 
 
@@ -122,7 +122,7 @@ def test_the_worker_keeps_order_and_raises_the_first_error_at_the_next_call():
 def test_a_batch_keeps_the_order_rows_and_statements_were_gathered_in():
     """Rows of a multi-row statement gathered before a statement (a savepoint marking where
     a transaction ends) go before it, in the one round trip."""
-    from drkit.mysql.batch import StatementBatch
+    from drkit.binlog.batch import StatementBatch
 
     connection = _Connection()
     worker = ConnectionWorker(connection)  # type: ignore[arg-type]
@@ -180,7 +180,7 @@ def test_log_status_coordinates_as_mysql_8_shows_them():
 
 # MySQL 8's binary JSON, laid out by hand as sql-common/json_binary.h specifies it.
 def test_a_json_object_with_inlined_and_offset_values():
-    from drkit.mysql.jsonbinary import json_expression
+    from drkit.binlog.jsonbinary import json_expression
 
     # {"a": 1, "b": "x'y"}: count, size, two key entries (offset, length), two value
     # entries (type, inlined int16 / offset of the string), the keys, the string.
@@ -194,7 +194,7 @@ def test_a_json_object_with_inlined_and_offset_values():
 
 
 def test_json_keeps_the_types_json_text_would_lose():
-    from drkit.mysql.jsonbinary import json_expression
+    from drkit.binlog.jsonbinary import json_expression
 
     decimal = b"\x0e\x04" + bytes.fromhex("810DFB38D204D2")  # DECIMAL(14,4) 1234567890.1234
     ymd = (2026 * 13 + 11) << 5 | 27
@@ -217,7 +217,7 @@ def test_json_keeps_the_types_json_text_would_lose():
 
 
 def test_a_json_scalar_alone_and_a_long_string_length():
-    from drkit.mysql.jsonbinary import json_expression
+    from drkit.binlog.jsonbinary import json_expression
 
     text = "é" * 100  # 200 bytes: the length takes two bytes, 7 bits each
     assert json_expression(b"\x0c\xc8\x01" + text.encode()) == \
@@ -233,7 +233,7 @@ def test_a_compressed_transaction_yields_its_events_one_by_one():
     zstd frame of the transaction's events, which carry no checksum."""
     import zstandard
 
-    from drkit.mysql.events import payload_events
+    from drkit.binlog.events import payload_events
 
     def event(kind: int, body: bytes) -> bytes:
         return (bytes(4) + bytes([kind]) + bytes(4) + (19 + len(body)).to_bytes(4, "little")

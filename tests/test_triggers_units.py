@@ -1,4 +1,4 @@
-"""How the replay reads the binlog's trigger DDL (drkit.mysql.triggers): which trigger a
+"""How the replay reads the binlog's trigger DDL (drkit.binlog.triggers): which trigger a
 DROP TRIGGER names and where a CREATE TRIGGER's FOLLOWS/PRECEDES clause stands, in the
 forms MariaDB and MySQL accept (quoted, ANSI-quoted, non-ASCII names; comments)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from drkit.mysql.triggers import SavedTrigger, TriggersAside
+from drkit.binlog.triggers import SavedTrigger, TriggersAside
 
 
 def _aside(*names: tuple[str, str]) -> TriggersAside:

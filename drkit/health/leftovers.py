@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drkit.checks import CRITICAL, WARNING, Check
-from drkit.mysql.qualifiers import quote_name
 from drkit.mysql.swap import SwapJournal
+from drkit.stream.statement import quote_name
 
 _KINDS = {"drkit_restore_": "an unproven restored copy", "drkit_replaced_": "old tables a "
           "swap set aside", "drkit_drill_": "a drill's copy"}

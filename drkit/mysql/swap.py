@@ -50,7 +50,6 @@ from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql import swapsteps as steps
 from drkit.mysql.connection import Server, connect
-from drkit.mysql.qualifiers import quote_name as _q
 from drkit.mysql.swapjournal import (
     MARKER,
     SwapJournal,
@@ -60,6 +59,7 @@ from drkit.mysql.swapjournal import (
 )
 from drkit.mysql.swaprecover import recover_swaps, settle
 from drkit.stream.statement import Statement
+from drkit.stream.statement import quote_name as _q
 
 __all__ = ["SwapJournal", "SwapPlan", "drop_scratch", "pending_journals", "plan_swap",
            "recover_swaps", "scratch_names", "swap_in"]

@@ -16,11 +16,11 @@ from drkit.errors import SwapFailedError
 from drkit.failpoints import failpoint
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import Server
-from drkit.mysql.qualifiers import quote_name as _q
 from drkit.mysql.swapjournal import SwapJournal
 from drkit.stream.lexer import SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement, unquote
+from drkit.stream.statement import quote_name as _q
 
 # mysqldump's drops before it creates an object (never DROP TABLE: that is for tables).
 _DROP_OBJECT = re.compile(rb"^(?:/\*!\d+ )?DROP (VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT) "

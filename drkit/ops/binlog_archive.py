@@ -13,7 +13,7 @@ so nothing is archived twice or skipped (a range committed just before a kill, w
 was not yet written, is read back from the blob and recorded if its sha256 matches). A new
 archive starts where the oldest point-in-time base needs it (or ``--from``, or the source's
 current file), never at whatever old binlog the source happens to keep. One writer per
-archive: a lease in Azure and conditional commits (drkit.ops.binlog_writer) refuse a second
+archive: a lease in Azure and conditional commits (drkit.binlog.writer) refuse a second
 one, on any host. When the source no longer has
 the binlog that comes next (purged before it was archived), the gap is recorded in
 ``gaps.json`` and reported by ``binlog status`` and doctor, never bridged.
@@ -32,13 +32,13 @@ from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.azure.lease import WriterLease
+from drkit.binlog.protocol import BinlogReader, Heartbeat, binary_logs
+from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, file_order
+from drkit.binlog.writer import BLOCK_LIMIT, FileWriter
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
-from drkit.mysql.binlog import BinlogReader, Heartbeat, binary_logs
 from drkit.mysql.connection import source_server
-from drkit.ops.binlog_records import SIDECAR, Archive, ArchivedFile, file_order
-from drkit.ops.binlog_writer import BLOCK_LIMIT, FileWriter
 from drkit.ops.lock import RunLock
 
 __all__ = ["SIDECAR", "Archive", "ArchivedFile", "file_order", "status", "stream"]

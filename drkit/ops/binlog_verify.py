@@ -22,11 +22,11 @@ from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, Catalog, load_manifest
+from drkit.binlog.records import GAPS
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.manifest import Manifest
 from drkit.ops.binlog_archive import LEASE, SIDECAR, Archive, ArchivedFile, file_order
-from drkit.ops.binlog_records import GAPS
 
 _USABLE = ("ok", None, STALE)  # as pitr.choose_base: never verified ones are verified first
 

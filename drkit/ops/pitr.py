@@ -5,7 +5,7 @@ exact (see :func:`drkit.mysql.dump.snapshot_coordinates`), with the archive gap-
 there. It is restored and proven as any restore; then the archived events from its snapshot
 position are applied, transaction by transaction, up to the last one that began at or
 before TIME. Every archived range is checked against its sha256 as it is read. Row events
-are applied as plain INSERT/UPDATE/DELETE (:mod:`drkit.mysql.rowevents` says why), DDL of
+are applied as plain INSERT/UPDATE/DELETE (:mod:`drkit.binlog.rowevents` says why), DDL of
 the restored databases as itself; what belongs to other databases is passed over.
 """
 
@@ -20,6 +20,9 @@ from typing import Any
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, BackupEntry, Catalog, load_manifest, parse_time
+from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
+from drkit.binlog.protocol import MAGIC
+from drkit.binlog.replay import RowApplier
 from drkit.config import Settings
 from drkit.console import Environment, Progress, log_event
 from drkit.errors import (
@@ -32,10 +35,7 @@ from drkit.errors import (
     RestoreBlockedError,
 )
 from drkit.manifest import Manifest
-from drkit.mysql.binlog import MAGIC
 from drkit.mysql.connection import Server
-from drkit.mysql.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
-from drkit.mysql.replay import RowApplier
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.binlog_verify import refuse_broken

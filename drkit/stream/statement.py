@@ -181,3 +181,18 @@ def has_row_order_key(create_table: bytes) -> bool:
         if all(unquote(c) in not_null for c in _COLUMN.findall(key.group(3))):
             return True
     return False
+
+
+def quote_name(identifier: str) -> str:
+    """An identifier quoted for SQL text."""
+    return quote(identifier).decode("utf-8", "surrogateescape")
+
+
+def unquote_name(written: bytes) -> str:
+    """An identifier as SQL text wrote it: in backticks, in double quotes (ANSI_QUOTES) or
+    bare."""
+    if written[:1] in (b"`", b'"') and written.endswith(written[:1]) and len(written) > 1:
+        quote_char = written[:1]
+        return unquote(written[1:-1].replace(quote_char * 2, quote_char)
+                       if quote_char == b'"' else written[1:-1])
+    return unquote(written)

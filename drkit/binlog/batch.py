@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pymysql.cursors import Cursor
 
-from drkit.mysql.worker import ConnectionWorker
+from drkit.binlog.worker import ConnectionWorker
 
 
 class StatementBatch:

@@ -336,7 +336,7 @@ def _decimal_layout(precision: int, scale: int) -> tuple[list, list, int]:
 
 
 def _json(meta: int) -> Reader:
-    from drkit.mysql.jsonbinary import json_expression  # it reads DECIMALs with this module
+    from drkit.binlog.jsonbinary import json_expression  # it reads DECIMALs with this module
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         start = offset + meta

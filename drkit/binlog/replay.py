@@ -1,10 +1,10 @@
 """Applying binlog events to restored databases as plain SQL, whole transactions only.
 
 Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
-from the row images (:mod:`drkit.mysql.rowevents`); consecutive inserts into one table go as
+from the row images (:mod:`drkit.binlog.rowevents`); consecutive inserts into one table go as
 one multi-row INSERT, and the statements run on a thread of their own while the next events
-are decoded (:mod:`drkit.mysql.worker`); source transactions are committed several at a
-time (:mod:`drkit.mysql.txgroup`). UPDATE and DELETE find their row by the primary key
+are decoded (:mod:`drkit.binlog.worker`); source transactions are committed several at a
+time (:mod:`drkit.binlog.txgroup`). UPDATE and DELETE find their row by the primary key
 where the table has one, else by every stored column (``<=>``, one row). DDL of a restored
 database runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE
 shop``) is refused under another name, because running it there would touch the original. A
@@ -21,11 +21,8 @@ import zstandard
 from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
-from drkit.errors import BinlogArchiveError
-from drkit.mysql.batch import StatementBatch
-from drkit.mysql.binlog import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
-from drkit.mysql.connection import Server, connect, kill_query
-from drkit.mysql.events import (
+from drkit.binlog.batch import StatementBatch
+from drkit.binlog.events import (
     ACCOUNTS,
     DATABASE_DDL,
     FORMAT_DESCRIPTION,
@@ -42,8 +39,9 @@ from drkit.mysql.events import (
     payload_events,
     statement_kind,
 )
-from drkit.mysql.qualifiers import quote_name, rename_qualified, unquote_name
-from drkit.mysql.rowevents import (
+from drkit.binlog.protocol import HEARTBEAT_DATABASE, HEARTBEAT_TABLE
+from drkit.binlog.qualifiers import rename_qualified
+from drkit.binlog.rowevents import (
     DELETE_ROWS,
     HEADER,
     SQL_MODE_FOR_LITERALS,
@@ -57,11 +55,13 @@ from drkit.mysql.rowevents import (
     rows_event,
     table_map,
 )
-from drkit.mysql.targettable import TargetTable, target_table
-from drkit.mysql.triggers import TriggersAside
-from drkit.mysql.txgroup import TransactionGroup
-from drkit.mysql.worker import ConnectionWorker
-from drkit.stream.statement import without_definer
+from drkit.binlog.targettable import TargetTable, target_table
+from drkit.binlog.triggers import TriggersAside
+from drkit.binlog.txgroup import TransactionGroup
+from drkit.binlog.worker import ConnectionWorker
+from drkit.errors import BinlogArchiveError
+from drkit.mysql.connection import Server, connect, kill_query
+from drkit.stream.statement import quote_name, unquote_name, without_definer
 
 # Statements sent in one round trip at most: larger batches were no faster
 # (bench/binlog_bench.py).

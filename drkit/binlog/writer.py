@@ -28,10 +28,10 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, BlobClient, BlockState
 
 from drkit.azure.lease import WriterLease
+from drkit.binlog.protocol import MAGIC, Event
+from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, lost_writer
 from drkit.errors import BinlogArchiveError
 from drkit.interrupts import deferred_signals
-from drkit.mysql.binlog import MAGIC, Event
-from drkit.ops.binlog_records import SIDECAR, Archive, ArchivedFile, lost_writer
 
 BLOCK_LIMIT = 4 * 1024 * 1024  # at 20 MB/s of binlog: five blocks a second, RSS well under 100 MiB
 

@@ -5,7 +5,7 @@ makes a name a database (:func:`drkit.stream.schema.database_qualifiers`)."""
 from __future__ import annotations
 
 from drkit.stream.schema import database_qualifiers
-from drkit.stream.statement import quote, unquote
+from drkit.stream.statement import quote
 
 
 def rename_qualified(sql: bytes, renames: dict[str, str], seen: set[str] | None = None, *,
@@ -29,18 +29,3 @@ def rename_qualified(sql: bytes, renames: dict[str, str], seen: set[str] | None 
             out += sql[at:qualifier.start] + quote(renames[qualifier.name])
             at = qualifier.end
     return bytes(out + sql[at:])
-
-
-def quote_name(identifier: str) -> str:
-    """An identifier quoted for SQL text."""
-    return quote(identifier).decode("utf-8", "surrogateescape")
-
-
-def unquote_name(written: bytes) -> str:
-    """An identifier as SQL text wrote it: in backticks, in double quotes (ANSI_QUOTES) or
-    bare."""
-    if written[:1] in (b"`", b'"') and written.endswith(written[:1]) and len(written) > 1:
-        quote_char = written[:1]
-        return unquote(written[1:-1].replace(quote_char * 2, quote_char)
-                       if quote_char == b'"' else written[1:-1])
-    return unquote(written)

@@ -20,8 +20,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from drkit.errors import BinlogArchiveError
-from drkit.mysql.qualifiers import quote_name, unquote_name
-from drkit.stream.statement import without_definer
+from drkit.stream.statement import quote_name, unquote_name, without_definer
 
 _DROP_TABLE = re.compile(rb"^\s*DROP\s+(?:TEMPORARY\s+)?TABLES?\b", re.IGNORECASE)
 # A name quoted (backticks, or double quotes under ANSI_QUOTES) or bare, UTF-8 included.

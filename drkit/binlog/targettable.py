@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from pymysql.cursors import Cursor
 
+from drkit.binlog.rowevents import TableMap
 from drkit.errors import BinlogArchiveError
-from drkit.mysql.qualifiers import quote_name
-from drkit.mysql.rowevents import TableMap
+from drkit.stream.statement import quote_name
 
 _BINARY = re.compile(r"^binary\((\d+)\)", re.IGNORECASE)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 
-from drkit.mysql.batch import StatementBatch
-from drkit.mysql.worker import ConnectionWorker
+from drkit.binlog.batch import StatementBatch
+from drkit.binlog.worker import ConnectionWorker
 
 # Source transactions are committed together until this much was sent: fewer fsyncs.
 GROUP_BYTES = 16 * 1024 * 1024
