@@ -86,8 +86,46 @@ def test_schedule_show_of_a_known_environment_still_works(config):
     result = run_cli("schedule", "show", "--env", "prod")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("# BEGIN drkit prod ") and lines[-1] == "# END drkit prod"
-    assert all(line.split()[5].startswith("mkdir") for line in lines[1:-1])
+    key = f"drkit prod {config.absolute()}"
+    assert lines[0].startswith(f"# BEGIN {key} (") and lines[-1] == f"# END {key}"
+    assert lines[1] == "CRON_TZ=UTC"  # the runbooks' schedules are UTC, whatever the host's
+    assert all(line.split()[5].startswith("mkdir") for line in lines[2:-1])
+
+
+def test_two_configs_with_one_environment_keep_their_own_cron_entries(
+        config, fake_crontab, monkeypatch):
+    other = config.parent / "other" / "drkit.yaml"
+    other.parent.mkdir()
+    other.write_text(config.read_text())
+    for path in (config, other, config):  # installing one again leaves the other's alone
+        monkeypatch.setenv("DRKIT_CONFIG", str(path))
+        assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
+    table = fake_crontab.read_text()
+    assert table.count("# BEGIN drkit prod ") == 2
+    assert table.count(f"DRKIT_CONFIG={other}") == 2 == table.count(f"DRKIT_CONFIG={config}")
+    monkeypatch.setenv("DRKIT_CONFIG", str(other))
+    assert run_cli("schedule", "remove", "--env", "prod").exit_code == 0
+    assert str(other) not in fake_crontab.read_text()
+    assert fake_crontab.read_text().count(f"DRKIT_CONFIG={config}") == 2
+    from drkit.runbooks.schedule import installed_for  # what doctor's cron check asks
+
+    lines = fake_crontab.read_text().splitlines()
+    assert installed_for(lines, "prod", config) and not installed_for(lines, "prod", other)
+
+
+def test_a_block_written_before_blocks_were_keyed_by_config_is_replaced(
+        config, fake_crontab, monkeypatch):
+    shown = run_cli("schedule", "show", "--env", "prod").stdout.splitlines()
+    unkeyed = ["# BEGIN drkit prod (written by drkit schedule install; change the runbooks, "
+               "then install again)", *shown[2:-1], "# END drkit prod"]
+    someone_elses = ["# BEGIN drkit prod (written by drkit schedule install; ...)",
+                     "0 1 * * * DRKIT_CONFIG=/elsewhere/drkit.yaml drkit run x",
+                     "# END drkit prod"]
+    fake_crontab.write_text("\n".join(["MAILTO=ops", *unkeyed, *someone_elses]) + "\n")
+    assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
+    table = fake_crontab.read_text().splitlines()
+    assert table[0] == "MAILTO=ops" and table[1:4] == someone_elses
+    assert table[4:] == shown and sum(f"DRKIT_CONFIG={config}" in x for x in table) == 2
 
 
 @pytest.mark.parametrize("value", [":::", "127.0.0.1:99999", "127.0.0.1:0", "host:", ":3306",
@@ -224,7 +262,7 @@ def test_paths_with_spaces_and_percent_stay_one_value_in_cron_and_the_unit(tmp_p
     monkeypatch.setenv("DRKIT_CONFIG", str(moved))
     shown = run_cli("schedule", "show", "--env", "prod")
     assert shown.exit_code == 0, shown.stderr
-    for line in shown.stdout.splitlines()[1:-1]:
+    for line in shown.stdout.splitlines()[2:-1]:
         assert "%" not in line.replace("\\%", "")  # cron would cut the line at a bare %
         words = shlex.split(" ".join(line.split()[5:]).replace("\\%", "%"))  # as cron runs it
         assert f"DRKIT_CONFIG={moved}" in words

@@ -247,7 +247,8 @@ def test_schedule_show_install_remove(run_env, fake_crontab):
     table = fake_crontab.read_text()
     assert shown.stdout in table and table.count("# BEGIN drkit prod") == 1
     assert table.startswith("MAILTO=ops@example.com\n17 * * * * /usr/bin/true")
-    entries = [line for line in shown.stdout.splitlines() if not line.startswith("#")]
+    entries = [line for line in shown.stdout.splitlines()
+               if not line.startswith(("#", "CRON_TZ="))]
     schedules = {line.split(" run ")[1].split()[0]: " ".join(line.split()[:5])
                  for line in entries}
     assert schedules == {"nightly-backup": "0 3 * * *", "restore-drill": "0 5 * * 1"}

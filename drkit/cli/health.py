@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
@@ -41,7 +42,8 @@ def doctor_command(context: Context, environment: str | None, as_json: bool, pur
             context.env.print_json(policy(settings))
             return
         try:
-            checks = Doctor(settings, environment or settings.environment, purpose).run()
+            checks = Doctor(settings, environment or settings.environment, purpose,
+                            Path(context.config_path) if context.config_path else None).run()
         except Exception as exc:  # Nagios: a plug-in that cannot check exits 3, not 1
             checks = [Check("doctor", UNKNOWN, redact(f"internal error: {type(exc).__name__}: "
                                                       f"{exc}"),

@@ -236,7 +236,7 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
         context.env.print(systemd_unit(settings, Path(context.config_path), environment))
         return
     if action == "remove":  # an environment no runbook has any more may still have a block
-        remove(Crontab(), environment)
+        remove(Crontab(), environment, Path(context.config_path))
         context.env.print(f"removed the crontab entries for {environment}")
         return
     block = cron_block(settings, Path(context.config_path), environment,
@@ -244,5 +244,5 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
     if action == "show":
         context.env.print("\n".join(block))
     else:
-        install(Crontab(), block, environment)
-        context.env.print(f"installed {len(block) - 2} crontab entries for {environment}")
+        install(Crontab(), block, environment, Path(context.config_path))
+        context.env.print(f"installed {len(block) - 3} crontab entries for {environment}")

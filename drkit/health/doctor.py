@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Literal
 
 from azure.core.exceptions import AzureError
@@ -51,6 +52,7 @@ class Doctor:
     settings: Settings
     environment: str
     purpose: Purpose = "all"
+    config_path: Path | None = None  # the cron check looks for this config's entries
 
     def __post_init__(self) -> None:
         if self.purpose == "failover":
@@ -301,13 +303,13 @@ def check_target(doctor: Doctor) -> list[Check]:
 
 
 def check_cron(doctor: Doctor) -> list[Check]:
-    from drkit.runbooks.schedule import Crontab
+    from drkit.runbooks.schedule import Crontab, installed_for
 
     try:
         lines = Crontab().read()
     except DrkitError as error:
         return [Check("cron entries", WARNING, error.message, error.fix or "")]
-    installed = any(line.startswith(f"# BEGIN drkit {doctor.environment} ") for line in lines)
+    installed = installed_for(lines, doctor.environment, doctor.config_path)
     daemon = subprocess.run(["pgrep", "-x", "cron|crond"], capture_output=True).returncode == 0
     checks = [Check("cron entries", OK if installed else WARNING,
                     f"installed for {doctor.environment}" if installed

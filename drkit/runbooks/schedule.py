@@ -1,9 +1,14 @@
-"""Cron entries for an environment's runbooks, managed as one marked block per environment.
+"""Cron entries for an environment's runbooks, managed as one marked block per config file
+and environment (two configs that share an environment name keep their own entries).
 
 Each line uses absolute paths, holds a ``flock`` so runs of one runbook never overlap (the
 seed's ``*/5`` test schedule stays safe when a run takes longer than five minutes), stops
 the run with ``timeout`` a minute after the runbook's own total timeout, and appends its
 output to a log file. ``show`` prints exactly the block ``install`` writes.
+
+The block sets ``CRON_TZ=UTC``: the runbooks' schedules are UTC (the seed's; prod-kst's
+``0 18 * * *`` is 03:00 KST), whatever the host's zone. cron applies it to the lines after
+it, so ``install`` keeps the block last.
 """
 
 from __future__ import annotations
@@ -78,8 +83,9 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
     # must be in the line.
     folder = "" if settings.runbooks is None else "DRKIT_RUNBOOKS={} ".format(
         shlex.quote(_checked("runbook folder", str(runbook_dirs(settings)[0]))))
-    lines = [f"# BEGIN drkit {environment} (written by drkit schedule install; "
-             "change the runbooks, then install again)"]
+    key = block_key(environment, config_path)
+    lines = [f"# BEGIN {key} (written by drkit schedule install; "
+             "change the runbooks, then install again)", "CRON_TZ=UTC"]
     for runbook in runbooks:
         run = runbook.environments.get(environment)
         if run is None or run.schedule is None:
@@ -108,8 +114,13 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
             f"DRKIT_CONFIG={q(str(config_path.absolute()))} {flock} -n {q(str(lock))} "
             f"{timeout} -k 10 300 {q(drkit)} binlog stream --once >> {q(str(log))} 2>&1"
             .replace("%", chr(92) + "%"))  # cron reads an unescaped % as a newline
-    lines.append(f"# END drkit {environment}")
+    lines.append(f"# END {key}")
     return lines
+
+
+def block_key(environment: str, config_path: Path) -> str:
+    """What names a block: the environment and the config file whose entries it holds."""
+    return f"drkit {environment} {Path(config_path).absolute()}"
 
 
 def systemd_unit(settings: Settings, config_path: Path, environment: str) -> str:
@@ -167,21 +178,39 @@ class Crontab:
             raise RunbookEngineError(f"crontab - failed: {result.stderr.strip()}")
 
 
-def without_block(lines: list[str], environment: str) -> list[str]:
-    kept, inside = [], False
+def without_block(lines: list[str], environment: str, config_path: Path) -> list[str]:
+    """``lines`` without this config's block for ``environment``; also without a block
+    written before blocks were keyed by config (``# BEGIN drkit ENV (written...``) when its
+    entries use this config."""
+    key, config = block_key(environment, config_path), Path(config_path).absolute()
+    kept, block = [], None
     for line in lines:
-        if line.startswith(f"# BEGIN drkit {environment} "):
-            inside = True
-        elif inside and line == f"# END drkit {environment}":
-            inside = False
-        elif not inside:
+        if block is None and (line.startswith(f"# BEGIN {key} (")
+                              or line.startswith(f"# BEGIN drkit {environment} (written")):
+            block = [line]
+        elif block is not None:
+            block.append(line)
+            if line.startswith("# END drkit "):
+                ours = block[0].startswith(f"# BEGIN {key} (") or any(
+                    f"DRKIT_CONFIG={shlex.quote(str(config))} " in entry for entry in block)
+                kept += [] if ours else block
+                block = None
+        else:
             kept.append(line)
-    return kept
+    return kept + (block or [])
 
 
-def install(crontab: Crontab, block: list[str], environment: str) -> None:
-    crontab.write(without_block(crontab.read(), environment) + block)
+def installed_for(lines: list[str], environment: str, config_path: Path | None) -> bool:
+    """Whether ``lines`` hold this config's block for ``environment`` (without a config: any
+    block for it)."""
+    if config_path is None:
+        return any(line.startswith(f"# BEGIN drkit {environment} ") for line in lines)
+    return len(without_block(lines, environment, config_path)) < len(lines)
 
 
-def remove(crontab: Crontab, environment: str) -> None:
-    crontab.write(without_block(crontab.read(), environment))
+def install(crontab: Crontab, block: list[str], environment: str, config_path: Path) -> None:
+    crontab.write(without_block(crontab.read(), environment, config_path) + block)
+
+
+def remove(crontab: Crontab, environment: str, config_path: Path) -> None:
+    crontab.write(without_block(crontab.read(), environment, config_path))
