@@ -68,6 +68,12 @@ def interruptible() -> Iterator[None]:
             signal.signal(signum, action)
 
 
+def carry_on() -> None:
+    """The signal just raised was answered without stopping (a first Ctrl-C that only asks
+    to confirm): the next one raises again."""
+    _State.received, _State.pending = [], None
+
+
 @contextlib.contextmanager
 def deferred_signals(completed: str = "") -> Iterator[None]:
     """A signal that arrives inside waits until the block is done, then stops the run;

@@ -32,9 +32,9 @@ def _cmdline(process: Path) -> bytes:
         return b""
 
 
-def _pgid(process: Path) -> int | None:
+def _parent(process: Path) -> int | None:
     try:
-        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[2])
+        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -65,6 +65,11 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
                     (tmp_path / "lab.log").read_text()[-2000:]
                 time.sleep(0.5)
         assert "drkit" in specs["kernelspecs"]
+        # Its three lines come once JupyterLab serves, and nothing of JupyterLab's below them:
+        # its INFO log is off, and so are the news and update toasts that cover the notebook.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}") as page:
+            assert '"news": {"disabled": true}' in page.read().decode()
+        assert "[I " not in (tmp_path / "lab.log").read_text()
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
         # The token opens a kernel holding the credentials: not in any process's arguments,
@@ -73,9 +78,11 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
                                          data=b'{"name": "drkit"}', method="POST")
         kernel = json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
         deadline = time.monotonic() + 30
-        while True:  # drkit and JupyterLab (their group), and the kernel (a session of its own)
+        while True:  # drkit, its JupyterLab (a session of its own: Ctrl-C reaches drkit
+            # alone) and the kernel
             group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                     and (_pgid(entry) == lab.pid or kernel.encode() in _cmdline(entry))]
+                     and (int(entry.name) == lab.pid or _parent(entry) == lab.pid
+                          or kernel.encode() in _cmdline(entry))]
             if len(group) >= 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -83,10 +90,21 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         for process in group:
             assert token.encode() not in (process / "cmdline").read_bytes()
             assert token.encode() not in (process / "environ").read_bytes()
+        # Ctrl-C at the terminal reaches drkit alone: the first reminds to save, the second
+        # stops JupyterLab and says how to keep the record.
+        jupyterlab = [p for p in group if _parent(p) == lab.pid]
+        os.kill(lab.pid, signal.SIGINT)
+        assert "Save the notebook in JupyterLab first" in lab.stdout.readline()
+        assert lab.poll() is None and all(p.exists() for p in jupyterlab)
+        os.kill(lab.pid, signal.SIGINT)
+        assert lab.stdout.readline().strip() == (
+            f"JupyterLab stopped. Keep the incident's record: {lines[2].split(': ', 1)[1]}")
+        assert lab.wait(timeout=30) == 130
+        assert jupyterlab and not any(p.exists() for p in jupyterlab)
     finally:
-        # As systemd or a person's kill would: drkit alone; JupyterLab goes with it.
-        os.kill(lab.pid, signal.SIGTERM)
-        lab.wait(timeout=30)
+        if lab.poll() is None:
+            os.kill(lab.pid, signal.SIGTERM)  # drkit alone: JupyterLab goes with it
+            lab.wait(timeout=30)
     runtime = Path.home() / ".local" / "share" / "jupyter" / "runtime"
     for left in runtime.glob("*") if runtime.exists() else []:  # nothing of it left behind
         assert token.encode() not in left.read_bytes(), left

@@ -88,11 +88,7 @@ def failover_open(context: Context, environment: str | None, port: int) -> None:
     incident = new_incident(settings, Path(context.config_path),
                             load_runbook("failover", runbook_dirs(settings)),
                             environment or settings.environment)
-    token = new_token()
-    context.env.print(f"incident notebook: {incident.notebook}")
-    context.env.print(f"open: {incident.url(port, token)}")
-    context.env.print(f"afterwards: drkit audit publish {incident.notebook} --by YOUR_NAME")
-    code = run_lab(incident, port, token)
+    code = run_lab(incident, port, new_token(), context.env.print)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -14,24 +14,39 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from drkit.config import Settings
+from drkit.errors import RunInterrupted
+from drkit.interrupts import carry_on
 from drkit.programs import require_extra
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.runner import kernel_environment
+
+_STOP_WITHIN_SECONDS = 10
+# JupyterLab without its INFO lines (they would bury drkit's three) and without the news and
+# update toasts (one covers the notebook): an incident is no time for announcements.
+_QUIET = {"Application": {"log_level": "WARN"}, "ServerApp": {"log_level": "WARN"},
+          "LabApp": {"log_level": "WARN", "news_url": None,
+                     "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}}
 
 
 @dataclass(frozen=True)
 class Incident:
     folder: Path
     notebook: Path
+
+    @property
+    def publish_command(self) -> str:
+        return f"drkit audit publish {self.notebook} --by YOUR_NAME"
 
     def url(self, port: int, token: str) -> str:
         return f"http://127.0.0.1:{port}/lab/tree/{self.notebook.name}?token={token}"
@@ -57,11 +72,53 @@ def new_incident(settings: Settings, config_path: Path, runbook: Runbook,
     return Incident(folder, notebook)
 
 
-def run_lab(incident: Incident, port: int, token: str) -> int:
-    """JupyterLab on the incident folder until it is stopped; its exit code."""
+def run_lab(incident: Incident, port: int, token: str, say: Callable[[str], None]) -> int:
+    """JupyterLab on the incident folder until it is stopped; its exit code.
+
+    drkit's three lines (``say``) come once it serves, so they are last. Ctrl-C reaches drkit
+    alone (JupyterLab runs in a session of its own): the first reminds the person to save,
+    as the browser holds what was not saved; a second within ten seconds stops JupyterLab
+    (RunInterrupted, 130) after saying how to keep the record."""
     require_extra("lab", "drkit failover open")
     with lab(incident, port, token) as (command, environment):
-        return subprocess.call(command, env=environment)
+        process = subprocess.Popen(command, env=environment, start_new_session=True)
+        try:
+            if _serving(process, port):
+                say(f"incident notebook: {incident.notebook}")
+                say(f"open: {incident.url(port, token)}")
+                say(f"afterwards: {incident.publish_command}")
+            return _wait(process, lambda: say(
+                "Save the notebook in JupyterLab first (Ctrl-S): what is not saved is lost "
+                "when it stops. Press Ctrl-C again within 10 s to stop it."))
+        except RunInterrupted:
+            say(f"JupyterLab stopped. Keep the incident's record: {incident.publish_command}")
+            raise
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+
+
+def _wait(process: subprocess.Popen, remind: Callable[[], None]) -> int:
+    asked = None
+    while True:
+        try:
+            return process.wait()
+        except RunInterrupted:
+            if asked is not None and time.monotonic() - asked < _STOP_WITHIN_SECONDS:
+                raise
+            asked = time.monotonic()
+            carry_on()
+            remind()
+
+
+def _serving(process: subprocess.Popen, port: int) -> bool:
+    """Whether JupyterLab came to answer on ``port`` (False: it exited first)."""
+    while process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 @contextlib.contextmanager
@@ -80,7 +137,7 @@ def lab(incident: Incident, port: int, token: str) -> Iterator[tuple[list[str], 
         config = Path(private) / "jupyter_server_config.json"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"IdentityProvider": {"token": token}}, handle)
+            json.dump({"IdentityProvider": {"token": token}, **_QUIET}, handle)
         # Its runtime files (one holds the token in a URL) in the same private folder,
         # removed when the lab ends, not in ~/.local/share/jupyter/runtime.
         yield command, {**environment, "JUPYTER_CONFIG_DIR": private,
