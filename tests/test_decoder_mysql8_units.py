@@ -347,6 +347,44 @@ def test_three_hundred_columns_take_a_packed_count_and_long_bitmaps():
     assert image == tuple(b"%d" % (n % 256) for n in range(299)) + (b"NULL",)
 
 
+
+def test_a_metadata_block_longer_than_250_bytes_has_a_packed_length():
+    body = table_map_body(10, ("db", "doubles"), bytes([DOUBLE]) * 300, b"\x08" * 300)
+    mapped = table_map(body)[1]
+    assert (mapped.types, mapped.meta) == ((DOUBLE,) * 300, (8,) * 300)
+
+
+# mysys/my_time.cc: my_time_packed_to_binary and the table in my_time_packed_from_binary's
+# comment (TIME(2) on disk: three bytes from 0x800000, then the hundredths, a negative
+# time's in reverse order); TIME(4): two bytes of hundreds of microseconds.
+@pytest.mark.parametrize(("disk", "fsp", "literal"), [
+    ("80000000", 2, "'00:00:00.000000'"),
+    ("7FFFFFFF", 2, "'-00:00:00.010000'"),
+    ("7FFFFF9D", 2, "'-00:00:00.990000'"),
+    ("7FFFFF00", 2, "'-00:00:01.000000'"),
+    ("7FFFFEFF", 2, "'-00:00:01.010000'"),
+    ("7FFFFEF6", 2, "'-00:00:01.100000'"),
+    ("7FFFFEFFFF", 4, "'-00:00:01.000100'"),
+    ("800001" "03E8", 4, "'00:00:01.100000'"),
+])
+def test_time2_as_my_time_cc_lays_it_out(disk, fsp, literal):
+    (reader,) = column_readers(TableMap("db", "t", (19,), (fsp,)), (False,))
+    assert reader(bytes.fromhex(disk), 0) == (literal.encode(), len(disk) // 2)
+
+
+def test_timestamp2_and_datetime2_with_short_fractions():
+    # my_time.cc: my_timestamp_to_binary (seconds, then the fraction in 1, 2 or 3 bytes)
+    # and my_datetime_packed_to_binary (five bytes from 0x8000000000, then the fraction).
+    (timestamp2,) = column_readers(TableMap("db", "t", (TIMESTAMP2,), (2,)), (False,))
+    assert timestamp2((86400).to_bytes(4, "big") + b"\x2a", 0) == \
+        (b"'1970-01-02 00:00:00.420000'", 5)
+    (datetime2,) = column_readers(TableMap("db", "t", (18,), (4,)), (False,))
+    ymd = (2026 * 13 + 2) << 5 | 28
+    whole = (1 << 39 | ymd << 17 | 23 << 12 | 59 << 6 | 58).to_bytes(5, "big")
+    assert datetime2(whole + (9999).to_bytes(2, "big"), 0) == \
+        (b"'2026-02-28 23:59:58.999900'", 7)
+
+
 def accounts() -> TableMap:
     return table_map(table_map_body(
         5, ("bank", "accounts"), bytes([LONG, VARCHAR]), u16(80)))[1]
