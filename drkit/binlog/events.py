@@ -13,7 +13,9 @@ import zstandard
 from drkit.binlog.rowevents import packed_int
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
-GTID_EVENTS = {33, 162}  # MySQL's and MariaDB's: each begins a transaction
+# Each begins a transaction: MySQL's GTID, its anonymous GTID (every transaction when gtid_mode
+# is OFF, a DDL with no BEGIN after it) and its tagged GTID (8.3+), and MariaDB's GTID.
+GTID_EVENTS = {33, 34, 42, 162}
 # Events that change no data: rotation, heartbeats, GTIDs and their lists, the text of a row
 # event's statement, checkpoints (MySQL's binlog_event.h and MariaDB's log_event.h numbers).
 PASSED_OVER = {3, 4, 27, 28, 29, 33, 34, 35, 36, 37, 41, 42, 160, 161, 162, 163}
@@ -84,7 +86,7 @@ def statement_kind(sql: bytes) -> str:
 
 
 TRANSACTION_PAYLOAD = 40
-_PAYLOAD_END, _PAYLOAD_SIZE, _PAYLOAD_COMPRESSION = 0, 1, 2
+_PAYLOAD_END, _PAYLOAD_SIZE, _PAYLOAD_COMPRESSION, _PAYLOAD_UNCOMPRESSED_SIZE = 0, 1, 2, 3
 _ZSTD, _UNCOMPRESSED = 0, 255
 
 
@@ -94,17 +96,18 @@ def payload_events(body: bytes) -> Iterator[bytes]:
     memory. The layout is libbinlogevents' ``codecs/binary.cpp``: fields of (type, length,
     value) as packed integers up to an end mark, then the payload, zstd-compressed or not;
     the events inside carry no checksum of their own."""
-    offset, size, compression = 0, None, _UNCOMPRESSED
+    offset, fields = 0, {}
     while True:
         field, offset = packed_int(body, offset)
         if field == _PAYLOAD_END:
             break
-        _, offset = packed_int(body, offset)  # the value's length: the value is packed too
-        value, offset = packed_int(body, offset)
-        if field == _PAYLOAD_SIZE:
-            size = value
-        elif field == _PAYLOAD_COMPRESSION:
-            compression = value
+        length, offset = packed_int(body, offset)
+        if field in (_PAYLOAD_SIZE, _PAYLOAD_COMPRESSION, _PAYLOAD_UNCOMPRESSED_SIZE):
+            fields[field], offset = packed_int(body, offset)
+        else:  # a field of a later server: skipped by its length, as MySQL's decoder does
+            offset += length
+    size = fields.get(_PAYLOAD_SIZE)
+    compression = fields.get(_PAYLOAD_COMPRESSION, _UNCOMPRESSED)
     payload = body[offset:offset + size if size is not None else len(body)]
     if compression == _ZSTD:
         stream: io.RawIOBase | io.BytesIO = zstandard.ZstdDecompressor().stream_reader(

@@ -29,7 +29,9 @@ _DATE, _TIME, _DATETIME, _NEWDECIMAL = 10, 11, 12, 246
 def json_expression(document: bytes) -> bytes:
     """The SQL expression for one binary JSON document (a JSON column's value)."""
     if not document:
-        raise UnsupportedColumn("JSON (an empty binary document)")
+        # MySQL reads an empty value as the null literal (json_binary.cc's parse_binary):
+        # what INSERT IGNORE or a non-strict sql_mode leaves for a NULL in a NOT NULL column.
+        document = bytes([_LITERAL, 0])
     kind = document[0]
     value = _value(kind, document, 1)
     if kind in (_SMALL_OBJECT, _LARGE_OBJECT, _SMALL_ARRAY, _LARGE_ARRAY):
@@ -100,7 +102,9 @@ def _opaque(field_type: int, data: bytes) -> bytes:
         packed = int.from_bytes(data[:8], "little", signed=True)
         negative, packed = packed < 0, abs(packed)
         micro, whole = packed % (1 << 24), packed >> 24
-        hms = whole % (1 << 17)
+        # A TIME's hours (up to 838) fill the whole part; a date sits above a DATETIME's
+        # 17 bits of time (my_time.cc's TIME_to_longlong_time_packed / _datetime_packed).
+        hms = whole if field_type == _TIME else whole % (1 << 17)
         clock = b"%02d:%02d:%02d.%06d" % (hms >> 12, (hms >> 6) % 64, hms % 64, micro)
         if field_type == _TIME:
             return b"CAST('%s%s' AS TIME(6))" % (b"-" if negative else b"", clock)
