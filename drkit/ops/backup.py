@@ -31,8 +31,7 @@ from drkit.errors import (
     DrkitError,
     DumpFailedError,
     ParameterError,
-    RunInterrupted,
-    RunTerminated,
+    RunStopped,
     StorageError,
     UnrestorableBackupError,
     UploadFailedError,
@@ -95,7 +94,7 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
             result = _backup(settings, env, databases, compression or settings.backup.compression,
                              started)
     except DrkitError as error:
-        stopped = isinstance(error, RunInterrupted | RunTerminated)
+        stopped = isinstance(error, RunStopped)
         log_event("backup.interrupted" if stopped else "backup.failed",
                   f"Backup {'INTERRUPTED' if stopped else 'FAILED'}: {error}", logging.ERROR,
                   databases=databases, exit_code=error.exit_code)
