@@ -36,6 +36,7 @@ from drkit.errors import (
     UnrestorableBackupError,
     UploadFailedError,
 )
+from drkit.exitstatus import ExitStatus
 from drkit.interrupts import deferred_signals
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
@@ -268,6 +269,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 claim.committed = True
         except StorageError as error:  # the storage failed under the publish: an upload
             local.discard()
+            if error.exit_code != ExitStatus.STORAGE_FAILED:  # credentials, the container:
+                raise  # their own code and fix say what to do
             cause = error.message.rstrip(".")
             raise UploadFailedError(f"Publishing backup {name} failed: {cause}; nothing was "
                                     "committed.", "Run the backup again once the storage "
