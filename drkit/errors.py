@@ -45,7 +45,7 @@ class DrkitError(Exception):
 # --- setup (2-9): what a run is given or needs before it starts ---------------------------
 
 class SetupError(DrkitError):
-    """The command line, the config, a secret, a program or the sandbox: nothing ran."""
+    """The command line, the config, a secret, a program or the sandbox failed the run."""
 
     codes = frozenset(range(2, 10))
 
