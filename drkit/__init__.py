@@ -3,9 +3,10 @@
 The package is layered; each layer imports only the ones above it in this list
 (``tests/test_layering.py`` checks it from the imports):
 
-- top-level modules, used by everything: ``errors``, ``config``, ``secrets``, ``console``,
-  ``redact``, ``units``, ``programs``, ``manifest`` (the backup's format), ``checks``,
-  ``interrupts`` (SIGTERM/SIGINT as exceptions);
+- top-level modules, used by everything: ``exitstatus`` (every exit code by name),
+  ``errors``, ``config``, ``secrets``, ``console``, ``redact``, ``units``, ``programs``,
+  ``manifest`` (the backup's format), ``checks``, ``interrupts`` (SIGTERM/SIGINT as
+  exceptions);
 - ``stream``: pure byte stages (scanning, codecs, statements, rewrites);
 - ``mysql``, ``azure``, ``aws``: one adapter per outside system, none importing another;
 - ``binlog``: the binary log's engine (protocol reader, decoders, replayer, archive format);

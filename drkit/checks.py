@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from drkit.exitstatus import ExitStatus
+
 
 class Status(StrEnum):
     OK = "OK"
@@ -17,11 +19,13 @@ class Status(StrEnum):
     UNKNOWN = "UNKNOWN"
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitStatus:
         return _EXIT_CODES[self]
 
 
-_EXIT_CODES = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3}
+_EXIT_CODES = {Status.OK: ExitStatus.NAGIOS_OK, Status.WARNING: ExitStatus.NAGIOS_WARNING,
+               Status.CRITICAL: ExitStatus.NAGIOS_CRITICAL,
+               Status.UNKNOWN: ExitStatus.NAGIOS_UNKNOWN}
 # A finding outranks a check that could not run: CRITICAL pages even if another check broke.
 _SEVERITY = [Status.OK, Status.WARNING, Status.UNKNOWN, Status.CRITICAL]
 OK, WARNING, CRITICAL, UNKNOWN = Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN

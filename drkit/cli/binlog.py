@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from drkit.cli.context import Context, pass_context
+from drkit.exitstatus import ExitStatus
 
 
 @click.group()
@@ -38,7 +39,7 @@ def stream_command(context: Context, once: bool, start_from: str | None,
                           f"{', '.join(result.files) or 'no new events'}; newest event "
                           f"{result.newest_event_at or '-'}")
     if result.gaps:
-        raise click.exceptions.Exit(49)
+        raise click.exceptions.Exit(ExitStatus.BINLOG_GAP)
 
 
 DEEP = click.option("--deep", is_flag=True,
@@ -121,4 +122,4 @@ def status_command(context: Context, deep: bool, as_json: bool) -> None:
             if not found["superseded_by"]:
                 context.env.print(f"BREAK: {found['detail']}")
     if not report["ok"]:
-        raise click.exceptions.Exit(report["verify"]["exit_code"] or 49)
+        raise click.exceptions.Exit(report["verify"]["exit_code"] or ExitStatus.BINLOG_GAP)

@@ -17,6 +17,7 @@ from drkit.cli import backups, binlog, health, runbooks, sandbox
 from drkit.cli.context import Context
 from drkit.console import Environment
 from drkit.errors import DrkitError
+from drkit.exitstatus import ExitStatus
 from drkit.interrupts import interruptible
 from drkit.redact import redact
 
@@ -58,14 +59,14 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         env.stderr.write("drkit: aborted.\n")
-        return 130
+        return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: say so without a traceback full of values
         if os.environ.get("DRKIT_DEBUG"):
             traceback.print_exc(file=env.stderr)
         env.stderr.write(redact(f"drkit: internal error: {type(exc).__name__}: {exc} "
                                 "(set DRKIT_DEBUG=1 for the traceback)\n"))
-        return 1
-    return code if isinstance(code, int) else 0
+        return ExitStatus.INTERNAL_ERROR
+    return code if isinstance(code, int) else ExitStatus.OK
 
 
 def run() -> None:

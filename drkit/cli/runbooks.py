@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from drkit.cli.context import Context, pass_context, print_table
+from drkit.exitstatus import ExitStatus
 
 
 def _parameter(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
@@ -123,7 +124,7 @@ def audit_publish(context: Context, notebook: Path, runbook_name: str,
                               notebook, environment, by)
     context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
     if not outcome.published:
-        raise click.exceptions.Exit(outcome.exit_code or 42)
+        raise click.exceptions.Exit(outcome.exit_code or ExitStatus.AUDIT_REFUSED)
 
 
 @audit.command("list")

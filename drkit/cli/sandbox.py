@@ -10,6 +10,7 @@ import click
 from drkit.cli.context import Context, pass_context, print_table
 from drkit.console import Environment
 from drkit.errors import SandboxError
+from drkit.exitstatus import ExitStatus
 from drkit.units import parse_size
 
 
@@ -58,7 +59,7 @@ def sandbox_status(context: Context, directory: Path, as_json: bool) -> None:
     statuses = box.status()
     _print_status(context.env, statuses, as_json)
     if not all(s.healthy for s in statuses):
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(ExitStatus.SANDBOX_UNHEALTHY)
 
 
 @sandbox.command("down")

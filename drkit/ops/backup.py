@@ -31,12 +31,12 @@ from drkit.errors import (
     DrkitError,
     DumpFailedError,
     ParameterError,
-    RunInterrupted,
-    RunTerminated,
+    RunStopped,
     StorageError,
     UnrestorableBackupError,
     UploadFailedError,
 )
+from drkit.exitstatus import ExitStatus
 from drkit.interrupts import deferred_signals
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
@@ -95,7 +95,7 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
             result = _backup(settings, env, databases, compression or settings.backup.compression,
                              started)
     except DrkitError as error:
-        stopped = isinstance(error, RunInterrupted | RunTerminated)
+        stopped = isinstance(error, RunStopped)
         log_event("backup.interrupted" if stopped else "backup.failed",
                   f"Backup {'INTERRUPTED' if stopped else 'FAILED'}: {error}", logging.ERROR,
                   databases=databases, exit_code=error.exit_code)
@@ -269,6 +269,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 claim.committed = True
         except StorageError as error:  # the storage failed under the publish: an upload
             local.discard()
+            if error.exit_code != ExitStatus.STORAGE_FAILED:  # credentials, the container:
+                raise  # their own code and fix say what to do
             cause = error.message.rstrip(".")
             raise UploadFailedError(f"Publishing backup {name} failed: {cause}; nothing was "
                                     "committed.", "Run the backup again once the storage "

@@ -25,6 +25,7 @@ from drkit.azure.catalog import STALE, Catalog, load_manifest
 from drkit.binlog.records import GAPS
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
+from drkit.exitstatus import ExitStatus
 from drkit.manifest import Manifest
 from drkit.ops.binlog_archive import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 
@@ -88,7 +89,7 @@ class Verification:
     @property
     def exit_code(self) -> int:
         # The first break that still matters: the earliest cut is what a user meets first.
-        return next((b.exit_code for b in self.breaks if not b.superseded_by), 0)
+        return next((b.exit_code for b in self.breaks if not b.superseded_by), ExitStatus.OK)
 
     def windows(self) -> list[dict[str, Any]]:
         """Per base: from its finish to the last event before the next break, or the

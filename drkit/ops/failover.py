@@ -30,8 +30,7 @@ from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
     BackupNotFoundError,
-    BinlogArchiveError,
-    BinlogGapError,
+    BinlogError,
     NotApprovedError,
     ParameterError,
     ProofFailedError,
@@ -280,8 +279,7 @@ class Failover:
             refuse_broken(self.settings, base, moment)
             archive = Archive(BackupStore.from_settings(self.settings,
                                                         prefix=self.settings.binlog.prefix))
-        except (BinlogArchiveError, BinlogGapError, BackupNotFoundError,
-                RestoreBlockedError) as error:
+        except (BinlogError, BackupNotFoundError, RestoreBlockedError) as error:
             return PointInTime(why_not=f"binlog archive not used: {error.message}")
         return PointInTime(until=moment, archive_end=archive_end(archive.files()))
 

@@ -8,25 +8,16 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 
 from drkit.console import Progress
-from drkit.errors import (
-    ChecksumMismatchError,
-    DrkitError,
-    ManifestMismatchError,
-    ManifestMissingError,
-    TruncatedBackupError,
-    UnrestorableBackupError,
-)
+from drkit.errors import ChecksumMismatchError, TruncatedBackupError, VerifyError, error_classes
 from drkit.manifest import Manifest
 from drkit.stream.compression import CODECS, CorruptStreamError, TruncatedStreamError
 
-# What verify records on a backup it found bad; restore refuses such a backup.
-OUTCOMES: dict[type[DrkitError], str] = {
-    ManifestMissingError: "manifest-missing",
-    ChecksumMismatchError: "checksum-mismatch",
-    TruncatedBackupError: "truncated",
-    ManifestMismatchError: "manifest-mismatch",
-    UnrestorableBackupError: "unrestorable",
-}
+
+def failed_verification(outcome: str | None) -> type[VerifyError] | None:
+    """The error of a backup whose recorded verify outcome is ``outcome`` (None for "ok" or
+    never verified): restore refuses such a backup with it."""
+    return next((cls for cls in error_classes()
+                 if issubclass(cls, VerifyError) and cls.outcome == outcome), None)
 
 
 class CountingReader:

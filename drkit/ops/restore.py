@@ -38,7 +38,7 @@ from drkit.mysql.loader import PARTIAL_LOAD_FIX, ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
 from drkit.mysql.swap import drop_scratch, plan_swap, recover_swaps, scratch_names, swap_in
 from drkit.ops.lock import RunLock
-from drkit.ops.readback import OUTCOMES, CountingReader, read_back
+from drkit.ops.readback import CountingReader, failed_verification, read_back
 from drkit.ops.restorenames import restore_names
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
@@ -336,7 +336,7 @@ def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
 
 def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
     """A backup verify found bad, or whose size is not its manifest's, is never loaded."""
-    failed = {outcome: error for error, outcome in OUTCOMES.items()}.get(entry.verified or "")
+    failed = failed_verification(entry.verified)
     if failed is not None:
         raise failed(f"Backup {entry.name} failed verification ({entry.verified}, "
                      f"{entry.verified_at}); it was not restored and nothing was changed.",

@@ -13,12 +13,9 @@ from dataclasses import asdict, dataclass
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.console import Environment, log_event
-from drkit.errors import (
-    ManifestMismatchError,
-    UnrestorableBackupError,
-)
+from drkit.errors import ManifestMismatchError, UnrestorableBackupError, VerifyError
 from drkit.manifest import Manifest
-from drkit.ops.readback import OUTCOMES, CountingReader, read_back
+from drkit.ops.readback import CountingReader, read_back
 from drkit.stream.dumpscan import DumpScanner
 from drkit.stream.lexer import LexError
 
@@ -46,10 +43,10 @@ def verify_backup(store: BackupStore, entry: BackupEntry,
     catalog = Catalog(store)
     try:
         result = _verify(store, entry, env)
-    except tuple(OUTCOMES) as error:
-        catalog.record_verification(entry, OUTCOMES[type(error)])
+    except VerifyError as error:
+        catalog.record_verification(entry, error.outcome)
         log_event("verify.failed", f"Verify FAILED: {error}", backup=entry.name,
-                  outcome=OUTCOMES[type(error)])
+                  outcome=error.outcome)
         raise
     catalog.record_verification(entry, "ok")
     log_event("verify.ok", f"Verified {entry.name}: {result.tables} tables, {result.rows} rows, "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from drkit import errors
 from drkit.errors import DrkitError, RunbookEngineError, RunbookStepError
+from drkit.exitstatus import ExitStatus
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.steps import code_cells
 
@@ -43,7 +44,7 @@ def failed_cell(notebook: Path) -> FailedCell | None:
 def outcome(runbook: Runbook, code: int, stderr: str,
              failed: FailedCell | None) -> tuple[int, str]:
     if code == 0 and failed is None:
-        return 0, f"{runbook.name} completed"
+        return ExitStatus.OK, f"{runbook.name} completed"
     if failed is not None and failed.ename not in ("CellTimeoutError", "DeadKernelError"):
         error_class = getattr(errors, failed.ename, None)
         exit_code = error_class.exit_code if isinstance(error_class, type) and issubclass(

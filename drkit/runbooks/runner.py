@@ -35,13 +35,8 @@ from drkit import __version__
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import (
-    AuditRefusedError,
-    DrkitError,
-    RunbookStepError,
-    RunInterrupted,
-    RunTerminated,
-)
+from drkit.errors import AuditRefusedError, DrkitError, RunbookStepError, RunStopped
+from drkit.exitstatus import ExitStatus
 from drkit.redact import known_secrets
 from drkit.runbooks import verdict
 from drkit.runbooks.audit import HTML, LOCK, NOTEBOOK, AuditRecord, interrupted_records
@@ -50,7 +45,6 @@ from drkit.runbooks.outcome import KERNEL, failed_cell, outcome
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.steps import running_step
-from drkit.runbooks.verdict import KILLED
 
 _STOP_GRACE_SECONDS = 20
 
@@ -69,7 +63,7 @@ class RunOutcome:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["record"] = str(self.record)
-        data["ok"] = self.exit_code == 0
+        data["ok"] = self.exit_code == ExitStatus.OK
         return data
 
 
@@ -121,7 +115,7 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
                                           record.directory, show, lock)
             exit_code, message = outcome(runbook, code, stderr,
                                          failed_cell(record.directory / NOTEBOOK))
-        except (RunInterrupted, RunTerminated) as stop:  # papermill is gone: record that
+        except RunStopped as stop:  # papermill is gone: record that
             exit_code, message = stop.exit_code, f"{runbook.name} was interrupted: {stop}"
         return _close_papermill_run(settings, runbook, environment, record, run_id, details,
                                     exit_code, message)
@@ -148,7 +142,8 @@ def close_interrupted(settings: Settings) -> list[RunOutcome]:
                    f"was closed at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by a later drkit")
         details = {k: run.get(k) for k in ("mode", "parameters", "started_at")}
         closed.append(_close_papermill_run(settings, runbook, run["environment"], record,
-                                           run["run_id"], details, KILLED, message))
+                                           run["run_id"], details, ExitStatus.KILLED,
+                                           message))
     return closed
 
 
@@ -256,7 +251,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         record_url = store.container.get_blob_client(page).url if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
-        if exit_code == 0:
+        if exit_code == ExitStatus.OK:
             exit_code, message = error.exit_code, str(error)
         else:
             message += (f" (the audit record was not published: {error.message} "
@@ -290,7 +285,7 @@ def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path,
             process.wait()
             code = -1
             stderr.write(f"\nTOTAL TIMEOUT after {runbook.timeouts.total_seconds} s\n".encode())
-        except (RunInterrupted, RunTerminated):
+        except RunStopped:
             _stop_group(process)  # papermill and its kernel, before the lock goes
             raise
     (directory / "parameters.yaml").unlink()
@@ -341,9 +336,9 @@ def _identity(notebook: Path) -> str:
 
 
 def _status(exit_code: int) -> str:
-    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code, KILLED):
+    if exit_code in RunStopped.codes:
         return "interrupted"
-    return "succeeded" if exit_code == 0 else "failed"
+    return "succeeded" if exit_code == ExitStatus.OK else "failed"
 
 
 def _secret_values(settings: Settings) -> list[str]:

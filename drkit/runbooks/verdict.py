@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from drkit.errors import RunInterrupted, RunTerminated
+from drkit.errors import RunStopped
+from drkit.exitstatus import ExitStatus
 from drkit.units import human_size
 
 Verdict = Literal["PASSED", "FAILED", "INTERRUPTED"]
-KILLED = 128 + 9  # a run's record closed after drkit run itself was killed with SIGKILL
 
 
 def verdict_of(exit_code: int) -> Verdict:
-    if exit_code in (RunInterrupted.exit_code, RunTerminated.exit_code, KILLED):
+    if exit_code in RunStopped.codes:
         return "INTERRUPTED"
-    return "PASSED" if exit_code == 0 else "FAILED"
+    return "PASSED" if exit_code == ExitStatus.OK else "FAILED"
 
 
 def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
