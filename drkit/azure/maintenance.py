@@ -54,11 +54,11 @@ def render(message: str, since: datetime) -> str:
 def publish(settings: Settings, message: str, since: datetime) -> str:
     """Put the page up (replacing an earlier version of it); return its URL. The page is
     public: a message holding a secret, or anything shaped like one, is refused."""
+    store = _store(settings)  # first: the storage key it resolves is one of the known secrets
     if found := find_secrets(message, known_secrets()):
         raise AuditRefusedError(
             f"The maintenance page was not published: its message contains {', '.join(found)}.",
             "Write the message again without it, and rotate that credential.")
-    store = _store(settings)
     try:
         store.container.upload_blob(PAGE, render(message, since).encode(), overwrite=True,
                                     content_settings=ContentSettings(
