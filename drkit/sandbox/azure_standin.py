@@ -229,13 +229,15 @@ class ArmStandIn:
         self._reply(handler, status, {"error": {"code": code, "message": message}})
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        """Entra ID's endpoints answer anyone; Key Vault (by its host name) challenges for a
+        token; Resource Manager wants one Entra ID gave."""
         path = urlparse(handler.path).path
         length = int(handler.headers.get("Content-Length") or 0)
         request = _Request(handler, handler.command, path,
                            handler.rfile.read(length) if length else b"")
         with self._lock:
             self.requests.append((request.method, path))
-        for pattern, route in self._ENTRA_ROUTES:  # anyone may ask for a token
+        for pattern, route in self._ENTRA_ROUTES:
             if match := pattern.search(path):
                 return route(self, request, match)
         if request.host.endswith(VAULT_DOMAIN):
