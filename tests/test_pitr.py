@@ -81,6 +81,44 @@ def pitr(sandbox, tmp_path, monkeypatch):
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS pit")
 
 
+class _PausableWriter:
+    """Changes rows of every kind on the source in a thread of its own (``_write_once``)
+    while in its ``with`` block; holds still from ``pause`` until it is cleared, ``paused``
+    set once it holds still. What failed in the thread is in ``failures``."""
+
+    def __init__(self, sandbox) -> None:
+        self.pause, self.paused, self._stop = threading.Event(), threading.Event(), \
+            threading.Event()
+        self.failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._write, args=(sandbox,))
+
+    def __enter__(self) -> _PausableWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _write(self, sandbox) -> None:
+        connection = dbtools.connect(sandbox, "source")
+        try:
+            with connection.cursor() as cursor:
+                n = 0
+                while not self._stop.is_set():
+                    if self.pause.is_set():
+                        self.paused.set()
+                        time.sleep(0.05)
+                        continue
+                    n += 1
+                    _write_once(cursor, n)
+        except BaseException as exc:  # the test fails on it, not the thread silently
+            self.failures.append(exc)
+            self.paused.set()
+        finally:
+            connection.close()
+
+
 @pytest.mark.parametrize("coordinates", ["snapshot", "table locks"])
 def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, monkeypatch,
                                                                 coordinates):
@@ -94,30 +132,7 @@ def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, m
 
         monkeypatch.setattr(inventory, "binlog_gtid_readable", lambda *args: False)
         monkeypatch.setenv("DRKIT_BINLOG__ENABLED", "true")
-    stop, pause, paused = threading.Event(), threading.Event(), threading.Event()
-    failures: list[BaseException] = []
-
-    def writer() -> None:
-        connection = dbtools.connect(sandbox, "source")
-        try:
-            with connection.cursor() as cursor:
-                n = 0
-                while not stop.is_set():
-                    if pause.is_set():
-                        paused.set()
-                        time.sleep(0.05)
-                        continue
-                    n += 1
-                    _write_once(cursor, n)
-        except BaseException as exc:  # the test fails on it, not the thread silently
-            failures.append(exc)
-            paused.set()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with _PausableWriter(sandbox) as writer:
         assert run_cli("binlog", "stream", "--once").exit_code == 0
         time.sleep(1)
         base = json.loads(run_cli("backup", "--json").stdout)["backup"]  # under writes
@@ -125,18 +140,15 @@ def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, m
         method = _consistency(base)["binlog_method"]
         assert method.startswith(coordinates), method
         time.sleep(0.8)
-        pause.set()
-        paused.wait(10)
+        writer.pause.set()
+        writer.paused.wait(10)
         time.sleep(1.1)  # every transaction so far began in an earlier second than TIME
         until = datetime.now(UTC).replace(microsecond=0)
         expected = _checksums(sandbox, "source", "shop")
         time.sleep(max(0.0, until.timestamp() + 1.2 - time.time()))  # later ones: after
-        pause.clear()
+        writer.pause.clear()
         time.sleep(0.6)  # transactions after TIME, which the restore must leave out
-    finally:
-        stop.set()
-        thread.join()
-    assert not failures, failures
+    assert not writer.failures, writer.failures
     assert run_cli("binlog", "stream", "--once").exit_code == 0
 
     result = run_cli("restore", "--until", until.isoformat(), "--as", "pit", "--json")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from drkit.binlog.qualifiers import rename_qualified
-from drkit.stream.schema import as_placeholder, database_qualifiers, names_own_database
+from drkit.stream.qualifier_reader import database_qualifiers
+from drkit.stream.schema import as_placeholder, names_own_database
 
 SHOP = {"shop": "pit"}
 

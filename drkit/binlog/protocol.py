@@ -61,11 +61,19 @@ def binary_logs(server: Server) -> list[tuple[str, int]]:
         connection.close()
 
 
+@dataclass(frozen=True)
+class DumpOptions:
+    """How a dump session reads: as which replica, past the log's current end or not."""
+
+    replica_id: int  # the server id the session announces (unique among the replicas)
+    follow: bool = False  # keep reading as the server writes; else stop at the current end
+    heartbeat_seconds: float = 5.0  # while idle, the server sends a heartbeat this often
+
+
 class BinlogReader:
     """One dump session from ``file`` at ``position``; iterate it for the stored events."""
 
-    def __init__(self, server: Server, replica_id: int, file: str, position: int,
-                 follow: bool = False, heartbeat_seconds: float = 5.0) -> None:
+    def __init__(self, server: Server, file: str, position: int, options: DumpOptions) -> None:
         self.connection = connect(server)
         self.file = file
         self.position = position
@@ -80,15 +88,15 @@ class BinlogReader:
             # While idle, the server sends a heartbeat this often: the caller gets control
             # back (None from the iterator) to flush what it holds.
             cursor.execute("SET @master_heartbeat_period = %s",
-                           (int(heartbeat_seconds * 1e9),))
+                           (int(options.heartbeat_seconds * 1e9),))
             self._checksum = 4 if algorithm and algorithm.upper() != "NONE" else 0
-        flags = 0 if follow else NON_BLOCK
+        flags = 0 if options.follow else NON_BLOCK
         if "mariadb" in self.connection.get_server_info().lower():
             # Without it MariaDB leaves out its ANNOTATE_ROWS events: the copy would have
             # holes, and the statement text beside row events is worth keeping.
             flags |= SEND_ANNOTATE_ROWS
         payload = struct.pack("<IHI", min(position, 0xFFFFFFFF), flags,
-                              replica_id) + file.encode()
+                              options.replica_id) + file.encode()
         self.connection._execute_command(COMMAND.COM_BINLOG_DUMP, payload)
 
     def close(self) -> None:

@@ -1,10 +1,10 @@
 """Database qualifiers (``shop.t``) in SQL text: what a statement replayed under another
 database name must have renamed, found outside strings and comments where SQL's grammar
-makes a name a database (:func:`drkit.stream.schema.database_qualifiers`)."""
+makes a name a database (:func:`drkit.stream.qualifier_reader.database_qualifiers`)."""
 
 from __future__ import annotations
 
-from drkit.stream.schema import database_qualifiers
+from drkit.stream.qualifier_reader import database_qualifiers
 from drkit.stream.statement import quote
 
 

@@ -38,15 +38,14 @@ _STARTED = (b"\n-- Current Database: ", b"\nUSE `")
 
 
 @contextlib.contextmanager
-def for_dump(settings: Settings, server: Server, databases: list[str], source: dict[str, Any],
-             position: dict[str, Any], snapshot_options: tuple[str, ...],
-             ) -> Iterator[TableLockCoordinates]:
+def for_dump(settings: Settings, server: Server, databases: list[str], flavour: str, *,
+             snapshot_gives_none: bool) -> Iterator[TableLockCoordinates]:
     """The dumped tables locked for exact coordinates where the dump's snapshot gives none
-    and the binlog archive needs them (else nothing is locked); unlocked at the latest on
-    leaving."""
+    of a binary log the source writes (``snapshot_gives_none``) and the binlog archive needs
+    them (else nothing is locked); unlocked at the latest on leaving."""
     seconds = settings.binlog.snapshot_lock_seconds
-    holder = TableLockCoordinates(server, databases, source["flavour"], seconds, wanted=bool(
-        not snapshot_options and settings.binlog.enabled and seconds and position.get("file")))
+    holder = TableLockCoordinates(server, databases, flavour, seconds, wanted=bool(
+        snapshot_gives_none and settings.binlog.enabled and seconds))
     try:
         if holder.wanted:
             holder.lock()

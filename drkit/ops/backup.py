@@ -169,8 +169,9 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 source_info["flavour"] == "mariadb"
                 and inventory.binlog_gtid_readable(connection, position_before))
             tables_before = inventory.table_shapes(connection, databases)
-            locked = stack.enter_context(snapshotlock.for_dump(  # where the dump gives none
-                settings, server, databases, source_info, position_before, snapshot_options))
+            locked = stack.enter_context(snapshotlock.for_dump(
+                settings, server, databases, source_info["flavour"],
+                snapshot_gives_none=not snapshot_options and bool(position_before.get("file"))))
 
             # 2. Dump, scan, compress and upload at once.
             uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)

@@ -32,7 +32,7 @@ from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.azure.lease import WriterLease
-from drkit.binlog.protocol import BinlogReader, Heartbeat, binary_logs
+from drkit.binlog.protocol import BinlogReader, DumpOptions, Heartbeat, binary_logs
 from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, file_order
 from drkit.binlog.writer import BLOCK_LIMIT, FileWriter
 from drkit.config import Settings
@@ -100,9 +100,9 @@ def _stream(settings: Settings, archive: Archive, lease: WriterLease, once: bool
         if settings.binlog.heartbeat else None
     if heartbeat and not once:
         heartbeat.start()
-    reader = BinlogReader(server, settings.binlog.replica_id, archived.file,
-                          max(archived.size, 4), follow=not once,
-                          heartbeat_seconds=min(settings.binlog.flush_seconds / 2, 15))
+    reader = BinlogReader(server, archived.file, max(archived.size, 4), DumpOptions(
+        settings.binlog.replica_id, follow=not once,
+        heartbeat_seconds=min(settings.binlog.flush_seconds / 2, 15)))
     clock = started = published = time.monotonic()
     try:
         for event in reader:  # None: a heartbeat, only time passed

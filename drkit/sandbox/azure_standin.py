@@ -29,6 +29,7 @@ import select
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -81,6 +82,85 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@dataclass
+class _Request:
+    handler: BaseHTTPRequestHandler
+    method: str
+    path: str
+    body: bytes
+
+    @property
+    def token(self) -> str:
+        return self.handler.headers.get("Authorization", "").removeprefix("Bearer ")
+
+    @property
+    def host(self) -> str:
+        return self.handler.headers.get("Host", "").split(":")[0]
+
+
+@dataclass
+class _ServerCall:
+    """A request to a Flexible Server that exists."""
+
+    request: _Request
+    operation: str  # get, start, stop, update, firewall, database
+    name: str
+    server: dict
+    child: str  # the firewall rule's or database's name
+
+
+# The operation a request to a server names (``fail_next``'s keys), by its method and what
+# follows the server's path.
+_OPERATIONS = {("GET", ""): "get", ("POST", "/start"): "start", ("POST", "/stop"): "stop",
+               ("PATCH", ""): "update", ("PUT", "/firewallRules/"): "firewall",
+               ("PUT", "/databases/"): "database"}
+_SERVER_CHILD = re.compile(r"^/(?:firewallRules|databases)/")
+
+
+def _server_operation(method: str, below: str) -> str | None:
+    child = _SERVER_CHILD.match(below)
+    return _OPERATIONS.get((method, child.group() if child else below))
+
+
+class _Server(ThreadingHTTPServer):
+    """One port for the API (a connection that starts with a TLS handshake) and the proxy
+    (one that starts with ``CONNECT``)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], standin: ArmStandIn,
+                 tls: ssl.SSLContext) -> None:
+        self.standin, self.tls = standin, tls
+        super().__init__(address, _Handler)
+
+    def get_request(self):
+        connection, address = self.socket.accept()
+        connection.settimeout(30)
+        try:
+            first = connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if first == b"\x16":  # a TLS handshake: the API itself
+            connection = self.tls.wrap_socket(connection, server_side=True,
+                                              do_handshake_on_connect=False)
+        return connection, address
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_CONNECT(self):
+        self.server.standin._tunnel(self)
+
+    def _request(self):
+        self.server.standin._handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _request
+
+
 class ArmStandIn:
     """Start with ``start()``; ``url``, ``ca_bundle``; inspect ``servers`` and ``requests``."""
 
@@ -121,48 +201,9 @@ class ArmStandIn:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self, port: int = 0) -> ArmStandIn:
-        standin = self
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca_bundle, self._key)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                connection, address = self.socket.accept()
-                connection.settimeout(30)
-                try:
-                    first = connection.recv(1, socket.MSG_PEEK)
-                except OSError:
-                    first = b""
-                if first == b"\x16":  # a TLS handshake: the API itself
-                    connection = context.wrap_socket(connection, server_side=True,
-                                                     do_handshake_on_connect=False)
-                return connection, address
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_CONNECT(self):
-                standin._tunnel(self)
-
-            def do_GET(self):
-                standin._handle(self, "GET")
-
-            def do_POST(self):
-                standin._handle(self, "POST")
-
-            def do_PUT(self):
-                standin._handle(self, "PUT")
-
-            def do_PATCH(self):
-                standin._handle(self, "PATCH")
-
-            def do_DELETE(self):
-                standin._handle(self, "DELETE")
-
-        self._httpd = Server(("127.0.0.1", port), Handler)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(self.ca_bundle, self._key)
+        self._httpd = _Server(("127.0.0.1", port), self, tls)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
@@ -187,99 +228,117 @@ class ArmStandIn:
     def _error(self, handler, status: int, code: str, message: str) -> None:
         self._reply(handler, status, {"error": {"code": code, "message": message}})
 
-    def _handle(self, handler, method: str) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        """Entra ID's endpoints answer anyone; Key Vault (by its host name) challenges for a
+        token; Resource Manager wants one Entra ID gave."""
         path = urlparse(handler.path).path
         length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+        request = _Request(handler, handler.command, path,
+                           handler.rfile.read(length) if length else b"")
         with self._lock:
-            self.requests.append((method, path))
-        if path.endswith("/v2.0/.well-known/openid-configuration"):  # MSAL's discovery
-            tenant = f"{self.url}/{path.split('/')[1]}"
-            return self._reply(handler, 200, {
-                "issuer": f"{tenant}/v2.0",
-                "authorization_endpoint": f"{tenant}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{tenant}/oauth2/v2.0/token",
-                "device_authorization_endpoint": f"{tenant}/oauth2/v2.0/devicecode"})
-        if path.endswith("/oauth2/v2.0/token"):
-            form = parse_qs(body.decode())
-            if self.client_secret is not None and form.get("client_secret") != [
-                    self.client_secret]:
-                return self._reply(handler, 401, {
-                    "error": "invalid_client", "error_codes": [7000215],
-                    "error_description": "AADSTS7000215: Invalid client secret provided."})
-            token = "standin-" + secrets.token_hex(16)
-            self._tokens.add(token)
-            return self._reply(handler, 200, {"token_type": "Bearer", "expires_in": 3600,
-                                              "ext_expires_in": 3600, "access_token": token})
-        auth = handler.headers.get("Authorization", "")
-        if handler.headers.get("Host", "").split(":")[0].endswith(VAULT_DOMAIN):
-            return self._vault(handler, method, path, auth.removeprefix("Bearer "), body)
-        if auth.removeprefix("Bearer ") not in self._tokens:
+            self.requests.append((request.method, path))
+        for pattern, route in self._ENTRA_ROUTES:
+            if match := pattern.search(path):
+                return route(self, request, match)
+        if request.host.endswith(VAULT_DOMAIN):
+            return self._vault(request)
+        if request.token not in self._tokens:
             return self._error(handler, 401, "InvalidAuthenticationToken",
                                "The access token is invalid.")
-        if path.startswith("/operations/"):
-            return self._operation_status(handler, path.rsplit("/", 1)[1])
-        if account := _STORAGE.match(path):
-            return self._storage_account(handler, method, path, account.group(1))
-        match = _SERVER.match(path)
-        if not match:
-            return self._error(handler, 404, "NotFound", path)
-        _, group, name, rest = match.groups()
-        rest = rest or ""
-        operation = {("GET", ""): "get", ("POST", "/start"): "start", ("POST", "/stop"): "stop",
-                     ("PATCH", ""): "update"}.get((method, rest)) or (
-            "firewall" if rest.startswith("/firewallRules/") and method == "PUT" else
-            "database" if rest.startswith("/databases/") and method == "PUT" else None)
+        for pattern, route in self._ARM_ROUTES:
+            if match := pattern.match(path):
+                return route(self, request, match)
+        return self._error(handler, 404, "NotFound", path)
+
+    # -- Entra ID ------------------------------------------------------------------------
+    def _discovery(self, request: _Request, match: re.Match) -> None:
+        """MSAL's discovery of the tenant's endpoints."""
+        tenant = f"{self.url}/{request.path.split('/')[1]}"
+        return self._reply(request.handler, 200, {
+            "issuer": f"{tenant}/v2.0",
+            "authorization_endpoint": f"{tenant}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{tenant}/oauth2/v2.0/token",
+            "device_authorization_endpoint": f"{tenant}/oauth2/v2.0/devicecode"})
+
+    def _token(self, request: _Request, match: re.Match) -> None:
+        form = parse_qs(request.body.decode())
+        if self.client_secret is not None and form.get("client_secret") != [
+                self.client_secret]:
+            return self._reply(request.handler, 401, {
+                "error": "invalid_client", "error_codes": [7000215],
+                "error_description": "AADSTS7000215: Invalid client secret provided."})
+        token = "standin-" + secrets.token_hex(16)
+        self._tokens.add(token)
+        return self._reply(request.handler, 200, {
+            "token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600,
+            "access_token": token})
+
+    # -- Resource Manager ----------------------------------------------------------------
+    def _flexible_server(self, request: _Request, match: re.Match) -> None:
+        """A Flexible Server, one of its operations (start, stop) or children (firewall
+        rules, databases)."""
+        _, group, name, below = match.groups()
+        operation = _server_operation(request.method, below or "")
         if operation in self.fail_next:
             status, code, message = self.fail_next.pop(operation)
-            return self._error(handler, status, code, message)
+            return self._error(request.handler, status, code, message)
         server = self.servers.get(name)
         if server is None:
-            return self._error(handler, 404, "ResourceNotFound",
+            return self._error(request.handler, 404, "ResourceNotFound",
                                f"The Resource 'Microsoft.DBforMySQL/flexibleServers/{name}' "
                                f"under resource group '{group}' was not found.")
-        resource_id = path.split("/start")[0].split("/stop")[0]
-        if operation == "get":
-            if server.get("settles_after"):  # a transition Azure ends on its own
-                server["settles_after"] -= 1
-                if not server["settles_after"]:
-                    server["state"] = server.pop("settles_to")
-            return self._reply(handler, 200, self._server_json(resource_id, name, server))
-        if operation in ("start", "stop"):
-            wanted = "Stopped" if operation == "start" else "Ready"
-            if server["state"] != wanted:
-                return self._error(handler, 400, "InvalidServerState",
-                                   f"Server {name} is {server['state']}.")
-            server["state"] = "Starting" if operation == "start" else "Stopping"
-            final = "Ready" if operation == "start" else "Stopped"
-            return self._accept(handler, lambda: server.update(state=final))
-        if operation == "update":
-            update = json.loads(body or b"{}")
-            server["state"] = "Updating"
+        if operation is None:
+            return self._error(request.handler, 405, "MethodNotAllowed",
+                               f"{request.method} {request.path}")
+        call = _ServerCall(request, operation, name, server, (below or "").rsplit("/", 1)[-1])
+        return self._OPERATION_ROUTES[operation](self, call)
 
-            def apply():
-                if "sku" in update:
-                    server["sku"] = update["sku"]["name"]
-                if "storage" in (update.get("properties") or {}):
-                    server["storage_gb"] = update["properties"]["storage"]["storageSizeGB"]
-                server["state"] = "Ready"
-            return self._accept(handler, apply)
-        if operation == "firewall":
-            rule = rest.rsplit("/", 1)[1]
-            properties = json.loads(body)["properties"]
-            self.firewall_rules[rule] = properties
-            return self._reply(handler, 200, {"id": path, "name": rule,
-                                              "properties": properties})
-        if operation == "database":
-            database = rest.rsplit("/", 1)[1]
-            self.databases[database] = json.loads(body)["properties"]
-            return self._reply(handler, 200, {"id": path, "name": database,
-                                              "properties": self.databases[database]})
-        return self._error(handler, 405, "MethodNotAllowed", f"{method} {path}")
+    def _get_server(self, call: _ServerCall) -> None:
+        server = call.server
+        if server.get("settles_after"):  # a transition Azure ends on its own
+            server["settles_after"] -= 1
+            if not server["settles_after"]:
+                server["state"] = server.pop("settles_to")
+        return self._reply(call.request.handler, 200,
+                           self._server_json(call.request.path, call.name, server))
 
-    def _vault(self, handler, method: str, path: str, token: str, body: bytes) -> None:
+    def _start_or_stop(self, call: _ServerCall) -> None:
+        server, starting = call.server, call.operation == "start"
+        if server["state"] != ("Stopped" if starting else "Ready"):
+            return self._error(call.request.handler, 400, "InvalidServerState",
+                               f"Server {call.name} is {server['state']}.")
+        server["state"] = "Starting" if starting else "Stopping"
+        final = "Ready" if starting else "Stopped"
+        return self._accept(call.request.handler, lambda: server.update(state=final))
+
+    def _update_server(self, call: _ServerCall) -> None:
+        server, update = call.server, json.loads(call.request.body or b"{}")
+        server["state"] = "Updating"
+
+        def apply():
+            if "sku" in update:
+                server["sku"] = update["sku"]["name"]
+            if "storage" in (update.get("properties") or {}):
+                server["storage_gb"] = update["properties"]["storage"]["storageSizeGB"]
+            server["state"] = "Ready"
+        return self._accept(call.request.handler, apply)
+
+    def _put_firewall_rule(self, call: _ServerCall) -> None:
+        properties = json.loads(call.request.body)["properties"]
+        self.firewall_rules[call.child] = properties
+        return self._reply(call.request.handler, 200, {
+            "id": call.request.path, "name": call.child, "properties": properties})
+
+    def _put_database(self, call: _ServerCall) -> None:
+        self.databases[call.child] = json.loads(call.request.body)["properties"]
+        return self._reply(call.request.handler, 200, {
+            "id": call.request.path, "name": call.child,
+            "properties": self.databases[call.child]})
+
+    def _vault(self, request: _Request) -> None:
         """Key Vault's GET and PUT secret, with its authentication challenge first."""
-        if token not in self._tokens:
+        handler, method, path = request.handler, request.method, request.path
+        if request.token not in self._tokens:
             handler.send_response(401)
             handler.send_header("WWW-Authenticate", f'Bearer authorization="https://login.'
                                 f'microsoftonline.com/{self.tenant}", '
@@ -292,21 +351,23 @@ class ArmStandIn:
             return self._error(handler, 405, "BadParameter", f"{method} {path}")
         name = match.group(1)
         if method == "PUT":
-            self.vault[name] = json.loads(body)["value"]
+            self.vault[name] = json.loads(request.body)["value"]
         if name not in self.vault:
             return self._error(handler, 404, "SecretNotFound",
                                f"A secret with (name/id) {name} was not found in this key vault.")
-        host = handler.headers["Host"].split(":")[0]
         return self._reply(handler, 200, {
-            "value": self.vault[name], "id": f"https://{host}/secrets/{name}/0123456789abcdef",
+            "value": self.vault[name],
+            "id": f"https://{request.host}/secrets/{name}/0123456789abcdef",
             "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000}})
 
-    def _storage_account(self, handler, method: str, path: str, name: str) -> None:
-        if method != "GET" or name not in self.storage_accounts:
-            return self._error(handler, 404, "ResourceNotFound", f"{method} {path}")
+    def _storage_account(self, request: _Request, match: re.Match) -> None:
+        name = match.group(1)
+        if request.method != "GET" or name not in self.storage_accounts:
+            return self._error(request.handler, 404, "ResourceNotFound",
+                               f"{request.method} {request.path}")
         web = self.storage_accounts[name]
-        return self._reply(handler, 200, {
-            "id": path, "name": name, "type": "Microsoft.Storage/storageAccounts",
+        return self._reply(request.handler, 200, {
+            "id": request.path, "name": name, "type": "Microsoft.Storage/storageAccounts",
             "properties": {"primaryEndpoints": {
                 "blob": f"https://{name}.blob.core.windows.net/", "web": web}}})
 
@@ -317,15 +378,16 @@ class ArmStandIn:
         self._reply(handler, 202, None, {"Azure-AsyncOperation": location,
                                          "Location": location, "Retry-After": "0"})
 
-    def _operation_status(self, handler, operation_id: str) -> None:
-        operation = self._operations[operation_id]
+    def _operation_status(self, request: _Request, match: re.Match) -> None:
+        operation = self._operations[match.group(1)]
         operation["polls"] += 1
         if operation["polls"] < self.polls_until_done:
-            return self._reply(handler, 200, {"status": "InProgress"}, {"Retry-After": "0"})
+            return self._reply(request.handler, 200, {"status": "InProgress"},
+                               {"Retry-After": "0"})
         finish = operation.pop("finish", None)
         if finish:  # the operation's effect happens once, when it is first seen done
             finish()
-        return self._reply(handler, 200, {"status": "Succeeded"})
+        return self._reply(request.handler, 200, {"status": "Succeeded"})
 
     def _tunnel(self, handler) -> None:
         """CONNECT ``*.vault.azure.net:443``: a tunnel to this server; nothing else."""
@@ -351,6 +413,16 @@ class ArmStandIn:
         finally:
             upstream.close()
             handler.close_connection = True
+
+    # Where a request goes, by its path; a route is called with the request and the match.
+    _ENTRA_ROUTES = ((re.compile(r"/v2\.0/\.well-known/openid-configuration$"), _discovery),
+                     (re.compile(r"/oauth2/v2\.0/token$"), _token))
+    _ARM_ROUTES = ((re.compile(r"^/operations/.*?([^/]*)$"), _operation_status),
+                   (_STORAGE, _storage_account),
+                   (_SERVER, _flexible_server))
+    _OPERATION_ROUTES = {"get": _get_server, "start": _start_or_stop, "stop": _start_or_stop,
+                         "update": _update_server, "firewall": _put_firewall_rule,
+                         "database": _put_database}
 
     @staticmethod
     def _server_json(resource_id: str, name: str, server: dict) -> dict:

@@ -18,7 +18,8 @@ exactly. A statement the lexer does not recognise is passed on unchanged as ``ot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 from drkit.stream.statement import Statement, name_statement, unquote
 
@@ -34,7 +35,7 @@ _DELIMITER_COMMAND = re.compile(rb"(?i)delimiter[ \t]+(\S+)[^\n]*(?:\n|$)")
 # MariaDB 11's dump starts with a command for its own client; it is not SQL.
 _SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
 _HAND_OVER = 4 * 1024 * 1024  # statements longer than this take the buffer with them
-
+_EXECUTABLE_COMMENT = (b"!", b"M", b"+")  # what follows "/*" in a comment the server runs
 
 
 class LexError(ValueError):
@@ -56,7 +57,6 @@ class SqlLexer:
         self._offset = 0  # stream offset of _buffer[0]
         self._line = 1  # line number of _buffer[0]
         self._resume = 0  # how far the current statement was lexed without finding its end
-        self._in_condition = False  # inside /*!...*/ at _resume
         self._statement_at = (0, 1)  # offset and line of the statement being named
         self._newlines = 0  # newlines within it
 
@@ -71,16 +71,18 @@ class SqlLexer:
     # -- cutting ---------------------------------------------------------------------------
     def _statements(self, final: bool) -> Iterator[Statement]:
         while True:
-            start = self._skip_blank(final)
-            if start:
-                self._consume(start)
-            if start is None or not self._buffer:
-                return
-            end = self._end(final)
+            try:
+                start = self._skip_blank(final)
+                if start > 0:
+                    self._consume(start)
+                if start < 0 or not self._buffer:
+                    return
+                end = self._end(final)
+            except _Unterminated as unterminated:
+                raise self._error(*unterminated.args) from None
             if end < 0:
                 return
-            statement = self._classify(self._take(end))
-            yield statement
+            yield self._classify(self._take(end))
 
     def _take(self, end: int) -> bytes | bytearray:
         """The statement ending at ``end``, cut from the buffer with its delimiter."""
@@ -93,7 +95,7 @@ class SqlLexer:
         self._newlines = self._buffer.count(b"\n", 0, end) if has_newline else 0
         self._line += self._newlines + self._buffer.count(b"\n", end, stop)
         self._offset += stop
-        self._resume, self._in_condition = 0, False
+        self._resume = 0
         if end <= _HAND_OVER:
             sql: bytes | bytearray = bytes(memoryview(self._buffer)[:end])
             del self._buffer[:stop]
@@ -112,53 +114,62 @@ class SqlLexer:
         self._line += self._buffer.count(b"\n", 0, count)
         self._offset += count
         del self._buffer[:count]
-        self._resume, self._in_condition = 0, False
+        self._resume = 0
 
-    def _skip_blank(self, final: bool) -> int | None:
+    def _skip_blank(self, final: bool) -> int:
         """Skip blanks, comments and DELIMITER commands before a statement; return where it
-        starts, or None while the buffer cannot tell yet."""
+        starts, or -1 while the buffer cannot tell yet."""
         buffer, pos = self._buffer, 0
         while True:
             pos = _BLANK.match(buffer, pos).end()
             if pos == len(buffer):
                 return pos
-            rest = len(buffer) - pos
-            if buffer.startswith(b"--", pos) or buffer[pos] == ord("#"):
-                if buffer[pos] != ord("#"):
-                    if rest < 3 and not final:
-                        return None
-                    if rest >= 3 and buffer[pos + 2] > 32:  # "--x" is an expression
-                        return pos
-                newline = buffer.find(b"\n", pos)
-                if newline < 0:
-                    return len(buffer) if final else None
-                pos = newline + 1
-            elif buffer.startswith(b"/*", pos):
-                if rest < len(_SANDBOX_LINE) and not final:
-                    return None
-                if buffer.startswith(_SANDBOX_LINE, pos):
-                    pos += len(_SANDBOX_LINE)
-                    continue
-                if buffer[pos + 2:pos + 3] in (b"!", b"M", b"+"):
-                    return pos  # executable comment: a statement starts here
-                close = buffer.find(b"*/", pos + 2)
-                if close < 0:
-                    if final:
-                        raise self._error("the dump ends inside a comment", pos)
-                    return None
-                pos = close + 2
-            elif buffer[pos] in b"dD":
-                if rest < 11 and not final:
-                    return None
-                match = _DELIMITER_COMMAND.match(buffer, pos)
-                if not match:
-                    return pos
-                if not match.group(0).endswith(b"\n") and not final:
-                    return None
-                self.delimiter = bytes(match.group(1))
-                pos = match.end()
-            else:
-                return pos
+            skip = self._SKIPS.get(buffer[pos])
+            after = skip(self, pos, final) if skip is not None else pos
+            if after <= pos:  # a statement starts at pos, or -1
+                return after
+            pos = after
+
+    # What may stand before a statement, by its first byte. Each returns where the skipped
+    # text ends, ``pos`` itself where a statement starts there, or -1 while it cannot tell.
+    def _skip_dashes(self, pos: int, final: bool) -> int:
+        if not self._buffer.startswith(b"--", pos):
+            return pos
+        comment = _dash_comment(self._buffer, pos, final)
+        if not comment:
+            return pos if comment is False else -1  # "--x" is an expression
+        return _line_end(self._buffer, pos, final)
+
+    def _skip_hash_comment(self, pos: int, final: bool) -> int:
+        return _line_end(self._buffer, pos, final)
+
+    def _skip_comment(self, pos: int, final: bool) -> int:
+        buffer = self._buffer
+        if not buffer.startswith(b"/*", pos):
+            return pos
+        if len(buffer) - pos < len(_SANDBOX_LINE) and not final:
+            return -1
+        if buffer.startswith(_SANDBOX_LINE, pos):
+            return pos + len(_SANDBOX_LINE)
+        if buffer[pos + 2:pos + 3] in _EXECUTABLE_COMMENT:
+            return pos  # its content is SQL: a statement starts here
+        return _comment_end(buffer, pos, final)
+
+    def _skip_delimiter_command(self, pos: int, final: bool) -> int:
+        buffer = self._buffer
+        if len(buffer) - pos < len(b"delimiter x") and not final:
+            return -1
+        match = _DELIMITER_COMMAND.match(buffer, pos)
+        if not match:
+            return pos
+        if not match.group(0).endswith(b"\n") and not final:
+            return -1
+        self.delimiter = bytes(match.group(1))
+        return match.end()
+
+    _SKIPS: ClassVar[dict[int, Callable[[SqlLexer, int, bool], int]]] = {
+        ord("-"): _skip_dashes, ord("#"): _skip_hash_comment, ord("/"): _skip_comment,
+        ord("d"): _skip_delimiter_command, ord("D"): _skip_delimiter_command}
 
     def _end(self, final: bool) -> int:
         """Where the statement at the buffer's start ends (its delimiter), or -1 for now."""
@@ -174,58 +185,22 @@ class SqlLexer:
         return self._general_end(final)
 
     def _general_end(self, final: bool) -> int:
+        """The first delimiter outside quotes and comments, from where the last call stopped."""
         buffer, delimiter = self._buffer, self.delimiter
         special = _special(delimiter)
-        pos, condition = self._resume, self._in_condition
-        while True:
-            match = special.search(buffer, pos)
-            if match is None:
-                if final:
-                    return len(buffer)
-                self._resume = max(pos, len(buffer) - len(delimiter) - 3)
-                self._in_condition = condition
-                return -1
+        pos = self._resume
+        while (match := special.search(buffer, pos)) is not None:
             token, at = match.group(), match.start()
             if token == delimiter:
                 return at
-            if token in (b"'", b'"', b"`"):
-                close = _string_end(buffer, at, token[0], final)
-                if close < 0:
-                    if final:
-                        raise self._error("the dump ends inside a quoted string", at)
-                    self._resume, self._in_condition = at, condition
-                    return -1
-                pos = close + 1
-            elif token in (b"#", b"--"):
-                if token == b"--" and at + 2 >= len(buffer) and not final:
-                    self._resume, self._in_condition = at, condition
-                    return -1
-                if token == b"--" and at + 2 < len(buffer) and buffer[at + 2] > 32:
-                    pos = at + 2  # a minus sign twice, not a comment
-                    continue
-                newline = buffer.find(b"\n", at)
-                if newline < 0:
-                    if final:
-                        return len(buffer)
-                    self._resume, self._in_condition = at, condition
-                    return -1
-                pos = newline + 1
-            elif token == b"/*":
-                if at + 3 > len(buffer) and not final:
-                    self._resume, self._in_condition = at, condition
-                    return -1
-                if buffer[at + 2:at + 3] in (b"!", b"M", b"+"):
-                    condition, pos = True, at + 2  # its content is SQL
-                    continue
-                close = buffer.find(b"*/", at + 2)
-                if close < 0:
-                    if final:
-                        raise self._error("the dump ends inside a comment", at)
-                    self._resume, self._in_condition = at, condition
-                    return -1
-                pos = close + 2
-            else:  # "*/" closing a conditional comment
-                condition, pos = False, at + 2
+            pos = _PAST[token](buffer, at, final)
+            if pos < 0:  # the quote or comment at `at` goes on beyond the buffer
+                self._resume = at
+                return -1
+        if final:
+            return len(buffer)
+        self._resume = max(pos, len(buffer) - len(delimiter) - 3)
+        return -1
 
     def _error(self, message: str, at: int) -> LexError:
         line = self._line + self._buffer.count(b"\n", 0, at)
@@ -249,6 +224,71 @@ class SqlLexer:
         if statement.kind in ("use", "create_database"):
             self.database = statement.database = statement.name or self.database
         return statement
+
+
+class _Unterminated(Exception):
+    """A quote or comment the dump ends inside: args are the message and where it opens."""
+
+
+def _line_end(buffer: bytearray, at: int, final: bool) -> int:
+    """Past the newline ending the line at ``at``: the end of a ``#`` or ``-- `` comment."""
+    newline = buffer.find(b"\n", at)
+    if newline >= 0:
+        return newline + 1
+    return len(buffer) if final else -1
+
+
+def _dash_comment(buffer: bytearray, at: int, final: bool) -> bool | None:
+    """Whether the ``--`` at ``at`` opens a comment (a blank or control character, or the
+    dump's end, follows; ``--x`` is a minus sign twice); None while the next byte is unread."""
+    if at + 2 < len(buffer):
+        return buffer[at + 2] <= 32
+    return True if final else None
+
+
+def _comment_end(buffer: bytearray, at: int, final: bool) -> int:
+    """Past the ``*/`` closing the comment opened at ``at``."""
+    close = buffer.find(b"*/", at + 2)
+    if close >= 0:
+        return close + 2
+    if final:
+        raise _Unterminated("the dump ends inside a comment", at)
+    return -1
+
+
+# How the statement goes on after a quote or comment mark at ``at``: where to look for the
+# delimiter next, or -1 while the buffer cannot tell yet.
+def _past_quoted(buffer: bytearray, at: int, final: bool) -> int:
+    close = _string_end(buffer, at, buffer[at], final)
+    if close >= 0:
+        return close + 1
+    if final:
+        raise _Unterminated("the dump ends inside a quoted string", at)
+    return -1
+
+
+def _past_dashes(buffer: bytearray, at: int, final: bool) -> int:
+    comment = _dash_comment(buffer, at, final)
+    if comment is None:
+        return -1
+    return _line_end(buffer, at, final) if comment else at + 2
+
+
+def _past_comment_start(buffer: bytearray, at: int, final: bool) -> int:
+    if at + 3 > len(buffer) and not final:
+        return -1
+    if buffer[at + 2:at + 3] in _EXECUTABLE_COMMENT:
+        return at + 2  # its content is SQL
+    return _comment_end(buffer, at, final)
+
+
+def _past_comment_close(buffer: bytearray, at: int, final: bool) -> int:
+    return at + 2  # closing a conditional comment
+
+
+_PAST: dict[bytes, Callable[[bytearray, int, bool], int]] = {
+    b"'": _past_quoted, b'"': _past_quoted, b"`": _past_quoted, b"#": _line_end,
+    b"--": _past_dashes, b"/*": _past_comment_start, b"*/": _past_comment_close}
 
 
 def _insert_end(buffer: bytearray, start: int) -> int:

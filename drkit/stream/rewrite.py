@@ -47,11 +47,7 @@ class Rewriter:
 
     def rewrite(self, statement: Statement) -> Statement | None:
         """The statement to run, or None to skip it. Row data is never changed."""
-        if self.azure and statement.database in SYSTEM_SCHEMAS:
-            self.changes[f"skipped statements of system schema {statement.database}"] += 1
-            return None
-        if self.only is not None and not self._selected(statement):
-            self.changes["skipped statements of databases not restored"] += 1
+        if self._skipped(statement):
             return None
         database = self.rename.get(statement.database, statement.database)
         if statement.kind == "insert":  # rows are never rewritten, only their bookkeeping
@@ -62,24 +58,43 @@ class Rewriter:
         if self.rename and statement.qualifiers:  # after the DEFINER: its span holds
             sql = self._renamed_qualifiers(statement, sql)
         if self.azure:
-            if statement.kind == "session" and _SQL_LOG_BIN.match(sql):
-                self.changes["removed SQL_LOG_BIN statements"] += 1
+            sql = self._for_azure(statement, sql)
+            if sql is None:
                 return None
-            if statement.kind == "session" and _GTID_PURGED.match(sql):
-                self.changes["removed GTID_PURGED statements"] += 1
-                return None
-            if statement.definer is not None:
-                start, end = statement.definer
-                sql = sql[:start] + self._definer_replacement() + sql[end:].lstrip(b" ")
-                self.changes[f"{'removed' if self.definer == 'strip' else 'replaced'} "
-                             "DEFINER clauses"] += 1
-            if statement.kind == "create_table":
-                sql = self._innodb(sql)
         name = statement.name
         if self.rename and statement.kind in _NAMES_DATABASE:
             sql, name = self._renamed(statement, sql), self.rename.get(name, name)
         return replace(statement, sql=sql, database=database, name=name, definer=None,
                        qualifiers=())
+
+    def _skipped(self, statement: Statement) -> bool:
+        """Whether the statement belongs to a database not restored (a system schema's
+        cannot be restored into Azure)."""
+        if self.azure and statement.database in SYSTEM_SCHEMAS:
+            self.changes[f"skipped statements of system schema {statement.database}"] += 1
+            return True
+        if self.only is not None and not self._selected(statement):
+            self.changes["skipped statements of databases not restored"] += 1
+            return True
+        return False
+
+    def _for_azure(self, statement: Statement, sql: bytes) -> bytes | None:
+        """``sql`` without what Azure refuses: mysqldump's SQL_LOG_BIN and GTID_PURGED
+        statements (None), the header's DEFINER, engines other than InnoDB and MEMORY."""
+        if statement.kind == "session" and _SQL_LOG_BIN.match(sql):
+            self.changes["removed SQL_LOG_BIN statements"] += 1
+            return None
+        if statement.kind == "session" and _GTID_PURGED.match(sql):
+            self.changes["removed GTID_PURGED statements"] += 1
+            return None
+        if statement.definer is not None:
+            start, end = statement.definer
+            sql = sql[:start] + self._definer_replacement() + sql[end:].lstrip(b" ")
+            self.changes[f"{'removed' if self.definer == 'strip' else 'replaced'} "
+                         "DEFINER clauses"] += 1
+        if statement.kind == "create_table":
+            sql = self._innodb(sql)
+        return sql
 
     def _selected(self, statement: Statement) -> bool:
         """Whether a statement belongs to a database being restored; the dump's session

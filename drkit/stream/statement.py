@@ -94,31 +94,45 @@ def name_statement(statement: Statement) -> None:
     """Set kind, table, name and DEFINER span from the statement's first words."""
     words = _header(statement.sql)
     texts = [w.text if not w.quoted else None for w in words]
-
-    def name_after(index: int) -> str | None:
-        while index < len(words) and texts[index] in (b"IF", b"NOT", b"EXISTS"):
-            index += 1
-        return words[index].name if index < len(words) else None
-
     first = texts[0] if texts else None
-    second = texts[1] if len(texts) > 1 else None
-    if first == b"USE":
-        statement.kind, statement.name = "use", name_after(1)
-    elif first == b"SET":
+    if first in (b"USE", b"SET", b"LOCK", b"UNLOCK"):
+        _name_session_statement(statement, words, texts)
+    elif first in (b"CREATE", b"ALTER", b"DROP"):
+        _name_definition(statement, words, texts)
+
+
+def _name_session_statement(statement: Statement, words: list[_Word],
+                            texts: list[bytes | None]) -> None:
+    """USE db, SET ..., LOCK TABLES t ..., UNLOCK TABLES."""
+    if texts[0] == b"USE":
+        statement.kind, statement.name = "use", _name_after(words, texts, 1)
+    elif texts[0] == b"SET":
         statement.kind = "session"
-    elif first in (b"LOCK", b"UNLOCK"):
+    else:
         statement.kind = "lock"
-        statement.table = name_after(2) if first == b"LOCK" else None
-    elif first in (b"ALTER", b"DROP") and second == b"TABLE":
-        statement.table = name_after(2)
-    elif first == b"CREATE" and second == b"DATABASE":
-        statement.kind, statement.name = "create_database", name_after(2)
-    elif first == b"ALTER" and second == b"DATABASE":
-        statement.kind, statement.name = "alter_database", name_after(2)
-    elif first == b"CREATE" and second == b"TABLE":
-        statement.kind, statement.table = "create_table", name_after(2)
+        statement.table = _name_after(words, texts, 2) if texts[0] == b"LOCK" else None
+
+
+def _name_definition(statement: Statement, words: list[_Word],
+                     texts: list[bytes | None]) -> None:
+    """CREATE/ALTER/DROP TABLE t, CREATE/ALTER DATABASE db, CREATE <object> ..."""
+    first, second = texts[0], texts[1] if len(texts) > 1 else None
+    if second == b"TABLE":
+        statement.table = _name_after(words, texts, 2)
+        if first == b"CREATE":
+            statement.kind = "create_table"
+    elif second == b"DATABASE" and first != b"DROP":
+        statement.kind = "create_database" if first == b"CREATE" else "alter_database"
+        statement.name = _name_after(words, texts, 2)
     elif first == b"CREATE":
         _name_object(statement, words, texts)
+
+
+def _name_after(words: list[_Word], texts: list[bytes | None], index: int) -> str | None:
+    """The name at ``index``, after IF [NOT] EXISTS."""
+    while index < len(words) and texts[index] in (b"IF", b"NOT", b"EXISTS"):
+        index += 1
+    return words[index].name if index < len(words) else None
 
 
 def without_definer(sql: bytes) -> bytes:
