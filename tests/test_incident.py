@@ -90,6 +90,10 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}") as page:
             assert '"news": {"disabled": true}' in page.read().decode()
         assert "[I " not in (tmp_path / "lab.log").read_text()
+        # Every cell's start and end go into the notebook: the audit record's times.
+        tracker = _get(f"http://127.0.0.1:{port}/lab/api/settings/"
+                       f"@jupyterlab/notebook-extension:tracker?token={token}")
+        assert json.loads(tracker["raw"])["recordTiming"] is True
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
         # The token opens a kernel holding the credentials: not in any process's arguments,

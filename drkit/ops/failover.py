@@ -15,6 +15,7 @@ carries the time the data reaches and the seconds lost.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import time
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from drkit.ops.binlog_archive import Archive
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pitr import archive_end, resolve, restore_until
 from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
+from drkit.redact import redact
 
 CONFIRMATION = "FAILOVER"
 
@@ -84,10 +86,24 @@ class Failover:
         self.results_path = Path(results_path) if results_path else None
         self.env = env or Environment()
         self.started = datetime.now(UTC)
-        self._clock = time.monotonic()
         self.timeline: list[Step] = []
+        self.gates: list[dict[str, Any]] = []  # every answer, refusals included
         self.status = "in progress"
         self.restored: dict[str, Any] = {}
+        self._resume()
+        # The RTO counts from the incident's start, also across a kernel restart.
+        self._clock = time.monotonic() - (datetime.now(UTC) - self.started).total_seconds()
+
+    def _resume(self) -> None:
+        """A hand run's results so far (its kernel restarted, the notebook run again from
+        the top): the incident's start, timeline and answers carry on, none is lost."""
+        if not (self.results_path and self.results_path.exists()):
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            earlier = json.loads(self.results_path.read_text())
+            self.started = datetime.fromisoformat(earlier["started_at"])
+            self.timeline = [Step(**step) for step in earlier.get("timeline", [])]
+            self.gates = list(earlier.get("gates", []))
 
     # -- bookkeeping -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -120,23 +136,35 @@ class Failover:
         return {"status": self.status, "started_at": self.started.isoformat(),
                 "rto_seconds": round(time.monotonic() - self._clock, 1)
                 if self.status == "failed over" else None,
-                "timeline": [asdict(s) for s in self.timeline], **self.restored}
+                "timeline": [asdict(s) for s in self.timeline], "gates": self.gates,
+                **self.restored}
 
     def gate(self, action: str) -> str:
-        """Approval for a change: a typed confirmation, or approve=True when unattended."""
+        """Approval for a change: a typed confirmation, or approve=True when unattended.
+        Every answer goes into the results, a refused one too, with who gave it."""
         if self.approve:
-            return "approved by parameter"
+            return self._answered(action, "approved by parameter")
         try:
             answer = input(f"Type {CONFIRMATION} to {action}: ")
         except Exception:  # papermill has no stdin (StdinNotImplementedError), nor cron
+            self._answered(action, "not asked: no one at the notebook")
             raise NotApprovedError(
                 f"Not approved: {action}. Nothing was changed by this step.",
                 "Run it interactively and confirm, or unattended with -p approve=True.",
             ) from None
         if answer.strip() != CONFIRMATION:
+            self._answered(action, "refused", answer)
             raise NotApprovedError(f"{action}: not approved: rerun this cell to try again "
                                    f"(type {CONFIRMATION} to confirm). Nothing was changed.")
-        return "confirmed"
+        return self._answered(action, "confirmed", answer)
+
+    def _answered(self, action: str, answer: str, typed: str | None = None) -> str:
+        self.gates.append({"action": action, "answer": answer,
+                           "typed": None if typed is None else redact(typed[:80]),
+                           "os_user": getpass.getuser(),
+                           "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        self._save()
+        return answer
 
     # -- steps -------------------------------------------------------------------------------
     def assess(self) -> Assessment:

@@ -165,10 +165,11 @@ def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
     saying who published it, when its cells ran, and failed if any cell failed or never
     ran. A notebook that was never executed is refused (exit 42)."""
     environment = environment or settings.environment
-    run = examine(notebook)
+    run = examine(notebook, list(runbook.parameters_for(environment, {})))
     _refuse_republishing(_audit_store(settings, runbook), runbook, run.notebook_sha256)
     saved = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
-    run_id, record = _new_record(settings, runbook, environment, run.started or saved)
+    started = run.incident_started or run.started
+    run_id, record = _new_record(settings, runbook, environment, started or saved, run.run_id)
     shutil.copyfile(notebook, record.directory / NOTEBOOK)
     failed = failed_cell(record.directory / NOTEBOOK)
     exit_code, message = outcome(runbook, 1 if failed else 0, "", failed)
@@ -178,10 +179,10 @@ def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
                    f"{run.code_cells} code cells never ran")
     return _close_record(settings, runbook, environment, record, run_id, {
         "mode": "interactive",
-        "parameters": {},
-        "started_at": run.started.isoformat() if run.started else None,
+        "parameters": run.parameters,
+        "started_at": started.isoformat() if started else None,
         "failed_cell": asdict(failed) if failed else None,
-        "results": {},
+        "results": run.results,
         "notebook_sha256": run.notebook_sha256,
         "published_by": {"os_user": getpass.getuser(), "name": by},
     }, exit_code, message, ended=run.ended or saved)
@@ -204,9 +205,13 @@ def _refuse_republishing(store: BackupStore, runbook: Runbook, notebook_sha256: 
             "it was not published again.", "drkit audit show RUN_ID shows that record.")
 
 
+def new_run_id(runbook_name: str, environment: str, started: datetime) -> str:
+    return f"{started:%Y%m%dT%H%M%SZ}-{runbook_name}-{environment}-{uuid.uuid4().hex[:6]}"
+
+
 def _new_record(settings: Settings, runbook: Runbook, environment: str,
-                started: datetime) -> tuple[str, AuditRecord]:
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{runbook.name}-{environment}-{uuid.uuid4().hex[:6]}"
+                started: datetime, run_id: str | None = None) -> tuple[str, AuditRecord]:
+    run_id = run_id or new_run_id(runbook.name, environment, started)
     blob_prefix = f"{runbook.name}/{started:%Y/%m/%d}/{run_id}/"
     directory = settings.backup.state_dir.expanduser() / "audit" / blob_prefix
     directory.mkdir(parents=True, mode=0o700)
