@@ -18,8 +18,7 @@ from azure.storage.blob import BlobBlock, BlobLeaseClient, BlockState
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 from tests.test_binlog import (
     PROBE,
     _assert_archived_as_the_source_has_them,

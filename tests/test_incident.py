@@ -17,7 +17,7 @@ import nbformat
 
 from drkit.runbooks.runbook import PACKAGED_NOTEBOOKS
 from drkit.sandbox.services import free_port
-from tests.conftest import point_cli_at
+from tests.helpers import point_cli_at
 
 
 def _get(url: str) -> dict:

@@ -23,8 +23,7 @@ import yaml
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.sandbox.services import STORAGE_ACCOUNT
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 pytestmark = pytest.mark.integration
 DRKIT = str(Path(sys.executable).parent / "drkit")
