@@ -34,7 +34,7 @@ def point_cli_at(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def wait_until(condition: Callable[[], object], what: str, seconds: float = 60,
-               every: float = 0.05) -> None:
+               every: float = 0.1) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``. A test
     waits for the event it needs (a line, a file, a process state, a server's answer), never
     for a length of time it hopes is enough."""

@@ -136,14 +136,9 @@ class MariaDB(Service):
     def install_command(self) -> list[str]:
         """What initialises the data directory (unknown options go on to its mariadbd)."""
         self.tmpdir.mkdir(parents=True, exist_ok=True)
-        command = [
-            find_program("mariadb-install-db"),
-            "--no-defaults",
-            f"--datadir={self.home / 'data'}",
-            f"--tmpdir={self.tmpdir}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ]
+        command = [find_program("mariadb-install-db"), "--no-defaults",
+                   f"--datadir={self.home / 'data'}", f"--tmpdir={self.tmpdir}",
+                   "--auth-root-authentication-method=normal", "--skip-test-db"]
         if os.geteuid() == 0:
             command.append("--user=root")
         return command
