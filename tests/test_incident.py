@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import nbformat
 
 from drkit.runbooks.runbook import PACKAGED_NOTEBOOKS
 from drkit.sandbox.services import free_port
-from tests.helpers import point_cli_at
+from tests.helpers import point_cli_at, wait_until
 
 
 def _get(url: str) -> dict:
@@ -55,15 +54,16 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         token = url.split("token=")[1]
         assert notebook.parent.parent.name == "incidents" and notebook.exists()
         assert lines[2] == f"afterwards: drkit audit publish {notebook} --by YOUR_NAME"
-        deadline = time.monotonic() + 60
-        while True:
+        def answering() -> bool:
+            assert lab.poll() is None, (tmp_path / "lab.log").read_text()[-2000:]
             try:
-                specs = _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}")
-                break
+                _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}")
             except OSError:
-                assert time.monotonic() < deadline and lab.poll() is None, \
-                    (tmp_path / "lab.log").read_text()[-2000:]
-                time.sleep(0.5)
+                return False
+            return True
+
+        wait_until(answering, "JupyterLab answering", every=0.5)
+        specs = _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={token}")
         assert "drkit" in specs["kernelspecs"]
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
@@ -72,15 +72,13 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels?token={token}",
                                          data=b'{"name": "drkit"}', method="POST")
         kernel = json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
-        deadline = time.monotonic() + 30
-        while True:  # drkit and JupyterLab (their group), and the kernel (a session of its own)
-            group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                     and (_pgid(entry) == lab.pid or kernel.encode() in _cmdline(entry))]
-            if len(group) >= 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert len(group) >= 3, kernel
-        for process in group:
+        def group() -> list[Path]:  # drkit and JupyterLab (their group), and the kernel
+            return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                    and (_pgid(entry) == lab.pid or kernel.encode() in _cmdline(entry))]
+
+        wait_until(lambda: len(group()) >= 3, f"kernel {kernel} started", seconds=30,
+                   every=0.5)
+        for process in group():
             assert token.encode() not in (process / "cmdline").read_bytes()
             assert token.encode() not in (process / "environ").read_bytes()
     finally:
