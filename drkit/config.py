@@ -183,6 +183,11 @@ class AzureSettings(Section):
     restore_storage_gb: int | None = Field(None, ge=20)
     website_url: str | None = Field(None, description="static website URL of the storage "
                                                       "account (maintenance page)")
+    # $web is where Azure serves an account's static website from; the page's place in it
+    # is the operator's choice (a site may serve more than the DR page) and each test's own.
+    website_page: str = Field("index.html", pattern=r"^([^/]+/)*[^/]+\.html$",
+                              description="the maintenance page's blob in the $web container; "
+                                          "index.html is the website's root")
     key_vault_url: str | None = Field(None, pattern=r"^https://",
                                       description="for keyvault: references, e.g. "
                                                   "https://drkit-dr.vault.azure.net")

@@ -14,8 +14,7 @@ from azure.storage.blob import ContainerClient
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import option_file, source_server
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import pytest
 
 from drkit.config import load_settings
 from drkit.errors import ConfigError, SecretError
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from drkit.runbooks.audit import AuditRecord
 from drkit.runbooks.runbook import all_runbooks, load_runbook, runbook_dirs
 from drkit.runbooks.runner import run_runbook
 from tests import dbtools
-from tests.conftest import point_cli_at, repo_root
-from tests.helpers import run_cli
+from tests.conftest import repo_root
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -284,17 +283,16 @@ def test_cron_command_runs_and_overlapping_runs_are_skipped(run_env, fake_cronta
     assert "succeeded" in log.read_text()
 
     lock = run_env / "state" / "locks" / "runbook-nightly-backup-test.lock"
-    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    # Holds the lock until its input closes; says so once it holds it.
+    holder = subprocess.Popen(["flock", str(lock), "-c", "echo held; read -r _"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(50):
-            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
-                break
-            time.sleep(0.1)
+        assert holder.stdout.readline() == "held\n"
         skipped = subprocess.run(["/bin/sh", "-c", command], env=clean)
         assert skipped.returncode == 0
     finally:
-        holder.kill()
-        holder.wait()
+        holder.stdin.close()
+        holder.wait(timeout=30)
     assert "nightly-backup skipped, the previous run still holds" in log.read_text()
     assert log.read_text().count('"event": "run.finished"') == 1  # the second never started
 

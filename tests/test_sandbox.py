@@ -42,6 +42,12 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
         assert settings.azure.client_secret == f"file:{secret_file}"
         assert secret_file.stat().st_mode & 0o077 == 0
         assert settings.secrets.value(["keyvault:azure-storage-account"]) == "bloberry01"
+        box = Sandbox(directory)
+        for role in ("source", "target"):  # temporary tables inside the sandbox's directory
+            with box.services[role].root_connection() as connection, \
+                    connection.cursor() as cursor:
+                cursor.execute("SELECT @@GLOBAL.tmpdir")
+                assert cursor.fetchone()[0] == str(directory / role / "tmp")
         for role in ("source", "target"):  # no root without a password over TCP
             with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
                 pymysql.connect(host="127.0.0.1", port=services[role]["port"], user="root",
