@@ -19,10 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Literal
-
-from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CLOCK_SKEW, Catalog
@@ -248,18 +245,15 @@ def check_storage(doctor: Doctor) -> list[Check]:
             f"{claim['blob']} was left by a backup that stopped before its commit (pid "
             f"{claim['pid']} on {claim['host']}, {claim['claimed_at']}); it holds no data"),
             f"Delete that blob (az storage blob delete --container-name "
-            f"{store.container.container_name} --name {claim['blob']})."))
+            f"{store.container_name} --name {claim['blob']})."))
     return checks
 
 
 def _clock_skew(store: BackupStore) -> Check:
-    seen: dict[str, str] = {}
-    store.container.get_container_properties(
-        raw_response_hook=lambda r: seen.update(date=r.http_response.headers.get("Date", "")))
-    stamp = seen.get("date")
-    if not stamp:
+    service_time = store.service_time()
+    if service_time is None:
         return Check("clock skew", WARNING, "the storage service sent no Date header")
-    skew = abs((datetime.now(UTC) - parsedate_to_datetime(stamp)).total_seconds())
+    skew = abs((datetime.now(UTC) - service_time).total_seconds())
     status = OK if skew < 60 else WARNING if skew < 600 else CRITICAL
     return Check("clock skew", status, f"{skew:.0f} s against the storage service",
                  "" if status == OK else "Run NTP (chrony/systemd-timesyncd); Azure rejects "
@@ -273,10 +267,9 @@ def check_audit_container(doctor: Doctor) -> list[Check]:
         store = doctor.store(container)
         probe = f".drkit-doctor/{uuid.uuid4().hex}"
         try:
-            store.container.upload_blob(probe, b"probe")
-            store.container.delete_blob(probe)
-        except AzureError as exc:
-            error = store.error(exc)
+            store.write(probe, b"probe")
+            store.delete(probe)
+        except DrkitError as error:
             checks.append(Check("audit container", CRITICAL, error.message,
                                 error.fix or f"Create the private container {container}."))
             continue

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError
-
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, Catalog, load_manifest
 from drkit.binlog.records import GAPS
@@ -148,11 +146,8 @@ def pitr_bases(settings: Settings) -> list[Base]:
 def _blob_sizes(archive: Archive) -> dict[str, int]:
     """Each archived file's blob size, from one listing (not a request per blob)."""
     store = archive.store
-    try:
-        return {b.name[len(store.prefix):]: b.size for b in store.container.list_blobs(
-            name_starts_with=store.prefix) if not b.name.endswith((SIDECAR, GAPS, LEASE))}
-    except AzureError as exc:
-        raise store.error(exc) from None
+    return {b.name[len(store.prefix):]: b.size for b in store.blobs()
+            if not b.name.endswith((SIDECAR, GAPS, LEASE))}
 
 
 def walk(archive: Archive, records: dict[str, ArchivedFile], sizes: dict[str, int],

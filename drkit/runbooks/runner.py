@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.core.exceptions import AzureError
 
 from drkit import __version__
 from drkit.azure.blobstore import BackupStore
@@ -197,12 +196,8 @@ def _audit_store(settings: Settings, runbook: Runbook) -> BackupStore:
 
 
 def _refuse_republishing(store: BackupStore, runbook: Runbook, notebook_sha256: str) -> None:
-    try:
-        published = [b.name for b in store.container.list_blobs(
-            name_starts_with=f"{runbook.name}/", include=["metadata"])
-            if (b.metadata or {}).get("notebook_sha256") == notebook_sha256]
-    except AzureError as exc:
-        raise store.error(exc) from None
+    published = [b.name for b in store.blobs(f"{runbook.name}/", metadata=True)
+                 if b.metadata.get("notebook_sha256") == notebook_sha256]
     if published:
         raise AuditRefusedError(
             f"This notebook was published already, as {published[0].rsplit('/', 2)[-2]}; "
@@ -253,7 +248,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         store = _audit_store(settings, runbook)
         published = record.publish(store, {"notebook_sha256": identity})
         page = next((name for name in published if name.endswith(HTML)), None)
-        record_url = store.container.get_blob_client(page).url if page else None
+        record_url = store.url(page) if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == 0:
