@@ -26,7 +26,7 @@ from drkit.azure.catalog import CLOCK_SKEW, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
-from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
+from drkit.health import binlog_checks
 from drkit.health.leftovers import leftover_checks
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
@@ -364,6 +364,14 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
                             "" if status == OK else "Backups are not running on schedule: see "
                             "the cron checks and the run log."))
     return checks
+
+
+def check_binlog_source(doctor: Doctor) -> list[Check]:
+    return binlog_checks.source_checks(doctor.settings, doctor.backup_interval())
+
+
+def check_binlog_archive(doctor: Doctor) -> list[Check]:
+    return binlog_checks.archive_checks(doctor.settings)
 
 
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {

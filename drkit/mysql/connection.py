@@ -22,6 +22,7 @@ from drkit.errors import (
     TlsError,
     UnknownDatabaseError,
 )
+from drkit.mysql.clients import dump_client
 
 _ER_ACCESS_DENIED = (1044, 1045, 1698)
 _ER_BAD_DB = 1049
@@ -193,12 +194,6 @@ def _tls_failure(server: Server, text: str) -> TlsError | None:
     return None
 
 
-def _client_flavour() -> str:
-    from drkit.mysql.dump import dump_client  # dump builds on this module
-
-    return dump_client().flavour
-
-
 def _quote_option(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -221,7 +216,7 @@ def option_file(server: Server) -> Iterator[OptionFile]:
         f"user={_quote_option(server.user)}",
         f"password={_quote_option(server.password.get_secret_value())}",
         "protocol=TCP",
-        *server.client_tls_options(_client_flavour()),
+        *server.client_tls_options(dump_client().flavour),
     ]
     fd, path = tempfile.mkstemp(prefix="drkit-", suffix=".cnf")  # mode 0600
     try:
