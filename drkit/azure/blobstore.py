@@ -41,6 +41,7 @@ from drkit.errors import (
     StorageError,
     UploadFailedError,
 )
+from drkit.secrets import resolver_for
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
 
@@ -71,7 +72,7 @@ class BackupStore:
     def from_settings(cls, settings: Settings, container: str | None = None,
                       prefix: str | None = None) -> BackupStore:
         """The configured backup container, or another ``container`` of the same account."""
-        storage, resolver = settings.storage, settings.secrets
+        storage, resolver = settings.storage, resolver_for(settings)
         account = resolver.value(storage.account)
         endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
         if storage.auth == "key":

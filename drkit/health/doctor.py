@@ -34,7 +34,7 @@ from drkit.mysql.swap import pending_journals
 from drkit.ops.claim import orphan_claims
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
-from drkit.secrets import SecretResolver
+from drkit.secrets import resolver_for, without_schemes
 
 # What a consistent dump of tables, views, routines, triggers and events needs.
 DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
@@ -53,8 +53,7 @@ class Doctor:
         if self.purpose == "failover":
             # The failover runs when AWS is down: check it as if it were, asking no AWS
             # store for any credential (a copy of the settings with a resolver of its own).
-            self.settings = self.settings.model_copy()
-            self.settings._secrets = SecretResolver(self.settings, without=frozenset({"secret"}))
+            self.settings = without_schemes(self.settings, frozenset({"secret"}))
 
     def run(self) -> list[Check]:
         checks: list[Check] = [Check("config", OK, f"valid ({self.environment})")]
@@ -94,7 +93,8 @@ def check_secrets(doctor: Doctor) -> list[Check]:
                    for r in references(value) if r.startswith("secret:")})
     if not keys:
         return [Check("secrets", OK, "no Secrets Manager references")]
-    missing = [key for key in keys if key not in doctor.settings.secrets.provider("secret").load()]
+    held = resolver_for(settings).provider("secret").load()
+    missing = [key for key in keys if key not in held]
     if missing:
         return [Check("secrets", CRITICAL,
                       f"secret {settings.aws.secret_id} lacks {', '.join(missing)}",
@@ -121,7 +121,7 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
             checks.append(Check(f"{name} without AWS", OK, "set in the config"))
             continue
         try:
-            answered = settings.secrets.answering(value)
+            answered = resolver_for(settings).answering(value)
         except DrkitError as error:
             only_aws = all(r.startswith("secret:") for r in references(value))
             checks.append(Check(

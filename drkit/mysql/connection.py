@@ -23,6 +23,7 @@ from drkit.errors import (
     UnknownDatabaseError,
 )
 from drkit.mysql.clients import dump_client
+from drkit.secrets import resolver_for
 
 _ER_ACCESS_DENIED = (1044, 1045, 1698)
 _ER_BAD_DB = 1049
@@ -86,7 +87,7 @@ def source_server(settings: Settings) -> Server:
     """The production server (RDS) as the config describes it."""
     source = settings.source
     return Server(role="source", host=source.host, port=source.port, user=source.user,
-                  password=settings.secrets.resolve(source.password), tls=source.tls,
+                  password=resolver_for(settings).resolve(source.password), tls=source.tls,
                   ssl_ca=source.ssl_ca, connect_timeout=source.connect_timeout)
 
 
@@ -98,7 +99,7 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
     target = settings.target
     host, _, port = (address or "").partition(":")
     return Server(role="target", host=host or target.host, port=int(port or target.port),
-                  user=target.user, password=settings.secrets.resolve(target.password),
+                  user=target.user, password=resolver_for(settings).resolve(target.password),
                   tls=target.tls, ssl_ca=target.ssl_ca)
 
 

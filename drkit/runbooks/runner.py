@@ -50,6 +50,7 @@ from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.steps import running_step
 from drkit.runbooks.verdict import KILLED
+from drkit.secrets import resolver_for
 
 _STOP_GRACE_SECONDS = 20
 
@@ -350,7 +351,7 @@ def _secret_values(settings: Settings) -> list[str]:
         # Resolving registers the value (and the AWS secret's others); one that cannot be
         # resolved here is still caught by the shape patterns.
         with contextlib.suppress(DrkitError):
-            settings.secrets.resolve(reference)
+            resolver_for(settings).resolve(reference)
     return list(known_secrets())
 
 
