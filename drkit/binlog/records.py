@@ -21,6 +21,7 @@ from drkit.errors import BinlogArchiveError, LockHeldError
 
 SIDECAR = ".json"
 GAPS = "gaps.json"
+LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
 SUMMARY = "drkit_record"  # metadata key: the record without its ranges, as JSON
 
 

@@ -33,17 +33,17 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.azure.lease import WriterLease
 from drkit.binlog.protocol import BinlogReader, Heartbeat, binary_logs
-from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, file_order
+from drkit.binlog.records import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 from drkit.binlog.writer import BLOCK_LIMIT, FileWriter
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
 from drkit.mysql.connection import source_server
+from drkit.ops.binlog_verify import verify
 from drkit.ops.lock import RunLock
 
 __all__ = ["SIDECAR", "Archive", "ArchivedFile", "file_order", "status", "stream"]
 
-LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
 
 
 @dataclass
@@ -251,8 +251,6 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
         "gaps": gaps, "source_ahead_bytes": None}
-    from drkit.ops.binlog_verify import verify  # the records and blobs, whole or not
-
     report["verify"] = verify(settings, deep).as_dict()
     report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down

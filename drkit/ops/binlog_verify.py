@@ -20,11 +20,11 @@ from typing import Any
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, Catalog, load_manifest
-from drkit.binlog.records import GAPS
+from drkit.binlog.archived import archived_events  # the restore's reader, checks and all
+from drkit.binlog.records import GAPS, LEASE, SIDECAR, Archive, ArchivedFile, file_order
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.manifest import Manifest
-from drkit.ops.binlog_archive import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 
 _USABLE = ("ok", None, STALE)  # as pitr.choose_base: never verified ones are verified first
 
@@ -211,8 +211,6 @@ def _reread(archive: Archive, record: ArchivedFile | None) -> tuple[tuple[str, s
                                                                      str | None]:
     """Deep mode: the file read as a restore reads it; the failure, and the newest event
     read before it."""
-    from drkit.ops.pitr import archived_events  # the restore's reader, sha256 checks and all
-
     newest = None
     try:
         for _, _, timestamp, _ in archived_events(archive, record):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, load_manifest, taken_at
+from drkit.binlog.records import SIDECAR, Archive, file_order
 from drkit.console import log_event
 from drkit.errors import DrkitError
 from drkit.manifest import SIDECAR_SUFFIX
@@ -95,8 +96,6 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
     """Archived binlog files (blob and sidecar) wholly before the snapshot of the oldest
     backup that stays and can start a point-in-time restore; none if no backup that stays
     can (then every archived file may still be needed)."""
-    from drkit.ops.binlog_archive import SIDECAR, Archive, file_order
-
     start = None
     for entry in (e for e in entries if e.name not in deleting and e.has_manifest):
         try:
