@@ -282,8 +282,9 @@ class Settings(BaseSettings):
                                      "reference is tried")
     runbooks: Path | None = Field(None, description="a folder of one's own runbook YAML files "
                                                     "(default: the ones drkit ships)")
-    # This run's drkit.secrets.SecretResolver, made and kept here by drkit.secrets.resolver_for
-    # (so every adapter of a run shares it); settings are data and import nothing of it.
+    # The run's drkit.secrets.SecretResolver, made on first use by drkit.secrets.resolver_for
+    # and kept with the settings so every adapter of the run shares it (typed Any: the
+    # resolver is built on this module, not this module on it).
     _resolver: Any = PrivateAttr(None)
 
     @classmethod

@@ -2,11 +2,10 @@
 ``file:PATH``) to values, inside drkit only.
 
 A run has one resolver, :func:`resolver_for` its settings, so each secret store is asked
-once per run.
-Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`, so a value
-that leaks into a message or log line is masked there too. A setting may list references:
-the first that answers wins. A store that cannot be reached (AWS on the day its region is
-down) is remembered as such and not asked again in the run.
+once per run. Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`,
+so a value that leaks into a message or log line is masked there too. A setting may list
+references: the first that answers wins. A store that cannot be reached (AWS on the day its
+region is down) is remembered as such and not asked again in the run.
 
 Each scheme is a provider. Providers that talk to a cloud live in that cloud's adapter
 package and are named here by import path, so this module, which every layer uses, imports
