@@ -113,11 +113,10 @@ def sdk_violations(path: Path, module: str) -> list[str]:
             if own not in SDK_LAYERS.get(imported.split(".")[0], {own})]
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_each_sdk_is_imported_by_its_adapter_only(path: Path):
-    wrong = sdk_violations(path, module_name(path))
-    assert not wrong, f"{layer_of(module_name(path))} may not import these SDKs: {wrong} " \
-                      f"(each belongs to {SDK_LAYERS})"
+def test_each_sdk_is_imported_by_its_adapter_only():
+    wrong = {str(path.relative_to(PACKAGE)): found for path in SOURCES
+             if (found := sdk_violations(path, module_name(path)))}
+    assert wrong == {}, f"each SDK belongs to the layers {SDK_LAYERS}"
 
 
 def blob_calls(path: Path, module: str) -> list[str]:
@@ -127,9 +126,10 @@ def blob_calls(path: Path, module: str) -> list[str]:
             if isinstance(node, ast.Attribute) and node.attr in BLOB_CALLS]
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_blob_storage_is_called_through_the_store_only(path: Path):
-    assert not blob_calls(path, module_name(path)), "call a BackupStore method instead"
+def test_blob_storage_is_called_through_the_store_only():
+    wrong = {str(path.relative_to(PACKAGE)): found for path in SOURCES
+             if (found := blob_calls(path, module_name(path)))}
+    assert wrong == {}, "call a BackupStore method instead"
 
 
 def import_cycles(sources: dict[str, Path]) -> list[list[str]]:
