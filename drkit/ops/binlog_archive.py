@@ -92,6 +92,9 @@ class _Streamer:
         self.known: dict[str, ArchivedFile] = {}  # file -> its record
 
     def run(self, once: bool, stop_after: float | None, start_from: str | None) -> StreamResult:
+        """Read from where the archive ends (``start_from``: where a new one starts) to the
+        source's current end (``once``) or on and on; what was read is flushed however the
+        run ends."""
         server = source_server(self.settings)
         self.writer = FileWriter(self.archive, self._start(server, start_from), self.lease)
         archived = self.writer.archived  # reconciled with its blob: where reading starts
