@@ -6,6 +6,7 @@ import json
 
 from drkit.azure import maintenance
 from drkit.config import load_settings
+from drkit.secrets import resolver_for
 from tests.helpers import point_cli_at, run_cli
 
 
@@ -39,7 +40,7 @@ def test_the_page_goes_up_and_down_only_with_yes(sandbox, tmp_path, monkeypatch)
 def test_a_message_holding_a_secret_is_never_published(sandbox, tmp_path, monkeypatch):
     point_cli_at(sandbox, tmp_path, monkeypatch)
     settings = load_settings()
-    key = settings.secrets.resolve(settings.storage.key).get_secret_value()
+    key = resolver_for(settings).resolve(settings.storage.key).get_secret_value()
     try:
         result = run_cli("maintenance", "on", "--message", f"key {key}", "--yes")
         assert result.exit_code == 42 and key not in result.stdout + result.stderr

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from html import escape
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from drkit.azure.blobstore import BackupStore
@@ -63,31 +63,27 @@ def publish(settings: Settings, message: str, since: datetime) -> str:
         raise AuditRefusedError(
             f"The maintenance page was not published: its message contains {', '.join(found)}.",
             "Write the message again without it, and rotate that credential.")
-    try:
-        store.container.upload_blob(settings.azure.website_page, render(message, since).encode(),
-                                    overwrite=True, content_settings=ContentSettings(
+    with store.translated_errors():
+        store.container.upload_blob(settings.azure.website_page,
+                                    render(message, since).encode(), overwrite=True,
+                                    content_settings=ContentSettings(
                                         content_type="text/html; charset=utf-8",
                                         cache_control="no-cache"))
-    except AzureError as exc:
-        raise store.error(exc) from None
     return page_url(settings, store)
 
 
 def is_up(settings: Settings) -> bool:
     store = _store(settings)
-    try:
+    with store.translated_errors():
         return store.container.get_blob_client(settings.azure.website_page).exists()
-    except AzureError as exc:
-        raise store.error(exc) from None
 
 
 def remove(settings: Settings) -> bool:
     """Take the page down; False if it was not up."""
     store = _store(settings)
-    try:
-        store.container.delete_blob(settings.azure.website_page)
-    except ResourceNotFoundError:
-        return False
-    except AzureError as exc:
-        raise store.error(exc) from None
+    with store.translated_errors():
+        try:
+            store.container.delete_blob(settings.azure.website_page)
+        except ResourceNotFoundError:
+            return False
     return True

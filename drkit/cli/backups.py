@@ -104,8 +104,7 @@ def _list_versions(context: Context, catalog, as_json: bool) -> None:
     from drkit.manifest import SIDECAR_SUFFIX
     from drkit.units import human_size
 
-    current = {b.name.removesuffix(SIDECAR_SUFFIX) for b in
-               catalog.store.container.list_blobs(name_starts_with=catalog.store.prefix)}
+    current = {b.name.removesuffix(SIDECAR_SUFFIX) for b in catalog.store.blobs()}
     rows: dict[str, dict] = {}
     for version in catalog.previous_versions():
         backup = version.name.removesuffix(SIDECAR_SUFFIX)

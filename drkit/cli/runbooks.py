@@ -161,8 +161,7 @@ def audit_show(context: Context, run_id: str, container: str) -> None:
     from drkit.runbooks.audit import RUN, find_run
 
     store = context.store(container)
-    context.env.print(store.container.download_blob(find_run(store, run_id) + RUN)
-                      .readall().decode())
+    context.env.print(store.read(find_run(store, run_id) + RUN).decode())
 
 
 @audit.command("verify")
@@ -194,7 +193,7 @@ def audit_report(context: Context, container: str, output: Path, report_format: 
 
     store = context.store(container)
     runs = list_runs(store, limit)
-    links = {run["run_id"]: store.container.get_blob_client(run["audit"]["prefix"] + HTML).url
+    links = {run["run_id"]: store.url(run["audit"]["prefix"] + HTML)
              for run in runs if (run.get("audit") or {}).get("prefix")}
     model = report_model(runs, links)
     if report_format == "json":

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.core.exceptions import AzureError
 
 from drkit import __version__
 from drkit.azure.blobstore import BackupStore
@@ -45,6 +44,7 @@ from drkit.runbooks.outcome import KERNEL, failed_cell, outcome
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.steps import running_step
+from drkit.secrets import resolver_for
 
 _STOP_GRACE_SECONDS = 20
 
@@ -193,12 +193,8 @@ def _audit_store(settings: Settings, runbook: Runbook) -> BackupStore:
 
 
 def _refuse_republishing(store: BackupStore, runbook: Runbook, notebook_sha256: str) -> None:
-    try:
-        published = [b.name for b in store.container.list_blobs(
-            name_starts_with=f"{runbook.name}/", include=["metadata"])
-            if (b.metadata or {}).get("notebook_sha256") == notebook_sha256]
-    except AzureError as exc:
-        raise store.error(exc) from None
+    published = [b.name for b in store.blobs(f"{runbook.name}/", metadata=True)
+                 if b.metadata.get("notebook_sha256") == notebook_sha256]
     if published:
         raise AuditRefusedError(
             f"This notebook was published already, as {published[0].rsplit('/', 2)[-2]}; "
@@ -253,7 +249,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         store = _audit_store(settings, runbook)
         published = record.publish(store, {"notebook_sha256": identity})
         page = next((name for name in published if name.endswith(HTML)), None)
-        record_url = store.container.get_blob_client(page).url if page else None
+        record_url = store.url(page) if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == ExitStatus.OK:
@@ -355,7 +351,7 @@ def _secret_values(settings: Settings) -> list[str]:
         # Resolving registers the value (and the AWS secret's others); one that cannot be
         # resolved here is still caught by the shape patterns.
         with contextlib.suppress(DrkitError):
-            settings.secrets.resolve(reference)
+            resolver_for(settings).resolve(reference)
     return list(known_secrets())
 
 

@@ -16,16 +16,13 @@ import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pymysql
 
 from drkit.errors import SandboxError
 from drkit.programs import find_program
 from drkit.sandbox import demodb, flexible, rds
-
-if TYPE_CHECKING:
-    from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.host import ServiceHost
 
 DEFAULT_DIR = Path(".drkit-sandbox")
 SECRET_ID = "backup-credentials-sandbox"
@@ -92,7 +89,7 @@ class Service(ABC):
     role: str
     program: str | None  # None: drkit's own Python
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: ServiceHost) -> None:
         self.sandbox = sandbox
         self.home = sandbox.directory / self.name
 
