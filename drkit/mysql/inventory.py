@@ -144,3 +144,27 @@ def binlog_gtid_readable(connection: pymysql.Connection, position: dict[str, Any
             return cursor.fetchone()[0] is not None
     except pymysql.err.MySQLError:
         return False
+
+
+def object_counts(connection: pymysql.Connection,
+                  databases: list[str]) -> dict[str, int | None]:
+    """Tables, views, routines and events per database; None where the database is absent."""
+    counts: dict[str, int | None] = {}
+    with connection.cursor() as cursor:
+        for database in databases:
+            cursor.execute(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s),"
+                " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
+                (database,) * 4)
+            objects, exists = cursor.fetchone()
+            counts[database] = int(objects) if exists else None
+    return counts
+
+
+def max_allowed_packet(connection: pymysql.Connection) -> int:
+    """The largest statement the server takes, in bytes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        return int(cursor.fetchone()[0])
