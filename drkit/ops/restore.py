@@ -6,6 +6,10 @@ No local disk. The target database must not exist or be empty unless ``replace``
 in which case the backup is loaded and proven beside it and swapped in only then. The
 checksum and the dump's trailer are checked as the stream ends; the proof then compares the
 loaded data with the manifest.
+
+A restore is asked for with a :class:`RestoreRequest` (the CLI, the drill and the failover
+build one alike) and runs as the steps of :class:`Restore`; ``restore --check`` is
+:mod:`drkit.ops.restorecheck`.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def rewriter_for(settings: Settings, renames: dict[str, str], request: RestoreRe
 
 
 def statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
-                reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
+               reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
     """The backup's statements, rewritten; checks checksum and trailer as the stream ends."""
     lexer = SqlLexer()
     tail = b""
