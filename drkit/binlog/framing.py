@@ -9,6 +9,7 @@ sha256 before handing them over.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -46,33 +47,39 @@ class EventFramer:
     def feed(self, piece: bytes) -> Iterator[FramedEvent]:
         """The events ``piece`` completes, in file order (a generator: iterate it, or the
         piece is not taken)."""
-        self._buffer += piece
-        if not self._magic_read:
-            if len(self._buffer) < len(MAGIC):
-                return
-            if not self._buffer.startswith(MAGIC):
-                raise BinlogArchiveError(f"{self.name} is not a binary log.")
-            del self._buffer[:len(MAGIC)]
-            self._magic_read = True
-        yield from self._events()
-
-    def _events(self) -> Iterator[FramedEvent]:
-        buffer, start = self._buffer, 0
+        buffer = self._buffer
+        buffer += piece
+        if not self._magic_read and not self._read_magic():
+            return
+        start, position = 0, self._position
         try:
-            # Events are cut by offset; the buffer is compacted once per piece, not per event.
+            # Cut by offset; the buffer is compacted once per piece, not once per event.
             while len(buffer) - start >= HEADER_SIZE:
                 size = int.from_bytes(buffer[start + 9:start + 13], "little")
                 if size < HEADER_SIZE:  # a size no event has: never a binary log's bytes
-                    raise BinlogArchiveError(
-                        f"{self.name} is not a binary log: the event at {self._position} "
-                        f"says it is {size} bytes.")
+                    raise BinlogArchiveError(f"{self.name} is not a binary log: the event at "
+                                             f"{position} says it is {size} bytes.")
                 if len(buffer) - start < size:
                     break
                 data = bytes(buffer[start:start + size])
                 start += size
-                event = FramedEvent(self._position, data[4], int.from_bytes(data[:4], "little"),
-                                    data)
-                self._position += size
+                event = _event((position, data[4], int.from_bytes(data[:4], "little"), data))
+                position += size
                 yield event
         finally:
             del buffer[:start]
+            self._position = position
+
+    def _read_magic(self) -> bool:
+        """Whether the file's magic was read (and taken off): False while it is not whole."""
+        if len(self._buffer) < len(MAGIC):
+            return False
+        if not self._buffer.startswith(MAGIC):
+            raise BinlogArchiveError(f"{self.name} is not a binary log.")
+        del self._buffer[:len(MAGIC)]
+        self._magic_read = True
+        return True
+
+
+# FramedEvent from a tuple without the keyword handling of its constructor: once per event.
+_event = functools.partial(tuple.__new__, FramedEvent)

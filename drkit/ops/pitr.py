@@ -342,11 +342,12 @@ def archived_events(archive: Archive, archived: ArchivedFile) -> Iterator[Framed
 
 
 def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile) -> Iterator[bytearray]:
-    """Each committed range's bytes once they match its sha256; a range cut short, or not
-    matching, is refused."""
+    """The bytes of the committed ranges each chunk completes, once each matched its sha256
+    (framed a chunk at a time, as they come); a range cut short, or not matching, is refused."""
     ranges = iter(archived.ranges)
     current, pending, offset = next(ranges, None), bytearray(), 0
     for chunk in chunks:
+        checked = bytearray()
         while chunk and current is not None:
             take = chunk[:current["end"] - offset]
             pending += take
@@ -355,8 +356,10 @@ def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile) -> Iterat
             if offset == current["end"]:
                 if hashlib.sha256(pending).hexdigest() != current["sha256"]:
                     raise _damaged(archived, current)
-                yield pending
+                checked += pending
                 pending, current = bytearray(), next(ranges, None)
+        if checked:
+            yield checked
     if current is not None:
         raise _damaged(archived, current)
 
