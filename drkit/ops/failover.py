@@ -219,13 +219,7 @@ class Failover:
             approval = self.gate(f"restore {entry.name} into {server.address}, "
                                  f"{plan.describe()}"
                                  + (" replacing what is there" if present else ""))
-            self._mark({"backup": entry.name, "status": "loading"})
-            if plan.until:  # the base the archive's newest event needs, then the archive
-                request = RestoreRequest(until="latest", databases=manifest.databases,
-                                         replace=bool(present))
-            else:
-                request = RestoreRequest(backup=entry.name, replace=bool(present))
-            result = run_restore(self.settings, request, self.env)
+            result = self._restore(entry, manifest, plan, replace=bool(present))
             reached = self._restored(result, entry, manifest)
             step["outcome"] = (f"restored {result.backup} in {result.seconds:.0f} s and proven"
                                + (f", then the binlog to {reached:%H:%M:%S}" if result.replay
@@ -235,8 +229,20 @@ class Failover:
                                  f"failover began ({approval})")
             return self.restored
 
-    def _restored(self, result: RestoreResult, entry: BackupEntry, manifest: Manifest,
-                  ) -> datetime:
+    def _restore(self, entry: BackupEntry, manifest: Manifest, plan: PointInTime,
+                 replace: bool) -> RestoreResult:
+        """The restore itself, marked as under way first (a rerun knows partial data there
+        is its own)."""
+        self._mark({"backup": entry.name, "status": "loading"})
+        if plan.until:  # the base the archive's newest event needs, then the archive
+            request = RestoreRequest(until="latest", databases=manifest.databases,
+                                     replace=replace)
+        else:
+            request = RestoreRequest(backup=entry.name, replace=replace)
+        return run_restore(self.settings, request, self.env)
+
+    def _restored(self, result: RestoreResult, entry: BackupEntry,
+                  manifest: Manifest) -> datetime:
         """Marks and records the restore done; the time its data reaches."""
         replay = result.replay
         reached = datetime.fromisoformat(replay.reached) if replay else entry.taken_at
