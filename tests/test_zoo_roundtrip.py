@@ -73,7 +73,7 @@ def test_a_unicode_database_restores_under_another_name(sandbox, backup_settings
 
 def test_the_proof_names_each_object_whose_definition_differs(sandbox, zoo_settings):
     from drkit.errors import ProofFailedError
-    from drkit.ops.restore import prove_backup
+    from drkit.ops.restorecheck import prove_backup
 
     backup = run_backup(zoo_settings)
     run_restore(zoo_settings, RestoreRequest(backup.name, replace=True))

@@ -303,7 +303,8 @@ def prove_command(context: Context, backup: str, target_address: str | None,
                   databases: tuple[str, ...], rename_to: str | None, as_json: bool) -> None:
     """Compare the target's copy of BACKUP with its manifest; list every difference."""
     from drkit.errors import ProofFailedError
-    from drkit.ops.restore import RestoreRequest, prove_backup
+    from drkit.ops.restore import RestoreRequest
+    from drkit.ops.restorecheck import prove_backup
 
     context.env.configure_logging(context.settings.backup.log_file)
     try:

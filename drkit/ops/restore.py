@@ -8,8 +8,8 @@ checksum and the dump's trailer are checked as the stream ends; the proof then c
 loaded data with the manifest.
 
 A restore is asked for with a :class:`RestoreRequest` (the CLI, the drill and the failover
-build one alike) and runs as the steps of :class:`Restore`; ``restore --check`` is
-:mod:`drkit.ops.restorecheck`.
+build one alike) and runs as the steps of :class:`Restore`; ``restore --check`` and
+``drkit prove`` are :mod:`drkit.ops.restorecheck`.
 """
 
 from __future__ import annotations
@@ -159,6 +159,16 @@ class Restore:
     that way; without it, such a database is refused. With ``until``, the archived binlog
     is replayed on the proven copy before it is put in place (:mod:`drkit.ops.pitr`).
     """
+
+    # What the steps find, each set by the step named: select ...
+    store: BackupStore
+    server: Server
+    entry: BackupEntry
+    manifest: Manifest
+    renames: dict[str, str]  # refuse: name in the backup -> name on the target
+    swaps: dict[str, tuple[str, str]]  # prepare: name on the target -> (scratch, old) names
+    load_as: dict[str, str]  # prepare: name in the backup -> scratch database loaded
+    rewriter: Rewriter  # prepare
 
     def __init__(self, settings: Settings, request: RestoreRequest,
                  env: Environment | None = None) -> None:
@@ -341,16 +351,6 @@ def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
               f"{proof.rows_checked} rows and {proof.objects_checked} objects match the manifest",
               **{k: v for k, v in proof.as_dict().items() if k != "tables"})
     return proof
-
-
-def prove_backup(settings: Settings, request: RestoreRequest) -> ProofResult:
-    """The target's copy of the backup ``request`` names compared with its manifest."""
-    store = BackupStore.from_settings(settings)
-    manifest = load_manifest(store, Catalog(store).select(request.backup).name)
-    renames = restore_names(manifest, request.rename_to, request.databases)
-    return prove_restore(manifest.only(list(renames)),
-                         target_server(settings, request.target_address), renames,
-                         azure_rewrites(settings))
 
 
 def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:

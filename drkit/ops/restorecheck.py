@@ -1,5 +1,6 @@
-"""``drkit restore --check``: what a restore would rewrite, and what would block it, found
-by reading the backup through; nothing is loaded.
+"""The checks around a restore that load nothing: ``drkit restore --check`` (what a restore
+would rewrite, and what would block it, found by reading the backup through) and
+``drkit prove`` (whether the target's copy is the backup's).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
 from drkit.mysql import inventory, timezones
 from drkit.mysql.connection import Server, connect, target_server
+from drkit.mysql.proof import ProofResult
 from drkit.ops import restore
 from drkit.ops.readback import CountingReader
-from drkit.ops.restore import RestoreRequest
+from drkit.ops.restore import RestoreRequest, azure_rewrites, prove_restore
 from drkit.ops.restorenames import restore_names
 from drkit.units import human_size
 
@@ -76,3 +78,13 @@ def check_backup(settings: Settings, request: RestoreRequest) -> CheckResult:
 def _max_allowed_packet(server: Server) -> int:
     with contextlib.closing(connect(server)) as connection:
         return inventory.max_allowed_packet(connection)
+
+
+def prove_backup(settings: Settings, request: RestoreRequest) -> ProofResult:
+    """The target's copy of the backup ``request`` names compared with its manifest."""
+    store = BackupStore.from_settings(settings)
+    manifest = load_manifest(store, Catalog(store).select(request.backup).name)
+    renames = restore_names(manifest, request.rename_to, request.databases)
+    return prove_restore(manifest.only(list(renames)),
+                         target_server(settings, request.target_address), renames,
+                         azure_rewrites(settings))
