@@ -760,9 +760,10 @@ def test_triggers_follow_the_binlogs_ddl_or_stop_it(sandbox, pitr):
 def _archived_transactions(base: str) -> tuple[list, list[list]]:
     """The archive's events before the base's snapshot position, and its transactions
     after it (lists of (type, bytes), each from its GTID event on)."""
+    from drkit.azure.blobstore import BackupStore
+    from drkit.binlog.archived import archived_events
     from drkit.binlog.events import GTID_EVENTS
     from drkit.ops.binlog_archive import Archive
-    from drkit.ops.pitr import BackupStore, archived_events
 
     settings = load_settings()
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))

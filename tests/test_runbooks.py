@@ -22,7 +22,7 @@ from drkit.errors import AuditRefusedError, ConfigError
 from drkit.runbooks import runner
 from drkit.runbooks.audit import AuditRecord
 from drkit.runbooks.runbook import all_runbooks, load_runbook, runbook_dirs
-from drkit.runbooks.runner import run_runbook
+from drkit.runbooks.runner import RunRequest, run_runbook
 from tests import dbtools
 from tests.conftest import repo_root
 from tests.helpers import point_cli_at, run_cli
@@ -196,7 +196,8 @@ def test_record_with_a_secret_in_an_output_is_refused(sandbox, run_env, audit_st
     monkeypatch.setenv("LEAKED", sandbox.secret()["azure_storage_key"])
     name = _tiny_runbook(run_env, "import os\nprint(os.environ['LEAKED'])")
     settings = load_settings()
-    outcome = run_runbook(settings, sandbox.config_path, load_runbook(name, [run_env]))
+    outcome = run_runbook(settings, sandbox.config_path,
+                          RunRequest(load_runbook(name, [run_env])))
     assert outcome.exit_code == AuditRefusedError.exit_code
     assert "contains an Azure storage account key" in outcome.message
     assert "a value of this run's secrets" in outcome.message
@@ -216,7 +217,8 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
     real = runner.kernel_environment
     monkeypatch.setattr(runner, "kernel_environment",
                         lambda: real(python="/nonexistent/bin/python3"))
-    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook("nightly-backup"))
+    outcome = run_runbook(load_settings(), sandbox.config_path,
+                          RunRequest(load_runbook("nightly-backup")))
     assert outcome.exit_code == 41
     assert "No such file or directory: '/nonexistent/bin/python3'" in outcome.message
     run = json.loads(published(audit_store, outcome.run_id)["run.json"])
@@ -225,7 +227,8 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
 
 def test_total_timeout_stops_the_run_and_keeps_a_record(sandbox, run_env, audit_store):
     name = _tiny_runbook(run_env, "import time\ntime.sleep(60)", total_seconds=8)
-    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook(name, [run_env]))
+    outcome = run_runbook(load_settings(), sandbox.config_path,
+                          RunRequest(load_runbook(name, [run_env])))
     assert outcome.exit_code == 41
     assert "exceeded the runbook's total timeout" in outcome.message
     assert "run.json" in published(audit_store, outcome.run_id)

@@ -2,6 +2,7 @@
 
 - ``protocol``: the replication protocol reader (``COM_BINLOG_DUMP`` over a pymysql
   connection) and the heartbeat it writes on the source;
+- ``framing``: a binlog file's events cut from its bytes, in pieces of any size;
 - ``events``, ``rowevents``, ``jsonbinary``: the decoders, pure bytes in, values out, and
   ``values``, the readers they share (packed integers, binary DECIMALs);
 - ``replay``, ``batch``, ``txgroup``, ``worker``, ``targettable``, ``triggers``,

@@ -33,7 +33,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     """Execute RUNBOOK's notebook with papermill and publish its audit record."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import load_runbook, runbook_dirs
-    from drkit.runbooks.runner import run_runbook
+    from drkit.runbooks.runner import RunRequest, run_runbook
 
     if not context.config_path:
         raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
@@ -42,8 +42,9 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     context.env.configure_logging(settings.backup.log_file)
     _close_interrupted(context)
     outcome = run_runbook(settings, Path(context.config_path),
-                          load_runbook(runbook, runbook_dirs(settings)),
-                          environment, overrides, env=context.env)
+                          RunRequest(load_runbook(runbook, runbook_dirs(settings)), environment,
+                                     overrides),
+                          context.env)
     if as_json:
         context.env.print_json(outcome.as_dict())
     else:

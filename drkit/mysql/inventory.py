@@ -166,3 +166,27 @@ def binlog_retention(connection: pymysql.Connection) -> timedelta | None:
             if seconds:
                 return timedelta(seconds=float(seconds))
     return timedelta(days=36500)  # never expired
+
+
+def object_counts(connection: pymysql.Connection,
+                  databases: list[str]) -> dict[str, int | None]:
+    """Tables, views, routines and events per database; None where the database is absent."""
+    counts: dict[str, int | None] = {}
+    with connection.cursor() as cursor:
+        for database in databases:
+            cursor.execute(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s),"
+                " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
+                (database,) * 4)
+            objects, exists = cursor.fetchone()
+            counts[database] = int(objects) if exists else None
+    return counts
+
+
+def max_allowed_packet(connection: pymysql.Connection) -> int:
+    """The largest statement the server takes, in bytes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        return int(cursor.fetchone()[0])
