@@ -84,11 +84,16 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
     again = run_cli("run", "failover", "-p", "approve=true", "-p", "maintenance_off=true",
                     "--json")
     assert again.exit_code == 0, again.stdout
-    timeline = {s["name"]: s["outcome"] for s in _audit(
-        load_settings(), json.loads(again.stdout)["run_id"])["results"]["timeline"]}
+    rerun = _audit(load_settings(), json.loads(again.stdout)["run_id"])["results"]
+    timeline = {s["name"]: s["outcome"] for s in rerun["timeline"]}
     assert timeline["DR server up"] == "already Ready"
     assert timeline["restore and prove"].startswith("skipped: restored by an earlier run") \
         and "base only (binlog archive not used" in timeline["restore and prove"]
+    # Nothing restored by this run: its restore step is not timed, and it has no RTO.
+    skipped = next(s for s in rerun["timeline"] if s["name"] == "restore and prove")
+    assert skipped["duration_seconds"] is None and rerun["rto_seconds"] is None
+    assert rerun["reached_by"].startswith("kept") and rerun["data_loss_seconds"] > 0
+    assert results["reached_by"] == "base only"
     assert timeline["maintenance page off"].startswith("removed")
     assert sum(1 for m, p in arm.requests if p.endswith("/start")) == starts
     assert not maintenance.is_up(load_settings())

@@ -217,6 +217,10 @@ def test_the_drill_restores_to_latest_and_measures_rpo_by_the_heartbeat(sandbox,
     results = json.loads((Path(outcome["record"]) / "run.json").read_text())["results"]
     assert outcome["ok"] and results["rpo_seconds"] < 60, results
     assert any(line.startswith("RPO ") for line in outcome["summary"])
+    # The summary names the time the data reached, and how: the base, then the archive.
+    reach = next(line for line in outcome["summary"] if line.startswith("data reaches "))
+    assert reach.endswith("transactions replayed)") and "(base + " in reach, reach
+    assert results["reached_by"].startswith("base + ")
 
 
 def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbox, pitr,

@@ -77,11 +77,7 @@ def test_the_verdict_cell_follows_the_parameters(tmp_path, tags, where):
 
 def test_the_time_the_data_reaches_is_a_figure_saying_how():
     base = {"backup": "b.sql.gz", "data_reaches": "2026-12-07T04:19:44+00:00"}
-    assert figures({**base, "replay": None}, {})[1] == \
-        "data reaches 2026-12-07 04:19:44 UTC (base only)"
-    replayed = {**base, "replay": {"transactions": 12, "reached": "..."}}
-    assert figures(replayed, {})[1] == \
+    assert figures({**base, "reached_by": "base + 12 transactions replayed"}, {})[1] == \
         "data reaches 2026-12-07 04:19:44 UTC (base + 12 transactions replayed)"
-    assert figures({**base, "reached_by": "standby caught up"}, {})[1].endswith(
-        "(standby caught up)")
+    assert figures(base, {})[1] == "data reaches 2026-12-07 04:19:44 UTC"
     assert not any(line.startswith("data reaches") for line in figures({"backup": "b"}, {}))

@@ -20,7 +20,7 @@ from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import ObjectiveBreachedError
 from drkit.mysql.connection import connect, target_server
-from drkit.ops.pitr import resolve
+from drkit.ops.pitr import reached_by, resolve
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
 
@@ -37,7 +37,9 @@ class DrillResult:
     scratch_database: str
     target: str
     backup_taken_at: str
-    rpo_seconds: float  # age of the backup when the drill started
+    rpo_seconds: float  # age of the newest data restored when the drill started
+    data_reaches: str  # the newest data restored (ISO 8601, UTC)
+    reached_by: str  # base only, or base + N transactions replayed
     backup_interval_seconds: float | None  # between the two newest backups
     rto_seconds: float  # selection through proof
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step
@@ -104,12 +106,13 @@ def run_drill(settings: Settings, asked: RestoreRequest | None = None,
             _drop(server, scratch)
     rto = time.monotonic() - clock
     newest = [e.taken_at for e in entries][-2:]
+    reached = datetime.fromisoformat(restored.replay.reached) if restored.replay else \
+        entry.taken_at
     result = DrillResult(
         backup=entry.name, scratch_database=scratch, target=server.address,
         backup_taken_at=entry.taken_at.isoformat(),
-        rpo_seconds=round((started - (datetime.fromisoformat(restored.replay.reached)
-                                      if restored.replay else entry.taken_at)
-                               ).total_seconds(), 1),
+        rpo_seconds=round((started - reached).total_seconds(), 1),
+        data_reaches=reached.isoformat(), reached_by=reached_by(restored.replay),
         backup_interval_seconds=round((newest[1] - newest[0]).total_seconds(), 1)
         if len(newest) == 2 else None,
         rto_seconds=round(rto, 3),
@@ -123,7 +126,8 @@ def run_drill(settings: Settings, asked: RestoreRequest | None = None,
     if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
         result.breaches.append(f"RTO: the restore took {rto / 60:.1f} min, the objective is "
                                f"{objectives.rto_minutes} min")
-    log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: RPO "
+    log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: data "
+              f"reaches {result.data_reaches} ({result.reached_by}), RPO "
               f"{result.rpo_seconds:.0f} s, RTO {result.rto_seconds:.1f} s", **result.as_dict())
     return result
 

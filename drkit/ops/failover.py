@@ -42,7 +42,7 @@ from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
 from drkit.ops.binlog_archive import Archive
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.pitr import archive_end, resolve
+from drkit.ops.pitr import archive_end, reached_by, resolve
 from drkit.ops.restore import (
     RestoreRequest,
     RestoreResult,
@@ -61,7 +61,7 @@ class Step:
     name: str
     started_at: str
     ended_at: str
-    duration_seconds: float
+    duration_seconds: float | None  # None: skipped
     outcome: str
 
 
@@ -131,9 +131,11 @@ class Failover:
             self.status = f"failed at {name}"
             raise
         finally:
+            skipped = result["outcome"].startswith("skipped")  # shown as skipped, not timed
             self.timeline.append(Step(name, started.isoformat(timespec="seconds"),
                                       datetime.now(UTC).isoformat(timespec="seconds"),
-                                      round(time.monotonic() - clock, 2), result["outcome"]))
+                                      None if skipped else round(time.monotonic() - clock, 2),
+                                      result["outcome"]))
             log_event("failover.step", f"{name}: {result['outcome']}", step=name,
                       outcome=result["outcome"])
             self._save()
@@ -143,9 +145,11 @@ class Failover:
             self.results_path.write_text(json.dumps(self.results(), default=str))
 
     def results(self) -> dict[str, Any]:
+        # A run that kept an earlier run's copy restored nothing: its time is no RTO.
+        restored = not self.restored.get("reached_by", "").startswith(("kept", "base only, kept"))
         return {"status": self.status, "started_at": self.started.isoformat(),
                 "rto_seconds": round(time.monotonic() - self._clock, 1)
-                if self.status == "failed over" else None,
+                if self.status == "failed over" and restored else None,
                 "timeline": [asdict(s) for s in self.timeline], "gates": self.gates,
                 **self.restored}
 
@@ -277,6 +281,7 @@ class Failover:
                     "data_reaches": reached.isoformat(),
                     "archive_end": replay.archive_end if replay else None})
         self._record(result.backup, manifest.databases, reached,
+                     reached_by=reached_by(replay),
                      rows=result.proof.rows_checked if result.proof else None,
                      restore_seconds=result.seconds,
                      compressed_bytes=result.compressed_bytes,
@@ -293,7 +298,8 @@ class Failover:
         if proven and (marker.get("archive_end") == plan.archive_end if plan.until
                        else marker.get("backup") == entry.name):
             reached = datetime.fromisoformat(marker["data_reaches"])
-            self._record(marker["backup"], manifest.databases, reached)
+            self._record(marker["backup"], manifest.databases, reached,
+                         reached_by="kept: restored and proven by an earlier run")
             return (f"skipped: restored by an earlier run up to {reached:%Y-%m-%d %H:%M:%S}, "
                     + ("and the archive holds nothing after it" if plan.until
                        else f"base only ({plan.why_not})"))
@@ -312,14 +318,15 @@ class Failover:
                 "with -p replace=True to replace it by the backup and the archive.") from None
         if plan.until:
             return None  # the base exactly: replaced by base + replay, nothing of it lost
-        self._record(entry.name, manifest.databases, entry.taken_at, rows=proof.rows_checked)
+        self._record(entry.name, manifest.databases, entry.taken_at, rows=proof.rows_checked,
+                     reached_by="base only, kept: already restored and proven")
         return f"skipped: {entry.name} already restored and proven (base only: {plan.why_not})"
 
     def _record(self, backup: str, databases: list[str], reached: datetime,
                 **details: Any) -> None:
         """What the run restored, and always the time its data reaches and the loss."""
         self.restored = {"backup": backup, "databases": databases, "proof": "passed",
-                         "data_reaches": reached.isoformat(),
+                         "data_reaches": reached.isoformat(), "reached_by": "base only",
                          "data_loss_seconds": round((self.started - reached).total_seconds(), 1),
                          "replay": None, **details}
 
@@ -366,6 +373,15 @@ class Failover:
             approval = self.gate("take the maintenance page down")
             removed = maintenance.remove(self.settings)
             step["outcome"] = f"{'removed' if removed else 'was not up'} ({approval})"
+
+    def headline(self) -> str:
+        """The run in one line: its RTO (or that it restored nothing) and the data's time."""
+        results = self.results()
+        rto = (f"RTO {results['rto_seconds']:.0f} s" if results["rto_seconds"] is not None
+               else "nothing restored by this run, so no RTO")
+        reach = (f"; data reaches {self.restored['data_reaches']} "
+                 f"({self.restored['reached_by']})" if self.restored else "")
+        return f"{self.status.capitalize()}: {rto}{reach}"
 
     def finish(self) -> dict[str, Any]:
         self.status = "failed over"

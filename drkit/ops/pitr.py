@@ -76,6 +76,11 @@ class ReplayResult:
     events_per_second: int
 
 
+def reached_by(replay: ReplayResult | None) -> str:
+    """How a restored copy got to the time its data reaches, as summaries say it."""
+    return f"base + {replay.transactions} transactions replayed" if replay else "base only"
+
+
 def plan_replay(settings: Settings, until: str, databases: list[str] | None,
                 env: Environment) -> ReplayPlan:
     """TIME and the base of a restore of ``databases`` (to be named when the backups hold

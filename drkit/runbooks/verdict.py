@@ -57,12 +57,8 @@ def data_reach(results: dict[str, Any]) -> str | None:
     if not results.get("data_reaches"):
         return None
     reached = datetime.fromisoformat(results["data_reaches"]).astimezone(UTC)
-    how = results.get("reached_by")
-    if how is None:
-        replay = results.get("replay") or {}
-        how = (f"base + {replay['transactions']} transactions replayed"
-               if replay.get("transactions") is not None else "base only")
-    return f"data reaches {reached:%Y-%m-%d %H:%M:%S} UTC ({how})"
+    how = f" ({results['reached_by']})" if results.get("reached_by") else ""
+    return f"data reaches {reached:%Y-%m-%d %H:%M:%S} UTC{how}"
 
 
 def summary(runbook: str, exit_code: int, message: str, results: dict[str, Any],
