@@ -128,10 +128,10 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_schedules(tmp_path):
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks == {"verified", "proof", "rpo"}
     assert {job.name for job in repository.get_all_jobs()} >= {"backup_job", "verify_job",
-                                                               "drill_job"}
+                                                               "drill_job", "rpo_job"}
     # prod's seed schedules, with m001's own backup cron beside them
     schedules = {s.cron_schedule: s for s in repository.schedule_defs}
-    assert set(schedules) == {"0 2 * * *", "0 3 * * *", "0 5 * * 1"}
+    assert set(schedules) == {"0 2 * * *", "0 3 * * *", "0 5 * * 1", "*/15 * * * *"}
     context = build_schedule_context(scheduled_execution_time=datetime(2026, 1, 1, 3, tzinfo=UTC),
                                      repository_def=repository)
     requests = list(schedules["0 3 * * *"].evaluate_tick(context).run_requests)
@@ -178,3 +178,28 @@ def test_a_500_member_fleet_is_measured(tmp_path, what, capsys):
     with capsys.disabled():
         print(f"\n500-member fleet, {what}: {figures}")
     assert figures["seconds"] > 0
+
+
+@pytest.mark.parametrize(("exit_codes", "attempts", "ok"), [
+    ([ExitStatus.SERVER_UNREACHABLE, ExitStatus.OK], 2, True),  # retried, then good
+    ([ExitStatus.STORAGE_FAILED] * 3, 3, False),  # max_retries 2, then it fails
+    ([ExitStatus.CHECKSUM_MISMATCH, ExitStatus.OK], 1, False),  # a corrupt backup: never
+    ([ExitStatus.PROOF_FAILED, ExitStatus.OK], 1, False),
+    ([ExitStatus.NOT_APPROVED, ExitStatus.OK], 1, False),
+])
+def test_dagster_retries_only_transient_exit_codes(tmp_path, monkeypatch, exit_codes,
+                                                    attempts, ok):
+    """Dagster's own executor, with drkit's step replaced by one that exits with each of
+    ``exit_codes`` in turn (the sandbox tests run the real steps)."""
+    from drkit.fleet import definitions
+    from drkit.fleet.execution import StepOutcome
+    from drkit.fleet.jobs import run_fleet_job
+
+    path = write_fleet(tmp_path, 1, extra={"fleet": {"retry": {"max_retries": 2,
+                                                               "backoff_seconds": 0}}})
+    codes = iter(exit_codes)
+    monkeypatch.setattr(definitions, "run_step", lambda _fleet, member, kind: StepOutcome(
+        member, kind, next(codes), "as the test says"))
+    [result] = run_fleet_job(load_fleet(path), "verify")
+    assert (result.ok, result.attempts) == (ok, attempts), result
+    assert result.exit_code == exit_codes[attempts - 1]

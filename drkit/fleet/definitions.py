@@ -20,9 +20,10 @@ import dagster as dg
 from drkit.fleet.description import RUNBOOKS, Fleet, Member
 from drkit.fleet.execution import KINDS, StepOutcome, run_step
 from drkit.fleet.state import member_state
-from drkit.runbooks.runbook import Runbook, load_runbook, runbook_dirs
+from drkit.runbooks.runbook import Runbook, load_runbook
 
 SOURCE_TAG = "drkit/source"
+RPO_CHECK_CRON = "*/15 * * * *"  # how often every member's recovery point is looked at
 _CHECKS = {"backup": ("verified", "the backup run read its backup back and it matched"),
            "drill": ("proof", "the drill restored the backup and proved it table by table")}
 
@@ -31,8 +32,13 @@ def build_definitions(fleet: Fleet) -> dg.Definitions:
     partitions = dg.StaticPartitionsDefinition(sorted(fleet.members))
     assets = [_asset(fleet, kind, partitions) for kind in KINDS]
     jobs = [dg.define_asset_job(f"{kind}_job", selection=[kind]) for kind in KINDS]
-    return dg.Definitions(assets=assets, asset_checks=[_rpo_check(fleet)], jobs=jobs,
-                          schedules=_schedules(fleet, {j.name: j for j in jobs}))
+    rpo = _rpo_check(fleet)
+    rpo_job = dg.define_asset_job("rpo_job", selection=dg.AssetSelection.checks(rpo))
+    rpo_schedule = dg.ScheduleDefinition(name="rpo_schedule", cron_schedule=RPO_CHECK_CRON,
+                                         job=rpo_job, execution_timezone="UTC")
+    return dg.Definitions(assets=assets, asset_checks=[rpo], jobs=[*jobs, rpo_job],
+                          schedules=[*_schedules(fleet, {j.name: j for j in jobs}),
+                                     rpo_schedule])
 
 
 def _asset(fleet: Fleet, kind: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -136,12 +142,11 @@ class _DefaultSchedules:
         self._runbooks: dict[tuple[str, tuple], Runbook] = {}
 
     def of(self, member: Member, runbook_name: str) -> str | None:
-        settings = member.settings
-        folders = tuple(runbook_dirs(settings))
-        key = (runbook_name, folders)
+        environment, folders = member.runbook_context()
+        key = (runbook_name, tuple(folders))
         if key not in self._runbooks:
             self._runbooks[key] = load_runbook(runbook_name, folders)
-        run = self._runbooks[key].environments.get(settings.environment)
+        run = self._runbooks[key].environments.get(environment)
         return run.schedule if run else None
 
 

@@ -19,6 +19,7 @@ fraction of a second (``Member.settings`` reads a member's config when asked).
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from functools import cached_property
@@ -30,7 +31,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from drkit.config import Settings, describe_errors, load_settings
 from drkit.errors import ConfigError
+from drkit.runbooks.runbook import runbook_dirs
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FLEET_ENV = "DRKIT_FLEET"
 # A member's name is a Dagster partition key and part of lock and log file names.
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -77,6 +80,23 @@ class Member(_Strict):
         """The member's drkit config, read on first use."""
         return load_settings(self.config)
 
+    def runbook_context(self) -> tuple[str, list[Path]]:
+        """The member's environment and runbook folders (what its runbooks' schedules depend
+        on). Dagster's definitions ask it of every member at load, so a config that sets no
+        runbook folder is only parsed for its environment (libyaml), not loaded: a tenth of
+        the time (issue 28: 500 members under 5 s)."""
+        if "settings" in self.__dict__ or os.environ.get("DRKIT_RUNBOOKS"):
+            return self.settings.environment, runbook_dirs(self.settings)
+        try:
+            data = yaml.load(self.config.read_text(), Loader=_LOADER)
+        except (OSError, yaml.YAMLError):
+            data = None
+        if not isinstance(data, dict) or data.get("runbooks") is not None:
+            return self.settings.environment, runbook_dirs(self.settings)  # its own errors
+        environment = os.environ.get("DRKIT_ENVIRONMENT") or data.get("environment") \
+            or Settings.model_fields["environment"].default
+        return str(environment), runbook_dirs(None)
+
     def source_key(self) -> str:
         """Which server the member's dumps and restores hit: ``host:port`` of its source."""
         source = self.settings.source
@@ -107,8 +127,6 @@ class Fleet(_Strict):
 def load_fleet(path: str | Path | None = None) -> Fleet:
     """The fleet of ``path`` (else ``$DRKIT_FLEET``), member configs and the state folder
     resolved beside it; ConfigError (exit 3) with the field when it is invalid."""
-    import os
-
     path = path or os.environ.get(FLEET_ENV)
     if not path:
         raise ConfigError("No fleet description: pass --fleet FILE or set DRKIT_FLEET.",

@@ -19,6 +19,7 @@ class PartitionResult:
     ok: bool
     attempts: int
     message: str
+    exit_code: int | None = None  # drkit's, of the last attempt (None: a drkit bug)
     run_id: str | None = None  # the audit record of the last attempt (backup, drill)
     record_url: str | None = None
 
@@ -50,12 +51,17 @@ def _run_partition(job: dg.JobDefinition, member: str) -> PartitionResult:
             metadata = failure.metadata if failure else {}
     message = _text(metadata.get("message")) or ("" if result.success else _failure(events))
     return PartitionResult(member=member, ok=result.success, attempts=attempts,
-                           message=message, run_id=_text(metadata.get("run_id")),
+                           message=message, exit_code=_number(metadata.get("exit_code")),
+                           run_id=_text(metadata.get("run_id")),
                            record_url=_text(metadata.get("record_url")))
 
 
 def _text(value: dg.MetadataValue | None) -> str | None:
     return None if value is None else str(value.value)
+
+
+def _number(value: dg.MetadataValue | None) -> int | None:
+    return None if value is None else int(value.value)
 
 
 def _failure(events: list[dg.DagsterEvent]) -> str:
