@@ -7,6 +7,7 @@ limit is about (a second source server is not built yet, issue 28).
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import datetime
@@ -22,6 +23,7 @@ from drkit.exitstatus import ExitStatus
 from drkit.fleet.description import Fleet, load_fleet
 from drkit.sandbox import demodb
 from tests.dbtools import connect
+from tests.helpers import run_cli
 
 MEMBERS = {"fleet_a": "fleet_a", "fleet_b": "fleet_b"}  # member -> database
 
@@ -87,8 +89,6 @@ class ProcessListWatcher:
 
 
 def _interval(record: str) -> tuple[datetime, datetime]:
-    import json
-
     run = json.loads((Path(record) / "run.json").read_text())
     return datetime.fromisoformat(run["started_at"]), datetime.fromisoformat(run["ended_at"])
 
@@ -125,7 +125,6 @@ def test_a_corrupt_backup_fails_its_verify_once_without_retries(
         sandbox, fleet_databases, tmp_path):
     """Retries of transient failures: tests/test_fleet_units.py (an unreachable storage
     account costs the SDK's own retries, ~25 s an attempt here)."""
-    from drkit.fleet.jobs import run_fleet_job
     from drkit.ops.backup import run_backup
 
     fleet = load_fleet(write_fleet(sandbox, tmp_path, {"fleet_a": "fleet_a"}))
@@ -136,9 +135,12 @@ def test_a_corrupt_backup_fails_its_verify_once_without_retries(
     data[len(data) // 2] ^= 0x01  # one bit flipped
     store.container.upload_blob(name, bytes(data), overwrite=True)
 
-    [corrupt] = run_fleet_job(fleet, "verify")
-    assert (corrupt.member, corrupt.ok, corrupt.attempts) == ("fleet_a", False, 1), corrupt
-    assert corrupt.exit_code == ExitStatus.CHECKSUM_MISMATCH, corrupt
+    result = run_cli("fleet", "run", "verify", "--fleet", str(fleet.path), "--json")
+    assert result.exit_code == ExitStatus.RUNBOOK_STEP_FAILED, result
+    assert "fleet verify failed for 1 of 1 members: fleet_a." in result.stderr
+    [corrupt] = json.loads(result.stdout)["partitions"]
+    assert (corrupt["member"], corrupt["ok"], corrupt["attempts"]) == ("fleet_a", False, 1)
+    assert corrupt["exit_code"] == ExitStatus.CHECKSUM_MISMATCH, corrupt
 
 
 def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
@@ -164,3 +166,8 @@ def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
     assert evaluation.passed is False
     assert set(evaluation.metadata["stale"].value) == {"fleet_b"}
     assert "no verified backup" in evaluation.metadata["stale"].value["fleet_b"]
+    # fleet show says the same, from storage, and exits 44
+    shown = run_cli("fleet", "show", "--fleet", str(fleet.path), "--json")
+    assert shown.exit_code == ExitStatus.OBJECTIVE_BREACHED, shown
+    assert {m["member"]: m["status"] for m in json.loads(shown.stdout)["members"]} == {
+        "fleet_a": "ok", "fleet_b": "breached"}

@@ -129,6 +129,10 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_schedules(tmp_path):
     assert checks == {"verified", "proof", "rpo"}
     assert {job.name for job in repository.get_all_jobs()} >= {"backup_job", "verify_job",
                                                                "drill_job", "rpo_job"}
+    # a partition's run has its asset's own check, not the fleet-wide rpo one
+    backup_checks = {key.name for key in defs.resolve_job_def("backup_job")
+                     .asset_layer.asset_graph.asset_check_keys}
+    assert "rpo" not in backup_checks
     # prod's seed schedules, with m001's own backup cron beside them
     schedules = {s.cron_schedule: s for s in repository.schedule_defs}
     assert set(schedules) == {"0 2 * * *", "0 3 * * *", "0 5 * * 1", "*/15 * * * *"}
@@ -203,3 +207,31 @@ def test_dagster_retries_only_transient_exit_codes(tmp_path, monkeypatch, exit_c
     [result] = run_fleet_job(load_fleet(path), "verify")
     assert (result.ok, result.attempts) == (ok, attempts), result
     assert result.exit_code == exit_codes[attempts - 1]
+
+
+def test_fleet_run_refuses_an_unknown_member_before_anything_runs(tmp_path):
+    from tests.helpers import run_cli
+
+    result = run_cli("fleet", "run", "backup", "--fleet", str(write_fleet(tmp_path, 2)),
+                     "--member", "nope")
+    assert result.exit_code == ExitStatus.CONFIG_INVALID
+    assert "has no member 'nope'" in result.stderr and "m000, m001" in result.stderr
+
+
+def test_the_rpo_and_the_drill_objectives_are_judged_apart():
+    from drkit.fleet.state import BREACHED, OK, MemberState, judge
+
+    fresh_no_drill = MemberState("a", "a.yaml", newest_verified_age_seconds=600,
+                                 rpo_minutes=60, drill_days=7)
+    judge(fresh_no_drill)
+    assert (fresh_no_drill.status, fresh_no_drill.rpo_problem) == (BREACHED, None)
+    assert fresh_no_drill.problems == ["no good drill"]
+    stale = MemberState("b", "b.yaml", newest_verified_age_seconds=7200, rpo_minutes=60,
+                        last_drill="x", last_drill_status="succeeded",
+                        last_drill_age_seconds=3600, drill_days=7)
+    judge(stale)
+    assert stale.rpo_problem == "newest verified backup is 120 min old (RPO 60 min)"
+    assert stale.problems == [stale.rpo_problem]
+    no_objectives = MemberState("c", "c.yaml")
+    judge(no_objectives)
+    assert no_objectives.status == OK

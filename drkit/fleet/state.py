@@ -35,6 +35,7 @@ class MemberState:
     last_drill_age_seconds: float | None = None
     rpo_minutes: float | None = None
     drill_days: float | None = None
+    rpo_problem: str | None = None  # why the RPO objective is missed
     status: str = UNKNOWN  # ok, breached (an objective missed) or unknown (not read)
     problems: list[str] = field(default_factory=list)
 
@@ -66,8 +67,10 @@ def member_state(name: str, member: Member, read_storage: bool, now: datetime) -
             _read_archive_lag(state, settings, now)
     except DrkitError as error:  # one member's broken storage never hides the others
         state.problems.append(str(error))
+        if state.rpo_minutes is not None:  # a recovery point nobody can see is not one
+            state.rpo_problem = f"its backups cannot be read: {error}"
         return state
-    _judge(state)
+    judge(state)
     return state
 
 
@@ -109,15 +112,16 @@ def _read_last_drill(state: MemberState, audit: Path, now: datetime) -> None:
             return
 
 
-def _judge(state: MemberState) -> None:
+def judge(state: MemberState) -> None:
     """``breached`` with a sentence per objective missed, else ``ok``."""
     if state.rpo_minutes is not None:
         age = state.newest_verified_age_seconds
         if age is None:
-            state.problems.append("no verified backup")
+            state.rpo_problem = "no verified backup"
         elif age > state.rpo_minutes * 60:
-            state.problems.append(f"newest verified backup is {age / 60:.0f} min old "
-                                  f"(RPO {state.rpo_minutes:g} min)")
+            state.rpo_problem = (f"newest verified backup is {age / 60:.0f} min old "
+                                 f"(RPO {state.rpo_minutes:g} min)")
+        state.problems += [state.rpo_problem] if state.rpo_problem else []
     if state.drill_days is not None:
         age = state.last_drill_age_seconds
         if age is None or state.last_drill_status != "succeeded":
