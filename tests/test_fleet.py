@@ -114,7 +114,7 @@ def test_the_backup_job_backs_up_every_member_one_at_a_time_per_source(
     # one source, per_source_concurrency 1: both runs started together, neither overlapped
     spans = sorted(_interval(record) for record in records.values())
     assert all(earlier[1] <= later[0] for earlier, later in pairwise(spans)), spans
-    assert watcher.samples > 0 and watcher.most <= 1
+    assert watcher.samples > 0 and watcher.most <= 1, (watcher.samples, watcher.most)
     # and fleet show sees them: every member's newest backup verified, within its RPO
     states = fleet_state(fleet)
     assert [(s.member, s.status, s.databases) for s in states] == [
