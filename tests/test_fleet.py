@@ -171,3 +171,11 @@ def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
     assert shown.exit_code == ExitStatus.OBJECTIVE_BREACHED, shown
     assert {m["member"]: m["status"] for m in json.loads(shown.stdout)["members"]} == {
         "fleet_a": "ok", "fleet_b": "breached"}
+
+
+def test_sandbox_up_writes_its_fleet_beside_its_config(sandbox):
+    fleet = load_fleet(sandbox.directory / "fleet.yaml")
+    assert {name: m.config for name, m in fleet.members.items()} == {
+        "sandbox": sandbox.config_path.absolute()}
+    assert fleet.members["sandbox"].source_key() == f"127.0.0.1:{sandbox.port('source')}"
+    assert fleet.fleet.state_dir == sandbox.directory.absolute() / "fleet-state"
