@@ -159,10 +159,10 @@ def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
     verify_backup(store, Catalog(store).select(run_backup(settings).name))  # fresh, verified
     # fleet_b has no backup under its prefix at all: older than any RPO
     job = build_definitions(fleet).resolve_job_def("rpo_job")
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                    raise_on_error=False)
-    [evaluation] = [e.event_specific_data for e in result.all_events
-                    if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        [evaluation] = [e.event_specific_data for e in result.all_events
+                        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
     assert evaluation.passed is False
     assert set(evaluation.metadata["stale"].value) == {"fleet_b"}
     assert "no verified backup" in evaluation.metadata["stale"].value["fleet_b"]

@@ -38,9 +38,13 @@ def run_fleet_job(fleet: Fleet, kind: str, members: list[str] | None = None,
 
 
 def _run_partition(job: dg.JobDefinition, member: str) -> PartitionResult:
-    result = job.execute_in_process(partition_key=member, raise_on_error=False,
-                                    instance=dg.DagsterInstance.ephemeral())
-    events = result.all_events
+    # An instance per run, closed in the thread that made it (its in-memory SQLite
+    # storage belongs to that thread).
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(partition_key=member, raise_on_error=False,
+                                        instance=instance)
+        events = result.all_events
+        success = result.success
     attempts = 1 + sum(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in events)
     metadata = {}
     for event in events:
@@ -49,8 +53,8 @@ def _run_partition(job: dg.JobDefinition, member: str) -> PartitionResult:
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             failure = event.step_failure_data.user_failure_data
             metadata = failure.metadata if failure else {}
-    message = _text(metadata.get("message")) or ("" if result.success else _failure(events))
-    return PartitionResult(member=member, ok=result.success, attempts=attempts,
+    message = _text(metadata.get("message")) or ("" if success else _failure(events))
+    return PartitionResult(member=member, ok=success, attempts=attempts,
                            message=message, exit_code=_number(metadata.get("exit_code")),
                            run_id=_text(metadata.get("run_id")),
                            record_url=_text(metadata.get("record_url")))
