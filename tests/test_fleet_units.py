@@ -235,3 +235,31 @@ def test_the_rpo_and_the_drill_objectives_are_judged_apart():
     no_objectives = MemberState("c", "c.yaml")
     judge(no_objectives)
     assert no_objectives.status == OK
+
+
+def test_a_source_has_as_many_slots_as_its_limit_and_no_more(tmp_path):
+    import os
+    from contextlib import ExitStack
+
+    from drkit.fleet.limits import _first_free, source_slot
+
+    def free_slot_now(source: str, slots: int) -> int | None:
+        """What a third run would get without waiting (its own descriptors, as another
+        process's)."""
+        paths = sorted((tmp_path / "locks").glob(f"source-{source}.slot*.lock"))[:slots]
+        handles = [os.open(path, os.O_RDWR) for path in paths]
+        try:
+            return _first_free(handles)
+        finally:
+            for handle in handles:
+                os.close(handle)
+
+    with ExitStack() as runs:
+        assert runs.enter_context(source_slot(tmp_path, "rds-1:3306", 2)) == 0
+        second = ExitStack()
+        assert second.enter_context(source_slot(tmp_path, "rds-1:3306", 2)) == 1
+        assert free_slot_now("rds-1_3306", 2) is None  # both held: a third waits
+        with source_slot(tmp_path, "rds-2:3306", 2) as other:  # another source: its own
+            assert other == 0
+        second.close()
+        assert free_slot_now("rds-1_3306", 2) == 1  # the second's slot is free again
