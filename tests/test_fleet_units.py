@@ -263,3 +263,13 @@ def test_a_source_has_as_many_slots_as_its_limit_and_no_more(tmp_path):
             assert other == 0
         second.close()
         assert free_slot_now("rds-1_3306", 2) == 1  # the second's slot is free again
+
+
+def test_a_member_with_a_broken_config_is_left_unscheduled_not_the_fleet(tmp_path):
+    from drkit.fleet.definitions import build_definitions
+
+    path = write_fleet(tmp_path, 2)
+    (tmp_path / "configs" / "m001.yaml").write_text("source: [not, a, mapping")
+    repository = build_definitions(load_fleet(path)).get_repository_def()
+    backups = [s for s in repository.schedule_defs if s.cron_schedule == "0 3 * * *"]
+    assert [s.description for s in backups] == ["0 3 * * * (UTC): m000"]

@@ -13,10 +13,13 @@
 """
 
 
+import logging
 from collections import defaultdict
 
 import dagster as dg
 
+from drkit.console import log_event
+from drkit.errors import DrkitError
 from drkit.fleet.description import RUNBOOKS, Fleet, Member
 from drkit.fleet.execution import KINDS, StepOutcome, run_step
 from drkit.fleet.state import member_state
@@ -145,7 +148,12 @@ class _DefaultSchedules:
         self._runbooks: dict[tuple[str, tuple], Runbook] = {}
 
     def of(self, member: Member, runbook_name: str) -> str | None:
-        environment, folders = member.runbook_context()
+        try:
+            environment, folders = member.runbook_context()
+        except DrkitError as error:  # one broken member never stops the code location
+            log_event("fleet.member_unscheduled", f"{member.config}: not scheduled: {error}",
+                      logging.WARNING)
+            return None
         key = (runbook_name, tuple(folders))
         if key not in self._runbooks:
             self._runbooks[key] = load_runbook(runbook_name, folders)
