@@ -12,9 +12,9 @@
   carry a ``drkit/source`` tag for the run coordinator's per-source limit.
 """
 
-
 import logging
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -105,7 +105,7 @@ def _rpo_check(fleet: Fleet) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset="backup", name="rpo",
                     description="Every member's newest verified backup is within its RPO.")
     def rpo() -> dg.AssetCheckResult:
-        states = [member_state(name, member, True, _now())
+        states = [member_state(name, member, True, datetime.now(UTC))
                   for name, member in sorted(fleet.members.items())
                   if member.objectives.rpo_minutes is not None]
         stale = {s.member: s.rpo_problem for s in states if s.rpo_problem}
@@ -116,12 +116,6 @@ def _rpo_check(fleet: Fleet) -> dg.AssetChecksDefinition:
                       "members_checked": dg.MetadataValue.int(len(states))})
 
     return rpo
-
-
-def _now():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def _schedules(fleet: Fleet, jobs: dict[str, dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
