@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 echo "install.sh: installing drkit into .venv"
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[sandbox,lab,dev]'
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[sandbox,lab,fleet,dev]'
 ln -sf ../../.tools/node/node_modules/.bin/azurite-blob .venv/bin/azurite-blob
 # The Jupyter kernel the runbooks run on: this environment's Python, under a fixed name.
 .venv/bin/python -m ipykernel install --sys-prefix --name drkit --display-name drkit >/dev/null

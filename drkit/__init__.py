@@ -13,6 +13,8 @@ The package is layered; each layer imports only the ones above it in this list
 - ``ops``: the operations (backup, verify, restore, prune, drill, assess, failover);
 - ``runbooks``: definitions, notebooks, runner, audit records, schedule, report;
 - ``health``: ``drkit doctor`` and the policy printer;
+- ``fleet``: many configs as one fleet on Dagster (the only layer importing dagster, and
+  only in ``fleet.definitions`` and ``fleet.jobs``);
 - ``sandbox``: the local estate (beside ``ops``, for tests and demos);
 - ``cli``: the command line, imported by nothing.
 """

@@ -54,6 +54,7 @@ def find_program(key: str) -> str:
 EXTRAS: dict[str, tuple[str, ...]] = {
     "sandbox": ("moto", "flask", "flask_cors"),
     "lab": ("jupyterlab",),
+    "fleet": ("dagster", "dagster_webserver"),
 }
 
 

@@ -26,9 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "ops": {"core", "stream", *ADAPTERS, "binlog", "ops"},
     "runbooks": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks"},
     "health": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "health"},
+    "fleet": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "fleet"},
     "sandbox": {"core", "stream", *ADAPTERS, "sandbox"},
-    "cli": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "health", "sandbox",
-            "cli"},
+    "cli": {"core", "stream", *ADAPTERS, "binlog", "ops", "runbooks", "health", "fleet",
+            "sandbox", "cli"},
 }
 # Modules outside drkit that only the byte stages must not touch.
 CLOUD_AND_NETWORK = ("azure", "boto3", "botocore", "pymysql", "socket", "urllib", "http",

@@ -81,8 +81,10 @@ def test_every_imported_package_is_declared_core_or_in_its_extra():
     extras = {extra: {_name(r) for r in deps}
               for extra, deps in project["optional-dependencies"].items()}
     package = repo_root() / "drkit"
-    outside_sandbox = [p for p in package.rglob("*.py") if "sandbox" not in p.parts]
-    assert _imported_distributions(outside_sandbox) <= core
+    outside_extras = [p for p in package.rglob("*.py")
+                      if not {"sandbox", "fleet"} & set(p.relative_to(package).parts[:1])]
+    assert _imported_distributions(outside_extras) <= core
+    assert _imported_distributions((package / "fleet").rglob("*.py")) <= core | extras["fleet"]
     assert _imported_distributions((package / "sandbox").rglob("*.py")) <= core | extras["sandbox"]
     # The sandbox extra's modules are what drkit checks for before starting the sandbox.
     from drkit.programs import EXTRAS

@@ -102,3 +102,22 @@ def test_a_missing_extra_is_named_with_its_install_command(installed, tmp_path):
     assert up.returncode == 5
     assert "pip install 'drkit[sandbox]'" in up.stderr
     assert not (tmp_path / "box").exists()
+
+
+def test_fleet_show_needs_no_dagster_and_fleet_run_names_its_extra(installed, tmp_path):
+    (tmp_path / "shop.yaml").write_text(
+        "environment: prod\nsource: {host: rds.example, databases: [shop]}\n")
+    (tmp_path / "fleet.yaml").write_text(
+        "members: {shop: {config: shop.yaml, objectives: {rpo_minutes: 60}}}\n")
+    drkit = str(installed / "bin" / "drkit")
+    environment = _clean_environment(installed, DRKIT_FLEET=str(tmp_path / "fleet.yaml"))
+    assert subprocess.run([str(installed / "bin" / "python"), "-c", "import dagster"],
+                          capture_output=True, env=environment).returncode != 0
+    show = subprocess.run([drkit, "fleet", "show", "--offline", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert show.returncode == 0, show.stderr
+    assert [m["member"] for m in json.loads(show.stdout)["members"]] == ["shop"]
+    run = subprocess.run([drkit, "fleet", "run", "backup"], capture_output=True, text=True,
+                         cwd=tmp_path, env=environment)
+    assert run.returncode == 5
+    assert "pip install 'drkit[fleet]'" in run.stderr

@@ -35,6 +35,7 @@ from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
 from drkit.sandbox.azure_control import VAULT_SECRETS, AzureControl
+from drkit.sandbox.fleetfile import write_fleet_file
 from drkit.sandbox.services import (
     AWS_PROFILE,
     AWS_REGION,
@@ -182,6 +183,7 @@ class Sandbox:
                 self._save_state(state)
             service.seed(record["port"])
         self._write_config(state)
+        write_fleet_file(self.directory, self.config_path)
         return self.status()
 
     def _start(self, service: Service, previous: dict[str, Any] | None) -> dict[str, Any]:

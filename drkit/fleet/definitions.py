@@ -1,0 +1,168 @@
+"""The fleet as Dagster definitions: the code location ``dagster dev -m drkit.fleet`` loads
+(no ``from __future__ import annotations``: Dagster reads the context annotations).
+
+- assets ``backup``, ``verify``, ``drill``, partitioned by member: a materialisation is one
+  drkit run of that member (``backup`` and ``drill`` its runbook, with the audit record;
+  ``verify`` its newest backup read back), its record's URL and figures as metadata;
+- asset checks: ``verified`` (the backup run's own verification) and ``proof`` (the drill's),
+  and ``rpo``: every member's newest verified backup against its RPO, read from storage;
+- retries: only a transient failure (:data:`drkit.fleet.execution.TRANSIENT`) asks for one,
+  with a doubling backoff; any other failure fails the partition at once;
+- schedules: one per runbook kind and cron, each asking for the members on that cron; runs
+  carry a ``drkit/source`` tag for the run coordinator's per-source limit.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from drkit.console import log_event
+from drkit.errors import DrkitError
+from drkit.fleet.description import RUNBOOKS, Fleet, Member
+from drkit.fleet.execution import KINDS, StepOutcome, run_step
+from drkit.fleet.state import member_state
+from drkit.runbooks.runbook import Runbook, load_runbook
+
+SOURCE_TAG = "drkit/source"
+RPO_CHECK_CRON = "*/15 * * * *"  # how often every member's recovery point is looked at
+_CHECKS = {"backup": ("verified", "the backup run read its backup back and it matched"),
+           "drill": ("proof", "the drill restored the backup and proved it table by table")}
+
+
+def build_definitions(fleet: Fleet) -> dg.Definitions:
+    partitions = dg.StaticPartitionsDefinition(sorted(fleet.members))
+    assets = [_asset(fleet, kind, partitions) for kind in KINDS]
+    rpo = _rpo_check(fleet)
+    # A partition's run carries its asset's own checks; the fleet-wide rpo check reads
+    # every member's storage, so it runs on its own schedule, not in each partition's run.
+    jobs = [dg.define_asset_job(f"{kind}_job", selection=dg.AssetSelection.assets(kind)
+                                - dg.AssetSelection.checks(rpo)) for kind in KINDS]
+    rpo_job = dg.define_asset_job("rpo_job", selection=dg.AssetSelection.checks(rpo))
+    rpo_schedule = dg.ScheduleDefinition(name="rpo_schedule", cron_schedule=RPO_CHECK_CRON,
+                                         job=rpo_job, execution_timezone="UTC")
+    return dg.Definitions(assets=assets, asset_checks=[rpo], jobs=[*jobs, rpo_job],
+                          schedules=[*_schedules(fleet, {j.name: j for j in jobs}),
+                                     rpo_schedule])
+
+
+def _asset(fleet: Fleet, kind: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    check = _CHECKS.get(kind)
+    specs = [dg.AssetCheckSpec(check[0], asset=kind, description=check[1])] if check else []
+
+    @dg.asset(name=kind, partitions_def=partitions, check_specs=specs, group_name="drkit",
+              deps=[] if kind == "backup" else ["backup"],
+              description=f"One member's {kind} ({RUNBOOKS.get(kind, 'drkit verify')}).")
+    def materialise(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        outcome = run_step(fleet, context.partition_key, kind)
+        metadata = _metadata(outcome)
+        if outcome.ok:
+            return dg.MaterializeResult(metadata=metadata, check_results=_check_results(
+                kind, outcome))
+        retry = fleet.fleet.retry
+        if outcome.transient and context.retry_number < retry.max_retries:
+            context.log.warning(f"{outcome.member}: {outcome.message} (exit "
+                                f"{outcome.exit_code}, transient: retrying)")
+            raise dg.RetryRequested(max_retries=retry.max_retries,
+                                    seconds_to_wait=retry.backoff_seconds
+                                    * 2 ** context.retry_number)
+        raise dg.Failure(description=f"{outcome.member}: {outcome.message} "
+                         f"(exit {outcome.exit_code})", metadata=metadata,
+                         allow_retries=False)
+
+    return materialise
+
+
+def _metadata(outcome: StepOutcome) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {
+        "exit_code": dg.MetadataValue.int(int(outcome.exit_code)),
+        "message": dg.MetadataValue.text(outcome.message)}
+    if outcome.run_id:
+        metadata["run_id"] = dg.MetadataValue.text(outcome.run_id)
+    if outcome.record:
+        metadata["record"] = dg.MetadataValue.path(outcome.record)
+    if outcome.record_url:
+        metadata["record_url"] = dg.MetadataValue.url(outcome.record_url)
+    for name, value in outcome.figures.items():
+        metadata[name] = dg.MetadataValue.float(float(value))
+    return metadata
+
+
+def _check_results(kind: str, outcome: StepOutcome) -> list[dg.AssetCheckResult]:
+    if kind == "backup":
+        verified = outcome.results.get("verified")
+        return [dg.AssetCheckResult(check_name="verified", passed=verified == "ok",
+                                    metadata={"verified": str(verified)})]
+    if kind == "drill":
+        proof = outcome.results.get("proof")
+        return [dg.AssetCheckResult(check_name="proof", passed=proof == "passed",
+                                    metadata={"proof": str(proof)})]
+    return []
+
+
+def _rpo_check(fleet: Fleet) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset="backup", name="rpo",
+                    description="Every member's newest verified backup is within its RPO.")
+    def rpo() -> dg.AssetCheckResult:
+        states = [member_state(name, member, True, datetime.now(UTC))
+                  for name, member in sorted(fleet.members.items())
+                  if member.objectives.rpo_minutes is not None]
+        stale = {s.member: s.rpo_problem for s in states if s.rpo_problem}
+        return dg.AssetCheckResult(
+            passed=not stale, severity=dg.AssetCheckSeverity.ERROR,
+            description=("stale: " + ", ".join(stale)) if stale else "all within their RPO",
+            metadata={"stale": dg.MetadataValue.json(stale),
+                      "members_checked": dg.MetadataValue.int(len(states))})
+
+    return rpo
+
+
+def _schedules(fleet: Fleet, jobs: dict[str, dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
+    """One schedule per (kind, cron), asking for a run per member on that cron."""
+    by_cron: dict[tuple[str, str], list[str]] = defaultdict(list)
+    defaults = _DefaultSchedules()
+    for name, member in sorted(fleet.members.items()):
+        for kind, runbook in RUNBOOKS.items():
+            cron = member.schedules.get(runbook) or defaults.of(member, runbook)
+            if cron:
+                by_cron[(kind, cron)].append(name)
+    schedules = []
+    for number, ((kind, cron), members) in enumerate(sorted(by_cron.items())):
+        schedules.append(_schedule(fleet, f"{kind}_schedule_{number}", cron,
+                                   jobs[f"{kind}_job"], members))
+    return schedules
+
+
+class _DefaultSchedules:
+    """A member's cron for a runbook when fleet.yaml gives none: the runbook's for the
+    member's environment (the seed's defaults), each runbook read once per folder."""
+
+    def __init__(self) -> None:
+        self._runbooks: dict[tuple[str, tuple], Runbook] = {}
+
+    def of(self, member: Member, runbook_name: str) -> str | None:
+        try:
+            environment, folders = member.runbook_context()
+        except DrkitError as error:  # one broken member never stops the code location
+            log_event("fleet.member_unscheduled", f"{member.config}: not scheduled: {error}",
+                      logging.WARNING)
+            return None
+        key = (runbook_name, tuple(folders))
+        if key not in self._runbooks:
+            self._runbooks[key] = load_runbook(runbook_name, folders)
+        run = self._runbooks[key].environments.get(environment)
+        return run.schedule if run else None
+
+
+def _schedule(fleet: Fleet, name: str, cron: str, job: dg.JobDefinition,
+              members: list[str]) -> dg.ScheduleDefinition:
+    @dg.schedule(name=name, cron_schedule=cron, job=job, execution_timezone="UTC",
+                 description=f"{cron} (UTC): {', '.join(members)}")
+    def requests(context: dg.ScheduleEvaluationContext):
+        moment = context.scheduled_execution_time
+        for member in members:
+            yield dg.RunRequest(partition_key=member, run_key=f"{member}-{moment:%Y%m%dT%H%M}",
+                                tags={SOURCE_TAG: fleet.member(member).source_key()})
+
+    return requests
