@@ -152,11 +152,11 @@ class _Inventory:
     tables: dict[str, str]  # "db.table" -> a digest of its definition
 
     @classmethod
-    def read(cls, connection: pymysql.Connection, flavour: str,
+    def read(cls, connection: pymysql.Connection, server: Server, flavour: str,
              databases: list[str]) -> _Inventory:
         return cls(inventory.binlog_position(connection, flavour),
                    inventory.stored_objects(connection, databases),
-                   inventory.table_shapes(connection, databases))
+                   inventory.table_shapes(server, databases))
 
 
 @dataclass
@@ -202,7 +202,7 @@ class _BackupRun:
                     self.settings, self.server, self.databases, source.info,
                     source.before.position, source.snapshot_options))
                 dumped = self._dump(claim.name, source.snapshot_options, locked)
-                source.after = _Inventory.read(connection, source.info["flavour"],
+                source.after = _Inventory.read(connection, self.server, source.info["flavour"],
                                                self.databases)
             manifest = self._manifest(claim.name, source, dumped, locked)
             self._publish(claim, manifest, dumped)
@@ -231,7 +231,7 @@ class _BackupRun:
         _step(1, f"preflight ... done: source {self.server.address} ({info['flavour']} "
                  f"{info['version']}), {self.store.where}")
         engines = inventory.table_engines(connection, self.databases)
-        before = _Inventory.read(connection, info["flavour"], self.databases)
+        before = _Inventory.read(connection, self.server, info["flavour"], self.databases)
         snapshot_options = dump.snapshot_options(
             self.client, info["flavour"], before.position,
             info["flavour"] == "mariadb"
