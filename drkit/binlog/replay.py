@@ -4,10 +4,10 @@ Row events become INSERT/UPDATE/DELETE statements whose values are literals read
 from the row images (:mod:`drkit.binlog.rowevents`), many rows a statement where SQL allows
 (:mod:`drkit.binlog.rowstatements`); the statements run on a thread of their own while the
 next events are decoded (:mod:`drkit.binlog.worker`); source transactions are committed
-several at a time (:mod:`drkit.binlog.txgroup`). DDL of a restored
-database runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE
-shop``) is refused under another name, because running it there would touch the original. A
-transaction the archive holds only in part is undone: never half of one.
+several at a time (:mod:`drkit.binlog.txgroup`). DDL of a restored database runs in it; a
+statement naming a database by name (``shop.t``, ``DROP DATABASE shop``) is refused under
+another name, because running it there would touch the original. A transaction the archive
+holds only in part is undone: never half of one.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ class RowApplier:
         body = self._body(data)
         mapped = self.maps[int.from_bytes(body[:6], "little")]
         if (mapped.database, mapped.table) == (HEARTBEAT_DATABASE, HEARTBEAT_TABLE):
-            self._heartbeat(kind, body, mapped)
+            self._read_beat(kind, body, mapped)
             return
         if mapped.database not in self.load_as:
             return  # another database's rows
@@ -220,7 +220,8 @@ class RowApplier:
             rowstatements.update(self._batch, target, event)
         self.rows += len(event.rows)
 
-    def _heartbeat(self, kind: int, body: bytes, mapped: TableMap) -> None:
+    def _read_beat(self, kind: int, body: bytes, mapped: TableMap) -> None:
+        """A drkit_heartbeat row: the time it beat, kept until its transaction ends."""
         event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
         image, after = event.rows[-1]
         at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
