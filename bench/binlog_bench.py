@@ -2,13 +2,15 @@
 """Benchmark the binlog archive and the point-in-time replay, in one run.
 
     .venv/bin/python bench/binlog_bench.py [--rate-mb 20] [--seconds 60]
+    .venv/bin/python bench/binlog_bench.py --workload big-insert --seconds 20
 
 1. Streaming: a writer produces about RATE MB/s of binary log on the sandbox's source (with
    ``--workload mixed``, the default, it also updates and deletes some of its rows) while
    ``drkit binlog stream`` follows it (heartbeat on, flush every 5 s). Every two seconds the
    archive's lag is sampled (now minus its newest archived event); at the end the streamer
    is stopped with SIGTERM and its peak RSS read (wait4). Also: whether the archive equals the
-   source's files.
+   source's files. ``--workload big-insert`` (``big-update``) writes instead one transaction
+   of 100,000 rows: an INSERT (an UPDATE of every row, which the base then holds).
 2. Replay: from a full backup taken before the writes, ``drkit restore --until latest``
    (its replay seconds, from its own report) against ``mysqlbinlog FILES | mysql`` of the same
    events (from the backup's snapshot position, as a user with SUPER: what the standard tools
@@ -45,6 +47,10 @@ from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
 from restore_bench import super_user  # noqa: E402
 
 ROW = 1000  # bytes of payload per row
+WORKLOADS = ("insert", "mixed", "big-insert", "big-update")
+BIG_ROWS, BIG_ROW = 100_000, 200  # the big workloads' one transaction: rows, payload bytes
+TABLE = ("CREATE TABLE IF NOT EXISTS bench_binlog (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+         "payload VARBINARY(2000), at DATETIME(6))")
 
 
 def drkit(*args: str) -> dict:
@@ -56,23 +62,30 @@ def drkit(*args: str) -> dict:
 
 
 def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[int],
-           mixed: bool) -> None:
+           workload: str) -> None:
     """About ``rate_mb`` MB/s of row events: 1 KB rows in batches, paced per second; with
-    ``mixed``, also updates and deletes of some of them."""
+    ``mixed``, also updates and deletes of some of them. The big workloads write one
+    transaction of BIG_ROWS rows instead: an INSERT, or an UPDATE of the rows the base has."""
     connection = box.services["source"].root_connection()
     rows = int(rate_mb * 1e6 / (ROW + 60) / 10)  # ten batches a second
     with connection.cursor() as cursor:
         # Unqualified names in shop: mysqlbinlog --rewrite-db renames only the current
         # database, so the baseline could not follow "shop.bench_binlog".
         cursor.execute("USE shop")
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_binlog (id BIGINT "
-                       "AUTO_INCREMENT PRIMARY KEY, payload VARBINARY(2000), at DATETIME(6))")
-        while not stop.is_set():
+        cursor.execute(TABLE)
+        if workload == "big-insert":
+            written[0] += cursor.execute(f"INSERT INTO bench_binlog (payload, at) SELECT "
+                                         f"REPEAT('x', {BIG_ROW}), NOW(6) FROM "
+                                         f"seq_1_to_{BIG_ROWS}") * BIG_ROW
+        elif workload == "big-update":
+            written[0] += cursor.execute("UPDATE bench_binlog SET at = NOW(6), payload = "
+                                         "REPEAT('y', LENGTH(payload))") * 2 * BIG_ROW
+        while not stop.is_set() and workload in ("insert", "mixed"):
             start = time.monotonic()
             cursor.execute(f"INSERT INTO bench_binlog (payload, at) SELECT "
                            f"REPEAT('x', {ROW}), NOW(6) FROM seq_1_to_{rows}")
             written[0] += rows * ROW
-            if mixed:  # a quarter of the batch changed again, a tenth deleted
+            if workload == "mixed":  # a quarter of the batch changed again, a tenth deleted
                 cursor.execute("SELECT LAST_INSERT_ID()")
                 first = cursor.fetchone()[0]
                 written[0] += cursor.execute(
@@ -82,6 +95,7 @@ def writer(box: Sandbox, rate_mb: float, stop: threading.Event, written: list[in
                     "DELETE FROM bench_binlog WHERE id >= %s AND MOD(id, 10) = 1",
                     (first,)) * ROW
             time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
+    connection.commit()
     connection.close()
 
 
@@ -90,8 +104,9 @@ def main() -> None:
     parser.add_argument("--rate-mb", type=float, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workload", choices=("insert", "mixed"), default="mixed",
-                        help="mixed: a quarter of the rows updated and a tenth deleted too")
+    parser.add_argument("--workload", choices=WORKLOADS, default="mixed",
+                        help="mixed: a quarter of the rows updated and a tenth deleted too; "
+                        f"big-insert, big-update: one transaction of {BIG_ROWS:,} rows")
     args = parser.parse_args()
     box = Sandbox(OUT / "sandbox-binlog")
     box.up()
@@ -100,22 +115,45 @@ def main() -> None:
                       DRKIT_BINLOG__HEARTBEAT="true", DRKIT_BINLOG__FLUSH_SECONDS="5",
                       DRKIT_BACKUP__STATE_DIR=str(OUT / "state-binlog"))
     settings = load_settings()
-    with contextlib.closing(box.services["source"].root_connection()) as root, \
-            root.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS shop.bench_binlog")
-        cursor.execute("FLUSH BINARY LOGS")
-        cursor.execute("SHOW BINARY LOGS")
-        cursor.execute(f"PURGE BINARY LOGS TO '{cursor.fetchall()[-1][0]}'")  # earlier runs'
-
+    _fresh_source(box, args.workload)
     _drop(box, "bench_pit", "bench_mysqlbinlog")  # what an interrupted earlier run left
     base = drkit("backup")["backup"]
     drkit("verify", base)
     drkit("binlog", "stream", "--once")  # the archive starts before the writes
 
-    # 1. Streaming under load.
+    stream = _stream_under_load(box, settings, args)
+    print(f"streaming: {stream}", flush=True)
+    drkit("binlog", "stream", "--once")
+    replay = _replay(box, settings, base, args)
+    print(f"replay: {replay}", flush=True)
+    (OUT / f"binlog-{args.workload}.json").write_text(json.dumps(
+        {"stream": stream, "replay": replay, "lags": stream.pop("lags")}, indent=2))
+    _forget_archive(settings)
+    box.down()
+
+
+def _fresh_source(box: Sandbox, workload: str) -> None:
+    """No bench table and no binary log of earlier runs; for big-update, the rows it
+    changes (in the base)."""
+    with contextlib.closing(box.services["source"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS shop.bench_binlog")
+        if workload == "big-update":
+            cursor.execute("USE shop")
+            cursor.execute(TABLE)
+            cursor.execute(f"INSERT INTO bench_binlog (payload, at) SELECT "
+                           f"REPEAT('x', {BIG_ROW}), NOW(6) FROM seq_1_to_{BIG_ROWS}")
+            root.commit()
+        cursor.execute("FLUSH BINARY LOGS")
+        cursor.execute("SHOW BINARY LOGS")
+        cursor.execute(f"PURGE BINARY LOGS TO '{cursor.fetchall()[-1][0]}'")  # earlier runs'
+
+
+def _stream_under_load(box: Sandbox, settings, args: argparse.Namespace) -> dict:
+    """1. The workload's writes while ``drkit binlog stream`` follows them."""
     stop, written = threading.Event(), [0]
     load = threading.Thread(target=writer, args=(box, args.rate_mb, stop, written,
-                                                 args.workload == "mixed"))
+                                                 args.workload))
     streamer = subprocess.Popen([DRKIT, "binlog", "stream"], env=os.environ,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     began = time.monotonic()
@@ -134,17 +172,18 @@ def main() -> None:
     _, _, usage = os.wait4(streamer.pid, 0)
     steady = [lag for at, lag in lags if at > 15]  # after the first flushes
     report = status(settings)
-    stream = {"rate_mb_s": round(written_mb / args.seconds, 1),
-              "archived_mb": round(report["archived_bytes"] / 1e6, 1),
-              "peak_rss_mib": round(usage.ru_maxrss / 1024),
-              "lag_seconds_median": round(statistics.median(steady), 1) if steady else None,
-              "lag_seconds_max": round(max(steady), 1) if steady else None,
-              "flush_seconds": 5, "source_ahead_bytes_after_stop": report["source_ahead_bytes"]}
-    print(f"streaming: {stream}", flush=True)
+    return {"rate_mb_s": round(written_mb / args.seconds, 1),
+            "archived_mb": round(report["archived_bytes"] / 1e6, 1),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024),
+            "lag_seconds_median": round(statistics.median(steady), 1) if steady else None,
+            "lag_seconds_max": round(max(steady), 1) if steady else None,
+            "flush_seconds": 5, "source_ahead_bytes_after_stop": report["source_ahead_bytes"],
+            "lags": lags}
 
-    # 2. Replay: drkit against mysqlbinlog | mysql, from the same base, taking turns (the
-    # disk's speed varies from minute to minute: each tool's median of --repeat runs).
-    drkit("binlog", "stream", "--once")
+
+def _replay(box: Sandbox, settings, base: str, args: argparse.Namespace) -> dict:
+    """2. drkit against mysqlbinlog | mysql, from the same base, taking turns (the disk's
+    speed varies from minute to minute: each tool's median of --repeat runs)."""
     snapshot = _snapshot(settings, base)
     server = super_user(box, settings)
     logs = sorted(p for p in (box.directory / "source" / "data").glob("binlog.[0-9]*")
@@ -173,17 +212,11 @@ def main() -> None:
         print(f"replay: drkit {drkit_runs[-1]} s, mysqlbinlog | mysql {seconds:.2f} s",
               flush=True)
     _drop(box, "bench_pit", "bench_mysqlbinlog")
-    apply = {"workload": args.workload, "events": replay["events"], "rows": replay["rows"],
-             "drkit_replay_seconds": drkit_runs, "mysqlbinlog_mysql_seconds": baseline_runs,
-             "drkit_restore_until_seconds_last": round(drkit_total, 1),
-             "ratio": round(statistics.median(drkit_runs) / statistics.median(baseline_runs),
-                            2),
-             "same_result": all(len(pair) == 1 for pair in sums)}
-    print(f"replay: {apply}", flush=True)
-    (OUT / f"binlog-{args.workload}.json").write_text(json.dumps({"stream": stream, "replay": apply,
-                                                 "lags": lags}, indent=2))
-    _forget_archive(settings)
-    box.down()
+    return {"workload": args.workload, "events": replay["events"], "rows": replay["rows"],
+            "drkit_replay_seconds": drkit_runs, "mysqlbinlog_mysql_seconds": baseline_runs,
+            "drkit_restore_until_seconds_last": round(drkit_total, 1),
+            "ratio": round(statistics.median(drkit_runs) / statistics.median(baseline_runs), 2),
+            "same_result": all(len(pair) == 1 for pair in sums)}
 
 
 def _drop(box: Sandbox, *databases: str) -> None:

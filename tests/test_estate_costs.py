@@ -115,7 +115,7 @@ def test_a_backup_and_a_drill_of_latest_cost_what_the_estate_does_not_change(
 
 
 def test_table_shapes_change_with_ddl_and_not_with_writes(sandbox):
-    """The one-query check keeps SHOW CREATE TABLE's meaning: an ALTER (a column, an index,
+    """The check keeps SHOW CREATE TABLE's meaning: an ALTER (a column, an index,
     a foreign key) or a new table changes it; rows written (and the AUTO_INCREMENT they
     move) do not."""
     database = f"shapes_{uuid.uuid4().hex[:6]}"
@@ -128,18 +128,18 @@ def test_table_shapes_change_with_ddl_and_not_with_writes(sandbox):
                         "KEY k (a_id))")
         dbtools.as_root(sandbox, "source", f"CREATE VIEW {database}.v AS SELECT id FROM "
                         f"{database}.a")
-        with dbtools.connect(sandbox, "source") as connection:
-            first = inventory.table_shapes(connection, [database])
-            assert sorted(first) == [f"{database}.{t}" for t in "abd"]
-            dbtools.as_root(sandbox, "source", f"INSERT INTO {database}.a (v) VALUES ('x')")
-            assert inventory.table_shapes(connection, [database]) == first
-            dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.b ADD INDEX (v)")
-            dbtools.as_root(sandbox, "source", f"CREATE TABLE {database}.c (id INT)")
-            dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.d ADD CONSTRAINT fk "
-                            f"FOREIGN KEY (a_id) REFERENCES {database}.a (id)")
-            dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.a "
-                            "MODIFY v VARCHAR(20)")
-            after = inventory.table_shapes(connection, [database])
+        source = dbtools.server(sandbox, "source")
+        first = inventory.table_shapes(source, [database])
+        assert sorted(first) == [f"{database}.{t}" for t in "abd"]
+        dbtools.as_root(sandbox, "source", f"INSERT INTO {database}.a (v) VALUES ('x')")
+        assert inventory.table_shapes(source, [database]) == first
+        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.b ADD INDEX (v)")
+        dbtools.as_root(sandbox, "source", f"CREATE TABLE {database}.c (id INT)")
+        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.d ADD CONSTRAINT fk "
+                        f"FOREIGN KEY (a_id) REFERENCES {database}.a (id)")
+        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.a "
+                        "MODIFY v VARCHAR(20)")
+        after = inventory.table_shapes(source, [database])
         changed = sorted(t for t in first.keys() | after.keys() if first.get(t) != after.get(t))
         assert changed == [f"{database}.{t}" for t in "abcd"]
     finally:

@@ -90,6 +90,7 @@ class _Connection:
     def __init__(self) -> None:
         self.done: list[str] = []
         self.closed = False
+        self.rowcount = 1
 
     def cursor(self) -> _Connection:
         return self
@@ -122,20 +123,40 @@ def test_the_worker_keeps_order_and_raises_the_first_error_at_the_next_call():
 def test_a_batch_keeps_the_order_rows_and_statements_were_gathered_in():
     """Rows of a multi-row statement gathered before a statement (a savepoint marking where
     a transaction ends) go before it, in the one round trip."""
-    from drkit.binlog.batch import StatementBatch
+    from drkit.binlog.batch import RowsStatement, StatementBatch
 
     connection = _Connection()
     worker = ConnectionWorker(connection)  # type: ignore[arg-type]
     batch = StatementBatch(worker, limit=1 << 20)
-    batch.multirow(b"INSERT INTO t VALUES ", b"", [b"(1)", b"(2)"], counted=False)
+    batch.multirow(RowsStatement(b"INSERT INTO t VALUES "), [b"(1)", b"(2)"])
     batch.add(b"SAVEPOINT s", expected=0)
-    batch.multirow(b"INSERT INTO t VALUES ", b"", [b"(3)"], counted=False)
+    batch.multirow(RowsStatement(b"INSERT INTO t VALUES "), [b"(3)"])
     batch.flush()
     worker.call(lambda cursor: None)
     worker.close()
     assert connection.done == [b"INSERT INTO t VALUES (1), (2);\nSAVEPOINT s;\n"
                                b"INSERT INTO t VALUES (3)"]
     assert batch.gathered == len(b"(1)(2)SAVEPOINT s(3)")
+
+
+def test_a_row_changed_again_or_past_a_statements_most_rows_starts_another_statement():
+    """Rows joined by key in one statement change each row once: a row changed again goes
+    in the next statement, after the first change; and no statement holds more than its
+    ``most`` rows."""
+    from drkit.binlog.batch import RowsStatement, StatementBatch
+
+    connection = _Connection()
+    worker = ConnectionWorker(connection)  # type: ignore[arg-type]
+    batch = StatementBatch(worker, limit=1 << 20)
+    update = RowsStatement(b"U ", b";", separator=b"+", counted=True, most=3)
+    batch.multirow(update, [b"1a", b"2a"], keys=[b"1", b"2"])
+    batch.multirow(update, [b"3a", b"1b"], keys=[b"3", b"1"])  # 1 again
+    batch.multirow(update, [b"4a", b"5a", b"6a", b"7a"], keys=[b"4", b"5", b"6", b"7"])
+    batch.multirow(update, [b"8a", b"8b"], keys=[b"8", b"8"])
+    batch.flush()
+    worker.call(lambda cursor: None)
+    worker.close()
+    assert connection.done == [b"U 1a+2a+3a;;\nU 1b+4a+5a;;\nU 6a+7a+8a;;\nU 8b;"]
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_its_reader():

@@ -1,16 +1,30 @@
 """Statements gathered for one round trip to the target.
 
 Rows of consecutive events into one table join one statement where SQL allows it (an
-INSERT's VALUES, a DELETE's IN list by primary key); other statements go one by one. All
-are sent as one multi-statement query once ``limit`` bytes are gathered, or when asked (a
-commit, DDL). Rows a DELETE expected but did not find are counted in ``skipped_rows``.
+INSERT's VALUES, a DELETE's IN list by primary key, an UPDATE joined with its new values
+by primary key: a :class:`RowsStatement`); other statements go one by one. All are sent as
+one multi-statement query once ``limit`` bytes are gathered, or when asked (a commit, DDL).
+Rows a DELETE or UPDATE expected but did not find are counted in ``skipped_rows``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pymysql.cursors import Cursor
 
 from drkit.binlog.worker import ConnectionWorker
+
+
+@dataclass(frozen=True)
+class RowsStatement:
+    """A statement of many rows: ``head``, the rows joined by ``separator``, ``tail``."""
+
+    head: bytes
+    tail: bytes = b""
+    separator: bytes = b", "
+    counted: bool = False  # rows it does not find are counted (a DELETE's, an UPDATE's)
+    most: int = 0  # rows in one statement at most (0: as many as the batch's bytes allow)
 
 
 class StatementBatch:
@@ -20,14 +34,30 @@ class StatementBatch:
         self.gathered = 0  # bytes of statements gathered since the start, sent or not
         self.discard()
 
-    def multirow(self, head: bytes, tail: bytes, rows: list[bytes], counted: bool) -> None:
-        """Rows for a statement of many (``head`` rows joined by commas ``tail``), joined
-        with those before it for the same statement; ``counted``: a DELETE, whose rows
-        not found are counted."""
-        if (head, tail) != (self._head, self._tail):
+    def multirow(self, statement: RowsStatement, rows: list[bytes],
+                 keys: list[bytes] | None = None) -> None:
+        """Rows for a statement of many, joined with those before it for the same
+        statement. ``keys``, one a row, say which row of the table each changes: a row
+        changed again starts a statement of its own, after the one that changed it first
+        (one statement changes a row once)."""
+        if statement != self._shape:
             self.close_multirow()
-            self._head, self._tail, self._counted = head, tail, counted
-        self._rows.extend(rows)
+            self._shape = statement
+        fits = not statement.most or len(self._rows) + len(rows) <= statement.most
+        if fits and (keys is None or (self._keys.isdisjoint(keys) and
+                                      len(set(keys)) == len(keys))):
+            self._rows.extend(rows)
+            self._keys.update(keys or ())
+        else:
+            for index, row in enumerate(rows):
+                key = keys[index] if keys is not None else None
+                if (key is not None and key in self._keys) or \
+                        (statement.most and len(self._rows) >= statement.most):
+                    self.close_multirow()
+                    self._shape = statement
+                if key is not None:
+                    self._keys.add(key)
+                self._rows.append(row)
         added = sum(len(row) for row in rows)
         self._bytes += added
         self.gathered += added
@@ -36,9 +66,10 @@ class StatementBatch:
 
     def close_multirow(self) -> None:
         if self._rows:
-            self._statements.append(self._head + b", ".join(self._rows) + self._tail)
-            self._expected.append(len(self._rows) if self._counted else 0)
-        self._head, self._tail, self._rows, self._counted = b"", b"", [], False
+            shape = self._shape
+            self._statements.append(shape.head + shape.separator.join(self._rows) + shape.tail)
+            self._expected.append(len(self._rows) if shape.counted else 0)
+        self._shape, self._rows, self._keys = _NONE, [], set()
 
     def add(self, statement: bytes, expected: int) -> None:
         """One statement, after those gathered; ``expected``: the rows it must find (0: not
@@ -69,7 +100,10 @@ class StatementBatch:
 
     def discard(self) -> None:
         """Forgets what was gathered (a transaction the archive holds only in part)."""
-        self._head, self._tail, self._rows, self._counted = b"", b"", [], False
+        self._shape, self._rows, self._keys = _NONE, [], set()
         self._statements: list[bytes] = []
         self._expected: list[int] = []
         self._bytes = 0
+
+
+_NONE = RowsStatement(b"")  # no statement of many rows is open

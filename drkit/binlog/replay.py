@@ -1,26 +1,26 @@
 """Applying binlog events to restored databases as plain SQL, whole transactions only.
 
 Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
-from the row images (:mod:`drkit.binlog.rowevents`); consecutive inserts into one table go as
-one multi-row INSERT, and the statements run on a thread of their own while the next events
-are decoded (:mod:`drkit.binlog.worker`); source transactions are committed several at a
-time (:mod:`drkit.binlog.txgroup`). UPDATE and DELETE find their row by the primary key
-where the table has one, else by every stored column (``<=>``, one row). DDL of a restored
-database runs in it; a statement naming a database by name (``shop.t``, ``DROP DATABASE
-shop``) is refused under another name, because running it there would touch the original. A
-transaction the archive holds only in part is undone: never half of one.
+from the row images (:mod:`drkit.binlog.rowevents`), many rows a statement where SQL allows
+(:mod:`drkit.binlog.rowstatements`); the statements run on a thread of their own while the
+next events are decoded (:mod:`drkit.binlog.worker`); source transactions are committed
+several at a time (:mod:`drkit.binlog.txgroup`). DDL of a restored database runs in it; a
+statement naming a database by name (``shop.t``, ``DROP DATABASE shop``) is refused under
+another name, because running it there would touch the original. A transaction the archive
+holds only in part is undone: never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pymysql
 import zstandard
 from pymysql.constants import CLIENT
 from pymysql.cursors import Cursor
 
+from drkit.binlog import rowstatements
 from drkit.binlog.batch import StatementBatch
 from drkit.binlog.events import (
     ACCOUNTS,
@@ -199,10 +199,7 @@ class RowApplier:
         body = self._body(data)
         mapped = self.maps[int.from_bytes(body[:6], "little")]
         if (mapped.database, mapped.table) == (HEARTBEAT_DATABASE, HEARTBEAT_TABLE):
-            event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
-            image, after = event.rows[-1]
-            at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
-            self._beat = None if at == b"NULL" else at.decode().strip("'")
+            self._read_beat(kind, body, mapped)
             return
         if mapped.database not in self.load_as:
             return  # another database's rows
@@ -216,46 +213,19 @@ class RowApplier:
                 "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
                 "with BINLOG_ADMIN.") from None
         if event.kind == "insert":
-            # Rows of consecutive inserts into one table go as one multi-row INSERT: a row
-            # event holds a few rows (about 8 KB), a round trip each would be the cost.
-            stored = [i for i, c in enumerate(event.present) if target.stored[c]]
-            names = ", ".join(quote_name(target.columns[event.present[i]]) for i in stored)
-            self._batch.multirow(f"INSERT INTO {target.name} ({names}) VALUES ".encode(), b"",
-                           [b"(" + b", ".join([image[i] for i in stored]) + b")"
-                            for image, _ in event.rows], counted=False)
-        elif event.kind == "delete" and target.key and not target.self_referencing and \
-                all(c in event.present and target.stored[c] for c in target.key):
-            # By primary key: consecutive deletes from one table as one DELETE ... IN (in
-            # the key's order: not where the table refers to itself, as a tree does).
-            at = [event.present.index(c) for c in target.key]
-            names = ", ".join(quote_name(target.columns[c]) for c in target.key)
-            self._batch.multirow(f"DELETE FROM {target.name} WHERE ({names}) IN (".encode(), b")",
-                           [b"(" + b", ".join([image[i] for i in at]) + b")"
-                            for image, _ in event.rows], counted=True)
+            rowstatements.insert(self._batch, target, event)
+        elif event.kind == "delete":
+            rowstatements.delete(self._batch, target, event)
         else:
-            for image, after in event.rows:
-                before = dict(zip(event.present, image, strict=True))
-                where = self._where(target, before)
-                if event.kind == "delete":  # no key: one row with every stored value
-                    self._batch.add(f"DELETE FROM {target.name} WHERE ".encode() + where +
-                              b" LIMIT 1", expected=1)
-                    continue
-                assert after is not None
-                # What changed, and what the server would change by itself (ON UPDATE):
-                # given as it was on the source.
-                changes = b", ".join(
-                    quote_name(target.columns[c]).encode() + b" = " + value
-                    for c, value in zip(event.after_present, after, strict=True)
-                    if target.stored[c] and (before.get(c) != value or target.on_update[c]))
-                if changes:
-                    self._batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
-                                    where + b" LIMIT 1", expected=1)
+            rowstatements.update(self._batch, target, event)
         self.rows += len(event.rows)
 
-    def _where(self, target: TargetTable, before: dict[int, bytes]) -> bytes:
-        columns = [c for c in (target.key or before) if target.stored[c] and c in before]
-        return b" AND ".join(quote_name(target.columns[c]).encode() + b" <=> " + before[c]
-                             for c in columns)
+    def _read_beat(self, kind: int, body: bytes, mapped: TableMap) -> None:
+        """A drkit_heartbeat row: the time it beat, kept until its transaction ends."""
+        event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
+        image, after = event.rows[-1]
+        at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
+        self._beat = None if at == b"NULL" else at.decode().strip("'")
 
     def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
         if mapped not in self._readers:
@@ -272,13 +242,31 @@ class RowApplier:
     # -- statements -----------------------------------------------------------------------
     def _statement(self, data: bytes) -> None:
         database, text, modes = self._query(data)
+        if self._transaction_control(text):
+            return
+        self.committed = True  # DDL is a transaction of its own
+        self._transactions.ended_by_statement()
+        if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
+            self.skipped_statements += 1
+            return
+        renamed = self._renamed(database, text, modes)
+        if renamed is None:
+            return  # another database's statement
+        self._transactions.before_ddl()
+        self.tables.clear()  # its columns may have changed: read again when next used
+        self._readers.clear()
+        self._worker.submit(self._ddl(renamed, self.load_as.get(database), modes))
+
+    def _transaction_control(self, text: bytes) -> bool:
+        """BEGIN, COMMIT, ROLLBACK and the source's savepoints, applied; False for anything
+        else. XA is refused."""
         command = text.strip().upper()
         if command == b"BEGIN":
-            return
+            return True
         if command == b"COMMIT":
             self._commit()
             self.committed = True
-            return
+            return True
         if command.startswith(b"XA "):
             raise BinlogArchiveError(
                 "The binlog holds an XA transaction, which drkit cannot apply as SQL; "
@@ -286,23 +274,24 @@ class RowApplier:
         if ROLLBACK.match(text):
             self._transactions.undo_open()  # the source undid its rows too
             self.committed = True
-            return
+            return True
         if savepoint := SAVEPOINT_STATEMENT.match(text):
             self._batch.add(self._transactions.source_savepoint(
                 savepoint.group(1), unquote_name(savepoint.group(2))), expected=0)
-            return
-        self.committed = True  # DDL is a transaction of its own
-        self._transactions.open = False
-        if ACCOUNTS.match(text):  # users and grants are the server's, not the restored data
-            self.skipped_statements += 1
-            return
+            return True
+        return False
+
+    def _renamed(self, database: str, text: bytes, modes: list[str] | None) -> bytes | None:
+        """The DDL as it runs on the target, the restored databases' qualifiers renamed;
+        None for another database's statement. Refuses one that would not do there what it
+        did on the source."""
         qualifiers: set[str] = set()
         renames = {db: new for db, new in self.load_as.items() if new != db}
         renamed = rename_qualified(text, renames, qualifiers,
                                    ansi_quotes="ANSI_QUOTES" in (modes or ()),
                                    backslash_escapes="NO_BACKSLASH_ESCAPES" not in (modes or ()))
         if database not in self.load_as and not qualifiers & set(self.load_as):
-            return  # another database's statement
+            return None
         kind = statement_kind(text)  # never the text itself: it may hold a password
         others = sorted(q for q in qualifiers - set(self.load_as)
                         if q.lower() in self._databases())
@@ -326,11 +315,10 @@ class RowApplier:
                 "under another name it would change the original. Nothing of it was applied.",
                 "Restore to a time before it, or restore in place (without --as or "
                 "--replace) on an empty target.")
-        self._transactions.before_ddl()
-        use = self.load_as.get(database)
-        self.tables.clear()  # its columns may have changed: read again when next used
-        self._readers.clear()
+        return renamed
 
+    def _ddl(self, renamed: bytes, use: str | None,
+             modes: list[str] | None) -> Callable[[Cursor], None]:
         def run(cursor: Cursor) -> None:
             # Here, in order with the DDL before it: the trigger may have been made by one.
             if self._triggers.dropped(renamed, use):
@@ -347,8 +335,7 @@ class RowApplier:
             cursor.connection.commit()
             self._triggers.after_ddl(cursor, ddl)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
-
-        self._worker.submit(run)
+        return run
 
     def _databases(self) -> set[str]:
         if self._known is None:

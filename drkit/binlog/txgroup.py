@@ -24,7 +24,7 @@ _SAVEPOINT = b"drkit_transaction_end"
 class TransactionGroup:
     def __init__(self, batch: StatementBatch, worker: ConnectionWorker) -> None:
         self._batch, self._worker = batch, worker
-        self.open = False  # a source transaction has begun and not ended
+        self._open = False  # a source transaction has begun and not ended
         self._begun_at = 0  # bytes gathered when it began
         self._savepoint = False  # _SAVEPOINT marks the last one ended, in the open group
         self._group_start = 0  # bytes gathered when the open group began
@@ -33,9 +33,9 @@ class TransactionGroup:
     def begin(self) -> None:
         """A source transaction begins; one the archive did not end is undone first (a
         second begin with nothing gathered, as MySQL's GTID event then BEGIN, is none)."""
-        if self.open and self._batch.gathered > self._begun_at:
+        if self._open and self._batch.gathered > self._begun_at:
             self.undo_open()
-        self.open, self._begun_at = True, self._batch.gathered
+        self._open, self._begun_at = True, self._batch.gathered
         self._number += 1
 
     def source_savepoint(self, verb: bytes, name: str) -> bytes:
@@ -48,7 +48,7 @@ class TransactionGroup:
     def end(self) -> None:
         """A source transaction ends: the group is committed once large enough, else the
         savepoint marks where the next one begins; in the same round trip as its rows."""
-        self.open = False
+        self._open = False
         self._savepoint = self._batch.gathered - self._group_start < GROUP_BYTES
         self._batch.add(b"SAVEPOINT " + _SAVEPOINT if self._savepoint else b"COMMIT",
                         expected=0)
@@ -56,9 +56,14 @@ class TransactionGroup:
         if not self._savepoint:
             self._group_start = self._batch.gathered
 
+    def ended_by_statement(self) -> None:
+        """A statement that commits by itself (DDL) came, replayed or passed over: the
+        source transaction before it, if any, has ended."""
+        self._open = False
+
     def before_ddl(self) -> None:
         """DDL is about to run (and commit, implicitly, what was sent before it)."""
-        self.open = False
+        self._open = False
         self._batch.flush()
         self._savepoint, self._group_start = False, self._batch.gathered
 
@@ -66,13 +71,13 @@ class TransactionGroup:
         """Undoes the open source transaction alone: what of it was gathered is dropped,
         what was sent rolled back to where the one before it ended."""
         self._batch.discard()
-        self.open = False
+        self._open = False
         undo = b"ROLLBACK TO SAVEPOINT " + _SAVEPOINT if self._savepoint else b"ROLLBACK"
         self._worker.submit(lambda cursor: cursor.execute(undo))
 
     def finish(self) -> None:
         """The replay ends: a transaction the archive did not end is undone, the rest
         committed."""
-        if self.open:
+        if self._open:
             self.undo_open()
         self._worker.submit(lambda cursor: cursor.connection.commit())

@@ -104,7 +104,11 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
 
 
 
-def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.Connection:
+# What connect() returns, by a name callers above the adapter may use without pymysql.
+Connection = pymysql.Connection
+
+
+def connect(server: Server, database: str | None = None, **kwargs) -> Connection:
     """Open a connection, turning the usual failures into one sentence with the fix."""
     try:
         return pymysql.connect(

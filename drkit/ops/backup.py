@@ -15,16 +15,16 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 from drkit import __version__
 from drkit.aws import metrics
-from drkit.azure.blobstore import BackupStore
+from drkit.azure.blobstore import BackupStore, BlockUploader
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
@@ -40,8 +40,9 @@ from drkit.exitstatus import ExitStatus
 from drkit.interrupts import deferred_signals
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
-from drkit.mysql.connection import Server, connect, option_file, source_server
+from drkit.mysql.connection import Connection, Server, connect, option_file, source_server
 from drkit.ops.claim import NameClaim
+from drkit.ops.localcopy import LocalCopy
 from drkit.ops.lock import RunLock
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
@@ -92,8 +93,8 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
               f"(databases: {', '.join(databases)})", databases=databases)
     try:
         with _locks(settings, databases):
-            result = _backup(settings, env, databases, compression or settings.backup.compression,
-                             started)
+            result = _BackupRun(settings, env, databases,
+                                compression or settings.backup.compression, started).run()
     except DrkitError as error:
         stopped = isinstance(error, RunStopped)
         log_event("backup.interrupted" if stopped else "backup.failed",
@@ -140,154 +141,221 @@ def _step(number: int, text: str, **fields: Any) -> None:
     log_event("backup.step", f"[{number}/{STEPS}] {text}", step=number, **fields)
 
 
-def _backup(settings: Settings, env: Environment, databases: list[str], codec_name: str,
-            started: datetime) -> BackupResult:
-    with contextlib.ExitStack() as stack:
-        server = source_server(settings)
-        store = BackupStore.from_settings(settings)
-        codec = CODECS[codec_name]
-        level = settings.backup.gzip_level if codec_name == "gzip" else settings.backup.zstd_level
-        client = dump.dump_client()
+@dataclass
+class _Inventory:
+    """What the source holds at one moment: asked before the dump and again after it."""
 
-        # 1. Preflight, as the seed's init: the source answers, the databases exist, the
-        #    container is reachable, ours and private.
-        connection = connect(server)
-        with contextlib.closing(connection):
-            for database in databases:
-                connect(server, database).close()
-            source_info = inventory.server_version(connection)
-            store.check()
-            claim = stack.enter_context(NameClaim(store, started, codec_name, databases))
-            name = claim.name
-            _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
-                     f"{source_info['version']}), {store.where}")
-            engines = inventory.table_engines(connection, databases)
-            position_before = inventory.binlog_position(connection, source_info["flavour"])
-            objects_before = inventory.stored_objects(connection, databases)
-            snapshot_options = dump.snapshot_options(
-                client, source_info["flavour"], position_before,
-                source_info["flavour"] == "mariadb"
-                and inventory.binlog_gtid_readable(connection, position_before))
-            tables_before = inventory.table_shapes(connection, databases)
-            locked = stack.enter_context(snapshotlock.for_dump(
-                settings, server, databases, source_info["flavour"],
-                snapshot_gives_none=not snapshot_options and bool(position_before.get("file"))))
+    position: dict[str, Any]  # binary log coordinates and GTID set
+    objects: dict[str, list[str]]  # views, routines, triggers, events
+    tables: dict[str, str]  # "db.table" -> a digest of its definition
 
-            # 2. Dump, scan, compress and upload at once.
-            uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
-            local = _LocalCopy.open(settings.backup.local_copy_dir, name)
-            scan = BackgroundScan()
-            compressor = codec.compressor(level)
-            dump_clock = time.monotonic()
-            try:
-                with option_file(server) as options, env.progress("backup", None) as progress, \
-                        _unreadable_as("The dump"):
-                    process = dump.DumpProcess(
-                        client.command(options, databases, snapshot_options), options)
-                    sent = 0
-                    try:
-                        for chunk in locked.watch(process.chunks()):
-                            scan.feed(chunk)
-                            for piece in compressor.compress(chunk):
-                                uploader.write(piece)
-                                local.write(piece)
-                            sent += len(chunk)
-                            progress.update(sent)
-                        for piece in compressor.flush():
-                            uploader.write(piece)
-                            local.write(piece)
-                    except BaseException:
-                        process.stop()
-                        raise
-                    finally:
-                        scanner = scan.finish()
-                    exit_code = process.wait()
-                _check_dump(server, exit_code, process.stderr, scanner)
-            except BaseException:
-                compressor.close()
-                uploader.abort()
-                local.discard()
-                raise
-            seconds = time.monotonic() - dump_clock
-            sql_size = scan.size
-            _step(2, f"dump + compress + upload ... done: {human_size(sql_size)} SQL -> "
-                     f"{human_size(uploader.size)} {codec_name} in {seconds:.1f} s",
-                  sql_bytes=sql_size, bytes=uploader.size, seconds=round(seconds, 3))
+    @classmethod
+    def read(cls, connection: Connection, server: Server, flavour: str,
+             databases: list[str]) -> _Inventory:
+        return cls(inventory.binlog_position(connection, flavour),
+                   inventory.stored_objects(connection, databases),
+                   inventory.table_shapes(server, databases))
 
-            position_after = inventory.binlog_position(connection, source_info["flavour"])
-            objects_after = inventory.stored_objects(connection, databases)
-            tables_changed = _changed(tables_before,
-                                      inventory.table_shapes(connection, databases))
 
+@dataclass
+class _Source:
+    """The source as the backup saw it around its dump."""
+
+    info: dict[str, str]  # version and flavour
+    engines: dict[str, str]  # "db.table" -> engine
+    before: _Inventory
+    snapshot_options: tuple[str, ...]  # what mysqldump is asked for its snapshot's coordinates
+    after: _Inventory | None = None
+
+
+@dataclass
+class _Dumped:
+    """What the dump gave: the scan of its SQL and its upload, staged, not yet committed."""
+
+    scan: BackgroundScan
+    scanner: DumpScanner
+    uploader: BlockUploader
+    local: LocalCopy
+
+
+class _BackupRun:
+    """One backup, in the seed's four steps: preflight; dump, compress and upload at once;
+    publish; local cleanup."""
+
+    def __init__(self, settings: Settings, env: Environment, databases: list[str],
+                 codec_name: str, started: datetime) -> None:
+        self.settings, self.env, self.databases, self.started = settings, env, databases, started
+        self.codec_name, self.codec = codec_name, CODECS[codec_name]
+        self.level = settings.backup.gzip_level if codec_name == "gzip" \
+            else settings.backup.zstd_level
+        self.server = source_server(settings)
+        self.store = BackupStore.from_settings(settings)
+        self.client = dump.dump_client()
+
+    def run(self) -> BackupResult:
+        with contextlib.ExitStack() as stack:
+            with contextlib.closing(connect(self.server)) as connection:
+                claim, source = self._preflight(connection, stack)
+                locked = stack.enter_context(snapshotlock.for_dump(  # where the dump gives none
+                    self.settings, self.server, self.databases, source.info["flavour"],
+                    snapshot_gives_none=not source.snapshot_options
+                    and bool(source.before.position.get("file"))))
+                dumped = self._dump(claim.name, source.snapshot_options, locked)
+                source.after = _Inventory.read(connection, self.server, source.info["flavour"],
+                                               self.databases)
+            manifest = self._manifest(claim.name, source, dumped, locked)
+            self._publish(claim, manifest, dumped)
+            _step(3, f"upload to Azure Blob Storage ... done: {claim.name}", blob=claim.name,
+                  manifest=manifest.sidecar_name)
+
+            # 4. The seed keeps local copies for about a day.
+            local_path = dumped.local.keep()
+            removed = LocalCopy.prune(self.settings.backup.local_copy_dir,
+                                       self.settings.backup.local_copy_max_age_hours)
+            _step(4, "local cleanup ... done" + (f": {removed} old copies removed"
+                                                  if removed else ""))
+            return BackupResult(name=claim.name, manifest=manifest, local_copy=local_path)
+
+    def _preflight(self, connection: Connection,
+                   stack: contextlib.ExitStack) -> tuple[NameClaim, _Source]:
+        """1. As the seed's init: the source answers, the databases exist, the container is
+        reachable, ours and private; then the backup's name is claimed (held by ``stack``)
+        and the source's state before the dump read."""
+        for database in self.databases:
+            connect(self.server, database).close()
+        info = inventory.server_version(connection)
+        self.store.check()
+        claim = stack.enter_context(NameClaim(self.store, self.started, self.codec_name,
+                                              self.databases))
+        _step(1, f"preflight ... done: source {self.server.address} ({info['flavour']} "
+                 f"{info['version']}), {self.store.where}")
+        engines = inventory.table_engines(connection, self.databases)
+        before = _Inventory.read(connection, self.server, info["flavour"], self.databases)
+        snapshot_options = dump.snapshot_options(
+            self.client, info["flavour"], before.position,
+            info["flavour"] == "mariadb"
+            and inventory.binlog_gtid_readable(connection, before.position))
+        return claim, _Source(info, engines, before, snapshot_options)
+
+    def _dump(self, name: str, snapshot_options: tuple[str, ...],
+              locked: snapshotlock.TableLockCoordinates) -> _Dumped:
+        """2. Dump, scan, compress and upload at once; nothing is committed yet."""
+        uploader = self.store.uploader(name, self.settings.backup.block_size_mib * 1024 * 1024)
+        local = LocalCopy.open(self.settings.backup.local_copy_dir, name)
+        scan = BackgroundScan()
+        compressor = self.codec.compressor(self.level)
+        clock = time.monotonic()
+        try:
+            with option_file(self.server) as options, _unreadable_as("The dump"):
+                process = dump.DumpProcess(
+                    self.client.command(options, self.databases, snapshot_options), options)
+                try:
+                    self._stream(locked.watch(process.chunks()), scan, compressor,
+                                 (uploader, local))
+                except BaseException:
+                    process.stop()
+                    raise
+                finally:
+                    scanner = scan.finish()
+                exit_code = process.wait()
+            _check_dump(self.server, exit_code, process.stderr, scanner)
+        except BaseException:
+            compressor.close()
+            uploader.abort()
+            local.discard()
+            raise
+        seconds = time.monotonic() - clock
+        _step(2, f"dump + compress + upload ... done: {human_size(scan.size)} SQL -> "
+                 f"{human_size(uploader.size)} {self.codec_name} in {seconds:.1f} s",
+              sql_bytes=scan.size, bytes=uploader.size, seconds=round(seconds, 3))
+        return _Dumped(scan, scanner, uploader, local)
+
+    def _stream(self, chunks: Iterator[bytes], scan: BackgroundScan, compressor: Any,
+                sinks: tuple[BlockUploader, LocalCopy]) -> None:
+        """The dump's SQL to the scan, and compressed to the upload and the local copy."""
+        with self.env.progress("backup", None) as progress:
+            sent = 0
+            for chunk in chunks:
+                scan.feed(chunk)
+                _write(sinks, compressor.compress(chunk))
+                sent += len(chunk)
+                progress.update(sent)
+            _write(sinks, compressor.flush())
+
+    def _manifest(self, name: str, source: _Source, dumped: _Dumped,
+                  locked: snapshotlock.TableLockCoordinates) -> Manifest:
+        before, after = source.before, source.after
+        assert after is not None
         finished = datetime.now(UTC)
-        non_transactional = sorted(t for t, e in engines.items()
+        non_transactional = sorted(t for t, e in source.engines.items()
                                    if e not in inventory.TRANSACTIONAL_ENGINES)
-        manifest = Manifest(
+        scanner = dumped.scanner
+        return Manifest(
             name=name,
             drkit_version=__version__,
-            started_at=started,
+            started_at=self.started,
             finished_at=finished,
-            duration_seconds=round((finished - started).total_seconds(), 3),
-            source={"host": server.host, "port": server.port, **source_info,
-                    "rds_instance_id": settings.source.rds_instance_id},
-            databases=databases,
+            duration_seconds=round((finished - self.started).total_seconds(), 3),
+            source={"host": self.server.host, "port": self.server.port, **source.info,
+                    "rds_instance_id": self.settings.source.rds_instance_id},
+            databases=self.databases,
             consistency={
                 "method": "single-transaction snapshot" if not non_transactional
                 else "single-transaction snapshot; non-transactional tables not consistent",
                 "non_transactional_tables": non_transactional,
-                "binlog_before": position_before,
-                "binlog_after": position_after,
-                **dump.snapshot_coordinates(scanner.snapshot, position_before, position_after,
+                "binlog_before": before.position,
+                "binlog_after": after.position,
+                **dump.snapshot_coordinates(scanner.snapshot, before.position, after.position,
                                             locked),
-                "objects_changed_during_dump": objects_before != objects_after,
+                "objects_changed_during_dump": before.objects != after.objects,
                 # Tables created, dropped or altered while the dump ran: the backup holds
                 # them as the snapshot saw them (or not at all, if created after it).
-                "tables_changed_during_dump": tables_changed,
+                "tables_changed_during_dump": _changed(before.tables, after.tables),
             },
-            dump={"client": os.path.basename(client.path), "client_version": client.version,
-                  "options": [*client.options, *snapshot_options]},
-            compression={"codec": codec_name, "level": level},
-            compressed={"size": uploader.size, "sha256": uploader.sha256},
-            sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
+            dump={"client": os.path.basename(self.client.path),
+                  "client_version": self.client.version,
+                  "options": [*self.client.options, *source.snapshot_options]},
+            compression={"codec": self.codec_name, "level": self.level},
+            compressed={"size": dumped.uploader.size, "sha256": dumped.uploader.sha256},
+            sql={"size": dumped.scan.size, "sha256": dumped.scan.sha256.hexdigest()},
             tables={
-                f"{database}.{table}": TableEntry(rows=content.rows, sha256=content.digest,
-                                                  unordered_digest=content.unordered_digest,
-                                                  engine=engines.get(f"{database}.{table}"))
+                f"{database}.{table}": TableEntry(
+                    rows=content.rows, sha256=content.digest,
+                    unordered_digest=content.unordered_digest,
+                    engine=source.engines.get(f"{database}.{table}"))
                 for (database, table), content in sorted(scanner.tables.items())
             },
-            objects=objects_after,
+            objects=after.objects,
             definitions=scanner.definitions,
             time_zones=sorted(scanner.time_zones),
         )
 
-        # 3. Publish: the sidecar first, then the one request that makes the backup visible.
-        #    A signal waits until both are done: never half of a publish.
+    def _publish(self, claim: NameClaim, manifest: Manifest, dumped: _Dumped) -> None:
+        """3. The sidecar first, then the one request that makes the backup visible. A
+        signal waits until both are done: never half of a publish."""
         try:
-            with deferred_signals(f"backup {name} was committed whole"):
-                store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
-                               replacing=claim.etag)
-                uploader.commit(manifest.metadata(), codec.content_type)
+            with deferred_signals(f"backup {claim.name} was committed whole"):
+                self.store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
+                                    replacing=claim.etag)
+                dumped.uploader.commit(manifest.metadata(), self.codec.content_type)
                 claim.committed = True
         except StorageError as error:  # the storage failed under the publish: an upload
-            local.discard()
+            dumped.local.discard()
             if error.exit_code != ExitStatus.STORAGE_FAILED:  # credentials, the container:
                 raise  # their own code and fix say what to do
             cause = error.message.rstrip(".")
-            raise UploadFailedError(f"Publishing backup {name} failed: {cause}; nothing was "
-                                    "committed.", "Run the backup again once the storage "
+            raise UploadFailedError(f"Publishing backup {claim.name} failed: {cause}; nothing "
+                                    "was committed.", "Run the backup again once the storage "
                                     "answers.") from None
         except BaseException:
-            local.discard()
+            dumped.local.discard()
             raise
-        _step(3, f"upload to Azure Blob Storage ... done: {name}", blob=name,
-              manifest=manifest.sidecar_name)
 
-        # 4. The seed keeps local copies for about a day.
-        local_path = local.keep()
-        removed = _LocalCopy.prune(settings.backup.local_copy_dir,
-                                   settings.backup.local_copy_max_age_hours)
-        _step(4, "local cleanup ... done" + (f": {removed} old copies removed" if removed else ""))
-        return BackupResult(name=name, manifest=manifest, local_copy=local_path)
+
+def _write(sinks: tuple[BlockUploader, LocalCopy], pieces: Iterable[bytes]) -> None:
+    for piece in pieces:
+        for sink in sinks:
+            sink.write(piece)
 
 
 def _check_dump(server: Server, exit_code: int, stderr: str, scanner: DumpScanner) -> None:
@@ -318,49 +386,3 @@ def _unreadable_as(what: str) -> Iterator[None]:
         raise UnrestorableBackupError(
             f"{what} cannot be read back as statements: {error}; nothing was committed.",
             "Report this as a drkit bug, with the statement at that position.") from None
-
-
-class _LocalCopy:
-    """The seed's local copy, written under a temporary name and renamed on success."""
-
-    def __init__(self, path: Path | None, handle: IO[bytes] | None) -> None:
-        self.path = path
-        self._handle = handle
-
-    @classmethod
-    def open(cls, directory: Path | None, blob_name: str) -> _LocalCopy:
-        if directory is None:
-            return cls(None, None)
-        directory = directory.expanduser()
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / blob_name.rsplit("/", 1)[-1]
-        return cls(path, open(path.with_name(path.name + ".partial"), "wb"))  # noqa: SIM115
-
-    def write(self, data: bytes) -> None:
-        if self._handle:
-            self._handle.write(data)
-
-    def keep(self) -> Path | None:
-        if not self._handle or not self.path:
-            return None
-        self._handle.close()
-        Path(self._handle.name).rename(self.path)
-        return self.path
-
-    def discard(self) -> None:
-        if self._handle:
-            self._handle.close()
-            Path(self._handle.name).unlink(missing_ok=True)
-            self._handle = None
-
-    @staticmethod
-    def prune(directory: Path | None, max_age_hours: float) -> int:
-        if directory is None:
-            return 0
-        cutoff = (datetime.now(UTC) - timedelta(hours=max_age_hours)).timestamp()
-        removed = 0
-        for path in directory.expanduser().glob("backup-*.sql.*"):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        return removed

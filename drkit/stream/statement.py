@@ -26,6 +26,7 @@ _OBJECT_KINDS: dict[bytes, ObjectKind] = {
     b"VIEW": "view", b"PROCEDURE": "procedure", b"FUNCTION": "function",
     b"TRIGGER": "trigger", b"EVENT": "event"}
 _HEADER_TOKENS = 40  # enough for any CREATE ... header; statements are never lexed whole
+_NAME_TOKENS = 8  # enough for the rest: a verb, IF NOT EXISTS, a name
 
 
 @dataclass(slots=True)
@@ -72,27 +73,40 @@ class _Word:
         return (self.text if self.quoted else self.written).decode("utf-8", "surrogateescape")
 
 
-def _header(sql: bytes) -> list[_Word]:
-    """The first words of a statement, comments and conditional-comment markers skipped."""
+def _header(sql: bytes, most: int = _HEADER_TOKENS) -> list[_Word]:
+    """The first ``most`` words of a statement, comments and conditional-comment markers
+    skipped."""
     words: list[_Word] = []
     for match in _TOKEN.finditer(sql):
-        if match.group(4) is not None or match.group(5) is not None:
+        group = match.lastindex  # the one alternative that matched
+        if group in (4, 5):
             continue
-        if match.group(1) is not None:
+        if group == 1:
             words.append(_Word(match.group(1).replace(b"``", b"`"), *match.span(), True))
-        elif match.group(2) is not None or match.group(3) is not None:
-            text = match.group(2) if match.group(2) is not None else match.group(3)
-            words.append(_Word(text, *match.span(), True))
+        elif group in (2, 3):
+            words.append(_Word(match.group(group), *match.span(), True))
         else:
-            words.append(_Word(match.group().upper(), *match.span(), written=match.group()))
-        if len(words) >= _HEADER_TOKENS:
+            written = match.group()
+            words.append(_Word(written.upper(), *match.span(), written=written))
+        if len(words) >= most:
             break
+    return words
+
+
+def _first_words(sql: bytes) -> list[_Word]:
+    """As many first words as the statement's kind needs: a dump has tens of statements a
+    table, and only an object's CREATE (its name after a DEFINER and more) needs more than
+    a verb, IF NOT EXISTS and a name."""
+    words = _header(sql, _NAME_TOKENS)
+    if len(words) == _NAME_TOKENS and words[0].text == b"CREATE" and \
+            words[1].text not in (b"TABLE", b"DATABASE"):
+        return _header(sql)
     return words
 
 
 def name_statement(statement: Statement) -> None:
     """Set kind, table, name and DEFINER span from the statement's first words."""
-    words = _header(statement.sql)
+    words = _first_words(statement.sql)
     texts = [w.text if not w.quoted else None for w in words]
     first = texts[0] if texts else None
     if first in (b"USE", b"SET", b"LOCK", b"UNLOCK"):

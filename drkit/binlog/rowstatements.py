@@ -1,0 +1,162 @@
+"""Row events as statements, gathered in a :class:`StatementBatch`.
+
+Consecutive inserts into one table go as one multi-row INSERT, deletes by primary key as one
+DELETE ... IN. An UPDATE event's rows, by primary key, go many in one statement too: a row
+a statement each costs the target a statement's parse and execution per row, several times
+what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key stays are joined with a
+derived table of their keys and new values::
+
+    UPDATE t AS drkit_target JOIN (SELECT NULL AS k0, NULL AS c2 UNION ALL SELECT 7, 'x'
+    UNION ALL ...) AS drkit_rows ON drkit_target.`id` = drkit_rows.k0
+    SET drkit_target.`at` = drkit_rows.c2
+
+(the first row, all NULL, names the columns and matches nothing; the server gives each column
+the type of the values under it). Its count of rows found says which were missing, as a
+statement per row's does. Only where that is the same change: an integer key (compared as
+numbers, never through a collation), no foreign key to the table itself, no column of a
+unique key changed (rows changed together would meet each other's values in an order the
+source did not have), and a row changed twice goes in two statements, in order
+(:meth:`StatementBatch.multirow`'s keys). Other rows go as a statement each: by primary key
+where the table has one, else by every stored column (``<=>``, one row).
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from dataclasses import dataclass, field
+
+from drkit.binlog.batch import RowsStatement, StatementBatch
+from drkit.binlog.rowevents import RowsEvent
+from drkit.binlog.targettable import TargetTable
+
+
+def insert(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None:
+    """Rows of consecutive inserts into one table go as one multi-row INSERT: a row event
+    holds a few rows (about 8 KB), a round trip each would be the cost."""
+    stored = [i for i, c in enumerate(event.present) if target.stored[c]]
+    names = b", ".join(target.quoted[event.present[i]] for i in stored)
+    values = operator.itemgetter(*stored) if len(stored) > 1 else \
+        (lambda image: (image[stored[0]],))
+    batch.multirow(
+        RowsStatement(f"INSERT INTO {target.name} (".encode() + names + b") VALUES "),
+        [b"(" + b", ".join(values(image)) + b")" for image, _ in event.rows])
+
+
+def delete(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None:
+    """By primary key, consecutive deletes from one table as one DELETE ... IN (in the key's
+    order: not where the table refers to itself, as a tree does)."""
+    if target.key and not target.self_referencing and \
+            all(c in event.present and target.stored[c] for c in target.key):
+        at = [event.present.index(c) for c in target.key]
+        names = b", ".join(target.quoted[c] for c in target.key)
+        batch.multirow(
+            RowsStatement(f"DELETE FROM {target.name} WHERE (".encode() + names +
+                          b") IN (", b")", counted=True),
+            [b"(" + b", ".join([image[i] for i in at]) + b")" for image, _ in event.rows])
+        return
+    for image, _ in event.rows:  # no key: one row with every stored value
+        before = dict(zip(event.present, image, strict=True))
+        batch.add(f"DELETE FROM {target.name} WHERE ".encode() + _where(target, before) +
+                  b" LIMIT 1", expected=1)
+
+
+def update(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None:
+    """Rows by primary key many in one statement where that is the same change (see the
+    module's doc), others a statement each."""
+    by_key = _UpdateByKey.of(target, event)
+    # Each stored column of the after image, with its place in the before image (None: not
+    # there) and whether the server would change it by itself (ON UPDATE): such a column is
+    # given as it was on the source, changed or not.
+    at = {c: i for i, c in enumerate(event.present)}
+    columns = [(c, at.get(c), target.on_update[c]) for c in event.after_present
+               if target.stored[c]]
+    stored = [target.stored[c] for c in event.after_present]
+    for image, after in event.rows:
+        assert after is not None
+        changed = [(c, value) for (c, i, always), value in
+                   zip(columns, itertools.compress(after, stored), strict=True)
+                   if always or i is None or image[i] != value]
+        if not changed:
+            continue
+        if by_key is not None and by_key.add(batch, image, changed):
+            continue
+        before = dict(zip(event.present, image, strict=True))
+        changes = b", ".join(target.quoted[c] + b" = " + value for c, value in changed)
+        batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
+                  _where(target, before) + b" LIMIT 1", expected=1)
+    if by_key is not None:
+        by_key.send(batch)
+
+
+def _where(target: TargetTable, before: dict[int, bytes]) -> bytes:
+    columns = [c for c in (target.key or before) if target.stored[c] and c in before]
+    return b" AND ".join(target.quoted[c] + b" <=> " + before[c] for c in columns)
+
+
+# Rows in one statement at most: one SELECT each for the server to parse, nested as deep
+# in MySQL's parse tree.
+ROWS_A_STATEMENT = 1000
+
+
+@dataclass
+class _UpdateByKey:
+    """An UPDATE event's rows that go many in one statement, gathered in runs of the same
+    change (the same columns changed) for :meth:`StatementBatch.multirow`."""
+
+    target: TargetTable
+    key_at: tuple[int, ...]  # the key's places in the before image
+    apart: frozenset[int]  # columns whose change sends a row alone: the key's, a unique key's
+    _statement: RowsStatement | None = None  # of the run gathered
+    _rows: list[bytes] = field(default_factory=list)
+    _keys: list[bytes] = field(default_factory=list)
+    _statements: dict[tuple[int, ...], RowsStatement] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, target: TargetTable, event: RowsEvent) -> _UpdateByKey | None:
+        """For ``event``'s rows, or None where each must go as a statement of its own."""
+        if not target.integer_key or target.self_referencing or \
+                not all(c in event.present and target.stored[c] for c in target.key):
+            return None
+        apart = frozenset(c for c, unique in enumerate(target.unique)
+                          if unique or c in target.key)
+        return cls(target, tuple(event.present.index(c) for c in target.key), apart)
+
+    def add(self, batch: StatementBatch, image: tuple[bytes, ...],
+            changed: list[tuple[int, bytes]]) -> bool:
+        """Gathers a row changing ``changed`` (column, new value), found by its before
+        ``image``'s key; False (what was gathered sent first) where it must go alone."""
+        columns, values = zip(*changed, strict=True)
+        if not self.apart.isdisjoint(columns):
+            self.send(batch)
+            return False
+        statement = self._statements.get(columns) or self._new_statement(columns)
+        if statement is not self._statement:
+            self.send(batch)
+            self._statement = statement
+        key = b", ".join([image[i] for i in self.key_at])
+        self._rows.append(key + b", " + b", ".join(values))
+        self._keys.append(key)
+        return True
+
+    def send(self, batch: StatementBatch) -> None:
+        """What was gathered, to the batch (after what went there before)."""
+        if self._rows:
+            assert self._statement is not None
+            batch.multirow(self._statement, self._rows, keys=self._keys)
+        self._statement, self._rows, self._keys = None, [], []
+
+    def _new_statement(self, columns: tuple[int, ...]) -> RowsStatement:
+        target = self.target
+        names = [b"NULL AS k%d" % i for i in range(len(target.key))] + \
+            [b"NULL AS c%d" % c for c in columns]
+        on = b" AND ".join(b"drkit_target.%s = drkit_rows.k%d" % (target.quoted[c], i)
+                           for i, c in enumerate(target.key))
+        changes = b", ".join(b"drkit_target.%s = drkit_rows.c%d" % (target.quoted[c], c)
+                             for c in columns)
+        self._statements[columns] = RowsStatement(
+            f"UPDATE {target.name} AS drkit_target JOIN (SELECT ".encode() +
+            b", ".join(names) + b" UNION ALL SELECT ",
+            b") AS drkit_rows ON " + on + b" SET " + changes,
+            separator=b" UNION ALL SELECT ", counted=True, most=ROWS_A_STATEMENT)
+        return self._statements[columns]
