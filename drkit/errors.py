@@ -209,6 +209,13 @@ class BinlogGapError(DrkitError):
     exit_code = 49
 
 
+class BackupKeyError(DrkitError):
+    """An encrypted backup cannot be opened: no identity configured, or not one of its
+    recipients (drkit.stream.encryption)."""
+
+    exit_code = 50
+
+
 class RunInterrupted(DrkitError):
     """SIGINT (Ctrl-C): the run stopped cleanly (drkit.interrupts)."""
 
