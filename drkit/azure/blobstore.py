@@ -40,6 +40,7 @@ from drkit.errors import (
     StorageError,
     UploadFailedError,
 )
+from drkit.stream.encryption import Keyring
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
 
@@ -47,10 +48,12 @@ _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
 class BackupStore:
     """One container (and prefix) of one storage account."""
 
-    def __init__(self, container: ContainerClient, prefix: str, account: str) -> None:
+    def __init__(self, container: ContainerClient, prefix: str, account: str,
+                 keyring: Keyring | None = None) -> None:
         self.container = container
         self.prefix = prefix
         self.account = account
+        self.keyring = keyring or Keyring()  # opens encrypted backups when they are read
 
     @classmethod
     def from_settings(cls, settings: Settings, container: str | None = None,
@@ -71,7 +74,8 @@ class BackupStore:
         service = BlobServiceClient(endpoint, credential=credential, retry_total=3,
                                     initial_backoff=2, increment_base=2)
         return cls(service.get_container_client(container or storage.container),
-                   storage.prefix if prefix is None else prefix, account)
+                   storage.prefix if prefix is None else prefix, account,
+                   Keyring(settings.encryption.identity, resolver))
 
     def download(self, name: str) -> Iterator[bytes]:
         """The blob's bytes as they arrive; Azure failures as drkit errors."""

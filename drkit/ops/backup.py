@@ -43,6 +43,7 @@ from drkit.mysql import dump, inventory, snapshotlock
 from drkit.mysql.connection import Server, connect, option_file, source_server
 from drkit.ops.claim import NameClaim
 from drkit.ops.lock import RunLock
+from drkit.stream import encryption
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
@@ -147,6 +148,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
         store = BackupStore.from_settings(settings)
         codec = CODECS[codec_name]
         level = settings.backup.gzip_level if codec_name == "gzip" else settings.backup.zstd_level
+        recipients = encryption.recipients(settings.encryption.recipients)  # before any write
         client = dump.dump_client()
 
         # 1. Preflight, as the seed's init: the source answers, the databases exist, the
@@ -157,7 +159,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
                 connect(server, database).close()
             source_info = inventory.server_version(connection)
             store.check()
-            claim = stack.enter_context(NameClaim(store, started, codec_name, databases))
+            claim = stack.enter_context(NameClaim(store, started, codec_name, databases,
+                                                  encrypted=bool(recipients)))
             name = claim.name
             _step(1, f"preflight ... done: source {server.address} ({source_info['flavour']} "
                      f"{source_info['version']}), {store.where}")
@@ -176,7 +179,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             uploader = store.uploader(name, settings.backup.block_size_mib * 1024 * 1024)
             local = _LocalCopy.open(settings.backup.local_copy_dir, name)
             scan = BackgroundScan()
-            compressor = codec.compressor(level)
+            compressor = encryption.sealed(codec.compressor(level), recipients)
             dump_clock = time.monotonic()
             try:
                 with option_file(server) as options, env.progress("backup", None) as progress, \
@@ -246,6 +249,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             dump={"client": os.path.basename(client.path), "client_version": client.version,
                   "options": [*client.options, *snapshot_options]},
             compression={"codec": codec_name, "level": level},
+            encryption={"format": "age", "recipients": settings.encryption.recipients}
+            if recipients else {},
             compressed={"size": uploader.size, "sha256": uploader.sha256},
             sql={"size": sql_size, "sha256": scan.sha256.hexdigest()},
             tables={
@@ -265,7 +270,8 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             with deferred_signals(f"backup {name} was committed whole"):
                 store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
                                replacing=claim.etag)
-                uploader.commit(manifest.metadata(), codec.content_type)
+                uploader.commit(manifest.metadata(), encryption.CONTENT_TYPE if recipients
+                                else codec.content_type)
                 claim.committed = True
         except StorageError as error:  # the storage failed under the publish: an upload
             local.discard()

@@ -17,6 +17,7 @@ from drkit.errors import (
     UnrestorableBackupError,
 )
 from drkit.manifest import Manifest
+from drkit.stream import encryption
 from drkit.stream.compression import CODECS, CorruptStreamError, TruncatedStreamError
 
 # What verify records on a backup it found bad; restore refuses such a backup.
@@ -49,15 +50,19 @@ class CountingReader:
 
 @contextlib.contextmanager
 def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[], bool],
-              fix: str) -> Iterator[Iterator[bytes]]:
-    """Decompressed pieces of a backup being read; on leaving, the whole stream is checked
-    against the manifest: truncated, corrupt or altered, or a dump without its trailer.
+              fix: str, keyring: encryption.Keyring | None = None) -> Iterator[Iterator[bytes]]:
+    """Decompressed pieces of a backup being read (decrypted first with ``keyring``'s
+    identity if it is an age file); on leaving, the whole stream is checked against the
+    manifest: truncated, corrupt or altered, or a dump without its trailer.
 
     ``complete`` tells, once the stream has ended, whether the SQL ended with the trailer.
     """
     problem: Exception | None = None
+    compressed: Iterable[bytes] = reader
+    if manifest.name.endswith(encryption.EXTENSION):  # the size and sha256 are the blob's
+        compressed = encryption.decrypted(manifest.name, reader, keyring or encryption.Keyring())
     try:
-        yield CODECS[manifest.compression["codec"]].decompress(reader)
+        yield CODECS[manifest.compression["codec"]].decompress(compressed)
     except (TruncatedStreamError, CorruptStreamError) as exc:
         problem = exc
     name, expected = manifest.name, manifest.compressed

@@ -108,7 +108,8 @@ def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
     lexer = SqlLexer()
     tail = b""
     try:
-        with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
+        with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL,
+                       store.keyring) as pieces:
             for piece in pieces:
                 counters["sql_bytes"] += len(piece)
                 tail = keep_tail(tail, piece)
