@@ -288,13 +288,14 @@ def test_existing_blob_name_stops_the_run_before_dumping(backup_settings, store,
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
     backup_settings.storage.prefix = prefix
     monkeypatch.setattr("drkit.ops.claim.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
-    store.container.upload_blob(f"{prefix}taken.sql.gz", b"the original")
+    taken = f"{prefix}taken.sql.gz.age"  # the sandbox encrypts
+    store.container.upload_blob(taken, b"the original")
     started = []
     monkeypatch.setattr(dump, "DumpProcess", lambda *a: started.append(a))
     with pytest.raises(BackupExistsError):
         run_backup(backup_settings)
     assert started == []
-    assert store.container.download_blob(f"{prefix}taken.sql.gz").readall() == b"the original"
+    assert store.container.download_blob(taken).readall() == b"the original"
 
 
 def _metric_sum(settings, name: str, environment: str) -> float:
@@ -431,8 +432,8 @@ def test_two_runs_in_the_same_second_get_two_names_and_two_whole_backups(
         thread.join()
     assert errors == []
     names = sorted(r.name for r in results.values())
-    assert [n.rsplit("/", 1)[1] for n in names] == ["backup-20310504-030000.sql.gz",
-                                                     "backup-20310504-030001.sql.gz"]
+    assert [n.rsplit("/", 1)[1] for n in names] == ["backup-20310504-030000.sql.gz.age",
+                                                     "backup-20310504-030001.sql.gz.age"]
     catalog = Catalog(store)
     for database, result in results.items():
         assert result.manifest.databases == [database]

@@ -192,3 +192,10 @@ def test_the_identity_is_a_reference_and_never_an_aws_secret(tmp_path):
     assert error is not None and "readable from the AWS side" in error.message
     error = _config(tmp_path, f"[{good}]", f", identity: {x25519.Identity.generate()}")
     assert error is not None and "AGE-SECRET-KEY" not in error.message
+
+
+def test_a_failed_backup_closing_the_sealing_compressor_ends_its_thread():
+    compressor = sealed(CODECS["gzip"].compressor(6), [x25519.Identity.generate().to_public()])
+    compressor.compress(_sql(9 * 1024 * 1024))  # members handed to pyrage, none finished
+    compressor.close()
+    assert not [t for t in threading.enumerate() if t.name == "age-encrypt"]

@@ -69,7 +69,8 @@ def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[],
     size, sha256 = reader.size, reader.sha256.hexdigest()
     if isinstance(problem, CorruptStreamError):
         raise ChecksumMismatchError(f"Backup {name} is corrupt: {problem}.", fix)
-    if problem or size < expected.size:
+    # A stream that ends early with all its bytes read, or more, was altered, not cut.
+    if size < expected.size or (problem and (size, sha256) == (expected.size, expected.sha256)):
         raise TruncatedBackupError(f"Backup {name} is truncated: {size} of {expected.size} "
                                    "bytes" + (f", {problem}" if problem else "") + ".", fix)
     if (size, sha256) != (expected.size, expected.sha256):

@@ -62,6 +62,10 @@ class Compressor(Protocol):  # drkit.stream.compression's compressors
     def close(self) -> None: ...
 
 
+class _Abandoned(Exception):
+    """The other side of a pipe went away: pyrage's call is to end, its result unused."""
+
+
 class _Pipe:
     """A bounded queue of byte pieces between two threads; either end may give up."""
 
@@ -94,26 +98,17 @@ class _Pipe:
             self._changed.notify_all()
 
     def get(self) -> bytes | None:
-        """The next piece, waiting for one; None once the writer ended and all was read."""
+        """The next piece, waiting for one; None once the writer ended and all was read.
+        Raises :class:`_Abandoned` once the pipe was given up: that is no end of the data."""
         with self._changed:
             self._changed.wait_for(lambda: self._pieces or self._ended or self._abandoned)
-            if self._abandoned or not self._pieces:
+            if self._abandoned:
+                raise _Abandoned
+            if not self._pieces:
                 return None
             piece = self._pieces.popleft()
             self._changed.notify_all()
             return piece
-
-    def take_ready(self) -> list[bytes]:
-        """Every piece queued now, without waiting."""
-        with self._changed:
-            ready = list(self._pieces)
-            self._pieces.clear()
-            self._changed.notify_all()
-            return ready
-
-
-class _Abandoned(Exception):
-    """The other side of a pipe went away: pyrage's call is to end, its result unused."""
 
 
 class _PieceReader:
