@@ -1,7 +1,7 @@
 """The nightly backup: one consistent dump, streamed through compression into Azure Blob.
 
-    mysqldump --single-transaction ... ─► scan + sha256 ─► gzip/zstd ─► sha256 ─► Put Block
-                                                                         └─► local copy (optional)
+    mysqldump --single-transaction ─► scan + sha256 ─► gzip/zstd [─► age] ─► sha256 ─► Put Block
+                                                                              └─► local copy
 
 Nothing touches local disk unless a local copy is configured. The blob is committed only
 after mysqldump exited 0 *and* its completion trailer was seen; the manifest sidecar is

@@ -1,6 +1,6 @@
 """Restoring a backup into the target (Azure Flexible Server), streamed, then proven.
 
-    Azure Blob ─► sha256 ─► gunzip/unzstd ─► statements ─► Azure rewrites ─► N connections
+    Azure Blob ─► sha256 ─► [age -d ─►] gunzip/unzstd ─► statements ─► Azure rewrites ─► N conns
 
 No local disk. The target database must not exist or be empty unless ``replace`` is given,
 in which case the backup is loaded and proven beside it and swapped in only then. The
