@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# chromium: the audit report's test renders it in a real (headless) browser.
-packages=(mariadb-server mariadb-client zstd cron chromium)
+# chromium: the audit report's test renders it in a real (headless) browser. age: the
+# break-glass restore of an encrypted backup by hand (age -d | gunzip | mysql), and its test.
+packages=(mariadb-server mariadb-client zstd cron chromium age)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 missing=()

@@ -11,6 +11,7 @@ and REPEAT times each (median reported):
 - seed pipeline:  mysqldump ... | gzip -6 > file, then upload of the file (azure-storage-blob)
 - zstd pipe:      mysqldump ... | zstd -3 -T2 > file (reference)
 - drkit gzip:     drkit backup --compression gzip    (dump, compress, upload at once)
+- drkit gzip+age: the same, encrypted to the sandbox's two age recipients (its default)
 - drkit zstd:     drkit backup --compression zstd
 
 With ``--tables N``, the cost that grows with the schema instead: a small sandbox whose
@@ -156,6 +157,7 @@ def main() -> None:
     files.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
            "DRKIT_STORAGE__PREFIX": "bench/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
+    plain = {**env, "DRKIT_ENCRYPTION__RECIPIENTS": "[]"}  # the sandbox encrypts; these not
 
     from drkit.mysql.connection import source_server
 
@@ -176,10 +178,12 @@ def main() -> None:
                 run(upload)],
             "zstd pipe": lambda: [run([*SHELL, f"{dump_command} | zstd -q -3 -T2 > "
                                               f"{files / 'x.zst'}"], pass_fds=fds)],
-            "drkit gzip": lambda: [run([DRKIT, "backup", "--json", "--compression", "gzip"], env,
-                                       stdout=(files / "gzip.json").open("w"))],
-            "drkit zstd": lambda: [run([DRKIT, "backup", "--json", "--compression", "zstd"], env,
-                                       stdout=(files / "zstd.json").open("w"))],
+            "drkit gzip": lambda: [run([DRKIT, "backup", "--json", "--compression", "gzip"],
+                                       plain, stdout=(files / "gzip.json").open("w"))],
+            "drkit gzip+age": lambda: [run([DRKIT, "backup", "--json", "--compression", "gzip"],
+                                           env, stdout=(files / "gzip+age.json").open("w"))],
+            "drkit zstd": lambda: [run([DRKIT, "backup", "--json", "--compression", "zstd"],
+                                       plain, stdout=(files / "zstd.json").open("w"))],
         }
         for round_number in range(args.repeat):
             for name, case in cases.items():
@@ -192,7 +196,7 @@ def main() -> None:
                 time.sleep(1.1)  # backup names have one-second resolution
     sizes["seed pipeline"] = seed_file.stat().st_size
     sizes["zstd pipe"] = (files / "x.zst").stat().st_size
-    for codec in ("gzip", "zstd"):
+    for codec in ("gzip", "gzip+age", "zstd"):
         summary = json.loads((files / f"{codec}.json").read_text())
         sizes[f"drkit {codec}"] = summary["compressed_bytes"]
         sizes["SQL"] = summary["sql_bytes"]

@@ -9,6 +9,8 @@ downloads the newest gzip backup once for the baseline, then alternates:
 - baseline:  gunzip -c backup.sql.gz | mysql        (into a freshly dropped database, once
              the target's time-zone tables are loaded: CALL mysql.az_load_timezone())
 - drkit:     drkit restore BACKUP --as NAME --no-prove   (download + load, empty target)
+- drkit age: the same for a backup encrypted to the sandbox's age recipients (its default),
+             opened with the identity from its Key Vault stand-in
 
 and times drkit's proof once on its own. Peak RSS is the largest process of each pipeline.
 """
@@ -66,8 +68,12 @@ def main() -> None:
                       DRKIT_BACKUP__STATE_DIR=str(OUT / "state"))
     settings = load_settings()
     store = BackupStore.from_settings(settings)
-    gzip_backups = [e for e in Catalog(store).entries() if e.compression == "gzip"]
-    name = gzip_backups[-1].name if gzip_backups else run_backup(settings).name
+    entries = Catalog(store).entries()
+    sealed = [e.name for e in entries if e.compression == "gzip" and e.name.endswith(".age")]
+    sealed_name = sealed[-1] if sealed else run_backup(settings).name
+    gzip_backups = [e.name for e in entries if e.compression == "gzip" and e.name not in sealed]
+    settings.encryption.recipients = []  # the baseline's backup: gzip the seed's way
+    name = gzip_backups[-1] if gzip_backups else run_backup(settings).name
     archive = OUT / "files" / "restore.sql.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
     with archive.open("wb") as handle:
@@ -79,7 +85,8 @@ def main() -> None:
     # the same TCP and TLS as drkit.
     server = super_user(box, settings)
     mysql = find_program("mysql")
-    results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": []}
+    results: dict[str, list[tuple[float, int]]] = {"gunzip | mysql": [], "drkit restore": [],
+                                                   "drkit restore age": []}
     with option_file(server) as options:
         def sql(statement: str) -> None:
             run([mysql, f"--defaults-file={options}", "-e", statement], pass_fds=(options.fd,))
@@ -96,6 +103,9 @@ def main() -> None:
             sql("DROP DATABASE IF EXISTS shop_bench")  # both start from an empty target
             results["drkit restore"].append(run(
                 [DRKIT, "restore", name, "--as", "shop_bench", "--no-prove"], os.environ))
+            sql("DROP DATABASE IF EXISTS shop_bench")
+            results["drkit restore age"].append(run(
+                [DRKIT, "restore", sealed_name, "--as", "shop_bench", "--no-prove"], os.environ))
             for pipeline, runs in results.items():
                 print(f"  round {round_number + 1} {pipeline:<15} {runs[-1][0]:7.2f} s  "
                       f"{runs[-1][1] / 1024:6.0f} MiB", flush=True)

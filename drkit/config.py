@@ -41,12 +41,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from drkit.agekeys import age_recipient, identity_reference
 from drkit.errors import ConfigError
 
 CONFIG_ENV = "DRKIT_CONFIG"
 _REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127}"
                   r"|file:/[^\n]+)$")
-_SENSITIVE_FIELDS = ("password", "key")
+_SENSITIVE_FIELDS = ("password", "key", "identity")
 _SCHEMES = ("secret:", "env:", "keyvault:", "file:")
 
 
@@ -262,6 +263,16 @@ class BinlogSettings(Section):
         return self.heartbeat_seconds if self.runner == "systemd" else 60.0
 
 
+class EncryptionSettings(Section):
+    """age public-key encryption of backups (drkit.stream.encryption)."""
+
+    recipients: list[Annotated[str, AfterValidator(age_recipient)]] = Field(
+        [], description="age1... keys new backups are encrypted to; none: not encrypted")
+    identity: Annotated[SecretRef, AfterValidator(identity_reference)] | None = Field(
+        None, description="keyvault:NAME or file:/PATH of the AGE-SECRET-KEY-1... that opens "
+                          "backups, where they are read back (never the backup host)")
+
+
 class MetricsSettings(Section):
     enabled: bool = True
     namespace: str = "drkit/Backup"
@@ -282,6 +293,7 @@ class Settings(BaseSettings):
     restore: RestoreSettings = RestoreSettings()
     metrics: MetricsSettings = MetricsSettings()
     binlog: BinlogSettings = BinlogSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
     secret_timeout_seconds: float = Field(
         5, gt=0, le=120, description="how long one secret store may take before the next "
                                      "reference is tried")

@@ -79,6 +79,13 @@ class SandboxError(SetupError):
     exit_code = ExitStatus.SANDBOX_FAILED
 
 
+class BackupKeyError(SetupError):
+    """An encrypted backup cannot be opened: no identity configured, or not one of its
+    recipients (drkit.stream.encryption)."""
+
+    exit_code = ExitStatus.BACKUP_KEY_REFUSED
+
+
 # --- server (10-12, 17-19): a MySQL server -------------------------------------------------
 
 class ServerError(DrkitError):

@@ -20,6 +20,7 @@ class ExitStatus(IntEnum):
     PROGRAM_MISSING = 5
     SANDBOX_FAILED = 6
     SECRET_STORE_UNREACHABLE = 7
+    BACKUP_KEY_REFUSED = 8  # no identity, or not one of an encrypted backup's recipients
     SERVER_UNREACHABLE = 10
     ACCESS_DENIED = 11
     UNKNOWN_DATABASE = 12

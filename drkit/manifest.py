@@ -51,6 +51,9 @@ class Manifest(BaseModel):
     # Named time zones the dump sets (events and routines keep the zone they were made in);
     # a target must have them in its time-zone tables before a restore runs them.
     time_zones: list[str] = []
+    # An encrypted backup (its name ends in .age): {"format": "age", "recipients": [...]},
+    # the public keys it opens with; "compressed" is then the age file's size and sha256.
+    encryption: dict[str, Any] = {}
 
     def only(self, databases: list[str]) -> Manifest:
         """This manifest narrowed to ``databases``: what a restore of them is proven against."""

@@ -83,8 +83,9 @@ def backup_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def arm(tmp_path, monkeypatch):
-    """The ARM stand-in with a stopped DR server, and drkit's config pointed at it."""
+def arm(tmp_path, monkeypatch, request):
+    """The ARM stand-in with a stopped DR server, and drkit's config pointed at it (its Key
+    Vault too, holding the sandbox's backup identity where the test uses the sandbox)."""
     from drkit.sandbox.azure_standin import ArmStandIn
 
     standin = ArmStandIn(tmp_path).start()
@@ -97,6 +98,13 @@ def arm(tmp_path, monkeypatch):
     }.items():
         monkeypatch.setenv(f"DRKIT_AZURE__{name}", value)
     monkeypatch.setenv("DRKIT_TEST_CLIENT_SECRET", "client-secret-for-the-standin")
+    if "sandbox" in request.fixturenames:  # its encrypted backups open with this vault's key
+        from drkit.sandbox.azure_control import IDENTITY_SECRET
+
+        standin.vault[IDENTITY_SECRET] = request.getfixturevalue("sandbox").age_identity(
+            "restore")
+        monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_URL", VAULT_URL)
+        monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_PROXY", standin.proxy_url)
     yield standin
     standin.stop()
 

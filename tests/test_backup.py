@@ -24,6 +24,7 @@ from drkit.mysql.connection import option_file
 from drkit.ops.backup import run_backup
 from drkit.ops.lock import RunLock
 from drkit.stream.dumpscan import DumpScanner
+from drkit.stream.encryption import decrypted
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 
@@ -47,7 +48,11 @@ def manifest_of(store: BackupStore, name: str) -> Manifest:
 
 
 def download(store: BackupStore, name: str, path: Path) -> Path:
-    path.write_bytes(store.container.download_blob(name).readall())
+    """The backup's compressed stream (the sandbox encrypts: opened with its identity)."""
+    data = store.container.download_blob(name).readall()
+    if name.endswith(".age"):
+        data = b"".join(decrypted(name, [data], store.keyring))
+    path.write_bytes(data)
     return path
 
 
@@ -76,7 +81,7 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
     summary = json.loads(result.stdout)
     name = summary["backup"]
     assert name.startswith(f"{cli_env}backup-") and name.endswith(
-        ".sql.gz" if codec == "gzip" else ".sql.zst")
+        ".sql.gz.age" if codec == "gzip" else ".sql.zst.age")
     assert blobs(store, cli_env) == [name, name + ".manifest.json"]
 
     dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
@@ -102,7 +107,8 @@ def test_backup_restores_with_the_seeds_pipeline_and_matches_source(
     assert {t.lower(): (e.rows, e.sha256) for t, e in manifest.tables.items()} == rescan(
         sandbox, "target", "shop")
     assert manifest.objects["triggers"] == ["shop.orders_round_amount"]
-    assert manifest.compressed.size == archive.stat().st_size == summary["compressed_bytes"]
+    assert manifest.compressed.size == store.container.get_blob_client(name) \
+        .get_blob_properties().size == summary["compressed_bytes"]
     assert manifest.consistency["method"] == "single-transaction snapshot"
     assert manifest.consistency["binlog_after"]["file"].startswith("binlog.")
     metadata = store.container.get_blob_client(name).get_blob_properties().metadata
@@ -287,13 +293,14 @@ def test_existing_blob_name_stops_the_run_before_dumping(backup_settings, store,
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
     backup_settings.storage.prefix = prefix
     monkeypatch.setattr("drkit.ops.claim.backup_name", lambda p, s, c: f"{prefix}taken.sql.gz")
-    store.container.upload_blob(f"{prefix}taken.sql.gz", b"the original")
+    taken = f"{prefix}taken.sql.gz.age"  # the sandbox encrypts
+    store.container.upload_blob(taken, b"the original")
     started = []
     monkeypatch.setattr(dump, "DumpProcess", lambda *a: started.append(a))
     with pytest.raises(BackupExistsError):
         run_backup(backup_settings)
     assert started == []
-    assert store.container.download_blob(f"{prefix}taken.sql.gz").readall() == b"the original"
+    assert store.container.download_blob(taken).readall() == b"the original"
 
 
 def _metric_sum(settings, name: str, environment: str) -> float:
@@ -430,8 +437,8 @@ def test_two_runs_in_the_same_second_get_two_names_and_two_whole_backups(
         thread.join()
     assert errors == []
     names = sorted(r.name for r in results.values())
-    assert [n.rsplit("/", 1)[1] for n in names] == ["backup-20310504-030000.sql.gz",
-                                                     "backup-20310504-030001.sql.gz"]
+    assert [n.rsplit("/", 1)[1] for n in names] == ["backup-20310504-030000.sql.gz.age",
+                                                     "backup-20310504-030001.sql.gz.age"]
     catalog = Catalog(store)
     for database, result in results.items():
         assert result.manifest.databases == [database]

@@ -59,7 +59,7 @@ def test_a_server_that_cannot_start_fails_at_once_naming_its_state(drill_setting
 
 def test_a_failed_drill_still_stops_the_server(drill_settings, arm, store):
     name = next(b.name for b in store.container.list_blobs(
-        name_starts_with=drill_settings.storage.prefix) if b.name.endswith(".sql.gz"))
+        name_starts_with=drill_settings.storage.prefix) if b.name.endswith(".sql.gz.age"))
     data = bytearray(store.container.download_blob(name).readall())
     data[len(data) // 2] ^= 0xFF
     metadata = store.container.get_blob_client(name).get_blob_properties().metadata

@@ -30,7 +30,7 @@ def prefix(monkeypatch, sandbox, tmp_path) -> str:
 @pytest.fixture
 def backup_name(prefix, store) -> str:
     names = [b.name for b in store.container.list_blobs(name_starts_with=prefix)]
-    return next(n for n in names if n.endswith(".sql.gz"))
+    return next(n for n in names if n.endswith(".sql.gz.age"))  # the sandbox encrypts
 
 
 def scratch() -> str:
@@ -68,7 +68,7 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
 
 def test_selection_by_time_and_name(prefix, backup_name):
     bare = backup_name.rsplit("/", 1)[1]
-    taken = bare[len("backup-"):-len(".sql.gz")]
+    taken = bare[len("backup-"):-len(".sql.gz.age")]
     moment = f"{taken[:4]}-{taken[4:6]}-{taken[6:8]}T{taken[9:11]}:{taken[11:13]}:{taken[13:]}"
     for spec in (bare, backup_name, moment, "latest"):
         result = run_cli("verify", spec, "--json")

@@ -42,6 +42,7 @@ from drkit.errors import (
     UploadFailedError,
 )
 from drkit.secrets import resolver_for
+from drkit.stream.encryption import Keyring
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
 
@@ -63,10 +64,12 @@ class BackupStore:
     every Azure failure comes out of them as a drkit error (:meth:`translated_errors`).
     """
 
-    def __init__(self, container: ContainerClient, prefix: str, account: str) -> None:
+    def __init__(self, container: ContainerClient, prefix: str, account: str,
+                 keyring: Keyring | None = None) -> None:
         self.container = container
         self.prefix = prefix
         self.account = account
+        self.keyring = keyring or Keyring()  # opens encrypted backups when they are read
 
     @classmethod
     def from_settings(cls, settings: Settings, container: str | None = None,
@@ -87,7 +90,8 @@ class BackupStore:
         service = BlobServiceClient(endpoint, credential=credential, retry_total=3,
                                     initial_backoff=2, increment_base=2)
         return cls(service.get_container_client(container or storage.container),
-                   storage.prefix if prefix is None else prefix, account)
+                   storage.prefix if prefix is None else prefix, account,
+                   Keyring(settings.encryption.identity, resolver))
 
     def under(self, prefix: str) -> BackupStore:
         """The same container, under another prefix (the binlog archive's, say)."""

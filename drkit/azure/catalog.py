@@ -19,7 +19,7 @@ from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterErr
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another writer's clock may be
-_NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)$")
+_NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)(?:\.age)?$")  # .age: encrypted
 _COMPRESSION = {"gz": "gzip", "zst": "zstd"}
 VERIFIED_TAG = "drkit_verified"
 VERIFIED_AT_TAG = "drkit_verified_at"
@@ -209,7 +209,7 @@ def _entries(blobs: list) -> list[BackupEntry]:
             name=blob.name,
             taken_at=moment,
             size=blob.size,
-            compression=_COMPRESSION[blob.name.rsplit(".", 1)[1]],
+            compression=_COMPRESSION[_NAME.search(blob.name).group(2)],
             databases=decode_names(metadata.get("databases", "")),
             has_manifest=bool(manifest_etag),
             # An outcome describes the blob and manifest it read, good or bad: once

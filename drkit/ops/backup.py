@@ -1,7 +1,7 @@
 """The nightly backup: one consistent dump, streamed through compression into Azure Blob.
 
-    mysqldump --single-transaction ... ─► scan + sha256 ─► gzip/zstd ─► sha256 ─► Put Block
-                                                                         └─► local copy (optional)
+    mysqldump --single-transaction ─► scan + sha256 ─► gzip/zstd [─► age] ─► sha256 ─► Put Block
+                                                                              └─► local copy
 
 Nothing touches local disk unless a local copy is configured. The blob is committed only
 after mysqldump exited 0 *and* its completion trailer was seen; the manifest sidecar is
@@ -44,6 +44,7 @@ from drkit.mysql.connection import Connection, Server, connect, option_file, sou
 from drkit.ops.claim import NameClaim
 from drkit.ops.localcopy import LocalCopy
 from drkit.ops.lock import RunLock
+from drkit.stream import encryption
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
@@ -188,6 +189,7 @@ class _BackupRun:
         self.codec_name, self.codec = codec_name, CODECS[codec_name]
         self.level = settings.backup.gzip_level if codec_name == "gzip" \
             else settings.backup.zstd_level
+        self.recipients = encryption.recipients(settings.encryption.recipients)  # before a write
         self.server = source_server(settings)
         self.store = BackupStore.from_settings(settings)
         self.client = dump.dump_client()
@@ -226,7 +228,7 @@ class _BackupRun:
         info = inventory.server_version(connection)
         self.store.check()
         claim = stack.enter_context(NameClaim(self.store, self.started, self.codec_name,
-                                              self.databases))
+                                              self.databases, encrypted=bool(self.recipients)))
         _step(1, f"preflight ... done: source {self.server.address} ({info['flavour']} "
                  f"{info['version']}), {self.store.where}")
         engines = inventory.table_engines(connection, self.databases)
@@ -243,7 +245,7 @@ class _BackupRun:
         uploader = self.store.uploader(name, self.settings.backup.block_size_mib * 1024 * 1024)
         local = LocalCopy.open(self.settings.backup.local_copy_dir, name)
         scan = BackgroundScan()
-        compressor = self.codec.compressor(self.level)
+        compressor = encryption.sealed(self.codec.compressor(self.level), self.recipients)
         clock = time.monotonic()
         try:
             with option_file(self.server) as options, _unreadable_as("The dump"):
@@ -316,6 +318,8 @@ class _BackupRun:
                   "client_version": self.client.version,
                   "options": [*self.client.options, *source.snapshot_options]},
             compression={"codec": self.codec_name, "level": self.level},
+            encryption={"format": "age", "recipients": self.settings.encryption.recipients}
+            if self.recipients else {},
             compressed={"size": dumped.uploader.size, "sha256": dumped.uploader.sha256},
             sql={"size": dumped.scan.size, "sha256": dumped.scan.sha256.hexdigest()},
             tables={
@@ -337,7 +341,8 @@ class _BackupRun:
             with deferred_signals(f"backup {claim.name} was committed whole"):
                 self.store.put_json(manifest.sidecar_name, manifest.model_dump(mode="json"),
                                     replacing=claim.etag)
-                dumped.uploader.commit(manifest.metadata(), self.codec.content_type)
+                dumped.uploader.commit(manifest.metadata(), encryption.CONTENT_TYPE
+                                       if self.recipients else self.codec.content_type)
                 claim.committed = True
         except StorageError as error:  # the storage failed under the publish: an upload
             dumped.local.discard()

@@ -21,6 +21,7 @@ from drkit.console import log_event
 from drkit.errors import BackupExistsError, DrkitError
 from drkit.interrupts import deferred_signals
 from drkit.manifest import SIDECAR_SUFFIX
+from drkit.stream import encryption
 from drkit.stream.compression import CODECS
 
 CLAIM_FORMAT = "drkit-claim/1"
@@ -44,11 +45,11 @@ class NameClaim:
     """
 
     def __init__(self, store: BackupStore, started: datetime, codec_name: str,
-                 databases: list[str]) -> None:
+                 databases: list[str], encrypted: bool = False) -> None:
         self.store, self.committed = store, False
         for second in range(_CLAIM_TRIES):
             self.name = backup_name(store.prefix, started + timedelta(seconds=second),
-                                    codec_name)
+                                    codec_name) + (encryption.EXTENSION if encrypted else "")
             if store.exists(self.name):
                 continue
             try:

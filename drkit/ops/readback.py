@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from drkit.console import Progress
 from drkit.errors import ChecksumMismatchError, TruncatedBackupError, VerifyError, error_classes
 from drkit.manifest import Manifest
+from drkit.stream import encryption
 from drkit.stream.compression import CODECS, CorruptStreamError, TruncatedStreamError
 
 
@@ -40,22 +41,27 @@ class CountingReader:
 
 @contextlib.contextmanager
 def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[], bool],
-              fix: str) -> Iterator[Iterator[bytes]]:
-    """Decompressed pieces of a backup being read; on leaving, the whole stream is checked
-    against the manifest: truncated, corrupt or altered, or a dump without its trailer.
+              fix: str, keyring: encryption.Keyring | None = None) -> Iterator[Iterator[bytes]]:
+    """Decompressed pieces of a backup being read (decrypted first with ``keyring``'s
+    identity if it is an age file); on leaving, the whole stream is checked against the
+    manifest: truncated, corrupt or altered, or a dump without its trailer.
 
     ``complete`` tells, once the stream has ended, whether the SQL ended with the trailer.
     """
     problem: Exception | None = None
+    compressed: Iterable[bytes] = reader
+    if manifest.name.endswith(encryption.EXTENSION):  # the size and sha256 are the blob's
+        compressed = encryption.decrypted(manifest.name, reader, keyring or encryption.Keyring())
     try:
-        yield CODECS[manifest.compression["codec"]].decompress(reader)
+        yield CODECS[manifest.compression["codec"]].decompress(compressed)
     except (TruncatedStreamError, CorruptStreamError) as exc:
         problem = exc
     name, expected = manifest.name, manifest.compressed
     size, sha256 = reader.size, reader.sha256.hexdigest()
     if isinstance(problem, CorruptStreamError):
         raise ChecksumMismatchError(f"Backup {name} is corrupt: {problem}.", fix)
-    if problem or size < expected.size:
+    # A stream that ends early with all its bytes read, or more, was altered, not cut.
+    if size < expected.size or (problem and (size, sha256) == (expected.size, expected.sha256)):
         raise TruncatedBackupError(f"Backup {name} is truncated: {size} of {expected.size} "
                                    "bytes" + (f", {problem}" if problem else "") + ".", fix)
     if (size, sha256) != (expected.size, expected.sha256):

@@ -1,6 +1,6 @@
 """Restoring a backup into the target (Azure Flexible Server), streamed, then proven.
 
-    Azure Blob ─► sha256 ─► gunzip/unzstd ─► statements ─► Azure rewrites ─► N connections
+    Azure Blob ─► sha256 ─► [age -d ─►] gunzip/unzstd ─► statements ─► Azure rewrites ─► N conns
 
 No local disk. The target database must not exist or be empty unless ``replace`` is given,
 in which case the backup is loaded and proven beside it and swapped in only then. The
@@ -122,7 +122,8 @@ def statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
     lexer = SqlLexer()
     tail = b""
     try:
-        with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL) as pieces:
+        with read_back(manifest, reader, lambda: ends_with_trailer(tail), _PARTIAL,
+                       store.keyring) as pieces:
             for piece in pieces:
                 counters["sql_bytes"] += len(piece)
                 tail = keep_tail(tail, piece)

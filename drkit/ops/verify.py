@@ -61,7 +61,8 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
     sql_sha256, sql_size = hashlib.sha256(), 0
     with env.progress(f"verify {entry.name}", manifest.compressed.size) as progress:
         reader = CountingReader(store.download(entry.name), progress)
-        with read_back(manifest, reader, lambda: scanner.complete, _NEW_BACKUP) as pieces:
+        with read_back(manifest, reader, lambda: scanner.complete, _NEW_BACKUP,
+                       store.keyring) as pieces:
             for piece in pieces:
                 sql_sha256.update(piece)
                 sql_size += len(piece)

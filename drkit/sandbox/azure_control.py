@@ -26,6 +26,8 @@ VAULT_SECRETS = {"azure_storage_account": "azure-storage-account",
                  "azure_storage_key": "azure-storage-key",
                  "azure_mysql_password": "azure-mysql-password",
                  "azure_subscription_id": "azure-subscription-id"}
+# The age identity that opens the sandbox's backups (encryption.identity): only in the vault.
+IDENTITY_SECRET = "backup-age-identity"
 
 
 class AzureControl(Service):
@@ -98,4 +100,5 @@ class AzureControl(Service):
         values = self.sandbox.secret()
         for key, name in VAULT_SECRETS.items():
             client.set_secret(name, values[key])
+        client.set_secret(IDENTITY_SECRET, self.sandbox.age_identity("restore"))
 

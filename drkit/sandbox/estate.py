@@ -34,7 +34,7 @@ from drkit.config import AwsSettings
 from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
-from drkit.sandbox.azure_control import VAULT_SECRETS, AzureControl
+from drkit.sandbox.azure_control import IDENTITY_SECRET, VAULT_SECRETS, AzureControl
 from drkit.sandbox.fleetfile import write_fleet_file
 from drkit.sandbox.services import (
     AWS_PROFILE,
@@ -131,6 +131,25 @@ class Sandbox:
         with os.fdopen(fd, "w") as handle:
             json.dump(values, handle)
         return values
+
+    def age_identity(self, which: str) -> str:
+        """An age identity of the sandbox's backups, made once and kept 0600 under private/:
+        ``restore`` (also in the Key Vault stand-in, what drkit opens backups with) or
+        ``break-glass`` (a key file only, as the offline one a person keeps in a safe)."""
+        path = self.directory / "private" / f"age-{which}.key"
+        if not path.exists():
+            from pyrage import x25519
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{x25519.Identity.generate()}\n")
+        return path.read_text().strip()
+
+    def age_recipient(self, which: str) -> str:
+        from pyrage import x25519
+
+        return str(x25519.Identity.from_str(self.age_identity(which)).to_public())
 
     def secret(self) -> dict[str, str]:
         """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's."""
@@ -302,6 +321,12 @@ class Sandbox:
             "backup": {
                 "state_dir": str(self.directory / "state"),
                 "log_file": str(self.directory / "logs" / "mysql-backup-to-azure.log"),
+            },
+            # Backups are written for two identities: the one drkit reads from the vault,
+            # and the break-glass key (private/age-break-glass.key) for age -d by hand.
+            "encryption": {
+                "recipients": [self.age_recipient("restore"), self.age_recipient("break-glass")],
+                "identity": f"keyvault:{IDENTITY_SECRET}",
             },
         }
         # What the user changed or added since up last wrote it stays (a binlog section, a
