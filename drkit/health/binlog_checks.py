@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pymysql
 
-from drkit.checks import CRITICAL, OK, WARNING, Check
+from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata
 from drkit.mysql.connection import connect, source_server
 
 if TYPE_CHECKING:
@@ -136,4 +136,6 @@ def _archive_state(settings, report: dict) -> Check:
     return Check("binlog archive", WARNING if late else OK,
                  f"{report['files']} files, newest event {report['newest_event_at']} "
                  f"({lag} s ago)", "Is the streamer running? drkit binlog status; with an "
-                 "idle source, turn on binlog.heartbeat." if late else "")
+                 "idle source, turn on binlog.heartbeat." if late else "",
+                 None if lag is None else Perfdata("binlog_archive_lag", lag,
+                                                   settings.binlog.lag_alarm_seconds))

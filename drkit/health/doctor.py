@@ -27,7 +27,7 @@ from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CLOCK_SKEW, Catalog
-from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
+from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
@@ -360,6 +360,7 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
                                 "Run drkit run nightly-backup (and check cron)."))
             continue
         age = now - chosen[0].taken_at
+        perfdata = Perfdata(f"{label.replace(' ', '_')}_age", age.total_seconds())
         if interval is None:
             status = OK
             limit = "no schedule in this environment"
@@ -368,10 +369,12 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             warn, crit = interval + timedelta(hours=1), 2 * interval + timedelta(hours=1)
             status = OK if age <= warn else WARNING if age <= crit else CRITICAL
             limit = f"schedule allows {warn.total_seconds() / 3600:.1f} h"
+            perfdata.warning_seconds = warn.total_seconds()
+            perfdata.critical_seconds = crit.total_seconds()
         checks.append(Check(label, status,
                             f"{chosen[0].name}, {age.total_seconds() / 3600:.1f} h old ({limit})",
                             "" if status == OK else "Backups are not running on schedule: see "
-                            "the cron checks and the run log."))
+                            "the cron checks and the run log.", perfdata))
     return checks
 
 

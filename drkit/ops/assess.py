@@ -8,7 +8,7 @@ the DR server's state.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,7 +32,7 @@ class Assessment:
     checks: list[Check] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
-        return [asdict(c) for c in self.checks] + [
+        return [c.as_dict() for c in self.checks] + [
             {"name": "decision", "status": self.decision, "detail": self.reason, "fix": ""}]
 
 
