@@ -192,7 +192,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
     """Stream BACKUP into the target, then prove it against the manifest."""
     from drkit.errors import ProofFailedError, RestoreBlockedError
     from drkit.ops.restore import check_backup, restore_backup
-    from drkit.units import human_size
+    from drkit.units import duration, human_size
 
     settings = context.settings
     context.env.configure_logging(settings.backup.log_file)
@@ -235,7 +235,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         databases = ", ".join(result.databases.values())
         context.env.print(f"restored {result.backup} into {databases} on {result.target}: "
                           f"{human_size(result.compressed_bytes)} read "
-                          f"({human_size(result.sql_bytes)} of SQL) in {result.seconds:.1f} s "
+                          f"({human_size(result.sql_bytes)} of SQL) in {duration(result.seconds)} "
                           f"({human_size(result.sql_bytes / max(result.seconds, 1e-3))}/s)"
                           + ("; proof passed" if result.proof else "; not proven"))
 

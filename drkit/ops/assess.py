@@ -20,6 +20,7 @@ from drkit.checks import CRITICAL, OK, WARNING, Check
 from drkit.config import Settings
 from drkit.errors import DrkitError
 from drkit.mysql.connection import connect, source_server, target_server
+from drkit.units import duration
 
 
 @dataclass
@@ -57,7 +58,7 @@ def assess(settings: Settings) -> Assessment:
     age = (datetime.now(UTC) - newest.taken_at).total_seconds() if newest else None
     checks.append(Check(
         "newest verified backup", OK if newest else CRITICAL,
-        f"{newest.name}, taken {age / 60:.0f} min ago: a failover now loses the writes since"
+        f"{newest.name}, taken {duration(age)} ago: a failover now loses the writes since"
         if newest else "none: verify a backup first (drkit verify)"))
     if entries and newest and entries[-1].name != newest.name:
         checks.append(Check("newer unverified backup", WARNING,

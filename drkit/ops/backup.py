@@ -47,7 +47,7 @@ from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
 from drkit.stream.rewrite import SYSTEM_SCHEMAS
-from drkit.units import human_size
+from drkit.units import duration, human_size
 
 STEPS = 4
 
@@ -210,7 +210,7 @@ def _backup(settings: Settings, env: Environment, databases: list[str], codec_na
             seconds = time.monotonic() - dump_clock
             sql_size = scan.size
             _step(2, f"dump + compress + upload ... done: {human_size(sql_size)} SQL -> "
-                     f"{human_size(uploader.size)} {codec_name} in {seconds:.1f} s",
+                     f"{human_size(uploader.size)} {codec_name} in {duration(seconds)}",
                   sql_bytes=sql_size, bytes=uploader.size, seconds=round(seconds, 3))
 
             position_after = inventory.binlog_position(connection, source_info["flavour"])

@@ -23,6 +23,7 @@ from drkit.mysql.connection import connect, target_server
 from drkit.ops.pitr import resolve, restore_until
 from drkit.ops.restore import restore_backup
 from drkit.ops.verify import verify_backup
+from drkit.units import duration
 
 
 @dataclass
@@ -117,13 +118,14 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     )
     if objectives.rpo_hours is not None and result.rpo_seconds > objectives.rpo_hours * 3600:
         result.breaches.append(f"RPO: the newest data restored was "
-                               f"{result.rpo_seconds / 3600:.1f} h old, the objective is "
-                               f"{objectives.rpo_hours} h")
+                               f"{duration(result.rpo_seconds)} old, the objective is "
+                               f"{duration(objectives.rpo_hours * 3600)}")
     if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
-        result.breaches.append(f"RTO: the restore took {rto / 60:.1f} min, the objective is "
-                               f"{objectives.rto_minutes} min")
+        result.breaches.append(f"RTO: the restore took {duration(rto)}, the objective is "
+                               f"{duration(objectives.rto_minutes * 60)}")
     log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: RPO "
-              f"{result.rpo_seconds:.0f} s, RTO {result.rto_seconds:.1f} s", **result.as_dict())
+              f"{duration(result.rpo_seconds)}, RTO {duration(result.rto_seconds)}",
+              **result.as_dict())
     return result
 
 

@@ -42,7 +42,7 @@ from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.restore import RestoreResult, restore_backup
 from drkit.ops.verify import verify_backup
 from drkit.stream.readahead import read_ahead
-from drkit.units import few
+from drkit.units import duration, few
 
 
 def restore_until(settings: Settings, until: str, env: Environment | None = None, *,
@@ -251,7 +251,7 @@ def _replay_files(archive: Archive, files: list[ArchivedFile], manifest: Manifes
               "archive_end": None if stopped else archive_end(files),
               "events_per_second": round(events / max(seconds, 1e-6))}
     log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
-              f"up to {result['reached']} in {seconds:.1f} s", **result)
+              f"up to {result['reached']} in {duration(seconds)}", **result)
     return result
 
 

@@ -44,7 +44,7 @@ from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement
-from drkit.units import human_size
+from drkit.units import duration, human_size
 
 
 @dataclass
@@ -262,7 +262,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
             throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
             rewrites=dict(rewriter.changes))
         log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
-                  f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
+                  f"({human_size(result.sql_bytes)} of SQL) in {duration(seconds)} "
                   f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
         failpoint("restore", "loaded")  # loaded, not yet proven nor in place
         if prove_after:
