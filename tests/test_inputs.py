@@ -229,3 +229,15 @@ def test_storage_failing_the_publish_removes_the_claim_when_it_can(sandbox, thro
     assert "nothing was committed" in result.stderr
     monkeypatch.delenv("DRKIT_STORAGE__ENDPOINT")
     assert _blobs(sandbox, prefix) == []  # no claim, no blob
+
+
+def test_backup_of_a_database_the_source_lacks_points_at_the_name_given(sandbox, tmp_path,
+                                                                        monkeypatch):
+    """``backup -d nosuchdb`` said "check the database names in the config", which did not
+    name it: the fix names where the name came from."""
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    result = run_cli("backup", "-d", "nosuchdb")
+    assert result.exit_code == 12
+    assert "Database 'nosuchdb' does not exist on the source server" in result.stderr
+    assert "Name a database the source has (SHOW DATABASES lists them): with --database" in \
+        result.stderr and "Check the database names in the config" not in result.stderr

@@ -218,6 +218,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
                 context.env.print(f"NOTE: {note}")
             for blocker in report.blockers:
                 context.env.print(f"BLOCKER: {blocker}")
+            context.env.print(_check_verdict(report))
         if report.blockers:
             raise RestoreBlockedError(f"Backup {report.backup} cannot be restored as it is: "
                                       f"{'; '.join(report.blockers)}.")
@@ -233,11 +234,24 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         context.env.print_json(result.as_dict())
     else:
         databases = ", ".join(result.databases.values())
-        context.env.print(f"restored {result.backup} into {databases} on {result.target}: "
+        done = (f"replaced {', '.join(result.replaced)} on {result.target} with {result.backup}"
+                if result.replaced else
+                f"restored {result.backup} into {databases} on {result.target}")
+        context.env.print(f"{done}: "
                           f"{human_size(result.compressed_bytes)} read "
                           f"({human_size(result.sql_bytes)} of SQL) in {duration(result.seconds)} "
                           f"({human_size(result.sql_bytes / max(result.seconds, 1e-3))}/s)"
                           + ("; proof passed" if result.proof else "; not proven"))
+
+
+def _check_verdict(report) -> str:
+    """``restore --check``'s last line: whether the restore would go through."""
+    if report.blockers:
+        count = len(report.blockers)
+        return (f"verdict: {report.backup} cannot be restored as it is: {count} "
+                f"blocker{'s' * (count > 1)} above")
+    return f"verdict: {report.backup} can be restored" + (
+        ", with the rewrites above" if report.rewrites else " as it is")
 
 
 def _recover_swaps(context: Context, target_address: str | None, as_json: bool,

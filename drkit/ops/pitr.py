@@ -34,7 +34,7 @@ from drkit.errors import (
     ProofFailedError,
     RestoreBlockedError,
 )
-from drkit.manifest import Manifest
+from drkit.manifest import Manifest, binlog_coordinates
 from drkit.mysql.connection import Server
 from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
@@ -68,7 +68,8 @@ def restore_until(settings: Settings, until: str, env: Environment | None = None
     files = archive.files()
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
-              f"{manifest.consistency['binlog_snapshot']}", databases=databases,
+              f"{binlog_coordinates(manifest.consistency['binlog_snapshot'])}",
+              databases=databases,
               backup=entry.name)
 
     def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:

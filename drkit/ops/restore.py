@@ -60,6 +60,7 @@ class RestoreResult:
     rewrites: dict[str, int] = field(default_factory=dict)
     proof: ProofResult | None = None
     replay: dict[str, Any] | None = None  # restore --until: the binlog replay after the proof
+    replaced: list[str] = field(default_factory=list)  # target databases whose data it replaced
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -287,6 +288,7 @@ def _restore(settings: Settings, env: Environment, store: BackupStore, server: S
                 error.message += (f" Already replaced by the backup: "
                                   f"{', '.join(p.place for p in plans[:done])}.")
             raise
+    result.replaced = [database for database, objects in counts.items() if objects]
     return result
 
 
