@@ -178,7 +178,7 @@ def test_the_text_reports_first_line_is_nagios_status_with_perfdata(doctor_env):
 
 def test_monitor_publish_and_alarms(doctor_env):
     _fresh_backup(doctor_env)
-    published = run_cli("monitor", "publish")
+    published = run_cli("monitor", "publish", "--json")
     assert published.exit_code == 0
     ages = json.loads(published.stdout)
     assert 0 <= ages["newest_verified_backup_age_seconds"] < 600

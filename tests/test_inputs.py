@@ -98,7 +98,7 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
 
     listed = run_cli("audit", "list", "--json")
     assert listed.exit_code == 0, listed.stderr
-    run = next(r for r in json.loads(listed.stdout) if r["run_id"] == run_id)
+    run = next(r for r in json.loads(listed.stdout)["runs"] if r["run_id"] == run_id)
     assert run["status"] == "interrupted" and run["verdict"] == "INTERRUPTED"
     assert run["exit_code"] == 137
     assert "was killed (SIGKILL" in run["message"]
@@ -107,7 +107,7 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
     # Closed once: the next listing publishes nothing again, and says the same.
     again = run_cli("audit", "list", "--json")
     assert again.exit_code == 0, again.stderr
-    assert [r["status"] for r in json.loads(again.stdout) if r["run_id"] == run_id] == [
+    assert [r["status"] for r in json.loads(again.stdout)["runs"] if r["run_id"] == run_id] == [
         "interrupted"]
 
 

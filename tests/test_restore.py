@@ -45,7 +45,7 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
     verified = run_cli("verify", "latest", "--json")
     assert verified.exit_code == 0, verified.stderr
     assert json.loads(verified.stdout)["outcome"] == "ok"
-    listing = json.loads(run_cli("list", "--json").stdout)
+    listing = json.loads(run_cli("list", "--json").stdout)["backups"]
     assert [(e["backup"], e["verified"]) for e in listing] == [(backup_name, "ok")]
 
     database = scratch()
@@ -445,7 +445,7 @@ def test_a_failed_verdict_no_longer_applies_once_the_manifest_is_put_right(
     refused = run_cli("restore", backup_name, "--as", scratch())
     assert refused.exit_code == 33 and "failed verification" in refused.stderr
     store.container.upload_blob(sidecar, original, overwrite=True)  # an operator's repair
-    listing = json.loads(run_cli("list", "--json").stdout)
+    listing = json.loads(run_cli("list", "--json").stdout)["backups"]
     assert [e["verified"] for e in listing if e["backup"] == backup_name] == ["stale"]
     assert run_cli("restore", backup_name, "--as", scratch()).exit_code == 0
 

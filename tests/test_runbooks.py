@@ -116,7 +116,7 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
     assert "Proof per table" in shown and "shop.orders" in shown and "digest_match" in shown
     assert drill_run["verdict"] == "PASSED"
 
-    listing = json.loads(run_cli("audit", "list", "--json").stdout)
+    listing = json.loads(run_cli("audit", "list", "--json").stdout)["runs"]
     assert {r["run_id"] for r in listing[:2]} == {outcome["run_id"], drill_run["run_id"]}
 
 

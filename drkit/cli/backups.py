@@ -90,7 +90,7 @@ def list_command(context: Context, versions: bool, as_json: bool) -> None:
         return
     entries = Catalog(context.store()).entries()
     if as_json:
-        context.env.print_json([e.as_dict() for e in entries])
+        context.env.print_json({"ok": True, "backups": [e.as_dict() for e in entries]})
         return
     print_table(context.env, ["backup", "taken (UTC)", "size", "databases", "compression",
                          "manifest", "verified"],

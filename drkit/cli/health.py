@@ -73,15 +73,24 @@ def monitor() -> None:
 
 
 @monitor.command("publish")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def monitor_publish(context: Context) -> None:
+def monitor_publish(context: Context, as_json: bool) -> None:
     """Publish the age of the newest backup and the newest verified backup."""
     from drkit.ops.monitor import publish_ages
+    from drkit.units import duration
 
     ages = publish_ages(context.settings)
-    # CloudWatch's metric names, in drkit's JSON vocabulary (snake case, *_seconds)
-    context.env.print_json({"ok": True, **{re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(): value
-                                          for name, value in ages.items()}})
+    if as_json:
+        # CloudWatch's metric names, in drkit's JSON vocabulary (snake case, *_seconds)
+        context.env.print_json({"ok": True, **{re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower():
+                                              value for name, value in ages.items()}})
+        return
+    for name, what in (("NewestBackupAgeSeconds", "newest backup"),
+                       ("NewestVerifiedBackupAgeSeconds", "newest verified backup")):
+        age = ages.get(name)
+        context.env.print(f"{what}: none" if age is None else
+                          f"{what}: {duration(age)} old (published as {name})")
 
 
 @monitor.command("install-alarms")
