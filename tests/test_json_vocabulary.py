@@ -53,6 +53,7 @@ def _commands(name: str, database: str, sandbox_directory: str) -> dict[str, lis
         "binlog stream": ["binlog", "stream", "--once", "--json"],
         "binlog status": ["binlog", "status", "--json"],
         "binlog verify": ["binlog", "verify", "--json"],
+        "show": ["show", name, "--json"],
     }
 
 
@@ -103,11 +104,11 @@ def test_every_json_output_speaks_one_vocabulary(sandbox, tmp_path, monkeypatch)
                     "restore", "restore --recover-swap", "prove", "prune",
                     "doctor --print-policy", "monitor publish", "run", "audit list",
                     "audit report", "sandbox status", "binlog stream", "binlog status",
-                    "binlog verify"):
+                    "binlog verify", "show"):
         assert outputs[command]["ok"] is True, (command, outputs[command])
     # a laptop's sandbox has no cron entries: WARNING, so not ok, and said so
     assert outputs["doctor"]["ok"] is (outputs["doctor"]["status"] == "OK")
-    for command in ("backup", "verify", "restore --check", "restore", "prove"):
+    for command in ("backup", "verify", "restore --check", "restore", "prove", "show"):
         assert outputs[command]["backup"] == name, command
     assert [entry["backup"] for entry in outputs["list"]["backups"]][-1] == name
     assert outputs["doctor"]["exit_code"] in (0, 1) and outputs["run"]["exit_code"] == 0

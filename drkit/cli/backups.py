@@ -134,6 +134,23 @@ def _list_versions(context: Context, catalog, as_json: bool) -> None:
 _backup_argument = click.argument("backup", default="latest")
 
 
+@click.command("show")
+@_backup_argument
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def show_command(context: Context, backup: str, as_json: bool) -> None:
+    """One backup on one screen: its manifest, verification, how far a point-in-time
+    restore reaches from it, and the earlier versions blob versioning keeps."""
+    from drkit.ops.show import show_backup
+
+    shown = show_backup(context.settings, backup)
+    if as_json:
+        context.env.print_json(shown.as_dict())
+        return
+    for label, value in shown.rows():
+        context.env.print(f"{label:<10} {value}")
+
+
 @click.command("verify")
 @_backup_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
