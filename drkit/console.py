@@ -7,6 +7,7 @@ under cron: JSON lines on stderr, no progress, the result alone on stdout.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -66,7 +67,8 @@ class Environment:
                    TextColumn("{task.fields[size]}"), TextColumn("{task.fields[rate]}"),
                    TimeElapsedColumn(), *([TimeRemainingColumn()] if total else [])]
         of = f"/{human_size(total)}" if total else ""
-        with RichProgress(*columns, console=console, transient=True) as bar:
+        with RichProgress(*columns, console=console, transient=True) as bar, \
+                self._logs_above(console):
             task = bar.add_task(description, total=total, size=f"0B{of}", rate="")
 
             def show(done: int) -> None:
@@ -87,12 +89,26 @@ class Environment:
         from rich.progress import Progress as RichProgress
         from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        console = Console(file=self.stderr, force_terminal=True)
         with RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
-                          TimeElapsedColumn(),
-                          console=Console(file=self.stderr, force_terminal=True),
-                          transient=True) as line:
+                          TimeElapsedColumn(), console=console, transient=True) as line, \
+                self._logs_above(console):
             task = line.add_task(description)
             yield lambda text: line.update(task, description=redact(f"{description}: {text}"))
+
+    @contextmanager
+    def _logs_above(self, console) -> Iterator[None]:
+        """While a live line is drawn, drkit's log lines go above it: written straight to
+        stderr they would land after the bar on its line, which then stays behind."""
+        handlers = [h for h in logging.getLogger(LOGGER_NAME).handlers
+                    if type(h) is logging.StreamHandler and h.stream is self.stderr]
+        for handler in handlers:
+            handler.setStream(_AboveTheLiveLine(console))
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.setStream(self.stderr)
 
     def print(self, text: str) -> None:
         self.stdout.write(redact(text) + "\n")
@@ -135,6 +151,23 @@ class Progress:
         if now - self._last >= 0.1:
             self._last = now
             self._sink(done)
+
+
+class _AboveTheLiveLine(io.TextIOBase):
+    """A stream whose whole lines rich prints above its live line (progress or status)."""
+
+    def __init__(self, console) -> None:
+        self._console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        from rich.text import Text
+
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            # As text (no markup read into it), and never wrapped by rich at its width.
+            self._console.print(Text(line), soft_wrap=True)
+        return len(text)
 
 
 def _isatty(stream: IO[str]) -> bool:

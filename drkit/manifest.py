@@ -104,3 +104,9 @@ def encode_names(names: list[str]) -> str:
 
 def decode_names(value: str) -> list[str]:
     return [unquote(name) for name in value.split(",") if name]
+
+
+def binlog_coordinates(snapshot: dict[str, Any]) -> str:
+    """``binlog.000001:1234``: where in the source's binary log a backup's snapshot is, as
+    a person reads it (the GTID set, long, stays in the manifest)."""
+    return f"{snapshot['file']}:{snapshot['position']}"

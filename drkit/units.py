@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_size(text: str) -> int:
@@ -19,11 +19,33 @@ def parse_size(text: str) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """``"30d"``, ``"6h"``, ``"90s"`` in seconds."""
+    """``"30d"``, ``"12h"``, ``"90min"``, ``"90s"`` in seconds. A bare ``m`` is refused: a
+    minute to some, a month to others (``--older-than 1m``)."""
     match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration; write e.g. 30d, 6h or 90s")
-    return float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    unit = match.group(2).lower() if match else ""
+    if unit == "m":
+        raise ValueError(f"{text!r} is ambiguous (minutes or months?); write e.g. "
+                         f"{match.group(1)}min, or days: 30d")
+    if unit not in _SECONDS:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 30d, 12h, 90min or 90s")
+    return float(match.group(1)) * _SECONDS[unit]
+
+
+def duration(seconds: float) -> str:
+    """How long, in one style everywhere: ``4.2 s``, ``42 s``, ``23 min``, ``1 h 2 min``,
+    ``3 d 4 h``: seconds only under a minute, two units at most."""
+    if seconds < 9.95:  # a tenth of a second tells in a short step; "5 s", not "5.0 s"
+        return f"{seconds:.1f}".removesuffix(".0") + " s"
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(round(seconds / 3600), 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def human_size(size: float) -> str:

@@ -275,7 +275,7 @@ def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, m
     finally:
         dbtools.as_root(sandbox, "source", "UPDATE mysql.rds_configuration SET value = NULL")
         dbtools.as_root(sandbox, "source", "SET GLOBAL binlog_row_image = 'FULL'")
-    grants = json.loads(run_cli("doctor", "--print-policy").stdout)["mysql_source_grants"]
+    grants = json.loads(run_cli("doctor", "--print-policy", "--json").stdout)["mysql_source_grants"]
     assert any("REPLICATION SLAVE, REPLICATION CLIENT" in g for g in grants)
     assert any("drkit_heartbeat.*" in g for g in grants)
 

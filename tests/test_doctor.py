@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 
 import pytest
@@ -136,23 +137,47 @@ def test_invalid_config_is_acheck_critical(tmp_path, monkeypatch):
 
 
 def test_print_policy(doctor_env):
-    result = run_cli("doctor", "--print-policy")
+    result = run_cli("doctor", "--print-policy", "--json")
     assert result.exit_code == 0
     policy = json.loads(result.stdout)
+    assert policy["ok"] is True
     actions = {a for s in policy["aws_iam_policy"]["Statement"] for a in s["Action"]}
     assert {"secretsmanager:GetSecretValue", "rds:DescribeDBInstances",
             "cloudwatch:PutMetricData", "cloudwatch:PutMetricAlarm"} <= actions
     scopes = {r.get("scope") for r in policy["azure_role_assignments"]}
-    assert ("storage account secret:azure_storage_account or keyvault:azure-storage-account "
-            "/ container mysql-backups") in scopes
+    # the account's name, looked up where the config refers to it (a name is no secret)
+    assert "storage account bloberry01 / container mysql-backups" in scopes
     roles = {r.get("role"): r.get("scope") for r in policy["azure_role_assignments"]}
     assert roles["Key Vault Secrets User"] == "Key Vault https://drkit-sandbox.vault.azure.net"
     assert roles["drkit-flexible-server-operator"] == "Flexible Server drkit-sandbox-dr"
+    assert [d["Name"] for d in policy["azure_role_definitions"]] == [
+        "drkit-blob-operator", "drkit-flexible-server-operator"]
+
+    # Without --json: text to read, each document indented under what to do with it, and
+    # pasting as is.
+    text = run_cli("doctor", "--print-policy").stdout.splitlines()
+    assert text[0].startswith("AWS IAM policy") and text[1] == "{"
+    document = text[1:text.index("}") + 1]
+    assert json.loads("\n".join(document)) == policy["aws_iam_policy"]
+    assert "  drkit-blob-operator on storage account bloberry01 / container mysql-backups" in text
+
+
+def test_the_text_reports_first_line_is_nagios_status_with_perfdata(doctor_env):
+    _fresh_backup(doctor_env)
+    result = run_cli("doctor")
+    first, *details = result.stdout.splitlines()
+    warned = [c["name"] for c in json.loads(run_cli("doctor", "--json").stdout)["checks"]
+              if c["status"] == "WARNING"]
+    assert first.startswith(f"DRKIT WARNING - {len(warned)} warning"
+                            f"{'s' * (len(warned) > 1)}: {', '.join(warned)} | "), first
+    assert re.search(r"\| newest_backup_age=\d+s;\d+;\d+ newest_verified_backup_age=\d+s;"
+                     r"\d+;\d+$", first), first
+    assert details[0] == "OK       config: valid (sandbox)"
 
 
 def test_monitor_publish_and_alarms(doctor_env):
     _fresh_backup(doctor_env)
-    published = run_cli("monitor", "publish")
+    published = run_cli("monitor", "publish", "--json")
     assert published.exit_code == 0
     ages = json.loads(published.stdout)
     assert 0 <= ages["newest_verified_backup_age_seconds"] < 600

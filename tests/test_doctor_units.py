@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drkit.checks import CRITICAL, OK
+from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata, status_line
 from drkit.health.doctor import _dump_client_check
 from drkit.mysql.dump import dump_client
 
@@ -14,3 +14,23 @@ def test_a_dump_client_of_another_flavour_than_the_server_is_critical():
     assert check.status == CRITICAL and "ERROR 3105" in check.detail
     assert "MySQL's own client" in check.fix
     assert _dump_client_check({"flavour": "mariadb", "version": "10.11"}).status == OK
+
+
+def test_the_first_line_is_nagios_status_line_with_the_figures_after_a_bar():
+    """Nagios shows the first line as the state and graphs what follows "|"."""
+    checks = [Check("config", OK, "valid (prod)"),
+              Check("cron entries", WARNING, "none for prod"),
+              Check("newest backup", OK, "backup-1, 0.2 h old",
+                    perfdata=Perfdata("newest_backup_age", 612.4, 90000, 176400)),
+              Check("disk (state)", WARNING, "4% free"),
+              Check("binlog archive", OK, "3 files", perfdata=Perfdata("binlog_archive_lag", 7,
+                                                                       300))]
+    assert status_line(checks) == ("DRKIT WARNING - 2 warnings: cron entries, disk (state) | "
+                                   "newest_backup_age=612s;90000;176400 "
+                                   "binlog_archive_lag=7s;300")
+    checks.append(Check("source reachable", CRITICAL, "refused | ERROR 2003"))
+    assert status_line(checks).startswith("DRKIT CRITICAL - 1 critical: source reachable; "
+                                          "2 warnings: cron entries, disk (state) | ")
+    assert status_line([Check("config", OK, "valid")]) == "DRKIT OK - 1 check OK"
+    assert "perfdata" not in checks[0].as_dict()
+    assert checks[2].as_dict()["perfdata"]["value_seconds"] == 612.4

@@ -90,7 +90,7 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
 
     listed = run_cli("audit", "list", "--json")
     assert listed.exit_code == 0, listed.stderr
-    run = next(r for r in json.loads(listed.stdout) if r["run_id"] == run_id)
+    run = next(r for r in json.loads(listed.stdout)["runs"] if r["run_id"] == run_id)
     assert run["status"] == "interrupted" and run["verdict"] == "INTERRUPTED"
     assert run["exit_code"] == 137
     assert "was killed (SIGKILL" in run["message"]
@@ -99,7 +99,7 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
     # Closed once: the next listing publishes nothing again, and says the same.
     again = run_cli("audit", "list", "--json")
     assert again.exit_code == 0, again.stderr
-    assert [r["status"] for r in json.loads(again.stdout) if r["run_id"] == run_id] == [
+    assert [r["status"] for r in json.loads(again.stdout)["runs"] if r["run_id"] == run_id] == [
         "interrupted"]
 
 
@@ -221,3 +221,15 @@ def test_storage_failing_the_publish_removes_the_claim_when_it_can(sandbox, thro
     assert "nothing was committed" in result.stderr
     monkeypatch.delenv("DRKIT_STORAGE__ENDPOINT")
     assert _blobs(sandbox, prefix) == []  # no claim, no blob
+
+
+def test_backup_of_a_database_the_source_lacks_points_at_the_name_given(sandbox, tmp_path,
+                                                                        monkeypatch):
+    """``backup -d nosuchdb`` said "check the database names in the config", which did not
+    name it: the fix names where the name came from."""
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    result = run_cli("backup", "-d", "nosuchdb")
+    assert result.exit_code == 12
+    assert "Database 'nosuchdb' does not exist on the source server" in result.stderr
+    assert "Name a database the source has (SHOW DATABASES lists them): with --database" in \
+        result.stderr and "Check the database names in the config" not in result.stderr

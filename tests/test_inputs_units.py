@@ -12,6 +12,7 @@ import pytest
 
 from drkit.errors import ParameterError
 from drkit.runbooks.parameters import _boolean
+from drkit.units import duration, parse_duration
 from tests.helpers import run_cli
 
 INJECTION = "x\n* * * * * touch pwned"
@@ -287,3 +288,25 @@ def test_a_damaged_running_record_never_stops_the_next_run(tmp_path):
                         backup={"state_dir": str(tmp_path / "state")})
     assert close_interrupted(settings) == []
     assert json.loads((directory / "run.json").read_text())["status"] == "running"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * 86400), ("12h", 12 * 3600),
+                                               ("90min", 5400), ("90s", 90), ("2w", 1209600)])
+def test_older_than_takes_days_hours_minutes_and_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_a_bare_m_is_refused_as_ambiguous_not_read_as_a_minute(config):
+    """``--older-than 1m`` meant a minute: someone who meant a month lost a month of
+    backups' worth of protection. A bare m is neither now."""
+    result = run_cli("prune", "--older-than", "1m")
+    assert result.exit_code == 2
+    assert "'1m' is ambiguous (minutes or months?); write e.g. 1min, or days: 30d" in \
+        result.stderr
+
+
+@pytest.mark.parametrize(("seconds", "said"), [
+    (0.42, "0.4 s"), (5, "5 s"), (42.4, "42 s"), (59.6, "1 min"), (1377.5, "23 min"),
+    (3720, "1 h 2 min"), (3 * 3600 + 5, "3 h"), (50 * 3600, "2 d 2 h"), (72 * 3600, "3 d")])
+def test_durations_read_in_one_style_seconds_only_under_a_minute(seconds, said):
+    assert duration(seconds) == said

@@ -180,6 +180,11 @@ def test_restore_until_a_second_gives_exactly_that_seconds_data(sandbox, pitr, m
     assert result.exit_code == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["backup"] == base and report["proof"]["ok"]
+    [planned] = [json.loads(line)["message"] for line in result.stderr.splitlines()
+                 if '"restore.until"' in line]
+    # the snapshot's coordinates as a person reads them, not a Python dict
+    assert re.search(rf"base {re.escape(base)}, then the binlog from [\w.-]+\.\d+:\d+$",
+                     planned), planned
     replay = report["replay"]
     assert replay["transactions"] > 0 and replay["rows"] > 0
     assert datetime.fromisoformat(replay["reached"]) <= until

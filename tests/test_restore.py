@@ -43,7 +43,7 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
     verified = run_cli("verify", "latest", "--json")
     assert verified.exit_code == 0, verified.stderr
     assert json.loads(verified.stdout)["outcome"] == "ok"
-    listing = json.loads(run_cli("list", "--json").stdout)
+    listing = json.loads(run_cli("list", "--json").stdout)["backups"]
     assert [(e["backup"], e["verified"]) for e in listing] == [(backup_name, "ok")]
 
     database = scratch()
@@ -186,6 +186,7 @@ def test_non_empty_target_is_refused_and_replace_swaps_in_a_proven_copy(sandbox,
 
     replaced = run_cli("restore", "latest", "--as", database, "--replace")
     assert replaced.exit_code == 0, replaced.stderr
+    assert replaced.stdout.startswith(f"replaced {database} on "), replaced.stdout
     fresh = scratch()
     assert run_cli("restore", "latest", "--as", fresh).exit_code == 0
     tables, objects = _state(sandbox, database)
@@ -348,6 +349,8 @@ def test_named_time_zones_are_loaded_with_azures_procedure_before_the_restore(
         assert report["blockers"] == []
         assert any("America/Sao_Paulo" in note and "az_load_timezone" in note
                    for note in report["notes"])
+        verdict = run_cli("restore", "latest", "--check").stdout.splitlines()[-1]
+        assert verdict.startswith(f"verdict: {report['backup']} can be restored"), verdict
         result = run_cli("restore", "latest")
     assert result.exit_code == 0, result.stderr
     assert "Loaded the target's time-zone tables" in result.stderr
@@ -366,6 +369,8 @@ def test_without_a_way_to_load_them_the_restore_stops_before_loading(sandbox, pr
             assert check.exit_code == 37, check.stdout
             assert "BLOCKER: the backup's events or routines use the time zone(s) " \
                 "Europe/Berlin" in check.stdout
+            assert check.stdout.splitlines()[-1].endswith("cannot be restored as it is: "
+                                                          "1 blocker above"), check.stdout
             result = run_cli("restore", "latest")
         finally:
             dbtools.as_root(sandbox, "target", AZ_LOAD_TIMEZONE)
@@ -443,7 +448,7 @@ def test_a_failed_verdict_no_longer_applies_once_the_manifest_is_put_right(
     refused = run_cli("restore", backup_name, "--as", scratch())
     assert refused.exit_code == 33 and "failed verification" in refused.stderr
     store.container.upload_blob(sidecar, original, overwrite=True)  # an operator's repair
-    listing = json.loads(run_cli("list", "--json").stdout)
+    listing = json.loads(run_cli("list", "--json").stdout)["backups"]
     assert [e["verified"] for e in listing if e["backup"] == backup_name] == ["stale"]
     assert run_cli("restore", backup_name, "--as", scratch()).exit_code == 0
 

@@ -49,7 +49,7 @@ def _backup(*databases: str) -> str:
 
 
 def _verified(backup: str) -> str | None:
-    listed = json.loads(run_cli("list", "--json").stdout)
+    listed = json.loads(run_cli("list", "--json").stdout)["backups"]
     return next(e["verified"] for e in listed if e["backup"] == backup)
 
 

@@ -87,6 +87,10 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
         assert run["files"][name] == hashlib.sha256(files[name]).hexdigest()
     assert_no_secret(sandbox, files)
     assert run_cli("audit", "verify", outcome["run_id"]).exit_code == 0
+    for verb in ("show", "verify"):  # a run, not a backup, is not found: the runbooks' code
+        missing = run_cli("audit", verb, "nosuch")
+        assert missing.exit_code == 43, missing.stderr
+        assert "No audit record of run nosuch in container" in missing.stderr
     run_log = (run_env / "backup.log").read_text()  # the seed's run log, from the kernel too
     assert "[2/4] dump + compress + upload ... done" in run_log and "Backup finished" in run_log
 
@@ -111,7 +115,7 @@ def test_run_nightly_backup_then_restore_drill_publish_clean_audit_records(
     assert "Proof per table" in shown and "shop.orders" in shown and "digest_match" in shown
     assert drill_run["verdict"] == "PASSED"
 
-    listing = json.loads(run_cli("audit", "list", "--json").stdout)
+    listing = json.loads(run_cli("audit", "list", "--json").stdout)["runs"]
     assert {r["run_id"] for r in listing[:2]} == {outcome["run_id"], drill_run["run_id"]}
 
 

@@ -23,14 +23,14 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
     try:
         status = run_cli("sandbox", "status", "--dir", str(directory), "--json")
         assert status.exit_code == 0, status.stdout
-        services = {s["name"]: s for s in json.loads(status.stdout)}
+        services = {s["name"]: s for s in json.loads(status.stdout)["services"]}
         assert set(services) == {"source", "target", "azurite", "moto", "azure"}
         assert all(s["healthy"] and s["running"] for s in services.values())
 
         again = run_cli("sandbox", "up", "--dir", str(directory))
         assert again.exit_code == 0, again.stderr
         after = {s["name"]: s for s in json.loads(
-            run_cli("sandbox", "status", "--dir", str(directory), "--json").stdout)}
+            run_cli("sandbox", "status", "--dir", str(directory), "--json").stdout)["services"]}
         # Idempotent: the same processes on the same ports, nothing started twice.
         assert {n: (s["pid"], s["port"]) for n, s in after.items()} == {
             n: (s["pid"], s["port"]) for n, s in services.items()}
@@ -61,7 +61,7 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
         assert not port_listening(service["port"]), service
     stopped = run_cli("sandbox", "status", "--dir", str(directory), "--json")
     assert stopped.exit_code == 1
-    assert not any(s["running"] for s in json.loads(stopped.stdout))
+    assert not any(s["running"] for s in json.loads(stopped.stdout)["services"])
 
 
 def test_up_restarts_a_dead_service_and_keeps_its_data(tmp_path):

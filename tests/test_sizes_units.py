@@ -22,7 +22,7 @@ def test_a_text_that_is_no_size_is_named_with_an_example(text):
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("6h", 21600), ("30d", 2592000), ("2w", 1209600), ("1.5m", 90),
+    ("90s", 90), ("6h", 21600), ("30d", 2592000), ("2w", 1209600), ("1.5min", 90),
     (" 1D ", 86400)])
 def test_durations_are_read_in_seconds(text, seconds):
     assert parse_duration(text) == seconds
@@ -30,7 +30,7 @@ def test_durations_are_read_in_seconds(text, seconds):
 
 @pytest.mark.parametrize("text", ["30", "1y", "d", "-5s", "5 days"])
 def test_a_text_that_is_no_duration_is_named_with_an_example(text):
-    with pytest.raises(ValueError, match="is not a duration; write e.g. 30d, 6h or 90s"):
+    with pytest.raises(ValueError, match="is not a duration; write e.g. 30d, 12h, 90min or 90s"):
         parse_duration(text)
 
 

@@ -25,23 +25,23 @@ def test_figures_stand_beside_their_objectives():
                "rpo_seconds": 21, "rto_seconds": 5400, "proof": "passed"}
     assert figures(results, {"rpo_hours": 1, "rto_minutes": 60}) == [
         "backup shop-20261207-010203.sql.gz (2.5M)", "RPO 21 s of 1 h: met",
-        "RTO 90.0 min of 60 min: BREACHED", "proof passed"]
+        "RTO 1 h 30 min of 1 h: BREACHED", "proof passed"]
 
 
 def test_a_figure_without_an_objective_is_shown_alone_and_absent_ones_not_at_all():
-    assert figures({"rpo_seconds": 3 * 3600, "backup": "b"}, {}) == ["backup b", "RPO 3.0 h"]
+    assert figures({"rpo_seconds": 3 * 3600, "backup": "b"}, {}) == ["backup b", "RPO 3 h"]
     assert figures({}, {"rpo_hours": 1}) == []
 
 
 def test_an_objective_met_exactly_is_met():
-    assert figures({"rpo_seconds": 3600}, {"rpo_hours": 1}) == ["RPO 60.0 min of 1 h: met"]
+    assert figures({"rpo_seconds": 3600}, {"rpo_hours": 1}) == ["RPO 1 h of 1 h: met"]
 
 
 def test_the_summary_names_the_failed_step_in_one_line():
     failed = summary("restore-drill", 44, "failed at step '2. Restore' (In [4]): too slow",
                      {"rto_seconds": 30}, {"rto_minutes": 0.1})
     assert failed == ["restore-drill: FAILED at step '2. Restore' (In [4]): too slow",
-                      "RTO 30 s of 0.1 min: BREACHED"]
+                      "RTO 30 s of 6 s: BREACHED"]
     assert summary("nightly-backup", 0, "", {}, {}) == ["nightly-backup: PASSED"]
     assert summary("failover", RunTerminated.exit_code, "Interrupted by SIGTERM", {}, {}) == [
         "failover: INTERRUPTED - Interrupted by SIGTERM"]

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from drkit.aws.clients import boto_client
 from drkit.config import Settings
 from drkit.errors import DrkitError
+from drkit.units import duration
 
 
 def install_alarms(settings: Settings, environment: str, backup_interval: timedelta,
@@ -33,13 +34,13 @@ def install_alarms(settings: Settings, environment: str, backup_interval: timede
         alarms = [
             {"AlarmName": f"drkit-{environment}-{database}-backup-failure",
              "AlarmDescription": f"No successful backup of {database} in the last "
-                                 f"{seconds // 60} minutes (a failure, or no run at all).",
+                                 f"{duration(seconds)} (a failure, or no run at all).",
              "MetricName": "BackupSuccess", "Statistic": "Sum", "Period": period,
              "EvaluationPeriods": periods, "Threshold": 1,
              "ComparisonOperator": "LessThanThreshold"},
             {"AlarmName": f"drkit-{environment}-{database}-rpo",
              "AlarmDescription": f"The newest verified backup of {database} is older than the "
-                                 f"RPO of {rpo.total_seconds() / 3600:g} h.",
+                                 f"RPO of {duration(rpo.total_seconds())}.",
              "MetricName": "NewestVerifiedBackupAgeSeconds", "Statistic": "Maximum",
              "Period": period, "EvaluationPeriods": periods,
              "Threshold": rpo.total_seconds(), "ComparisonOperator": "GreaterThanThreshold"},
@@ -48,8 +49,8 @@ def install_alarms(settings: Settings, environment: str, backup_interval: timede
             alarms.append(
                 {"AlarmName": f"drkit-{environment}-{database}-binlog-lag",
                  "AlarmDescription": f"The binlog archive of {database} is more than "
-                                     f"{settings.binlog.lag_alarm_seconds} s behind (or the "
-                                     "streamer stopped).",
+                                     f"{duration(settings.binlog.lag_alarm_seconds)} behind "
+                                     "(or the streamer stopped).",
                  "MetricName": "BinlogArchiveLagSeconds", "Statistic": "Maximum",
                  "Period": 60, "EvaluationPeriods": 5,
                  "Threshold": settings.binlog.lag_alarm_seconds,

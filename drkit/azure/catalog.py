@@ -117,6 +117,16 @@ class Catalog:
             if versions else None,
             versioned=any(b.version_id for b in blobs))
 
+    def earlier_versions_of(self, name: str) -> list[BlobVersion]:
+        """The earlier versions of a backup's blob and of its manifest (one listing of the
+        name: the two blobs share it as a prefix)."""
+        with self.store.translated_errors():
+            blobs = list(self.store.container.list_blobs(name_starts_with=name,
+                                                         include=["versions"]))
+        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified) for b in blobs
+                if b.name in (name, name + SIDECAR_SUFFIX) and b.version_id
+                and not b.is_current_version]
+
     def previous_versions(self) -> list[BlobVersion]:
         """Every earlier (not current) version under the prefix; none where versioning is
         off. A deleted blob's last state is such a version too: it still costs storage."""

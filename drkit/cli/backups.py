@@ -94,7 +94,7 @@ def list_command(context: Context, versions: bool, as_json: bool) -> None:
         return
     entries = Catalog(context.store()).entries()
     if as_json:
-        context.env.print_json([e.as_dict() for e in entries])
+        context.env.print_json({"ok": True, "backups": [e.as_dict() for e in entries]})
         return
     print_table(context.env, ["backup", "taken (UTC)", "size", "databases", "compression",
                          "manifest", "verified"],
@@ -135,6 +135,23 @@ def _list_versions(context: Context, catalog, as_json: bool) -> None:
 
 
 _backup_argument = click.argument("backup", default="latest")
+
+
+@click.command("show")
+@_backup_argument
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def show_command(context: Context, backup: str, as_json: bool) -> None:
+    """One backup on one screen: its manifest, verification, how far a point-in-time
+    restore reaches from it, and the earlier versions blob versioning keeps."""
+    from drkit.ops.show import show_backup
+
+    shown = show_backup(context.settings, backup)
+    if as_json:
+        context.env.print_json(shown.as_dict())
+        return
+    for label, value in shown.rows():
+        context.env.print(f"{label:<10} {value}")
 
 
 @click.command("verify")
@@ -195,7 +212,7 @@ def restore_command(context: Context, backup: str, target_address: str | None,
     """Stream BACKUP into the target, then prove it against the manifest."""
     from drkit.errors import ProofFailedError
     from drkit.ops.restore import RestoreRequest, run_restore
-    from drkit.units import human_size
+    from drkit.units import duration, human_size
 
     request = RestoreRequest(backup=backup, until=until, target_address=target_address,
                              databases=_chosen(databases), rename_to=rename_to, replace=replace,
@@ -220,9 +237,12 @@ def restore_command(context: Context, backup: str, target_address: str | None,
         context.env.print_json(result.as_dict())
     else:
         databases = ", ".join(result.databases.values())
-        context.env.print(f"restored {result.backup} into {databases} on {result.target}: "
+        done = (f"replaced {', '.join(result.replaced)} on {result.target} with {result.backup}"
+                if result.replaced else
+                f"restored {result.backup} into {databases} on {result.target}")
+        context.env.print(f"{done}: "
                           f"{human_size(result.compressed_bytes)} read "
-                          f"({human_size(result.sql_bytes)} of SQL) in {result.seconds:.1f} s "
+                          f"({human_size(result.sql_bytes)} of SQL) in {duration(result.seconds)} "
                           f"({human_size(result.sql_bytes / max(result.seconds, 1e-3))}/s)"
                           + ("; proof passed" if result.proof else "; not proven"))
 
@@ -262,9 +282,20 @@ def _check(context: Context, request: RestoreRequest, as_json: bool) -> None:
             context.env.print(f"NOTE: {note}")
         for blocker in report.blockers:
             context.env.print(f"BLOCKER: {blocker}")
+        context.env.print(_check_verdict(report))
     if report.blockers:
         raise RestoreBlockedError(f"Backup {report.backup} cannot be restored as it is: "
                                   f"{'; '.join(report.blockers)}.")
+
+
+def _check_verdict(report) -> str:
+    """``restore --check``'s last line: whether the restore would go through."""
+    if report.blockers:
+        count = len(report.blockers)
+        return (f"verdict: {report.backup} cannot be restored as it is: {count} "
+                f"blocker{'s' * (count > 1)} above")
+    return f"verdict: {report.backup} can be restored" + (
+        ", with the rewrites above" if report.rewrites else " as it is")
 
 
 def _restore_until(context: Context, request: RestoreRequest, check: bool, as_json: bool) -> None:

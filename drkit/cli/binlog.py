@@ -98,7 +98,7 @@ def status_command(context: Context, deep: bool, as_json: bool) -> None:
     archive verified (binlog verify); exit 49 when a gap or missing file is not yet
     superseded by a verified full backup after it, 48 when a file is damaged."""
     from drkit.ops.binlog_archive import status
-    from drkit.units import human_size
+    from drkit.units import duration, human_size
 
     report = status(context.settings, deep)
     if as_json:
@@ -108,7 +108,7 @@ def status_command(context: Context, deep: bool, as_json: bool) -> None:
             f"binlog archive: {report['files']} files ({report['oldest_file'] or '-'} .. "
             f"{report['newest_file'] or '-'}), {human_size(report['archived_bytes'])}; "
             f"newest event {report['newest_event_at'] or '-'} "
-            f"({report['lag_seconds'] if report['lag_seconds'] is not None else '-'} s ago)"
+            f"({'-' if report['lag_seconds'] is None else duration(report['lag_seconds'])} ago)"
             + (f"; source {report['source_ahead_bytes']} bytes ahead"
                if report["source_ahead_bytes"] else ""))
         for gap in report["gaps"]:

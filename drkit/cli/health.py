@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from drkit.redact import redact
               show_default=True,
               help="failover: what the failover needs, checked as if AWS were down.")
 @click.option("--print-policy", is_flag=True,
-              help="Print the least-privilege AWS IAM policy and Azure roles, and exit.")
+              help="Print the least-privilege AWS IAM policy, MySQL grants and Azure roles "
+                   "(with --json: one object, each document as its cloud takes it), and exit.")
 @pass_context
 def doctor_command(context: Context, environment: str | None, as_json: bool, purpose: str,
                    print_policy: bool) -> None:
@@ -28,10 +28,10 @@ def doctor_command(context: Context, environment: str | None, as_json: bool, pur
 
     UNKNOWN means the doctor itself failed (a drkit bug), never a finding about the estate.
     """
-    from drkit.checks import CRITICAL, UNKNOWN, Check, worst
+    from drkit.checks import CRITICAL, UNKNOWN, Check, status_line, worst
     from drkit.errors import DrkitError
     from drkit.health.doctor import Doctor
-    from drkit.health.policy import policy
+    from drkit.health.policy import policy, policy_text
 
     try:
         settings = context.settings
@@ -39,7 +39,11 @@ def doctor_command(context: Context, environment: str | None, as_json: bool, pur
         checks = [Check("config", CRITICAL, error.message, error.fix or "")]
     else:
         if print_policy:
-            context.env.print_json(policy(settings))
+            documents = policy(settings)
+            if as_json:
+                context.env.print_json({"ok": True, **documents})
+            else:
+                context.env.print(policy_text(documents))
             return
         try:
             checks = Doctor(settings, environment or settings.environment, purpose,
@@ -52,12 +56,14 @@ def doctor_command(context: Context, environment: str | None, as_json: bool, pur
     if as_json:
         context.env.print_json({"ok": status == "OK", "status": status,
                                 "exit_code": status.exit_code,
-                                "checks": [asdict(c) for c in checks]})
+                                "checks": [c.as_dict() for c in checks]})
     else:
+        # Nagios shows the first line as the state and reads what follows "|" as figures;
+        # the lines after it are the details.
+        context.env.print(status_line(checks))
         for check in checks:
             context.env.print(f"{check.status:<8} {check.name}: {check.detail}"
                               + (f"\n         fix: {check.fix}" if check.fix else ""))
-        context.env.print(f"doctor: {status}")
     raise click.exceptions.Exit(status.exit_code)
 
 
@@ -67,15 +73,24 @@ def monitor() -> None:
 
 
 @monitor.command("publish")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
-def monitor_publish(context: Context) -> None:
+def monitor_publish(context: Context, as_json: bool) -> None:
     """Publish the age of the newest backup and the newest verified backup."""
     from drkit.ops.monitor import publish_ages
+    from drkit.units import duration
 
     ages = publish_ages(context.settings)
-    # CloudWatch's metric names, in drkit's JSON vocabulary (snake case, *_seconds)
-    context.env.print_json({"ok": True, **{re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(): value
-                                          for name, value in ages.items()}})
+    if as_json:
+        # CloudWatch's metric names, in drkit's JSON vocabulary (snake case, *_seconds)
+        context.env.print_json({"ok": True, **{re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower():
+                                              value for name, value in ages.items()}})
+        return
+    for name, what in (("NewestBackupAgeSeconds", "newest backup"),
+                       ("NewestVerifiedBackupAgeSeconds", "newest verified backup")):
+        age = ages.get(name)
+        context.env.print(f"{what}: none" if age is None else
+                          f"{what}: {duration(age)} old (published as {name})")
 
 
 @monitor.command("install-alarms")

@@ -22,7 +22,8 @@ from drkit.interrupts import interruptible
 from drkit.redact import redact
 
 
-@click.group()
+# click suggests a close match for a mistyped command (8.4+) and option itself.
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="drkit")
 @click.option("--config", "config_path", envvar="DRKIT_CONFIG", type=click.Path(),
               help="drkit YAML config (default: $DRKIT_CONFIG).")
@@ -34,8 +35,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj.config_path = config_path
 
 
-for _command in (backups.backup_command, backups.list_command, backups.verify_command,
-                 backups.restore_command, backups.prove_command, backups.prune_command,
+for _command in (backups.backup_command, backups.list_command, backups.show_command,
+                 backups.verify_command, backups.restore_command, backups.prove_command,
+                 backups.prune_command,
                  runbooks.run_command, runbooks.failover, runbooks.audit,
                  runbooks.schedule_command, maintenance.maintenance,
                  health.doctor_command, health.monitor, sandbox.sandbox, binlog.binlog,

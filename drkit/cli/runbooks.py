@@ -141,7 +141,7 @@ def audit_list(context: Context, container: str, limit: int, as_json: bool) -> N
     _close_interrupted(context)
     runs = list_runs(store, limit)
     if as_json:
-        context.env.print_json(runs)
+        context.env.print_json({"ok": True, "runs": runs})
         return
     print_table(context.env, ["run", "runbook", "env", "status", "duration s", "RPO s", "RTO s"],
            [[r["run_id"], r["runbook"], r["environment"], r["status"],

@@ -101,7 +101,8 @@ def _require_sandbox(box) -> None:
 
 def _print_status(env: Environment, statuses, as_json: bool) -> None:
     if as_json:
-        env.print_json([asdict(s) for s in statuses])
+        env.print_json({"ok": all(s.healthy for s in statuses),
+                        "services": [asdict(s) for s in statuses]})
         return
     print_table(env, ["service", "stands in for", "port", "pid", "health", "detail"],
            [[s.name, s.role, str(s.port or "-"), str(s.pid or "-"),

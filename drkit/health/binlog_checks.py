@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from drkit.checks import CRITICAL, OK, WARNING, Check
+from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata
 from drkit.config import Settings
 from drkit.mysql.connection import connect, source_server
 from drkit.mysql.inventory import binlog_retention
+from drkit.units import duration
 
 REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
 # Settings under which the binlog holds changes drkit's replay cannot read as rows (it refuses
@@ -69,8 +70,8 @@ def source_checks(settings: Settings, backup_interval: timedelta | None) -> list
     else:
         status = OK if retention >= needed else WARNING
         checks.append(Check("binlog retention", status,
-                            f"{retention.total_seconds() / 3600:g} h; full backups every "
-                            f"{needed.total_seconds() / 3600:g} h",
+                            f"{duration(retention.total_seconds())}; full backups every "
+                            f"{duration(needed.total_seconds())}",
                             "" if status == OK else "Keep binlogs at least as long as the "
                             "time between full backups, so a stopped streamer can catch up."))
     return checks
@@ -111,7 +112,10 @@ def _archive_state(settings, report: dict) -> Check:
                      "that can be restored.")
     lag = report["lag_seconds"]
     late = lag is not None and lag > settings.binlog.lag_alarm_seconds
+    ago = "no event yet" if lag is None else f"{duration(lag)} ago"
     return Check("binlog archive", WARNING if late else OK,
-                 f"{report['files']} files, newest event {report['newest_event_at']} "
-                 f"({lag} s ago)", "Is the streamer running? drkit binlog status; with an "
-                 "idle source, turn on binlog.heartbeat." if late else "")
+                 f"{report['files']} files, newest event {report['newest_event_at']} ({ago})",
+                 "Is the streamer running? drkit binlog status; with an idle source, turn on "
+                 "binlog.heartbeat." if late else "",
+                 None if lag is None else Perfdata("binlog_archive_lag", lag,
+                                                   settings.binlog.lag_alarm_seconds))

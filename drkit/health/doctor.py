@@ -24,7 +24,7 @@ from typing import Literal
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CLOCK_SKEW, Catalog
-from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
+from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health import binlog_checks
@@ -36,6 +36,7 @@ from drkit.ops.claim import orphan_claims
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 from drkit.secrets import resolver_for, without_schemes
+from drkit.units import duration
 
 # What a consistent dump of tables, views, routines, triggers and events needs.
 DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
@@ -257,7 +258,7 @@ def _clock_skew(store: BackupStore) -> Check:
         return Check("clock skew", WARNING, "the storage service sent no Date header")
     skew = abs((datetime.now(UTC) - service_time).total_seconds())
     status = OK if skew < 60 else WARNING if skew < 600 else CRITICAL
-    return Check("clock skew", status, f"{skew:.0f} s against the storage service",
+    return Check("clock skew", status, f"{duration(skew)} against the storage service",
                  "" if status == OK else "Run NTP (chrony/systemd-timesyncd); Azure rejects "
                  "signed requests more than 15 minutes off.")
 
@@ -353,6 +354,7 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
                                 "Run drkit run nightly-backup (and check cron)."))
             continue
         age = now - chosen[0].taken_at
+        perfdata = Perfdata(f"{label.replace(' ', '_')}_age", age.total_seconds())
         if interval is None:
             status = OK
             limit = "no schedule in this environment"
@@ -360,11 +362,13 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             # One interval plus an hour for the run itself is on time; past two, runs are missing.
             warn, crit = interval + timedelta(hours=1), 2 * interval + timedelta(hours=1)
             status = OK if age <= warn else WARNING if age <= crit else CRITICAL
-            limit = f"schedule allows {warn.total_seconds() / 3600:.1f} h"
+            limit = f"schedule allows {duration(warn.total_seconds())}"
+            perfdata.warning_seconds = warn.total_seconds()
+            perfdata.critical_seconds = crit.total_seconds()
         checks.append(Check(label, status,
-                            f"{chosen[0].name}, {age.total_seconds() / 3600:.1f} h old ({limit})",
+                            f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
                             "" if status == OK else "Backups are not running on schedule: see "
-                            "the cron checks and the run log."))
+                            "the cron checks and the run log.", perfdata))
     return checks
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from drkit.checks import CRITICAL, WARNING, Check
 from drkit.mysql.swap import SwapJournal
 from drkit.stream.statement import quote_name
+from drkit.units import duration
 
 _KINDS = {"drkit_restore_": "an unproven restored copy", "drkit_replaced_": "old tables a "
           "swap set aside", "drkit_drill_": "a drill's copy"}
@@ -21,13 +22,7 @@ _STAMP = re.compile(r"_(\d{14})(?:_|$)")
 
 def age(seconds: float) -> str:
     """``3 h old``: how long ago something a run left was made."""
-    if seconds < 60:
-        return "under a minute old"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min old"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600:.0f} h old"
-    return f"{seconds // 86400:.0f} d old"
+    return f"{duration(seconds)} old"
 
 
 def _kind(name: str) -> str:

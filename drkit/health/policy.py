@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from drkit.config import Settings, is_reference, references
+from drkit.errors import DrkitError
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs
 
 
 def policy(settings: Settings) -> dict:
-    """The least-privilege grants the configured runbooks need."""
+    """The least-privilege grants the configured runbooks need: each cloud's documents as its
+    console or CLI takes them (the IAM policy, each Azure role definition), and the rest."""
     secret = settings.aws.secret_id or "backup-credentials-*"
     statements = [
         {"Sid": "ReadBackupCredentials", "Effect": "Allow",
@@ -26,14 +30,13 @@ def policy(settings: Settings) -> dict:
                            "Action": ["rds:DescribeDBInstances"],
                            "Resource": f"arn:aws:rds:{settings.aws.region}:*:db:"
                                        f"{settings.source.rds_instance_id}"})
-    account = settings.storage.account
+    account = _account_name(settings)
     containers = sorted({settings.storage.container, "$web",
                          *(r.audit.container for r in all_runbooks(runbook_dirs(settings)))})
     # Contributor does not cover blob index tags, which hold the verify outcome (Microsoft:
     # tags need .../blobs/tags/read and /write): a role of drkit's own adds them.
-    account_text = " or ".join(references(account)) if is_reference(account) else account
     azure_roles = [{"role": "drkit-blob-operator", "scope":
-                    f"storage account {account_text} / container {c}"} for c in containers]
+                    f"storage account {account} / container {c}"} for c in containers]
     blob_operator = {
         "Name": "drkit-blob-operator",
         "Description": "Read, write and delete backup blobs, their metadata and index tags.",
@@ -88,5 +91,36 @@ def policy(settings: Settings) -> dict:
     return {"aws_iam_policy": {"Version": "2012-10-17", "Statement": statements},
             "mysql_source_grants": grants,
             "azure_role_assignments": azure_roles,
-            "azure_custom_role": operator if settings.azure.flexible_server else None,
-            "azure_blob_role": blob_operator}
+            "azure_role_definitions": [blob_operator, *([operator] if settings.azure.flexible_server
+                                                         else [])]}
+
+
+def _account_name(settings: Settings) -> str:
+    """The storage account's name, looked up where the config refers to it (a name, not a
+    secret: a scope to paste must name the account, not the reference)."""
+    account = settings.storage.account
+    if not is_reference(account):
+        return account
+    try:
+        return settings.secrets.value(account)
+    except DrkitError:  # the store is out of reach: the reference says where the name is
+        return f"<the name in {' or '.join(references(account))}>"
+
+
+def policy_text(documents: dict) -> str:
+    """``--print-policy`` for a person: each document under what to do with it, indented so
+    it reads and pastes as is."""
+    def pasted(document: dict) -> str:
+        return json.dumps(document, indent=2)
+
+    parts = ["AWS IAM policy for drkit's user or role (aws iam create-policy --policy-name "
+             "drkit --policy-document file://policy.json):", pasted(documents["aws_iam_policy"]),
+             "", "MySQL grants on the source, run as its admin:",
+             *documents["mysql_source_grants"], "", "Azure role assignments:"]
+    for assignment in documents["azure_role_assignments"]:
+        parts.append(f"  {assignment['role']} on {assignment['scope']}" if "role" in assignment
+                     else f"  ({assignment['note']})")
+    for definition in documents["azure_role_definitions"]:
+        parts += ["", f"Azure custom role {definition['Name']} (az role definition create "
+                      "--role-definition @role.json):", pasted(definition)]
+    return "\n".join(parts)

@@ -162,9 +162,12 @@ def connection_error(server: Server, exc: Exception, database: str | None = None
             "Check the user name and the password in the secret.",
         )
     if code == _ER_BAD_DB:
+        # The names come from the command line (backup --database) or the config: name both.
         return UnknownDatabaseError(
             f"Database {database!r} does not exist on the {server.role} server {server.address}.",
-            "Check the database names in the config.",
+            "Name a database the source has (SHOW DATABASES lists them): with --database, or "
+            "in source.databases of the config when no --database is given."
+            if server.role == "source" else "Check the database names given and in the config.",
         )
     return ServerUnreachableError(
         f"Cannot connect to the {server.role} server {server.address} (ERROR {code}).",

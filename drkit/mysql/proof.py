@@ -44,11 +44,12 @@ class ProofResult:
     schema_checked: int = 0  # CREATE texts compared (tables, views, routines, ...)
     # per table, under the backup's name: {"table", "rows", "rows_match", "digest_match"}
     tables: list[dict] = field(default_factory=list)
+    backup: str = ""  # the backup proven against, by its blob name
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["proof_seconds"] = data.pop("seconds")
-        return data
+        return {"ok": data.pop("ok"), "backup": data.pop("backup"), **data}
 
 
 def scan_databases(server: Server, databases: list[str]) -> DumpScanner:
@@ -133,6 +134,7 @@ def prove(manifest: Manifest, server: Server, rename: dict[str, str] | None = No
         differences=differences,
         schema_checked=len(expected_schema),
         tables=per_table,
+        backup=manifest.name,
     )
 
 

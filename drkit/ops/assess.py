@@ -8,7 +8,7 @@ the DR server's state.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drkit.aws.rds import instance_status
@@ -18,6 +18,7 @@ from drkit.checks import CRITICAL, OK, WARNING, Check
 from drkit.config import Settings
 from drkit.errors import DrkitError
 from drkit.mysql.connection import connect, source_server, target_server
+from drkit.units import duration
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Assessment:
     checks: list[Check] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
-        return [asdict(c) for c in self.checks] + [
+        return [c.as_dict() for c in self.checks] + [
             {"name": "decision", "status": self.decision, "detail": self.reason, "fix": ""}]
 
 
@@ -55,7 +56,7 @@ def assess(settings: Settings) -> Assessment:
     age = (datetime.now(UTC) - newest.taken_at).total_seconds() if newest else None
     checks.append(Check(
         "newest verified backup", OK if newest else CRITICAL,
-        f"{newest.name}, taken {age / 60:.0f} min ago: a failover now loses the writes since"
+        f"{newest.name}, taken {duration(age)} ago: a failover now loses the writes since"
         if newest else "none: verify a backup first (drkit verify)"))
     if entries and newest and entries[-1].name != newest.name:
         checks.append(Check("newer unverified backup", WARNING,

@@ -49,7 +49,7 @@ from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
 from drkit.stream.rewrite import SYSTEM_SCHEMAS
-from drkit.units import human_size
+from drkit.units import duration, human_size
 
 STEPS = 4
 
@@ -268,7 +268,7 @@ class _BackupRun:
             raise
         seconds = time.monotonic() - clock
         _step(2, f"dump + compress + upload ... done: {human_size(scan.size)} SQL -> "
-                 f"{human_size(uploader.size)} {self.codec_name} in {seconds:.1f} s",
+                 f"{human_size(uploader.size)} {self.codec_name} in {duration(seconds)}",
               sql_bytes=scan.size, bytes=uploader.size, seconds=round(seconds, 3))
         return _Dumped(scan, scanner, uploader, local)
 

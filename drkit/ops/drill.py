@@ -23,6 +23,7 @@ from drkit.mysql.connection import connect, target_server
 from drkit.ops.pitr import reached_by, resolve
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
+from drkit.units import duration
 
 
 @dataclass
@@ -121,14 +122,15 @@ def run_drill(settings: Settings, asked: RestoreRequest | None = None,
     )
     if objectives.rpo_hours is not None and result.rpo_seconds > objectives.rpo_hours * 3600:
         result.breaches.append(f"RPO: the newest data restored was "
-                               f"{result.rpo_seconds / 3600:.1f} h old, the objective is "
-                               f"{objectives.rpo_hours} h")
+                               f"{duration(result.rpo_seconds)} old, the objective is "
+                               f"{duration(objectives.rpo_hours * 3600)}")
     if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
-        result.breaches.append(f"RTO: the restore took {rto / 60:.1f} min, the objective is "
-                               f"{objectives.rto_minutes} min")
+        result.breaches.append(f"RTO: the restore took {duration(rto)}, the objective is "
+                               f"{duration(objectives.rto_minutes * 60)}")
     log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: data "
               f"reaches {result.data_reaches} ({result.reached_by}), RPO "
-              f"{result.rpo_seconds:.0f} s, RTO {result.rto_seconds:.1f} s", **result.as_dict())
+              f"{duration(result.rpo_seconds)}, RTO {duration(result.rto_seconds)}",
+              **result.as_dict())
     return result
 
 

@@ -36,12 +36,12 @@ from drkit.errors import (
     ProofFailedError,
     RestoreBlockedError,
 )
-from drkit.manifest import Manifest
+from drkit.manifest import Manifest, binlog_coordinates
 from drkit.mysql.connection import Server
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.verify import verify_backup
-from drkit.units import few
+from drkit.units import duration, few
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def plan_replay(settings: Settings, until: str, databases: list[str] | None,
     files = archive.files()
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
-              f"{manifest.consistency['binlog_snapshot']}", databases=databases,
+              f"{binlog_coordinates(manifest.consistency['binlog_snapshot'])}",
+              databases=databases,
               backup=entry.name)
     return ReplayPlan(moment, entry, manifest, databases, archive, files,
                       settings.binlog.beat_interval if settings.binlog.heartbeat else None)
@@ -245,7 +246,7 @@ def _replay_files(plan: ReplayPlan, files: list[ArchivedFile], server: Server,
         archive_end=None if stopped else archive_end(files),
         events_per_second=round(replaying.events / max(seconds, 1e-6)))
     log_event("restore.replayed", f"Replayed {result.transactions} transactions ({result.rows} "
-              f"rows) up to {result.reached} in {seconds:.1f} s", **asdict(result))
+              f"rows) up to {result.reached} in {duration(seconds)}", **asdict(result))
     return result
 
 

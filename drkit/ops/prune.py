@@ -76,6 +76,9 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
         plan.delete.append(entry.name)
         if entry.has_manifest:
             plan.delete.append(entry.name + SIDECAR_SUFFIX)
+    # Each database's newest verified backup is kept also when young: named all the same.
+    plan.keep = {**{newest.name: f"the newest verified backup of {database}"
+                    for database, newest in newest_good.items() if newest}, **plan.keep}
     backups = {e.name for e in entries}
     for name in listing.names:
         backup = name.removesuffix(SIDECAR_SUFFIX)

@@ -57,7 +57,7 @@ from drkit.stream.dumpscan import ends_with_trailer, keep_tail
 from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement
-from drkit.units import human_size
+from drkit.units import duration, human_size
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class RestoreResult:
     rewrites: dict[str, int] = field(default_factory=dict)
     proof: ProofResult | None = None
     replay: ReplayResult | None = None  # restore --until: the binlog replay after the proof
+    replaced: list[str] = field(default_factory=list)  # target databases whose data it replaced
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -170,6 +171,7 @@ class Restore:
     swaps: dict[str, tuple[str, str]]  # prepare: name on the target -> (scratch, old) names
     load_as: dict[str, str]  # prepare: name in the backup -> scratch database loaded
     rewriter: Rewriter  # prepare
+    occupied: list[str]  # prepare: target databases that hold data (replaced, with consent)
 
     def __init__(self, settings: Settings, request: RestoreRequest,
                  env: Environment | None = None) -> None:
@@ -200,6 +202,7 @@ class Restore:
                 self._drop_scratch()
                 raise
             self.swap(plans)
+        result.replaced = self.occupied
         return result
 
     def select(self) -> None:
@@ -231,8 +234,9 @@ class Restore:
         loaded."""
         # A swap a killed run left on this target is finished or undone first, from its journal.
         recover_swaps(self.server, self.journals, self.settings.restore.swap_lock_wait_seconds)
-        _refuse_to_overwrite(self.server, objects_in(self.server, list(self.renames.values())),
-                             self.request.replace)
+        counts = objects_in(self.server, list(self.renames.values()))
+        _refuse_to_overwrite(self.server, counts, self.request.replace)
+        self.occupied = [database for database, objects in counts.items() if objects]
         timezones.ensure(self.server, self.manifest)
         if self.request.prove:  # the proof's dump must be able to log in before any load
             dump.check_client_login(self.server)
@@ -265,7 +269,7 @@ class Restore:
             throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
             rewrites=dict(self.rewriter.changes))
         log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
-                  f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
+                  f"({human_size(result.sql_bytes)} of SQL) in {duration(seconds)} "
                   f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
         failpoint("restore", "loaded")  # loaded, not yet proven nor in place
         return result

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.errors import AuditRefusedError, BackupNotFoundError, ChecksumMismatchError
+from drkit.errors import AuditRefusedError, ChecksumMismatchError, RunbookNotFoundError
 from drkit.redact import find_secrets
 
 NOTEBOOK, HTML, RUN = "notebook.ipynb", "notebook.html", "run.json"
@@ -141,7 +141,7 @@ def find_run(store: BackupStore, run_id: str) -> str:
     for blob in store.blobs():
         if blob.name.endswith(f"/{run_id}/{RUN}"):
             return blob.name[: -len(RUN)]
-    raise BackupNotFoundError(f"No audit record of run {run_id} in container "
+    raise RunbookNotFoundError(f"No audit record of run {run_id} in container "
                               f"{store.container_name}.",
                               "drkit audit list shows the recent runs.")
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from drkit.errors import RunStopped
 from drkit.exitstatus import ExitStatus
-from drkit.units import human_size
+from drkit.units import duration, human_size
 
 Verdict = Literal["PASSED", "FAILED", "INTERRUPTED"]
 
@@ -33,17 +33,16 @@ def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         lines.append(f"backup {results['backup']}{size}")
     if reach := data_reach(results):
         lines.append(reach)
-    for name, seconds_key, objective_key, scale, unit in (
-            ("RPO", "rpo_seconds", "rpo_hours", 3600, "h"),
-            ("RTO", "rto_seconds", "rto_minutes", 60, "min")):
+    for name, seconds_key, objective_key, scale in (
+            ("RPO", "rpo_seconds", "rpo_hours", 3600), ("RTO", "rto_seconds", "rto_minutes", 60)):
         seconds = results.get(seconds_key)
         if seconds is None:
             continue
-        line = f"{name} {_duration(seconds)}"
+        line = f"{name} {duration(seconds)}"
         objective = parameters.get(objective_key)
         if objective is not None:
             met = seconds <= objective * scale
-            line += f" of {objective:g} {unit}: {'met' if met else 'BREACHED'}"
+            line += f" of {duration(objective * scale)}: {'met' if met else 'BREACHED'}"
         lines.append(line)
     if results.get("proof"):
         lines.append(f"proof {results['proof']}")
@@ -94,14 +93,6 @@ def insert(notebook_path: Path, text: str) -> None:
     cell.metadata["tags"] = ["drkit-verdict"]
     notebook.cells.insert(where + 1, cell)
     nbformat.write(notebook, notebook_path)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _escape(text: str) -> str:
