@@ -1,0 +1,287 @@
+"""``drkit standby``: the DR target kept current from the binlog archive.
+
+``init`` restores the newest verified point-in-time base into the target, proven as any
+restore, and records on the target where in the archive it stands: the base's snapshot
+coordinates (:mod:`drkit.binlog.position`). ``follow`` applies what the archive holds beyond
+that position with the replayer ``restore --until`` uses (same DDL rules, triggers set aside,
+refusals), each source transaction's new position written by the transaction group that
+commits it: a follower killed at any instant leaves the target at a position and holding
+exactly the changes before it, and the next run goes on from there (nothing applied twice,
+nothing skipped). DDL commits by itself; its position follows in a commit of its own, so a
+kill in between runs it once more (DDL run again after nothing else either fails, and the
+follow stops saying so, or leaves the table as it was). A gap in the archive after the
+position is refused: the standby cannot cross it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
+from drkit.binlog import position
+from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
+from drkit.binlog.position import Position
+from drkit.binlog.records import Archive, ArchivedFile, file_order
+from drkit.binlog.replay import RowApplier
+from drkit.config import Settings
+from drkit.console import Environment, log_event
+from drkit.errors import BinlogGapError, RunStopped, StandbyError
+from drkit.failpoints import failpoint
+from drkit.interrupts import deferred_signals
+from drkit.mysql.connection import Server, connect, target_server
+from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.lock import RunLock
+from drkit.ops.pitr import archived_events, base_databases, choose_base
+from drkit.ops.restore import restore_backup
+from drkit.ops.verify import verify_backup
+
+_NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
+               "Make one with drkit standby init.")
+
+
+def init_standby(settings: Settings, env: Environment | None = None, *,
+                 rename_to: str | None = None,
+                 databases: list[str] | None = None) -> dict[str, Any]:
+    """Restore the newest point-in-time base into the target, proven, and record the
+    standby's position there: the base's snapshot coordinates."""
+    env = env or Environment()
+    server = target_server(settings)
+    if (existing := read_position(server)) is not None:
+        raise StandbyError(
+            f"The target already has a standby ({_names(existing)}, from base "
+            f"{existing.base_backup}); nothing was restored.",
+            "Follow it with drkit standby follow; to start again, drop its databases and "
+            "drkit_standby first.")
+    # The newest base of all: a standby goes on from its snapshot, whatever the archive
+    # holds after it yet.
+    moment = datetime.now(UTC)
+    store = BackupStore.from_settings(settings)
+    entries = Catalog(store).entries()
+    entry, manifest = choose_base(store, moment, base_databases(entries, databases), entries)
+    snapshot = manifest.consistency["binlog_snapshot"]
+    archive = _archive(settings)
+    refuse_gap(archive, archive.files(), snapshot["file"])
+    refuse_broken(settings, manifest, moment)
+    if entry.verified != "ok":  # never restored from before it is known to be good
+        verify_backup(store, entry, env)
+    restored = restore_backup(settings, entry.name, env, rename_to=rename_to,
+                              databases=databases or manifest.databases)
+    start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
+    with _cursor(server) as cursor:
+        position.create(cursor, start)
+        cursor.connection.commit()
+    log_event("standby.init", f"Standby {_names(start)} on {server.address} from "
+              f"{entry.name}, at {start.file}:{start.offset}", backup=entry.name)
+    return {"backup": entry.name, "target": server.address, "databases": start.databases,
+            "file": start.file, "offset": start.offset,
+            "restore_seconds": round(restored.seconds, 3),
+            "proof": restored.proof.as_dict() if restored.proof else None}
+
+
+@dataclass
+class CatchUp:
+    """What one catch-up applied, and where it left the standby."""
+
+    started_at: str
+    seconds: float
+    transactions: int
+    events: int
+    rows: int
+    file: str
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def follow(settings: Settings, env: Environment | None = None,
+           once: bool = True) -> list[CatchUp]:
+    """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
+    until stopped (SIGTERM: between two events, what was applied is committed)."""
+    server = target_server(settings)
+    lock = settings.backup.state_dir.expanduser() / "locks" / \
+        f"standby-{quote(server.address, safe='')}.lock"
+    done = []
+    with RunLock(lock, f"standby follow of {server.address}"):
+        while True:
+            done.append(catch_up(settings, server))
+            if once:
+                return done
+            time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
+
+
+def catch_up(settings: Settings, server: Server) -> CatchUp:
+    """Applies what the archive holds beyond the standby's position."""
+    start = read_position(server)
+    if start is None:
+        raise StandbyError(*_NO_STANDBY)
+    archive = _archive(settings)
+    files = archive.files()
+    refuse_gap(archive, files, start.file)
+    files = files[[f.file for f in files].index(start.file):]
+    began, clock = datetime.now(UTC), time.monotonic()
+    replay = _Replay(server, start)
+    try:
+        replay.files(archive, files)
+    except RunStopped:
+        replay.applier.finish()  # between two events: what ended is committed
+        raise
+    finally:
+        replay.applier.close()
+    if replay.applier.skipped_rows:
+        raise StandbyError(
+            f"{replay.applier.skipped_rows} rows the binlog updates or deletes were not on "
+            f"the standby as on the source: it no longer matches the source.",
+            "Make it again (drop its databases and drkit_standby; drkit standby init).")
+    # Nothing is applied past the last transaction's end: the events after it, if no
+    # transaction was open there, are passed by the position in a commit of its own.
+    file, offset = replay.idle_at or replay.last_end
+    done = CatchUp(began.isoformat(), round(time.monotonic() - clock, 3), replay.transactions,
+                   replay.events, replay.applier.rows, file, offset)
+    with _cursor(server) as cursor:
+        position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
+    log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
+              f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
+              **done.as_dict())
+    return done
+
+
+class _Replay:
+    """The archive's events applied from a position; where the event being applied ends
+    is what each transaction's mark records."""
+
+    def __init__(self, server: Server, start: Position) -> None:
+        self.start = start
+        self.file, self.end, self.timestamp = start.file, start.offset, 0
+        self.transactions = self.events = 0
+        self.last_end = (start.file, start.offset)  # of the last transaction applied
+        self.in_transaction = False
+        # Where the last event read ended, when no transaction was open there: the format,
+        # rotate and GTID-list events between transactions are passed by the position too.
+        self.idle_at: tuple[str, int] | None = None
+        self.applier = RowApplier(server, start.databases, mark=self._mark)
+
+    def _mark(self) -> bytes:
+        failpoint("standby.mark")  # a transaction ended, its group not yet committed
+        self.last_end = (self.file, self.end)
+        return position.advance(self.file, self.end, self.timestamp, self.applier.heartbeat)
+
+    def files(self, archive: Archive, files: list[ArchivedFile]) -> None:
+        for archived in files:
+            first = archived.file == self.start.file
+            if first and archived.complete and self.start.offset >= archived.size:
+                continue  # read to its end already; the next file opens with its own format
+            with contextlib.closing(archived_events(archive, archived)) as events:
+                for at, kind, timestamp, data in events:
+                    if first and at < self.start.offset:
+                        self.applier.note(kind, data)  # the format and table maps only
+                        continue
+                    self.file, self.end = archived.file, at + len(data)
+                    with deferred_signals("the event being applied"):
+                        self.event(kind, timestamp, data)
+                    self.idle_at = None if self.in_transaction else (self.file, self.end)
+        self.applier.finish()
+
+    def event(self, kind: int, timestamp: int, data: bytes) -> None:
+        applier = self.applier
+        if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+            applier.begin()
+            self.in_transaction = True
+        if kind == TRANSACTION_PAYLOAD:  # MySQL 8's compressed transaction: its events
+            for inner in applier.payload(data):
+                self.event(inner[4], timestamp, applier.framed(inner))
+            return
+        self.timestamp = timestamp
+        applier.apply(kind, data)
+        self.events += 1
+        if kind == XID or (kind == QUERY and applier.committed):
+            self.transactions += 1
+            self.in_transaction = False
+
+
+def refuse_gap(archive: Archive, files: list[ArchivedFile], file: str) -> None:
+    """A standby at ``file`` cannot go on past a gap: a binlog the archive lacks after it."""
+    names = [f.file for f in files]
+    if file not in names:
+        raise BinlogGapError(f"The binlog archive does not hold {file}, where the standby "
+                             "stands: it cannot catch up.",
+                             "Make the standby again from a newer base (drkit standby init); "
+                             "see drkit binlog status.")
+    following = names[names.index(file):]
+    for before, after in zip(following, following[1:], strict=False):
+        if file_order(after)[1] != file_order(before)[1] + 1:
+            _gap(before, f"the archive goes on at {after}")
+    for gap in archive.gaps():
+        if file_order(gap["after_file"]) >= file_order(file):
+            _gap(gap["after_file"], gap["missing"])
+
+
+def _gap(after: str, missing: str) -> None:
+    raise BinlogGapError(f"The binlog archive has a gap after {after} ({missing}): the "
+                         "standby cannot cross it; nothing after it was applied.",
+                         "Make the standby again from a full backup taken after the gap "
+                         "(drkit backup; drkit verify; drkit standby init).")
+
+
+def standby_status(settings: Settings) -> dict[str, Any]:
+    """Where the standby stands and how far behind the archive: seconds of source time
+    and bytes."""
+    at = read_position(target_server(settings))
+    if at is None:
+        raise StandbyError(*_NO_STANDBY)
+    files = _archive(settings).files()
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    return {"databases": at.databases, "base_backup": at.base_backup, "file": at.file,
+            "offset": at.offset, "last_event_at": _iso(at.last_event_at),
+            "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
+            "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
+            "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
+            "lag_bytes": lag_bytes(at, files)}
+
+
+def lag_seconds(at: Position, newest: str | None) -> float | None:
+    """Source time between the standby's last transaction and the archive's newest event
+    (None before its first catch-up applied one)."""
+    if newest is None or at.last_event_at is None:
+        return None
+    return max(0.0, (datetime.fromisoformat(newest) - at.last_event_at).total_seconds())
+
+
+def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
+    """Archived bytes after the standby's position."""
+    return sum(f.size for f in files if file_order(f.file) > file_order(at.file)) + \
+        next((max(0, f.size - at.offset) for f in files if f.file == at.file), 0)
+
+
+def read_position(server: Server) -> Position | None:
+    with _cursor(server) as cursor:
+        return position.read(cursor)
+
+
+@contextlib.contextmanager
+def _cursor(server: Server) -> Iterator[Any]:
+    connection = connect(server)
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
+
+
+def _archive(settings: Settings) -> Archive:
+    return Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+
+
+def _names(at: Position) -> str:
+    return ", ".join(at.databases.values())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,162 @@
+"""The standby on the sandbox: made from a point-in-time base, fed from the binlog archive
+under a writer, killed (SIGKILL, at exact points) while it applies, and refusing a gap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from drkit.binlog.position import Position, advance
+from drkit.binlog.records import ArchivedFile
+from drkit.ops.standby import lag_bytes, lag_seconds
+from tests import dbtools
+from tests.conftest import point_cli_at
+from tests.helpers import run_cli
+from tests.test_pitr import KEYLESS, KINDS, _consistency, _PausableWriter, _write_once
+
+TABLES = ("pitr_kinds", "pitr_log", "orders", "standby_ddl")
+# The follower in a process of its own, its transaction groups small (a few source
+# transactions each, not 16 MB): its commits are what a kill must find consistent.
+_FOLLOWER = ("import sys; import drkit.binlog.txgroup as t; t.GROUP_BYTES = 4096; "
+             "from drkit.cli.main import main; sys.exit(main())")
+
+
+@pytest.fixture
+def standby_env(sandbox, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    dbtools.query(sandbox, "source", KINDS)
+    dbtools.query(sandbox, "source", KEYLESS)
+    for table in ("pitr_kinds", "pitr_log"):
+        dbtools.query(sandbox, "source", f"TRUNCATE TABLE shop.{table}")
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
+    yield
+    for sql in ("DROP DATABASE IF EXISTS sb", "DROP DATABASE IF EXISTS drkit_standby"):
+        dbtools.query(sandbox, "target", sql)
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
+    dbtools.query(sandbox, "source", "ALTER TABLE shop.orders DROP COLUMN IF EXISTS standby_note")
+
+
+def _checksums(sandbox, role: str, database: str) -> dict[str, int]:
+    rows = dbtools.as_root(sandbox, role, "CHECKSUM TABLE " + ", ".join(
+        f"`{database}`.`{table}`" for table in TABLES))
+    return {name.split(".", 1)[1].lower(): value for name, value in rows}
+
+
+def _position(sandbox) -> tuple[str, int]:
+    (row,) = dbtools.query(sandbox, "target",
+                           "SELECT file, file_offset FROM drkit_standby.position")
+    return row[0], int(row[1])
+
+
+def _follow_killed_at(failpoint: str) -> int:
+    """``standby follow --once`` in a process of its own, SIGKILLed at ``failpoint``."""
+    follower = subprocess.run([sys.executable, "-c", _FOLLOWER, "standby", "follow", "--once"],
+                              env={**os.environ, "DRKIT_FAILPOINT": failpoint},
+                              capture_output=True, text=True, timeout=120)
+    return follower.returncode
+
+
+def _base_and_standby(sandbox) -> str:
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    made = run_cli("standby", "init", "--as", "sb", "--json")
+    assert made.exit_code == 0, made.stdout + made.stderr
+    return base
+
+
+def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbox,
+                                                                         standby_env):
+    """Made from a base taken under writes, at the base's exact coordinates; then followed
+    while the source is written to and altered, the follower SIGKILLed at points inside and
+    right after its group commits: at a paused writer, every table's CHECKSUM equals the
+    source's (a change applied twice or skipped would differ), and status shows no lag."""
+    with _PausableWriter(sandbox) as writer:
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        base = _base_and_standby(sandbox)
+        snapshot = _consistency(base)["binlog_snapshot"]
+        assert _position(sandbox) == (snapshot["file"], snapshot["position"])
+        again = run_cli("standby", "init", "--as", "sb2")  # a second on the same target
+        assert again.exit_code == 50 and "already has a standby" in again.stderr
+        dbtools.query(sandbox, "source", "ALTER TABLE shop.orders ADD COLUMN standby_note "
+                      "VARCHAR(20) NULL")
+        dbtools.query(sandbox, "source", "CREATE TABLE shop.standby_ddl (id INT PRIMARY "
+                      "KEY, v INT)")
+        dbtools.query(sandbox, "source", "INSERT INTO shop.standby_ddl VALUES (1, 1), (2, 2)")
+        dbtools.query(sandbox, "source", "UPDATE shop.orders SET standby_note = 'x' "
+                      "WHERE id < 5")
+        reached = [_position(sandbox)]
+        for failpoint in ("standby.mark:3", "replay.group_commit:2", "standby.mark:25",
+                          "replay.group_commit:7"):
+            assert run_cli("binlog", "stream", "--once").exit_code == 0
+            assert _follow_killed_at(failpoint) == -9, failpoint
+            reached.append(_position(sandbox))
+        writer.pause.set()
+        assert writer.paused.wait(10)
+        expected = _checksums(sandbox, "source", "shop")
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        followed = run_cli("standby", "follow", "--once", "--json")
+        assert followed.exit_code == 0, followed.stdout + followed.stderr
+        status = run_cli("standby", "status", "--json")
+    assert not writer.failures, writer.failures
+    assert reached == sorted(reached, key=lambda at: (at[0], at[1])), reached
+    assert len(set(reached)) > 2, reached  # the killed runs applied, and kept, some
+    assert json.loads(followed.stdout)["transactions"] > 0
+    assert _checksums(sandbox, "target", "sb") == expected
+    report = json.loads(status.stdout)
+    assert status.exit_code == 0 and report["base_backup"] == base
+    assert report["lag_seconds"] == 0 and report["lag_bytes"] == 0, report
+    assert report["databases"] == {"shop": "sb"} and report["last_catch_up"]
+
+
+def test_a_gap_in_the_archive_stops_the_standby_before_it(sandbox, standby_env):
+    _base_and_standby(sandbox)
+    with dbtools.connect(sandbox, "source").cursor() as cursor:
+        _write_once(cursor, 1)
+    assert run_cli("standby", "follow", "--once").exit_code == 0
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    with dbtools.connect(sandbox, "source").cursor() as cursor:
+        _write_once(cursor, 2)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    newest = dbtools.as_root(sandbox, "source", "SHOW BINARY LOGS")[-1][0]
+    dbtools.as_root(sandbox, "source", f"PURGE BINARY LOGS TO '{newest}'")
+    assert run_cli("binlog", "stream", "--once").exit_code == 49
+    before = _position(sandbox)
+    refused = run_cli("standby", "follow", "--once")
+    assert refused.exit_code == 49, refused.stdout + refused.stderr
+    assert "has a gap after" in refused.stderr and "cannot cross it" in refused.stderr
+    assert _position(sandbox) == before
+
+
+def test_without_a_standby_follow_and_status_say_how_to_make_one(sandbox, standby_env):
+    for command in (("standby", "follow", "--once"), ("standby", "status")):
+        result = run_cli(*command)
+        assert result.exit_code == 50, result.stdout + result.stderr
+        assert "no standby" in result.stderr and "drkit standby init" in result.stderr
+
+
+# --- units ----------------------------------------------------------------------------------
+
+def test_the_position_statement_holds_only_literals_and_keeps_the_newest_beat():
+    sql = advance("mysql-bin.000007", 1234, 0, None).decode()
+    assert "file = 'mysql-bin.000007'" in sql and "file_offset = 1234" in sql
+    assert "last_event_at = '1970-01-01 00:00:00'" in sql
+    assert "COALESCE(GREATEST(heartbeat, heartbeat), heartbeat)" in sql
+    beat = advance("f.000001", 4, 60, "2026-12-07 04:00:00.5").decode()
+    assert "GREATEST(heartbeat, '2026-12-07 04:00:00.5')" in beat
+
+
+def test_lag_counts_source_seconds_and_the_archived_bytes_after_the_position():
+    from datetime import UTC, datetime
+
+    at = Position({"shop": "sb"}, "b", "bin.000002", 100,
+                  last_event_at=datetime(2026, 12, 7, 4, 0, tzinfo=UTC))
+    files = [ArchivedFile("bin.000001", 500), ArchivedFile("bin.000002", 300),
+             ArchivedFile("bin.000010", 50)]
+    assert lag_bytes(at, files) == 200 + 50
+    assert lag_seconds(at, "2026-12-07T04:01:30+00:00") == 90
+    assert lag_seconds(Position({}, "b", "f", 4), "2026-12-07T04:01:30+00:00") is None
