@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from drkit.binlog.position import Position, advance
 from drkit.binlog.records import ArchivedFile
-from drkit.ops.standby import lag_bytes, lag_seconds
+from drkit.checks import OK, WARNING
+from drkit.config import load_settings
+from drkit.health.standby_checks import lag_check
+from drkit.ops.standby import lag_bytes, lag_seconds, standby_status
 from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
@@ -113,11 +119,39 @@ def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbo
     assert report["databases"] == {"shop": "sb"} and report["last_catch_up"]
 
 
-def test_a_gap_in_the_archive_stops_the_standby_before_it(sandbox, standby_env):
+def _caught_up(deadline_seconds: float) -> bool:
+    """Whether the standby reaches the archive's end (no byte left to apply) in time."""
+    settings = load_settings()
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if standby_status(settings)["lag_bytes"] == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandbox,
+                                                                           standby_env,
+                                                                           monkeypatch):
+    """Without --once it follows the archive as it grows until SIGTERM (exit 143, what it
+    applied kept); a gap after its position is refused, and doctor calls it CRITICAL."""
     _base_and_standby(sandbox)
-    with dbtools.connect(sandbox, "source").cursor() as cursor:
-        _write_once(cursor, 1)
-    assert run_cli("standby", "follow", "--once").exit_code == 0
+    monkeypatch.setenv("DRKIT_STANDBY__POLL_SECONDS", "0.2")
+    follower = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "standby",
+                                 "follow"], env=os.environ, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        for n in (1, 2):  # two archive runs: the follower reads the archive as it grows
+            with dbtools.connect(sandbox, "source").cursor() as cursor:
+                _write_once(cursor, n)
+            assert run_cli("binlog", "stream", "--once").exit_code == 0
+            assert _caught_up(60), "the follower applies what the archive gained"
+        assert follower.poll() is None, follower.stderr.read()
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        stopped = follower.wait(timeout=30)
+    assert stopped == 143, follower.stderr.read()
+    assert _checksums(sandbox, "target", "sb") == _checksums(sandbox, "source", "shop")
     dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
     with dbtools.connect(sandbox, "source").cursor() as cursor:
         _write_once(cursor, 2)
@@ -130,6 +164,9 @@ def test_a_gap_in_the_archive_stops_the_standby_before_it(sandbox, standby_env):
     assert refused.exit_code == 49, refused.stdout + refused.stderr
     assert "has a gap after" in refused.stderr and "cannot cross it" in refused.stderr
     assert _position(sandbox) == before
+    doctor = run_cli("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "standby")
+    assert check["status"] == "CRITICAL" and "gap" in check["detail"]
 
 
 def test_without_a_standby_follow_and_status_say_how_to_make_one(sandbox, standby_env):
@@ -160,3 +197,13 @@ def test_lag_counts_source_seconds_and_the_archived_bytes_after_the_position():
     assert lag_bytes(at, files) == 200 + 50
     assert lag_seconds(at, "2026-12-07T04:01:30+00:00") == 90
     assert lag_seconds(Position({}, "b", "f", 4), "2026-12-07T04:01:30+00:00") is None
+
+
+def test_doctor_warns_past_the_lag_allowed_and_before_the_first_catch_up():
+    report = {"databases": {"shop": "sb"}, "lag_seconds": 600, "lag_bytes": 10,
+              "caught_up_at": "2026-12-07T04:00:00+00:00"}
+    assert lag_check(report, 15).status == OK
+    late = lag_check({**report, "lag_seconds": 16 * 60}, 15)
+    assert late.status == WARNING and "more than 15 min" in late.detail
+    never = lag_check({**report, "lag_seconds": None}, 15)
+    assert never.status == WARNING and "has not caught up" in never.detail

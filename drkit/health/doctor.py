@@ -32,6 +32,7 @@ from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
 from drkit.health.leftovers import leftover_checks
+from drkit.health.standby_checks import check_standby
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.swap import pending_journals
@@ -378,7 +379,7 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
     "all": [check_secrets, check_source, check_storage, check_audit_container, check_target,
             check_cron, check_disk, check_backup_age, check_flexible_server,
-            check_binlog_source, check_binlog_archive],
+            check_binlog_source, check_binlog_archive, check_standby],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
                  check_target, check_time_zones, check_flexible_server],

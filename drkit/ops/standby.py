@@ -66,7 +66,7 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     entries = Catalog(store).entries()
     entry, manifest = choose_base(store, moment, base_databases(entries, databases), entries)
     snapshot = manifest.consistency["binlog_snapshot"]
-    archive = _archive(settings)
+    archive = archive_of(settings)
     refuse_gap(archive, archive.files(), snapshot["file"])
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
@@ -122,7 +122,7 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     start = read_position(server)
     if start is None:
         raise StandbyError(*_NO_STANDBY)
-    archive = _archive(settings)
+    archive = archive_of(settings)
     files = archive.files()
     refuse_gap(archive, files, start.file)
     files = files[[f.file for f in files].index(start.file):]
@@ -236,7 +236,7 @@ def standby_status(settings: Settings) -> dict[str, Any]:
     at = read_position(target_server(settings))
     if at is None:
         raise StandbyError(*_NO_STANDBY)
-    files = _archive(settings).files()
+    files = archive_of(settings).files()
     newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
     return {"databases": at.databases, "base_backup": at.base_backup, "file": at.file,
             "offset": at.offset, "last_event_at": _iso(at.last_event_at),
@@ -275,7 +275,8 @@ def _cursor(server: Server) -> Iterator[Any]:
         connection.close()
 
 
-def _archive(settings: Settings) -> Archive:
+def archive_of(settings: Settings) -> Archive:
+    """The binlog archive the standby is fed from."""
     return Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
 
 
