@@ -25,6 +25,9 @@ from tests.helpers import run_cli
 from tests.test_pitr import KEYLESS, KINDS, _consistency, _PausableWriter, _write_once
 
 TABLES = ("pitr_kinds", "pitr_log", "orders", "standby_ddl")
+# A trigger of the base: set aside while a catch-up runs, it must be back after one killed.
+TRIGGER = ("CREATE OR REPLACE TRIGGER shop.standby_kept BEFORE INSERT ON shop.pitr_log FOR "
+           "EACH ROW SET NEW.what = NEW.what")
 # The follower in a process of its own, its transaction groups small (a few source
 # transactions each, not 16 MB): its commits are what a kill must find consistent.
 _FOLLOWER = ("import sys; import drkit.binlog.txgroup as t; t.GROUP_BYTES = 4096; "
@@ -39,7 +42,9 @@ def standby_env(sandbox, tmp_path, monkeypatch):
     for table in ("pitr_kinds", "pitr_log"):
         dbtools.query(sandbox, "source", f"TRUNCATE TABLE shop.{table}")
     dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
+    dbtools.as_root(sandbox, "source", TRIGGER)
     yield
+    dbtools.as_root(sandbox, "source", "DROP TRIGGER IF EXISTS shop.standby_kept")
     for sql in ("DROP DATABASE IF EXISTS sb", "DROP DATABASE IF EXISTS drkit_standby"):
         dbtools.query(sandbox, "target", sql)
     dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
@@ -50,6 +55,12 @@ def _checksums(sandbox, role: str, database: str) -> dict[str, int]:
     rows = dbtools.as_root(sandbox, role, "CHECKSUM TABLE " + ", ".join(
         f"`{database}`.`{table}`" for table in TABLES))
     return {name.split(".", 1)[1].lower(): value for name, value in rows}
+
+
+def _triggers(sandbox, role: str, database: str) -> list[str]:
+    return [name for (name,) in dbtools.query(
+        sandbox, role, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+        f"TRIGGER_SCHEMA = '{database}' ORDER BY TRIGGER_NAME")]
 
 
 def _position(sandbox) -> tuple[str, int]:
@@ -80,7 +91,8 @@ def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbo
     """Made from a base taken under writes, at the base's exact coordinates; then followed
     while the source is written to and altered, the follower SIGKILLed at points inside and
     right after its group commits: at a paused writer, every table's CHECKSUM equals the
-    source's (a change applied twice or skipped would differ), and status shows no lag."""
+    source's (a change applied twice or skipped would differ), the trigger each killed run
+    had set aside is back, and status shows no lag."""
     with _PausableWriter(sandbox) as writer:
         assert run_cli("binlog", "stream", "--once").exit_code == 0
         base = _base_and_standby(sandbox)
@@ -113,6 +125,8 @@ def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbo
     assert len(set(reached)) > 2, reached  # the killed runs applied, and kept, some
     assert json.loads(followed.stdout)["transactions"] > 0
     assert _checksums(sandbox, "target", "sb") == expected
+    assert _triggers(sandbox, "target", "sb") == _triggers(sandbox, "source", "shop")
+    assert "standby_kept" in _triggers(sandbox, "target", "sb")
     report = json.loads(status.stdout)
     assert status.exit_code == 0 and report["base_backup"] == base
     assert report["lag_seconds"] == 0 and report["lag_bytes"] == 0, report

@@ -6,6 +6,10 @@ grew from, and the databases it keeps (the source's name -> the target's). The r
 updated by the same transaction as the changes it accounts for (the replay's ``mark``,
 :class:`drkit.binlog.txgroup.TransactionGroup`): whatever instant the follower is killed at,
 the target holds the changes up to the row's offset and none after it.
+
+Beside it, ``drkit_standby.triggers_aside``: the standby's triggers as a catch-up found them
+before the replay set them aside (dropped them, :mod:`drkit.binlog.triggers`), until it put
+them back; a follower killed outright leaves them there for the next run to create again.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from datetime import UTC, datetime
 from pymysql.converters import escape_string
 from pymysql.cursors import Cursor
 
+from drkit.binlog.triggers import SavedTrigger
+from drkit.stream.statement import quote_name, without_definer
+
 SCHEMA = "drkit_standby"
 TABLE = f"{SCHEMA}.position"
+TRIGGERS = f"{SCHEMA}.triggers_aside"
 
 _CREATE = f"""CREATE TABLE {TABLE} (
   id TINYINT UNSIGNED PRIMARY KEY,
@@ -31,6 +39,13 @@ _CREATE = f"""CREATE TABLE {TABLE} (
   updated_at DATETIME(6) NOT NULL,
   caught_up_at DATETIME(6) NULL,
   last_catch_up TEXT NULL)"""
+_CREATE_TRIGGERS = f"""CREATE TABLE {TRIGGERS} (
+  seq INT UNSIGNED PRIMARY KEY,
+  database_name VARCHAR(64) NOT NULL,
+  trigger_name VARCHAR(64) NOT NULL,
+  table_name VARCHAR(64) NOT NULL,
+  sql_mode TEXT NOT NULL,
+  statement LONGBLOB NOT NULL)"""
 
 
 @dataclass
@@ -50,6 +65,7 @@ def create(cursor: Cursor, position: Position) -> None:
     """Makes the schema and its one row (the standby must not have one yet)."""
     cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
     cursor.execute(_CREATE)
+    cursor.execute(_CREATE_TRIGGERS)
     cursor.execute(
         f"INSERT INTO {TABLE} (id, databases_json, base_backup, file, file_offset, "
         "last_event_at, updated_at) VALUES (1, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
@@ -100,6 +116,41 @@ def record_catch_up(cursor: Cursor, summary: dict,
     moved = ", file = %s, file_offset = %s" if idle_at else ""
     cursor.execute(f"UPDATE {TABLE} SET caught_up_at = UTC_TIMESTAMP(6), last_catch_up = %s"
                    f"{moved} WHERE id = 1", (json.dumps(summary), *(idle_at or ())))
+    cursor.connection.commit()
+
+
+def keep_triggers(cursor: Cursor, databases: list[str]) -> None:
+    """Commits the definitions of the triggers ``databases`` have now, in their order."""
+    cursor.execute(f"DELETE FROM {TRIGGERS}")
+    cursor.execute(
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema."
+        "TRIGGERS WHERE TRIGGER_SCHEMA IN (" + ", ".join(["%s"] * len(databases)) + ") ORDER "
+        "BY TRIGGER_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
+        "ACTION_ORDER", databases)
+    for seq, (database, name, table) in enumerate(cursor.fetchall()):
+        cursor.execute(f"SHOW CREATE TRIGGER {quote_name(database)}.{quote_name(name)}")
+        _, sql_mode, statement, *_ = cursor.fetchone()
+        cursor.execute(f"INSERT INTO {TRIGGERS} VALUES (%s, %s, %s, %s, %s, %s)",
+                       (seq, database, name, table, sql_mode,
+                        without_definer(statement.encode())))
+    cursor.connection.commit()
+
+
+def triggers_left_aside(cursor: Cursor) -> list[SavedTrigger]:
+    """The triggers a catch-up set aside and did not put back (it was killed), that the
+    standby lacks and whose table it has, in their order."""
+    cursor.execute(f"SELECT database_name, trigger_name, table_name, sql_mode, statement FROM "
+                   f"{TRIGGERS} t WHERE NOT EXISTS (SELECT 1 FROM information_schema.TRIGGERS "
+                   "WHERE TRIGGER_SCHEMA = t.database_name AND TRIGGER_NAME = t.trigger_name) "
+                   "AND EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                   "t.database_name AND TABLE_NAME = t.table_name) ORDER BY seq")
+    return [SavedTrigger(database, name, table, sql_mode, bytes(statement))
+            for database, name, table, sql_mode, statement in cursor.fetchall()]
+
+
+def forget_triggers(cursor: Cursor) -> None:
+    """The catch-up put its triggers back."""
+    cursor.execute(f"DELETE FROM {TRIGGERS}")
     cursor.connection.commit()
 
 

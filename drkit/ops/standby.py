@@ -30,6 +30,7 @@ from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
 from drkit.binlog.position import Position
 from drkit.binlog.records import Archive, ArchivedFile, file_order
 from drkit.binlog.replay import RowApplier
+from drkit.binlog.triggers import TriggersAside
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogGapError, RunStopped, StandbyError
@@ -127,14 +128,20 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     refuse_gap(archive, files, start.file)
     files = files[[f.file for f in files].index(start.file):]
     began, clock = datetime.now(UTC), time.monotonic()
+    with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
+        _put_back_left_aside(cursor, start)
+        position.keep_triggers(cursor, list(start.databases.values()))
     replay = _Replay(server, start)
     try:
         replay.files(archive, files)
     except RunStopped:
-        replay.applier.finish()  # between two events: what ended is committed
+        replay.finish()  # between two events: what ended is committed
         raise
     finally:
         replay.applier.close()
+        if replay.finished:  # its triggers are back in place
+            with _cursor(server) as cursor:
+                position.forget_triggers(cursor)
     if replay.applier.skipped_rows:
         raise StandbyError(
             f"{replay.applier.skipped_rows} rows the binlog updates or deletes were not on "
@@ -163,6 +170,7 @@ class _Replay:
         self.transactions = self.events = 0
         self.last_end = (start.file, start.offset)  # of the last transaction applied
         self.in_transaction = False
+        self.finished = False
         # Where the last event read ended, when no transaction was open there: the format,
         # rotate and GTID-list events between transactions are passed by the position too.
         self.idle_at: tuple[str, int] | None = None
@@ -187,7 +195,12 @@ class _Replay:
                     with deferred_signals("the event being applied"):
                         self.event(kind, timestamp, data)
                     self.idle_at = None if self.in_transaction else (self.file, self.end)
+        self.finish()
+
+    def finish(self) -> None:
+        """Commits what ended, undoes what did not, puts the triggers back."""
         self.applier.finish()
+        self.finished = True
 
     def event(self, kind: int, timestamp: int, data: bytes) -> None:
         applier = self.applier
@@ -204,6 +217,17 @@ class _Replay:
         if kind == XID or (kind == QUERY and applier.committed):
             self.transactions += 1
             self.in_transaction = False
+
+
+def _put_back_left_aside(cursor: Any, start: Position) -> None:
+    """Triggers a killed catch-up set aside and never put back are created again."""
+    left = position.triggers_left_aside(cursor)
+    if left:
+        aside = TriggersAside(list(start.databases.values()))
+        aside.saved = {(t.database.lower(), t.name.lower()): t for t in left}
+        aside.put_back(cursor)
+        log_event("standby.triggers", f"Put back {len(left)} triggers a stopped catch-up "
+                  "had set aside", triggers=[f"{t.database}.{t.name}" for t in left])
 
 
 def refuse_gap(archive: Archive, files: list[ArchivedFile], file: str) -> None:
