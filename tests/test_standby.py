@@ -151,6 +151,7 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
     applied kept); a gap after its position is refused, and doctor calls it CRITICAL."""
     _base_and_standby(sandbox)
     monkeypatch.setenv("DRKIT_STANDBY__POLL_SECONDS", "0.2")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")  # the archive's runs beat
     follower = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "standby",
                                  "follow"], env=os.environ, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
@@ -165,6 +166,7 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
         follower.send_signal(signal.SIGTERM)
         stopped = follower.wait(timeout=30)
     assert stopped == 143, follower.stderr.read()
+    assert standby_status(load_settings())["heartbeat"], "the newest beat applied is recorded"
     assert _checksums(sandbox, "target", "sb") == _checksums(sandbox, "source", "shop")
     dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
     with dbtools.connect(sandbox, "source").cursor() as cursor:

@@ -51,13 +51,12 @@ def follow_command(context: Context, once: bool, as_json: bool) -> None:
     from drkit.ops.standby import follow
 
     context.env.configure_logging(context.settings.backup.log_file)
-    done = follow(context.settings, context.env, once=once)
+    done = follow(context.settings, once=once)
     if as_json:
-        context.env.print_json(done[-1].as_dict())
+        context.env.print_json(done.as_dict())
     else:
-        last = done[-1]
-        context.env.print(f"applied {last.transactions} transactions ({last.rows} rows) in "
-                          f"{last.seconds:.1f} s; at {last.file}:{last.offset}")
+        context.env.print(f"applied {done.transactions} transactions ({done.rows} rows) in "
+                          f"{done.seconds:.1f} s; at {done.file}:{done.offset}")
 
 
 @standby.command("status")

@@ -102,17 +102,15 @@ class CatchUp:
         return asdict(self)
 
 
-def follow(settings: Settings, env: Environment | None = None,
-           once: bool = True) -> list[CatchUp]:
+def follow(settings: Settings, once: bool = True) -> CatchUp:
     """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
     until stopped (SIGTERM: between two events, what was applied is committed)."""
     server = target_server(settings)
     lock = settings.backup.state_dir.expanduser() / "locks" / \
         f"standby-{quote(server.address, safe='')}.lock"
-    done = []
     with RunLock(lock, f"standby follow of {server.address}"):
         while True:
-            done.append(catch_up(settings, server))
+            done = catch_up(settings, server)
             if once:
                 return done
             time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
@@ -154,9 +152,10 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
                    replay.events, replay.applier.rows, file, offset)
     with _cursor(server) as cursor:
         position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
-    log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
-              f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
-              **done.as_dict())
+    if done.transactions:  # a follower polls every few seconds: only what changed
+        log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
+                  f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
+                  **done.as_dict())
     return done
 
 
