@@ -162,6 +162,8 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
             assert run_cli("binlog", "stream", "--once").exit_code == 0
             assert _caught_up(60), "the follower applies what the archive gained"
         assert follower.poll() is None, follower.stderr.read()
+        second = run_cli("standby", "follow", "--once")  # one follower per standby
+        assert second.exit_code == 23 and "Another drkit standby follow" in second.stderr
     finally:
         follower.send_signal(signal.SIGTERM)
         stopped = follower.wait(timeout=30)

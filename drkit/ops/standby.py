@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
@@ -33,16 +32,16 @@ from drkit.binlog.replay import RowApplier
 from drkit.binlog.triggers import TriggersAside
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BinlogGapError, RunStopped, StandbyError
+from drkit.errors import BinlogGapError, LockHeldError, RunStopped, StandbyError
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.lock import RunLock
 from drkit.ops.pitr import archived_events, base_databases, choose_base
 from drkit.ops.restore import restore_backup
 from drkit.ops.verify import verify_backup
 
+_FOLLOWER_LOCK = "drkit_standby.follow"
 _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
 
@@ -106,14 +105,40 @@ def follow(settings: Settings, once: bool = True) -> CatchUp:
     """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
     until stopped (SIGTERM: between two events, what was applied is committed)."""
     server = target_server(settings)
-    lock = settings.backup.state_dir.expanduser() / "locks" / \
-        f"standby-{quote(server.address, safe='')}.lock"
-    with RunLock(lock, f"standby follow of {server.address}"):
+    with _one_follower(server) as still_the_follower:
         while True:
+            still_the_follower()
             done = catch_up(settings, server)
             if once:
                 return done
             time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
+
+
+@contextlib.contextmanager
+def _one_follower(server: Server) -> Iterator[Callable[[], None]]:
+    """One follower per standby, from any host: a lock on the target, held by a session of
+    its own (the server frees it when the follower dies); a callable checks it is still
+    held (the session may have been ended meanwhile)."""
+    connection = connect(server)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (_FOLLOWER_LOCK,))
+            if cursor.fetchone()[0] != 1:
+                raise LockHeldError(
+                    f"Another drkit standby follow is applying to {server.address} (it holds "
+                    f"the lock {_FOLLOWER_LOCK}); this one was not started.",
+                    "One follower per standby: stop the other, or let it run.")
+
+            def still_held() -> None:
+                cursor.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (_FOLLOWER_LOCK,))
+                if cursor.fetchone()[0] != 1:
+                    raise LockHeldError(f"This follower lost its lock {_FOLLOWER_LOCK} on "
+                                        f"{server.address}; it stopped.",
+                                        "Start it again (systemd restarts it).")
+
+            yield still_held
+    finally:
+        connection.close()
 
 
 def catch_up(settings: Settings, server: Server) -> CatchUp:
