@@ -17,8 +17,9 @@ from drkit.binlog.position import Position, advance
 from drkit.binlog.records import ArchivedFile
 from drkit.checks import OK, WARNING
 from drkit.config import load_settings
+from drkit.errors import BinlogGapError
 from drkit.health.standby_checks import lag_check
-from drkit.ops.standby import lag_bytes, lag_seconds, standby_status
+from drkit.ops.standby import lag_bytes, lag_seconds, refuse_gap, standby_status
 from tests import dbtools
 from tests.conftest import point_cli_at
 from tests.helpers import run_cli
@@ -225,3 +226,25 @@ def test_doctor_warns_past_the_lag_allowed_and_before_the_first_catch_up():
     assert late.status == WARNING and "more than 15 min" in late.detail
     never = lag_check({**report, "lag_seconds": None}, 15)
     assert never.status == WARNING and "has not caught up" in never.detail
+
+
+class _Gaps:
+    """An archive's recorded gaps, as :class:`Archive` gives them."""
+
+    def __init__(self, gaps: list[dict]) -> None:
+        self._gaps = gaps
+
+    def gaps(self) -> list[dict]:
+        return self._gaps
+
+
+def test_a_gap_after_the_position_is_refused_one_before_it_is_not():
+    files = [ArchivedFile(f"bin.00000{n}") for n in (1, 2, 3)]
+    refuse_gap(_Gaps([{"after_file": "bin.000001", "missing": "x"}]), files, "bin.000002")
+    with pytest.raises(BinlogGapError, match="gap after bin.000002"):
+        refuse_gap(_Gaps([{"after_file": "bin.000002", "missing": "purged"}]), files,
+                   "bin.000002")
+    with pytest.raises(BinlogGapError, match="the archive goes on at bin.000003"):
+        refuse_gap(_Gaps([]), files[:1] + files[2:], "bin.000001")
+    with pytest.raises(BinlogGapError, match="does not hold bin.000004"):
+        refuse_gap(_Gaps([]), files, "bin.000004")
