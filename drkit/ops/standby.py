@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.binlog import position
@@ -96,6 +97,7 @@ class CatchUp:
     rows: int
     file: str
     offset: int
+    lag_seconds: float | None  # source time between what it applied and the archive's newest
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,14 +175,20 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     # Nothing is applied past the last transaction's end: the events after it, if no
     # transaction was open there, are passed by the position in a commit of its own.
     file, offset = replay.idle_at or replay.last_end
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    lag = None if newest is None or replay.reached is None else \
+        max(0.0, datetime.fromisoformat(newest).timestamp() - replay.reached)
     done = CatchUp(began.isoformat(), round(time.monotonic() - clock, 3), replay.transactions,
-                   replay.events, replay.applier.rows, file, offset)
+                   replay.events, replay.applier.rows, file, offset, lag)
     with _cursor(server) as cursor:
         position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
     if done.transactions:  # a follower polls every few seconds: only what changed
         log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
                   f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
                   **done.as_dict())
+    if lag is not None:  # never fails the catch-up: AWS may be the thing down
+        metrics.publish(settings, list(start.databases), {"StandbyLagSeconds": (lag, "Seconds")},
+                        timeout=settings.secret_timeout_seconds)
     return done
 
 
@@ -193,6 +201,7 @@ class _Replay:
         self.file, self.end, self.timestamp = start.file, start.offset, 0
         self.transactions = self.events = 0
         self.last_end = (start.file, start.offset)  # of the last transaction applied
+        self.reached = start.last_event_at.timestamp() if start.last_event_at else None
         self.in_transaction = False
         self.finished = False
         # Where the last event read ended, when no transaction was open there: the format,
@@ -202,7 +211,7 @@ class _Replay:
 
     def _mark(self) -> bytes:
         failpoint("standby.mark")  # a transaction ended, its group not yet committed
-        self.last_end = (self.file, self.end)
+        self.last_end, self.reached = (self.file, self.end), self.timestamp
         return position.advance(self.file, self.end, self.timestamp, self.applier.heartbeat)
 
     def files(self, archive: Archive, files: list[ArchivedFile]) -> None:
