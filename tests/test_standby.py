@@ -15,7 +15,7 @@ import pytest
 
 from drkit.binlog.position import Position, advance
 from drkit.binlog.records import ArchivedFile
-from drkit.checks import OK, WARNING
+from drkit.checks import CRITICAL, OK, WARNING
 from drkit.config import load_settings
 from drkit.errors import BinlogGapError
 from drkit.health.standby_checks import lag_check
@@ -189,6 +189,23 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
     assert check["status"] == "CRITICAL" and "gap" in check["detail"]
 
 
+def test_a_standby_found_unlike_the_source_is_never_followed_again(sandbox, standby_env):
+    """A row changed by hand on the standby, then updated on the source: the catch-up finds
+    it not as the source had it, says so (exit 50), and every later run and doctor too."""
+    _base_and_standby(sandbox)
+    dbtools.query(sandbox, "target", "DELETE FROM sb.orders WHERE id = 3")
+    dbtools.query(sandbox, "source", "UPDATE shop.orders SET status = IF(status = 'paid', "
+                  "'new', 'paid') WHERE id = 3")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    for _ in range(2):
+        refused = run_cli("standby", "follow", "--once")
+        assert refused.exit_code == 50, refused.stdout + refused.stderr
+        assert "no longer equals the source" in refused.stderr
+    doctor = run_cli("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "standby")
+    assert check["status"] == "CRITICAL" and "no longer equals" in check["detail"]
+
+
 def test_without_a_standby_follow_and_status_say_how_to_make_one(sandbox, standby_env):
     for command in (("standby", "follow", "--once"), ("standby", "status")):
         result = run_cli(*command)
@@ -227,6 +244,8 @@ def test_doctor_warns_past_the_lag_allowed_and_before_the_first_catch_up():
     assert late.status == WARNING and "more than 15 min" in late.detail
     never = lag_check({**report, "lag_seconds": None}, 15)
     assert never.status == WARNING and "has not caught up" in never.detail
+    diverged = lag_check({**report, "diverged": "3 rows ... were not on it"}, 15)
+    assert diverged.status == CRITICAL and "no longer equals the source" in diverged.detail
 
 
 class _Gaps:

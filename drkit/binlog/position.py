@@ -38,7 +38,8 @@ _CREATE = f"""CREATE TABLE {TABLE} (
   heartbeat DATETIME(6) NULL,
   updated_at DATETIME(6) NOT NULL,
   caught_up_at DATETIME(6) NULL,
-  last_catch_up TEXT NULL)"""
+  last_catch_up TEXT NULL,
+  diverged TEXT NULL)"""
 _CREATE_TRIGGERS = f"""CREATE TABLE {TRIGGERS} (
   seq INT UNSIGNED PRIMARY KEY,
   database_name VARCHAR(64) NOT NULL,
@@ -59,6 +60,7 @@ class Position:
     updated_at: datetime | None = None
     caught_up_at: datetime | None = None  # the end of the last catch-up
     last_catch_up: dict | None = None  # what it applied and how long it took
+    diverged: str | None = None  # why it no longer equals the source: never followed again
 
 
 def create(cursor: Cursor, position: Position) -> None:
@@ -84,15 +86,15 @@ def read(cursor: Cursor) -> Position | None:
     if not exists(cursor):
         return None
     cursor.execute(f"SELECT databases_json, base_backup, file, file_offset, last_event_at, "
-                   f"heartbeat, updated_at, caught_up_at, last_catch_up FROM {TABLE} "
+                   f"heartbeat, updated_at, caught_up_at, last_catch_up, diverged FROM {TABLE} "
                    "WHERE id = 1")
     row = cursor.fetchone()
     if row is None:
         return None
-    databases, base, file, offset, event_at, beat, updated, caught_up, last = row
+    databases, base, file, offset, event_at, beat, updated, caught_up, last, diverged = row
     return Position(json.loads(databases), base, file, int(offset), _utc(event_at),
                     _utc(beat), _utc(updated), _utc(caught_up),
-                    json.loads(last) if last else None)
+                    json.loads(last) if last else None, diverged)
 
 
 def advance(file: str, offset: int, event_at: int, heartbeat: str | None) -> bytes:
@@ -116,6 +118,12 @@ def record_catch_up(cursor: Cursor, summary: dict,
     moved = ", file = %s, file_offset = %s" if idle_at else ""
     cursor.execute(f"UPDATE {TABLE} SET caught_up_at = UTC_TIMESTAMP(6), last_catch_up = %s"
                    f"{moved} WHERE id = 1", (json.dumps(summary), *(idle_at or ())))
+    cursor.connection.commit()
+
+
+def record_divergence(cursor: Cursor, why: str) -> None:
+    """The standby no longer equals the source: said once, kept for every later run."""
+    cursor.execute(f"UPDATE {TABLE} SET diverged = %s WHERE id = 1", (why,))
     cursor.connection.commit()
 
 

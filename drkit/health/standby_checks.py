@@ -1,5 +1,6 @@
 """Doctor's check of the standby (``drkit standby``): how far behind the archive it is, and
-whether it can go on at all (a gap in the archive after its position, CRITICAL)."""
+whether it can go on at all (a gap in the archive after its position, or a copy that no
+longer equals the source: CRITICAL)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def check_standby(doctor: Doctor) -> list[Check]:
 def lag_check(report: dict[str, Any], max_lag_minutes: float) -> Check:
     """The standby's lag (``standby status``'s report) against the limit."""
     names = ", ".join(report["databases"].values())
+    if report.get("diverged"):
+        return Check(_NAME, CRITICAL, f"{names} no longer equals the source: "
+                     f"{report['diverged']}", "Make it again: drop its databases and "
+                     "drkit_standby, then drkit standby init.")
     lag = report["lag_seconds"]
     if lag is None:
         return Check(_NAME, WARNING, f"{names} has not caught up since it was made "

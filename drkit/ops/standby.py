@@ -43,6 +43,7 @@ from drkit.ops.restore import restore_backup
 from drkit.ops.verify import verify_backup
 
 _FOLLOWER_LOCK = "drkit_standby.follow"
+_MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
 _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
 
@@ -148,6 +149,9 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     start = read_position(server)
     if start is None:
         raise StandbyError(*_NO_STANDBY)
+    if start.diverged:
+        raise StandbyError(f"The standby no longer equals the source: {start.diverged}",
+                           _MAKE_AGAIN)
     archive = archive_of(settings)
     files = archive.files()
     refuse_gap(archive, files, start.file)
@@ -168,10 +172,11 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
             with _cursor(server) as cursor:
                 position.forget_triggers(cursor)
     if replay.applier.skipped_rows:
-        raise StandbyError(
-            f"{replay.applier.skipped_rows} rows the binlog updates or deletes were not on "
-            f"the standby as on the source: it no longer matches the source.",
-            "Make it again (drop its databases and drkit_standby; drkit standby init).")
+        why = (f"{replay.applier.skipped_rows} rows the binlog updates or deletes up to "
+               f"{replay.file}:{replay.end} were not on it as on the source.")
+        with _cursor(server) as cursor:
+            position.record_divergence(cursor, why)
+        raise StandbyError(f"The standby no longer equals the source: {why}", _MAKE_AGAIN)
     # Nothing is applied past the last transaction's end: the events after it, if no
     # transaction was open there, are passed by the position in a commit of its own.
     file, offset = replay.idle_at or replay.last_end
@@ -225,7 +230,7 @@ class _Replay:
                         self.applier.note(kind, data)  # the format and table maps only
                         continue
                     self.file, self.end = archived.file, at + len(data)
-                    with deferred_signals("the event being applied"):
+                    with deferred_signals("an event applied"):
                         self.event(kind, timestamp, data)
                     self.idle_at = None if self.in_transaction else (self.file, self.end)
         self.finish()
@@ -299,6 +304,7 @@ def standby_status(settings: Settings) -> dict[str, Any]:
             "offset": at.offset, "last_event_at": _iso(at.last_event_at),
             "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
             "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
+            "diverged": at.diverged,
             "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
             "lag_bytes": lag_bytes(at, files)}
 
