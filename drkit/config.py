@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -42,9 +42,6 @@ from pydantic_settings import (
 )
 
 from drkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from drkit.secrets import SecretResolver
 
 CONFIG_ENV = "DRKIT_CONFIG"
 _REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127}"
@@ -183,6 +180,11 @@ class AzureSettings(Section):
     restore_storage_gb: int | None = Field(None, ge=20)
     website_url: str | None = Field(None, description="static website URL of the storage "
                                                       "account (maintenance page)")
+    # $web is where Azure serves an account's static website from; the page's place in it
+    # is the operator's choice (a site may serve more than the DR page) and each test's own.
+    website_page: str = Field("index.html", pattern=r"^([^/]+/)*[^/]+\.html$",
+                              description="the maintenance page's blob in the $web container; "
+                                          "index.html is the website's root")
     key_vault_url: str | None = Field(None, pattern=r"^https://",
                                       description="for keyvault: references, e.g. "
                                                   "https://drkit-dr.vault.azure.net")
@@ -295,16 +297,10 @@ class Settings(BaseSettings):
                                      "reference is tried")
     runbooks: Path | None = Field(None, description="a folder of one's own runbook YAML files "
                                                     "(default: the ones drkit ships)")
-    _secrets: SecretResolver | None = PrivateAttr(None)
-
-    @property
-    def secrets(self) -> SecretResolver:
-        """This run's one resolver: each secret store is asked at most once per run."""
-        if self._secrets is None:
-            from drkit.secrets import SecretResolver
-
-            self._secrets = SecretResolver(self)
-        return self._secrets
+    # The run's drkit.secrets.SecretResolver, made on first use by drkit.secrets.resolver_for
+    # and kept with the settings so every adapter of the run shares it (typed Any: the
+    # resolver is built on this module, not this module on it).
+    _resolver: Any = PrivateAttr(None)
 
     @classmethod
     def settings_customise_sources(

@@ -1,11 +1,11 @@
 """Resolve credential references (``secret:KEY``, ``keyvault:NAME``, ``env:NAME``,
 ``file:PATH``) to values, inside drkit only.
 
-A run has one resolver, ``settings.secrets``, so each secret store is asked once per run.
-Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`, so a value
-that leaks into a message or log line is masked there too. A setting may list references:
-the first that answers wins. A store that cannot be reached (AWS on the day its region is
-down) is remembered as such and not asked again in the run.
+A run has one resolver, :func:`resolver_for` its settings, so each secret store is asked
+once per run. Values come back as ``SecretStr`` and are registered with :mod:`drkit.redact`,
+so a value that leaks into a message or log line is masked there too. A setting may list
+references: the first that answers wins. A store that cannot be reached (AWS on the day its
+region is down) is remembered as such and not asked again in the run.
 
 Each scheme is a provider. Providers that talk to a cloud live in that cloud's adapter
 package and are named here by import path, so this module, which every layer uses, imports
@@ -18,16 +18,13 @@ import importlib
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pydantic import SecretStr
 
-from drkit.config import is_reference, references
+from drkit.config import Settings, is_reference, references
 from drkit.errors import SecretError, SecretStoreUnreachable
 from drkit.redact import register_secret
-
-if TYPE_CHECKING:
-    from drkit.config import Settings
 
 
 class SecretProvider(Protocol):
@@ -153,6 +150,22 @@ class SecretResolver:
         except SecretStoreUnreachable as error:
             self._unreachable[scheme] = error
             raise
+
+
+def resolver_for(settings: Settings) -> SecretResolver:
+    """The run's one resolver of ``settings``: made the first time, then the same one, so
+    each secret store is asked at most once per run."""
+    if settings._resolver is None:
+        settings._resolver = SecretResolver(settings)
+    return settings._resolver
+
+
+def without_schemes(settings: Settings, schemes: frozenset[str]) -> Settings:
+    """A copy of ``settings`` whose resolver never asks ``schemes`` (doctor --for failover:
+    no ``secret``, as if AWS were down)."""
+    copy = settings.model_copy()
+    copy._resolver = SecretResolver(copy, without=schemes)
+    return copy
 
 
 def _none_answered(failures: list[tuple[str, SecretError]]) -> SecretError:

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,18 +53,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture
 def settings(sandbox: Sandbox) -> Settings:
     return load_settings(sandbox.config_path)
-
-
-def point_cli_at(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point drkit (CLI and library) at ``sandbox``, under a fresh blob prefix and this
-    test's own state directory (locks, audit records); return the prefix."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}/"
-    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
-    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
-    # Its own binlog archive too: restores and failovers use any archive they find.
-    monkeypatch.setenv("DRKIT_BINLOG__PREFIX", f"{prefix}binlogs/")
-    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
-    return prefix
 
 
 @pytest.fixture(autouse=True)

@@ -1,14 +1,47 @@
-"""Small helpers shared by tests: running the CLI in-process, probing processes and ports."""
+"""Small helpers shared by tests: pointing drkit at the sandbox, running the CLI in-process,
+waiting for an event, probing processes and ports."""
 
 from __future__ import annotations
 
 import io
 import socket
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from drkit.cli.main import main
 from drkit.console import Environment
+from drkit.sandbox.estate import Sandbox
+
+
+def point_cli_at(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point drkit (CLI and library) at ``sandbox``, under a fresh blob prefix and this
+    test's own state directory (locks, audit records) and maintenance page; return the
+    prefix."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}/"
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    monkeypatch.setenv("DRKIT_STORAGE__PREFIX", prefix)
+    # Its own binlog archive too: restores and failovers use any archive they find.
+    monkeypatch.setenv("DRKIT_BINLOG__PREFIX", f"{prefix}binlogs/")
+    monkeypatch.setenv("DRKIT_BACKUP__STATE_DIR", str(tmp_path / "state"))
+    # $web is the account's one static website: each test's page in a folder of its own.
+    monkeypatch.setenv("DRKIT_AZURE__WEBSITE_PAGE", f"{prefix}index.html")
+    return prefix
+
+
+def wait_until(condition: Callable[[], object], what: str, seconds: float = 60,
+               every: float = 0.1) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``. A test
+    waits for the event it needs (a line, a file, a process state, a server's answer), never
+    for a length of time it hopes is enough."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds:g} s"
+        time.sleep(every)
 
 
 @dataclass

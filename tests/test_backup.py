@@ -25,8 +25,7 @@ from drkit.ops.backup import run_backup
 from drkit.ops.lock import RunLock
 from drkit.stream.dumpscan import DumpScanner
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import dbtools
-from tests.conftest import point_cli_at
+from tests.helpers import point_cli_at
 from tests.zoo import MIB
 
 DATABASE = "big_row"

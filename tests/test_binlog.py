@@ -20,8 +20,7 @@ from azure.storage.blob import BlobBlock
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli, wait_until
 
 FDE_FLAGS = 21  # the format description event's flags: "in use" while the server writes it
 PROBE = "shop.binlog_probe"
@@ -41,6 +40,29 @@ def archive(sandbox, tmp_path, monkeypatch):
 def _write(sandbox, rows: int) -> None:
     dbtools.query(sandbox, "source", f"INSERT INTO {PROBE} (note, at) SELECT "
                   f"REPEAT('x', 150), NOW(6) FROM seq_1_to_{rows}", database="shop")
+
+
+def _archived_bytes(settings) -> int:
+    """How many bytes the archive's blobs hold: it grows with each flush a streamer commits."""
+    store = BackupStore.from_settings(settings, prefix="")
+    return sum(blob.size for blob in store.container.list_blobs(
+        name_starts_with=settings.binlog.prefix))
+
+
+def _wait_for_a_flush(settings, streamer: subprocess.Popen) -> None:
+    """Until the running ``streamer`` commits a flush: the archive grows."""
+    before = _archived_bytes(settings)
+
+    def grown() -> bool:
+        assert streamer.poll() is None, "the streamer follows the log until stopped"
+        return _archived_bytes(settings) > before
+
+    wait_until(grown, "the streamer's next flush")
+
+
+def _source_position(sandbox) -> tuple[str, int]:
+    file, position = dbtools.as_root(sandbox, "source", "SHOW MASTER STATUS")[0][:2]
+    return file, position
 
 
 def _source_logs(sandbox) -> list[str]:
@@ -114,11 +136,14 @@ def test_killed_midway_and_restarted_nothing_is_lost_or_archived_twice(sandbox, 
         streamer = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "binlog",
                                      "stream"], env=os.environ, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-        time.sleep(4)
-        assert streamer.poll() is None, "the streamer follows the log until stopped"
+        # Killed while it follows the log: after it committed a flush, then another.
+        _wait_for_a_flush(archive, streamer)
+        _wait_for_a_flush(archive, streamer)
         streamer.send_signal(signal.SIGKILL)
         streamer.wait(timeout=10)
-        time.sleep(1)  # more writes while nothing archives
+        killed_at = _source_position(sandbox)
+        wait_until(lambda: _source_position(sandbox) != killed_at,
+                   "more writes while nothing archives")
         dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
     resumed = run_cli("binlog", "stream", "--once", "--json")
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
@@ -275,7 +300,10 @@ def test_sigterm_commits_what_was_read_and_the_lag_reaches_cloudwatch(sandbox, a
             env={**os.environ, "DRKIT_BINLOG__FLUSH_SECONDS": "0.1"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         thread.start()
-        time.sleep(2 + pause)
+        _wait_for_a_flush(archive, streamer)  # it follows the log: past its start
+        # Time passes on purpose: each round's signal lands elsewhere in the flush cycle;
+        # the outcome must not depend on where.
+        time.sleep(pause)
         streamer.send_signal(signal.SIGTERM)
         stop.set()
         thread.join()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -18,8 +17,7 @@ from azure.storage.blob import BlobBlock, BlobLeaseClient, BlockState
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli, wait_until
 from tests.test_binlog import (
     PROBE,
     _assert_archived_as_the_source_has_them,
@@ -50,13 +48,6 @@ def _streamer(tmp_path: Path, name: str, replica_id: int) -> subprocess.Popen:
              "DRKIT_BINLOG__REPLICA_ID": str(replica_id)})
 
 
-def _wait_for(condition, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.2)
-
-
 def _archived_bytes() -> int:
     return json.loads(run_cli("binlog", "status", "--json").stdout)["archived_bytes"]
 
@@ -76,16 +67,16 @@ def test_two_streamers_at_once_one_is_refused_and_the_archive_is_exact(sandbox, 
         streamers = [_streamer(tmp_path, "a", 4_150_000_101),
                      _streamer(tmp_path, "b", 4_150_000_102)]
         try:
-            _wait_for(lambda: any(s.poll() is not None for s in streamers), "one refused")
+            wait_until(lambda: any(s.poll() is not None for s in streamers), "one refused")
             refused = next(s for s in streamers if s.poll() is not None)
             running = next(s for s in streamers if s is not refused)
             _, err = refused.communicate()
             assert refused.returncode == 23, err
             assert "holds the archive's lease" in err and f"pid {running.pid} on " in err
-            _wait_for(lambda: _archived_bytes() > 0, "the other one archives")
+            wait_until(lambda: _archived_bytes() > 0, "the other one archives")
             assert running.poll() is None
             dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
-            _wait_for(lambda: _archived_bytes() > 100_000, "it goes on past the rotation")
+            wait_until(lambda: _archived_bytes() > 100_000, "it goes on past the rotation")
         finally:
             codes = [_stop(s)[0] for s in streamers]
     assert 143 in codes
@@ -102,11 +93,11 @@ def test_a_writer_whose_blob_another_changed_stops_before_writing_again(sandbox,
     with _writes(sandbox):
         streamer = _streamer(tmp_path, "a", 4_150_000_103)
         try:
-            _wait_for(lambda: _archived_bytes() > 0, "it archives")
+            wait_until(lambda: _archived_bytes() > 0, "it archives")
             blob = store.container.get_blob_client(archive.binlog.prefix +
                                                    _source_logs(sandbox)[-1])
             blob.set_blob_metadata({**blob.get_blob_properties().metadata, "touched": "1"})
-            _wait_for(lambda: streamer.poll() is not None, "the writer stops")
+            wait_until(lambda: streamer.poll() is not None, "the writer stops")
         finally:
             code, err = _stop(streamer)
     assert code == 23, err
@@ -123,10 +114,10 @@ def test_a_writer_whose_lease_was_broken_stops_before_writing_again(sandbox, arc
     with _writes(sandbox):
         streamer = _streamer(tmp_path, "a", 4_150_000_104)
         try:
-            _wait_for(lambda: _archived_bytes() > 0, "it archives")
+            wait_until(lambda: _archived_bytes() > 0, "it archives")
             before = _archived_bytes()
             BlobLeaseClient(lock).break_lease(lease_break_period=0)
-            _wait_for(lambda: streamer.poll() is not None, "the writer stops")
+            wait_until(lambda: streamer.poll() is not None, "the writer stops")
         finally:
             code, err = _stop(streamer)
     assert code == 23, err

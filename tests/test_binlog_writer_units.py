@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import struct
 
+from drkit.azure.blocks import block_id
 from drkit.binlog.protocol import MAGIC
 from drkit.binlog.records import Archive, ArchivedFile
-from drkit.binlog.writer import _block_id, _headers
+from drkit.binlog.writer import _headers
 
 
 def _event(timestamp: int, server_id: int, body: bytes) -> bytes:
@@ -18,9 +19,9 @@ def _event(timestamp: int, server_id: int, body: bytes) -> bytes:
 
 def test_block_ids_of_a_run_are_as_long_as_the_ids_drkit_always_used():
     legacy = base64.b64encode(b"binlog-0000000001").decode()
-    ours = {_block_id("a1b2c3", i) for i in (0, 1, 9_999_999_999)}
+    ours = {block_id("a1b2c3", i) for i in (0, 1, 9_999_999_999)}
     assert {len(i) for i in ours} == {len(legacy)}  # Azure wants one length per blob
-    assert _block_id("a1b2c3", 7) != _block_id("d4e5f6", 7)  # a rival's never collides
+    assert block_id("a1b2c3", 7) != block_id("d4e5f6", 7)  # a rival's never collides
 
 
 def test_headers_come_only_from_bytes_that_end_where_an_event_ends():

@@ -12,7 +12,7 @@ import pytest
 from drkit.config import load_settings
 from drkit.console import Environment, log_event
 from drkit.errors import ConfigError, SecretError
-from drkit.secrets import SecretResolver
+from drkit.secrets import SecretResolver, resolver_for
 
 MINIMAL = "source:\n  host: db.example.com\n  databases: [shop]\n"
 
@@ -76,7 +76,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_seed_secret_loads_from_moto(settings, sandbox):
-    expected, resolver = sandbox.secret(), settings.secrets
+    expected, resolver = sandbox.secret(), resolver_for(settings)
     for key in ("rds_password", "azure_storage_key", "azure_tenant_id", "azure_subscription_id"):
         assert resolver.resolve(f"secret:{key}").get_secret_value() == expected[key]
     assert resolver.value(settings.storage.account) == "bloberry01"

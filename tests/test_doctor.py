@@ -14,8 +14,7 @@ from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from drkit.config import load_settings
 from drkit.errors import AzureControlError, ChecksumMismatchError
 from drkit.ops.backup import run_backup
 from drkit.ops.drill import run_drill
-from tests.conftest import point_cli_at
+from tests.helpers import point_cli_at
 
 
 @pytest.fixture

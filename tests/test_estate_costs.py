@@ -14,8 +14,7 @@ from azure.storage.blob import ContainerClient
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import option_file, source_server
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -154,6 +153,7 @@ def test_one_listing_with_versions_splits_current_blobs_from_earlier_versions():
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
+    from drkit.azure.blobstore import BackupStore
     from drkit.azure.catalog import Catalog
     from drkit.ops.prune import plan_prune
 
@@ -174,7 +174,7 @@ def test_one_listing_with_versions_splits_current_blobs_from_earlier_versions():
         calls.append(include)
         return iter(blobs)
 
-    store = SimpleNamespace(container=SimpleNamespace(list_blobs=list_blobs), prefix="b/")
+    store = BackupStore(SimpleNamespace(list_blobs=list_blobs), "b/", "acct01")
     listing = Catalog(store).listing(versions=True)
     assert [e.name for e in listing.entries] == [old] and listing.entries[0].has_manifest
     assert [(v.name, v.version_id) for v in listing.versions] == [

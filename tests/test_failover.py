@@ -17,8 +17,8 @@ from drkit.ops.backup import run_backup
 from drkit.ops.verify import verify_backup
 from drkit.sandbox.services import free_port
 from tests import dbtools
-from tests.conftest import point_cli_at, repo_root
-from tests.helpers import run_cli
+from tests.conftest import repo_root
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -45,13 +45,7 @@ def _audit(settings, run_id: str) -> dict:
     return json.loads(store.container.download_blob(blob).readall())
 
 
-def _web_page(store: BackupStore) -> bool:
-    return store.container._get_blob_service_client().get_container_client("$web") \
-        .get_blob_client("index.html").exists()
-
-
 def test_unattended_run_without_approval_changes_nothing(sandbox, arm, incident, settings):
-    maintenance.remove(load_settings())  # an earlier test's page (a drill's publishes one)
     result = run_cli("run", "failover", "--json")
     assert result.exit_code == 45, result.stdout
     outcome = json.loads(result.stdout)
@@ -59,7 +53,7 @@ def test_unattended_run_without_approval_changes_nothing(sandbox, arm, incident,
     assert "Not approved: start the failover" in outcome["message"]
     assert arm.servers["drkit-dr"]["state"] == "Stopped"
     assert not [p for m, p in arm.requests if m != "GET" and "/flexibleServers/" in p]
-    assert not _web_page(incident)
+    assert not maintenance.is_up(load_settings())
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM information_schema.SCHEMATA "
                          "WHERE SCHEMA_NAME = 'shop'") == [(0,)]
     run = _audit(load_settings(), outcome["run_id"])
@@ -80,7 +74,7 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
         "assess", "decide", "maintenance page on", "DR server up", "restore and prove"]
     assert arm.servers["drkit-dr"]["state"] == "Ready"
     assert arm.firewall_rules["drkit-restore-host"]["startIpAddress"] == "127.0.0.1"
-    assert _web_page(incident)
+    assert maintenance.is_up(load_settings())
     assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
     notebook = json.dumps(run)  # the connection details were shown, the password was not
@@ -97,7 +91,7 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
         and "base only (binlog archive not used" in timeline["restore and prove"]
     assert timeline["maintenance page off"].startswith("removed")
     assert sum(1 for m, p in arm.requests if p.endswith("/start")) == starts
-    assert not _web_page(incident)
+    assert not maintenance.is_up(load_settings())
 
 
 def test_a_backup_damaged_after_verification_is_not_failed_over_to(sandbox, arm, incident):
@@ -185,7 +179,6 @@ def test_a_secret_in_the_incident_message_stops_the_failover_and_its_code_stands
     import base64
 
     planted = base64.b64encode(b"k" * 64).decode()  # the shape of a storage account key
-    maintenance.remove(load_settings())  # an earlier test's page
     result = run_cli("run", "failover", "-p", "approve=true", "-p",
                      f"incident_message=Back soon. key={planted}", "--json")
     assert result.exit_code == 42, result.stdout
@@ -193,7 +186,7 @@ def test_a_secret_in_the_incident_message_stops_the_failover_and_its_code_stands
     assert "maintenance page on" in outcome["message"].lower() or \
         "Maintenance" in outcome["message"], outcome["message"]
     assert planted not in result.stdout + result.stderr
-    assert not _web_page(incident)
+    assert not maintenance.is_up(load_settings())
     assert arm.servers["drkit-dr"]["state"] == "Stopped"
 
 

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import nbformat
 
 from drkit.runbooks.runbook import PACKAGED_NOTEBOOKS
 from drkit.sandbox.services import free_port
-from tests.conftest import point_cli_at
+from tests.helpers import point_cli_at, wait_until
 
 
 def _get(url: str) -> dict:
@@ -42,15 +41,13 @@ def _parent(process: Path) -> int | None:
 def _processes(lab: subprocess.Popen, kernel: str) -> list[Path]:
     """drkit, its JupyterLab (a session of its own: Ctrl-C reaches drkit alone) and the
     kernel, once all three run."""
-    deadline = time.monotonic() + 30
-    while True:
-        group = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                 and (int(entry.name) == lab.pid or _parent(entry) == lab.pid
-                      or kernel.encode() in _cmdline(entry))]
-        if len(group) >= 3 or time.monotonic() > deadline:
-            assert len(group) >= 3, kernel
-            return group
-        time.sleep(0.5)
+    def group() -> list[Path]:
+        return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                and (int(entry.name) == lab.pid or _parent(entry) == lab.pid
+                     or kernel.encode() in _cmdline(entry))]
+
+    wait_until(lambda: len(group()) >= 3, f"kernel {kernel} started", seconds=30, every=0.5)
+    return group()
 
 
 def _stop_with_two_ctrl_c(lab: subprocess.Popen, jupyterlab: list[Path], publish: str) -> None:
@@ -90,6 +87,10 @@ def test_failover_open_serves_a_copy_with_drkits_kernel(sandbox, tmp_path, monke
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}") as page:
             assert '"news": {"disabled": true}' in page.read().decode()
         assert "[I " not in (tmp_path / "lab.log").read_text()
+        # Every cell's start and end go into the notebook: the audit record's times.
+        tracker = _get(f"http://127.0.0.1:{port}/lab/api/settings/"
+                       f"@jupyterlab/notebook-extension:tracker?token={token}")
+        assert json.loads(tracker["raw"])["recordTiming"] is True
         content = _get(f"http://127.0.0.1:{port}/api/contents/{notebook.name}?token={token}")
         assert content["type"] == "notebook"
         # The token opens a kernel holding the credentials: not in any process's arguments,

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,7 @@ import yaml
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.sandbox.services import STORAGE_ACCOUNT
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 DRKIT = str(Path(sys.executable).parent / "drkit")
@@ -57,13 +55,6 @@ def test_sandbox_up_after_a_stop_keeps_the_users_edits(sandbox):
         sandbox.up()
 
 
-def _wait_until(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} never happened"
-        time.sleep(0.2)
-
-
 def _lock_free(lock: Path) -> bool:
     """True once neither drkit run nor papermill holds the record's lock."""
     handle = os.open(lock, os.O_RDWR)
@@ -85,15 +76,16 @@ def test_kill_9_of_drkit_run_leaves_a_record_audit_list_shows_interrupted(sandbo
                                stderr=log.open("wb"), env=dict(os.environ))
     root = tmp_path / "state" / "audit" / "restore-drill"
     # run.json is there, saying running, before papermill writes its first cell.
-    _wait_until(lambda: any(root.rglob("notebook.ipynb")) or process.poll() is not None, 120,
-                "papermill starting")
+    wait_until(lambda: any(root.rglob("notebook.ipynb")) or process.poll() is not None,
+               "papermill starting", seconds=120, every=0.2)
     assert process.poll() is None, log.read_text()
     marker = next(root.rglob("run.json"))
     assert json.loads(marker.read_text())["status"] == "running"
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
     # papermill, in its own session, goes on to its end; the record's lock tells when.
-    _wait_until(lambda: _lock_free(marker.parent / "run.lock"), 600, "papermill ending")
+    wait_until(lambda: _lock_free(marker.parent / "run.lock"), "papermill ending", seconds=600,
+               every=0.2)
     run_id = marker.parent.name
 
     listed = run_cli("audit", "list", "--json")

@@ -8,8 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 # What the vocabulary replaced: each has its one name now.
 RETIRED = {"blob": "backup", "bytes": "*_bytes", "size": "*_bytes", "seconds": "*_seconds",

@@ -12,8 +12,8 @@ import pytest
 
 from drkit.config import load_settings
 from drkit.errors import ConfigError, SecretError
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from drkit.secrets import resolver_for
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -45,12 +45,12 @@ def test_a_store_that_hangs_is_passed_over_within_seconds_and_not_asked_again(
     point_cli_at(sandbox, tmp_path, monkeypatch)
     settings = load_settings()
     start = time.monotonic()
-    key = settings.secrets.resolve(settings.storage.key).get_secret_value()
+    key = resolver_for(settings).resolve(settings.storage.key).get_secret_value()
     first = time.monotonic() - start
     assert key == sandbox.secret()["azure_storage_key"]
     asked = len(aws_hangs)
     assert asked >= 1 and first < 15  # one retry of a 1 s timeout, not botocore's 4 x 60 s
-    assert settings.secrets.resolve(settings.target.password).get_secret_value() == \
+    assert resolver_for(settings).resolve(settings.target.password).get_secret_value() == \
         sandbox.secret()["azure_mysql_password"]
     assert len(aws_hangs) == asked  # AWS was not asked again in this run
 
@@ -61,7 +61,7 @@ def test_missing_everywhere_names_each_reference(sandbox, keyvault, aws_gone, tm
     monkeypatch.setenv("DRKIT_TARGET__PASSWORD", '["secret:nope", "keyvault:nope"]')
     settings = load_settings()
     with pytest.raises(SecretError) as raised:
-        settings.secrets.resolve(settings.target.password)
+        resolver_for(settings).resolve(settings.target.password)
     message = str(raised.value)
     assert "secret:nope: Cannot reach AWS Secrets Manager" in message
     assert "keyvault:nope: Key Vault https://drkit-dr.vault.azure.net has no secret 'nope'" \
@@ -134,8 +134,8 @@ def test_an_empty_variable_is_not_a_password_and_a_vault_not_configured_is_passe
     monkeypatch.setenv("TARGET_PASSWORD", "from-the-environment")
     settings = load_settings(config)
     with pytest.raises(SecretError, match="Environment variable EMPTY is empty"):
-        settings.secrets.resolve(settings.source.password)
-    assert settings.secrets.resolve(settings.target.password).get_secret_value() == \
+        resolver_for(settings).resolve(settings.source.password)
+    assert resolver_for(settings).resolve(settings.target.password).get_secret_value() == \
         "from-the-environment"
 
 

@@ -6,19 +6,18 @@ import json
 
 from drkit.azure import maintenance
 from drkit.config import load_settings
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from drkit.secrets import resolver_for
+from tests.helpers import point_cli_at, run_cli
 
 
 def _page() -> str | None:
     store = maintenance._store(load_settings())
-    blob = store.container.get_blob_client(maintenance.PAGE)
+    blob = store.container.get_blob_client(load_settings().azure.website_page)
     return blob.download_blob().readall().decode() if blob.exists() else None
 
 
 def test_the_page_goes_up_and_down_only_with_yes(sandbox, tmp_path, monkeypatch):
-    point_cli_at(sandbox, tmp_path, monkeypatch)
-    maintenance.remove(load_settings())
+    point_cli_at(sandbox, tmp_path, monkeypatch)  # this test's own page
     try:
         asked = run_cli("maintenance", "on", "--message", "Back soon: we moved to Azure.")
         assert asked.exit_code == 0 and "nothing was changed" in asked.stdout
@@ -40,9 +39,8 @@ def test_the_page_goes_up_and_down_only_with_yes(sandbox, tmp_path, monkeypatch)
 
 def test_a_message_holding_a_secret_is_never_published(sandbox, tmp_path, monkeypatch):
     point_cli_at(sandbox, tmp_path, monkeypatch)
-    maintenance.remove(load_settings())
     settings = load_settings()
-    key = settings.secrets.resolve(settings.storage.key).get_secret_value()
+    key = resolver_for(settings).resolve(settings.storage.key).get_secret_value()
     try:
         result = run_cli("maintenance", "on", "--message", f"key {key}", "--yes")
         assert result.exit_code == 42 and key not in result.stdout + result.stderr

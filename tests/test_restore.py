@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -17,8 +16,7 @@ from drkit.config import load_settings
 from drkit.manifest import SIDECAR_SUFFIX
 from drkit.ops.backup import run_backup
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -464,16 +462,15 @@ def test_two_replaces_never_share_a_scratch_and_one_waits_its_turn(sandbox, pref
     name = quote(f"{target.address}-{database}", safe="")
     lock = tmp_path / "state" / "locks" / f"replace-{name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    # Holds the lock until its input closes; says so once it holds it.
+    holder = subprocess.Popen(["flock", str(lock), "-c", "echo held; read -r _"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(50):
-            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
-                break
-            time.sleep(0.1)
+        assert holder.stdout.readline() == "held\n"
         result = run_cli("restore", "latest", "--as", database, "--replace")
     finally:
-        holder.kill()
-        holder.wait()
+        holder.stdin.close()
+        holder.wait(timeout=30)
     assert result.exit_code == 23, result.stderr
     assert f"Another restore of {database}" in result.stderr
     assert _state(sandbox, database) == before and _helper_databases(sandbox) == []

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from drkit.azure import maintenance
-from drkit.config import load_settings
 from tests import dbtools
 from tests.helpers import run_cli
 from tests.test_pitr import (  # noqa: F401 (pitr: a fixture)
@@ -177,7 +175,6 @@ def test_the_failover_over_an_earlier_proven_copy_applies_the_whole_archive(
         assert rerun["data_reaches"] == restored["data_reaches"]
     finally:
         dbtools.query(sandbox, "target", "DROP DATABASE IF EXISTS shop")
-        maintenance.remove(load_settings())
 
 
 def test_a_table_named_like_its_database_is_no_database_reference(sandbox, pitr):  # noqa: F811

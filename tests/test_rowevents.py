@@ -160,10 +160,8 @@ def test_read_ahead_keeps_order_raises_in_place_and_stops_its_reader():
     stream = read_ahead(endless(), depth=2)
     assert next(stream) == b"x"
     stream.close()  # the caller stops early: the reader ends and holds no more
-    assert threading.active_count() == before
-    count = len(produced)
-    time.sleep(0.2)
-    assert len(produced) == count <= 4
+    assert threading.active_count() == before  # its thread is gone: it can read no more
+    assert len(produced) <= 4  # and it never read more than its depth ahead
 
 
 def test_log_status_coordinates_as_mysql_8_shows_them():

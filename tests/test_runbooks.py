@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from drkit.errors import AuditRefusedError, ConfigError
 from drkit.runbooks import runner
 from drkit.runbooks.audit import AuditRecord
 from drkit.runbooks.runbook import all_runbooks, load_runbook, runbook_dirs
-from drkit.runbooks.runner import run_runbook
+from drkit.runbooks.runner import RunRequest, run_runbook
 from tests import dbtools
-from tests.conftest import point_cli_at, repo_root
-from tests.helpers import run_cli
+from tests.conftest import repo_root
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture
@@ -197,7 +196,8 @@ def test_record_with_a_secret_in_an_output_is_refused(sandbox, run_env, audit_st
     monkeypatch.setenv("LEAKED", sandbox.secret()["azure_storage_key"])
     name = _tiny_runbook(run_env, "import os\nprint(os.environ['LEAKED'])")
     settings = load_settings()
-    outcome = run_runbook(settings, sandbox.config_path, load_runbook(name, [run_env]))
+    outcome = run_runbook(settings, sandbox.config_path,
+                          RunRequest(load_runbook(name, [run_env])))
     assert outcome.exit_code == AuditRefusedError.exit_code
     assert "contains an Azure storage account key" in outcome.message
     assert "a value of this run's secrets" in outcome.message
@@ -217,7 +217,8 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
     real = runner.kernel_environment
     monkeypatch.setattr(runner, "kernel_environment",
                         lambda: real(python="/nonexistent/bin/python3"))
-    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook("nightly-backup"))
+    outcome = run_runbook(load_settings(), sandbox.config_path,
+                          RunRequest(load_runbook("nightly-backup")))
     assert outcome.exit_code == 41
     assert "No such file or directory: '/nonexistent/bin/python3'" in outcome.message
     run = json.loads(published(audit_store, outcome.run_id)["run.json"])
@@ -226,7 +227,8 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
 
 def test_total_timeout_stops_the_run_and_keeps_a_record(sandbox, run_env, audit_store):
     name = _tiny_runbook(run_env, "import time\ntime.sleep(60)", total_seconds=8)
-    outcome = run_runbook(load_settings(), sandbox.config_path, load_runbook(name, [run_env]))
+    outcome = run_runbook(load_settings(), sandbox.config_path,
+                          RunRequest(load_runbook(name, [run_env])))
     assert outcome.exit_code == 41
     assert "exceeded the runbook's total timeout" in outcome.message
     assert "run.json" in published(audit_store, outcome.run_id)
@@ -284,17 +286,16 @@ def test_cron_command_runs_and_overlapping_runs_are_skipped(run_env, fake_cronta
     assert "succeeded" in log.read_text()
 
     lock = run_env / "state" / "locks" / "runbook-nightly-backup-test.lock"
-    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    # Holds the lock until its input closes; says so once it holds it.
+    holder = subprocess.Popen(["flock", str(lock), "-c", "echo held; read -r _"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(50):
-            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
-                break
-            time.sleep(0.1)
+        assert holder.stdout.readline() == "held\n"
         skipped = subprocess.run(["/bin/sh", "-c", command], env=clean)
         assert skipped.returncode == 0
     finally:
-        holder.kill()
-        holder.wait()
+        holder.stdin.close()
+        holder.wait(timeout=30)
     assert "nightly-backup skipped, the previous run still holds" in log.read_text()
     assert log.read_text().count('"event": "run.finished"') == 1  # the second never started
 

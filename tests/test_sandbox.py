@@ -10,6 +10,7 @@ import pytest
 from drkit import programs
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
+from drkit.secrets import resolver_for
 from tests.helpers import port_listening, process_alive, run_cli
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,13 @@ def test_up_twice_status_and_down_leaves_nothing(tmp_path):
         secret_file = directory / "private" / "azure-client-secret"
         assert settings.azure.client_secret == f"file:{secret_file}"
         assert secret_file.stat().st_mode & 0o077 == 0
-        assert settings.secrets.value(["keyvault:azure-storage-account"]) == "bloberry01"
+        assert resolver_for(settings).value(["keyvault:azure-storage-account"]) == "bloberry01"
+        box = Sandbox(directory)
+        for role in ("source", "target"):  # temporary tables inside the sandbox's directory
+            with box.services[role].root_connection() as connection, \
+                    connection.cursor() as cursor:
+                cursor.execute("SELECT @@GLOBAL.tmpdir")
+                assert cursor.fetchone()[0] == str(directory / role / "tmp")
         for role in ("source", "target"):  # no root without a password over TCP
             with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
                 pymysql.connect(host="127.0.0.1", port=services[role]["port"], user="root",

@@ -1,4 +1,4 @@
-"""One secret resolver per run: every adapter takes its credentials from ``settings.secrets``,
+"""One secret resolver per run: every adapter takes its credentials from ``resolver_for(settings)``,
 so the seed's secret is fetched from Secrets Manager once, however many parts need it."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.errors import SecretError
 from drkit.mysql.connection import source_server, target_server
+from drkit.secrets import resolver_for
 
 SECRET = {"rds_password": "pw-rds", "azure_storage_account": "acct01",
           "azure_storage_key": "a2V5a2V5a2V5", "azure_mysql_password": "pw-target"}
@@ -37,7 +38,7 @@ def settings(monkeypatch) -> Settings:
 
 
 def test_every_adapter_shares_the_runs_resolver_and_the_secret_is_read_once(settings):
-    assert settings.secrets is settings.secrets
+    assert resolver_for(settings) is resolver_for(settings)
     store = BackupStore.from_settings(settings)
     audit = BackupStore.from_settings(settings, container="dr-audit")
     source, target = source_server(settings), target_server(settings)
@@ -49,4 +50,4 @@ def test_every_adapter_shares_the_runs_resolver_and_the_secret_is_read_once(sett
 
 def test_an_unknown_reference_scheme_is_named(settings):
     with pytest.raises(SecretError, match="'vault' is not a kind of secret reference"):
-        settings.secrets.resolve("vault:rds")
+        resolver_for(settings).resolve("vault:rds")

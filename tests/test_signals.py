@@ -19,7 +19,7 @@ from drkit.aws.clients import boto_client
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
-from tests.conftest import point_cli_at
+from tests.helpers import point_cli_at, wait_until
 
 DRKIT = str(Path(sys.executable).parent / "drkit")
 DATABASE = "signal_big"
@@ -49,11 +49,33 @@ def start(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
 
 
 def wait_for(log: Path, text: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in log.read_text(errors="replace"):
+    def seen() -> bool:
         assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"{text!r} never appeared"
-        time.sleep(0.05)
+        return text in log.read_text(errors="replace")
+
+    wait_until(seen, f"{text!r} in the log", seconds)
+
+
+def dump_reads(sandbox, process: subprocess.Popen) -> bool:
+    """True once mysqldump reads the big table on the source (its SELECT is running)."""
+    assert process.poll() is None
+    return bool(dbtools.as_root(sandbox, "source", "SELECT ID FROM information_schema."
+                                f"PROCESSLIST WHERE INFO LIKE 'SELECT %FROM `t`%' "
+                                f"AND DB = '{DATABASE}'"))
+
+
+def cell_running(record_root: Path, cell_id: str) -> bool:
+    """True once papermill's copy of the notebook says the cell ``cell_id`` runs (papermill
+    saves the notebook as each cell starts, its status ``running``)."""
+    for notebook in record_root.rglob("notebook.ipynb"):
+        try:
+            cells = json.loads(notebook.read_text())["cells"]
+        except (OSError, ValueError):  # being written: not yet
+            return False
+        return any(cell.get("id") == cell_id and
+                   cell["metadata"].get("papermill", {}).get("status") == "running"
+                   for cell in cells)
+    return False
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -73,11 +95,12 @@ def test_sigterm_stops_a_backup_cleanly(sandbox, big_database, tmp_path, monkeyp
     env = {**os.environ, "DRKIT_SOURCE__DATABASES": json.dumps([DATABASE])}
     process, log = start("backup", env=env)
     wait_for(log, "[1/4] preflight ... done", process)
-    time.sleep(0.3)  # the dump is streaming now
+    wait_until(lambda: dump_reads(sandbox, process), "mysqldump reading the table")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 143
     text = log.read_text()
     assert "Backup INTERRUPTED: Interrupted by SIGTERM" in text
+    assert "[2/4] dump + compress + upload ... done" not in text  # stopped inside the dump
     settings = load_settings(sandbox.config_path)
     store = BackupStore.from_settings(settings, prefix=prefix)
     assert list(store.container.list_blobs(name_starts_with=prefix)) == []  # no claim either
@@ -117,10 +140,8 @@ def test_sigterm_stops_a_runbook_run_and_its_notebook(sandbox, tmp_path, monkeyp
     env = {**os.environ, "DRKIT_RUNBOOKS": str(folder)}
     process, log = start("run", "sleeper", "--json", env=env)
     record_root = tmp_path / "state" / "audit" / "sleeper"
-    deadline = time.monotonic() + 60
-    while not any(record_root.rglob("notebook.ipynb")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # papermill writes the notebook once the kernel runs cells
-    time.sleep(1)
+    wait_until(lambda: cell_running(record_root, "s"), "the kernel running the sleeping cell",
+               seconds=120, every=0.2)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=90) == 143, log.read_text()
     run = json.loads(next(record_root.rglob("run.json")).read_text())

@@ -21,8 +21,7 @@ from drkit.errors import BinlogGapError
 from drkit.health.standby_checks import lag_check
 from drkit.ops.standby import lag_bytes, lag_seconds, refuse_gap, standby_status
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 from tests.test_pitr import KEYLESS, KINDS, _consistency, _PausableWriter, _write_once
 
 TABLES = ("pitr_kinds", "pitr_log", "orders", "standby_ddl")

@@ -10,8 +10,7 @@ from pydantic import SecretStr
 from drkit.mysql.connection import Server
 from drkit.sandbox.tls import SandboxTls
 from tests import dbtools
-from tests.conftest import point_cli_at
-from tests.helpers import run_cli
+from tests.helpers import point_cli_at, run_cli
 
 
 @pytest.fixture

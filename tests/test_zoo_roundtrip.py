@@ -10,7 +10,8 @@ import pytest
 from drkit.azure.catalog import Catalog
 from drkit.config import Settings
 from drkit.ops.backup import run_backup
-from drkit.ops.restore import check_backup, restore_backup
+from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.restorecheck import check_backup
 from drkit.ops.verify import verify_backup
 from tests import dbtools
 from tests.zoo import MIB, ZOO_DATABASES, ZOO_UNICODE, build_zoo, compare_zoo, drop_zoo
@@ -54,9 +55,9 @@ def test_the_zoo_round_trips_with_zero_differences(sandbox, zoo_settings, store)
     assert verified.rows == sum(t.rows for t in manifest.tables.values())
     assert sorted(Catalog(store).select(backup.name).databases) == sorted(ZOO_DATABASES)
 
-    check = check_backup(zoo_settings, backup.name)
+    check = check_backup(zoo_settings, RestoreRequest(backup.name))
     assert check.blockers == []
-    result = restore_backup(zoo_settings, backup.name)
+    result = run_restore(zoo_settings, RestoreRequest(backup.name))
     assert result.proof is not None and result.proof.ok, result.proof
     assert independent_differences(sandbox, ZOO_DATABASES) == []
 
@@ -64,23 +65,24 @@ def test_the_zoo_round_trips_with_zero_differences(sandbox, zoo_settings, store)
 def test_a_unicode_database_restores_under_another_name(sandbox, backup_settings, zoo):
     backup_settings.source.databases = [ZOO_UNICODE]
     backup = run_backup(backup_settings)
-    result = restore_backup(backup_settings, backup.name, rename_to=COPY, replace=True)
+    result = run_restore(backup_settings,
+                         RestoreRequest(backup.name, rename_to=COPY, replace=True))
     assert result.proof.ok and result.databases == {ZOO_UNICODE: COPY}
     assert independent_differences(sandbox, [ZOO_UNICODE], rename={ZOO_UNICODE: COPY}) == []
 
 
 def test_the_proof_names_each_object_whose_definition_differs(sandbox, zoo_settings):
     from drkit.errors import ProofFailedError
-    from drkit.ops.restore import prove_backup
+    from drkit.ops.restorecheck import prove_backup
 
     backup = run_backup(zoo_settings)
-    restore_backup(zoo_settings, backup.name, replace=True)
+    run_restore(zoo_settings, RestoreRequest(backup.name, replace=True))
     for sql in ("ALTER TABLE `Zoo_Mixed`.`Texts` COMMENT 'changed after the restore'",
                 "ALTER TABLE `Zoo_Mixed`.`keyless` ALTER COLUMN `a` SET DEFAULT 7",
                 "CREATE OR REPLACE VIEW `Zoo_Mixed`.`busy orders` AS SELECT 1 AS `one`"):
         dbtools.query(sandbox, "target", sql)
     with pytest.raises(ProofFailedError) as failed:
-        prove_backup(zoo_settings, backup.name)
+        prove_backup(zoo_settings, RestoreRequest(backup.name))
     found = {(d.kind, d.name) for d in failed.value.proof.differences}
     assert found == {("table definition", "Zoo_Mixed.Texts"),
                      ("table definition", "Zoo_Mixed.keyless"),

@@ -9,43 +9,59 @@ can list (Azure discards uncommitted blocks after a week).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import IO, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
 )
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
 
+from drkit.azure.failures import storage_failure
 from drkit.config import Settings
 from drkit.errors import (
     BackupExistsError,
     ChecksumMismatchError,
-    ContainerMissingError,
     ContainerPublicError,
     DrkitError,
-    StorageAuthError,
     StorageError,
     UploadFailedError,
 )
+from drkit.secrets import resolver_for
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as a listing shows it (``metadata`` only where the listing asked for it)."""
+
+    name: str
+    size: int
+    etag: str
+    metadata: dict[str, str]
+
+
 class BackupStore:
-    """One container (and prefix) of one storage account."""
+    """One container (and prefix) of one storage account: the only holder of an Azure client.
+
+    Everything drkit does with blobs outside this package goes through its methods, and
+    every Azure failure comes out of them as a drkit error (:meth:`translated_errors`).
+    """
 
     def __init__(self, container: ContainerClient, prefix: str, account: str) -> None:
         self.container = container
@@ -56,7 +72,7 @@ class BackupStore:
     def from_settings(cls, settings: Settings, container: str | None = None,
                       prefix: str | None = None) -> BackupStore:
         """The configured backup container, or another ``container`` of the same account."""
-        storage, resolver = settings.storage, settings.secrets
+        storage, resolver = settings.storage, resolver_for(settings)
         account = resolver.value(storage.account)
         endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
         if storage.auth == "key":
@@ -73,112 +89,147 @@ class BackupStore:
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account)
 
-    def download(self, name: str) -> Iterator[bytes]:
-        """The blob's bytes as they arrive; Azure failures as drkit errors."""
+    def under(self, prefix: str) -> BackupStore:
+        """The same container, under another prefix (the binlog archive's, say)."""
+        return BackupStore(self.container, prefix, self.account)
+
+    @contextlib.contextmanager
+    def translated_errors(self) -> Iterator[None]:
+        """Azure failures inside the block come out as drkit errors (:meth:`error`)."""
         try:
-            yield from self.container.download_blob(name).chunks()
-        except ResourceModifiedError:  # the SDK pins every range to the first one's ETag
-            raise ChecksumMismatchError(
-                f"Backup {name} was replaced while it was being read; what was read is not "
-                "one backup.", "Verify it again; a restore that was running holds a partial "
-                "copy: restore again with --replace.") from None
+            yield
         except AzureError as exc:
             raise self.error(exc) from None
 
     @property
+    def container_name(self) -> str:
+        return self.container.container_name
+
+    @property
     def where(self) -> str:
-        return f"container {self.container.container_name} of storage account {self.account}"
+        return f"container {self.container_name} of storage account {self.account}"
+
+    def url(self, name: str) -> str:
+        """The blob's address (a link for a reader who may read the container)."""
+        return self.container.get_blob_client(name).url
 
     def check(self) -> None:
         """The container answers, accepts our credentials, exists and is private."""
-        try:
+        with self.translated_errors():
             properties = self.container.get_container_properties(timeout=_TIMEOUT)
-        except AzureError as exc:
-            raise self.error(exc) from None
         if properties.public_access:
             raise ContainerPublicError(
                 f"The {self.where} allows public read access ({properties.public_access}).",
                 "Set its access level to private before storing backups in it.",
             )
 
+    def service_time(self) -> datetime | None:
+        """The storage service's clock (the Date header of its answer); None if it sent none."""
+        seen: dict[str, str] = {}
+        with self.translated_errors():
+            self.container.get_container_properties(
+                timeout=_TIMEOUT, raw_response_hook=lambda response: seen.update(
+                    date=response.http_response.headers.get("Date", "")))
+        return parsedate_to_datetime(seen["date"]) if seen.get("date") else None
+
+    def blobs(self, starting_with: str | None = None, *,
+              metadata: bool = False) -> list[StoredBlob]:
+        """The current blobs whose names start with ``starting_with`` (default: the prefix),
+        by name, with their metadata if asked for."""
+        with self.translated_errors():
+            return [StoredBlob(b.name, b.size, b.etag, b.metadata or {}) for b in
+                    self.container.list_blobs(
+                        name_starts_with=self.prefix if starting_with is None else starting_with,
+                        include=["metadata"] if metadata else None)]
+
     def exists(self, name: str) -> bool:
-        try:
+        with self.translated_errors():
             return self.container.get_blob_client(name).exists(timeout=_TIMEOUT)
-        except AzureError as exc:
-            raise self.error(exc) from None
+
+    def download(self, name: str) -> Iterator[bytes]:
+        """The blob's bytes as they arrive; Azure failures as drkit errors."""
+        with self.translated_errors():
+            try:
+                yield from self.container.download_blob(name).chunks()
+            except ResourceModifiedError:  # the SDK pins every range to the first one's ETag
+                raise ChecksumMismatchError(
+                    f"Backup {name} was replaced while it was being read; what was read is "
+                    "not one backup.", "Verify it again; a restore that was running holds a "
+                    "partial copy: restore again with --replace.") from None
+
+    def read(self, name: str) -> bytes:
+        """The whole blob (a small one: a record, a note, a run.json)."""
+        with self.translated_errors():
+            return self.container.download_blob(name).readall()
+
+    def read_with_etag(self, name: str) -> tuple[bytes, str]:
+        """The whole blob and the ETag of the version read."""
+        with self.translated_errors():
+            downloader = self.container.download_blob(name)
+            return downloader.readall(), downloader.properties.etag
+
+    def read_if_present(self, name: str) -> tuple[bytes, str] | None:
+        """As :meth:`read_with_etag`; None where there is no such blob."""
+        with self.translated_errors():
+            try:
+                downloader = self.container.download_blob(name)
+            except ResourceNotFoundError:
+                return None
+            return downloader.readall(), downloader.properties.etag
+
+    def metadata(self, name: str) -> dict[str, str]:
+        """The blob's metadata."""
+        with self.translated_errors():
+            return self.container.get_blob_client(name).get_blob_properties(
+                timeout=_TIMEOUT).metadata or {}
 
     def uploader(self, name: str, block_size: int) -> BlockUploader:
         return BlockUploader(self, self.container.get_blob_client(name), block_size)
 
-    def put_json(self, name: str, value: Any, *, replacing: str | None = None) -> str:
-        """Write a JSON blob and return its ETag: a new one, never overwriting; or, with
-        ``replacing`` (an ETag), exactly the version we wrote before, nothing newer."""
-        data = json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+    def write(self, name: str, data: bytes | IO[bytes], *, replacing: str | None = None,
+              metadata: dict[str, str] | None = None,
+              content_type: str | None = None) -> str | None:
+        """Write a blob on a condition and return its new ETag: a new blob, never
+        overwriting one; or, with ``replacing`` (an ETag), exactly that version, nothing
+        newer. None where the condition failed (another writer was there first): the
+        caller says what that means."""
         condition: dict[str, Any] = {"overwrite": False} if replacing is None else {
             "overwrite": True, "etag": replacing, "match_condition": MatchConditions.IfNotModified}
-        try:
-            response = self.container.get_blob_client(name).upload_blob(
-                data, timeout=_TIMEOUT,
-                content_settings=ContentSettings(content_type="application/json"), **condition)
-        except ResourceExistsError:
-            raise BackupExistsError(f"Blob {name} already exists in the {self.where}; "
-                                    "it was left as it is.") from None
-        except ResourceModifiedError:
-            raise BackupExistsError(f"Blob {name} was changed by someone else in the "
-                                    f"{self.where}; it was left as it is.") from None
-        except AzureError as exc:
-            raise self.error(exc) from None
-        return response["etag"]
+        if content_type is not None:
+            condition["content_settings"] = ContentSettings(content_type=content_type)
+        with self.translated_errors():
+            try:
+                return self.container.get_blob_client(name).upload_blob(
+                    data, metadata=metadata, timeout=_TIMEOUT, **condition)["etag"]
+            except (ResourceExistsError, ResourceModifiedError):
+                return None
 
-    def delete(self, name: str) -> None:
-        try:
-            self.container.delete_blob(name, timeout=_TIMEOUT)
-        except ResourceNotFoundError:
-            pass
-        except AzureError as exc:
-            raise self.error(exc) from None
+    def put_json(self, name: str, value: Any, *, replacing: str | None = None) -> str:
+        """Write a JSON blob and return its ETag, on :meth:`write`'s condition; another
+        writer's blob is refused (BackupExistsError)."""
+        data = json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+        etag = self.write(name, data, replacing=replacing, content_type="application/json")
+        if etag is None:
+            raise BackupExistsError(
+                f"Blob {name} already exists in the {self.where}; it was left as it is."
+                if replacing is None else f"Blob {name} was changed by someone else in the "
+                f"{self.where}; it was left as it is.")
+        return etag
+
+    def delete(self, name: str, *, version_id: str | None = None,
+               missing_ok: bool = True) -> None:
+        """Delete the blob (or, with ``version_id``, that earlier version of it)."""
+        with self.translated_errors():
+            try:
+                self.container.delete_blob(name, version_id=version_id, timeout=_TIMEOUT)
+            except ResourceNotFoundError:
+                if not missing_ok:
+                    raise
 
     def error(self, exc: AzureError) -> DrkitError:
         """One sentence for an Azure failure, with the fix where the cause is known."""
-        code = getattr(exc, "error_code", None) or ""
-        code = str(getattr(code, "value", code))  # the SDK hands some codes over as enums
-        text = str(getattr(exc, "message", "") or exc)
-        # Three causes Azure reports alike (Azure Storage REST error codes): the clock, the
-        # key, the permission. Each has its own fix.
-        if code == "AuthenticationFailed" and ("Request date header" in text
-                                               or "time range" in text):
-            return StorageAuthError(
-                f"Azure Storage refused a request to account {self.account}: this machine's "
-                "clock is too far from Azure's (signed requests allow 15 minutes).",
-                "Run NTP (chrony or systemd-timesyncd) and check the time zone setting.")
-        if code == "AuthorizationPermissionMismatch":
-            return StorageAuthError(
-                f"Azure Storage denied this identity an operation on the {self.where} "
-                f"({code}).",
-                "Assign drkit's role on the container (drkit doctor --print-policy shows it; "
-                "blob index tags need tags read/write).")
-        # (Azurite answers a wrong key with AuthorizationFailure.)
-        if isinstance(exc, ClientAuthenticationError) or code in ("AuthenticationFailed",
-                                                                  "AuthorizationFailure"):
-            return StorageAuthError(
-                f"Azure Storage refused the credentials for account {self.account} "
-                f"({code or 'AuthenticationFailed'}).",
-                "Compare the account key with the one the config's storage.key refers to; if "
-                "the key was rotated, update it there.",
-            )
-        if code == "ContainerNotFound":
-            return ContainerMissingError(
-                f"The {self.where} does not exist.",
-                "Create it as a private container, or fix storage.container in the config.",
-            )
-        if isinstance(exc, ServiceRequestError):
-            return StorageError(
-                f"Cannot reach Azure Storage at {self.container.url.rsplit('/', 1)[0]}.",
-                "Check the network path (HTTPS egress) and storage.endpoint.",
-            )
-        status = getattr(exc, "status_code", None) if isinstance(exc, HttpResponseError) else None
-        return StorageError(f"Azure Storage request failed on the {self.where}: "
-                            f"{code or status or type(exc).__name__}.")
+        return storage_failure(exc, self.account, self.where,
+                               self.container.url.rsplit("/", 1)[0])
 
 
 # Azure keeps at most 50,000 blocks per blob, each at most 4000 MiB. Blocks double in size
@@ -254,17 +305,21 @@ class BlockUploader:
             self._wait(self._in_flight.popleft())
 
     def _wait(self, future: Future[None]) -> None:
-        try:
+        with self._upload_errors():
             future.result()
-        except AzureError as exc:
-            raise self._failure(exc) from None
 
-    def _failure(self, exc: AzureError) -> DrkitError:
-        error = self.store.error(exc)
-        if type(error) is StorageError:
-            return UploadFailedError(f"Uploading {self.blob.blob_name} failed: {error.message}",
-                                     "Nothing was committed; run the backup again.")
-        return error
+    @contextlib.contextmanager
+    def _upload_errors(self) -> Iterator[None]:
+        """The store's translation, where a plain storage failure is the upload's: nothing
+        was committed."""
+        try:
+            with self.store.translated_errors():
+                yield
+        except StorageError as error:
+            if type(error) is not StorageError:  # its own kind (credentials...) says more
+                raise
+            raise UploadFailedError(f"Uploading {self.blob.blob_name} failed: {error.message}",
+                                    "Nothing was committed; run the backup again.") from None
 
     def commit(self, metadata: dict[str, str], content_type: str) -> None:
         """Stage what is left and publish the blob, unless a blob of that name exists."""
@@ -274,28 +329,25 @@ class BlockUploader:
         while self._in_flight:
             self._wait(self._in_flight.popleft())
         self._pool.shutdown()
-        try:
-            self.blob.commit_block_list(
-                self._block_ids, metadata=metadata, timeout=_TIMEOUT,
-                content_settings=ContentSettings(content_type=content_type),
-                match_condition=MatchConditions.IfMissing,
-            )
-        except ResourceExistsError:
-            self._exists_as_ours()  # the SDK retried a commit whose answer was lost
-        except HttpResponseError as exc:
-            if exc.status_code == 409 or getattr(exc, "error_code", "") == "BlobAlreadyExists":
+        with self._upload_errors():
+            try:
+                self.blob.commit_block_list(
+                    self._block_ids, metadata=metadata, timeout=_TIMEOUT,
+                    content_settings=ContentSettings(content_type=content_type),
+                    match_condition=MatchConditions.IfMissing,
+                )
+            except ResourceExistsError:
+                self._exists_as_ours()  # the SDK retried a commit whose answer was lost
+            except HttpResponseError as exc:
+                if exc.status_code != 409 and \
+                        getattr(exc, "error_code", "") != "BlobAlreadyExists":
+                    raise
                 self._exists_as_ours()
-            else:
-                raise self._failure(exc) from None
-        except AzureError as exc:
-            raise self._failure(exc) from None
         self._check_committed()
 
     def _committed(self) -> tuple[int, str | None]:
-        try:
+        with self._upload_errors():
             properties = self.blob.get_blob_properties(timeout=_TIMEOUT)
-        except AzureError as exc:
-            raise self._failure(exc) from None
         return properties.size, (properties.metadata or {}).get("sha256")
 
     def _exists_as_ours(self) -> None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
@@ -102,11 +102,9 @@ class Catalog:
         """The prefix listed once (with earlier versions if ``versions``); never cached:
         a command keeps the listing it needs, and the next command lists afresh."""
         include = ["metadata", "tags", *(["versions"] if versions else [])]
-        try:
+        with self.store.translated_errors():
             blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
                                                          include=include))
-        except AzureError as exc:
-            raise self.store.error(exc) from None
         # With versions, List Blobs returns every version of a blob, the current one marked
         # IsCurrentVersion; only that one (or the only one, unversioned) is the blob.
         is_earlier = [versions and bool(b.version_id) and not b.is_current_version
@@ -163,33 +161,29 @@ class Catalog:
         """The entry of the backup ``name`` from its own and its manifest's properties, as
         a listing would give it; None if there is no such blob."""
         container = self.store.container
-        try:
-            blob = container.get_blob_client(name).get_blob_properties()
-            blob.tags = container.get_blob_client(name).get_blob_tags() if blob.tag_count \
-                else {}
-        except ResourceNotFoundError:
-            return None
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-        try:
-            sidecar = [container.get_blob_client(name + SIDECAR_SUFFIX).get_blob_properties()]
-        except ResourceNotFoundError:
-            sidecar = []
-        except AzureError as exc:
-            raise self.store.error(exc) from None
+        with self.store.translated_errors():
+            try:
+                blob = container.get_blob_client(name).get_blob_properties()
+                blob.tags = container.get_blob_client(name).get_blob_tags() if blob.tag_count \
+                    else {}
+            except ResourceNotFoundError:
+                return None
+            try:
+                sidecar = [container.get_blob_client(name + SIDECAR_SUFFIX)
+                           .get_blob_properties()]
+            except ResourceNotFoundError:
+                sidecar = []
         found = _entries([blob, *sidecar])
         return found[0] if found else None
 
     def record_verification(self, entry: BackupEntry, outcome: str) -> None:
         """Tag the outcome, bound to the ETags of the blob and manifest that were read."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            tags = {VERIFIED_TAG: outcome, VERIFIED_AT_TAG: stamp,
-                    VERIFIED_BLOB_TAG: entry.etag, VERIFIED_MANIFEST_TAG: entry.manifest_etag}
+        tags = {VERIFIED_TAG: outcome, VERIFIED_AT_TAG: stamp,
+                VERIFIED_BLOB_TAG: entry.etag, VERIFIED_MANIFEST_TAG: entry.manifest_etag}
+        with self.store.translated_errors():
             self.store.container.get_blob_client(entry.name).set_blob_tags(
                 {key: value for key, value in tags.items() if value})  # no empty tag values
-        except AzureError as exc:
-            raise self.store.error(exc) from None
 
 
 def _bare(etag: str | None) -> str:
@@ -229,15 +223,12 @@ def _entries(blobs: list) -> list[BackupEntry]:
 
 
 def load_manifest(store: BackupStore, name: str) -> Manifest:
-    try:
-        data = store.container.download_blob(name + SIDECAR_SUFFIX).readall()
-    except ResourceNotFoundError:
+    found = store.read_if_present(name + SIDECAR_SUFFIX)
+    if found is None:
         raise ManifestMissingError(
             f"Backup {name} has no manifest ({name}{SIDECAR_SUFFIX}), so it cannot be checked.",
-            "It was not made by drkit or its manifest was deleted; take a new backup.",
-        ) from None
-    except AzureError as exc:
-        raise store.error(exc) from None
+            "It was not made by drkit or its manifest was deleted; take a new backup.")
+    data = found[0]
     try:
         return Manifest.model_validate_json(data)
     except ValueError:

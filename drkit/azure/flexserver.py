@@ -30,7 +30,7 @@ from drkit.azure.network import network_cause
 from drkit.config import AzureSettings, Settings
 from drkit.console import log_event
 from drkit.errors import AzureControlError, ConfigError, ControlTimeoutError, DrkitError
-from drkit.secrets import SecretResolver
+from drkit.secrets import SecretResolver, resolver_for
 
 _SCOPE = "https://management.azure.com/.default"
 
@@ -78,7 +78,8 @@ class FlexibleServer:
         if azure.ca_bundle:
             options["connection_verify"] = str(azure.ca_bundle)
         self.client = MySQLManagementClient(
-            credential(azure, settings.secrets), settings.secrets.value(azure.subscription_id),
+            credential(azure, resolver_for(settings)),
+            resolver_for(settings).value(azure.subscription_id),
             base_url=azure.arm_endpoint, **options)
 
     def _call(self, what: str, operation, *args, **kwargs) -> Any:
@@ -232,7 +233,7 @@ def website_endpoint(settings: Settings) -> str | None:
     from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
     from azure.core.rest import HttpRequest
 
-    azure, resolver = settings.azure, settings.secrets
+    azure, resolver = settings.azure, resolver_for(settings)
     group = settings.storage.resource_group or azure.resource_group
     if not group:
         return None

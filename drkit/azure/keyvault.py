@@ -22,6 +22,7 @@ from azure.core.exceptions import (
 
 from drkit.azure.network import network_cause
 from drkit.errors import SecretError, SecretStoreUnreachable
+from drkit.secrets import resolver_for
 
 if TYPE_CHECKING:
     from drkit.config import Settings
@@ -48,7 +49,7 @@ class KeyVaultSecrets:
         self.proxy = azure.key_vault_proxy
         if self.proxy:
             options["proxies"] = {"https": self.proxy}
-        self.client = SecretClient(self.url, credential(azure, settings.secrets), **options)
+        self.client = SecretClient(self.url, credential(azure, resolver_for(settings)), **options)
         self._values: dict[str, str] = {}
 
     def lookup(self, name: str) -> str:

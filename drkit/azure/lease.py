@@ -42,36 +42,40 @@ class WriterLease:
         self._renewed = 0.0
 
     def acquire(self) -> WriterLease:
-        try:
-            with contextlib.suppress(ResourceExistsError):  # it stays: its lease comes and goes
-                self.blob.upload_blob(b"", overwrite=False)
-            lease = BlobLeaseClient(self.blob)
-            if not self._took(lease) and not (self._broke_dead_holder() and self._took(lease)):
-                raise LockHeldError(
-                    f"Another {self.what} holds the archive's lease {self.blob.blob_name} "
-                    f"({self._holder()}); this run was not started.",
-                    "Run one writer per archive: stop the other one, or wait for it to "
-                    f"finish (a dead one's lease runs out within {self.seconds} s).") from None
-            self._renewed = time.monotonic()
-            self._lease = lease
+        with self.store.translated_errors():
             try:
-                self.blob.set_blob_metadata({
-                    "host": socket.gethostname(), "pid": str(os.getpid()),
-                    "started": datetime.now(UTC).isoformat(timespec="seconds")}, lease=lease)
-            except HttpResponseError as exc:
-                if exc.status_code not in (409, 412):
-                    raise
-                self._lease = None  # broken by a rival starting at the same moment
-                raise LockHeldError(
-                    f"Another {self.what} took the archive's lease {self.blob.blob_name} as "
-                    "this one started; this run was not started.",
-                    "Run one writer per archive.") from None
-        except AzureError as exc:
-            self.release()
-            raise self.store.error(exc) from None
+                self._take()
+            except AzureError:
+                self.release()
+                raise
         self._thread = threading.Thread(target=self._keep, name="lease", daemon=True)
         self._thread.start()
         return self
+
+    def _take(self) -> None:
+        with contextlib.suppress(ResourceExistsError):  # it stays: its lease comes and goes
+            self.blob.upload_blob(b"", overwrite=False)
+        lease = BlobLeaseClient(self.blob)
+        if not self._took(lease) and not (self._broke_dead_holder() and self._took(lease)):
+            raise LockHeldError(
+                f"Another {self.what} holds the archive's lease {self.blob.blob_name} "
+                f"({self._holder()}); this run was not started.",
+                "Run one writer per archive: stop the other one, or wait for it to "
+                f"finish (a dead one's lease runs out within {self.seconds} s).") from None
+        self._renewed = time.monotonic()
+        self._lease = lease
+        try:
+            self.blob.set_blob_metadata({
+                "host": socket.gethostname(), "pid": str(os.getpid()),
+                "started": datetime.now(UTC).isoformat(timespec="seconds")}, lease=lease)
+        except HttpResponseError as exc:
+            if exc.status_code not in (409, 412):
+                raise
+            self._lease = None  # broken by a rival starting at the same moment
+            raise LockHeldError(
+                f"Another {self.what} took the archive's lease {self.blob.blob_name} as "
+                "this one started; this run was not started.",
+                "Run one writer per archive.") from None
 
     def _took(self, lease: BlobLeaseClient) -> bool:
         try:

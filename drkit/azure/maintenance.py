@@ -1,4 +1,5 @@
-"""The DR maintenance page: ``index.html`` in the storage account's ``$web`` container.
+"""The DR maintenance page: ``azure.website_page`` (``index.html``, the site's root) in the
+storage account's ``$web`` container.
 
 The seed's storage account serves ``$web`` as a static website; during a failover it tells
 users what is happening. In the sandbox, Azurite stores it (it does not serve websites).
@@ -10,7 +11,7 @@ import logging
 from datetime import datetime
 from html import escape
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from drkit.azure.blobstore import BackupStore
@@ -21,7 +22,7 @@ from drkit.errors import AuditRefusedError
 from drkit.redact import find_secrets, known_secrets
 
 WEB_CONTAINER = "$web"
-PAGE = "index.html"
+PAGE = "index.html"  # the static website's index document: a folder's URL serves it
 
 
 def _store(settings: Settings) -> BackupStore:
@@ -31,14 +32,17 @@ def _store(settings: Settings) -> BackupStore:
 def page_url(settings: Settings, store: BackupStore | None = None) -> str:
     """Where users see the page: ``azure.website_url``, else the account's static-website
     endpoint read from Resource Manager, else (with a warning) the blob's own URL."""
+    page = settings.azure.website_page
+    on_site = page[:-len(PAGE)] if page == PAGE or page.endswith("/" + PAGE) else page
     if settings.azure.website_url:
-        return settings.azure.website_url.rstrip("/") + "/"
+        return settings.azure.website_url.rstrip("/") + "/" + on_site
     if endpoint := website_endpoint(settings):
-        return endpoint.rstrip("/") + "/"
+        return endpoint.rstrip("/") + "/" + on_site
     log_event("maintenance.url_unknown", "The storage account's website endpoint could not be "
               "read from Azure Resource Manager; the page's blob URL is shown instead. Set "
               "azure.website_url to the static website's URL.", level=logging.WARNING)
-    return (store or _store(settings)).container.get_blob_client(PAGE).url
+    return (store or _store(settings)).container.get_blob_client(
+        settings.azure.website_page).url
 
 
 def render(message: str, since: datetime) -> str:
@@ -59,31 +63,27 @@ def publish(settings: Settings, message: str, since: datetime) -> str:
         raise AuditRefusedError(
             f"The maintenance page was not published: its message contains {', '.join(found)}.",
             "Write the message again without it, and rotate that credential.")
-    try:
-        store.container.upload_blob(PAGE, render(message, since).encode(), overwrite=True,
+    with store.translated_errors():
+        store.container.upload_blob(settings.azure.website_page,
+                                    render(message, since).encode(), overwrite=True,
                                     content_settings=ContentSettings(
                                         content_type="text/html; charset=utf-8",
                                         cache_control="no-cache"))
-    except AzureError as exc:
-        raise store.error(exc) from None
     return page_url(settings, store)
 
 
 def is_up(settings: Settings) -> bool:
     store = _store(settings)
-    try:
-        return store.container.get_blob_client(PAGE).exists()
-    except AzureError as exc:
-        raise store.error(exc) from None
+    with store.translated_errors():
+        return store.container.get_blob_client(settings.azure.website_page).exists()
 
 
 def remove(settings: Settings) -> bool:
     """Take the page down; False if it was not up."""
     store = _store(settings)
-    try:
-        store.container.delete_blob(PAGE)
-    except ResourceNotFoundError:
-        return False
-    except AzureError as exc:
-        raise store.error(exc) from None
+    with store.translated_errors():
+        try:
+            store.container.delete_blob(settings.azure.website_page)
+        except ResourceNotFoundError:
+            return False
     return True

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import zstandard
 
-from drkit.binlog.rowevents import packed_int
+from drkit.binlog.values import packed_int
 
 FORMAT_DESCRIPTION, QUERY, XID = 15, 2, 16
 # Each begins a transaction: MySQL's GTID, its anonymous GTID (every transaction when gtid_mode

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from drkit.binlog.rowevents import UnsupportedColumn, decimal_text
+from drkit.binlog.values import UnsupportedColumn, decimal_text
 
 _SMALL_OBJECT, _LARGE_OBJECT, _SMALL_ARRAY, _LARGE_ARRAY, _LITERAL = range(5)
 _INT16, _UINT16, _INT32, _UINT32, _INT64, _UINT64, _DOUBLE, _STRING = range(5, 13)

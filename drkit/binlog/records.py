@@ -16,19 +16,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    AzureError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BinlogArchiveError, LockHeldError
 
 SIDECAR = ".json"
 GAPS = "gaps.json"
+LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
 SUMMARY = "drkit_record"  # metadata key: the record without its ranges, as JSON
 
 
@@ -74,33 +67,25 @@ class Archive:
     def files(self) -> list[ArchivedFile]:
         """Every archived file's summary, from one listing (records drkit wrote before
         summaries were metadata are read one by one)."""
-        try:
-            found = []
-            for blob in self.store.container.list_blobs(name_starts_with=self.store.prefix,
-                                                        include=["metadata"]):
-                self.etags[blob.name] = blob.etag
-                if not blob.name.endswith(SIDECAR) or blob.name.endswith(GAPS):
-                    continue
-                summary = (blob.metadata or {}).get(SUMMARY)
-                found.append(self._parse(blob.name, summary, partial=True) if summary
-                             else self._file(blob.name))
-            return sorted(found, key=lambda f: file_order(f.file))
-        except AzureError as exc:
-            raise self.store.error(exc) from None
+        found = []
+        for blob in self.store.blobs(metadata=True):
+            self.etags[blob.name] = blob.etag
+            if not blob.name.endswith(SIDECAR) or blob.name.endswith(GAPS):
+                continue
+            summary = blob.metadata.get(SUMMARY)
+            found.append(self._parse(blob.name, summary, partial=True) if summary
+                         else self._file(blob.name))
+        return sorted(found, key=lambda f: file_order(f.file))
 
     def full(self, archived: ArchivedFile) -> ArchivedFile:
         """``archived`` with its ranges (read if it came from the listing)."""
         if not archived.partial:
             return archived
-        try:
-            return self._file(self.store.prefix + archived.file + SIDECAR)
-        except AzureError as exc:
-            raise self.store.error(exc) from None
+        return self._file(self.store.prefix + archived.file + SIDECAR)
 
     def _file(self, name: str) -> ArchivedFile:
-        downloader = self.store.container.download_blob(name)
-        self.etags[name] = downloader.properties.etag
-        return self._parse(name, downloader.readall(), partial=False)
+        data, self.etags[name] = self.store.read_with_etag(name)
+        return self._parse(name, data, partial=False)
 
     @staticmethod
     def _parse(name: str, text: str | bytes, partial: bool) -> ArchivedFile:
@@ -116,15 +101,12 @@ class Archive:
 
     def gaps(self) -> list[dict[str, Any]]:
         name = self.store.prefix + GAPS
-        try:
-            downloader = self.store.container.download_blob(name)
-            self.etags[name] = downloader.properties.etag
-            return json.loads(downloader.readall())
-        except ResourceNotFoundError:
+        found = self.store.read_if_present(name)
+        if found is None:
             self.etags[name] = None
             return []
-        except AzureError as exc:
-            raise self.store.error(exc) from None
+        data, self.etags[name] = found
+        return json.loads(data)
 
     def record_gap(self, gap: dict[str, Any]) -> None:
         self.put(self.store.prefix + GAPS, [*self.gaps(), gap])
@@ -137,17 +119,11 @@ class Archive:
 
     def put(self, name: str, value: Any, metadata: dict[str, str] | None = None) -> None:
         """Write ``name`` if it is as this writer last saw it (absent if never seen)."""
-        etag = self.etags.get(name)
-        condition: dict[str, Any] = {"overwrite": False} if etag is None else {
-            "overwrite": True, "etag": etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            response = self.store.container.get_blob_client(name).upload_blob(
-                json.dumps(value, indent=1).encode(), metadata=metadata, **condition)
-        except (ResourceModifiedError, ResourceExistsError):
-            raise lost_writer(f"{name} is not as this writer left it") from None
-        except AzureError as exc:
-            raise self.store.error(exc) from None
-        self.etags[name] = response["etag"]
+        etag = self.store.write(name, json.dumps(value, indent=1).encode(),
+                                replacing=self.etags.get(name), metadata=metadata)
+        if etag is None:
+            raise lost_writer(f"{name} is not as this writer left it")
+        self.etags[name] = etag
 
 
 def file_order(name: str) -> tuple[str, int]:

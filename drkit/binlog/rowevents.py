@@ -25,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from drkit.binlog.jsonbinary import json_expression
+from drkit.binlog.values import UnsupportedColumn, decimal_size, decimal_text, packed_int
+
 HEADER = 19
 TABLE_MAP = 19
 WRITE_ROWS = {23, 30}  # v1 (MariaDB), v2 (MySQL 8)
@@ -42,15 +45,10 @@ _META_BYTES = {VARCHAR: 2, BIT: 2, NEWDECIMAL: 2, VAR_STRING: 2, STRING: 2, ENUM
                BLOB: 1, TINY_BLOB: 1, MEDIUM_BLOB: 1, LONG_BLOB: 1, DOUBLE: 1, FLOAT: 1,
                GEOMETRY: 1, JSON: 1, TIME2: 1, DATETIME2: 1, TIMESTAMP2: 1}
 INT_SIZES = {TINY: 1, SHORT: 2, INT24: 3, LONG: 4, LONGLONG: 8}
-_DIG2BYTES = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
 
 
 SQL_MODE_FOR_LITERALS = "NO_BACKSLASH_ESCAPES"
 Reader = Callable[[bytes, int], tuple[bytes, int]]  # (bytes, offset) -> (literal, next offset)
-
-
-class UnsupportedColumn(Exception):
-    """A column type drkit cannot turn into a value (its name is the message)."""
 
 
 @dataclass(frozen=True)
@@ -67,15 +65,6 @@ class RowsEvent:
     present: tuple[int, ...]  # column indexes in the images
     after_present: tuple[int, ...]  # in the after images (an update's); else as present
     rows: list[tuple[tuple[bytes, ...], tuple[bytes, ...] | None]]  # (image, after image)
-
-
-def packed_int(data: bytes, offset: int) -> tuple[int, int]:
-    """MySQL's packed integer (net_field_length_ll) at ``offset``; and the offset after it."""
-    first = data[offset]
-    if first < 251:
-        return first, offset + 1
-    size = {252: 2, 253: 3, 254: 8}[first]
-    return int.from_bytes(data[offset + 1:offset + 1 + size], "little"), offset + 1 + size
 
 
 def table_map(body: bytes) -> tuple[int, TableMap]:
@@ -297,47 +286,14 @@ def _datetime(data: bytes, offset: int) -> str:
 
 
 def _decimal(precision: int, scale: int) -> Reader:
-    size = _decimal_layout(precision, scale)[2]
+    size = decimal_size(precision, scale)
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         return decimal_text(data, offset, precision, scale), offset + size
     return read
 
 
-def decimal_text(data: bytes, offset: int, precision: int, scale: int) -> bytes:
-    """MySQL's binary DECIMAL as its text: groups of 9 digits in 4 bytes, the sign in the
-    top bit, a negative number stored with every bit inverted (``strings/decimal.c``)."""
-    integer, fraction, size = _decimal_layout(precision, scale)
-    raw = bytearray(data[offset:offset + size])
-    negative = not raw[0] & 0x80
-    raw[0] ^= 0x80
-    if negative:
-        raw = bytearray(b ^ 0xFF for b in raw)
-    position, parts = 0, []
-    for groups in (integer, fraction):
-        text = []
-        for width, count in groups:
-            text.append(f"{int.from_bytes(raw[position:position + width], 'big'):0{count}d}")
-            position += width
-        parts.append("".join(text))
-    whole = ("-" if negative else "") + (parts[0].lstrip("0") or "0")
-    return (whole + ("." + parts[1] if scale else "")).encode()
-
-
-def _decimal_layout(precision: int, scale: int) -> tuple[list, list, int]:
-    """(integer groups, fraction groups, bytes): each group (bytes, digits)."""
-    full_int, rest_int = divmod(precision - scale, 9)
-    full_frac, rest_frac = divmod(scale, 9)
-    integer = [(w, c) for w, c in ((_DIG2BYTES[rest_int], rest_int), *([(4, 9)] * full_int))
-               if w]
-    fraction = [(w, c) for w, c in (*([(4, 9)] * full_frac), (_DIG2BYTES[rest_frac], rest_frac))
-                if w]
-    return integer, fraction, sum(w for w, _ in integer + fraction)
-
-
 def _json(meta: int) -> Reader:
-    from drkit.binlog.jsonbinary import json_expression  # it reads DECIMALs with this module
-
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         start = offset + meta
         end = start + int.from_bytes(data[offset:start], "little")

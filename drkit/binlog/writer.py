@@ -10,23 +10,12 @@ nothing vouches for are never parsed into a record.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import struct
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-from azure.storage.blob import BlobBlock, BlobClient, BlockState
-
+from drkit.azure.blocks import GrowingBlob, StaleBlockList, block_id
 from drkit.azure.lease import WriterLease
 from drkit.binlog.protocol import MAGIC, Event
 from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, lost_writer
@@ -45,7 +34,7 @@ class FileWriter:
         self.archive = archive
         self.archived = archive.full(archived)
         self.lease = lease
-        self.blob = archive.store.container.get_blob_client(archive.store.prefix + archived.file)
+        self.blob = GrowingBlob(archive.store, archive.store.prefix + archived.file)
         # Block ids of this run: a rival's staged block of the same id is never committed.
         self.run = uuid.uuid4().hex[:6]
         self.ids, self.etag = _reconcile(archive, self.archived, self.blob)
@@ -103,74 +92,48 @@ class FileWriter:
         if self.lease is not None:
             self.lease.confirm()  # a broken or taken lease: stop before writing
         start, digest = self.archived.size, hashlib.sha256(data).hexdigest()
-        new = _block_id(self.run, len(self.ids))
-        condition: dict[str, Any] = {"match_condition": MatchConditions.IfMissing} \
-            if self.etag is None else {"etag": self.etag,
-                                       "match_condition": MatchConditions.IfNotModified}
+        new = block_id(self.run, len(self.ids))
         try:
-            self.blob.stage_block(new, data, length=len(data))
-            response = self.blob.commit_block_list(
-                [*(BlobBlock(i, BlockState.COMMITTED) for i in self.ids),
-                 BlobBlock(new, BlockState.UNCOMMITTED)],
-                metadata={"range_start": str(start), "range_end": str(start + len(data)),
-                          "range_sha256": digest}, **condition)
-            self.etag = response["etag"]
-        except (ResourceModifiedError, ResourceExistsError):
-            self.etag = self._ours_after_all(new)
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                self.etag = self._ours_after_all(new)
-            elif exc.error_code != "InvalidBlockList":
-                raise self.archive.store.error(exc) from None
-            else:
-                raise _rewritten(self.archived, self.blob.blob_name) from None
-        except AzureError as exc:
-            raise self.archive.store.error(exc) from None
+            etag = self.blob.append(new, data, after=self.ids, etag=self.etag, metadata={
+                "range_start": str(start), "range_end": str(start + len(data)),
+                "range_sha256": digest})
+        except StaleBlockList:
+            raise _rewritten(self.archived, self.blob.name) from None
+        self.etag = etag if etag is not None else self._ours_after_all(new)
         self.ids.append(new)
 
     def _ours_after_all(self, new: str) -> str:
         """A refused condition: the commit is ours if the SDK retried one whose answer was
         lost (the blob's blocks are ours and end with this one); otherwise another writer
         wrote."""
-        try:
-            properties = self.blob.get_blob_properties()
-            blocks = [block.id for block in self.blob.get_block_list("committed")[0]]
-        except AzureError as exc:
-            raise self.archive.store.error(exc) from None
-        if blocks != [*self.ids, new]:
-            raise lost_writer(f"{self.blob.blob_name} is not as this writer left it")
-        return properties.etag
+        state = self.blob.committed()
+        if state is None or [block for block, _ in state.blocks] != [*self.ids, new]:
+            raise lost_writer(f"{self.blob.name} is not as this writer left it")
+        return state.etag
 
 
 def _reconcile(archive: Archive, archived: ArchivedFile,
-               blob: BlobClient) -> tuple[list[str], str | None]:
+               blob: GrowingBlob) -> tuple[list[str], str | None]:
     """The blob's committed block ids and ETag, checked against its record. A block
     committed before its record was written (a kill between the two) is recorded from the
     blob, when its bytes match the range the commit carried; never anything parsed from
     bytes no sha256 vouches for."""
-    try:
-        properties = blob.get_blob_properties()
-        blocks = blob.get_block_list("committed")[0]
-    except ResourceNotFoundError:
+    state = blob.committed()
+    if state is None:
         if archived.size:  # recorded, yet gone
-            raise _rewritten(archived, blob.blob_name) from None
+            raise _rewritten(archived, blob.name)
         return [], None
-    except AzureError as exc:
-        raise archive.store.error(exc) from None
-    committed = sum(block.size for block in blocks)
-    if committed < archived.size or committed != properties.size or (
+    blocks = state.blocks
+    committed = sum(size for _, size in blocks)
+    if committed < archived.size or committed != state.size or (
             committed == archived.size and archived.last_block is not None
-            and (not blocks or blocks[-1].id != archived.last_block)):
+            and (not blocks or blocks[-1][0] != archived.last_block)):
         # Sizes alone do not tell: a rewrite in blocks (upload_blob above 64 MiB) has a
         # block list as long as the record's, of ids that are not drkit's.
-        raise _rewritten(archived, blob.blob_name)
+        raise _rewritten(archived, blob.name)
     if committed > archived.size:
-        meta = properties.metadata or {}
-        try:
-            data = blob.download_blob(offset=archived.size, etag=properties.etag,
-                                      match_condition=MatchConditions.IfNotModified).readall()
-        except AzureError as exc:
-            raise archive.store.error(exc) from None
+        meta = state.metadata
+        data = blob.read_from(archived.size, state.etag)
         digest = hashlib.sha256(data).hexdigest()
         headers = _headers(data)
         if (meta.get("range_start"), meta.get("range_end"), meta.get("range_sha256")) != \
@@ -179,18 +142,18 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
                 f"The archived {archived.file} holds {committed - archived.size} bytes after "
                 f"the {archived.size} its record vouches for, and no sha256 of drkit's "
                 "vouches for them (written by another writer?); nothing was recorded from "
-                "them.", f"Move {blob.blob_name} and its {SIDECAR} record aside, then run "
+                "them.", f"Move {blob.name} and its {SIDECAR} record aside, then run "
                 "drkit binlog stream again: it archives the file anew if the source still "
                 "has it.")
         archived.ranges.append({"start": archived.size, "end": committed, "sha256": digest})
         archived.blocks, archived.size = len(blocks), committed
-        archived.last_block = blocks[-1].id
+        archived.last_block = blocks[-1][0]
         for timestamp, server_id in headers:
             moment = _time(timestamp)
             archived.first_event_at = archived.first_event_at or moment
             archived.last_event_at, archived.server_id = moment, server_id
         archive.save(archived)
-    return [block.id for block in blocks], properties.etag
+    return [block for block, _ in blocks], state.etag
 
 
 def _rewritten(archived: ArchivedFile, name: str) -> BinlogArchiveError:
@@ -212,11 +175,6 @@ def _headers(data: bytes) -> list[tuple[int, int]] | None:
         found.append((timestamp, server_id))
         offset += size
     return found if offset == len(data) else None
-
-
-def _block_id(run: str, index: int) -> str:
-    """As long as the ids drkit always used ("binlog-0000000001"): Azure wants one length."""
-    return base64.b64encode(f"{run}-{index:010d}".encode()).decode()
 
 
 def _time(timestamp: int) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import click
 
 from drkit.cli.context import Context, pass_context, print_table, with_options
 from drkit.console import Environment
+
+if TYPE_CHECKING:
+    from drkit.ops.restore import RestoreRequest
 
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
 
@@ -104,8 +108,7 @@ def _list_versions(context: Context, catalog, as_json: bool) -> None:
     from drkit.manifest import SIDECAR_SUFFIX
     from drkit.units import human_size
 
-    current = {b.name.removesuffix(SIDECAR_SUFFIX) for b in
-               catalog.store.container.list_blobs(name_starts_with=catalog.store.prefix)}
+    current = {b.name.removesuffix(SIDECAR_SUFFIX) for b in catalog.store.blobs()}
     rows: dict[str, dict] = {}
     for version in catalog.previous_versions():
         backup = version.name.removesuffix(SIDECAR_SUFFIX)
@@ -190,42 +193,26 @@ def restore_command(context: Context, backup: str, target_address: str | None,
                     until: str | None,
                     as_json: bool, recover_swap: bool = False) -> None:
     """Stream BACKUP into the target, then prove it against the manifest."""
-    from drkit.errors import ProofFailedError, RestoreBlockedError
-    from drkit.ops.restore import check_backup, restore_backup
+    from drkit.errors import ProofFailedError
+    from drkit.ops.restore import RestoreRequest, run_restore
     from drkit.units import human_size
 
-    settings = context.settings
-    context.env.configure_logging(settings.backup.log_file)
+    request = RestoreRequest(backup=backup, until=until, target_address=target_address,
+                             databases=_chosen(databases), rename_to=rename_to, replace=replace,
+                             prove=not no_prove, azure=azure, definer=definer)
+    context.env.configure_logging(context.settings.backup.log_file)
     if recover_swap:
-        return _recover_swaps(context, target_address, as_json, any((
-            replace, check, no_prove, until is not None, databases, rename_to,
-            backup != "latest", azure is not None, definer)))
+        return _recover_swaps(context, target_address, as_json,
+                              check or request != RestoreRequest(target_address=target_address))
     if until is not None and backup != "latest":
         raise click.UsageError("--until chooses the base backup itself; give BACKUP or "
                                "--until, not both.")
     if until is not None:
-        return _restore_until(context, until, target_address, databases, rename_to, replace,
-                              check, azure, definer, no_prove, as_json)
+        return _restore_until(context, request, check, as_json)
     if check:
-        report = check_backup(settings, backup, rename_to=rename_to, databases=_chosen(databases),
-                              azure=azure, definer=definer)
-        if as_json:
-            context.env.print_json(report.as_dict())
-        else:
-            print_table(context.env, ["would rewrite", "count"],
-                   [[k, str(v)] for k, v in report.rewrites.items()] or [["nothing", "0"]])
-            for note in report.notes:
-                context.env.print(f"NOTE: {note}")
-            for blocker in report.blockers:
-                context.env.print(f"BLOCKER: {blocker}")
-        if report.blockers:
-            raise RestoreBlockedError(f"Backup {report.backup} cannot be restored as it is: "
-                                      f"{'; '.join(report.blockers)}.")
-        return
+        return _check(context, request, as_json)
     try:
-        result = restore_backup(settings, backup, context.env, target_address=target_address,
-                                rename_to=rename_to, databases=_chosen(databases), replace=replace,
-                                azure=azure, definer=definer, prove_after=not no_prove)
+        result = run_restore(context.settings, request, context.env)
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
         raise
@@ -260,19 +247,34 @@ def _recover_swaps(context: Context, target_address: str | None, as_json: bool,
         context.env.print(sentence)
 
 
-def _restore_until(context: Context, until: str, target_address: str | None,
-                   databases: tuple[str, ...], rename_to: str | None, replace: bool, check: bool,
-                   azure: bool | None, definer: str | None, no_prove: bool,
-                   as_json: bool) -> None:
-    from drkit.ops.pitr import restore_until
+def _check(context: Context, request: RestoreRequest, as_json: bool) -> None:
+    """``restore --check``: what the restore would rewrite, and what would block it."""
+    from drkit.errors import RestoreBlockedError
+    from drkit.ops.restorecheck import check_backup
 
-    if check or no_prove:
+    report = check_backup(context.settings, request)
+    if as_json:
+        context.env.print_json(report.as_dict())
+    else:
+        print_table(context.env, ["would rewrite", "count"],
+                    [[k, str(v)] for k, v in report.rewrites.items()] or [["nothing", "0"]])
+        for note in report.notes:
+            context.env.print(f"NOTE: {note}")
+        for blocker in report.blockers:
+            context.env.print(f"BLOCKER: {blocker}")
+    if report.blockers:
+        raise RestoreBlockedError(f"Backup {report.backup} cannot be restored as it is: "
+                                  f"{'; '.join(report.blockers)}.")
+
+
+def _restore_until(context: Context, request: RestoreRequest, check: bool, as_json: bool) -> None:
+    from drkit.ops.restore import run_restore
+
+    if check or not request.prove:
         raise click.UsageError("--until restores, proves the base backup, then replays; it "
                                "does not combine with --check or --no-prove.")
-    result = restore_until(context.settings, until, context.env, databases=_chosen(databases),
-                           target_address=target_address, rename_to=rename_to,
-                           replace=replace, azure=azure, definer=definer)
-    replay = result.replay or {}
+    result = run_restore(context.settings, request, context.env)
+    replay = result.replay
     if as_json:
         context.env.print_json(result.as_dict())
     else:
@@ -280,10 +282,10 @@ def _restore_until(context: Context, until: str, target_address: str | None,
                              for a, b in result.databases.items())
         context.env.print(
             f"restored {restored} from base {result.backup} on "
-            f"{result.target}, proof passed; then {replay.get('transactions')} transactions "
-            f"({replay.get('rows')} rows) from the binlog: the data now stands at "
-            f"{replay.get('reached')} (asked: {replay.get('until')}); "
-            f"{replay.get('events_per_second')} events/s")
+            f"{result.target}, proof passed; then {replay.transactions} transactions "
+            f"({replay.rows} rows) from the binlog: the data now stands at "
+            f"{replay.reached} (asked: {replay.until}); "
+            f"{replay.events_per_second} events/s")
 
 
 def _chosen(databases: tuple[str, ...]) -> list[str] | None:
@@ -300,12 +302,14 @@ def prove_command(context: Context, backup: str, target_address: str | None,
                   databases: tuple[str, ...], rename_to: str | None, as_json: bool) -> None:
     """Compare the target's copy of BACKUP with its manifest; list every difference."""
     from drkit.errors import ProofFailedError
-    from drkit.ops.restore import prove_backup
+    from drkit.ops.restore import RestoreRequest
+    from drkit.ops.restorecheck import prove_backup
 
     context.env.configure_logging(context.settings.backup.log_file)
     try:
-        proof = prove_backup(context.settings, backup, target_address=target_address,
-                             rename_to=rename_to, databases=_chosen(databases))
+        proof = prove_backup(context.settings, RestoreRequest(
+            backup=backup, target_address=target_address, databases=_chosen(databases),
+            rename_to=rename_to))
     except ProofFailedError as error:
         _print_proof(context.env, error.proof, as_json)
         raise

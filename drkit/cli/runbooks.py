@@ -33,7 +33,7 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     """Execute RUNBOOK's notebook with papermill and publish its audit record."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import load_runbook, runbook_dirs
-    from drkit.runbooks.runner import run_runbook
+    from drkit.runbooks.runner import RunRequest, run_runbook
 
     if not context.config_path:
         raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
@@ -42,8 +42,9 @@ def run_command(context: Context, runbook: str, environment: str | None, overrid
     context.env.configure_logging(settings.backup.log_file)
     _close_interrupted(context)
     outcome = run_runbook(settings, Path(context.config_path),
-                          load_runbook(runbook, runbook_dirs(settings)),
-                          environment, overrides, env=context.env)
+                          RunRequest(load_runbook(runbook, runbook_dirs(settings)), environment,
+                                     overrides),
+                          context.env)
     if as_json:
         context.env.print_json(outcome.as_dict())
     else:
@@ -161,8 +162,7 @@ def audit_show(context: Context, run_id: str, container: str) -> None:
     from drkit.runbooks.audit import RUN, find_run
 
     store = context.store(container)
-    context.env.print(store.container.download_blob(find_run(store, run_id) + RUN)
-                      .readall().decode())
+    context.env.print(store.read(find_run(store, run_id) + RUN).decode())
 
 
 @audit.command("verify")
@@ -194,7 +194,7 @@ def audit_report(context: Context, container: str, output: Path, report_format: 
 
     store = context.store(container)
     runs = list_runs(store, limit)
-    links = {run["run_id"]: store.container.get_blob_client(run["audit"]["prefix"] + HTML).url
+    links = {run["run_id"]: store.url(run["audit"]["prefix"] + HTML)
              for run in runs if (run.get("audit") or {}).get("prefix")}
     model = report_model(runs, links)
     if report_format == "json":

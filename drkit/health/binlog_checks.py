@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-import pymysql
 
 from drkit.checks import CRITICAL, OK, WARNING, Check
+from drkit.config import Settings
 from drkit.mysql.connection import connect, source_server
-
-if TYPE_CHECKING:
-    from drkit.health.doctor import Doctor
+from drkit.mysql.inventory import binlog_retention
 
 REPLICA_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
 # Settings under which the binlog holds changes drkit's replay cannot read as rows (it refuses
@@ -29,21 +25,23 @@ READABLE_SETTINGS = {"binlog_row_image": "FULL", "binlog_row_value_options": "",
                      "log_bin_compress": "OFF", "encrypt_binlog": "OFF"}
 
 
-def check_binlog_source(doctor: Doctor) -> list[Check]:
-    settings = doctor.settings
+def source_checks(settings: Settings, backup_interval: timedelta | None) -> list[Check]:
+    """What the source gives the archive; ``backup_interval``: the time between scheduled
+    full backups (None: unscheduled, taken as a day)."""
     if not settings.binlog.enabled:
         return []
-    with contextlib.closing(connect(source_server(settings))) as connection, \
-            connection.cursor() as cursor:
-        cursor.execute("SELECT @@log_bin, @@binlog_format")
-        log_bin, binlog_format = cursor.fetchone()
-        cursor.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
-                       ", ".join(["%s"] * len(READABLE_SETTINGS)) + ")", list(READABLE_SETTINGS))
-        unreadable = {name: value for name, value in cursor.fetchall()
-                      if str(value).upper() != READABLE_SETTINGS[name]}
-        cursor.execute("SHOW GRANTS")
-        grants = " ".join(row[0].upper() for row in cursor.fetchall())
-        retention = _retention(cursor)
+    with contextlib.closing(connect(source_server(settings))) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@log_bin, @@binlog_format")
+            log_bin, binlog_format = cursor.fetchone()
+            cursor.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
+                           ", ".join(["%s"] * len(READABLE_SETTINGS)) + ")",
+                           list(READABLE_SETTINGS))
+            unreadable = {name: value for name, value in cursor.fetchall()
+                          if str(value).upper() != READABLE_SETTINGS[name]}
+            cursor.execute("SHOW GRANTS")
+            grants = " ".join(row[0].upper() for row in cursor.fetchall())
+        retention = binlog_retention(connection)
     checks = [Check("binary log", OK if log_bin and binlog_format == "ROW" else CRITICAL,
                     f"log_bin {'ON' if log_bin else 'OFF'}, binlog_format {binlog_format}",
                     "" if log_bin and binlog_format == "ROW" else
@@ -62,7 +60,7 @@ def check_binlog_source(doctor: Doctor) -> list[Check]:
                         else f"{settings.source.user} may read the binary log",
                         f"GRANT {', '.join(missing)} ON *.* TO the backup user."
                         if missing else ""))
-    needed = doctor.backup_interval() or timedelta(days=1)
+    needed = backup_interval or timedelta(days=1)
     if retention is None:
         checks.append(Check("binlog retention", CRITICAL, "RDS purges binlogs as soon as it "
                             "can (binlog retention hours is NULL)",
@@ -78,30 +76,10 @@ def check_binlog_source(doctor: Doctor) -> list[Check]:
     return checks
 
 
-def _retention(cursor) -> timedelta | None:
-    """How long the source keeps binlogs; None: RDS with its NULL (purge at once)."""
-    try:
-        cursor.execute("CALL mysql.rds_show_configuration")
-        rows = {row[0]: row[1] for row in cursor.fetchall()}
-        hours = rows.get("binlog retention hours")
-        return timedelta(hours=int(hours)) if hours is not None else None
-    except pymysql.err.MySQLError:
-        pass  # not RDS: the server's own expiry
-    for variable in ("@@binlog_expire_logs_seconds", "@@expire_logs_days * 86400"):
-        try:
-            cursor.execute(f"SELECT {variable}")
-            seconds = cursor.fetchone()[0]
-        except pymysql.err.MySQLError:
-            continue
-        if seconds:
-            return timedelta(seconds=float(seconds))
-    return timedelta(days=36500)  # never expired
-
-
-def check_binlog_archive(doctor: Doctor) -> list[Check]:
+def archive_checks(settings: Settings) -> list[Check]:
+    """The archive's gaps, breaks and lag."""
     from drkit.ops.binlog_archive import status
 
-    settings = doctor.settings
     report = status(settings)
     if not report["files"] and not report["verify"]["files"]:  # no record, and no blob
         return [Check("binlog archive", CRITICAL, "empty",

@@ -19,27 +19,24 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal
-
-from azure.core.exceptions import AzureError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CLOCK_SKEW, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
-from drkit.health.binlog_checks import check_binlog_archive, check_binlog_source
+from drkit.health import binlog_checks
 from drkit.health.leftovers import leftover_checks
-from drkit.health.standby_checks import check_standby
+from drkit.health.standby_checks import standby_checks
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.swap import pending_journals
 from drkit.ops.claim import orphan_claims
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
-from drkit.secrets import SecretResolver
+from drkit.secrets import resolver_for, without_schemes
 
 # What a consistent dump of tables, views, routines, triggers and events needs.
 DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES")
@@ -59,8 +56,7 @@ class Doctor:
         if self.purpose == "failover":
             # The failover runs when AWS is down: check it as if it were, asking no AWS
             # store for any credential (a copy of the settings with a resolver of its own).
-            self.settings = self.settings.model_copy()
-            self.settings._secrets = SecretResolver(self.settings, without=frozenset({"secret"}))
+            self.settings = without_schemes(self.settings, frozenset({"secret"}))
 
     def run(self) -> list[Check]:
         checks: list[Check] = [Check("config", OK, f"valid ({self.environment})")]
@@ -100,7 +96,8 @@ def check_secrets(doctor: Doctor) -> list[Check]:
                    for r in references(value) if r.startswith("secret:")})
     if not keys:
         return [Check("secrets", OK, "no Secrets Manager references")]
-    missing = [key for key in keys if key not in doctor.settings.secrets.provider("secret").load()]
+    held = resolver_for(settings).provider("secret").load()
+    missing = [key for key in keys if key not in held]
     if missing:
         return [Check("secrets", CRITICAL,
                       f"secret {settings.aws.secret_id} lacks {', '.join(missing)}",
@@ -127,7 +124,7 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
             checks.append(Check(f"{name} without AWS", OK, "set in the config"))
             continue
         try:
-            answered = settings.secrets.answering(value)
+            answered = resolver_for(settings).answering(value)
         except DrkitError as error:
             only_aws = all(r.startswith("secret:") for r in references(value))
             checks.append(Check(
@@ -251,18 +248,15 @@ def check_storage(doctor: Doctor) -> list[Check]:
             f"{claim['blob']} was left by a backup that stopped before its commit (pid "
             f"{claim['pid']} on {claim['host']}, {claim['claimed_at']}); it holds no data"),
             f"Delete that blob (az storage blob delete --container-name "
-            f"{store.container.container_name} --name {claim['blob']})."))
+            f"{store.container_name} --name {claim['blob']})."))
     return checks
 
 
 def _clock_skew(store: BackupStore) -> Check:
-    seen: dict[str, str] = {}
-    store.container.get_container_properties(
-        raw_response_hook=lambda r: seen.update(date=r.http_response.headers.get("Date", "")))
-    stamp = seen.get("date")
-    if not stamp:
+    service_time = store.service_time()
+    if service_time is None:
         return Check("clock skew", WARNING, "the storage service sent no Date header")
-    skew = abs((datetime.now(UTC) - parsedate_to_datetime(stamp)).total_seconds())
+    skew = abs((datetime.now(UTC) - service_time).total_seconds())
     status = OK if skew < 60 else WARNING if skew < 600 else CRITICAL
     return Check("clock skew", status, f"{skew:.0f} s against the storage service",
                  "" if status == OK else "Run NTP (chrony/systemd-timesyncd); Azure rejects "
@@ -276,10 +270,9 @@ def check_audit_container(doctor: Doctor) -> list[Check]:
         store = doctor.store(container)
         probe = f".drkit-doctor/{uuid.uuid4().hex}"
         try:
-            store.container.upload_blob(probe, b"probe")
-            store.container.delete_blob(probe)
-        except AzureError as exc:
-            error = store.error(exc)
+            store.write(probe, b"probe")
+            store.delete(probe)
+        except DrkitError as error:
             checks.append(Check("audit container", CRITICAL, error.message,
                                 error.fix or f"Create the private container {container}."))
             continue
@@ -374,6 +367,18 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
                             "" if status == OK else "Backups are not running on schedule: see "
                             "the cron checks and the run log."))
     return checks
+
+
+def check_binlog_source(doctor: Doctor) -> list[Check]:
+    return binlog_checks.source_checks(doctor.settings, doctor.backup_interval())
+
+
+def check_binlog_archive(doctor: Doctor) -> list[Check]:
+    return binlog_checks.archive_checks(doctor.settings)
+
+
+def check_standby(doctor: Doctor) -> list[Check]:
+    return standby_checks(doctor.settings)
 
 
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {

@@ -4,23 +4,20 @@ longer equals the source: CRITICAL)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drkit.checks import CRITICAL, OK, WARNING, Check
+from drkit.config import Settings
 from drkit.errors import BinlogGapError, ServerError
 from drkit.mysql.connection import target_server
 from drkit.ops.standby import archive_of, read_position, refuse_gap, standby_status
 
-if TYPE_CHECKING:
-    from drkit.health.doctor import Doctor
-
 _NAME = "standby"
 
 
-def check_standby(doctor: Doctor) -> list[Check]:
+def standby_checks(settings: Settings) -> list[Check]:
     """Nothing when the target has no standby (or cannot be reached: the target check says
     so); else its lag against ``standby.max_lag_minutes``, CRITICAL past a gap."""
-    settings = doctor.settings
     if settings.target is None:
         return []
     try:

@@ -22,6 +22,8 @@ from drkit.errors import (
     TlsError,
     UnknownDatabaseError,
 )
+from drkit.mysql.clients import dump_client
+from drkit.secrets import resolver_for
 
 _ER_ACCESS_DENIED = (1044, 1045, 1698)
 _ER_BAD_DB = 1049
@@ -85,7 +87,7 @@ def source_server(settings: Settings) -> Server:
     """The production server (RDS) as the config describes it."""
     source = settings.source
     return Server(role="source", host=source.host, port=source.port, user=source.user,
-                  password=settings.secrets.resolve(source.password), tls=source.tls,
+                  password=resolver_for(settings).resolve(source.password), tls=source.tls,
                   ssl_ca=source.ssl_ca, connect_timeout=source.connect_timeout)
 
 
@@ -97,7 +99,7 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
     target = settings.target
     host, _, port = (address or "").partition(":")
     return Server(role="target", host=host or target.host, port=int(port or target.port),
-                  user=target.user, password=settings.secrets.resolve(target.password),
+                  user=target.user, password=resolver_for(settings).resolve(target.password),
                   tls=target.tls, ssl_ca=target.ssl_ca)
 
 
@@ -193,12 +195,6 @@ def _tls_failure(server: Server, text: str) -> TlsError | None:
     return None
 
 
-def _client_flavour() -> str:
-    from drkit.mysql.dump import dump_client  # dump builds on this module
-
-    return dump_client().flavour
-
-
 def _quote_option(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -221,7 +217,7 @@ def option_file(server: Server) -> Iterator[OptionFile]:
         f"user={_quote_option(server.user)}",
         f"password={_quote_option(server.password.get_secret_value())}",
         "protocol=TCP",
-        *server.client_tls_options(_client_flavour()),
+        *server.client_tls_options(dump_client().flavour),
     ]
     fd, path = tempfile.mkstemp(prefix="drkit-", suffix=".cnf")  # mode 0600
     try:

@@ -4,60 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from drkit.errors import DumpFailedError, TlsError
+from drkit.mysql.clients import DumpClient, dump_client
 from drkit.mysql.connection import OptionFile, Server, option_file
 from drkit.programs import find_program
 
 if TYPE_CHECKING:
     from drkit.mysql.snapshotlock import TableLockCoordinates
 
-# The seed's options, plus what a faithful, restorable dump needs.
-BASE_OPTIONS = [
-    "--single-transaction",
-    "--routines",
-    "--triggers",
-    "--events",
-    "--hex-blob",
-    "--default-character-set=utf8mb4",
-    "--quick",
-    "--order-by-primary",
-    # A row is one packet: the client's default (16-24 MiB) would refuse a bigger one.
-    "--max-allowed-packet=1G",
-]
-# Options only MySQL 8's own client knows; without them it queries tables RDS lacks and
-# writes GTID statements Flexible Server rejects.
-MYSQL8_OPTIONS = ["--set-gtid-purged=OFF", "--column-statistics=0"]
 _STDERR_LIMIT = 64 * 1024
-
-
-@dataclass(frozen=True)
-class DumpClient:
-    path: str
-    flavour: str  # "mariadb" or "mysql"
-    version: str
-    supported: frozenset[str]
-
-    @property
-    def options(self) -> list[str]:
-        """The dump options this client takes (recorded in the manifest)."""
-        return [*BASE_OPTIONS, *(o for o in MYSQL8_OPTIONS if o.split("=")[0] in self.supported)]
-
-    def command(self, option_file: OptionFile, databases: list[str],
-                extra: tuple[str, ...] = ()) -> list[str]:
-        # --defaults-file must come first; it is the only source of options and password.
-        return [self.path, f"--defaults-file={option_file}", *self.options, *extra,
-                "--databases", *databases]
-
-    def supports(self, option: str) -> bool:
-        return option in self.supported
 
 
 def snapshot_options(client: DumpClient, server_flavour: str, position: dict[str, Any],
@@ -93,17 +53,6 @@ def snapshot_coordinates(snapshot: dict[str, Any] | None, before: dict[str, Any]
     why = locked.refusal if locked and locked.refusal else \
         "written to during the dump, or binary logging off"
     return {"binlog_snapshot": None, "binlog_exact": False, "binlog_method": f"none: {why}"}
-
-
-@cache
-def dump_client() -> DumpClient:
-    path = find_program("mysqldump")
-    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
-    help_text = subprocess.run([path, "--no-defaults", "--help"], capture_output=True,
-                               text=True).stdout
-    supported = frozenset(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.M))
-    return DumpClient(path=path, flavour="mariadb" if "MariaDB" in version else "mysql",
-                      version=version, supported=supported)
 
 
 class DumpProcess:

@@ -6,6 +6,7 @@ target), so both sides are described the same way.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pymysql
@@ -144,3 +145,48 @@ def binlog_gtid_readable(connection: pymysql.Connection, position: dict[str, Any
             return cursor.fetchone()[0] is not None
     except pymysql.err.MySQLError:
         return False
+
+
+def binlog_retention(connection: pymysql.Connection) -> timedelta | None:
+    """How long the server keeps binlogs; None: RDS with its NULL (purge at once)."""
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("CALL mysql.rds_show_configuration")
+            rows = {row[0]: row[1] for row in cursor.fetchall()}
+            hours = rows.get("binlog retention hours")
+            return timedelta(hours=int(hours)) if hours is not None else None
+        except pymysql.err.MySQLError:
+            pass  # not RDS: the server's own expiry
+        for variable in ("@@binlog_expire_logs_seconds", "@@expire_logs_days * 86400"):
+            try:
+                cursor.execute(f"SELECT {variable}")
+                seconds = cursor.fetchone()[0]
+            except pymysql.err.MySQLError:
+                continue
+            if seconds:
+                return timedelta(seconds=float(seconds))
+    return timedelta(days=36500)  # never expired
+
+
+def object_counts(connection: pymysql.Connection,
+                  databases: list[str]) -> dict[str, int | None]:
+    """Tables, views, routines and events per database; None where the database is absent."""
+    counts: dict[str, int | None] = {}
+    with connection.cursor() as cursor:
+        for database in databases:
+            cursor.execute(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s),"
+                " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
+                (database,) * 4)
+            objects, exists = cursor.fetchone()
+            counts[database] = int(objects) if exists else None
+    return counts
+
+
+def max_allowed_packet(connection: pymysql.Connection) -> int:
+    """The largest statement the server takes, in bytes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        return int(cursor.fetchone()[0])

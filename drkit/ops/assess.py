@@ -11,9 +11,7 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from drkit.aws.clients import boto_client
+from drkit.aws.rds import instance_status
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.checks import CRITICAL, OK, WARNING, Check
@@ -38,7 +36,7 @@ class Assessment:
 
 def assess(settings: Settings) -> Assessment:
     checks = []
-    rds_status = _rds_status(settings)
+    rds_status = instance_status(settings)
     checks.append(Check("primary RDS instance", OK if rds_status == "available" else CRITICAL,
                         f"{settings.source.rds_instance_id or 'not configured'}: "
                         f"{rds_status or 'not configured'}"))
@@ -77,21 +75,6 @@ def assess(settings: Settings) -> Assessment:
     return Assessment(decision=decision, reason=reason, primary_down=primary_down,
                       backup=newest.name if newest else None, backup_age_seconds=age,
                       checks=checks)
-
-
-def _rds_status(settings: Settings) -> str | None:
-    if not settings.source.rds_instance_id:
-        return None
-    try:
-        instances = boto_client(settings.aws, "rds", settings.secret_timeout_seconds) \
-            .describe_db_instances(DBInstanceIdentifier=settings.source.rds_instance_id)[
-                "DBInstances"]
-    except BotoCoreError as exc:
-        # The day this runs, AWS not answering is what is expected: evidence, not an error.
-        return f"unknown: AWS does not answer ({exc.__class__.__name__}), a sign of the outage"
-    except ClientError as exc:
-        return f"not readable ({exc.__class__.__name__})"
-    return instances[0]["DBInstanceStatus"] if instances else "missing"
 
 
 def _dr_side(settings: Settings) -> tuple[bool, str]:

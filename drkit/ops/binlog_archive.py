@@ -32,18 +32,18 @@ from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.azure.lease import WriterLease
-from drkit.binlog.protocol import BinlogReader, DumpOptions, Heartbeat, binary_logs
-from drkit.binlog.records import SIDECAR, Archive, ArchivedFile, file_order
+from drkit.binlog.protocol import BinlogReader, DumpOptions, Event, Heartbeat, binary_logs
+from drkit.binlog.records import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 from drkit.binlog.writer import BLOCK_LIMIT, FileWriter
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
-from drkit.mysql.connection import source_server
+from drkit.mysql.connection import Server, source_server
+from drkit.ops.binlog_verify import verify
 from drkit.ops.lock import RunLock
 
 __all__ = ["SIDECAR", "Archive", "ArchivedFile", "file_order", "status", "stream"]
 
-LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
 
 
 @dataclass
@@ -76,71 +76,129 @@ def stream(settings: Settings, env: Environment | None = None, once: bool = True
     store = BackupStore.from_settings(settings, prefix=settings.binlog.prefix)
     with RunLock(state / "binlog-stream.lock", "binlog stream"), \
             WriterLease(store, store.prefix + LEASE, "binlog stream") as lease:
-        return _stream(settings, Archive(store), lease, once, stop_after_seconds, start_from)
+        return _Streamer(settings, Archive(store), lease).run(once, stop_after_seconds,
+                                                             start_from)
 
 
-def _stream(settings: Settings, archive: Archive, lease: WriterLease, once: bool,
-            stop_after: float | None, start_from: str | None) -> StreamResult:
-    server = source_server(settings)
-    result = StreamResult()
-    logs = [name for name, _ in binary_logs(server)]
-    if not logs:
-        raise BinlogArchiveError("The source has no binary logs (binary logging is off).",
-                             "Turn on binary logging (on RDS: automated backups on, "
-                             "binlog_format ROW).")
-    known = {a.file: a for a in archive.files()}
-    for archived in known.values():
-        if not archived.partial:  # written before summaries were metadata: once, now
-            archive.save(archived)
-    writer = FileWriter(archive, _resume_point(settings, known, logs, result, archive,
-                                                start_from), lease)
-    archived = writer.archived  # reconciled with its blob: where reading starts
-    # A beat before reading: --once archives it; a follower beats on while it runs.
-    heartbeat = Heartbeat(server, settings.binlog.heartbeat_seconds) \
-        if settings.binlog.heartbeat else None
-    if heartbeat and not once:
-        heartbeat.start()
-    reader = BinlogReader(server, archived.file, max(archived.size, 4), DumpOptions(
-        settings.binlog.replica_id, follow=not once,
-        heartbeat_seconds=min(settings.binlog.flush_seconds / 2, 15)))
-    clock = started = published = time.monotonic()
-    try:
+class _Streamer:
+    """One run of the archiver: the file being written, the files the archive knows, and
+    what this run archived."""
+
+    writer: FileWriter  # the file being written; the next one's after a rotate
+
+    def __init__(self, settings: Settings, archive: Archive, lease: WriterLease) -> None:
+        self.settings, self.archive, self.lease = settings, archive, lease
+        self.result = StreamResult()
+        self.known: dict[str, ArchivedFile] = {}  # file -> its record
+
+    def run(self, once: bool, stop_after: float | None, start_from: str | None) -> StreamResult:
+        """Read from where the archive ends (``start_from``: where a new one starts) to the
+        source's current end (``once``) or on and on; what was read is flushed however the
+        run ends."""
+        server = source_server(self.settings)
+        self.writer = FileWriter(self.archive, self._start(server, start_from), self.lease)
+        archived = self.writer.archived  # reconciled with its blob: where reading starts
+        binlog = self.settings.binlog
+        # A beat before reading: --once archives it; a follower beats on while it runs.
+        heartbeat = Heartbeat(server, binlog.heartbeat_seconds) if binlog.heartbeat else None
+        if heartbeat and not once:
+            heartbeat.start()
+        reader = BinlogReader(server, archived.file, max(archived.size, 4), DumpOptions(
+            binlog.replica_id, follow=not once,
+            heartbeat_seconds=min(binlog.flush_seconds / 2, 15)))
+        try:
+            self._follow(reader, once, stop_after)
+        except BaseException:
+            with contextlib.suppress(Exception):  # what was read is kept if it can be
+                self._note(self.writer.flush())
+            raise
+        else:
+            self._note(self.writer.flush())  # a failure here is the run's
+        finally:
+            reader.close()
+            if heartbeat:
+                heartbeat.stop()
+            _publish_lag(self.settings, self.result.newest_event_at)  # also when stopped
+        result = self.result
+        log_event("binlog.archived", f"Archived {result.events} events ({result.bytes} "
+                  f"bytes) of {', '.join(result.files) or 'no new events'}", **result.as_dict())
+        return result
+
+    def _start(self, server: Server, start_from: str | None) -> ArchivedFile:
+        """The file to read first, and where in it (the archive's records read)."""
+        logs = [name for name, _ in binary_logs(server)]
+        if not logs:
+            raise BinlogArchiveError("The source has no binary logs (binary logging is off).",
+                                     "Turn on binary logging (on RDS: automated backups on, "
+                                     "binlog_format ROW).")
+        self.known = {a.file: a for a in self.archive.files()}
+        for archived in self.known.values():
+            if not archived.partial:  # written before summaries were metadata: once, now
+                self.archive.save(archived)
+        return self._resume_point(logs, start_from)
+
+    def _follow(self, reader: BinlogReader, once: bool, stop_after: float | None) -> None:
+        """Archive what the reader gives: durable at the latest flush_seconds after it was
+        read, memory bounded by a block; the lag published every minute while following."""
+        clock = started = published = time.monotonic()
         for event in reader:  # None: a heartbeat, only time passed
             if event is not None:
-                if event.file != writer.archived.file:
-                    # The source went on to its next file (after a rotate, a restart or a
-                    # crash): the one before is whole as archived.
-                    _note(result, writer.archived,
-                          writer.flush(complete=True, next_file=event.file))
-                    writer = FileWriter(archive, known.get(event.file)
-                                         or ArchivedFile(event.file), lease)
-                    known[event.file] = writer.archived
-                writer.add(event)
-                result.events += 1
-            # Durable at the latest flush_seconds after reading; memory bounded by a block.
-            if time.monotonic() - clock >= settings.binlog.flush_seconds or \
-                    writer.pending_bytes >= BLOCK_LIMIT:
-                _note(result, writer.archived, writer.flush())
+                self._add(event)
+            if time.monotonic() - clock >= self.settings.binlog.flush_seconds or \
+                    self.writer.pending_bytes >= BLOCK_LIMIT:
+                self._note(self.writer.flush())
                 clock = time.monotonic()
                 if not once and clock - published >= 60:
-                    _publish_lag(settings, result.newest_event_at)
+                    _publish_lag(self.settings, self.result.newest_event_at)
                     published = clock
             if stop_after is not None and time.monotonic() - started > stop_after:
                 break
-    except BaseException:
-        with contextlib.suppress(Exception):  # what was read is kept if it can be
-            _note(result, writer.archived, writer.flush())
-        raise
-    else:
-        _note(result, writer.archived, writer.flush())  # a failure here is the run's
-    finally:
-        reader.close()
-        if heartbeat:
-            heartbeat.stop()
-        _publish_lag(settings, result.newest_event_at)  # also when stopped by a signal
-    log_event("binlog.archived", f"Archived {result.events} events ({result.bytes} bytes) "
-              f"of {', '.join(result.files) or 'no new events'}", **result.as_dict())
-    return result
+
+    def _add(self, event: Event) -> None:
+        if event.file != self.writer.archived.file:
+            # The source went on to its next file (after a rotate, a restart or a crash):
+            # the one before is whole as archived.
+            self._note(self.writer.flush(complete=True, next_file=event.file))
+            self.writer = FileWriter(self.archive, self.known.get(event.file)
+                                     or ArchivedFile(event.file), self.lease)
+            self.known[event.file] = self.writer.archived
+        self.writer.add(event)
+        self.result.events += 1
+
+    def _note(self, written: int) -> None:
+        result, archived = self.result, self.writer.archived
+        result.bytes += written
+        if written and archived.file not in result.files:
+            result.files.append(archived.file)
+        result.newest_event_at = archived.last_event_at or result.newest_event_at
+
+    def _resume_point(self, logs: list[str], start_from: str | None) -> ArchivedFile:
+        """Where to read from: the end of the newest archived file, or the next file (a new
+        archive: where its oldest base needs it); a file the source no longer has is a gap,
+        recorded here."""
+        known = self.known
+        if not known:
+            return ArchivedFile(_first_file(self.settings, logs, start_from))
+        if start_from is not None:
+            raise ParameterError(
+                f"--from starts a new archive, and this one holds {next(iter(known))} .. "
+                f"{list(known)[-1]}; nothing was archived.",
+                "Leave out --from: the run goes on where the archive ends.")
+        newest = list(known.values())[-1]
+        wanted = newest.next_file if newest.complete else newest.file
+        if wanted in logs:
+            return newest if wanted == newest.file else ArchivedFile(wanted)
+        rest = f"the rest of {newest.file} and " if not newest.complete else ""
+        gap = {"after_file": newest.file, "after_position": newest.size,
+               "after_event_at": newest.last_event_at, "resumed_file": logs[0],
+               "detected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               "missing": f"{rest}every binlog before {logs[0]} (purged before it was "
+                          "archived)"}
+        self.archive.record_gap(gap)
+        self.result.gaps.append(gap)
+        log_event("binlog.gap", f"Binlog gap: {gap['missing']}; archiving resumes at "
+                  f"{logs[0]}.", level=logging.ERROR, **gap)
+        return ArchivedFile(logs[0])
 
 
 def _publish_lag(settings: Settings, newest_event_at: str | None) -> None:
@@ -152,34 +210,6 @@ def _publish_lag(settings: Settings, newest_event_at: str | None) -> None:
     metrics.publish(settings, list(settings.source.databases),
                     {"BinlogArchiveLagSeconds": (max(0.0, lag), "Seconds")},
                     timeout=settings.secret_timeout_seconds)
-
-
-def _resume_point(settings: Settings, known: dict[str, ArchivedFile], logs: list[str],
-                  result: StreamResult, archive: Archive, start_from: str | None) -> ArchivedFile:
-    """Where to read from: the end of the newest archived file, or the next file (a new
-    archive: where its oldest base needs it); a file the source no longer has is a gap,
-    recorded here."""
-    if not known:
-        return ArchivedFile(_first_file(settings, logs, start_from))
-    if start_from is not None:
-        raise ParameterError(
-            f"--from starts a new archive, and this one holds {next(iter(known))} .. "
-            f"{list(known)[-1]}; nothing was archived.",
-            "Leave out --from: the run goes on where the archive ends.")
-    newest = list(known.values())[-1]
-    wanted = newest.next_file if newest.complete else newest.file
-    if wanted in logs:
-        return newest if wanted == newest.file else ArchivedFile(wanted)
-    gap = {"after_file": newest.file, "after_position": newest.size,
-           "after_event_at": newest.last_event_at, "resumed_file": logs[0],
-           "detected_at": datetime.now(UTC).isoformat(timespec="seconds"),
-           "missing": f"{'the rest of ' + newest.file + ' and ' if not newest.complete else ''}"
-                      f"every binlog before {logs[0]} (purged before it was archived)"}
-    archive.record_gap(gap)
-    result.gaps.append(gap)
-    log_event("binlog.gap", f"Binlog gap: {gap['missing']}; archiving resumes at {logs[0]}.",
-              level=logging.ERROR, **gap)
-    return ArchivedFile(logs[0])
 
 
 def _first_file(settings: Settings, logs: list[str], start_from: str | None) -> str:
@@ -226,13 +256,6 @@ def _oldest_base(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def _note(result: StreamResult, archived: ArchivedFile, written: int) -> None:
-    result.bytes += written
-    if written and archived.file not in result.files:
-        result.files.append(archived.file)
-    result.newest_event_at = archived.last_event_at or result.newest_event_at
-
-
 def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
     """The archive as ``binlog status`` shows it: the newest archived event (the recovery
     point a point-in-time restore can reach now), its age, the files, gaps and size, and how
@@ -251,8 +274,6 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
         "gaps": gaps, "source_ahead_bytes": None}
-    from drkit.ops.binlog_verify import verify  # the records and blobs, whole or not
-
     report["verify"] = verify(settings, deep).as_dict()
     report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down

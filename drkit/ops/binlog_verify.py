@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError
-
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, Catalog, load_manifest
-from drkit.binlog.records import GAPS
+from drkit.binlog.archived import archived_events  # the restore's reader, checks and all
+from drkit.binlog.records import GAPS, LEASE, SIDECAR, Archive, ArchivedFile, file_order
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.exitstatus import ExitStatus
 from drkit.manifest import Manifest
-from drkit.ops.binlog_archive import LEASE, SIDECAR, Archive, ArchivedFile, file_order
 
 _USABLE = ("ok", None, STALE)  # as pitr.choose_base: never verified ones are verified first
 
@@ -149,11 +147,8 @@ def pitr_bases(settings: Settings) -> list[Base]:
 def _blob_sizes(archive: Archive) -> dict[str, int]:
     """Each archived file's blob size, from one listing (not a request per blob)."""
     store = archive.store
-    try:
-        return {b.name[len(store.prefix):]: b.size for b in store.container.list_blobs(
-            name_starts_with=store.prefix) if not b.name.endswith((SIDECAR, GAPS, LEASE))}
-    except AzureError as exc:
-        raise store.error(exc) from None
+    return {b.name[len(store.prefix):]: b.size for b in store.blobs()
+            if not b.name.endswith((SIDECAR, GAPS, LEASE))}
 
 
 def walk(archive: Archive, records: dict[str, ArchivedFile], sizes: dict[str, int],
@@ -217,8 +212,6 @@ def _reread(archive: Archive, record: ArchivedFile | None) -> tuple[tuple[str, s
                                                                      str | None]:
     """Deep mode: the file read as a restore reads it; the failure, and the newest event
     read before it."""
-    from drkit.ops.pitr import archived_events  # the restore's reader, sha256 checks and all
-
     newest = None
     try:
         for _, _, timestamp, _ in archived_events(archive, record):

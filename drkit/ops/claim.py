@@ -16,8 +16,6 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import AzureError
-
 from drkit.azure.blobstore import BackupStore
 from drkit.console import log_event
 from drkit.errors import BackupExistsError, DrkitError
@@ -82,21 +80,18 @@ class NameClaim:
 
 def orphan_claims(store: BackupStore) -> list[dict[str, Any]]:
     """Claims no running backup holds: each with its blob name, host, pid and time."""
-    try:
-        names = {b.name for b in store.container.list_blobs(name_starts_with=store.prefix)}
-        claims = [n for n in names if n.endswith(SIDECAR_SUFFIX)
-                  and n.removesuffix(SIDECAR_SUFFIX) not in names]
-        found = []
-        for name in sorted(claims):
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                note = json.loads(store.container.download_blob(name).readall())
-                if isinstance(note, dict) and note.get("format") == CLAIM_FORMAT \
-                        and _left_behind(note):
-                    found.append({"blob": name, **{k: note.get(k) for k in (
-                        "host", "pid", "claimed_at", "databases")}})
-        return found
-    except AzureError as exc:
-        raise store.error(exc) from None
+    names = {b.name for b in store.blobs()}
+    claims = [n for n in names if n.endswith(SIDECAR_SUFFIX)
+              and n.removesuffix(SIDECAR_SUFFIX) not in names]
+    found = []
+    for name in sorted(claims):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            note = json.loads(store.read(name))
+            if isinstance(note, dict) and note.get("format") == CLAIM_FORMAT \
+                    and _left_behind(note):
+                found.append({"blob": name, **{k: note.get(k) for k in (
+                    "host", "pid", "claimed_at", "databases")}})
+    return found
 
 
 def _left_behind(note: dict[str, Any]) -> bool:

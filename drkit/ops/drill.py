@@ -20,8 +20,8 @@ from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import ObjectiveBreachedError
 from drkit.mysql.connection import connect, target_server
-from drkit.ops.pitr import resolve, restore_until
-from drkit.ops.restore import restore_backup
+from drkit.ops.pitr import resolve
+from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
 
 
@@ -58,15 +58,18 @@ class DrillResult:
                 "an incident does.")
 
 
-def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives | None = None,
-              env: Environment | None = None, until: str | None = None,
-              database: str | None = None) -> DrillResult:
-    """Run the whole drill; the result lists any objective it breached. With ``until``
+def run_drill(settings: Settings, asked: RestoreRequest | None = None,
+              objectives: Objectives | None = None,
+              env: Environment | None = None) -> DrillResult:
+    """Run the whole drill of the restore ``asked`` (its backup, default latest; its
+    ``until``; its ``databases``); the result lists any objective it breached. With ``until``
     (a time, or ``latest``) the drill restores to that point in time: the base backup, then
     the archived binlog, and its RPO is the age of the newest data it restored. With
-    ``database``, only that database of the backup is restored (required by ``until`` where
-    the backups hold several)."""
-    databases = [database] if database else None
+    ``databases``, only those of the backup are restored (one is required by ``until`` where
+    the backups hold several). The drill restores under its own scratch name into the
+    configured target, whatever else ``asked`` says."""
+    asked = asked or RestoreRequest()
+    until, databases = asked.until, asked.databases
     env = env or Environment()
     objectives = objectives or Objectives()
     store = BackupStore.from_settings(settings)
@@ -78,7 +81,7 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     catalog = Catalog(store)
     entries = catalog.entries()
     entry = resolve(settings, until, databases)[1] if until else \
-        catalog.select(backup, entries)
+        catalog.select(asked.backup, entries)
     steps["select"] = time.monotonic() - clock
     scratch = f"drkit_drill_{started:%Y%m%d%H%M%S}"
     log_event("drill.start", f"Restore drill: {entry.name} -> {server.address} as {scratch}",
@@ -91,14 +94,12 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
             mark = time.monotonic()
             verified = verify_backup(store, entry, env)
             steps["verify"] = time.monotonic() - mark
-            restored = restore_until(settings, until, env, databases=databases,
-                                     rename_to=scratch) if until else \
-                restore_backup(settings, entry.name, env, databases=databases,
-                               rename_to=scratch)
+            restored = run_restore(settings, RestoreRequest(
+                backup=entry.name, until=until, databases=databases, rename_to=scratch), env)
             steps["restore"] = restored.seconds
             steps["prove"] = restored.proof.seconds if restored.proof else 0.0
             if restored.replay:
-                steps["replay"] = restored.replay["replay_seconds"]
+                steps["replay"] = restored.replay.replay_seconds
         finally:
             _drop(server, scratch)
     rto = time.monotonic() - clock
@@ -106,7 +107,7 @@ def run_drill(settings: Settings, backup: str = "latest", objectives: Objectives
     result = DrillResult(
         backup=entry.name, scratch_database=scratch, target=server.address,
         backup_taken_at=entry.taken_at.isoformat(),
-        rpo_seconds=round((started - (datetime.fromisoformat(restored.replay["reached"])
+        rpo_seconds=round((started - (datetime.fromisoformat(restored.replay.reached)
                                       if restored.replay else entry.taken_at)
                                ).total_seconds(), 1),
         backup_interval_seconds=round((newest[1] - newest[0]).total_seconds(), 1)

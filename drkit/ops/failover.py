@@ -15,6 +15,7 @@ carries the time the data reaches and the seconds lost.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import time
 from collections.abc import Iterator
@@ -41,8 +42,16 @@ from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
 from drkit.ops.binlog_archive import Archive
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.pitr import archive_end, resolve, restore_until
-from drkit.ops.restore import azure_rewrites, objects_in, prove_restore, restore_backup
+from drkit.ops.pitr import archive_end, resolve
+from drkit.ops.restore import (
+    RestoreRequest,
+    RestoreResult,
+    azure_rewrites,
+    objects_in,
+    prove_restore,
+    run_restore,
+)
+from drkit.redact import redact
 
 CONFIRMATION = "FAILOVER"
 
@@ -71,23 +80,40 @@ class PointInTime:
 
 
 class Failover:
+    """The failover's steps, in the notebook's order; each a method. ``backup``: the one to
+    restore (by default the newest verified, then the binlog archive); ``replace``: consent
+    to replace a copy on the target drkit cannot account for."""
+
     def __init__(self, settings: Settings, *, approve: bool = False, backup: str =
-                 "latest-verified", firewall_ip: str | None = None, replace: bool = False,
-                 results_path: str | None = None, env: Environment | None = None) -> None:
+                 "latest-verified", replace: bool = False,
+                 results_path: str | None = None) -> None:
         self.settings = settings
         # Consent is exactly True: papermill run by hand passes "-p approve maybe" as a
         # string, which must not approve anything.
         self.approve = _consent("approve", approve)
         self.replace = _consent("replace", replace)
         self.backup = backup
-        self.firewall_ip = firewall_ip
         self.results_path = Path(results_path) if results_path else None
-        self.env = env or Environment()
+        self.env = Environment()
         self.started = datetime.now(UTC)
-        self._clock = time.monotonic()
         self.timeline: list[Step] = []
+        self.gates: list[dict[str, Any]] = []  # every answer, refusals included
         self.status = "in progress"
         self.restored: dict[str, Any] = {}
+        self._resume()
+        # The RTO counts from the incident's start, also across a kernel restart.
+        self._clock = time.monotonic() - (datetime.now(UTC) - self.started).total_seconds()
+
+    def _resume(self) -> None:
+        """A hand run's results so far (its kernel restarted, the notebook run again from
+        the top): the incident's start, timeline and answers carry on, none is lost."""
+        if not (self.results_path and self.results_path.exists()):
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            earlier = json.loads(self.results_path.read_text())
+            self.started = datetime.fromisoformat(earlier["started_at"])
+            self.timeline = [Step(**step) for step in earlier.get("timeline", [])]
+            self.gates = list(earlier.get("gates", []))
 
     # -- bookkeeping -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -120,23 +146,35 @@ class Failover:
         return {"status": self.status, "started_at": self.started.isoformat(),
                 "rto_seconds": round(time.monotonic() - self._clock, 1)
                 if self.status == "failed over" else None,
-                "timeline": [asdict(s) for s in self.timeline], **self.restored}
+                "timeline": [asdict(s) for s in self.timeline], "gates": self.gates,
+                **self.restored}
 
     def gate(self, action: str) -> str:
-        """Approval for a change: a typed confirmation, or approve=True when unattended."""
+        """Approval for a change: a typed confirmation, or approve=True when unattended.
+        Every answer goes into the results, a refused one too, with who gave it."""
         if self.approve:
-            return "approved by parameter"
+            return self._answered(action, "approved by parameter")
         try:
             answer = input(f"Type {CONFIRMATION} to {action}: ")
         except Exception:  # papermill has no stdin (StdinNotImplementedError), nor cron
+            self._answered(action, "not asked: no one at the notebook")
             raise NotApprovedError(
                 f"Not approved: {action}. Nothing was changed by this step.",
                 "Run it interactively and confirm, or unattended with -p approve=True.",
             ) from None
         if answer.strip() != CONFIRMATION:
+            self._answered(action, "refused", answer)
             raise NotApprovedError(f"{action}: not approved: rerun this cell to try again "
                                    f"(type {CONFIRMATION} to confirm). Nothing was changed.")
-        return "confirmed"
+        return self._answered(action, "confirmed", answer)
+
+    def _answered(self, action: str, answer: str, typed: str | None = None) -> str:
+        self.gates.append({"action": action, "answer": answer,
+                           "typed": None if typed is None else redact(typed[:80]),
+                           "os_user": getpass.getuser(),
+                           "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        self._save()
+        return answer
 
     # -- steps -------------------------------------------------------------------------------
     def assess(self) -> Assessment:
@@ -164,7 +202,9 @@ class Failover:
             step["outcome"] = f"{'updated' if was_up else 'published'} {url} ({approval})"
         return url
 
-    def bring_up_server(self) -> str:
+    def bring_up_server(self, firewall_ip: str | None = None) -> str:
+        """The Flexible Server Ready (and sized for the restore); ``firewall_ip``: the
+        address the restore connects from, let through its firewall."""
         with self._step("DR server up") as step:
             if not self.settings.azure.flexible_server:
                 step["outcome"] = "skipped: no Flexible Server configured; the target is used as is"
@@ -182,13 +222,15 @@ class Failover:
                 notes.append("already Ready")
             if self.settings.azure.restore_sku or self.settings.azure.restore_storage_gb:
                 notes.append("scaled up" if server.scale_for_restore() else "size already set")
-            if self.firewall_ip:
-                server.allow_ip("drkit-restore-host", self.firewall_ip)
-                notes.append(f"firewall allows {self.firewall_ip}")
+            if firewall_ip:
+                server.allow_ip("drkit-restore-host", firewall_ip)
+                notes.append(f"firewall allows {firewall_ip}")
             step["outcome"] = ", ".join(notes)
             return step["outcome"]
 
     def restore(self) -> dict[str, Any]:
+        """The base backup (then the binlog archive where it can take the data further)
+        restored and proven on the target, unless a copy drkit can account for is there."""
         with self._step("restore and prove") as step:
             store = BackupStore.from_settings(self.settings)
             entry = Catalog(store).select(self.backup)
@@ -204,29 +246,42 @@ class Failover:
             approval = self.gate(f"restore {entry.name} into {server.address}, "
                                  f"{plan.describe()}"
                                  + (" replacing what is there" if present else ""))
-            self._mark({"backup": entry.name, "status": "loading"})
-            if plan.until:
-                result = restore_until(self.settings, "latest", self.env,
-                                       databases=manifest.databases, replace=bool(present))
-            else:
-                result = restore_backup(self.settings, entry.name, self.env,
-                                        replace=bool(present))
-            replay = result.replay or {}
-            reached = datetime.fromisoformat(replay["reached"]) if replay else entry.taken_at
-            self._mark({"backup": result.backup, "status": "proven",
-                        "data_reaches": reached.isoformat(),
-                        "archive_end": replay.get("archive_end")})
-            self._record(result.backup, manifest.databases, reached,
-                         rows=result.proof.rows_checked if result.proof else None,
-                         restore_seconds=result.seconds,
-                         compressed_bytes=result.compressed_bytes, replay=result.replay)
+            result = self._restore(entry, manifest, plan, replace=bool(present))
+            reached = self._restored(result, entry, manifest)
             step["outcome"] = (f"restored {result.backup} in {result.seconds:.0f} s and proven"
-                               + (f", then the binlog to {reached:%H:%M:%S}" if replay else
-                                  f" (base only: {plan.why_not})")
+                               + (f", then the binlog to {reached:%H:%M:%S}" if result.replay
+                                  else f" (base only: {plan.why_not})")
                                + f"; data lost: the last "
                                  f"{self.restored['data_loss_seconds']:.0f} s before the "
                                  f"failover began ({approval})")
             return self.restored
+
+    def _restore(self, entry: BackupEntry, manifest: Manifest, plan: PointInTime,
+                 replace: bool) -> RestoreResult:
+        """The restore itself, marked as under way first (a rerun knows partial data there
+        is its own)."""
+        self._mark({"backup": entry.name, "status": "loading"})
+        if plan.until:  # the base the archive's newest event needs, then the archive
+            request = RestoreRequest(until="latest", databases=manifest.databases,
+                                     replace=replace)
+        else:
+            request = RestoreRequest(backup=entry.name, replace=replace)
+        return run_restore(self.settings, request, self.env)
+
+    def _restored(self, result: RestoreResult, entry: BackupEntry,
+                  manifest: Manifest) -> datetime:
+        """Marks and records the restore done; the time its data reaches."""
+        replay = result.replay
+        reached = datetime.fromisoformat(replay.reached) if replay else entry.taken_at
+        self._mark({"backup": result.backup, "status": "proven",
+                    "data_reaches": reached.isoformat(),
+                    "archive_end": replay.archive_end if replay else None})
+        self._record(result.backup, manifest.databases, reached,
+                     rows=result.proof.rows_checked if result.proof else None,
+                     restore_seconds=result.seconds,
+                     compressed_bytes=result.compressed_bytes,
+                     replay=asdict(replay) if replay else None)
+        return reached
 
     def _kept(self, entry: BackupEntry, manifest: Manifest, server: Server, present: list[str],
               plan: PointInTime) -> str | None:

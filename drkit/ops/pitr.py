@@ -7,21 +7,24 @@ position are applied, transaction by transaction, up to the last one that began 
 before TIME. Every archived range is checked against its sha256 as it is read. Row events
 are applied as plain INSERT/UPDATE/DELETE (:mod:`drkit.binlog.rowevents` says why), DDL of
 the restored databases as itself; what belongs to other databases is passed over.
+
+A restore with ``until`` (:class:`drkit.ops.restore.Restore`) plans here before it loads
+anything (:func:`plan_replay`) and replays here once the base is loaded and proven
+(:func:`replay`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
-from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, BackupEntry, Catalog, load_manifest, parse_time
+from drkit.binlog.archived import archived_events
 from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
-from drkit.binlog.protocol import MAGIC
 from drkit.binlog.replay import RowApplier
 from drkit.config import Settings
 from drkit.console import Environment, Progress, log_event
@@ -29,70 +32,92 @@ from drkit.errors import (
     BackupNotFoundError,
     BinlogArchiveError,
     BinlogGapError,
-    DrkitError,
     ParameterError,
     ProofFailedError,
     RestoreBlockedError,
 )
 from drkit.manifest import Manifest
 from drkit.mysql.connection import Server
-from drkit.mysql.swap import drop_scratch
 from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.restore import RestoreResult, restore_backup
 from drkit.ops.verify import verify_backup
-from drkit.stream.readahead import read_ahead
 from drkit.units import few
 
 
-def restore_until(settings: Settings, until: str, env: Environment | None = None, *,
-                  databases: list[str] | None = None,
-                  **restore_options: Any) -> RestoreResult:
-    """Restore ``databases`` (to be named when the backups hold several) as they stood at
-    TIME (UTC, or ``latest``: the newest archived event): the newest base holding them,
-    verified first if it never was, then the archived binlog."""
+@dataclass(frozen=True)
+class ReplayPlan:
+    """A point-in-time restore as decided before anything is loaded: TIME, the base backup
+    restored first, and the archived binlog then applied to it."""
+
+    moment: datetime
+    base: BackupEntry
+    manifest: Manifest
+    databases: list[str]  # those restored: as named, or all the base holds
+    archive: Archive
+    files: list[ArchivedFile]
+    beat_interval: float | None  # the heartbeat's, when the source writes one
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What the replay applied and the time the restored data reaches (ISO 8601, UTC)."""
+
+    until: str
+    reached: str
+    heartbeat: str | None  # the newest heartbeat replayed
+    transactions: int
+    events: int
+    rows: int
+    skipped_rows: int  # updated or deleted on the source, not found on the copy
+    replay_seconds: float
+    # Where the copy stands in the archive when it took all of it: what a later run
+    # compares with the archive's end to know the copy lacks nothing. None when TIME stopped it.
+    archive_end: dict[str, Any] | None
+    events_per_second: int
+
+
+def plan_replay(settings: Settings, until: str, databases: list[str] | None,
+                env: Environment) -> ReplayPlan:
+    """TIME and the base of a restore of ``databases`` (to be named when the backups hold
+    several) to it: the newest base holding them, verified first if it never was. A gap, or
+    a file missing or not matching its record, between the base and TIME refuses it."""
     moment, entry, manifest = resolve(settings, until, databases)
     databases = databases or manifest.databases
-    database = ", ".join(databases)
-    asked = restore_options.get("rename_to") or database  # the names the user knows
     store = BackupStore.from_settings(settings)
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    # Before anything is loaded (verifying the base loads it): a gap, or a file missing or
-    # not matching its record, between the base and TIME refuses the restore.
+    # Before anything is loaded (verifying the base loads it).
     _refuse_gaps(archive, manifest, moment)
     refuse_broken(settings, manifest, moment)
+    database = ", ".join(databases)
     if entry.verified != "ok":  # never restored from before it is known to be good
         log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
                   f"({entry.verified or 'never'}): verifying it first", backup=entry.name)
-        verify_backup(store, entry, env or Environment())
+        verify_backup(store, entry, env)
     files = archive.files()
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
               f"{manifest.consistency['binlog_snapshot']}", databases=databases,
               backup=entry.name)
+    return ReplayPlan(moment, entry, manifest, databases, archive, files,
+                      settings.binlog.beat_interval if settings.binlog.heartbeat else None)
 
-    def replay(server: Server, load_as: dict[str, str]) -> dict[str, Any]:
-        try:
-            replayed = apply_binlog(archive, files, manifest, server, load_as, moment, env)
-            if replayed["skipped_rows"]:
-                raise ProofFailedError(
-                    f"{replayed['skipped_rows']} rows the binlog updates or deletes were not "
-                    "on the target as on the source: the copy is not the source's state at "
-                    "that time.", "Report it with the restore's log; restore to an earlier "
-                    "time, or restore the full backup alone.")
-            if settings.binlog.heartbeat:
-                _check_heartbeat(replayed, moment, settings.binlog.beat_interval)
-        except BaseException as error:
-            # Loaded here (new, or empty before: the restore refuses anything else), and
-            # now at no known point in time: never left to be taken for the state of TIME.
-            drop_scratch(server, list(load_as.values()))
-            if isinstance(error, DrkitError):
-                error.message += f" The restored copy ({asked}) was dropped."
-            raise
-        return replayed
 
-    return restore_backup(settings, entry.name, env, then=replay, databases=databases,
-                          **restore_options)
+def replay(plan: ReplayPlan, server: Server, load_as: dict[str, str],
+           env: Environment) -> ReplayResult:
+    """The archived binlog from the base's snapshot to TIME, applied to the loaded copy
+    (original -> loaded name); refused where the copy provably is not the source's state at
+    TIME."""
+    replayed = apply_binlog(plan, server, load_as, env)
+    if replayed.skipped_rows:
+        raise ProofFailedError(
+            f"{replayed.skipped_rows} rows the binlog updates or deletes were not "
+            "on the target as on the source: the copy is not the source's state at "
+            "that time.", "Report it with the restore's log; restore to an earlier "
+            "time, or restore the full backup alone.")
+    if plan.beat_interval is not None:
+        replayed = replace(replayed, reached=_heartbeat_reached(replayed, plan.moment,
+                                                                plan.beat_interval))
+    return replayed
 
 
 def resolve(settings: Settings, until: str,
@@ -180,79 +205,96 @@ def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None
                 "(drkit binlog status).")
 
 
-def apply_binlog(archive: Archive, files: list[ArchivedFile], manifest: Manifest,
-                 server: Server, load_as: dict[str, str], moment: datetime,
-                 env: Environment | None = None) -> dict[str, Any]:
-    snapshot = manifest.consistency["binlog_snapshot"]
+def apply_binlog(plan: ReplayPlan, server: Server, load_as: dict[str, str],
+                 env: Environment) -> ReplayResult:
+    snapshot = plan.manifest.consistency["binlog_snapshot"]
+    files = plan.files
     names = [f.file for f in files]
     if snapshot["file"] not in names:
         raise BinlogGapError(f"The binlog archive does not hold {snapshot['file']}, where "
-                             f"backup {manifest.name} stands.", "See drkit binlog status.")
+                             f"backup {plan.manifest.name} stands.", "See drkit binlog status.")
     files = files[names.index(snapshot["file"]):]
-    with (env or Environment()).progress(
-            f"replay binlog to {moment:%Y-%m-%d %H:%M:%S}",  # to the archive's end at most
-            sum(f.size for f in files) - snapshot["position"]) as progress:
-        return _replay_files(archive, files, manifest, server, load_as, moment, progress)
+    with env.progress(f"replay binlog to {plan.moment:%Y-%m-%d %H:%M:%S}",  # to the archive's
+                      sum(f.size for f in files) - snapshot["position"]) as progress:  # end at most
+        return _replay_files(plan, files, server, load_as, progress)
 
 
-def _replay_files(archive: Archive, files: list[ArchivedFile], manifest: Manifest,
-                  server: Server, load_as: dict[str, str], moment: datetime,
-                  progress: Progress) -> dict[str, Any]:
-    snapshot = manifest.consistency["binlog_snapshot"]
-    until = moment.timestamp()
+def _replay_files(plan: ReplayPlan, files: list[ArchivedFile], server: Server,
+                  load_as: dict[str, str], progress: Progress) -> ReplayResult:
     clock = time.monotonic()
-    applier = RowApplier(server, load_as)
-    reached, transactions, events = None, 0, 0
+    replaying = _Replay(plan, RowApplier(server, load_as), progress)
+    try:
+        stopped = replaying.files(files)
+        replaying.applier.finish()
+    finally:
+        replaying.applier.close()
+    seconds = time.monotonic() - clock
+    reached = replaying.reached
+    result = ReplayResult(
+        until=plan.moment.isoformat(),
+        reached=datetime.fromtimestamp(reached, UTC).isoformat() if reached
+        else plan.manifest.finished_at.isoformat(),
+        heartbeat=replaying.applier.heartbeat, transactions=replaying.transactions,
+        events=replaying.events, rows=replaying.applier.rows,
+        skipped_rows=replaying.applier.skipped_rows, replay_seconds=round(seconds, 3),
+        archive_end=None if stopped else archive_end(files),
+        events_per_second=round(replaying.events / max(seconds, 1e-6)))
+    log_event("restore.replayed", f"Replayed {result.transactions} transactions ({result.rows} "
+              f"rows) up to {result.reached} in {seconds:.1f} s", **asdict(result))
+    return result
 
-    def replay(kind: int, timestamp: int, data: bytes) -> bool:
+
+class _Replay:
+    """The archived events from the base's snapshot applied in order, transaction by
+    transaction, up to the last transaction that began at or before TIME."""
+
+    def __init__(self, plan: ReplayPlan, applier: RowApplier, progress: Progress) -> None:
+        self.archive = plan.archive
+        self.snapshot = plan.manifest.consistency["binlog_snapshot"]
+        self.until = plan.moment.timestamp()
+        self.applier = applier
+        self.progress = progress
+        self.reached: int | None = None  # the last committed transaction's time
+        self.transactions = 0
+        self.events = 0
+
+    def files(self, files: list[ArchivedFile]) -> bool:
+        """Replays ``files`` (the snapshot's first); whether TIME stopped it before their end."""
+        read = -self.snapshot["position"]  # bytes of the archive from the snapshot
+        for archived in files:
+            if self._file(archived, read):
+                return True
+            read += archived.size
+        return False
+
+    def _file(self, archived: ArchivedFile, read: int) -> bool:
+        first = archived.file == self.snapshot["file"]
+        # Closed as soon as it is left, also by an error: its read-ahead stops with it.
+        with contextlib.closing(archived_events(self.archive, archived)) as events_of_file:
+            for position, kind, timestamp, data in events_of_file:
+                if first and position < self.snapshot["position"]:
+                    self.applier.note(kind, data)  # the format and table maps, nothing applied
+                elif not self.event(kind, timestamp, data):
+                    return True  # TIME reached
+                self.progress.update(max(0, read + position))
+        return False
+
+    def event(self, kind: int, timestamp: int, data: bytes) -> bool:
         """Applies one event; False once the next transaction begins after TIME."""
-        nonlocal reached, transactions, events
+        applier = self.applier
         if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-            if timestamp > until:
+            if timestamp > self.until:
                 return False
             applier.begin()
         if kind == TRANSACTION_PAYLOAD:  # MySQL 8's compressed transaction: its events
-            return all(replay(inner[4], timestamp, applier.framed(inner))
+            return all(self.event(inner[4], timestamp, applier.framed(inner))
                        for inner in applier.payload(data))
         applier.apply(kind, data)
-        events += 1
+        self.events += 1
         if kind == XID or (kind == QUERY and applier.committed):
-            transactions += 1
-            reached = timestamp
+            self.transactions += 1
+            self.reached = timestamp
         return True
-
-    stopped, read = False, -snapshot["position"]  # bytes of the archive from the snapshot
-    try:
-        for archived in files:
-            first = archived.file == snapshot["file"]
-            # Closed as soon as it is left, also by an error: its read-ahead stops with it.
-            with contextlib.closing(archived_events(archive, archived)) as events_of_file:
-                for position, kind, timestamp, data in events_of_file:
-                    if first and position < snapshot["position"]:
-                        applier.note(kind, data)  # the format and table maps, nothing applied
-                    elif not replay(kind, timestamp, data):
-                        stopped = True  # TIME reached
-                        break
-                    progress.update(max(0, read + position))
-            if stopped:
-                break
-            read += archived.size
-        applier.finish()
-    finally:
-        applier.close()
-    seconds = time.monotonic() - clock
-    result = {"until": moment.isoformat(), "reached": datetime.fromtimestamp(
-        reached, UTC).isoformat() if reached else manifest.finished_at.isoformat(),
-              "heartbeat": applier.heartbeat,
-              "transactions": transactions, "events": events, "rows": applier.rows,
-              "skipped_rows": applier.skipped_rows, "replay_seconds": round(seconds, 3),
-              # Where the copy stands in the archive when it took all of it: what a later
-              # run compares with the archive's end to know the copy lacks nothing.
-              "archive_end": None if stopped else archive_end(files),
-              "events_per_second": round(events / max(seconds, 1e-6))}
-    log_event("restore.replayed", f"Replayed {transactions} transactions ({applier.rows} rows) "
-              f"up to {result['reached']} in {seconds:.1f} s", **result)
-    return result
 
 
 def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
@@ -261,10 +303,10 @@ def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
     return {"file": files[-1].file, "size": files[-1].size} if files else None
 
 
-def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -> None:
-    """The newest heartbeat replayed is the time the data provably reached: within one
-    interval before TIME, or the archive did not hold what it should have."""
-    beat = replayed["heartbeat"]
+def _heartbeat_reached(replayed: ReplayResult, moment: datetime, every: float) -> str:
+    """The time the data provably reached: the newest heartbeat replayed, which must be
+    within one interval before TIME, or the archive did not hold what it should have."""
+    beat = replayed.heartbeat
     reached = datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat else None
     # Binlog times are whole seconds: a beat at 12:00:07.2 is one of 12:00:07.
     if reached is None or reached.replace(microsecond=0) > moment or \
@@ -275,61 +317,7 @@ def _check_heartbeat(replayed: dict[str, Any], moment: datetime, every: float) -
             "binlog archive does not hold everything up to that time.",
             "Look at drkit binlog status (lag, gaps) and whether the streamer and its "
             "heartbeat run; restore to an earlier time.")
-    replayed["reached"] = reached.isoformat()
-
-
-def archived_events(archive: Archive,
-                    archived: ArchivedFile) -> Iterator[tuple[int, int, int, bytes]]:
-    """(position, type, timestamp, bytes) of each event of an archived file. Each committed
-    range is checked against its sha256 before any event in it is used, and a blob shorter
-    than its record is refused; bytes past the record (never committed by drkit) are not read
-    as events."""
-    archived = archive.full(archived)  # its ranges: the listing gives summaries only
-    buffer, pending, position, magic_read = bytearray(), bytearray(), 4, False
-    ranges = iter(archived.ranges)
-    current = next(ranges, None)
-    # Fetched ahead: the download's waits overlap the decoding of what came.
-    chunks = read_ahead(archive.store.download(archive.store.prefix + archived.file))
-    try:
-        offset = 0
-        for chunk in chunks:
-            while chunk and current is not None:
-                take = chunk[:current["end"] - offset]
-                pending += take
-                offset += len(take)
-                chunk = chunk[len(take):]
-                if offset == current["end"]:
-                    if hashlib.sha256(pending).hexdigest() != current["sha256"]:
-                        raise _damaged(archived, current)
-                    buffer += pending
-                    pending, current = bytearray(), next(ranges, None)
-            if not magic_read and len(buffer) >= 4:  # the file's magic, before its first event
-                if not buffer.startswith(MAGIC):
-                    raise BinlogArchiveError(f"Archived {archived.file} is not a binary log.")
-                del buffer[:4]
-                magic_read = True
-            start = 0  # events are cut by offset, the buffer compacted once per chunk
-            while magic_read and len(buffer) - start >= 19:
-                size = int.from_bytes(buffer[start + 9:start + 13], "little")
-                if len(buffer) - start < size:
-                    break
-                data = bytes(buffer[start:start + size])
-                start += size
-                yield position, data[4], int.from_bytes(data[:4], "little"), data
-                position += size
-            del buffer[:start]
-    finally:
-        chunks.close()  # its reader stops here, also on an error
-    if current is not None or buffer:
-        raise _damaged(archived, current or archived.ranges[-1])
-
-
-def _damaged(archived: ArchivedFile, where: dict[str, Any]) -> BinlogArchiveError:
-    return BinlogArchiveError(
-        f"Archived binlog {archived.file} bytes {where['start']}-{where['end']} are missing or "
-        "do not match their sha256: the archive was changed or damaged.",
-        "Nothing from there on was applied; restore to an earlier time, or see drkit binlog "
-        "status.")
+    return reached.isoformat()
 
 
 def _utc(text: str) -> datetime:

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import AzureError
-
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, load_manifest, taken_at
+from drkit.binlog.records import SIDECAR, Archive, file_order
 from drkit.console import log_event
 from drkit.errors import DrkitError
 from drkit.manifest import SIDECAR_SUFFIX
@@ -97,8 +96,6 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
     """Archived binlog files (blob and sidecar) wholly before the snapshot of the oldest
     backup that stays and can start a point-in-time restore; none if no backup that stays
     can (then every archived file may still be needed)."""
-    from drkit.ops.binlog_archive import SIDECAR, Archive, file_order
-
     start = None
     for entry in (e for e in entries if e.name not in deleting and e.has_manifest):
         try:
@@ -110,7 +107,7 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
             break
     if start is None:
         return []
-    archive = Archive(BackupStore(store.container, prefix, store.account))
+    archive = Archive(store.under(prefix))
     older = [f for f in archive.files()
              if f.complete and file_order(f.file) < file_order(start)]
     return [prefix + name for f in older for name in (f.file, f.file + SIDECAR)]
@@ -139,10 +136,7 @@ def _reason(entry: BackupEntry, database: str, newest_good: BackupEntry | None) 
 
 def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
     for name in [*plan.delete, *plan.binlogs]:
-        try:
-            store.container.delete_blob(name)
-        except AzureError as exc:
-            raise store.error(exc) from None
+        store.delete(name, missing_ok=False)
         plan.deleted.append(name)
         log_event("prune.deleted", f"Deleted {name}", blob=name)
     # Listed again where versioning is on: deleting a versioned blob has just made its last
@@ -151,10 +145,7 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
         if plan.versioning else []
     plan.versions_bytes = sum(v.size for v in deleted)
     for version in deleted:
-        try:
-            store.container.delete_blob(version.name, version_id=version.version_id)
-        except AzureError as exc:
-            raise store.error(exc) from None
+        store.delete(version.name, version_id=version.version_id, missing_ok=False)
         plan.deleted_versions.append(_label(version))
         log_event("prune.deleted_version", f"Deleted {_label(version)}", blob=version.name,
                   version_id=version.version_id)

@@ -6,13 +6,17 @@ No local disk. The target database must not exist or be empty unless ``replace``
 in which case the backup is loaded and proven beside it and swapped in only then. The
 checksum and the dump's trailer are checked as the stream ends; the proof then compares the
 loaded data with the manifest.
+
+A restore is asked for with a :class:`RestoreRequest` (the CLI, the drill and the failover
+build one alike) and runs as the steps of :class:`Restore`; ``restore --check`` and
+``drkit prove`` are :mod:`drkit.ops.restorecheck`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,12 +36,21 @@ from drkit.errors import (
 )
 from drkit.failpoints import failpoint
 from drkit.manifest import Manifest
-from drkit.mysql import dump, timezones
+from drkit.mysql import dump, inventory, timezones
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.loader import PARTIAL_LOAD_FIX, ParallelLoader
 from drkit.mysql.proof import ProofResult, prove
-from drkit.mysql.swap import drop_scratch, plan_swap, recover_swaps, scratch_names, swap_in
+from drkit.mysql.swap import (
+    SwapPlan,
+    drop_scratch,
+    plan_swap,
+    recover_swaps,
+    scratch_names,
+    swap_in,
+)
+from drkit.ops import pitr
 from drkit.ops.lock import RunLock
+from drkit.ops.pitr import ReplayPlan, ReplayResult
 from drkit.ops.readback import CountingReader, failed_verification, read_back
 from drkit.ops.restorenames import restore_names
 from drkit.stream.dumpscan import ends_with_trailer, keep_tail
@@ -45,6 +58,23 @@ from drkit.stream.lexer import LexError, SqlLexer
 from drkit.stream.rewrite import Rewriter
 from drkit.stream.statement import Statement
 from drkit.units import human_size
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """One restore as asked for, built alike by the CLI, the drill and the failover."""
+
+    backup: str = "latest"  # a blob name, latest, latest-verified, or a time
+    # A point in time (UTC, or latest): the base backup before it is chosen (not ``backup``),
+    # restored and proven, then the archived binlog is replayed on it up to that time.
+    until: str | None = None
+    target_address: str | None = None  # HOST[:PORT]; None: the configured target
+    databases: list[str] | None = None  # those of the backup to restore; None: all it holds
+    rename_to: str | None = None  # the one database restored, under this name (--as)
+    replace: bool = False  # a database that holds data is replaced once the copy is proven
+    prove: bool = True
+    azure: bool | None = None  # the Azure rewrites; None: as restore.azure_compat says
+    definer: str | None = None  # strip or admin; None: as restore.definer says
 
 
 @dataclass
@@ -59,28 +89,13 @@ class RestoreResult:
     throughput_mib_s: float
     rewrites: dict[str, int] = field(default_factory=dict)
     proof: ProofResult | None = None
-    replay: dict[str, Any] | None = None  # restore --until: the binlog replay after the proof
+    replay: ReplayResult | None = None  # restore --until: the binlog replay after the proof
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["restore_seconds"] = data.pop("seconds")
         data["proof"] = self.proof.as_dict() if self.proof else None
         return {"ok": self.proof is None or self.proof.ok, **data}
-
-
-@dataclass
-class CheckResult:
-    backup: str
-    databases: dict[str, str]
-    statements: int
-    rewrites: dict[str, int]
-    blockers: list[str]
-    largest_statement_bytes: int = 0
-    target_max_allowed_packet: int | None = None  # None: no target configured to ask
-    notes: list[str] = field(default_factory=list)  # what the restore will do, not blockers
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": not self.blockers, **asdict(self)}
 
 
 def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
@@ -92,18 +107,17 @@ def azure_rewrites(settings: Settings, azure: bool | None = None) -> bool:
                             and settings.target.kind == "azure")
 
 
-def _rewriter(settings: Settings, renames: dict[str, str], azure: bool | None,
-              definer: str | None) -> Rewriter:
+def rewriter_for(settings: Settings, renames: dict[str, str], request: RestoreRequest) -> Rewriter:
     """The rewrites of a restore of ``renames``' databases (the backup's others skipped)."""
-    return Rewriter(azure=azure_rewrites(settings, azure),
-                    definer=definer or settings.restore.definer,
+    return Rewriter(azure=azure_rewrites(settings, request.azure),
+                    definer=request.definer or settings.restore.definer,
                     admin_user=settings.target.user if settings.target else "",
                     rename={old: new for old, new in renames.items() if old != new},
                     only=frozenset(renames))
 
 
-def _statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
-                reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
+def statements(store: BackupStore, manifest: Manifest, rewriter: Rewriter,
+               reader: CountingReader, counters: dict[str, int]) -> Iterator[Statement]:
     """The backup's statements, rewritten; checks checksum and trailer as the stream ends."""
     lexer = SqlLexer()
     tail = b""
@@ -130,86 +144,181 @@ _PARTIAL = ("Anything loaded so far is incomplete; restore another backup with -
             "(drkit list shows them).")
 
 
-def check_backup(settings: Settings, spec: str, *, rename_to: str | None = None,
-                 databases: list[str] | None = None, azure: bool | None = None,
-                 definer: str | None = None) -> CheckResult:
-    """What a restore would rewrite, and what would block it; loads nothing."""
-    store = BackupStore.from_settings(settings)
-    entry = Catalog(store).select(spec)
-    manifest = load_manifest(store, entry.name)
-    renames = restore_names(manifest, rename_to, databases)
-    rewriter = _rewriter(settings, renames, azure, definer)
-    counters = {"sql_bytes": 0, "statements": 0}
-    largest, size = None, 0  # the statement itself is not kept: it may be huge
-    for statement in _statements(store, manifest, rewriter,
-                                 CountingReader(store.download(entry.name)), counters):
-        if len(statement.sql) > size:
-            largest, size = replace(statement, sql=b""), len(statement.sql)
-    blockers, notes = list(rewriter.blockers), []
-    if settings.target and manifest.time_zones:
-        with contextlib.closing(connect(target_server(settings))) as connection:
-            if missing := timezones.missing_zones(connection, manifest.time_zones):
-                if timezones.has_az_load_timezone(connection):
-                    notes.append(f"the target lacks the time zone(s) {', '.join(missing)} the "
-                                 "backup's events or routines use: the restore loads them "
-                                 "with CALL mysql.az_load_timezone()")
-                else:
-                    blockers.append(f"the backup's events or routines use the time zone(s) "
-                                    f"{', '.join(missing)}, which the target does not know "
-                                    f"(empty time-zone tables): {timezones.HOW_TO_LOAD}")
-    limit = _max_allowed_packet(settings) if settings.target else None
-    if largest is not None and limit is not None and size + 1 > limit:
-        where = f"table {largest.database}.{largest.table}" if largest.table else \
-            f"a {largest.kind} statement"
-        blockers.append(f"the largest statement ({where}, {largest.where}) is "
-                        f"{human_size(size)}, more than the target's "
-                        f"max_allowed_packet of {human_size(limit)}: raise it on the server")
-    return CheckResult(backup=entry.name, databases=renames, statements=counters["statements"],
-                       rewrites=dict(rewriter.changes), blockers=blockers, notes=notes,
-                       largest_statement_bytes=size,
-                       target_max_allowed_packet=limit)
+def run_restore(settings: Settings, request: RestoreRequest,
+                env: Environment | None = None) -> RestoreResult:
+    """Restore as ``request`` asks (:class:`Restore` says how)."""
+    return Restore(settings, request, env).run()
 
 
-def _max_allowed_packet(settings: Settings) -> int:
-    with contextlib.closing(connect(target_server(settings))) as connection, \
-            connection.cursor() as cursor:
-        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
-        return int(cursor.fetchone()[0])
-
-
-def restore_backup(settings: Settings, spec: str, env: Environment | None = None, *,
-                   target_address: str | None = None, rename_to: str | None = None,
-                   databases: list[str] | None = None, replace: bool = False,
-                   azure: bool | None = None, definer: str | None = None,
-                   prove_after: bool = True,
-                   then: Callable[[Server, dict[str, str]], dict[str, Any]] | None = None,
-                   ) -> RestoreResult:
-    """Restore the backup ``spec`` names (or only its ``databases``) into the target; prove
-    it unless told not to; ``then`` works on the loaded databases (original -> loaded name)
-    before they are put in place.
+class Restore:
+    """One restore, run as its steps: select, refuse, load, prove, replay, swap.
 
     Every restore loads into a scratch database and is put in its place only once loaded
     and proven (:mod:`drkit.mysql.swap`): an interrupted or failed restore leaves nothing
     under the requested name. With ``replace``, a database that holds data is replaced
-    that way; without it, such a database is refused.
+    that way; without it, such a database is refused. With ``until``, the archived binlog
+    is replayed on the proven copy before it is put in place (:mod:`drkit.ops.pitr`).
     """
-    env = env or Environment()
-    if replace and not prove_after:
-        raise ParameterError("--replace puts the restored copy in place only once it is "
-                             "proven, so it cannot be combined with --no-prove.",
-                             "Drop --no-prove, or restore under a new name with --as.")
-    store = BackupStore.from_settings(settings)
-    server = target_server(settings, target_address)
-    entry = Catalog(store).select(spec)
-    manifest = load_manifest(store, entry.name)
-    _refuse_known_bad(entry, manifest)
-    renames = restore_names(manifest, rename_to, databases)
-    log_event("restore.start", f"Restore start: {entry.name} -> {server.address} "
-              f"({', '.join(f'{a} as {b}' if a != b else a for a, b in renames.items())})",
-              backup=entry.name, target=server.address)
-    with _restoring(settings, server, list(renames.values())):
-        return _restore(settings, env, store, server, entry, manifest, renames, replace,
-                        azure, definer, prove_after, then)
+
+    # What the steps find, each set by the step named: select ...
+    store: BackupStore
+    server: Server
+    entry: BackupEntry
+    manifest: Manifest
+    renames: dict[str, str]  # refuse: name in the backup -> name on the target
+    swaps: dict[str, tuple[str, str]]  # prepare: name on the target -> (scratch, old) names
+    load_as: dict[str, str]  # prepare: name in the backup -> scratch database loaded
+    rewriter: Rewriter  # prepare
+
+    def __init__(self, settings: Settings, request: RestoreRequest,
+                 env: Environment | None = None) -> None:
+        self.settings = settings
+        self.request = request
+        self.env = env or Environment()
+        self.journals = settings.backup.state_dir.expanduser() / "swaps"
+        self.replay_plan: ReplayPlan | None = None
+
+    def run(self) -> RestoreResult:
+        self.select()
+        self.refuse()
+        log_event("restore.start", f"Restore start: {self.entry.name} -> {self.server.address} "
+                  f"({', '.join(f'{a} as {b}' if a != b else a for a, b in self.renames.items())})",
+                  backup=self.entry.name, target=self.server.address)
+        with _restoring(self.settings, self.server, list(self.renames.values())):
+            self.prepare()
+            try:
+                result = self.load()
+                result.proof = self.prove()
+                result.replay = self.replay()
+                # Every swap is planned (and may refuse) before the first one changes anything.
+                plans = [plan_swap(self.server, database, scratch, old, self.request.replace)
+                         for database, (scratch, old) in self.swaps.items()]
+            except DrkitError as error:
+                raise self._unchanged(error) from error
+            except BaseException:
+                self._drop_scratch()
+                raise
+            self.swap(plans)
+        return result
+
+    def select(self) -> None:
+        """The backup (with ``until``: the base before that time, verified, and the archive
+        after it), its manifest, and the target."""
+        if self.request.until is not None:
+            self.replay_plan = pitr.plan_replay(self.settings, self.request.until,
+                                                self.request.databases, self.env)
+            self.request = replace(self.request, backup=self.replay_plan.base.name,
+                                   databases=self.replay_plan.databases)
+        if self.request.replace and not self.request.prove:
+            raise ParameterError("--replace puts the restored copy in place only once it is "
+                                 "proven, so it cannot be combined with --no-prove.",
+                                 "Drop --no-prove, or restore under a new name with --as.")
+        self.store = BackupStore.from_settings(self.settings)
+        self.server = target_server(self.settings, self.request.target_address)
+        self.entry = Catalog(self.store).select(self.request.backup)
+        self.manifest = load_manifest(self.store, self.entry.name)
+
+    def refuse(self) -> None:
+        """A backup verify found bad, or whose size is not its manifest's, is never loaded;
+        nor one whose databases cannot take the names asked for."""
+        _refuse_known_bad(self.entry, self.manifest)
+        self.renames = restore_names(self.manifest, self.request.rename_to,
+                                     self.request.databases)
+
+    def prepare(self) -> None:
+        """The target made ready for the load, or the restore refused, before anything is
+        loaded."""
+        # A swap a killed run left on this target is finished or undone first, from its journal.
+        recover_swaps(self.server, self.journals, self.settings.restore.swap_lock_wait_seconds)
+        _refuse_to_overwrite(self.server, objects_in(self.server, list(self.renames.values())),
+                             self.request.replace)
+        timezones.ensure(self.server, self.manifest)
+        if self.request.prove:  # the proof's dump must be able to log in before any load
+            dump.check_client_login(self.server)
+        # Loaded beside its place, whether that holds a database or not: put there once whole.
+        self.swaps = scratch_names(list(self.renames.values()),
+                                   datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+        self.load_as = {db: self.swaps[name][0] for db, name in self.renames.items()}
+        self.rewriter = rewriter_for(self.settings, self.load_as, self.request)
+
+    def load(self) -> RestoreResult:
+        """The backup streamed into the scratch databases."""
+        entry = self.entry
+        clock = time.monotonic()
+        counters = {"sql_bytes": 0, "statements": 0}
+        loader = ParallelLoader(self.server, self.settings.restore.workers)
+        try:
+            with self.env.progress(f"restore {entry.name}", entry.size) as progress:
+                reader = CountingReader(self.store.download(entry.name), progress)
+                for statement in statements(self.store, self.manifest, self.rewriter, reader,
+                                             counters):
+                    loader.execute(statement)
+                loader.finish()
+        finally:
+            loader.close()
+        seconds = time.monotonic() - clock
+        result = RestoreResult(
+            backup=entry.name, target=self.server.address, databases=self.renames,
+            compressed_bytes=reader.size, sql_bytes=counters["sql_bytes"],
+            statements=counters["statements"], seconds=round(seconds, 3),
+            throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
+            rewrites=dict(self.rewriter.changes))
+        log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
+                  f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
+                  f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
+        failpoint("restore", "loaded")  # loaded, not yet proven nor in place
+        return result
+
+    def prove(self) -> ProofResult | None:
+        """The loaded copy compared with the manifest, unless told not to."""
+        if not self.request.prove:
+            return None
+        return prove_restore(self.manifest.only(list(self.renames)), self.server, self.load_as,
+                             self.rewriter.azure)
+
+    def replay(self) -> ReplayResult | None:
+        """With ``until``: the archived binlog applied to the proven copy."""
+        if self.replay_plan is None:
+            return None
+        try:
+            return pitr.replay(self.replay_plan, self.server, self.load_as, self.env)
+        except DrkitError as error:
+            # The copy is now at no known point in time: never left to be taken for the
+            # state of TIME (run() drops it, as every copy that is not put in place).
+            asked = self.request.rename_to or ", ".join(self.replay_plan.databases)
+            raise error.with_context(f"The restored copy ({asked}) was dropped.") from error
+
+    def swap(self, plans: list[SwapPlan]) -> None:
+        """Each proven copy put in its place."""
+        for done, plan in enumerate(plans):
+            try:
+                swap_in(self.server, plan, self.settings.restore.swap_lock_wait_seconds,
+                        self.journals / f"{plan.old}.json")
+            except BaseException as error:
+                # The scratches of swaps not begun go; the failed one's swap handled its own.
+                drop_scratch(self.server, [p.scratch for p in plans[done + 1:]])
+                if done and isinstance(error, DrkitError):
+                    raise error.with_context(
+                        "Already replaced by the backup: "
+                        f"{', '.join(p.place for p in plans[:done])}.") from error
+                raise
+
+    def _drop_scratch(self) -> str:
+        """A failed load, proof or replay: the scratch databases go (the targets are
+        untouched); what remains, said as a sentence ("" for nothing)."""
+        scratches = [scratch for scratch, _ in self.swaps.values()]
+        return "" if drop_scratch(self.server, scratches) else \
+            f" The scratch database {', '.join(scratches)} may remain: drop it."
+
+    def _unchanged(self, error: DrkitError) -> DrkitError:
+        """``error`` after the scratch databases were dropped, saying the targets are
+        unchanged."""
+        left = self._drop_scratch()
+        fix = "Restore another backup (drkit list shows them)." if error.fix in (
+            _PARTIAL, _PROOF_FIX, PARTIAL_LOAD_FIX) else error.fix or ""
+        return error.with_context(fix=(f"Database {', '.join(self.swaps)} on the target is "
+                                      f"unchanged: the copy was loaded beside it.{left} "
+                                      f"{fix}").strip())
 
 
 @contextlib.contextmanager
@@ -223,71 +332,6 @@ def _restoring(settings: Settings, server: Server, databases: list[str]) -> Iter
             held.enter_context(RunLock(directory / f"replace-{name}.lock",
                                        f"restore of {database} on {server.address}"))
         yield
-
-
-def _restore(settings: Settings, env: Environment, store: BackupStore, server: Server,
-             entry: BackupEntry, manifest: Manifest, renames: dict[str, str], replace: bool,
-             azure: bool | None, definer: str | None, prove_after: bool,
-             then: Callable[[Server, dict[str, str]], dict[str, Any]] | None) -> RestoreResult:
-    # A swap a killed run left on this target is finished or undone first, from its journal.
-    recover_swaps(server, settings.backup.state_dir.expanduser() / "swaps",
-                  settings.restore.swap_lock_wait_seconds)
-    counts = objects_in(server, list(renames.values()))
-    _refuse_to_overwrite(server, counts, replace)
-    timezones.ensure(server, manifest)
-    if prove_after:  # the proof's dump must be able to log in before anything is loaded
-        dump.check_client_login(server)
-    # Loaded beside its place, whether that holds a database or not: put there once whole.
-    swaps = scratch_names(list(renames.values()), datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
-    load_as = {db: swaps[name][0] for db, name in renames.items()}
-    rewriter = _rewriter(settings, load_as, azure, definer)
-
-    clock = time.monotonic()
-    counters = {"sql_bytes": 0, "statements": 0}
-    try:
-        loader = ParallelLoader(server, settings.restore.workers)
-        try:
-            with env.progress(f"restore {entry.name}", entry.size) as progress:
-                reader = CountingReader(store.download(entry.name), progress)
-                for statement in _statements(store, manifest, rewriter, reader, counters):
-                    loader.execute(statement)
-                loader.finish()
-        finally:
-            loader.close()
-        seconds = time.monotonic() - clock
-        result = RestoreResult(
-            backup=entry.name, target=server.address, databases=renames,
-            compressed_bytes=reader.size, sql_bytes=counters["sql_bytes"],
-            statements=counters["statements"], seconds=round(seconds, 3),
-            throughput_mib_s=round(counters["sql_bytes"] / 2**20 / max(seconds, 1e-6), 1),
-            rewrites=dict(rewriter.changes))
-        log_event("restore.loaded", f"Restored {entry.name}: {human_size(reader.size)} read "
-                  f"({human_size(result.sql_bytes)} of SQL) in {seconds:.1f} s "
-                  f"({human_size(result.sql_bytes / max(seconds, 1e-3))}/s)", **result.as_dict())
-        failpoint("restore", "loaded")  # loaded, not yet proven nor in place
-        if prove_after:
-            result.proof = prove_restore(manifest.only(list(renames)), server, load_as,
-                                         rewriter.azure)
-        result.replay = then(server, load_as) if then else None
-        # Every swap is planned (and may refuse) before the first one changes anything.
-        plans = [plan_swap(server, database, scratch, old, replace)
-                 for database, (scratch, old) in swaps.items()]
-    except BaseException as error:
-        _drop_scratch(server, swaps, error)
-        raise
-    journals = settings.backup.state_dir.expanduser() / "swaps"
-    for done, plan in enumerate(plans):
-        try:
-            swap_in(server, plan, settings.restore.swap_lock_wait_seconds,
-                    journals / f"{plan.old}.json")
-        except BaseException as error:
-            # The scratches of swaps not begun go; the failed one's swap handled its own.
-            drop_scratch(server, [p.scratch for p in plans[done + 1:]])
-            if done and isinstance(error, DrkitError):
-                error.message += (f" Already replaced by the backup: "
-                                  f"{', '.join(p.place for p in plans[:done])}.")
-            raise
-    return result
 
 
 def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
@@ -308,30 +352,10 @@ def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
     return proof
 
 
-def prove_backup(settings: Settings, spec: str, *, target_address: str | None = None,
-                 rename_to: str | None = None,
-                 databases: list[str] | None = None) -> ProofResult:
-    store = BackupStore.from_settings(settings)
-    manifest = load_manifest(store, Catalog(store).select(spec).name)
-    renames = restore_names(manifest, rename_to, databases)
-    return prove_restore(manifest.only(list(renames)), target_server(settings, target_address),
-                         renames, azure_rewrites(settings))
-
-
 def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
     """Tables, views, routines and events per database; None where the database is absent."""
-    counts: dict[str, int | None] = {}
-    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        for database in databases:
-            cursor.execute(
-                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
-                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
-                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s),"
-                " (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s)",
-                (database,) * 4)
-            objects, exists = cursor.fetchone()
-            counts[database] = int(objects) if exists else None
-    return counts
+    with contextlib.closing(connect(server)) as connection:
+        return inventory.object_counts(connection, databases)
 
 
 def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
@@ -358,16 +382,3 @@ def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace:
                 f"{objects} objects; nothing was restored.",
                 "Restore under another name with --as, or pass --replace to replace it by "
                 "the restored copy once that is proven.")
-
-
-def _drop_scratch(server: Server, swaps: dict[str, tuple[str, str]],
-                  error: BaseException) -> None:
-    """A failed load or proof into scratch databases: drop them; the targets are untouched."""
-    scratches = [scratch for scratch, _ in swaps.values()]
-    left = "" if drop_scratch(server, scratches) else \
-        f" The scratch database {', '.join(scratches)} may remain: drop it."
-    if isinstance(error, DrkitError):
-        fix = "Restore another backup (drkit list shows them)." if error.fix in (
-            _PARTIAL, _PROOF_FIX, PARTIAL_LOAD_FIX) else error.fix or ""
-        error.fix = (f"Database {', '.join(swaps)} on the target is unchanged: the copy was "
-                     f"loaded beside it.{left} {fix}").strip()

@@ -26,6 +26,7 @@ from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.binlog import position
+from drkit.binlog.archived import archived_events
 from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
 from drkit.binlog.position import Position
 from drkit.binlog.records import Archive, ArchivedFile, file_order
@@ -38,8 +39,8 @@ from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.pitr import archived_events, base_databases, choose_base
-from drkit.ops.restore import restore_backup
+from drkit.ops.pitr import base_databases, choose_base
+from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
 
 _FOLLOWER_LOCK = "drkit_standby.follow"
@@ -73,8 +74,8 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
-    restored = restore_backup(settings, entry.name, env, rename_to=rename_to,
-                              databases=databases or manifest.databases)
+    restored = run_restore(settings, RestoreRequest(
+        backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases), env)
     start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
     with _cursor(server) as cursor:
         position.create(cursor, start)

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
-
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import AuditRefusedError, BackupNotFoundError, ChecksumMismatchError
 from drkit.redact import find_secrets
@@ -98,16 +96,13 @@ class AuditRecord:
             if path.name not in (NOTEBOOK, HTML, RUN):
                 continue
             blob = self.blob_prefix + path.name
-            try:
-                with path.open("rb") as data:
-                    store.container.upload_blob(blob, data, overwrite=False, metadata={
-                        **{k: v for k, v in (metadata or {}).items() if v},
-                        "run_sha256": run_sha256})
-            except ResourceExistsError:
+            with path.open("rb") as data:
+                written = store.write(blob, data, metadata={
+                    **{k: v for k, v in (metadata or {}).items() if v},
+                    "run_sha256": run_sha256})
+            if written is None:
                 raise AuditRefusedError(f"Audit blob {blob} already exists; it was not "
-                                        "overwritten.") from None
-            except AzureError as exc:
-                raise store.error(exc) from None
+                                        "overwritten.")
             names.append(blob)
         return names
 
@@ -136,35 +131,31 @@ def interrupted_records(root: Path) -> Iterator[tuple[AuditRecord, dict[str, Any
 # -- reading published records --------------------------------------------------------------
 def list_runs(store: BackupStore, limit: int = 20) -> list[dict[str, Any]]:
     """The newest published runs (their run.json), newest first."""
-    try:
-        blobs = [b for b in store.container.list_blobs() if b.name.endswith("/" + RUN)]
-    except AzureError as exc:
-        raise store.error(exc) from None
+    blobs = [b for b in store.blobs() if b.name.endswith("/" + RUN)]
     blobs.sort(key=lambda b: b.name.rsplit("/", 2)[-2], reverse=True)  # run ids sort by time
-    return [json.loads(store.container.download_blob(b.name).readall()) for b in blobs[:limit]]
+    return [json.loads(store.read(b.name)) for b in blobs[:limit]]
 
 
 def find_run(store: BackupStore, run_id: str) -> str:
     """The blob prefix of run ``run_id``."""
-    for blob in store.container.list_blobs():
+    for blob in store.blobs():
         if blob.name.endswith(f"/{run_id}/{RUN}"):
             return blob.name[: -len(RUN)]
     raise BackupNotFoundError(f"No audit record of run {run_id} in container "
-                              f"{store.container.container_name}.",
+                              f"{store.container_name}.",
                               "drkit audit list shows the recent runs.")
 
 
 def verify_run(store: BackupStore, run_id: str) -> dict[str, Any]:
     """Check every file of a published record against the hashes in its run.json."""
     prefix = find_run(store, run_id)
-    run_blob = store.container.get_blob_client(prefix + RUN)
-    data = run_blob.download_blob().readall()
-    recorded = run_blob.get_blob_properties().metadata.get("run_sha256")
+    data = store.read(prefix + RUN)
+    recorded = store.metadata(prefix + RUN).get("run_sha256")
     if hashlib.sha256(data).hexdigest() != recorded:
         raise ChecksumMismatchError(f"run.json of run {run_id} was changed after publication.")
     run = json.loads(data)
     for name, expected in run.get("files", {}).items():
-        actual = hashlib.sha256(store.container.download_blob(prefix + name).readall())
+        actual = hashlib.sha256(store.read(prefix + name))
         if actual.hexdigest() != expected:
             raise ChecksumMismatchError(f"{name} of run {run_id} does not match its sha256 in "
                                         "run.json: the record was altered.")

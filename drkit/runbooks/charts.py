@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from html import escape
 
+# Sizes in pixels: a notebook's width, and a report's.
+_BAR_CHART_WIDTH, _BAR_HEIGHT = 640, 18
+_LINE_CHART_WIDTH, _LINE_CHART_HEIGHT = 720, 260
 
-def bar_chart(title: str, labels: list[str], values: list[float], unit: str,
-              width: int = 640, bar_height: int = 18) -> str:
+
+def bar_chart(title: str, labels: list[str], values: list[float], unit: str) -> str:
     """Horizontal bars, one per label: readable at a glance in a notebook or a report."""
+    width, bar_height = _BAR_CHART_WIDTH, _BAR_HEIGHT
     top = max(values, default=0) or 1
     label_width = 220
     height = 30 + bar_height * len(values) + 10
@@ -28,10 +32,10 @@ def bar_chart(title: str, labels: list[str], values: list[float], unit: str,
 
 
 def line_chart(title: str, labels: list[str], series: dict[str, list[float | None]],
-               unit: str, width: int = 720, height: int = 260,
-               objectives: dict[str, float] | None = None) -> str:
+               unit: str, objectives: dict[str, float] | None = None) -> str:
     """Lines over time (e.g. RPO per drill), each value also a dot (so one drill shows),
     gaps where a value is missing, and objectives as dashed horizontal lines."""
+    width, height = _LINE_CHART_WIDTH, _LINE_CHART_HEIGHT
     colours = ["#4a7ab5", "#c0504d", "#9bbb59", "#8064a2"]
     objectives = objectives or {}
     present = [v for values in series.values() for v in values if v is not None]

@@ -10,6 +10,7 @@ interpreter through the same private kernelspec as ``drkit run``, on loopback wi
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import secrets
@@ -28,8 +29,10 @@ from drkit.config import Settings
 from drkit.errors import RunInterrupted
 from drkit.interrupts import carry_on
 from drkit.programs import require_extra
+from drkit.runbooks.handrun import INCIDENT, RESULTS
+from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
-from drkit.runbooks.runner import kernel_environment
+from drkit.runbooks.runner import kernel_environment, new_run_id
 
 _STOP_WITHIN_SECONDS = 10
 # JupyterLab without its INFO lines (they would bury drkit's three) and without the news and
@@ -37,6 +40,15 @@ _STOP_WITHIN_SECONDS = 10
 _QUIET = {"Application": {"log_level": "WARN"}, "ServerApp": {"log_level": "WARN"},
           "LabApp": {"log_level": "WARN", "news_url": None,
                      "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}}
+
+
+# JupyterLab's own settings for the incident: every cell's start and end recorded in the
+# notebook (the audit record's times), and no news.
+_LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"recordTiming": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False},
+}
 
 
 @dataclass(frozen=True)
@@ -60,14 +72,26 @@ def new_incident(settings: Settings, config_path: Path, runbook: Runbook,
     from papermill.parameterize import parameterize_notebook
 
     runbook.environment(environment)  # an unknown environment is refused here
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = settings.backup.state_dir.expanduser() / "incidents" / f"{stamp}-{environment}"
+    started = datetime.now(UTC)
+    folder = (settings.backup.state_dir.expanduser() / "incidents"
+              / f"{started:%Y%m%dT%H%M%SZ}-{environment}")
     folder.mkdir(parents=True, mode=0o700)
+    # The incident's run id and start: what its audit record is published under.
+    (folder / INCIDENT).write_text(json.dumps({
+        "run_id": new_run_id(runbook.name, environment, started),
+        "started_at": started.isoformat(), "opened_by": getpass.getuser()}))
     notebook = folder / Path(runbook.notebook).name
     shutil.copyfile(runbook.notebook_path(), notebook)
+    # The steps' results (timeline, gate answers, figures) are saved beside it as they
+    # happen, as drkit run has them saved: audit publish builds the record from them.
+    # The runbook's parameters for the environment too, as drkit run passes them: a person
+    # starts from what an unattended run of this environment would do.
+    parameters = check_parameters(runbook.name, runbook.notebook_path(),
+                                  runbook.parameters_for(environment, {}))
     parameterized = parameterize_notebook(
         load_notebook_node(str(notebook)),
-        {"config_path": str(config_path.absolute()), "environment": environment})
+        {**parameters, "config_path": str(config_path.absolute()), "environment": environment,
+         "results_path": str(folder / RESULTS)})
     nbformat.write(parameterized, notebook)
     return Incident(folder, notebook)
 
@@ -138,10 +162,14 @@ def lab(incident: Incident, port: int, token: str) -> Iterator[tuple[list[str], 
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"IdentityProvider": {"token": token}, **_QUIET}, handle)
+        settings = Path(private) / "settings"
+        for name, values in _LAB_SETTINGS.items():
+            (settings / name).parent.mkdir(parents=True, exist_ok=True)
+            (settings / name).write_text(json.dumps(values))
         # Its runtime files (one holds the token in a URL) in the same private folder,
         # removed when the lab ends, not in ~/.local/share/jupyter/runtime.
         yield command, {**environment, "JUPYTER_CONFIG_DIR": private,
-                        "JUPYTER_RUNTIME_DIR": private}
+                        "JUPYTER_RUNTIME_DIR": private, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
 
 
 def new_token() -> str:

@@ -115,7 +115,10 @@ def _names(value: Any) -> list[str]:
     if text.startswith("["):
         import yaml
 
-        parsed = yaml.safe_load(text)
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:  # "[shop": refused as the other malformed lists are
+            raise ValueError(value) from None
         if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
             return parsed
         raise ValueError(value)

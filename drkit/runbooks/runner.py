@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.core.exceptions import AzureError
 
 from drkit import __version__
 from drkit.azure.blobstore import BackupStore
@@ -45,6 +44,7 @@ from drkit.runbooks.outcome import KERNEL, failed_cell, outcome
 from drkit.runbooks.parameters import check_parameters
 from drkit.runbooks.runbook import Runbook
 from drkit.runbooks.steps import running_step
+from drkit.secrets import resolver_for
 
 _STOP_GRACE_SECONDS = 20
 
@@ -67,6 +67,26 @@ class RunOutcome:
         return data
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """A runbook to run: in which environment (None: the config's), with which parameters
+    given on the command line (over the runbook's and its environment's own)."""
+
+    runbook: Runbook
+    environment: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run of a runbook, and the audit record it leaves."""
+
+    runbook: Runbook
+    environment: str
+    run_id: str
+    record: AuditRecord
+
+
 @contextlib.contextmanager
 def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]:
     """papermill's environment, in which the kernel ``drkit`` is ``python`` (drkit's own
@@ -83,19 +103,19 @@ def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]
         yield {**os.environ, "JUPYTER_PATH": os.pathsep.join(search)}
 
 
-def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
-                environment: str | None = None,
-                overrides: dict[str, Any] | None = None,
+def run_runbook(settings: Settings, config_path: Path, request: RunRequest,
                 env: Environment | None = None) -> RunOutcome:
-    environment = environment or settings.environment
+    """Run ``request``'s runbook with papermill, ``config_path`` the notebook's config."""
+    runbook, overrides = request.runbook, request.overrides
+    environment = request.environment or settings.environment
     runbook.environment(environment)  # an unknown environment fails before anything runs
-    overrides = overrides or {}
     # Typed and checked before anything runs (or leaves a record): approve=maybe is an error.
     parameters = check_parameters(runbook.name, runbook.notebook_path(),
                                   runbook.parameters_for(environment, overrides),
                                   from_command_line=frozenset(overrides))
     started = datetime.now(UTC)
-    run_id, record = _new_record(settings, runbook, environment, started)
+    run = _new_record(settings, runbook, environment, started)
+    run_id, record = run.run_id, run.record
     injected = {"config_path": str(config_path.absolute()), "environment": environment,
                 "results_path": str(record.directory / "results.json")}
     log_event("run.start", f"Run {run_id}: {runbook.name} ({environment})", run_id=run_id)
@@ -117,8 +137,7 @@ def run_runbook(settings: Settings, config_path: Path, runbook: Runbook,
                                          failed_cell(record.directory / NOTEBOOK))
         except RunStopped as stop:  # papermill is gone: record that
             exit_code, message = stop.exit_code, f"{runbook.name} was interrupted: {stop}"
-        return _close_papermill_run(settings, runbook, environment, record, run_id, details,
-                                    exit_code, message)
+        return _close_papermill_run(settings, run, details, exit_code, message)
     finally:
         os.close(lock)
         (record.directory / LOCK).unlink(missing_ok=True)
@@ -128,35 +147,34 @@ def close_interrupted(settings: Settings) -> list[RunOutcome]:
     """Close and publish the records of runs killed with -9 (or by a reboot): they say
     interrupted, with what their notebook shows. Called by drkit run and audit list."""
     closed = []
-    for record, run in interrupted_records(settings.backup.state_dir.expanduser() / "audit"):
+    for record, running in interrupted_records(settings.backup.state_dir.expanduser() / "audit"):
         try:
-            runbook = Runbook(name=run["runbook"], notebook=run["notebook"],
-                              environments={run["environment"]: {}},
-                              audit={"container": run["audit"]["container"]})
+            runbook = Runbook(name=running["runbook"], notebook=running["notebook"],
+                              environments={running["environment"]: {}},
+                              audit={"container": running["audit"]["container"]})
         except (KeyError, TypeError, ValueError):  # not one drkit wrote: never stop a run
             log_event("run.record_unreadable", f"{record.directory / 'run.json'} says running "
                       "but is not a record drkit can close; look at it.", logging.WARNING)
             continue
-        message = (f"{runbook.name} was interrupted: its drkit run (pid {run.get('pid')}) was "
-                   "killed (SIGKILL, out of memory or a reboot) before it finished; the record "
-                   f"was closed at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by a later drkit")
-        details = {k: run.get(k) for k in ("mode", "parameters", "started_at")}
-        closed.append(_close_papermill_run(settings, runbook, run["environment"], record,
-                                           run["run_id"], details, ExitStatus.KILLED,
-                                           message))
+        message = (f"{runbook.name} was interrupted: its drkit run (pid {running.get('pid')}) "
+                   "was killed (SIGKILL, out of memory or a reboot) before it finished; the "
+                   f"record was closed at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by a later "
+                   "drkit")
+        details = {k: running.get(k) for k in ("mode", "parameters", "started_at")}
+        run = _Run(runbook, running["environment"], running["run_id"], record)
+        closed.append(_close_papermill_run(settings, run, details, ExitStatus.KILLED, message))
     return closed
 
 
-def _close_papermill_run(settings: Settings, runbook: Runbook, environment: str,
-                         record: AuditRecord, run_id: str, details: dict[str, Any],
+def _close_papermill_run(settings: Settings, run: _Run, details: dict[str, Any],
                          exit_code: int, message: str) -> RunOutcome:
-    failed = failed_cell(record.directory / NOTEBOOK)
-    results_file = record.directory / "results.json"
+    failed = failed_cell(run.record.directory / NOTEBOOK)
+    results_file = run.record.directory / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     results_file.unlink(missing_ok=True)
-    return _close_record(settings, runbook, environment, record, run_id, {
+    return _close_record(settings, run, {
         **details, "failed_cell": asdict(failed) if failed else None, "results": results,
-    }, exit_code, message)
+    }, (exit_code, message))
 
 
 def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
@@ -165,26 +183,27 @@ def record_notebook(settings: Settings, runbook: Runbook, notebook: Path,
     saying who published it, when its cells ran, and failed if any cell failed or never
     ran. A notebook that was never executed is refused (exit 42)."""
     environment = environment or settings.environment
-    run = examine(notebook)
-    _refuse_republishing(_audit_store(settings, runbook), runbook, run.notebook_sha256)
+    examined = examine(notebook, list(runbook.parameters_for(environment, {})))
+    _refuse_republishing(_audit_store(settings, runbook), runbook, examined.notebook_sha256)
     saved = datetime.fromtimestamp(notebook.stat().st_mtime, UTC)
-    run_id, record = _new_record(settings, runbook, environment, run.started or saved)
-    shutil.copyfile(notebook, record.directory / NOTEBOOK)
-    failed = failed_cell(record.directory / NOTEBOOK)
+    started = examined.incident_started or examined.started
+    run = _new_record(settings, runbook, environment, started or saved, examined.run_id)
+    shutil.copyfile(notebook, run.record.directory / NOTEBOOK)
+    failed = failed_cell(run.record.directory / NOTEBOOK)
     exit_code, message = outcome(runbook, 1 if failed else 0, "", failed)
-    if failed is None and run.unexecuted:
+    if failed is None and examined.unexecuted:
         exit_code = RunbookStepError.exit_code
-        message = (f"{runbook.name} stopped before its end: {run.unexecuted} of its "
-                   f"{run.code_cells} code cells never ran")
-    return _close_record(settings, runbook, environment, record, run_id, {
+        message = (f"{runbook.name} stopped before its end: {examined.unexecuted} of its "
+                   f"{examined.code_cells} code cells never ran")
+    return _close_record(settings, run, {
         "mode": "interactive",
-        "parameters": {},
-        "started_at": run.started.isoformat() if run.started else None,
+        "parameters": examined.parameters,
+        "started_at": started.isoformat() if started else None,
         "failed_cell": asdict(failed) if failed else None,
-        "results": {},
-        "notebook_sha256": run.notebook_sha256,
+        "results": examined.results,
+        "notebook_sha256": examined.notebook_sha256,
         "published_by": {"os_user": getpass.getuser(), "name": by},
-    }, exit_code, message, ended=run.ended or saved)
+    }, (exit_code, message), ended=examined.ended or saved)
 
 
 def _audit_store(settings: Settings, runbook: Runbook) -> BackupStore:
@@ -192,38 +211,40 @@ def _audit_store(settings: Settings, runbook: Runbook) -> BackupStore:
 
 
 def _refuse_republishing(store: BackupStore, runbook: Runbook, notebook_sha256: str) -> None:
-    try:
-        published = [b.name for b in store.container.list_blobs(
-            name_starts_with=f"{runbook.name}/", include=["metadata"])
-            if (b.metadata or {}).get("notebook_sha256") == notebook_sha256]
-    except AzureError as exc:
-        raise store.error(exc) from None
+    published = [b.name for b in store.blobs(f"{runbook.name}/", metadata=True)
+                 if b.metadata.get("notebook_sha256") == notebook_sha256]
     if published:
         raise AuditRefusedError(
             f"This notebook was published already, as {published[0].rsplit('/', 2)[-2]}; "
             "it was not published again.", "drkit audit show RUN_ID shows that record.")
 
 
+def new_run_id(runbook_name: str, environment: str, started: datetime) -> str:
+    return f"{started:%Y%m%dT%H%M%SZ}-{runbook_name}-{environment}-{uuid.uuid4().hex[:6]}"
+
+
 def _new_record(settings: Settings, runbook: Runbook, environment: str,
-                started: datetime) -> tuple[str, AuditRecord]:
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{runbook.name}-{environment}-{uuid.uuid4().hex[:6]}"
+                started: datetime, run_id: str | None = None) -> _Run:
+    run_id = run_id or new_run_id(runbook.name, environment, started)
     blob_prefix = f"{runbook.name}/{started:%Y/%m/%d}/{run_id}/"
     directory = settings.backup.state_dir.expanduser() / "audit" / blob_prefix
     directory.mkdir(parents=True, mode=0o700)
-    return run_id, AuditRecord(directory, blob_prefix)
+    return _Run(runbook, environment, run_id, AuditRecord(directory, blob_prefix))
 
 
-def _close_record(settings: Settings, runbook: Runbook, environment: str,
-                  record: AuditRecord, run_id: str, details: dict[str, Any], exit_code: int,
-                  message: str, ended: datetime | None = None) -> RunOutcome:
-    """Write run.json, check the record for secrets, publish it once; say how it went."""
+def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
+                  ending: tuple[int, str], ended: datetime | None = None) -> RunOutcome:
+    """Write run.json, check the record for secrets, publish it once; say how it went
+    (``ending``: the run's exit code and message, before publishing)."""
+    runbook, environment, run_id, record = run.runbook, run.environment, run.run_id, run.record
+    exit_code, message = ending
     ended = ended or datetime.now(UTC)
     started = details["started_at"]
     lines = verdict.summary(runbook.name, exit_code, message, details.get("results") or {},
                             details.get("parameters") or {})
     if (record.directory / NOTEBOOK).exists():
         verdict.insert(record.directory / NOTEBOOK, verdict.markdown(lines, exit_code))
-    run = {
+    document = {  # run.json
         "run_id": run_id,
         "runbook": runbook.name,
         "environment": environment,
@@ -239,7 +260,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         "versions": _versions(details["results"]),
         "audit": {"container": runbook.audit.container, "prefix": record.blob_prefix},
     }
-    record.finish(run)
+    record.finish(document)
     published: list[str] = []
     record_url = None
     try:
@@ -248,7 +269,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         store = _audit_store(settings, runbook)
         published = record.publish(store, {"notebook_sha256": identity})
         page = next((name for name in published if name.endswith(HTML)), None)
-        record_url = store.container.get_blob_client(page).url if page else None
+        record_url = store.url(page) if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
         if exit_code == ExitStatus.OK:
@@ -256,7 +277,7 @@ def _close_record(settings: Settings, runbook: Runbook, environment: str,
         else:
             message += (f" (the audit record was not published: {error.message} "
                         f"It is kept at {record.directory}.)")
-    log_event("run.finished", f"Run {run_id} {run['status']}: {message}", run_id=run_id,
+    log_event("run.finished", f"Run {run_id} {document['status']}: {message}", run_id=run_id,
               exit_code=exit_code, published=published)
     return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
@@ -350,7 +371,7 @@ def _secret_values(settings: Settings) -> list[str]:
         # Resolving registers the value (and the AWS secret's others); one that cannot be
         # resolved here is still caught by the shape patterns.
         with contextlib.suppress(DrkitError):
-            settings.secrets.resolve(reference)
+            resolver_for(settings).resolve(reference)
     return list(known_secrets())
 
 

@@ -7,6 +7,7 @@ papermill's parameters, so the record opens with it; the same lines end ``drkit 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,8 @@ def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         size = f" ({human_size(results['compressed_bytes'])})" \
             if results.get("compressed_bytes") else ""
         lines.append(f"backup {results['backup']}{size}")
+    if reach := data_reach(results):
+        lines.append(reach)
     for name, seconds_key, objective_key, scale, unit in (
             ("RPO", "rpo_seconds", "rpo_hours", 3600, "h"),
             ("RTO", "rto_seconds", "rto_minutes", 60, "min")):
@@ -45,6 +48,21 @@ def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
     if results.get("proof"):
         lines.append(f"proof {results['proof']}")
     return lines
+
+
+def data_reach(results: dict[str, Any]) -> str | None:
+    """The time the restored data reaches and how it got there: the figure that matters
+    when a region is gone (``data reaches 2026-12-07 04:19:44 UTC (base + 12 transactions
+    replayed)``)."""
+    if not results.get("data_reaches"):
+        return None
+    reached = datetime.fromisoformat(results["data_reaches"]).astimezone(UTC)
+    how = results.get("reached_by")
+    if how is None:
+        replay = results.get("replay") or {}
+        how = (f"base + {replay['transactions']} transactions replayed"
+               if replay.get("transactions") is not None else "base only")
+    return f"data reaches {reached:%Y-%m-%d %H:%M:%S} UTC ({how})"
 
 
 def summary(runbook: str, exit_code: int, message: str, results: dict[str, Any],

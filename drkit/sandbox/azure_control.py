@@ -13,13 +13,11 @@ import secrets
 import ssl
 import sys
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drkit.sandbox.azure_standin import SANDBOX_SERVER, SANDBOX_TENANT
+from drkit.sandbox.host import ServiceHost
 from drkit.sandbox.services import Service
-
-if TYPE_CHECKING:
-    from drkit.sandbox.estate import Sandbox
 
 VAULT_URL = "https://drkit-sandbox.vault.azure.net"
 CLIENT_ID = "00000000-0000-4000-8000-00000000c11e"
@@ -35,7 +33,7 @@ class AzureControl(Service):
     role = "Azure Entra ID, Resource Manager and Key Vault (stand-in)"
     program = None  # drkit's own Python
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: ServiceHost) -> None:
         super().__init__(sandbox)
         self.client_secret_file = sandbox.directory / "private" / "azure-client-secret"
         self.ca_bundle = self.home / "standin.pem"

@@ -16,16 +16,13 @@ import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pymysql
 
 from drkit.errors import SandboxError
 from drkit.programs import find_program
 from drkit.sandbox import demodb, flexible, rds
-
-if TYPE_CHECKING:
-    from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.host import ServiceHost
 
 DEFAULT_DIR = Path(".drkit-sandbox")
 SECRET_ID = "backup-credentials-sandbox"
@@ -92,7 +89,7 @@ class Service(ABC):
     role: str
     program: str | None  # None: drkit's own Python
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: ServiceHost) -> None:
         self.sandbox = sandbox
         self.home = sandbox.directory / self.name
 
@@ -126,20 +123,28 @@ class MariaDB(Service):
     def socket_path(self) -> Path:
         return self.home / "mysqld.sock"
 
+    @property
+    def tmpdir(self) -> Path:
+        """Its own temporary folder, for the server and its bootstrap alike: a cleaner of the
+        shared /tmp once took a temporary table from under a running server (ERROR 6 on
+        delete of /tmp/#sql-temptable)."""
+        return self.home / "tmp"
+
+    def install_command(self) -> list[str]:
+        """What initialises the data directory (unknown options go on to its mariadbd)."""
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        command = [find_program("mariadb-install-db"), "--no-defaults",
+                   f"--datadir={self.home / 'data'}", f"--tmpdir={self.tmpdir}",
+                   "--auth-root-authentication-method=normal", "--skip-test-db"]
+        if os.geteuid() == 0:
+            command.append("--user=root")
+        return command
+
     def prepare(self) -> None:
         if (self.home / "data" / "mysql").is_dir():
             return
         (self.home / "data").mkdir(parents=True, exist_ok=True)
-        command = [
-            find_program("mariadb-install-db"),
-            "--no-defaults",
-            f"--datadir={self.home / 'data'}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ]
-        if os.geteuid() == 0:
-            command.append("--user=root")
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(self.install_command(), capture_output=True, text=True)
         if result.returncode != 0:
             raise SandboxError(
                 f"Initialising the {self.name} MariaDB data directory failed: "
@@ -147,7 +152,7 @@ class MariaDB(Service):
             )
 
     def command(self, port: int) -> list[str]:
-        (self.home / "tmp").mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         command = [
             find_program("mariadbd"),
             "--no-defaults",
@@ -155,9 +160,7 @@ class MariaDB(Service):
             f"--socket={self.socket_path}",
             f"--pid-file={self.home / 'mariadbd.pid'}",
             f"--log-error={self.home / 'error.log'}",
-            # Its own temporary folder: a cleaner of the shared /tmp once took a temporary
-            # table from under a running server (ERROR 6 on delete of /tmp/#sql-temptable).
-            f"--tmpdir={self.home / 'tmp'}",
+            f"--tmpdir={self.tmpdir}",
             "--bind-address=127.0.0.1",
             f"--port={port}",
             "--skip-name-resolve",

@@ -1,0 +1,104 @@
+"""What a configuration may say, checked when it is read (drkit.config): credentials only as
+references, names the servers and Azure accept, the Azure login never from Key Vault."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from drkit.config import AzureSettings, BinlogSettings, SourceSettings, StorageSettings
+
+
+@pytest.mark.parametrize("password", [
+    "secret:rds_password", "env:DRKIT_RDS_PASSWORD", "keyvault:rds-password",
+    "file:/run/credentials/drkit/rds-password",
+    ["secret:rds_password", "keyvault:rds-password"]])  # tried in this order
+def test_a_credential_is_a_reference_or_a_list_of_them(password):
+    assert SourceSettings(host="db", databases=["shop"], password=password).password == password
+
+
+@pytest.mark.parametrize("password", [
+    "hunter2", "secret:", "vault:rds", "keyvault:rds_password", "keyvault:" + "x" * 128,
+    ["secret:rds_password", "hunter2"], []])
+def test_a_credential_given_inline_or_misspelt_is_refused(password):
+    with pytest.raises(ValidationError, match="secret values are not accepted inline"):
+        SourceSettings(host="db", databases=["shop"], password=password)
+
+
+def test_a_file_reference_needs_an_absolute_path_and_says_so():
+    with pytest.raises(ValidationError, match="needs an absolute path, e.g. file:/run/"):
+        SourceSettings(host="db", databases=["shop"], password="file:creds/rds")
+
+
+def test_a_plain_setting_may_be_a_value_or_a_checked_reference():
+    assert StorageSettings(account="bloberry01").account == "bloberry01"
+    assert StorageSettings(account="secret:azure_storage_account").account == \
+        "secret:azure_storage_account"
+    with pytest.raises(ValidationError, match="expected a reference"):
+        StorageSettings(account="secret:no spaces")
+
+
+@pytest.mark.parametrize("database", ["shop", "a.b", "with space inside", "商店", "x" * 64])
+def test_database_names_are_what_mysql_accepts(database):
+    assert SourceSettings(host="db", databases=[database]).databases == [database]
+
+
+@pytest.mark.parametrize("database", ["", "x" * 65, "trailing ", "nul\x00", "emoji\U0001F600"])
+def test_database_names_mysql_refuses_are_refused(database):
+    with pytest.raises(ValidationError, match="a database name has 1 to 64 characters"):
+        SourceSettings(host="db", databases=[database])
+
+
+def test_at_least_one_database_is_backed_up():
+    with pytest.raises(ValidationError, match="databases"):
+        SourceSettings(host="db", databases=[])
+
+
+@pytest.mark.parametrize(("container", "valid"), [
+    ("mysql-backups", True), ("abc", True), ("a" * 63, True), ("ab", False),
+    ("a" * 64, False), ("My-Backups", False), ("-backups", False), ("backups-", False),
+    ("$web", False)])
+def test_the_backup_container_is_a_name_azure_accepts(container, valid):
+    if valid:
+        assert StorageSettings(container=container).container == container
+    else:
+        with pytest.raises(ValidationError, match="container"):
+            StorageSettings(container=container)
+
+
+@pytest.mark.parametrize(("prefix", "valid"), [
+    ("backups/", True), ("", True), ("a/b/", True), ("backups", False), ("/backups/", False),
+    ("a//b/", False)])
+def test_a_blob_prefix_is_folders_ending_in_a_slash(prefix, valid):
+    if valid:
+        assert StorageSettings(prefix=prefix).prefix == prefix
+    else:
+        with pytest.raises(ValidationError, match="prefix"):
+            StorageSettings(prefix=prefix)
+
+
+def test_the_binlog_archive_has_a_folder_of_its_own():
+    with pytest.raises(ValidationError, match="prefix"):
+        BinlogSettings(prefix="")
+
+
+@pytest.mark.parametrize("setting", ["tenant_id", "client_secret"])
+def test_the_azure_login_never_comes_from_key_vault(setting):
+    with pytest.raises(ValidationError, match=f"azure.{setting} cannot be a keyvault: "
+                                              "reference"):
+        AzureSettings(**{setting: ["env:DRKIT_X", "keyvault:azure-login"]})
+    assert AzureSettings(**{setting: "secret:azure_login"})  # the AWS secret may hold it
+
+
+@pytest.mark.parametrize(("runner", "interval"), [("systemd", 7.0), ("cron", 60.0)])
+def test_heartbeats_are_as_far_apart_as_the_runner_makes_them(runner, interval):
+    assert BinlogSettings(runner=runner, heartbeat_seconds=7).beat_interval == interval
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("flush_seconds", 0), ("flush_seconds", 3601), ("heartbeat_seconds", 0),
+    ("lag_alarm_seconds", 59), ("snapshot_lock_seconds", -1), ("replica_id", 0),
+    ("replica_id", 2 ** 32)])
+def test_binlog_settings_out_of_range_are_refused(field, value):
+    with pytest.raises(ValidationError, match=field):
+        BinlogSettings(**{field: value})

@@ -1,0 +1,67 @@
+"""A backup's manifest: its summary on the blob, the names in it, the sidecar beside it
+(drkit.manifest)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from drkit.manifest import Digest, Manifest, TableEntry, decode_names, encode_names
+
+
+def _manifest(**changes) -> Manifest:
+    fields = dict(
+        name="backups/shop-20261207-010203.sql.zst", drkit_version="0.3.0",
+        started_at=datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC),
+        finished_at=datetime(2026, 12, 7, 1, 4, 5, tzinfo=UTC), duration_seconds=122.0,
+        source={"flavour": "mariadb"}, databases=["shop", "crm"],
+        consistency={"binlog_exact": True}, dump={"program": "mysqldump"},
+        compression={"codec": "zstd", "level": 3},
+        compressed=Digest(size=1234, sha256="c" * 64), sql=Digest(size=98765, sha256="s" * 64),
+        tables={"shop.orders": TableEntry(rows=40, sha256="o" * 64),
+                "crm.people": TableEntry(rows=2, sha256="p" * 64, engine="InnoDB")},
+        objects={"view": ["shop.v"]})
+    return Manifest(**{**fields, **changes})
+
+
+def test_the_blobs_summary_holds_the_figures_in_ascii_text():
+    metadata = _manifest().metadata()
+    assert metadata == {
+        "drkit_manifest": "shop-20261207-010203.sql.zst.manifest.json",
+        "drkit_version": "0.3.0", "databases": "shop,crm", "compression": "zstd",
+        "started_at": "2026-12-07T01:02:03+00:00", "finished_at": "2026-12-07T01:04:05+00:00",
+        "size": "1234", "sha256": "c" * 64, "sql_size": "98765", "sql_sha256": "s" * 64,
+        "tables": "2", "rows": "42"}
+    assert all(value.isascii() for value in metadata.values())
+
+
+def test_the_sidecar_lies_beside_the_backup():
+    assert _manifest().sidecar_name == "backups/shop-20261207-010203.sql.zst.manifest.json"
+
+
+@pytest.mark.parametrize("names", [
+    ["shop"], ["a,b", "c"], ["über", "商店"], ["50%", "a b", "x/y"], []])
+def test_database_names_survive_the_metadata_header(names):
+    encoded = encode_names(names)
+    assert encoded.isascii() and encoded.count(",") == max(len(names) - 1, 0)
+    assert decode_names(encoded) == names
+
+
+def test_all_of_its_databases_asked_for_is_the_manifest_itself():
+    manifest = _manifest()
+    assert manifest.only(["crm", "shop", "other"]) is manifest
+
+
+def test_a_manifest_of_another_format_is_refused():
+    with pytest.raises(ValidationError, match="drkit-manifest/1"):
+        _manifest(format="drkit-manifest/2")
+
+
+def test_a_manifest_written_before_definitions_and_time_zones_still_reads():
+    data = _manifest().model_dump(mode="json")
+    del data["definitions"], data["time_zones"]
+    old = Manifest.model_validate(data)
+    assert old.definitions == {} and old.time_zones == []
+    assert Manifest.model_validate_json(_manifest().model_dump_json()) == _manifest()

@@ -1,0 +1,112 @@
+"""Each type a runbook parameter may have, converted from what was typed or written in YAML,
+or refused naming the parameter (drkit.runbooks.parameters)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drkit.errors import ParameterError
+from drkit.runbooks.parameters import check_parameters, notebook_parameters
+
+PARAMETERS = """config_path: str = None
+environment: str = None
+results_path: str = None
+count: int = 3  # how many
+ratio: float = 0.5
+label: str = "nightly"
+databases: list = []
+approve: bool = False
+until: str = None
+"""
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    path = tmp_path / "typed.ipynb"
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]},
+                   "source": PARAMETERS, "outputs": [], "execution_count": None}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "python3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def _typed(notebook, **values):
+    return check_parameters("typed", notebook, values, frozenset(values))
+
+
+def test_the_parameters_cell_gives_each_type_default_and_help(notebook):
+    declared = notebook_parameters(notebook)
+    assert declared["count"] == {"type": "int", "default": 3, "help": "how many"}
+    assert declared["databases"]["default"] == [] and declared["until"]["default"] is None
+    assert {name: spec["type"] for name, spec in declared.items()
+            if name in ("ratio", "label", "databases", "approve")} == {
+        "ratio": "float", "label": "str", "databases": "list", "approve": "bool"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("7", 7), (" 12 ", 12), (5, 5)])
+def test_whole_numbers(notebook, value, expected):
+    assert check_parameters("typed", notebook, {"count": value}) == {"count": expected}
+
+
+@pytest.mark.parametrize("value", ["7.5", "seven", True, ""])
+def test_what_is_no_whole_number_is_refused(notebook, value):
+    with pytest.raises(ParameterError, match="Parameter count takes a whole number"):
+        check_parameters("typed", notebook, {"count": value})
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("2.5", 2.5), (3, 3)])
+def test_amounts(notebook, value, expected):
+    assert _typed(notebook, ratio=value) == {"ratio": expected}
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", False])
+def test_an_amount_negative_or_not_finite_is_refused(notebook, value):
+    with pytest.raises(ParameterError, match="ratio takes a finite number, 0 or more"):
+        _typed(notebook, ratio=value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("shop,crm", ["shop", "crm"]), (" shop , crm ,", ["shop", "crm"]),
+    ("[shop, 'a,b']", ["shop", "a,b"]), (["x"], ["x"]), ("", [])])
+def test_lists_of_names_comma_separated_or_bracketed(notebook, value, expected):
+    assert _typed(notebook, databases=value) == {"databases": expected}
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", "[shop", 5, [1]])
+def test_a_list_that_is_not_of_names_is_refused(notebook, value):
+    with pytest.raises(ParameterError, match=r"databases takes a list of names \(a,b or"):
+        _typed(notebook, databases=value)
+
+
+def test_text_stays_text_and_a_number_from_yaml_is_no_text(notebook):
+    assert _typed(notebook, label=" two words ") == {"label": " two words "}
+    with pytest.raises(ParameterError, match="label takes text, not 5"):
+        check_parameters("typed", notebook, {"label": 5})
+
+
+@pytest.mark.parametrize("value", ["null", "None", "~", None])
+def test_a_parameter_whose_default_is_none_takes_null(notebook, value):
+    assert check_parameters("typed", notebook, {"until": value}) == {"until": None}
+
+
+def test_null_is_no_value_of_a_parameter_with_a_default(notebook):
+    with pytest.raises(ParameterError, match="count takes a whole number, not 'null'"):
+        _typed(notebook, count="null")
+
+
+def test_an_injected_parameter_may_come_from_drkit_run_but_not_from_p(notebook):
+    assert check_parameters("typed", notebook, {"environment": "prod"}) == \
+        {"environment": "prod"}
+    with pytest.raises(ParameterError, match="environment is set by drkit run itself"):
+        _typed(notebook, environment="prod")
+
+
+def test_an_unknown_parameter_lists_the_ones_there_are_without_the_injected(notebook):
+    with pytest.raises(ParameterError) as refused:
+        _typed(notebook, cuont="3")
+    assert refused.value.fix == ("Its parameters: approve, count, databases, label, ratio, "
+                                 "until.")
