@@ -273,6 +273,15 @@ class EncryptionSettings(Section):
                           "backups, where they are read back (never the backup host)")
 
 
+class StandbySettings(Section):
+    """``drkit standby``: the target kept current from the binlog archive."""
+
+    poll_seconds: float = Field(10, gt=0, le=600, description="standby follow: how long "
+                                "it waits before reading the archive again once caught up")
+    max_lag_minutes: float = Field(15, gt=0, description="how far (source time) the standby "
+                                   "may be behind the archive's newest event")
+
+
 class MetricsSettings(Section):
     enabled: bool = True
     namespace: str = "drkit/Backup"
@@ -294,6 +303,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     binlog: BinlogSettings = BinlogSettings()
     encryption: EncryptionSettings = EncryptionSettings()
+    standby: StandbySettings = StandbySettings()
     secret_timeout_seconds: float = Field(
         5, gt=0, le=120, description="how long one secret store may take before the next "
                                      "reference is tried")

@@ -289,12 +289,12 @@ class ControlTimeoutError(FailoverError):
     exit_code = ExitStatus.CONTROL_TIMEOUT
 
 
-# --- binlog (48-49): the binlog archive --------------------------------------------------------
+# --- binlog (48-50): the binlog archive and the standby it feeds -------------------------
 
 class BinlogError(DrkitError):
     """The binlog archive cannot go on, is damaged, or has a gap."""
 
-    codes = frozenset(range(48, 50))
+    codes = frozenset(range(48, 51))
 
 
 class BinlogArchiveError(BinlogError):
@@ -309,6 +309,13 @@ class BinlogGapError(BinlogError):
     point-in-time restore cannot cross it."""
 
     exit_code = ExitStatus.BINLOG_GAP
+
+
+class StandbyError(BinlogError):
+    """The target has no standby to follow, or one whose position cannot be followed on
+    (``drkit standby``)."""
+
+    exit_code = ExitStatus.STANDBY_UNUSABLE
 
 
 # --- stopped (128 + signal): a signal stopped the run (drkit.interrupts) -------------------

@@ -54,6 +54,7 @@ class ExitStatus(IntEnum):
     CONTROL_TIMEOUT = 47
     BINLOG_ARCHIVE_BROKEN = 48
     BINLOG_GAP = 49
+    STANDBY_UNUSABLE = 50
     INTERRUPTED = 128 + 2  # SIGINT
     KILLED = 128 + 9  # SIGKILL: only in a runbook's record, closed by the next run
     TERMINATED = 128 + 15  # SIGTERM

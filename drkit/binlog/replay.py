@@ -78,9 +78,11 @@ _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
 class RowApplier:
     """Applies binlog events to the restored databases (``load_as``: the source's name ->
-    the target's) through one connection, worked on a thread of its own."""
+    the target's) through one connection, worked on a thread of its own. ``mark`` gives a
+    statement committed with each source transaction's end (and run after each DDL)."""
 
-    def __init__(self, server: Server, load_as: dict[str, str]) -> None:
+    def __init__(self, server: Server, load_as: dict[str, str],
+                 mark: Callable[[], bytes] | None = None) -> None:
         # Several statements a round trip (an UPDATE is one row each); an UPDATE's count is
         # of the rows it found, not only those it changed.
         connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS)
@@ -111,7 +113,8 @@ class RowApplier:
         self.committed = False
         self.skipped_statements = 0
         self._batch = StatementBatch(self._worker, batch_limit)
-        self._transactions = TransactionGroup(self._batch, self._worker)
+        self._mark = mark
+        self._transactions = TransactionGroup(self._batch, self._worker, mark)
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -177,9 +180,10 @@ class RowApplier:
                 "options as drkit doctor advises and take a new full backup.")
 
     def _commit(self) -> None:
-        self._transactions.end()
+        # The beat first: the transaction's mark, sent at its end, records it.
         self.heartbeat = max(filter(None, (self.heartbeat, self._beat)), default=None)
         self._beat = None
+        self._transactions.end()
 
     def finish(self) -> None:
         """Waits for the statements sent; rolls back a transaction whose end the archive
@@ -256,6 +260,7 @@ class RowApplier:
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()
         self._worker.submit(self._ddl(renamed, self.load_as.get(database), modes))
+        self._mark_ddl()
 
     def _transaction_control(self, text: bytes) -> bool:
         """BEGIN, COMMIT, ROLLBACK and the source's savepoints, applied; False for anything
@@ -336,6 +341,18 @@ class RowApplier:
             self._triggers.after_ddl(cursor, ddl)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
         return run
+
+    def _mark_ddl(self) -> None:
+        """DDL commits by itself: its mark follows it, in a commit of its own."""
+        if self._mark is None:
+            return
+        marked = self._mark()  # here, in order: the worker runs it later
+
+        def mark(cursor: Cursor) -> None:
+            cursor.execute(marked)
+            cursor.connection.commit()
+
+        self._worker.submit(mark)
 
     def _databases(self) -> set[str]:
         if self._known is None:

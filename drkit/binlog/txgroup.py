@@ -12,9 +12,11 @@ replay's :class:`StatementBatch`, in order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from drkit.binlog.batch import StatementBatch
 from drkit.binlog.worker import ConnectionWorker
+from drkit.failpoints import failpoint
 
 # Source transactions are committed together until this much was sent: fewer fsyncs.
 GROUP_BYTES = 16 * 1024 * 1024
@@ -22,8 +24,12 @@ _SAVEPOINT = b"drkit_transaction_end"
 
 
 class TransactionGroup:
-    def __init__(self, batch: StatementBatch, worker: ConnectionWorker) -> None:
+    def __init__(self, batch: StatementBatch, worker: ConnectionWorker,
+                 mark: Callable[[], bytes] | None = None) -> None:
         self._batch, self._worker = batch, worker
+        # A statement run at each source transaction's end, before its SAVEPOINT or COMMIT:
+        # committed with it, never without it (a standby's position, drkit.ops.standby).
+        self._mark = mark
         self._open = False  # a source transaction has begun and not ended
         self._begun_at = 0  # bytes gathered when it began
         self._savepoint = False  # _SAVEPOINT marks the last one ended, in the open group
@@ -49,12 +55,15 @@ class TransactionGroup:
         """A source transaction ends: the group is committed once large enough, else the
         savepoint marks where the next one begins; in the same round trip as its rows."""
         self._open = False
+        if self._mark:
+            self._batch.add(self._mark(), expected=1)
         self._savepoint = self._batch.gathered - self._group_start < GROUP_BYTES
         self._batch.add(b"SAVEPOINT " + _SAVEPOINT if self._savepoint else b"COMMIT",
                         expected=0)
         self._batch.flush()
         if not self._savepoint:
             self._group_start = self._batch.gathered
+            failpoint("replay.group_commit")  # the COMMIT sent, perhaps not yet done
 
     def ended_by_statement(self) -> None:
         """A statement that commits by itself (DDL) came, replayed or passed over: the

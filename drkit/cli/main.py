@@ -13,7 +13,7 @@ import traceback
 import click
 
 from drkit import __version__
-from drkit.cli import backups, binlog, fleet, health, maintenance, runbooks, sandbox
+from drkit.cli import backups, binlog, fleet, health, maintenance, runbooks, sandbox, standby
 from drkit.cli.context import Context
 from drkit.console import Environment
 from drkit.errors import DrkitError
@@ -41,7 +41,7 @@ for _command in (backups.backup_command, backups.list_command, backups.show_comm
                  runbooks.run_command, runbooks.failover, runbooks.audit,
                  runbooks.schedule_command, maintenance.maintenance,
                  health.doctor_command, health.monitor, sandbox.sandbox, binlog.binlog,
-                 fleet.fleet):
+                 fleet.fleet, standby.standby):
     cli.add_command(_command)
 
 

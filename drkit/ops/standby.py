@@ -1,0 +1,352 @@
+"""``drkit standby``: the DR target kept current from the binlog archive.
+
+``init`` restores the newest verified point-in-time base into the target, proven as any
+restore, and records on the target where in the archive it stands: the base's snapshot
+coordinates (:mod:`drkit.binlog.position`). ``follow`` applies what the archive holds beyond
+that position with the replayer ``restore --until`` uses (same DDL rules, triggers set aside,
+refusals), each source transaction's new position written by the transaction group that
+commits it: a follower killed at any instant leaves the target at a position and holding
+exactly the changes before it, and the next run goes on from there (nothing applied twice,
+nothing skipped). DDL commits by itself; its position follows in a commit of its own, so a
+kill in between runs it once more (DDL run again after nothing else either fails, and the
+follow stops saying so, or leaves the table as it was). A gap in the archive after the
+position is refused: the standby cannot cross it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from drkit.aws import metrics
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
+from drkit.binlog import position
+from drkit.binlog.archived import archived_events
+from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
+from drkit.binlog.position import Position
+from drkit.binlog.records import Archive, ArchivedFile, file_order
+from drkit.binlog.replay import RowApplier
+from drkit.binlog.triggers import TriggersAside
+from drkit.config import Settings
+from drkit.console import Environment, log_event
+from drkit.errors import BinlogGapError, LockHeldError, RunStopped, StandbyError
+from drkit.failpoints import failpoint
+from drkit.interrupts import deferred_signals
+from drkit.mysql.connection import Server, connect, target_server
+from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.pitr import base_databases, choose_base
+from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.verify import verify_backup
+
+_FOLLOWER_LOCK = "drkit_standby.follow"
+_MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
+_NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
+               "Make one with drkit standby init.")
+
+
+def init_standby(settings: Settings, env: Environment | None = None, *,
+                 rename_to: str | None = None,
+                 databases: list[str] | None = None) -> dict[str, Any]:
+    """Restore the newest point-in-time base into the target, proven, and record the
+    standby's position there: the base's snapshot coordinates."""
+    env = env or Environment()
+    server = target_server(settings)
+    if (existing := read_position(server)) is not None:
+        raise StandbyError(
+            f"The target already has a standby ({_names(existing)}, from base "
+            f"{existing.base_backup}); nothing was restored.",
+            "Follow it with drkit standby follow; to start again, drop its databases and "
+            "drkit_standby first.")
+    # The newest base of all: a standby goes on from its snapshot, whatever the archive
+    # holds after it yet.
+    moment = datetime.now(UTC)
+    store = BackupStore.from_settings(settings)
+    entries = Catalog(store).entries()
+    entry, manifest = choose_base(store, moment, base_databases(entries, databases), entries)
+    snapshot = manifest.consistency["binlog_snapshot"]
+    archive = archive_of(settings)
+    refuse_gap(archive, archive.files(), snapshot["file"])
+    refuse_broken(settings, manifest, moment)
+    if entry.verified != "ok":  # never restored from before it is known to be good
+        verify_backup(store, entry, env)
+    restored = run_restore(settings, RestoreRequest(
+        backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases), env)
+    start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
+    with _cursor(server) as cursor:
+        position.create(cursor, start)
+        cursor.connection.commit()
+    log_event("standby.init", f"Standby {_names(start)} on {server.address} from "
+              f"{entry.name}, at {start.file}:{start.offset}", backup=entry.name)
+    return {"backup": entry.name, "target": server.address, "databases": start.databases,
+            "file": start.file, "offset": start.offset,
+            "restore_seconds": round(restored.seconds, 3),
+            "proof": restored.proof.as_dict() if restored.proof else None}
+
+
+@dataclass
+class CatchUp:
+    """What one catch-up applied, and where it left the standby."""
+
+    started_at: str
+    seconds: float
+    transactions: int
+    events: int
+    rows: int
+    file: str
+    offset: int
+    lag_seconds: float | None  # source time between what it applied and the archive's newest
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def follow(settings: Settings, once: bool = True) -> CatchUp:
+    """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
+    until stopped (SIGTERM: between two events, what was applied is committed)."""
+    server = target_server(settings)
+    with _one_follower(server) as still_the_follower:
+        while True:
+            still_the_follower()
+            done = catch_up(settings, server)
+            if once:
+                return done
+            time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
+
+
+@contextlib.contextmanager
+def _one_follower(server: Server) -> Iterator[Callable[[], None]]:
+    """One follower per standby, from any host: a lock on the target, held by a session of
+    its own (the server frees it when the follower dies); a callable checks it is still
+    held (the session may have been ended meanwhile)."""
+    connection = connect(server)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (_FOLLOWER_LOCK,))
+            if cursor.fetchone()[0] != 1:
+                raise LockHeldError(
+                    f"Another drkit standby follow is applying to {server.address} (it holds "
+                    f"the lock {_FOLLOWER_LOCK}); this one was not started.",
+                    "One follower per standby: stop the other, or let it run.")
+
+            def still_held() -> None:
+                cursor.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (_FOLLOWER_LOCK,))
+                if cursor.fetchone()[0] != 1:
+                    raise LockHeldError(f"This follower lost its lock {_FOLLOWER_LOCK} on "
+                                        f"{server.address}; it stopped.",
+                                        "Start it again (systemd restarts it).")
+
+            yield still_held
+    finally:
+        connection.close()
+
+
+def catch_up(settings: Settings, server: Server) -> CatchUp:
+    """Applies what the archive holds beyond the standby's position."""
+    start = read_position(server)
+    if start is None:
+        raise StandbyError(*_NO_STANDBY)
+    if start.diverged:
+        raise StandbyError(f"The standby no longer equals the source: {start.diverged}",
+                           _MAKE_AGAIN)
+    archive = archive_of(settings)
+    files = archive.files()
+    refuse_gap(archive, files, start.file)
+    files = files[[f.file for f in files].index(start.file):]
+    began, clock = datetime.now(UTC), time.monotonic()
+    with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
+        _put_back_left_aside(cursor, start)
+        position.keep_triggers(cursor, list(start.databases.values()))
+    replay = _Replay(server, start)
+    try:
+        replay.files(archive, files)
+    except RunStopped:
+        replay.finish()  # between two events: what ended is committed
+        raise
+    finally:
+        replay.applier.close()
+        if replay.finished:  # its triggers are back in place
+            with _cursor(server) as cursor:
+                position.forget_triggers(cursor)
+    if replay.applier.skipped_rows:
+        why = (f"{replay.applier.skipped_rows} rows the binlog updates or deletes up to "
+               f"{replay.file}:{replay.end} were not on it as on the source.")
+        with _cursor(server) as cursor:
+            position.record_divergence(cursor, why)
+        raise StandbyError(f"The standby no longer equals the source: {why}", _MAKE_AGAIN)
+    # Nothing is applied past the last transaction's end: the events after it, if no
+    # transaction was open there, are passed by the position in a commit of its own.
+    file, offset = replay.idle_at or replay.last_end
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    lag = None if newest is None or replay.reached is None else \
+        max(0.0, datetime.fromisoformat(newest).timestamp() - replay.reached)
+    done = CatchUp(began.isoformat(), round(time.monotonic() - clock, 3), replay.transactions,
+                   replay.events, replay.applier.rows, file, offset, lag)
+    with _cursor(server) as cursor:
+        position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
+    if done.transactions:  # a follower polls every few seconds: only what changed
+        log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
+                  f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
+                  **done.as_dict())
+    if lag is not None:  # never fails the catch-up: AWS may be the thing down
+        metrics.publish(settings, list(start.databases), {"StandbyLagSeconds": (lag, "Seconds")},
+                        timeout=settings.secret_timeout_seconds)
+    return done
+
+
+class _Replay:
+    """The archive's events applied from a position; where the event being applied ends
+    is what each transaction's mark records."""
+
+    def __init__(self, server: Server, start: Position) -> None:
+        self.start = start
+        self.file, self.end, self.timestamp = start.file, start.offset, 0
+        self.transactions = self.events = 0
+        self.last_end = (start.file, start.offset)  # of the last transaction applied
+        self.reached = start.last_event_at.timestamp() if start.last_event_at else None
+        self.in_transaction = False
+        self.finished = False
+        # Where the last event read ended, when no transaction was open there: the format,
+        # rotate and GTID-list events between transactions are passed by the position too.
+        self.idle_at: tuple[str, int] | None = None
+        self.applier = RowApplier(server, start.databases, mark=self._mark)
+
+    def _mark(self) -> bytes:
+        failpoint("standby.mark")  # a transaction ended, its group not yet committed
+        self.last_end, self.reached = (self.file, self.end), self.timestamp
+        return position.advance(self.file, self.end, self.timestamp, self.applier.heartbeat)
+
+    def files(self, archive: Archive, files: list[ArchivedFile]) -> None:
+        for archived in files:
+            first = archived.file == self.start.file
+            if first and archived.complete and self.start.offset >= archived.size:
+                continue  # read to its end already; the next file opens with its own format
+            with contextlib.closing(archived_events(archive, archived)) as events:
+                for at, kind, timestamp, data in events:
+                    if first and at < self.start.offset:
+                        self.applier.note(kind, data)  # the format and table maps only
+                        continue
+                    self.file, self.end = archived.file, at + len(data)
+                    with deferred_signals("an event applied"):
+                        self.event(kind, timestamp, data)
+                    self.idle_at = None if self.in_transaction else (self.file, self.end)
+        self.finish()
+
+    def finish(self) -> None:
+        """Commits what ended, undoes what did not, puts the triggers back."""
+        self.applier.finish()
+        self.finished = True
+
+    def event(self, kind: int, timestamp: int, data: bytes) -> None:
+        applier = self.applier
+        if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+            applier.begin()
+            self.in_transaction = True
+        if kind == TRANSACTION_PAYLOAD:  # MySQL 8's compressed transaction: its events
+            for inner in applier.payload(data):
+                self.event(inner[4], timestamp, applier.framed(inner))
+            return
+        self.timestamp = timestamp
+        applier.apply(kind, data)
+        self.events += 1
+        if kind == XID or (kind == QUERY and applier.committed):
+            self.transactions += 1
+            self.in_transaction = False
+
+
+def _put_back_left_aside(cursor: Any, start: Position) -> None:
+    """Triggers a killed catch-up set aside and never put back are created again."""
+    left = position.triggers_left_aside(cursor)
+    if left:
+        aside = TriggersAside(list(start.databases.values()))
+        aside.saved = {(t.database.lower(), t.name.lower()): t for t in left}
+        aside.put_back(cursor)
+        log_event("standby.triggers", f"Put back {len(left)} triggers a stopped catch-up "
+                  "had set aside", triggers=[f"{t.database}.{t.name}" for t in left])
+
+
+def refuse_gap(archive: Archive, files: list[ArchivedFile], file: str) -> None:
+    """A standby at ``file`` cannot go on past a gap: a binlog the archive lacks after it."""
+    names = [f.file for f in files]
+    if file not in names:
+        raise BinlogGapError(f"The binlog archive does not hold {file}, where the standby "
+                             "stands: it cannot catch up.",
+                             "Make the standby again from a newer base (drkit standby init); "
+                             "see drkit binlog status.")
+    following = names[names.index(file):]
+    for before, after in zip(following, following[1:], strict=False):
+        if file_order(after)[1] != file_order(before)[1] + 1:
+            _gap(before, f"the archive goes on at {after}")
+    for gap in archive.gaps():
+        if file_order(gap["after_file"]) >= file_order(file):
+            _gap(gap["after_file"], gap["missing"])
+
+
+def _gap(after: str, missing: str) -> None:
+    raise BinlogGapError(f"The binlog archive has a gap after {after} ({missing}): the "
+                         "standby cannot cross it; nothing after it was applied.",
+                         "Make the standby again from a full backup taken after the gap "
+                         "(drkit backup; drkit verify; drkit standby init).")
+
+
+def standby_status(settings: Settings) -> dict[str, Any]:
+    """Where the standby stands and how far behind the archive: seconds of source time
+    and bytes."""
+    at = read_position(target_server(settings))
+    if at is None:
+        raise StandbyError(*_NO_STANDBY)
+    files = archive_of(settings).files()
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    return {"databases": at.databases, "base_backup": at.base_backup, "file": at.file,
+            "offset": at.offset, "last_event_at": _iso(at.last_event_at),
+            "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
+            "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
+            "diverged": at.diverged,
+            "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
+            "lag_bytes": lag_bytes(at, files)}
+
+
+def lag_seconds(at: Position, newest: str | None) -> float | None:
+    """Source time between the standby's last transaction and the archive's newest event
+    (None before its first catch-up applied one)."""
+    if newest is None or at.last_event_at is None:
+        return None
+    return max(0.0, (datetime.fromisoformat(newest) - at.last_event_at).total_seconds())
+
+
+def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
+    """Archived bytes after the standby's position."""
+    return sum(f.size for f in files if file_order(f.file) > file_order(at.file)) + \
+        next((max(0, f.size - at.offset) for f in files if f.file == at.file), 0)
+
+
+def read_position(server: Server) -> Position | None:
+    with _cursor(server) as cursor:
+        return position.read(cursor)
+
+
+@contextlib.contextmanager
+def _cursor(server: Server) -> Iterator[Any]:
+    connection = connect(server)
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
+
+
+def archive_of(settings: Settings) -> Archive:
+    """The binlog archive the standby is fed from."""
+    return Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+
+
+def _names(at: Position) -> str:
+    return ", ".join(at.databases.values())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

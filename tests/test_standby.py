@@ -1,0 +1,273 @@
+"""The standby on the sandbox: made from a point-in-time base, fed from the binlog archive
+under a writer, killed (SIGKILL, at exact points) while it applies, and refusing a gap."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drkit.binlog.position import Position, advance
+from drkit.binlog.records import ArchivedFile
+from drkit.checks import CRITICAL, OK, WARNING
+from drkit.config import load_settings
+from drkit.errors import BinlogGapError
+from drkit.health.standby_checks import lag_check
+from drkit.ops.standby import lag_bytes, lag_seconds, refuse_gap, standby_status
+from tests import dbtools
+from tests.helpers import point_cli_at, run_cli
+from tests.test_json_vocabulary import speaks_the_vocabulary
+from tests.test_pitr import KEYLESS, KINDS, _consistency, _PausableWriter, _write_once
+
+TABLES = ("pitr_kinds", "pitr_log", "orders", "standby_ddl")
+# A trigger of the base: set aside while a catch-up runs, it must be back after one killed.
+TRIGGER = ("CREATE OR REPLACE TRIGGER shop.standby_kept BEFORE INSERT ON shop.pitr_log FOR "
+           "EACH ROW SET NEW.what = NEW.what")
+# The follower in a process of its own, its transaction groups small (a few source
+# transactions each, not 16 MB): its commits are what a kill must find consistent.
+_FOLLOWER = ("import sys; import drkit.binlog.txgroup as t; t.GROUP_BYTES = 4096; "
+             "from drkit.cli.main import main; sys.exit(main())")
+
+
+@pytest.fixture
+def standby_env(sandbox, tmp_path, monkeypatch):
+    point_cli_at(sandbox, tmp_path, monkeypatch)
+    dbtools.query(sandbox, "source", KINDS)
+    dbtools.query(sandbox, "source", KEYLESS)
+    for table in ("pitr_kinds", "pitr_log"):
+        dbtools.query(sandbox, "source", f"TRUNCATE TABLE shop.{table}")
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
+    dbtools.as_root(sandbox, "source", TRIGGER)
+    yield
+    dbtools.as_root(sandbox, "source", "DROP TRIGGER IF EXISTS shop.standby_kept")
+    for sql in ("DROP DATABASE IF EXISTS sb", "DROP DATABASE IF EXISTS drkit_standby"):
+        dbtools.query(sandbox, "target", sql)
+    dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.standby_ddl")
+    dbtools.query(sandbox, "source", "ALTER TABLE shop.orders DROP COLUMN IF EXISTS standby_note")
+
+
+def _checksums(sandbox, role: str, database: str) -> dict[str, int]:
+    rows = dbtools.as_root(sandbox, role, "CHECKSUM TABLE " + ", ".join(
+        f"`{database}`.`{table}`" for table in TABLES))
+    return {name.split(".", 1)[1].lower(): value for name, value in rows}
+
+
+def _triggers(sandbox, role: str, database: str) -> list[str]:
+    return [name for (name,) in dbtools.query(
+        sandbox, role, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+        f"TRIGGER_SCHEMA = '{database}' ORDER BY TRIGGER_NAME")]
+
+
+def _position(sandbox) -> tuple[str, int]:
+    (row,) = dbtools.query(sandbox, "target",
+                           "SELECT file, file_offset FROM drkit_standby.position")
+    return row[0], int(row[1])
+
+
+def _follow_killed_at(failpoint: str) -> int:
+    """``standby follow --once`` in a process of its own, SIGKILLed at ``failpoint``."""
+    follower = subprocess.run([sys.executable, "-c", _FOLLOWER, "standby", "follow", "--once"],
+                              env={**os.environ, "DRKIT_FAILPOINT": failpoint},
+                              capture_output=True, text=True, timeout=120)
+    return follower.returncode
+
+
+def _base_and_standby(sandbox) -> str:
+    base = json.loads(run_cli("backup", "--json").stdout)["backup"]
+    assert run_cli("verify", base).exit_code == 0
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    made = run_cli("standby", "init", "--as", "sb", "--json")
+    assert made.exit_code == 0, made.stdout + made.stderr
+    assert speaks_the_vocabulary(json.loads(made.stdout)), made.stdout
+    return base
+
+
+def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbox,
+                                                                         standby_env):
+    """Made from a base taken under writes, at the base's exact coordinates; then followed
+    while the source is written to and altered, the follower SIGKILLed at points inside and
+    right after its group commits: at a paused writer, every table's CHECKSUM equals the
+    source's (a change applied twice or skipped would differ), the trigger each killed run
+    had set aside is back, and status shows no lag."""
+    with _PausableWriter(sandbox) as writer:
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        base = _base_and_standby(sandbox)
+        snapshot = _consistency(base)["binlog_snapshot"]
+        assert _position(sandbox) == (snapshot["file"], snapshot["position"])
+        again = run_cli("standby", "init", "--as", "sb2")  # a second on the same target
+        assert again.exit_code == 50 and "already has a standby" in again.stderr
+        dbtools.query(sandbox, "source", "ALTER TABLE shop.orders ADD COLUMN standby_note "
+                      "VARCHAR(20) NULL")
+        dbtools.query(sandbox, "source", "CREATE TABLE shop.standby_ddl (id INT PRIMARY "
+                      "KEY, v INT)")
+        dbtools.query(sandbox, "source", "INSERT INTO shop.standby_ddl VALUES (1, 1), (2, 2)")
+        dbtools.query(sandbox, "source", "UPDATE shop.orders SET standby_note = 'x' "
+                      "WHERE id < 5")
+        reached = [_position(sandbox)]
+        for failpoint in ("standby.mark:3", "replay.group_commit:2", "standby.mark:25",
+                          "replay.group_commit:7"):
+            assert run_cli("binlog", "stream", "--once").exit_code == 0
+            assert _follow_killed_at(failpoint) == -9, failpoint
+            reached.append(_position(sandbox))
+        writer.pause.set()
+        assert writer.paused.wait(10)
+        expected = _checksums(sandbox, "source", "shop")
+        assert run_cli("binlog", "stream", "--once").exit_code == 0
+        followed = run_cli("standby", "follow", "--once", "--json")
+        assert followed.exit_code == 0, followed.stdout + followed.stderr
+        status = run_cli("standby", "status", "--json")
+    assert not writer.failures, writer.failures
+    assert reached == sorted(reached, key=lambda at: (at[0], at[1])), reached
+    assert len(set(reached)) > 2, reached  # the killed runs applied, and kept, some
+    caught_up = json.loads(followed.stdout)
+    for output in (caught_up, json.loads(status.stdout)):
+        assert speaks_the_vocabulary(output), output
+    assert caught_up["transactions"] > 0 and caught_up["lag_seconds"] == 0, caught_up
+    assert _checksums(sandbox, "target", "sb") == expected
+    assert _triggers(sandbox, "target", "sb") == _triggers(sandbox, "source", "shop")
+    assert "standby_kept" in _triggers(sandbox, "target", "sb")
+    report = json.loads(status.stdout)
+    assert status.exit_code == 0 and report["base_backup"] == base
+    assert report["lag_seconds"] == 0 and report["lag_bytes"] == 0, report
+    assert report["databases"] == {"shop": "sb"} and report["last_catch_up"]
+
+
+def _caught_up(deadline_seconds: float) -> bool:
+    """Whether the standby reaches the archive's end (no byte left to apply) in time."""
+    settings = load_settings()
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if standby_status(settings)["lag_bytes"] == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandbox,
+                                                                           standby_env,
+                                                                           monkeypatch):
+    """Without --once it follows the archive as it grows until SIGTERM (exit 143, what it
+    applied kept); a gap after its position is refused, and doctor calls it CRITICAL."""
+    _base_and_standby(sandbox)
+    monkeypatch.setenv("DRKIT_STANDBY__POLL_SECONDS", "0.2")
+    monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")  # the archive's runs beat
+    follower = subprocess.Popen([str(Path(sys.executable).parent / "drkit"), "standby",
+                                 "follow"], env=os.environ, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        for n in (1, 2):  # two archive runs: the follower reads the archive as it grows
+            with dbtools.connect(sandbox, "source").cursor() as cursor:
+                _write_once(cursor, n)
+            assert run_cli("binlog", "stream", "--once").exit_code == 0
+            assert _caught_up(60), "the follower applies what the archive gained"
+        assert follower.poll() is None, follower.stderr.read()
+        second = run_cli("standby", "follow", "--once")  # one follower per standby
+        assert second.exit_code == 23 and "Another drkit standby follow" in second.stderr
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        stopped = follower.wait(timeout=30)
+    assert stopped == 143, follower.stderr.read()
+    assert standby_status(load_settings())["heartbeat"], "the newest beat applied is recorded"
+    assert _checksums(sandbox, "target", "sb") == _checksums(sandbox, "source", "shop")
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    with dbtools.connect(sandbox, "source").cursor() as cursor:
+        _write_once(cursor, 2)
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
+    newest = dbtools.as_root(sandbox, "source", "SHOW BINARY LOGS")[-1][0]
+    dbtools.as_root(sandbox, "source", f"PURGE BINARY LOGS TO '{newest}'")
+    assert run_cli("binlog", "stream", "--once").exit_code == 49
+    before = _position(sandbox)
+    refused = run_cli("standby", "follow", "--once")
+    assert refused.exit_code == 49, refused.stdout + refused.stderr
+    assert "has a gap after" in refused.stderr and "cannot cross it" in refused.stderr
+    assert _position(sandbox) == before
+    doctor = run_cli("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "standby")
+    assert check["status"] == "CRITICAL" and "gap" in check["detail"]
+
+
+def test_a_standby_found_unlike_the_source_is_never_followed_again(sandbox, standby_env):
+    """A row changed by hand on the standby, then updated on the source: the catch-up finds
+    it not as the source had it, says so (exit 50), and every later run and doctor too."""
+    _base_and_standby(sandbox)
+    dbtools.query(sandbox, "target", "DELETE FROM sb.orders WHERE id = 3")
+    dbtools.query(sandbox, "source", "UPDATE shop.orders SET status = IF(status = 'paid', "
+                  "'new', 'paid') WHERE id = 3")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    for _ in range(2):
+        refused = run_cli("standby", "follow", "--once")
+        assert refused.exit_code == 50, refused.stdout + refused.stderr
+        assert "no longer equals the source" in refused.stderr
+    doctor = run_cli("doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "standby")
+    assert check["status"] == "CRITICAL" and "no longer equals" in check["detail"]
+
+
+def test_without_a_standby_follow_and_status_say_how_to_make_one(sandbox, standby_env):
+    for command in (("standby", "follow", "--once"), ("standby", "status")):
+        result = run_cli(*command)
+        assert result.exit_code == 50, result.stdout + result.stderr
+        assert "no standby" in result.stderr and "drkit standby init" in result.stderr
+
+
+# --- units ----------------------------------------------------------------------------------
+
+def test_the_position_statement_holds_only_literals_and_keeps_the_newest_beat():
+    sql = advance("mysql-bin.000007", 1234, 0, None).decode()
+    assert "file = 'mysql-bin.000007'" in sql and "file_offset = 1234" in sql
+    assert "last_event_at = '1970-01-01 00:00:00'" in sql
+    assert "COALESCE(GREATEST(heartbeat, heartbeat), heartbeat)" in sql
+    beat = advance("f.000001", 4, 60, "2026-12-07 04:00:00.5").decode()
+    assert "GREATEST(heartbeat, '2026-12-07 04:00:00.5')" in beat
+
+
+def test_lag_counts_source_seconds_and_the_archived_bytes_after_the_position():
+    from datetime import UTC, datetime
+
+    at = Position({"shop": "sb"}, "b", "bin.000002", 100,
+                  last_event_at=datetime(2026, 12, 7, 4, 0, tzinfo=UTC))
+    files = [ArchivedFile("bin.000001", 500), ArchivedFile("bin.000002", 300),
+             ArchivedFile("bin.000010", 50)]
+    assert lag_bytes(at, files) == 200 + 50
+    assert lag_seconds(at, "2026-12-07T04:01:30+00:00") == 90
+    assert lag_seconds(Position({}, "b", "f", 4), "2026-12-07T04:01:30+00:00") is None
+
+
+def test_doctor_warns_past_the_lag_allowed_and_before_the_first_catch_up():
+    report = {"databases": {"shop": "sb"}, "lag_seconds": 600, "lag_bytes": 10,
+              "caught_up_at": "2026-12-07T04:00:00+00:00"}
+    assert lag_check(report, 15).status == OK
+    late = lag_check({**report, "lag_seconds": 16 * 60}, 15)
+    assert late.status == WARNING and "more than 15 min" in late.detail
+    never = lag_check({**report, "lag_seconds": None}, 15)
+    assert never.status == WARNING and "has not caught up" in never.detail
+    diverged = lag_check({**report, "diverged": "3 rows ... were not on it"}, 15)
+    assert diverged.status == CRITICAL and "no longer equals the source" in diverged.detail
+
+
+class _Gaps:
+    """An archive's recorded gaps, as :class:`Archive` gives them."""
+
+    def __init__(self, gaps: list[dict]) -> None:
+        self._gaps = gaps
+
+    def gaps(self) -> list[dict]:
+        return self._gaps
+
+
+def test_a_gap_after_the_position_is_refused_one_before_it_is_not():
+    files = [ArchivedFile(f"bin.00000{n}") for n in (1, 2, 3)]
+    refuse_gap(_Gaps([{"after_file": "bin.000001", "missing": "x"}]), files, "bin.000002")
+    with pytest.raises(BinlogGapError, match="gap after bin.000002"):
+        refuse_gap(_Gaps([{"after_file": "bin.000002", "missing": "purged"}]), files,
+                   "bin.000002")
+    with pytest.raises(BinlogGapError, match="the archive goes on at bin.000003"):
+        refuse_gap(_Gaps([]), files[:1] + files[2:], "bin.000001")
+    with pytest.raises(BinlogGapError, match="does not hold bin.000004"):
+        refuse_gap(_Gaps([]), files, "bin.000004")
