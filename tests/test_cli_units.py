@@ -1,5 +1,5 @@
 """The command line's conventions: -h, a close match for a mistyped command or option,
-and shell completion as the README documents it."""
+and shell completion as docs/install.md documents it."""
 
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ def test_a_command_nothing_is_close_to_gets_no_suggestion():
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
-def test_shell_completion_as_the_readme_sets_it_up(shell):
-    """The README's line: eval "$(_DRKIT_COMPLETE=SHELL_source drkit)"."""
+def test_shell_completion_as_the_docs_set_it_up(shell):
+    """docs/install.md's line: eval "$(_DRKIT_COMPLETE=SHELL_source drkit)"."""
     script = subprocess.run([DRKIT], env={**os.environ, "_DRKIT_COMPLETE": f"{shell}_source"},
                             capture_output=True, text=True, check=True).stdout
     assert "_drkit_completion" in script
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text()
     assert f'eval "$(_DRKIT_COMPLETE={shell}_source drkit)"' in readme
     completed = subprocess.run(
         [DRKIT], env={**os.environ, "_DRKIT_COMPLETE": "bash_complete",
