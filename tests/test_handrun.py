@@ -20,7 +20,7 @@ from tests.test_failover import _audit, incident  # noqa: F401  (a fixture)
 
 # What each gated cell is answered; the decide cell is answered wrongly first.
 ANSWERS = {"failover.maintenance_on(": ("FAILOVER",), "failover.bring_up_server(": ("FAILOVER",),
-           "failover.restore(": ("FAILOVER",)}
+           "failover.restore(": ("FAILOVER",), "failover.end_incident(": ("",)}
 
 
 def _walk_failover(notebook: Path) -> None:
@@ -78,8 +78,12 @@ def test_a_hand_run_failover_is_recorded_as_fully_as_an_unattended_one(sandbox, 
     answers = [(g["action"], g["answer"], g["typed"]) for g in hand["results"]["gates"]]
     assert answers[:2] == [("start the failover", "refused", "yes"),
                            ("start the failover", "confirmed", "FAILOVER")]
-    assert [g["action"] for g in hand["results"]["gates"][1:]] == \
+    # ... and at the end, Enter left the page up (unattended: maintenance_off=False did).
+    assert [g["action"] for g in hand["results"]["gates"][1:-1]] == \
         [g["action"] for g in unattended["results"]["gates"]]
+    assert hand["results"]["gates"][-1]["answer"] == "left up"
+    ended = {s["name"]: s["outcome"] for s in hand["results"]["timeline"]}
+    assert ended["maintenance page off"].startswith("left up for now")
     assert {g["os_user"] for g in hand["results"]["gates"]} == {getpass.getuser()}
     assert [s["outcome"] for s in hand["results"]["timeline"][1:3]] == [
         "not approved", "confirmed"]

@@ -100,6 +100,7 @@ class Failover:
         self.gates: list[dict[str, Any]] = []  # every answer, refusals included
         self.status = "in progress"
         self.restored: dict[str, Any] = {}
+        self._rto: float | None = None
         self._resume()
         # The RTO counts from the incident's start, also across a kernel restart.
         self._clock = time.monotonic() - (datetime.now(UTC) - self.started).total_seconds()
@@ -148,8 +149,8 @@ class Failover:
         # A run that kept an earlier run's copy restored nothing: its time is no RTO.
         restored = not self.restored.get("reached_by", "").startswith(("kept", "base only, kept"))
         return {"status": self.status, "started_at": self.started.isoformat(),
-                "rto_seconds": round(time.monotonic() - self._clock, 1)
-                if self.status == "failed over" and restored else None,
+                "rto_seconds": self._rto if self.status == "failed over" and restored
+                else None,
                 "timeline": [asdict(s) for s in self.timeline], "gates": self.gates,
                 **self.restored}
 
@@ -368,11 +369,39 @@ class Failover:
                 "password": "from " + " or ".join(references(target.password)),
                 "tls": "required (Azure Flexible Server)" if target.kind == "azure" else "-"}
 
-    def maintenance_off(self) -> None:
+    def end_incident(self, maintenance_off: bool = False) -> str:
+        """The page down once the applications work: unattended, as ``maintenance_off``
+        says; by hand, a typed FAILOVER takes it down and Enter leaves it up for now (drkit
+        maintenance off --yes later), both recorded."""
+        maintenance_off = _consent("maintenance_off", maintenance_off)
         with self._step("maintenance page off") as step:
-            approval = self.gate("take the maintenance page down")
-            removed = maintenance.remove(self.settings)
-            step["outcome"] = f"{'removed' if removed else 'was not up'} ({approval})"
+            if self.approve and not maintenance_off:
+                step["outcome"] = "left up (maintenance_off=False)"
+            elif not self.approve and not self._asked_to_take_the_page_down():
+                step["outcome"] = "left up for now: drkit maintenance off --yes takes it down"
+            else:
+                removed = maintenance.remove(self.settings)
+                step["outcome"] = "removed" if removed else "was not up"
+            return step["outcome"]
+
+    def _asked_to_take_the_page_down(self) -> bool:
+        """A person's answer: FAILOVER takes the page down, Enter leaves it up, anything
+        else is no answer (NotApprovedError: rerun the cell)."""
+        action = "take the maintenance page down (Enter leaves it up)"
+        try:
+            answer = input(f"Type {CONFIRMATION} to {action}: ")
+        except Exception:  # no one at the notebook: nothing to take down on their behalf
+            self._answered(action, "not asked: no one at the notebook")
+            return False
+        if not answer.strip():
+            self._answered(action, "left up", answer)
+            return False
+        if answer.strip() != CONFIRMATION:
+            self._answered(action, "refused", answer)
+            raise NotApprovedError(f"{action}: not understood: rerun this cell and type "
+                                   f"{CONFIRMATION}, or press Enter. Nothing was changed.")
+        self._answered(action, "confirmed", answer)
+        return True
 
     def headline(self) -> str:
         """The run in one line: its RTO (or that it restored nothing) and the data's time."""
@@ -385,7 +414,8 @@ class Failover:
 
     def finish(self) -> dict[str, Any]:
         self.status = "failed over"
-        self._save()
+        self._rto = round(time.monotonic() - self._clock, 1)  # the end of the incident after
+        self._save()  # it is no part of the RTO
         return self.results()
 
 
