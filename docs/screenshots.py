@@ -6,7 +6,10 @@
 Starts (or reuses) a sandbox, takes and verifies a backup, runs three restore drills that pass
 and one that fails on a drkit error (a backup that does not exist), builds the audit report,
 and opens the failover notebook of a new incident in JupyterLab after answering its first
-gate wrongly. Each page is photographed by headless Chromium at 1280 px into docs/*.png.
+gate wrongly. Then, the region still gone, a person's whole failover: `drkit failover open`'s
+terminal (its three lines, two Ctrl-C), and the notebook run to its end by hand (the first
+gate answered wrongly, then right) and published. Each page is photographed by headless
+Chromium at 1280 px into docs/*.png.
 Needs what install.sh installs (chromium, the sandbox and lab extras).
 """
 
@@ -139,6 +142,98 @@ def lab_at_the_gate(settings, config: Path, png: Path) -> None:
             process.wait(timeout=30)
 
 
+def run_by_hand(notebook: Path, answers: dict[str, tuple[str, ...]]) -> None:
+    """Every code cell of the notebook run in drkit's kernel in its folder, as a person runs
+    it: each gate answered from ``answers`` (by a piece of the cell's code); a cell whose
+    first answer was refused is run again with the next. The notebook is saved with the
+    outputs and the cells' times, as JupyterLab saves it."""
+    book = nbformat.read(notebook, as_version=4)
+    with kernel_environment() as environment:
+        os.environ["JUPYTER_PATH"] = environment["JUPYTER_PATH"]
+        manager = KernelManager(kernel_name=KERNEL)
+        manager.start_kernel(env=environment, cwd=str(notebook.parent))
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        try:
+            for number, cell in enumerate([c for c in book.cells if c.cell_type == "code"], 1):
+                pending = list(next((a for key, a in answers.items() if key in cell.source), ()))
+                while not _run_cell(client, cell, pending, number):
+                    if not pending:
+                        raise SystemExit(f"cell {number} failed: {cell.outputs[-1:]}")
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    nbformat.write(book, notebook)
+
+
+def _run_cell(client, cell, pending: list[str], number: int) -> bool:
+    cell.outputs, started = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def keep(message) -> None:
+        if message["msg_type"] in ("stream", "display_data", "execute_result", "error"):
+            cell.outputs.append(nbformat.v4.output_from_msg(message))
+
+    reply = client.execute_interactive(cell.source, allow_stdin=True, output_hook=keep,
+                                       timeout=600,
+                                       stdin_hook=lambda message: client.input(pending.pop(0)))
+    cell.execution_count = number
+    cell.metadata["execution"] = {
+        "iopub.execute_input": started,
+        "shell.execute_reply": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return reply["content"]["status"] == "ok"
+
+
+def terminal(lines: list[str], png: Path) -> None:
+    """A terminal's text as a page: what a person saw, photographed."""
+    from html import escape
+
+    with tempfile.TemporaryDirectory() as scratch:
+        page = Path(scratch) / "terminal.html"
+        page.write_text(
+            "<html><body style='margin:0;background:#1e1e1e'><pre style='color:#d4d4d4;"
+            "font:15px/1.45 monospace;padding:18px;white-space:pre-wrap'>"
+            + escape("\n".join(lines)) + "</pre></body></html>")
+        screenshot(page.as_uri(), png, wait_ms=1000, height=360)
+
+
+def failover_open_terminal(config: Path, png: Path) -> Path:
+    """``drkit failover open`` in a terminal: its three lines once JupyterLab answers, then
+    Ctrl-C twice. Returns the incident's notebook. The token is masked in the picture."""
+    port = free_port()
+    command = f"drkit failover open --port {port}"
+    process = subprocess.Popen([DRKIT, "failover", "open", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "DRKIT_CONFIG": str(config)})
+    shown = [f"$ {command}"] + [process.stdout.readline().rstrip() for _ in range(3)]
+    notebook = Path(shown[1].removeprefix("incident notebook: "))
+    process.send_signal(2)
+    shown += ["^C", process.stdout.readline().rstrip()]
+    process.send_signal(2)
+    shown += ["^C", process.stdout.readline().rstrip()]
+    process.wait(timeout=60)
+    token = shown[2].rsplit("token=", 1)[-1]
+    terminal([line.replace(token, "…" * 8) for line in shown], png)
+    return notebook
+
+
+def the_hand_run_record(settings, config: Path, terminal_png: Path, record_png: Path) -> None:
+    notebook = failover_open_terminal(config, terminal_png)
+    run_by_hand(notebook, {"failover.decide(": ("yes", "FAILOVER"),
+                           "failover.maintenance_on(": ("FAILOVER",),
+                           "failover.bring_up_server(": ("FAILOVER",),
+                           "failover.restore(": ("FAILOVER",),
+                           "failover.end_incident(": ("FAILOVER",)})
+    published = subprocess.run([DRKIT, "audit", "publish", str(notebook), "--by",
+                                "Ines (incident commander)"], capture_output=True, text=True)
+    if published.returncode != 0:
+        raise SystemExit(f"audit publish failed: {published.stdout}{published.stderr}")
+    run_id = published.stdout.split(":")[0]
+    record = next((settings.backup.state_dir.expanduser() / "audit").rglob(
+        f"{run_id}/notebook.html"))
+    screenshot(record.as_uri(), record_png, height=1500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=DOCS / "out" / "sandbox")
@@ -175,6 +270,8 @@ def photograph(box: Sandbox, directory: Path) -> None:
     box.stop_service("moto")
     try:
         lab_at_the_gate(settings, box.config_path, DOCS / "failover-lab-gate.png")
+        the_hand_run_record(settings, box.config_path, DOCS / "failover-open-terminal.png",
+                            DOCS / "failover-hand-run-record.png")
     finally:
         box.up()
 

@@ -81,3 +81,16 @@ def test_the_time_the_data_reaches_is_a_figure_saying_how():
         "data reaches 2026-12-07 04:19:44 UTC (base + 12 transactions replayed)"
     assert figures(base, {})[1] == "data reaches 2026-12-07 04:19:44 UTC"
     assert not any(line.startswith("data reaches") for line in figures({"backup": "b"}, {}))
+
+
+def test_the_gates_a_person_answered_are_figures_refusals_with_what_was_typed():
+    gates = [{"action": "start the failover", "answer": "refused", "typed": "yes",
+              "os_user": "ines", "at": "2026-12-07T04:19:50+00:00"},
+             {"action": "start the failover", "answer": "confirmed", "typed": "FAILOVER",
+              "os_user": "ines", "at": "2026-12-07T04:19:51+00:00"},
+             {"action": "put up the maintenance page", "answer": "approved by parameter",
+              "typed": None, "os_user": "cron", "at": "2026-12-07T04:19:52+00:00"}]
+    assert figures({"gates": gates}, {}) == [
+        "gate 'start the failover': refused by ines at 2026-12-07T04:19:50+00:00 "
+        "(typed 'yes')",
+        "gate 'start the failover': confirmed by ines at 2026-12-07T04:19:51+00:00"]

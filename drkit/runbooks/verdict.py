@@ -46,7 +46,16 @@ def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         lines.append(line)
     if results.get("proof"):
         lines.append(f"proof {results['proof']}")
-    return lines
+    return lines + gate_answers(results)
+
+
+def gate_answers(results: dict[str, Any]) -> list[str]:
+    """Each gate a person answered (a failover run by hand), refusals included: who, when,
+    what. An unattended run's approvals by parameter say nothing more than its parameters."""
+    return [f"gate '{gate['action']}': {gate['answer']} by {gate['os_user']} at {gate['at']}"
+            + (f" (typed {gate['typed']!r})" if gate["answer"] == "refused" else "")
+            for gate in results.get("gates") or []
+            if gate.get("answer") != "approved by parameter"]
 
 
 def data_reach(results: dict[str, Any]) -> str | None:
