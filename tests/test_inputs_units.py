@@ -287,3 +287,25 @@ def test_a_damaged_running_record_never_stops_the_next_run(tmp_path):
                         backup={"state_dir": str(tmp_path / "state")})
     assert close_interrupted(settings) == []
     assert json.loads((directory / "run.json").read_text())["status"] == "running"
+
+
+def test_failover_open_refuses_a_port_another_program_listens_on():
+    """Else the printed URL, token and all, leads to that program while JupyterLab exits."""
+    import socket
+
+    from drkit.runbooks.incident import run_lab
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        said: list[str] = []
+        with pytest.raises(ParameterError) as refused:
+            run_lab(None, port, "token", said.append)  # type: ignore[arg-type]
+    assert refused.value.exit_code == 2 and f"Port {port}" in refused.value.message
+    assert said == []
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_failover_open_refuses_a_port_out_of_range(port):
+    assert run_cli("failover", "open", "--port", port).exit_code == 2
