@@ -43,6 +43,7 @@ from pydantic_settings import (
 
 from drkit.agekeys import age_recipient, identity_reference
 from drkit.errors import ConfigError
+from drkit.redact import find_secrets
 
 CONFIG_ENV = "DRKIT_CONFIG"
 _REF = re.compile(r"^(?:(?:secret|env):[A-Za-z0-9_.\-/]+|keyvault:[0-9A-Za-z-]{1,127}"
@@ -394,7 +395,9 @@ def describe_errors(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
         given = error.get("input")
-        sensitive = any(word in field for word in _SENSITIVE_FIELDS)
+        # A secret pasted where a public value belongs (an age identity as a recipient).
+        sensitive = any(word in field for word in _SENSITIVE_FIELDS) or \
+            bool(find_secrets(str(given), ()))
         shown = error["type"] not in ("missing", "extra_forbidden") and given is not None
         if shown and not sensitive:
             message += f" (got {given!r})"

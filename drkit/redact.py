@@ -52,6 +52,8 @@ SECRET_SHAPES = {
         r"(?i)\b(?:password|passwd|pwd)\\?[\"']?\s*[:=]\s*\\?[\"']"
         r"(?!secret:|env:|\*\*\*)[^\s\"'\\]{4,}\\?[\"']"),
     "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    # The identity that opens every encrypted backup (age-keygen's bech32, upper case).
+    "an age identity": re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
 }
 
 

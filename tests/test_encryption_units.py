@@ -199,3 +199,21 @@ def test_a_failed_backup_closing_the_sealing_compressor_ends_its_thread():
     compressor.compress(_sql(9 * 1024 * 1024))  # members handed to pyrage, none finished
     compressor.close()
     assert not [t for t in threading.enumerate() if t.name == "age-encrypt"]
+
+
+def test_an_identity_file_as_age_keygen_writes_it_opens_the_backup():
+    identity = x25519.Identity.generate()
+    keygen_file = (f"# created: 2026-12-07T05:00:20Z\n# public key: {identity.to_public()}\n"
+                   f"{identity}\n")
+    keyring = Keyring("file:/key", _Resolver({"file:/key": keygen_file}))
+    sealed_bytes = _sealed_gzip(b"SELECT 1;\n", [identity.to_public()])
+    assert gzip.decompress(b"".join(decrypted("b.sql.gz.age", [sealed_bytes], keyring))) \
+        == b"SELECT 1;\n"
+
+
+def test_an_identity_pasted_as_a_recipient_is_not_repeated_in_the_error(tmp_path):
+    good = str(x25519.Identity.generate().to_public())
+    pasted = str(x25519.Identity.generate())
+    error = _config(tmp_path, f"[{good}, '{pasted}']")
+    assert error is not None and error.exit_code == 3
+    assert "encryption.recipients.1" in error.message and pasted not in error.message

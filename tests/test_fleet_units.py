@@ -273,3 +273,34 @@ def test_a_member_with_a_broken_config_is_left_unscheduled_not_the_fleet(tmp_pat
     repository = build_definitions(load_fleet(path)).get_repository_def()
     backups = [s for s in repository.schedule_defs if s.cron_schedule == "0 3 * * *"]
     assert [s.description for s in backups] == ["0 3 * * * (UTC): m000"]
+
+
+def test_fleet_run_names_the_failed_members_once_each(tmp_path, monkeypatch):
+    from drkit.fleet import definitions
+    from drkit.fleet.execution import StepOutcome
+    from tests.helpers import run_cli
+
+    monkeypatch.setattr(definitions, "run_step", lambda _fleet, member, kind: StepOutcome(
+        member, kind, ExitStatus.OK if member == "m000" else ExitStatus.CONFIG_INVALID,
+        "as the test says"))
+    result = run_cli("fleet", "run", "verify", "--fleet", str(write_fleet(tmp_path, 3)))
+    assert result.exit_code == ExitStatus.RUNBOOK_STEP_FAILED
+    assert "failed for 2 of 3 members: m001, m002." in result.stderr
+
+
+def test_a_members_runbook_is_run_as_a_run_request(tmp_path, monkeypatch):
+    """The fleet hands the runner what `drkit run` does (a RunRequest), not a bare runbook."""
+    from drkit.fleet import execution
+    from drkit.runbooks import runner
+
+    asked = []
+
+    def run_runbook(_settings, _config, request, _env=None):
+        asked.append(request)
+        raise ConfigError("stopped here by the test", "nothing to fix")
+
+    monkeypatch.setattr(runner, "run_runbook", run_runbook)
+    with pytest.raises(ConfigError):
+        execution._runbook(load_fleet(write_fleet(tmp_path, 1)), "m000", "backup")
+    assert isinstance(asked[0], runner.RunRequest)
+    assert asked[0].runbook.name == "nightly-backup"

@@ -310,3 +310,25 @@ def test_a_bare_m_is_refused_as_ambiguous_not_read_as_a_minute(config):
     (3720, "1 h 2 min"), (3 * 3600 + 5, "3 h"), (50 * 3600, "2 d 2 h"), (72 * 3600, "3 d")])
 def test_durations_read_in_one_style_seconds_only_under_a_minute(seconds, said):
     assert duration(seconds) == said
+
+
+def test_failover_open_refuses_a_port_another_program_listens_on():
+    """Else the printed URL, token and all, leads to that program while JupyterLab exits."""
+    import socket
+
+    from drkit.runbooks.incident import run_lab
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        said: list[str] = []
+        with pytest.raises(ParameterError) as refused:
+            run_lab(None, port, "token", said.append)  # type: ignore[arg-type]
+    assert refused.value.exit_code == 2 and f"Port {port}" in refused.value.message
+    assert said == []
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_failover_open_refuses_a_port_out_of_range(port):
+    assert run_cli("failover", "open", "--port", port).exit_code == 2

@@ -248,7 +248,7 @@ def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbo
     result = run_cli("restore", "--until", "latest", "--as", "pit")
     assert result.exit_code == 34, result.stdout + result.stderr
     assert "does not hold everything up to that time" in result.stderr
-    assert "The restored copy (pit) was dropped." in result.stderr
+    assert "The copy restored for pit was dropped." in result.stderr
     assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
 
 

@@ -52,6 +52,8 @@ KEY = base64.b64encode(b"k" * 64).decode()  # the shape of a storage account key
     ('password = "hunter22"', "a password (1x)"),
     ('{"pwd": "hunter22"}', "a password (1x)"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIE...", "a private key (1x)"),
+    ("key AGE-SECRET-KEY-1MUVEUE9YKJC008LUML8WRSNDJCR4KNGN03EJ2M0XE8GL894LWSZS7K7DTD",
+     "an age identity (1x)"),
 ])
 def test_secret_shaped_text_is_found_by_its_kind_never_quoted(text, kind):
     found = find_secrets(text, [])

@@ -168,3 +168,23 @@ def test_an_unreadable_journal_stops_recovery_rather_than_being_passed_over(tmp_
     server = Server(role="target", host="127.0.0.1", port=1, user="u", password=None)
     with pytest.raises(SwapFailedError, match="not a swap journal this drkit can replay"):
         recover_swaps(server, tmp_path)
+
+
+def test_a_signal_while_the_swap_is_planned_is_the_run_stopping_not_a_failed_swap(monkeypatch):
+    from drkit.errors import RunTerminated
+    from drkit.exitstatus import ExitStatus
+    from drkit.mysql import swap
+
+    class _Connection:
+        def close(self) -> None:
+            pass
+
+    def terminated(*_args: object) -> None:
+        raise RunTerminated("Interrupted by SIGTERM; what this run had started was stopped.")
+
+    monkeypatch.setattr(swap, "connect", lambda _server: _Connection())
+    monkeypatch.setattr(swap.steps, "exists", lambda _connection, _name: False)
+    monkeypatch.setattr(swap, "_read", terminated)
+    with pytest.raises(RunTerminated) as stopped:
+        swap.plan_swap(None, "shop", "drkit_restore_x_1", "drkit_replaced_x_1")  # type: ignore[arg-type]
+    assert stopped.value.exit_code == ExitStatus.TERMINATED

@@ -75,8 +75,8 @@ def fleet_run(context: Context, kind: str, fleet_path: str | None, members: tupl
                                 "partitions": [r.as_dict() for r in results]})
     else:
         for result in results:
-            failed = "" if result.ok else f"FAILED (exit {result.exit_code})"
-            context.env.print(f"{result.member}: {failed or 'ok'}"
+            status = "ok" if result.ok else f"FAILED (exit {result.exit_code})"
+            context.env.print(f"{result.member}: {status}"
                               f" ({result.attempts} attempt{'s' * (result.attempts != 1)})"
                               f" {result.message}".rstrip())
     if failed:

@@ -72,7 +72,8 @@ def failover() -> None:
 
 @failover.command("open")
 @click.option("--env", "environment", help="Environment (default: the config's).")
-@click.option("--port", default=8888, show_default=True, help="JupyterLab's port (127.0.0.1).")
+@click.option("--port", default=8888, show_default=True, type=click.IntRange(1, 65535),
+              help="JupyterLab's port (127.0.0.1).")
 @pass_context
 def failover_open(context: Context, environment: str | None, port: int) -> None:
     """Copy the failover notebook into a new incident folder and open it in JupyterLab.

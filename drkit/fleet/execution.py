@@ -60,12 +60,12 @@ def run_step(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
 
 def _runbook(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
     from drkit.runbooks.runbook import load_runbook, runbook_dirs
-    from drkit.runbooks.runner import run_runbook
+    from drkit.runbooks.runner import RunRequest, run_runbook
 
     member = fleet.member(member_name)
     settings = member.settings
     runbook = load_runbook(RUNBOOKS[kind], runbook_dirs(settings))
-    outcome = run_runbook(settings, member.config, runbook)
+    outcome = run_runbook(settings, member.config, RunRequest(runbook))
     run_file = outcome.record / "run.json"
     results = json.loads(run_file.read_text()).get("results") or {} if run_file.exists() \
         else {}

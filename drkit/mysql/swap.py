@@ -45,7 +45,7 @@ from pathlib import Path
 import pymysql
 
 from drkit.console import log_event
-from drkit.errors import DrkitError, SwapFailedError, TargetNotEmptyError
+from drkit.errors import DrkitError, RunStopped, SwapFailedError, TargetNotEmptyError
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql import swapsteps as steps
@@ -107,6 +107,8 @@ def plan_swap(server: Server, place: str, scratch: str, old: str,
             current = _read(server, connection, place) if existed and steps.holds_anything(
                 connection, place) else _Database(place, [], [])
             restored = _read(server, connection, scratch)
+        except RunStopped:
+            raise  # SIGTERM/SIGINT while reading: the run stops (143/130), no swap failed
         except DrkitError as error:
             raise SwapFailedError(f"Database {place} cannot be swapped out: {error.message} "
                                   "Nothing was changed.") from None

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drkit.config import Settings
-from drkit.errors import RunInterrupted
+from drkit.errors import ParameterError, RunInterrupted
 from drkit.interrupts import carry_on
 from drkit.programs import require_extra
 from drkit.runbooks.handrun import INCIDENT, RESULTS
@@ -104,6 +104,7 @@ def run_lab(incident: Incident, port: int, token: str, say: Callable[[str], None
     as the browser holds what was not saved; a second within ten seconds stops JupyterLab
     (RunInterrupted, 130) after saying how to keep the record."""
     require_extra("lab", "drkit failover open")
+    _refuse_taken(port)
     with lab(incident, port, token) as (command, environment):
         process = subprocess.Popen(command, env=environment, start_new_session=True)
         try:
@@ -134,6 +135,18 @@ def _wait(process: subprocess.Popen, remind: Callable[[], None]) -> int:
             asked = time.monotonic()
             carry_on()
             remind()
+
+
+def _refuse_taken(port: int) -> None:
+    """A port another program listens on would answer for JupyterLab: drkit would print a
+    URL, with the token, that leads to that program, while JupyterLab exits."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise ParameterError(
+                f"Port {port} on 127.0.0.1 is not free for JupyterLab ({error.strerror}); "
+                "nothing was started.", "Pass another one with --port.") from None
 
 
 def _serving(process: subprocess.Popen, port: int) -> bool:

@@ -274,10 +274,10 @@ class Keyring:
 
     def identities(self, backup: str) -> list[x25519.Identity]:
         if self._identities is None:
-            self._identities = [self._identity(backup)]
+            self._identities = self._identities_of(backup)
         return self._identities
 
-    def _identity(self, backup: str) -> x25519.Identity:
+    def _identities_of(self, backup: str) -> list[x25519.Identity]:
         if self.reference is None or self._resolver is None:
             raise BackupKeyError(
                 f"Backup {backup} is encrypted (age) and this config names no identity to "
@@ -285,16 +285,23 @@ class Keyring:
                 "Set encryption.identity to the Key Vault secret (keyvault:NAME) or file "
                 "(file:/PATH) holding its AGE-SECRET-KEY-1... line.")
         pyrage = _pyrage()
-        secret = self._resolver.resolve(self.reference).get_secret_value().strip()
+        secret = self._resolver.resolve(self.reference).get_secret_value()
+        # An identity file as age-keygen writes it: "# created"/"# public key" comments
+        # and blank lines are not keys (age skips them too); each other line is one.
+        lines = [line.strip() for line in secret.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
         try:
-            return pyrage.x25519.Identity.from_str(secret)
+            identities = [pyrage.x25519.Identity.from_str(line) for line in lines]
         except pyrage.IdentityError:
+            identities = []
+        if not identities:
             where = self.reference if isinstance(self.reference, str) else \
                 " or ".join(self.reference)
             raise BackupKeyError(
                 f"The encryption identity {where} is not an age X25519 identity; backup "
                 f"{backup} was not read.", "Store the AGE-SECRET-KEY-1... line that "
-                "age-keygen wrote there.") from None
+                "age-keygen wrote there.")
+        return identities
 
 
 def decrypted(backup: str, chunks: Iterable[bytes], keyring: Keyring) -> Iterator[bytes]:
