@@ -71,7 +71,9 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
     assert results["status"] == "failed over" and results["proof"] == "passed"
     assert results["rto_seconds"] > 0
     assert [s["name"] for s in results["timeline"]] == [
-        "assess", "decide", "maintenance page on", "DR server up", "restore and prove"]
+        "assess", "decide", "maintenance page on", "DR server up", "restore and prove",
+        "maintenance page off"]
+    assert results["timeline"][-1]["outcome"] == "left up (maintenance_off=False)"
     assert arm.servers["drkit-dr"]["state"] == "Ready"
     assert arm.firewall_rules["drkit-restore-host"]["startIpAddress"] == "127.0.0.1"
     assert maintenance.is_up(load_settings())

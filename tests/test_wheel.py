@@ -86,7 +86,7 @@ def test_wheel_runs_the_nightly_backup_runbook_outside_the_checkout(installed, s
     settings.storage.prefix = prefix
     names = [b.name for b in BackupStore.from_settings(settings).container
              .list_blobs(name_starts_with=prefix)]
-    assert any(name.endswith(".sql.gz") for name in names)
+    assert any(name.endswith(".sql.gz.age") for name in names)  # the sandbox encrypts
 
     schedule = subprocess.run([str(installed / "bin" / "drkit"), "schedule", "show",
                                "--env", "prod"], capture_output=True, text=True,

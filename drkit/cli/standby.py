@@ -57,7 +57,7 @@ def follow_command(context: Context, once: bool, as_json: bool) -> None:
         context.env.print_json({"ok": True, **done.as_dict()})
     else:
         context.env.print(f"applied {done.transactions} transactions ({done.rows} rows) in "
-                          f"{duration(done.seconds)}; at {done.file}:{done.offset}")
+                          f"{duration(done.catch_up_seconds)}; at {done.file}:{done.offset}")
 
 
 @standby.command("status")

@@ -7,6 +7,7 @@ import json
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs
+from drkit.secrets import resolver_for
 
 
 def policy(settings: Settings) -> dict:
@@ -102,7 +103,7 @@ def _account_name(settings: Settings) -> str:
     if not is_reference(account):
         return account
     try:
-        return settings.secrets.value(account)
+        return resolver_for(settings).value(account)
     except DrkitError:  # the store is out of reach: the reference says where the name is
         return f"<the name in {' or '.join(references(account))}>"
 

@@ -42,6 +42,7 @@ from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pitr import base_databases, choose_base
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
+from drkit.units import duration
 
 _FOLLOWER_LOCK = "drkit_standby.follow"
 _MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
@@ -93,7 +94,7 @@ class CatchUp:
     """What one catch-up applied, and where it left the standby."""
 
     started_at: str
-    seconds: float
+    catch_up_seconds: float
     transactions: int
     events: int
     rows: int
@@ -190,7 +191,8 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
         position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
     if done.transactions:  # a follower polls every few seconds: only what changed
         log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
-                  f"({done.rows} rows) in {done.seconds:.1f} s, at {done.file}:{done.offset}",
+                  f"({done.rows} rows) in {duration(done.catch_up_seconds)}, at "
+                  f"{done.file}:{done.offset}",
                   **done.as_dict())
     if lag is not None:  # never fails the catch-up: AWS may be the thing down
         metrics.publish(settings, list(start.databases), {"StandbyLagSeconds": (lag, "Seconds")},
