@@ -146,6 +146,9 @@ class StorageSettings(Section):
     resource_group: str | None = Field(
         None, description="the account's resource group, to read its website endpoint from "
                           "Resource Manager; default azure.resource_group")
+    retries: int = Field(3, ge=0, le=10, description="retries of a failed storage request, "
+                         "2, 4, 8... s apart: a transient error passes, an outage is named "
+                         "within about 20 s at 3")
 
 
 class TargetSettings(Section):

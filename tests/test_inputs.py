@@ -214,6 +214,7 @@ def test_storage_outage_at_publish_is_an_upload_failure_and_doctor_names_the_cla
 
 def test_storage_failing_the_publish_removes_the_claim_when_it_can(sandbox, through_proxy,
                                                                     monkeypatch):
+    monkeypatch.setenv("DRKIT_STORAGE__RETRIES", "0")  # failing at once: retries only wait
     prefix, start = through_proxy
     start(2, "fail")  # the manifest's PUTs fail, everything else (the claim's delete) works
     result = run_cli("backup")

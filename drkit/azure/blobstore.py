@@ -87,8 +87,9 @@ class BackupStore:
             credential = azure_login(settings.azure, resolver)
         # Three retries 4, 6 and 10 s apart (the SDK's own: 15, 18 and 24 s): a transient
         # error still passes, an endpoint that is down is named within about 20 s.
-        service = BlobServiceClient(endpoint, credential=credential, retry_total=3,
-                                    initial_backoff=2, increment_base=2)
+        service = BlobServiceClient(endpoint, credential=credential,
+                                    retry_total=storage.retries, initial_backoff=2,
+                                    increment_base=2)
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account,
                    Keyring(settings.encryption.identity, resolver))
