@@ -65,7 +65,7 @@ def screenshot(url: str, png: Path, wait_ms: int = 8000, height: int = HEIGHT) -
                         f"--user-data-dir={scratch}/profile",
                         f"--window-size={WIDTH},{height}", f"--virtual-time-budget={wait_ms}",
                         f"--screenshot={png}", page.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+                       check=True, capture_output=True, timeout=600)
     print(f"wrote {png.relative_to(DOCS.parent)} ({png.stat().st_size // 1024} KiB)")
 
 
@@ -238,14 +238,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=DOCS / "out" / "sandbox")
     parser.add_argument("--keep", action="store_true", help="Leave the sandbox running.")
+    parser.add_argument("--only-hand-run", action="store_true",
+                        help="Only the hand-run failover's two pictures.")
     args = parser.parse_args()
     box = Sandbox(args.dir)
     box.up()
     try:
-        photograph(box, args.dir)
+        if args.only_hand_run:
+            photograph_the_hand_run(box)
+        else:
+            photograph(box, args.dir)
     finally:
         if not args.keep:
             box.down()
+
+
+def photograph_the_hand_run(box: Sandbox) -> None:
+    os.environ["DRKIT_CONFIG"] = str(box.config_path)
+    settings = load_settings(box.config_path)
+    drkit("verify", drkit("backup")["backup"])
+    box.stop_service("source")
+    box.stop_service("moto")
+    try:
+        the_hand_run_record(settings, box.config_path, DOCS / "failover-open-terminal.png",
+                            DOCS / "failover-hand-run-record.png")
+    finally:
+        box.up()
 
 
 def photograph(box: Sandbox, directory: Path) -> None:
