@@ -34,3 +34,12 @@ def test_the_first_line_is_nagios_status_line_with_the_figures_after_a_bar():
     assert status_line([Check("config", OK, "valid")]) == "DRKIT OK - 1 check OK"
     assert "perfdata" not in checks[0].as_dict()
     assert checks[2].as_dict()["perfdata"]["value_seconds"] == 612.4
+
+
+def test_a_host_off_utc_is_warned_that_debians_cron_runs_the_utc_schedules_locally():
+    from drkit.health.doctor import cron_time_zone
+
+    assert cron_time_zone(0, "UTC").status == "OK"
+    check = cron_time_zone(9 * 3600, "KST")
+    assert check.status == "WARNING" and "UTC+9 h" in check.detail
+    assert "timedatectl set-timezone UTC" in check.fix

@@ -332,3 +332,25 @@ def test_failover_open_refuses_a_port_another_program_listens_on():
 @pytest.mark.parametrize("port", ["0", "65536", "99999"])
 def test_failover_open_refuses_a_port_out_of_range(port):
     assert run_cli("failover", "open", "--port", port).exit_code == 2
+
+
+def test_a_failover_that_restored_nothing_is_not_done(config):
+    """Cells run on after a refused gate never make a failover 'failed over' with an RTO."""
+    from drkit.config import load_settings
+    from drkit.errors import NotApprovedError
+    from drkit.ops.failover import Failover
+
+    with pytest.raises(NotApprovedError, match="nothing was restored and proven"):
+        Failover(load_settings()).finish()
+
+
+def test_an_identity_without_recipients_never_makes_a_plaintext_backup(config, tmp_path):
+    config.write_text(config.read_text() + f"encryption:\n  identity: file:{tmp_path}/key\n")
+    result = run_cli("backup")
+    assert result.exit_code == 3 and "would not be encrypted" in result.stderr
+    _no_traceback(result.stderr)
+
+
+def test_an_empty_maintenance_message_is_refused(config):
+    result = run_cli("maintenance", "on", "--message", "  ", "--yes")
+    assert result.exit_code == 2 and "--message is empty" in result.stderr

@@ -44,6 +44,9 @@ def maintenance_on(context: Context, message: str, yes: bool) -> None:
     """Put the page up (or replace its message)."""
     from drkit.azure import maintenance as page
 
+    if not message.strip():
+        raise click.UsageError("--message is empty: users would see a page that says nothing; "
+                               "nothing was published.")
     settings = context.settings
     if not yes:
         context.env.print(f"would put up the maintenance page at {page.page_url(settings)}: "

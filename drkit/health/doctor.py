@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -313,7 +314,20 @@ def check_cron(doctor: Doctor) -> list[Check]:
     checks.append(Check("cron daemon", OK if daemon else (CRITICAL if installed else WARNING),
                         "running" if daemon else "not running",
                         "" if daemon else "Start it: systemctl enable --now cron."))
+    if installed:
+        checks.append(cron_time_zone(time.localtime().tm_gmtoff, time.strftime("%Z")))
     return checks
+
+
+def cron_time_zone(offset_seconds: int, zone: str) -> Check:
+    """The schedules are UTC; the block says CRON_TZ=UTC, which Debian's cron (vixie 3.0)
+    ignores: on a host whose zone is not UTC its jobs run at the local hour instead."""
+    if offset_seconds == 0:
+        return Check("cron time zone", OK, f"the host's zone is UTC ({zone})")
+    return Check("cron time zone", WARNING,
+                 f"the host's zone is {zone} (UTC{offset_seconds / 3600:+g} h): a cron without "
+                 "CRON_TZ (Debian's) runs the UTC schedules at that local hour",
+                 "Set the host's zone to UTC (timedatectl set-timezone UTC), or use cronie.")
 
 
 def check_disk(doctor: Doctor) -> list[Check]:

@@ -28,6 +28,7 @@ from drkit.azure.blobstore import BackupStore, BlockUploader
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
+    ConfigError,
     DrkitError,
     DumpFailedError,
     ParameterError,
@@ -190,6 +191,12 @@ class _BackupRun:
         self.level = settings.backup.gzip_level if codec_name == "gzip" \
             else settings.backup.zstd_level
         self.recipients = encryption.recipients(settings.encryption.recipients)  # before a write
+        if not self.recipients and settings.encryption.identity:
+            raise ConfigError("The config names encryption.identity but no "
+                              "encryption.recipients: this backup would not be encrypted; "
+                              "nothing was written.",
+                              "Add the recipients (age-keygen -y on each key prints one); an "
+                              "identity alone is for the side that reads backups back.")
         self.server = source_server(settings)
         self.store = BackupStore.from_settings(settings)
         self.client = dump.dump_client()

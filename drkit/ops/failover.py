@@ -413,6 +413,13 @@ class Failover:
         return f"{self.status.capitalize()}: {rto}{reach}"
 
     def finish(self) -> dict[str, Any]:
+        """The failover done: only once a restore was proven on the target (cells run on
+        after a refused gate do not make one)."""
+        if not self.restored:
+            raise NotApprovedError("The failover is not done: nothing was restored and "
+                                   "proven on the target (a step before was not approved or "
+                                   "failed).", "Rerun the steps from the first that did not "
+                                   "complete.")
         self.status = "failed over"
         self._rto = round(time.monotonic() - self._clock, 1)  # the end of the incident after
         self._save()  # it is no part of the RTO

@@ -7,8 +7,9 @@ the run with ``timeout`` a minute after the runbook's own total timeout, and app
 output to a log file. ``show`` prints exactly the block ``install`` writes.
 
 The block sets ``CRON_TZ=UTC``: the runbooks' schedules are UTC (the seed's; prod-kst's
-``0 18 * * *`` is 03:00 KST), whatever the host's zone. cron applies it to the lines after
-it, so ``install`` keeps the block last.
+``0 18 * * *`` is 03:00 KST). cronie honours it; Debian's cron ignores it, so doctor warns on
+a host whose zone is not UTC. cron applies it to the lines after it, so ``install`` keeps the
+block last.
 """
 
 from __future__ import annotations
