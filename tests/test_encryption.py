@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import zlib
 
 import pyrage
 import pytest
@@ -57,7 +58,11 @@ def test_an_encrypted_backup_verifies_and_restores_with_the_identity_from_key_va
     # In Azurite: an age file, with no gzip member and no SQL or row to read.
     blob = store.container.download_blob(name).readall()
     assert blob.startswith(HEADER)
-    assert b"\x1f\x8b\x08" not in blob
+    # Random ciphertext holds gzip's three magic bytes now and then (about one backup in
+    # 25 of this size): none of them begins a gzip member that reads.
+    for at in (i for i in range(len(blob)) if blob.startswith(b"\x1f\x8b\x08", i)):
+        with pytest.raises((OSError, EOFError, zlib.error)):
+            gzip.decompress(blob[at:])
     for plain in (b"INSERT INTO", b"CREATE TABLE", b"smile #3", b"Dump completed"):
         assert plain not in blob
     manifest = Manifest.model_validate_json(
