@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from drkit.ops.binlog_archive import ArchivedFile
+from drkit.binlog.records import ArchivedFile
 from drkit.ops.binlog_verify import Base, Verification, settle, walk
 
 

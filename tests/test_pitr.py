@@ -772,7 +772,7 @@ def _archived_transactions(base: str) -> tuple[list, list[list]]:
     from drkit.azure.blobstore import BackupStore
     from drkit.binlog.archived import archived_events
     from drkit.binlog.events import GTID_EVENTS
-    from drkit.ops.binlog_archive import Archive
+    from drkit.binlog.records import Archive
 
     settings = load_settings()
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))

@@ -33,7 +33,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.azure.lease import WriterLease
 from drkit.binlog.protocol import BinlogReader, DumpOptions, Event, Heartbeat, binary_logs
-from drkit.binlog.records import LEASE, SIDECAR, Archive, ArchivedFile, file_order
+from drkit.binlog.records import LEASE, Archive, ArchivedFile, file_order
 from drkit.binlog.writer import BLOCK_LIMIT, FileWriter
 from drkit.config import Settings
 from drkit.console import Environment, log_event
@@ -42,7 +42,7 @@ from drkit.mysql.connection import Server, source_server
 from drkit.ops.binlog_verify import verify
 from drkit.ops.lock import RunLock
 
-__all__ = ["SIDECAR", "Archive", "ArchivedFile", "file_order", "status", "stream"]
+__all__ = ["status", "stream"]
 
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from drkit.azure import maintenance
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.binlog.records import Archive
 from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
@@ -40,7 +41,6 @@ from drkit.errors import (
 from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
-from drkit.ops.binlog_archive import Archive
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pitr import archive_end, reached_by, resolve
 from drkit.ops.restore import (

@@ -25,6 +25,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, BackupEntry, Catalog, load_manifest, parse_time
 from drkit.binlog.archived import archived_events
 from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
+from drkit.binlog.records import Archive, ArchivedFile, file_order
 from drkit.binlog.replay import RowApplier
 from drkit.config import Settings
 from drkit.console import Environment, Progress, log_event
@@ -38,7 +39,6 @@ from drkit.errors import (
 )
 from drkit.manifest import Manifest, binlog_coordinates
 from drkit.mysql.connection import Server
-from drkit.ops.binlog_archive import Archive, ArchivedFile, file_order
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.verify import verify_backup
 from drkit.units import duration, few
