@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from drkit.binlog.archived import _committed_ranges
+from drkit.binlog.archived import _committed_ranges, _spans
 from drkit.binlog.framing import HEADER_SIZE, EventFramer, FramedEvent
 from drkit.binlog.protocol import MAGIC
 from drkit.binlog.records import ArchivedFile
@@ -98,7 +98,7 @@ def test_committed_ranges_come_whole_and_checked_whatever_the_chunks():
     """A chunk's bytes are handed over up to the end of the last range it completes."""
     archived = _archived(FILE, [10, 40, len(FILE)])
     chunks = [FILE[i:i + 7] for i in range(0, len(FILE), 7)]
-    pieces = [bytes(r) for r in _committed_ranges(iter(chunks), archived)]
+    pieces = [bytes(r) for r in _committed_ranges(iter(chunks), archived.ranges, archived)]
     assert b"".join(pieces) == FILE
     assert [len(p) for p in pieces] == [10, 30, len(FILE) - 40]
 
@@ -106,13 +106,14 @@ def test_committed_ranges_come_whole_and_checked_whatever_the_chunks():
 def test_bytes_past_the_record_are_not_read():
     """What a writer appended and never committed is no part of the archive."""
     archived = _archived(FILE, [40])
-    assert b"".join(_committed_ranges(iter([FILE]), archived)) == FILE[:40]
+    assert b"".join(_committed_ranges(iter([FILE]), archived.ranges, archived)) == FILE[:40]
 
 
 def test_a_range_not_matching_its_sha256_is_refused_before_its_bytes_are_used():
     archived = _archived(FILE, [10, len(FILE)])
     damaged = FILE[:20] + b"X" + FILE[21:]
-    ranges = _committed_ranges(iter([damaged[:12], damaged[12:]]), archived)
+    ranges = _committed_ranges(iter([damaged[:12], damaged[12:]]), archived.ranges,
+                               archived)
     assert bytes(next(ranges)) == FILE[:10]
     with pytest.raises(BinlogArchiveError, match=f"bytes 10-{len(FILE)} are missing or do not "
                                                  "match their sha256"):
@@ -122,4 +123,43 @@ def test_a_range_not_matching_its_sha256_is_refused_before_its_bytes_are_used():
 def test_a_blob_shorter_than_its_record_is_refused():
     archived = _archived(FILE, [10, len(FILE)])
     with pytest.raises(BinlogArchiveError, match=f"bytes 10-{len(FILE)} are missing"):
-        list(_committed_ranges(iter([FILE[:-1]]), archived))
+        list(_committed_ranges(iter([FILE[:-1]]), archived.ranges, archived))
+
+
+def _read_from(archived: ArchivedFile, start_at: int) -> tuple[list[FramedEvent], list[int]]:
+    """The events framed reading ``archived`` (of FILE) from ``start_at`` as the archive's
+    reader does, and the offsets where each read began."""
+    framer, events, reads = EventFramer("Archived mysql-bin.000001"), [], []
+    for span in _spans(archived.ranges, start_at, framer):
+        framer.skip_to(span[0]["start"])
+        reads.append(span[0]["start"])
+        data = FILE[span[0]["start"]:span[-1]["end"]]
+        for piece in _committed_ranges(iter([data]), span, archived):
+            events += framer.feed(piece)
+    return events, reads
+
+
+def test_a_read_from_a_position_takes_the_first_range_and_those_from_the_position_on():
+    """A standby polling a long file reads the format (the first range) and what it has
+    not applied, not the whole file again; positions stay the file's."""
+    first, second, third = (len(FILE) - len(EVENTS[2].data) - len(EVENTS[1].data),
+                            len(FILE) - len(EVENTS[2].data), len(FILE))
+    archived = _archived(FILE, [first, second, third])
+    events, reads = _read_from(archived, second)
+    assert events == [EVENTS[0], EVENTS[2]] and reads == [0, second]
+    assert _read_from(archived, 0) == (EVENTS, [0])  # from the start: one read
+    assert _read_from(archived, third)[0] == [EVENTS[0]]  # nothing after the position
+
+
+def test_ranges_not_ending_between_events_are_read_on_without_a_skip():
+    """A range ending inside an event (drkit's flushes never do) is no place to skip from."""
+    archived = _archived(FILE, [10, 40, len(FILE)])
+    events, reads = _read_from(archived, 50)
+    assert events == EVENTS and reads == [0, 10]
+
+
+def test_a_skip_past_an_event_not_yet_whole_is_refused():
+    framer = EventFramer("Archived mysql-bin.000001")
+    list(framer.feed(FILE[:30]))
+    with pytest.raises(BinlogArchiveError, match="cannot be read from 99"):
+        framer.skip_to(99)

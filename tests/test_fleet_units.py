@@ -153,7 +153,7 @@ def test_the_code_location_loads_from_drkit_fleet(tmp_path, monkeypatch):
 
 
 _MEASURE = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     started = time.perf_counter()
     if sys.argv[2] == "show":
         from drkit.cli.main import main
@@ -165,23 +165,26 @@ _MEASURE = textwrap.dedent("""
         from drkit.fleet.definitions import build_definitions
         from drkit.fleet.description import load_fleet
         build_definitions(load_fleet(sys.argv[1])).get_repository_def().get_all_jobs()
+    # VmHWM, not getrusage's maxrss: Linux carries that over from the forking parent.
+    peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status")
+                    if line.startswith("VmHWM:"))
     print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
-                      "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF)
-                                           .ru_maxrss / 1024)}))
+                      "max_rss_mib": round(peak_kib / 1024)}))
 """)
 
 
 @pytest.mark.parametrize("what", ["show", "definitions"])
 def test_a_500_member_fleet_is_measured(tmp_path, what, capsys):
     """Scale figures for the closing note (issue 28: under 5 s and 300 MiB each), measured
-    in a fresh interpreter, imports included; printed, not asserted on (shared CI cores)."""
+    in a fresh interpreter, imports included; the time printed, not asserted on (shared CI
+    cores), the memory held to its limit."""
     path = write_fleet(tmp_path, 500, sources=20)
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(path), what],
                           capture_output=True, text=True, check=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     with capsys.disabled():
         print(f"\n500-member fleet, {what}: {figures}")
-    assert figures["seconds"] > 0
+    assert figures["max_rss_mib"] < 300, figures
 
 
 @pytest.mark.parametrize(("exit_codes", "attempts", "ok"), [

@@ -162,6 +162,27 @@ class BackupStore:
                     "not one backup.", "Verify it again; a restore that was running holds a "
                     "partial copy: restore again with --replace.") from None
 
+    def download_appended(self, name: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` of a blob that only grows (an archived binlog) as they
+        arrive. An append while they are read moves the blob's ETag, to which the SDK pins
+        every range after the first: the read goes on after what came, as those bytes do not
+        change (the caller checks them against their sha256). A blob shorter than ``end``
+        gives what it holds."""
+        while start < end:
+            with self.translated_errors():
+                try:
+                    for chunk in self.container.download_blob(
+                            name, offset=start, length=end - start).chunks():
+                        start += len(chunk)
+                        yield chunk
+                    return
+                except ResourceModifiedError:
+                    continue  # appended meanwhile; each pass takes at least its first range
+                except HttpResponseError as exc:
+                    if exc.status_code == 416:  # nothing at ``start``: the blob is shorter
+                        return
+                    raise
+
     def read(self, name: str) -> bytes:
         """The whole blob (a small one: a record, a note, a run.json)."""
         with self.translated_errors():

@@ -17,29 +17,53 @@ from drkit.errors import BinlogArchiveError
 from drkit.stream.readahead import read_ahead
 
 
-def archived_events(archive: Archive, archived: ArchivedFile) -> Iterator[FramedEvent]:
+def archived_events(archive: Archive, archived: ArchivedFile,
+                    start_at: int = 0) -> Iterator[FramedEvent]:
     """(position, type, timestamp, bytes) of each event of an archived file. Each committed
     range is checked against its sha256 before any event in it is used, and a blob shorter
     than its record is refused; bytes past the record (never committed by drkit) are not read
-    as events."""
+    as events. From ``start_at`` on (a position at which no transaction is open) only the
+    first range, for the file's format, and the ranges from there are read: a follower
+    polling a long file reads what it has not applied, not the whole file again."""
     archived = archive.full(archived)  # its ranges: the listing gives summaries only
     framer = EventFramer(f"Archived {archived.file}")
-    # Fetched ahead: the download's waits overlap the decoding of what came.
-    chunks = read_ahead(archive.store.download(archive.store.prefix + archived.file))
-    try:
-        for committed in _committed_ranges(chunks, archived):
-            yield from framer.feed(committed)
-    finally:
-        chunks.close()  # its reader stops here, also on an error
+    name = archive.store.prefix + archived.file
+    for span in _spans(archived.ranges, start_at, framer):
+        framer.skip_to(span[0]["start"])
+        # Fetched ahead: the download's waits overlap the decoding of what came.
+        chunks = read_ahead(archive.store.download_appended(name, span[0]["start"],
+                                                            span[-1]["end"]))
+        try:
+            for committed in _committed_ranges(chunks, span, archived):
+                yield from framer.feed(committed)
+        finally:
+            chunks.close()  # its reader stops here, also on an error
     if framer.pending:
         raise _damaged(archived, archived.ranges[-1])
 
 
-def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile) -> Iterator[bytearray]:
+def _spans(ranges: list[dict[str, Any]], start_at: int,
+           framer: EventFramer) -> Iterator[list[dict[str, Any]]]:
+    """The runs of contiguous ranges to read: all of them, or the first and those from the
+    one holding ``start_at`` on. Ranges end where a flush ended, between two events; one that
+    does not (the framer holds part of an event) is read on without a skip."""
+    skip_to = next((i for i, r in enumerate(ranges) if r["end"] > start_at), len(ranges))
+    if skip_to <= 1:
+        if ranges:
+            yield ranges
+        return
+    yield ranges[:1]
+    rest = ranges[1:] if framer.pending else ranges[skip_to:]
+    if rest:
+        yield rest
+
+
+def _committed_ranges(chunks: Iterator[bytes], span: list[dict[str, Any]],
+                      archived: ArchivedFile) -> Iterator[bytearray]:
     """The bytes of the committed ranges each chunk completes, once each matched its sha256
     (framed a chunk at a time, as they come); a range cut short, or not matching, is refused."""
-    ranges = iter(archived.ranges)
-    current, pending, offset = next(ranges, None), bytearray(), 0
+    ranges = iter(span)
+    current, pending, offset = next(ranges), bytearray(), span[0]["start"]
     for chunk in chunks:
         checked = bytearray()
         while chunk and current is not None:

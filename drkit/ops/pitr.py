@@ -276,7 +276,9 @@ class _Replay:
     def _file(self, archived: ArchivedFile, read: int) -> bool:
         first = archived.file == self.snapshot["file"]
         # Closed as soon as it is left, also by an error: its read-ahead stops with it.
-        with contextlib.closing(archived_events(self.archive, archived)) as events_of_file:
+        start_at = self.snapshot["position"] if first else 0
+        with contextlib.closing(archived_events(self.archive, archived,
+                                                start_at)) as events_of_file:
             for position, kind, timestamp, data in events_of_file:
                 if first and position < self.snapshot["position"]:
                     self.applier.note(kind, data)  # the format and table maps, nothing applied

@@ -227,7 +227,8 @@ class _Replay:
             first = archived.file == self.start.file
             if first and archived.complete and self.start.offset >= archived.size:
                 continue  # read to its end already; the next file opens with its own format
-            with contextlib.closing(archived_events(archive, archived)) as events:
+            start_at = self.start.offset if first else 0
+            with contextlib.closing(archived_events(archive, archived, start_at)) as events:
                 for at, kind, timestamp, data in events:
                     if first and at < self.start.offset:
                         self.applier.note(kind, data)  # the format and table maps only
