@@ -14,6 +14,7 @@ from drkit.aws.clients import boto_client
 from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 
@@ -175,7 +176,7 @@ def test_the_text_reports_first_line_is_nagios_status_with_perfdata(doctor_env):
     assert details[0] == "OK       config: valid (sandbox)"
 
 
-def test_monitor_publish_and_alarms(doctor_env):
+def test_monitor_publish_and_alarms(doctor_env, monkeypatch):
     _fresh_backup(doctor_env)
     published = run_cli("monitor", "publish", "--json")
     assert published.exit_code == 0
@@ -207,6 +208,13 @@ def test_monitor_publish_and_alarms(doctor_env):
         del os.environ["DRKIT_BINLOG__ENABLED"]
     lag = cloudwatch.describe_alarms(AlarmNames=["drkit-prod-shop-binlog-lag"])["MetricAlarms"]
     assert lag[0]["MetricName"] == "BinlogArchiveLagSeconds" and lag[0]["Threshold"] == 300
+
+    # CloudWatch gone: a sentence and a setup code of its own, not an internal error (1).
+    monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    unreachable = run_cli("monitor", "install-alarms", "--env", "prod")
+    assert unreachable.exit_code == 9, unreachable.stderr
+    assert "CloudWatch did not answer for alarm drkit-prod-shop-backup-failure" in \
+        unreachable.stderr and "aws.endpoint_url" in unreachable.stderr
 
 
 def test_stopped_source(doctor_env):
