@@ -56,7 +56,8 @@ def test_healthy_sandbox_is_ok_except_cron(doctor_env):
     assert code == 1  # WARNING: no cron entries on a laptop
     for name in ("secrets", "source reachable", "source login", "source privileges",
                  "mysqldump", "backup container", "clock skew", "audit container",
-                 "restore target", "newest backup", "newest verified backup"):
+                 "restore target", "newest backup", "newest verified backup",
+                 "storage side", "immutable retention"):
         assert checks[name]["status"] == "OK", checks[name]
     assert checks["cron entries"]["status"] == "WARNING"
     assert checks["cron entries"]["fix"] == "drkit schedule install --env sandbox"
