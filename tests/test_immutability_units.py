@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -50,6 +51,10 @@ class _Container:
     def list_blobs(self, name_starts_with: str = "", include=None):
         return [b for b in self.blobs if b.name.startswith(name_starts_with)
                 and ("versions" in (include or []) or b.is_current_version)]
+
+    def download_blob(self, name: str):
+        [blob] = [b for b in self.blobs if b.name == name and b.is_current_version]
+        return SimpleNamespace(readall=lambda: blob.content)
 
     def delete_blob(self, name: str, version_id: str | None = None, timeout: int = 0) -> None:
         if name in self.refused:  # Azure's answer to a delete under retention
@@ -99,6 +104,16 @@ def test_a_delete_azure_refuses_for_retention_is_recorded_and_the_run_goes_on():
     assert plan.deleted == [OLDER + SIDECAR_SUFFIX]
     assert "immutability policy" in plan.locked[OLDER]
     assert plan.as_dict()["ok"] is True
+
+
+def test_prune_deletes_a_claim_its_failed_backup_marked_however_young():
+    store = _estate()
+    claim = f"p/backup-{NOW:%Y%m%d-%H%M%S}.sql.gz.age{SIDECAR_SUFFIX}"
+    blob = _version(claim, "v9", current=True, until=None)
+    blob.content = json.dumps({"format": "drkit-claim/1", "host": "backup-host", "pid": 7,
+                               "claimed_at": NOW.isoformat(), "failed_at": NOW.isoformat()})
+    store.container.blobs.append(blob)
+    assert claim in plan_prune(store, 30 * 86400).delete
 
 
 def test_prune_with_a_credential_that_cannot_delete_refuses_before_deleting_anything():
