@@ -113,7 +113,10 @@ def check_secrets(doctor: Doctor) -> list[Check]:
 def check_failover_credentials(doctor: Doctor) -> list[Check]:
     """Each credential the failover needs answers from a store outside AWS."""
     settings = doctor.settings
-    needed = {"storage.account": settings.storage.account, "storage.key": settings.storage.key}
+    storage = settings.storage
+    needed = {"storage.account": storage.account,
+              **{"key": {"storage.key": storage.key}, "sas": {"storage.sas": storage.sas},
+                 "aad": {}}[storage.auth]}
     if settings.target:
         needed["target.password"] = settings.target.password
     if settings.azure.flexible_server:
@@ -121,8 +124,6 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
         needed["azure.subscription_id"] = settings.azure.subscription_id
         if settings.azure.client_secret:
             needed["azure.client_secret"] = settings.azure.client_secret
-    if settings.storage.auth == "aad":
-        del needed["storage.key"]
     checks = []
     for name, value in needed.items():
         if not is_reference(value):
