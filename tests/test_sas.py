@@ -12,9 +12,11 @@ from azure.core.exceptions import HttpResponseError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
-from drkit.errors import StorageAuthError
+from drkit.errors import DumpFailedError, StorageAuthError
+from drkit.health.doctor import Doctor, check_storage
 from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.manifest import SIDECAR_SUFFIX
+from drkit.ops.claim import orphan_claims
 from tests.helpers import point_cli_at, run_cli
 
 
@@ -52,6 +54,30 @@ def test_the_backup_side_backs_up_and_streams_and_cannot_delete_what_it_wrote(
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side sees all
     azure_side = BackupStore.from_settings(load_settings(), prefix="")
     assert all(azure_side.exists(target) for target in targets)
+
+
+def test_a_backup_failing_on_the_backup_side_leaves_its_claim_marked_for_the_azure_side(
+        sandbox, backup_side, monkeypatch):
+    """Before, the failed run deleted its claim; this credential cannot, so the run marks it
+    failed, doctor names it, and the Azure side's prune deletes it."""
+    from drkit.mysql import inventory
+
+    def unreadable(*_args):
+        raise DumpFailedError("The source's tables could not be listed.")
+    monkeypatch.setattr(inventory, "table_engines", unreadable)  # just after the claim
+    failed = run_cli("backup")
+    assert failed.exit_code == DumpFailedError.exit_code, failed.stderr
+    assert "Traceback" not in failed.stderr
+    store = BackupStore.from_settings(load_settings())
+    [claim] = orphan_claims(store)
+    assert claim["failed_at"]
+    [named] = [c for c in check_storage(Doctor(load_settings(), "sandbox"))
+               if c.name == "backup name claim"]
+    assert "marked failed" in named.detail and "prune --yes deletes it" in named.fix
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    pruned = run_cli("prune", "--yes", "--json")
+    assert json.loads(pruned.stdout)["deleted"] == [claim["blob"]]
+    assert not store.exists(claim["blob"])
 
 
 def test_doctor_names_the_side_and_the_credential_that_can_delete(sandbox, backup_side,
