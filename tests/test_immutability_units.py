@@ -102,7 +102,7 @@ def test_a_delete_azure_refuses_for_retention_is_recorded_and_the_run_goes_on():
     store = _estate(refused={OLDER})
     plan = execute_prune(store, plan_prune(store, 0))
     assert plan.deleted == [OLDER + SIDECAR_SUFFIX]
-    assert "immutability policy" in plan.locked[OLDER]
+    assert "Azure refused the delete" in plan.locked[OLDER]
     assert plan.as_dict()["ok"] is True
 
 

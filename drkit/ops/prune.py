@@ -106,10 +106,8 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
     plan.delete = _unlocked(plan.delete, listing.locked_until, now, plan.locked)
     plan.binlogs = _unlocked(plan.binlogs, _locked_binlogs(store, binlog_prefix, plan.binlogs),
                              now, plan.locked)
-    doomed = versions_to_delete(listing.versions or [], plan.delete)
-    for version in [v for v in doomed if v.locked_until and v.locked_until > now]:
-        plan.locked[_label(version)] = version.locked_until.isoformat()
-    doomed = [v for v in doomed if _label(v) not in plan.locked]
+    doomed = _unlocked_versions(versions_to_delete(listing.versions or [], plan.delete),
+                                now, plan.locked)
     plan.versions = [_label(v) for v in doomed]
     plan.versions_bytes = sum(v.size for v in doomed)
     return plan
@@ -130,6 +128,14 @@ def _unlocked(names: list[str], locked_until: dict[str, datetime], now: datetime
             held[name] = partner  # kept with its locked partner
     locked.update({name: until.isoformat() for name, until in held.items()})
     return [name for name in names if name not in held]
+
+
+def _unlocked_versions(versions: list[BlobVersion], now: datetime,
+                       locked: dict[str, str]) -> list[BlobVersion]:
+    """``versions`` less those still under retention (recorded in ``locked``)."""
+    held = [v for v in versions if v.locked_until and v.locked_until > now]
+    locked.update({_label(v): v.locked_until.isoformat() for v in held if v.locked_until})
+    return [v for v in versions if v not in held]
 
 
 def _locked_binlogs(store: BackupStore, prefix: str | None,
@@ -196,10 +202,7 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
     # state an earlier version. Without versioning nothing is left to list.
     deleted = versions_to_delete(Catalog(store).previous_versions(), plan.deleted) \
         if plan.versioning else []
-    now = datetime.now(UTC)
-    for version in [v for v in deleted if v.locked_until and v.locked_until > now]:
-        plan.locked[_label(version)] = version.locked_until.isoformat()
-    deleted = [v for v in deleted if _label(v) not in plan.locked]
+    deleted = _unlocked_versions(deleted, datetime.now(UTC), plan.locked)
     plan.versions_bytes = sum(v.size for v in deleted)
     for version in deleted:
         if _deleted(store, version.name, version.version_id, plan):
@@ -216,7 +219,7 @@ def _deleted(store: BackupStore, name: str, version_id: str | None, plan: PruneP
         store.delete(name, version_id=version_id, missing_ok=False)
     except BlobLockedError:
         label = name if version_id is None else f"{name}?versionid={version_id}"
-        plan.locked[label] = "(refused by Azure: under its immutability policy)"
+        plan.locked[label] = "unknown (Azure refused the delete: its retention has not ended)"
         log_event("prune.locked", f"Not deleted: {label} is locked by the container's "
                   "immutability policy", blob=name)
         return False
