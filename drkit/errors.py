@@ -131,6 +131,10 @@ class StorageAuthError(StorageError):
     exit_code = ExitStatus.STORAGE_AUTH_REFUSED
 
 
+class BlobLockedError(StorageError):
+    """Azure refused to delete a blob (version) its immutability policy still protects."""
+
+
 class ContainerMissingError(StorageError):
     exit_code = ExitStatus.CONTAINER_MISSING
 

@@ -31,6 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
 
+from drkit.azure.credentials import storage_credential
 from drkit.azure.failures import storage_failure
 from drkit.config import Settings
 from drkit.errors import (
@@ -65,11 +66,14 @@ class BackupStore:
     """
 
     def __init__(self, container: ContainerClient, prefix: str, account: str,
-                 keyring: Keyring | None = None) -> None:
+                 keyring: Keyring | None = None, *, may_delete: bool = True) -> None:
         self.container = container
         self.prefix = prefix
         self.account = account
         self.keyring = keyring or Keyring()  # opens encrypted backups when they are read
+        # False with a credential known not to delete (the backup side's SAS): what would
+        # delete is left for the Azure side instead of being tried and refused.
+        self.may_delete = may_delete
 
     @classmethod
     def from_settings(cls, settings: Settings, container: str | None = None,
@@ -78,25 +82,20 @@ class BackupStore:
         storage, resolver = settings.storage, resolver_for(settings)
         account = resolver.value(storage.account)
         endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
-        if storage.auth == "key":
-            credential: Any = {"account_name": account,
-                               "account_key": resolver.resolve(storage.key).get_secret_value()}
-        else:  # the same Entra ID login (tenant, authority, client) as Flexible Server control
-            from drkit.azure.flexserver import credential as azure_login
-
-            credential = azure_login(settings.azure, resolver)
+        credential = storage_credential(settings, resolver, account)
         # Three retries 4, 6 and 10 s apart (the SDK's own: 15, 18 and 24 s): a transient
         # error still passes, an endpoint that is down is named within about 20 s.
-        service = BlobServiceClient(endpoint, credential=credential,
+        service = BlobServiceClient(endpoint, credential=credential.value,
                                     retry_total=storage.retries, initial_backoff=2,
                                     increment_base=2)
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account,
-                   Keyring(settings.encryption.identity, resolver))
+                   Keyring(settings.encryption.identity, resolver),
+                   may_delete=credential.may_delete)
 
     def under(self, prefix: str) -> BackupStore:
         """The same container, under another prefix (the binlog archive's, say)."""
-        return BackupStore(self.container, prefix, self.account)
+        return BackupStore(self.container, prefix, self.account, may_delete=self.may_delete)
 
     @contextlib.contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -9,7 +9,7 @@ do not postpone the lifecycle rule's deletion.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -61,6 +61,14 @@ class BlobVersion:
     version_id: str
     size: int
     last_modified: datetime
+    locked_until: datetime | None = None  # its version-level immutability policy's expiry
+
+
+def locked_until(blob: object) -> datetime | None:
+    """When a listed blob version's immutability policy (time-based retention) expires;
+    None where it has none (or Azurite, which has no immutability, listed it)."""
+    policy = getattr(blob, "immutability_policy", None)
+    return getattr(policy, "expiry_time", None) if policy is not None else None
 
 
 def taken_at(name: str) -> datetime | None:
@@ -88,6 +96,9 @@ class Listing:
     names: list[str]
     versions: list[BlobVersion] | None  # None: not asked for
     versioned: bool  # a blob carried a version id: deleting one leaves an earlier version
+    # Current blobs whose version-level immutability policy has an expiry (asked for with
+    # versions): name -> expiry. Azure refuses to delete them before it.
+    locked_until: dict[str, datetime] = field(default_factory=dict)
 
 
 class Catalog:
@@ -101,7 +112,8 @@ class Catalog:
     def listing(self, *, versions: bool = False) -> Listing:
         """The prefix listed once (with earlier versions if ``versions``); never cached:
         a command keeps the listing it needs, and the next command lists afresh."""
-        include = ["metadata", "tags", *(["versions"] if versions else [])]
+        include = ["metadata", "tags",
+                   *(["versions", "immutabilitypolicy"] if versions else [])]
         with self.store.translated_errors():
             blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
                                                          include=include))
@@ -112,10 +124,12 @@ class Catalog:
         current = [b for b, earlier in zip(blobs, is_earlier, strict=True) if not earlier]
         return Listing(
             entries=_entries(current), names=[b.name for b in current],
-            versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified)
+            versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified,
+                                  locked_until(b))
                       for b, earlier in zip(blobs, is_earlier, strict=True) if earlier]
             if versions else None,
-            versioned=any(b.version_id for b in blobs))
+            versioned=any(b.version_id for b in blobs),
+            locked_until={b.name: until for b in current if (until := locked_until(b))})
 
     def earlier_versions_of(self, name: str) -> list[BlobVersion]:
         """The earlier versions of a backup's blob and of its manifest (one listing of the
@@ -123,7 +137,8 @@ class Catalog:
         with self.store.translated_errors():
             blobs = list(self.store.container.list_blobs(name_starts_with=name,
                                                          include=["versions"]))
-        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified) for b in blobs
+        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified, locked_until(b))
+                for b in blobs
                 if b.name in (name, name + SIDECAR_SUFFIX) and b.version_id
                 and not b.is_current_version]
 

@@ -25,11 +25,13 @@ import secrets
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from drkit.azure.credentials import BACKUP_SIDE_PERMISSIONS
 from drkit.config import AwsSettings
 from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
@@ -67,6 +69,11 @@ SERVICES: tuple[type[Service], ...] = (SourceDatabase, TargetDatabase, Azurite, 
                                        AzureControl)
 
 
+# The sandbox's backup-side SAS: valid long enough for any sandbox's life, and the same on
+# every up (moto's secret is written once).
+SAS_EXPIRY = datetime(2099, 12, 31, tzinfo=UTC)
+
+
 def _aws_then_vault(key: str) -> list[str]:
     """The seed's AWS secret first, the DR region's Key Vault when AWS does not answer."""
     return [f"secret:{key}", f"keyvault:{VAULT_SECRETS[key]}"]
@@ -88,7 +95,14 @@ class Sandbox:
 
     @property
     def config_path(self) -> Path:
+        """The Azure side's config (the account key; also takes backups, as a fail-back
+        does)."""
         return self.directory / "drkit.yaml"
+
+    @property
+    def backup_config_path(self) -> Path:
+        """The backup side's config: the backup host's SAS that cannot delete."""
+        return self.directory / "drkit-backup.yaml"
 
     @property
     def tls(self) -> SandboxTls:
@@ -151,12 +165,25 @@ class Sandbox:
 
         return str(x25519.Identity.from_str(self.age_identity(which)).to_public())
 
+    def backup_side_sas(self) -> str:
+        """The backup side's storage credential: an account SAS without delete
+        (``racwlt``), signed with the account key, as an operator issues one for the backup
+        host. A fixed expiry, so every ``up`` gives the same token."""
+        from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+        return generate_account_sas(
+            STORAGE_ACCOUNT, self.credential("azure_storage_key"),
+            ResourceTypes(container=True, object=True),
+            AccountSasPermissions.from_string(BACKUP_SIDE_PERMISSIONS), expiry=SAS_EXPIRY)
+
     def secret(self) -> dict[str, str]:
-        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's."""
+        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's
+        and the backup side's SAS."""
         return {
             "rds_password": self.credential("rds_password"),
             "azure_storage_account": STORAGE_ACCOUNT,
             "azure_storage_key": self.credential("azure_storage_key"),
+            "azure_storage_sas": self.backup_side_sas(),
             "azure_tenant_id": "00000000-0000-4000-8000-000000000001",
             "azure_subscription_id": "00000000-0000-4000-8000-000000000002",
             "azure_mysql_password": self.credential("azure_mysql_password"),
@@ -289,6 +316,7 @@ class Sandbox:
     def _write_config(self, state: dict[str, dict[str, Any]]) -> None:
         config = {
             "environment": "sandbox",
+            "side": "azure",
             "aws": {k: str(v) for k, v in self.aws_settings(state["moto"]["port"])
                     .model_dump(exclude_none=True).items()},
             "source": {
@@ -343,6 +371,10 @@ class Sandbox:
                   "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n"
                   "# Edits are kept when up runs again (comments are not).\n")
         self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        self.backup_config_path.write_text(
+            "# The backup side's drkit config (backup, binlog stream), written by `drkit "
+            "sandbox up`\n# from drkit.yaml each time: its SAS cannot delete, and it holds no "
+            "identity.\n" + yaml.safe_dump(backup_side(config), sort_keys=False))
 
     def _current_config(self) -> dict[str, Any]:
         try:
@@ -355,6 +387,16 @@ class Sandbox:
             raise ConfigError(f"{self.config_path} does not hold a mapping; it was left as "
                               "it is.", "Fix it, or move it away for up to write a new one.")
         return current
+
+
+def backup_side(config: dict[str, Any]) -> dict[str, Any]:
+    """The backup host's config from the Azure side's: the SAS without delete from the AWS
+    secret instead of the account key, no identity that reads backups, no Azure login."""
+    storage = {k: v for k, v in config["storage"].items() if k != "key"}
+    encryption = {k: v for k, v in config.get("encryption", {}).items() if k != "identity"}
+    return {**{k: v for k, v in config.items() if k != "azure"}, "side": "backup",
+            "storage": {**storage, "auth": "sas", "sas": "secret:azure_storage_sas"},
+            "encryption": encryption}
 
 
 def merged(new: Any, written: Any, current: Any) -> Any:

@@ -381,8 +381,11 @@ class Moto(Service):
         self.sandbox.write_aws_credentials()
         manager = self._client(port, "secretsmanager")
         existing = {s["Name"] for s in manager.list_secrets()["SecretList"]}
+        secret = json.dumps(self.sandbox.secret())
         if SECRET_ID not in existing:
-            manager.create_secret(Name=SECRET_ID, SecretString=json.dumps(self.sandbox.secret()))
+            manager.create_secret(Name=SECRET_ID, SecretString=secret)
+        elif manager.get_secret_value(SecretId=SECRET_ID)["SecretString"] != secret:
+            manager.put_secret_value(SecretId=SECRET_ID, SecretString=secret)  # a key added
         rds = self._client(port, "rds")
         instances = rds.describe_db_instances()["DBInstances"]
         if not any(i["DBInstanceIdentifier"] == RDS_INSTANCE_ID for i in instances):
