@@ -14,8 +14,10 @@ import pytest
 from drkit.azure.flexserver import FlexibleServer
 from drkit.binlog.position import Position
 from drkit.binlog.records import ArchivedFile
+from drkit.checks import OK
 from drkit.config import Settings, load_settings
 from drkit.errors import ConfigError
+from drkit.health.standby_checks import lag_check
 from drkit.ops.failover_standby import unfit
 from drkit.ops.pilotlight import ComputeUse, add, summary
 from drkit.ops.standby import follow
@@ -76,7 +78,7 @@ def test_a_pilot_light_standby_is_promoted_with_aws_and_the_source_gone(sandbox,
     """Kept current by pilot-light catch-ups (the server started and stopped again through
     the ARM stand-in, its minutes counted), the standby is what the failover promotes: the
     last archived minutes applied, the time proven by the heartbeat, seconds lost, an RTO;
-    no follower applies to it after that."""
+    no follower applies to it after that, and a rerun of the failover keeps it."""
     server = FlexibleServer(load_settings())
     server.stop()
     try:
@@ -106,7 +108,14 @@ def test_a_pilot_light_standby_is_promoted_with_aws_and_the_source_gone(sandbox,
     refused = run_cli("standby", "follow", "--once")
     assert refused.exit_code == 50, refused.stdout + refused.stderr
     assert "was promoted by the failover that began at" in refused.stderr
-    assert _checksums(sandbox, "target") == expected
+    # The primary now takes writes; a rerun of the failover keeps it as it is.
+    dbtools.query(sandbox, "target", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'new primary')")
+    rerun = fail_over_with_the_region_gone(monkeypatch)
+    assert restore_step(rerun)["outcome"].startswith("skipped: standby shop was promoted by "
+                                                     "the failover that began at"), rerun
+    assert rerun["rto_seconds"] is None and rerun["reached_by"].startswith("kept"), rerun
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM shop.pitr_log WHERE what = "
+                         "'new primary'") == [(1,)]
 
 
 def test_a_standby_unlike_the_source_is_not_promoted_and_the_failover_restores(sandbox,
@@ -165,6 +174,13 @@ def test_a_standby_is_promoted_only_when_nothing_says_it_may_not_be(change, gaps
     at = Position(**{**vars(_AT), **change})
     found = unfit(at, _Gaps(gaps), _FILES, databases, on_target)
     assert found is None if why is None else why in found, found
+
+
+def test_doctor_finds_a_promoted_standby_no_standby_any_more():
+    report = {"databases": {"shop": "shop"}, "lag_seconds": 3600, "lag_bytes": 10,
+              "caught_up_at": None, "promoted": "the failover that began at X"}
+    check = lag_check(report, 15)
+    assert check.status == OK and "no standby any more" in check.detail
 
 
 def test_the_pilot_light_counts_the_compute_each_catch_up_used():

@@ -105,6 +105,9 @@ def _standby(settings: Settings, newest: BackupEntry | None,
         return Check("standby", WARNING, f"cannot be examined: {error.message}"), None
     if standby.at is None:
         return None
+    if standby.at.promoted:
+        return Check("standby", OK, f"{standby.names()} was promoted by "
+                     f"{standby.at.promoted}: the failover keeps it"), None
     if standby.promotable:
         return Check("standby", OK, f"{standby.names()} at {standby.at.file}:"
                      f"{standby.at.offset}, {_lag(standby)} behind the archive's newest "

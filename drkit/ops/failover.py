@@ -1,7 +1,10 @@
 """The failover, step by step, each change behind an approval gate, safe to rerun.
 
 assess -> decide -> maintenance page on -> DR server up -> restore + prove -> how to connect
--> (maintenance page off). Each step checks the world before acting, so a rerun after a
+-> (maintenance page off). Where the target is a standby fit to be promoted, the restore is
+its catch-up to the archive's newest event, the time proven, and its promotion
+(:mod:`drkit.ops.failover_standby`); one that is not, or whose catch-up fails, is passed
+over, saying why. Each step checks the world before acting, so a rerun after a
 failure skips what is done: a Ready server is not started again, and a copy on the target is
 kept only where drkit knows it lacks nothing: restored by an earlier run to the end the
 archive still has, or proven equal to the base when no archive can take it further. A
@@ -254,7 +257,7 @@ class Failover:
             manifest = load_manifest(store, entry.name)
             server = target_server(self.settings)
             standby = self._standby(server, manifest.databases)
-            if standby.at and standby.at.promoted:  # by an earlier run of this failover
+            if standby.at and standby.at.promoted:  # the primary since an earlier run
                 step["outcome"] = self._kept_promoted(standby.at)
                 return self.restored
             if standby.promotable and (promoted := self._promote(standby, server)):
