@@ -21,7 +21,6 @@ from drkit.health.standby_checks import lag_check
 from drkit.ops.failover_standby import unfit
 from drkit.ops.pilotlight import ComputeUse, add, summary
 from drkit.ops.standby import follow
-from drkit.runbooks.schedule import systemd_unit
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 from tests.test_pitr import (
@@ -204,9 +203,16 @@ def test_the_pilot_light_is_refused_to_a_follower_that_keeps_running():
         follow(settings, once=False)
 
 
-def test_the_standby_unit_follows_the_archive_and_stays_down_once_promoted(tmp_path):
-    unit = systemd_unit(Settings(source=_SOURCE), tmp_path / "drkit.yaml", "prod", "standby")
-    assert unit.split("ExecStart=", 1)[1].split("\n", 1)[0].endswith(" standby follow")
-    assert "\nRestartPreventExitStatus=50\n" in unit and "Restart=always" in unit
-    binlog = systemd_unit(Settings(source=_SOURCE), tmp_path / "drkit.yaml", "prod")
+def test_the_standby_unit_follows_the_archive_and_stays_down_once_promoted(tmp_path,
+                                                                          monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("environment: prod\nsource:\n  host: db\n  databases: [shop]\n")
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    unit = run_cli("schedule", "unit", "--for", "standby")
+    assert unit.exit_code == 0, unit.stderr
+    assert unit.stdout.split("ExecStart=", 1)[1].split("\n", 1)[0].endswith(" standby follow")
+    assert "\nRestartPreventExitStatus=50\n" in unit.stdout and "Restart=always" in unit.stdout
+    binlog = run_cli("schedule", "unit").stdout  # the binary log's, as before
     assert " binlog stream\n" in binlog and "RestartPreventExitStatus" not in binlog
+    refused = run_cli("schedule", "show", "--for", "standby")
+    assert refused.exit_code == 2 and "--for chooses the systemd unit" in refused.stderr

@@ -229,6 +229,9 @@ def schedule_command(context: Context, action: str, environment: str | None,
         systemd_unit,
     )
 
+    if follows != "binlog" and action != "unit":
+        raise click.UsageError("--for chooses the systemd unit drkit schedule unit prints; "
+                               "the crontab holds no standby entry.")
     if not context.config_path:
         raise ConfigError("drkit schedule needs a config.",
                           "Pass --config FILE or set DRKIT_CONFIG.")
