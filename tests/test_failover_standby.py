@@ -19,8 +19,9 @@ from drkit.config import Settings, load_settings
 from drkit.errors import ConfigError
 from drkit.health.standby_checks import lag_check
 from drkit.ops.failover_standby import unfit
-from drkit.ops.pilotlight import ComputeUse, add, summary
+from drkit.ops.pilotlight import ComputeUse, add, last_position, summary
 from drkit.ops.standby import follow
+from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 from tests.test_pitr import (
@@ -87,9 +88,17 @@ def test_a_pilot_light_standby_is_promoted_with_aws_and_the_source_gone(sandbox,
         assert followed.exit_code == 0, followed.stdout + followed.stderr
         assert json.loads(followed.stdout)["transactions"] > 0
         assert server.state() == "Stopped"  # started for the catch-up, stopped after it
-        light = json.loads(run_cli("standby", "status", "--json").stdout)["pilot_light"]
+        status = json.loads(run_cli("standby", "status", "--json").stdout)
+        light = status["pilot_light"]
         assert light["catch_ups"] == 1 and light["last_started_server"], light
         assert light["compute_seconds"] == light["last_compute_seconds"] > 0
+        monkeypatch.setenv("DRKIT_TARGET__PORT", str(free_port()))  # as a stopped server
+        stopped = run_cli("standby", "status", "--json")
+        monkeypatch.delenv("DRKIT_TARGET__PORT")
+        assert stopped.exit_code == 0, stopped.stdout + stopped.stderr
+        as_left = json.loads(stopped.stdout)
+        assert as_left["position_from"] == "last catch-up", as_left
+        assert (as_left["file"], as_left["offset"]) == (status["file"], status["offset"])
         monkeypatch.delenv("DRKIT_STANDBY__STOP_SERVER_AFTER")
         _writes_archived(sandbox, range(4, 6))  # the last minutes: archived, not applied
         expected = _checksums(sandbox, "source")
@@ -192,6 +201,11 @@ def test_the_pilot_light_counts_the_compute_each_catch_up_used():
                                "compute_seconds": 240.0, "last_compute_seconds": 90.0,
                                "last_started_server": True}
     assert summary({}) is None
+    at = Position({"shop": "sb"}, "base", "bin.000002", 120, last_event_at=datetime(
+        2026, 12, 7, 4, 4, tzinfo=UTC), last_catch_up={"transactions": 3})
+    left = add(ledger, ComputeUse("2026-12-07T04:45:00+00:00", True, 60.0), at)
+    assert last_position(left) == at  # what status shows while the server is stopped
+    assert last_position(add(left, ComputeUse("2026-12-07T05:00:00+00:00", False, 0.0))) == at
 
 
 _SOURCE = {"host": "db", "databases": ["shop"]}

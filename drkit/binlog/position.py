@@ -15,8 +15,9 @@ them back; a follower killed outright leaves them there for the next run to crea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pymysql.converters import escape_string
 from pymysql.cursors import Cursor
@@ -63,6 +64,18 @@ class Position:
     last_catch_up: dict | None = None  # what it applied and how long it took
     diverged: str | None = None  # why it no longer equals the source: never followed again
     promoted: str | None = None  # by which failover: the primary now, never followed again
+
+
+def to_record(at: Position) -> dict[str, Any]:
+    """The position as JSON can hold it (times in ISO 8601)."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(at).items()}
+
+
+def from_record(record: dict[str, Any]) -> Position:
+    times = ("last_event_at", "heartbeat", "updated_at", "caught_up_at")
+    return Position(**{name: datetime.fromisoformat(value) if name in times and value
+                       else value for name, value in record.items()})
 
 
 def create(cursor: Cursor, position: Position) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
@@ -39,13 +39,14 @@ from drkit.errors import (
     ConfigError,
     LockHeldError,
     RunStopped,
+    ServerUnreachableError,
     StandbyError,
 )
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
-from drkit.ops.pilotlight import pilot_light, read_ledger, summary
+from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
@@ -125,8 +126,10 @@ def follow(settings: Settings, once: bool = True) -> CatchUp:
                           "it is for drkit standby follow --once, not a follower that keeps "
                           "running.", "Run drkit standby follow --once from cron, or set "
                           "standby.stop_server_after: false.")
-    with pilot_light(settings):
-        return _follow(settings, once)
+    with pilot_light(settings) as left_at:
+        done = _follow(settings, once)
+        left_at(read_position(target_server(settings)))  # status reads it while stopped
+        return done
 
 
 def _follow(settings: Settings, once: bool) -> CatchUp:
@@ -324,7 +327,16 @@ def _gap(after: str, missing: str) -> None:
 def standby_status(settings: Settings) -> dict[str, Any]:
     """Where the standby stands and how far behind the archive: seconds of source time
     and bytes."""
-    at = read_position(target_server(settings))
+    position_from: Literal["target", "last catch-up"] = "target"
+    try:
+        at = read_position(target_server(settings))
+    except ServerUnreachableError:
+        # The pilot light's server is stopped between catch-ups: where the last one left it.
+        at = last_position(read_ledger(settings)) if settings.standby.stop_server_after \
+            else None
+        if at is None:
+            raise
+        position_from = "last catch-up"
     if at is None:
         raise StandbyError(*_NO_STANDBY)
     files = archive_of(settings).files()
@@ -334,7 +346,7 @@ def standby_status(settings: Settings) -> dict[str, Any]:
             "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
             "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
             "diverged": at.diverged, "promoted": at.promoted,
-            "pilot_light": summary(read_ledger(settings)),
+            "pilot_light": summary(read_ledger(settings)), "position_from": position_from,
             "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
             "lag_bytes": lag_bytes(at, files)}
 
