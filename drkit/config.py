@@ -300,6 +300,8 @@ class StandbySettings(Section):
                                 "it waits before reading the archive again once caught up")
     max_lag_minutes: float = Field(15, gt=0, description="how far (source time) the standby "
                                    "may be behind the archive's newest event")
+    stop_server_after: bool = Field(False, description="pilot light: follow --once starts the "
+                                    "stopped Flexible Server, catches up and stops it again")
 
 
 class MetricsSettings(Section):

@@ -121,8 +121,9 @@ def replay(plan: ReplayPlan, server: Server, load_as: dict[str, str],
             "that time.", "Report it with the restore's log; restore to an earlier "
             "time, or restore the full backup alone.")
     if plan.beat_interval is not None:
-        replayed = replace(replayed, reached=_heartbeat_reached(replayed, plan.moment,
-                                                                plan.beat_interval))
+        replayed = replace(replayed, reached=heartbeat_reached(replayed.heartbeat,
+                                                               plan.moment,
+                                                               plan.beat_interval))
     return replayed
 
 
@@ -311,10 +312,10 @@ def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
     return {"file": files[-1].file, "size": files[-1].size} if files else None
 
 
-def _heartbeat_reached(replayed: ReplayResult, moment: datetime, every: float) -> str:
-    """The time the data provably reached: the newest heartbeat replayed, which must be
-    within one interval before TIME, or the archive did not hold what it should have."""
-    beat = replayed.heartbeat
+def heartbeat_reached(beat: str | None, moment: datetime, every: float) -> str:
+    """The time the data provably reached: ``beat``, the newest heartbeat replayed (UTC),
+    which must be within one interval before TIME, or the archive did not hold what it
+    should have."""
     reached = datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat else None
     # Binlog times are whole seconds: a beat at 12:00:07.2 is one of 12:00:07.
     if reached is None or reached.replace(microsecond=0) > moment or \

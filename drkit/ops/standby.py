@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
@@ -34,11 +34,19 @@ from drkit.binlog.replay import RowApplier
 from drkit.binlog.triggers import TriggersAside
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BinlogGapError, LockHeldError, RunStopped, StandbyError
+from drkit.errors import (
+    BinlogGapError,
+    ConfigError,
+    LockHeldError,
+    RunStopped,
+    ServerUnreachableError,
+    StandbyError,
+)
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
@@ -108,9 +116,25 @@ class CatchUp:
 
 def follow(settings: Settings, once: bool = True) -> CatchUp:
     """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
-    until stopped (SIGTERM: between two events, what was applied is committed)."""
+    until stopped (SIGTERM: between two events, what was applied is committed). With the
+    pilot light (``standby.stop_server_after``), the stopped server is started for the
+    catch-up and stopped after it."""
+    if not settings.standby.stop_server_after:
+        return _follow(settings, once)
+    if not once:
+        raise ConfigError("standby.stop_server_after stops the server after a catch-up: "
+                          "it is for drkit standby follow --once, not a follower that keeps "
+                          "running.", "Run drkit standby follow --once from cron, or set "
+                          "standby.stop_server_after: false.")
+    with pilot_light(settings) as left_at:
+        done = _follow(settings, once)
+        left_at(read_position(target_server(settings)))  # status reads it while stopped
+        return done
+
+
+def _follow(settings: Settings, once: bool) -> CatchUp:
     server = target_server(settings)
-    with _one_follower(server) as still_the_follower:
+    with one_follower(server) as still_the_follower:
         while True:
             still_the_follower()
             done = catch_up(settings, server)
@@ -120,7 +144,7 @@ def follow(settings: Settings, once: bool = True) -> CatchUp:
 
 
 @contextlib.contextmanager
-def _one_follower(server: Server) -> Iterator[Callable[[], None]]:
+def one_follower(server: Server) -> Iterator[Callable[[], None]]:
     """One follower per standby, from any host: a lock on the target, held by a session of
     its own (the server frees it when the follower dies); a callable checks it is still
     held (the session may have been ended meanwhile)."""
@@ -151,6 +175,11 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     start = read_position(server)
     if start is None:
         raise StandbyError(*_NO_STANDBY)
+    if start.promoted:
+        raise StandbyError(f"The standby was promoted by {start.promoted}: it is the primary "
+                           "now, and no follower applies the archive to it again.",
+                           "Stop its follower (cron entry or systemd unit); a new standby "
+                           "goes on another target.")
     if start.diverged:
         raise StandbyError(f"The standby no longer equals the source: {start.diverged}",
                            _MAKE_AGAIN)
@@ -299,7 +328,16 @@ def _gap(after: str, missing: str) -> None:
 def standby_status(settings: Settings) -> dict[str, Any]:
     """Where the standby stands and how far behind the archive: seconds of source time
     and bytes."""
-    at = read_position(target_server(settings))
+    position_from: Literal["target", "last catch-up"] = "target"
+    try:
+        at = read_position(target_server(settings))
+    except ServerUnreachableError:
+        # The pilot light's server is stopped between catch-ups: where the last one left it.
+        at = last_position(read_ledger(settings)) if settings.standby.stop_server_after \
+            else None
+        if at is None:
+            raise
+        position_from = "last catch-up"
     if at is None:
         raise StandbyError(*_NO_STANDBY)
     files = archive_of(settings).files()
@@ -308,7 +346,8 @@ def standby_status(settings: Settings) -> dict[str, Any]:
             "offset": at.offset, "last_event_at": _iso(at.last_event_at),
             "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
             "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
-            "diverged": at.diverged,
+            "diverged": at.diverged, "promoted": at.promoted,
+            "pilot_light": summary(read_ledger(settings)), "position_from": position_from,
             "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
             "lag_bytes": lag_bytes(at, files)}
 
@@ -328,6 +367,7 @@ def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
 
 
 def read_position(server: Server) -> Position | None:
+    """The target's standby position, None when it has no standby."""
     with _cursor(server) as cursor:
         return position.read(cursor)
 
