@@ -96,7 +96,7 @@ class BackupStore:
 
     def under(self, prefix: str) -> BackupStore:
         """The same container, under another prefix (the binlog archive's, say)."""
-        return BackupStore(self.container, prefix, self.account)
+        return BackupStore(self.container, prefix, self.account, self.keyring)
 
     @contextlib.contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -239,7 +239,7 @@ class Failover:
         with self._step("restore and prove") as step:
             store = BackupStore.from_settings(self.settings)
             entry = Catalog(store).select(self.backup)
-            manifest = load_manifest(store, entry.name)
+            manifest = load_manifest(store, entry.name, digests=True)
             server = target_server(self.settings)
             present = [db for db, count in objects_in(server, manifest.databases).items()
                        if count]
