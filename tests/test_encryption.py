@@ -4,6 +4,7 @@ stand-in, and the break-glass restore by hand with Debian's age tool."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -17,7 +18,8 @@ from pyrage import x25519
 from drkit.config import load_settings
 from drkit.errors import BackupKeyError
 from drkit.manifest import Manifest
-from drkit.stream.encryption import HEADER
+from drkit.stream.encryption import HEADER, fingerprint
+from drkit.stream.sealeddigests import SEALED
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 
@@ -67,8 +69,13 @@ def test_an_encrypted_backup_verifies_and_restores_with_the_identity_from_key_va
         assert plain not in blob
     manifest = Manifest.model_validate_json(
         store.container.download_blob(name + ".manifest.json").readall())
-    assert manifest.encryption == {"format": "age",
-                                   "recipients": settings.encryption.recipients}
+    assert {k: v for k, v in manifest.encryption.items() if k != "digests"} == {
+        "format": "age", "recipients": settings.encryption.recipients,
+        "fingerprints": [fingerprint(r) for r in settings.encryption.recipients]}
+    # No digest a guess could confirm: each table's and the SQL's are sealed to the recipients.
+    assert {t.sha256 for t in manifest.tables.values()} == {manifest.sql.sha256} == {SEALED}
+    assert pyrage.decrypt(base64.b64decode(manifest.encryption["digests"]), [
+        x25519.Identity.from_str(sandbox.age_identity("break-glass"))]).startswith(b'{"sql_')
     assert (manifest.compressed.size, len(blob)) == (len(blob), len(blob))
 
     verified = run_cli("verify", name)
