@@ -22,6 +22,7 @@ from drkit.stream.encryption import HEADER, fingerprint
 from drkit.stream.sealeddigests import SEALED
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
+from tests.test_binlog import PROBE
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +141,8 @@ def test_without_the_identity_nothing_is_read_and_one_sentence_says_why(
 
 
 def test_the_backup_host_needs_no_identity(sandbox, store, prefix, tmp_path, monkeypatch):
-    """Only the recipients: the backup writes and checks its ciphertext without the key."""
+    """Only the recipients: the backup writes and checks its ciphertext without the key, and
+    the binlog streamer archives (each block an age file) and checks the archive."""
     _config_with(sandbox, tmp_path, monkeypatch, identity=None)
     name = _backup()
     blob = store.container.download_blob(name).readall()
@@ -148,3 +150,17 @@ def test_the_backup_host_needs_no_identity(sandbox, store, prefix, tmp_path, mon
     break_glass = x25519.Identity.from_str(sandbox.age_identity("break-glass"))
     sql = gzip.decompress(pyrage.decrypt(blob, [break_glass]))
     assert b"-- Dump completed" in sql[-200:]
+
+    dbtools.query(sandbox, "source", f"CREATE TABLE IF NOT EXISTS {PROBE} (id INT "
+                  "AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200), at DATETIME(6))")
+    dbtools.query(sandbox, "source", f"INSERT INTO {PROBE} (note, at) VALUES "
+                  "('archived unread', NOW(6))")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    assert run_cli("binlog", "verify").exit_code == 0
+    archived = [b for b in store.container.list_blobs(name_starts_with=f"{prefix}binlogs/")
+                if not b.name.endswith((".json", ".lock"))]
+    assert archived
+    for found in archived:
+        data = store.container.download_blob(found.name).readall()
+        assert data.startswith(HEADER) and b"\xfebin" not in data
+        assert b"archived unread" not in data and b"binlog_probe" not in data
