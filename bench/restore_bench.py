@@ -35,7 +35,7 @@ from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.mysql.connection import Server, option_file, target_server
 from drkit.ops.backup import run_backup
-from drkit.ops.restore import prove_backup
+from drkit.ops.restorecheck import prove_backup
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
 from drkit.units import parse_size
