@@ -115,17 +115,19 @@ def _commit_metadata(committed: dict, summary: dict | None) -> dict[str, str]:
 
 def test_a_commit_whose_record_a_kill_lost_is_recognised_by_its_ciphertext():
     archived, blob = _archived(FILE, [(40, _sealer(NEW)), (len(FILE), _sealer(NEW))])
-    last = archived.ranges[1]
+    last = archived.ranges.pop()  # committed, its record not written
+    archived.size, archived.stored_size = last["start"], last["stored_start"]
     summary = {"first": "2023-11-14T22:13:21+00:00", "last": "2023-11-14T22:13:22+00:00",
                "server_id": 1, "gtid": None}
     tail = blob[last["stored_start"]:]
-    assert _committed_range(_commit_metadata(last, summary), tail, last["stored_start"]) == \
-        (last, summary)
+    assert _committed_range(_commit_metadata(last, summary), tail, archived) == (last, summary)
     assert _committed_range(_commit_metadata(last, summary), tail[:-1] + b"x",
-                            last["stored_start"]) is None  # bytes no sha256 vouches for
+                            archived) is None  # bytes no sha256 vouches for
     without_summary = {k: v for k, v in _commit_metadata(last, summary).items()
                        if k != "range_events"}
-    assert _committed_range(without_summary, tail, last["stored_start"]) is None
+    assert _committed_range(without_summary, tail, archived) is None  # no headers to read
+    archived.size -= 1
+    assert _committed_range(_commit_metadata(last, summary), tail, archived) is None
 
 
 def test_a_sealed_manifest_holds_no_digest_a_guess_could_confirm():

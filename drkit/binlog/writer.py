@@ -151,7 +151,7 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
         raise _rewritten(archived, blob.name)
     if committed > archived.blob_size:
         found = _committed_range(state.metadata, blob.read_from(archived.blob_size, state.etag),
-                                 archived.blob_size)
+                                 archived)
         if found is None:
             raise BinlogArchiveError(
                 f"The archived {archived.file} holds {committed - archived.blob_size} bytes "
@@ -167,11 +167,12 @@ def _reconcile(archive: Archive, archived: ArchivedFile,
     return [block for block, _ in blocks], state.etag
 
 
-def _committed_range(meta: dict[str, str], data: bytes,
-                     stored_start: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _committed_range(meta: dict[str, str], data: bytes, archived: ArchivedFile,
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     """The range the last commit carried and its events' summary, if its metadata vouches
-    for ``data`` (the blob's bytes from ``stored_start`` on); None otherwise. A plain range
-    committed by a drkit before the summary was metadata: its events' headers are read."""
+    for ``data`` (the blob's bytes after those ``archived`` records) and it continues the
+    record; None otherwise. A plain range committed by a drkit before the summary was
+    metadata: its events' headers are read."""
     if meta.get("range_sha256") != hashlib.sha256(data).hexdigest():
         return None
     try:
@@ -186,7 +187,9 @@ def _committed_range(meta: dict[str, str], data: bytes,
         summary = json.loads(meta["range_events"]) if "range_events" in meta else None
     except (KeyError, ValueError):
         return None
-    if stored_span(committed) != (stored_start, stored_start + len(data)):
+    stored_start = archived.blob_size
+    if committed["start"] != archived.size or \
+            stored_span(committed) != (stored_start, stored_start + len(data)):
         return None
     if "range_events" in meta:
         return committed, summary
