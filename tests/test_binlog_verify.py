@@ -68,9 +68,13 @@ def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with
     _config_with(sandbox, tmp_path, monkeypatch, identity=None)
     code, report = _verify()
     assert code == 0 and report["ok"], report
-    deep = run_cli("binlog", "verify", "--deep")
-    assert deep.exit_code == BackupKeyError.exit_code, deep.stdout + deep.stderr
-    assert "is encrypted (age) and this config names no identity to open it" in deep.stderr
+    for command in (["binlog", "verify", "--deep"],
+                    ["restore", "--until", "latest", "--as", "pit"]):
+        refused = run_cli(*command)
+        assert refused.exit_code == BackupKeyError.exit_code, refused.stdout + refused.stderr
+        assert "is encrypted (age) and this config names no identity to open it" in \
+            refused.stderr
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
 
     # Rotated: new ranges go to the break-glass key only; this host holds the restore key.
     _config_with(sandbox, tmp_path, monkeypatch, identity="keyvault:backup-age-identity",

@@ -1,7 +1,8 @@
 """``drkit binlog stream`` and ``binlog status``: the source's binary log, archived in Azure.
 
 One block blob per binlog file under ``binlog.prefix`` in the backup container, byte for byte
-as the server has it, grown by staging a block and committing the whole block list again: what
+as the server has it (with ``encryption.recipients``, each block an age file of those bytes:
+drkit.binlog.writer), grown by staging a block and committing the whole block list again: what
 was read is durable in Azure at the latest ``binlog.flush_seconds`` after it was read. Beside
 each file, ``<file>.json`` says what it holds: the committed size, first and last event time,
 the server id, the last GTID, whether the file is complete (it ended with the server's rotate
