@@ -139,6 +139,18 @@ def tables_bench(tables: int, repeat: int) -> None:
         {"tables": tables, "median_seconds": median, "runs": results}, indent=2))
 
 
+def plain_config(box: Sandbox) -> Path:
+    """The sandbox's config without its encryption section (an identity without recipients
+    is refused: it would make a plaintext backup by mistake)."""
+    import yaml
+
+    config = yaml.safe_load(box.config_path.read_text())
+    config.pop("encryption", None)
+    path = OUT / "plain.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def time_cases(cases: dict, repeat: int) -> dict[str, list[tuple[float, int]]]:
     """Each case's (wall seconds, peak RSS KiB) per round, the cases taking turns."""
     results: dict[str, list[tuple[float, int]]] = {}
@@ -177,7 +189,7 @@ def main() -> None:
     files.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
            "DRKIT_STORAGE__PREFIX": "bench/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
-    plain = {**env, "DRKIT_ENCRYPTION__RECIPIENTS": "[]"}  # the sandbox encrypts; these not
+    plain = {**env, "DRKIT_CONFIG": str(plain_config(box))}  # the sandbox encrypts; these not
 
     from drkit.mysql.connection import source_server
 

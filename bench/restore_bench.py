@@ -72,8 +72,10 @@ def main() -> None:
     sealed = [e.name for e in entries if e.compression == "gzip" and e.name.endswith(".age")]
     sealed_name = sealed[-1] if sealed else run_backup(settings).name
     gzip_backups = [e.name for e in entries if e.compression == "gzip" and e.name not in sealed]
-    settings.encryption.recipients = []  # the baseline's backup: gzip the seed's way
-    name = gzip_backups[-1] if gzip_backups else run_backup(settings).name
+    # The baseline's backup: gzip the seed's way (no identity either: with one alone, a
+    # backup refuses, as it would be plaintext by mistake).
+    plain = settings.model_copy(update={"encryption": type(settings.encryption)()})
+    name = gzip_backups[-1] if gzip_backups else run_backup(plain).name
     archive = OUT / "files" / "restore.sql.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
     with archive.open("wb") as handle:
