@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from pyrage import x25519
+
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.errors import BackupKeyError
@@ -86,10 +88,15 @@ def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with
     assert deep.exit_code == BackupKeyError.exit_code, deep.stdout + deep.stderr
     assert f"Archived binlog {newest} (bytes " in deep.stderr
     assert "is not encrypted to the identity keyvault:backup-age-identity" in deep.stderr
-    doctor = json.loads(run_cli("doctor", "--for", "failover", "--json").stdout)
-    check = next(c for c in doctor["checks"] if c["name"] == "encryption keys")
+    check = _key_check()
     assert check["status"] == "CRITICAL" and f"archived binlog {newest} was" in check["detail"]
     assert "older version holds the old key" in check["fix"]
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(f"{x25519.Identity.generate()}\n")
+    stranger.chmod(0o600)
+    _config_with(sandbox, tmp_path, monkeypatch, identity=f"file:{stranger}")
+    check = _key_check()
+    assert check["status"] == "CRITICAL" and f"backup {_base()[0]} was" in check["detail"]
 
     both = tmp_path / "both.key"
     both.write_text(sandbox.age_identity("restore") + "\n" + sandbox.age_identity("break-glass"))
@@ -97,9 +104,12 @@ def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with
     _config_with(sandbox, tmp_path, monkeypatch, identity=f"file:{both}")
     code, report = _verify("--deep")
     assert code == 0 and report["ok"], report
+    assert _key_check()["status"] == "OK"
+
+
+def _key_check() -> dict:
     doctor = json.loads(run_cli("doctor", "--for", "failover", "--json").stdout)
-    check = next(c for c in doctor["checks"] if c["name"] == "encryption keys")
-    assert check["status"] == "OK", check
+    return next(c for c in doctor["checks"] if c["name"] == "encryption keys")
 
 
 def test_the_bases_first_file_without_its_record_is_critical_and_refused_unloaded(sandbox,

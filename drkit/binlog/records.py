@@ -53,7 +53,6 @@ class ArchivedFile:
     last_block: str | None = None
     partial: bool = field(default=False, repr=False, compare=False)  # from a listing: no ranges
 
-
     @property
     def blob_size(self) -> int:
         """The blob's bytes that the committed ranges take."""
