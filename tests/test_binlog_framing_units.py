@@ -98,7 +98,7 @@ def test_committed_ranges_come_whole_and_checked_whatever_the_chunks():
     """A chunk's bytes are handed over up to the end of the last range it completes."""
     archived = _archived(FILE, [10, 40, len(FILE)])
     chunks = [FILE[i:i + 7] for i in range(0, len(FILE), 7)]
-    pieces = [bytes(r) for r in _committed_ranges(iter(chunks), archived.ranges, archived)]
+    pieces = [bytes(r) for r in _committed_ranges(iter(chunks), archived)]
     assert b"".join(pieces) == FILE
     assert [len(p) for p in pieces] == [10, 30, len(FILE) - 40]
 
@@ -106,14 +106,13 @@ def test_committed_ranges_come_whole_and_checked_whatever_the_chunks():
 def test_bytes_past_the_record_are_not_read():
     """What a writer appended and never committed is no part of the archive."""
     archived = _archived(FILE, [40])
-    assert b"".join(_committed_ranges(iter([FILE]), archived.ranges, archived)) == FILE[:40]
+    assert b"".join(_committed_ranges(iter([FILE]), archived)) == FILE[:40]
 
 
 def test_a_range_not_matching_its_sha256_is_refused_before_its_bytes_are_used():
     archived = _archived(FILE, [10, len(FILE)])
     damaged = FILE[:20] + b"X" + FILE[21:]
-    ranges = _committed_ranges(iter([damaged[:12], damaged[12:]]), archived.ranges,
-                               archived)
+    ranges = _committed_ranges(iter([damaged[:12], damaged[12:]]), archived)
     assert bytes(next(ranges)) == FILE[:10]
     with pytest.raises(BinlogArchiveError, match=f"bytes 10-{len(FILE)} are missing or do not "
                                                  "match their sha256"):
@@ -123,7 +122,7 @@ def test_a_range_not_matching_its_sha256_is_refused_before_its_bytes_are_used():
 def test_a_blob_shorter_than_its_record_is_refused():
     archived = _archived(FILE, [10, len(FILE)])
     with pytest.raises(BinlogArchiveError, match=f"bytes 10-{len(FILE)} are missing"):
-        list(_committed_ranges(iter([FILE[:-1]]), archived.ranges, archived))
+        list(_committed_ranges(iter([FILE[:-1]]), archived))
 
 
 def _read_from(archived: ArchivedFile, start_at: int) -> tuple[list[FramedEvent], list[int]]:
@@ -134,7 +133,7 @@ def _read_from(archived: ArchivedFile, start_at: int) -> tuple[list[FramedEvent]
         framer.skip_to(span[0]["start"])
         reads.append(span[0]["start"])
         data = FILE[span[0]["start"]:span[-1]["end"]]
-        for piece in _committed_ranges(iter([data]), span, archived):
+        for piece in _committed_ranges(iter([data]), archived, span=span):
             events += framer.feed(piece)
     return events, reads
 

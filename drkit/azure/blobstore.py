@@ -95,7 +95,8 @@ class BackupStore:
 
     def under(self, prefix: str) -> BackupStore:
         """The same container, under another prefix (the binlog archive's, say)."""
-        return BackupStore(self.container, prefix, self.account, may_delete=self.may_delete)
+        return BackupStore(self.container, prefix, self.account, self.keyring,
+                           may_delete=self.may_delete)
 
     @contextlib.contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
+from drkit.stream import sealeddigests
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another writer's clock may be
 _NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)(?:\.age)?$")  # .age: encrypted
@@ -247,7 +248,10 @@ def _entries(blobs: list) -> list[BackupEntry]:
     return sorted(entries, key=lambda e: (e.taken_at, e.name))
 
 
-def load_manifest(store: BackupStore, name: str) -> Manifest:
+def load_manifest(store: BackupStore, name: str, digests: bool = False) -> Manifest:
+    """Backup ``name``'s manifest; with ``digests``, its content digests opened with the
+    store's identity if they are sealed (what compares content needs them; list, prune and
+    doctor do not)."""
     found = store.read_if_present(name + SIDECAR_SUFFIX)
     if found is None:
         raise ManifestMissingError(
@@ -255,7 +259,8 @@ def load_manifest(store: BackupStore, name: str) -> Manifest:
             "It was not made by drkit or its manifest was deleted; take a new backup.")
     data = found[0]
     try:
-        return Manifest.model_validate_json(data)
+        manifest = Manifest.model_validate_json(data)
     except ValueError:
         raise ManifestMissingError(f"The manifest of backup {name} is not valid drkit JSON.",
                                    "Take a new backup.") from None
+    return sealeddigests.with_digests(manifest, store.keyring) if digests else manifest

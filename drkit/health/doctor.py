@@ -29,6 +29,7 @@ from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health import binlog_checks
+from drkit.health.key_checks import key_checks
 from drkit.health.leftovers import leftover_checks
 from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.health.standby_checks import standby_checks
@@ -417,6 +418,10 @@ def check_standby(doctor: Doctor) -> list[Check]:
     return standby_checks(doctor.settings)
 
 
+def check_encryption_keys(doctor: Doctor) -> list[Check]:
+    return key_checks(doctor.settings)
+
+
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
     "all": [check_secrets, check_source, check_storage, check_storage_side,
             check_immutability, check_audit_container, check_target,
@@ -424,5 +429,6 @@ CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
             check_binlog_source, check_binlog_archive, check_standby],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
-                 check_target, check_time_zones, check_flexible_server],
+                 check_target, check_time_zones, check_flexible_server,
+                 check_encryption_keys],
 }

@@ -45,7 +45,7 @@ from drkit.mysql.connection import Connection, Server, connect, option_file, sou
 from drkit.ops.claim import NameClaim
 from drkit.ops.localcopy import LocalCopy
 from drkit.ops.lock import RunLock
-from drkit.stream import encryption
+from drkit.stream import encryption, sealeddigests
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
@@ -190,7 +190,8 @@ class _BackupRun:
         self.codec_name, self.codec = codec_name, CODECS[codec_name]
         self.level = settings.backup.gzip_level if codec_name == "gzip" \
             else settings.backup.zstd_level
-        self.recipients = encryption.recipients(settings.encryption.recipients)  # before a write
+        self.sealer = encryption.sealer(settings.encryption.recipients)  # before a write
+        self.recipients = self.sealer.recipients if self.sealer else []
         if not self.recipients and settings.encryption.identity:
             raise ConfigError("The config names encryption.identity but no "
                               "encryption.recipients: this backup would not be encrypted; "
@@ -299,7 +300,7 @@ class _BackupRun:
         non_transactional = sorted(t for t, e in source.engines.items()
                                    if e not in inventory.TRANSACTIONAL_ENGINES)
         scanner = dumped.scanner
-        return Manifest(
+        manifest = Manifest(
             name=name,
             drkit_version=__version__,
             started_at=self.started,
@@ -325,8 +326,8 @@ class _BackupRun:
                   "client_version": self.client.version,
                   "options": [*self.client.options, *source.snapshot_options]},
             compression={"codec": self.codec_name, "level": self.level},
-            encryption={"format": "age", "recipients": self.settings.encryption.recipients}
-            if self.recipients else {},
+            encryption={"format": "age", "recipients": self.settings.encryption.recipients,
+                        "fingerprints": self.sealer.fingerprints} if self.sealer else {},
             compressed={"size": dumped.uploader.size, "sha256": dumped.uploader.sha256},
             sql={"size": dumped.scan.size, "sha256": dumped.scan.sha256.hexdigest()},
             tables={
@@ -340,6 +341,8 @@ class _BackupRun:
             definitions=scanner.definitions,
             time_zones=sorted(scanner.time_zones),
         )
+        # The content digests only the identity reads (drkit.stream.sealeddigests).
+        return sealeddigests.sealed(manifest, self.sealer) if self.sealer else manifest
 
     def _publish(self, claim: NameClaim, manifest: Manifest, dumped: _Dumped) -> None:
         """3. The sidecar first, then the one request that makes the backup visible. A

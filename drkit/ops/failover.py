@@ -254,7 +254,7 @@ class Failover:
         with self._step("restore and prove") as step:
             store = BackupStore.from_settings(self.settings)
             entry = Catalog(store).select(self.backup)
-            manifest = load_manifest(store, entry.name)
+            manifest = load_manifest(store, entry.name, digests=True)
             server = target_server(self.settings)
             standby = self._standby(server, manifest.databases)
             if standby.at and standby.at.promoted:  # the primary since an earlier run

@@ -220,7 +220,7 @@ class Restore:
         self.store = BackupStore.from_settings(self.settings)
         self.server = target_server(self.settings, self.request.target_address)
         self.entry = Catalog(self.store).select(self.request.backup)
-        self.manifest = load_manifest(self.store, self.entry.name)
+        self.manifest = load_manifest(self.store, self.entry.name, digests=True)
 
     def refuse(self) -> None:
         """A backup verify found bad, or whose size is not its manifest's, is never loaded;

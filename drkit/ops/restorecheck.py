@@ -83,7 +83,7 @@ def _max_allowed_packet(server: Server) -> int:
 def prove_backup(settings: Settings, request: RestoreRequest) -> ProofResult:
     """The target's copy of the backup ``request`` names compared with its manifest."""
     store = BackupStore.from_settings(settings)
-    manifest = load_manifest(store, Catalog(store).select(request.backup).name)
+    manifest = load_manifest(store, Catalog(store).select(request.backup).name, digests=True)
     renames = restore_names(manifest, request.rename_to, request.databases)
     return prove_restore(manifest.only(list(renames)),
                          target_server(settings, request.target_address), renames,
