@@ -308,3 +308,26 @@ def test_a_members_runbook_is_run_as_a_run_request(tmp_path, monkeypatch):
     assert isinstance(asked[0], runner.RunRequest)
     assert asked[0].runbook.name == "nightly-backup"
     assert asked[0].settings_env == {"DRKIT_BACKUP__LOCKS": "blob"}  # the fleet's default
+
+
+def test_the_sandbox_fleet_follows_its_sources_but_keeps_the_users(tmp_path):
+    from drkit.sandbox.fleetfile import write_fleet_file
+
+    config = tmp_path / "drkit.yaml"
+    config.write_text(yaml.safe_dump({
+        "source": {"host": "127.0.0.1", "port": 1, "databases": ["shop"],
+                   "rds_instance_id": "drkit-sandbox-source"},
+        "storage": {"prefix": "backups/"}, "backup": {"state_dir": "state"}}))
+    path = write_fleet_file(tmp_path, config, {"source": 1})
+    assert sorted(load_fleet(path).members) == ["sandbox"]
+    write_fleet_file(tmp_path, config, {"source": 1, "source2": 2})
+    fleet = load_fleet(path)
+    assert len(fleet.members) == 6 and fleet.fleet.locks == "blob"
+    member = fleet.members["source2-app3"].settings
+    assert (member.source.port, member.source.databases, member.source.rds_instance_id,
+            member.storage.prefix) == (2, ["app3"], None, "fleet/source2-app3/")
+    assert fleet.members["source-app1"].settings.source.rds_instance_id == \
+        "drkit-sandbox-source"
+    path.write_text(path.read_text() + "# mine\n")  # an edited fleet is the user's
+    write_fleet_file(tmp_path, config, {"source": 1})
+    assert len(load_fleet(path).members) == 6

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from azure.storage.blob import BlobLeaseClient
 
 from drkit.azure.blobstore import BackupStore
@@ -75,3 +76,24 @@ def test_two_workers_never_back_up_one_database_at_once(sandbox, tmp_path, monke
     _, err = again.communicate(timeout=180)
     assert again.returncode == ExitStatus.OK, err
     assert "Broke the lease of backup of database shop's pid" in err, err
+
+
+def test_a_replace_holds_its_target_databases_lease(sandbox, tmp_path, monkeypatch):
+    """The --replace lock is a lease too: a second restore of the database is refused."""
+    from types import SimpleNamespace
+
+    from drkit.errors import LockHeldError
+    from drkit.ops.restore import _restoring
+
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    settings = load_settings()
+    settings.backup.locks = "blob"
+    target = SimpleNamespace(address="127.0.0.1:3306")
+    with _restoring(settings, target, ["shop"]) as [lease]:
+        lease.confirm()
+        with pytest.raises(LockHeldError, match=(
+                "Another restore of shop on 127.0.0.1:3306 holds the lease on "
+                f"{prefix}locks/replace-127.0.0.1%3A3306-shop.lock \\(pid {os.getpid()} ")):
+            _restoring(settings, target, ["shop"]).__enter__()
+    with _restoring(settings, target, ["shop"]):  # released
+        pass

@@ -334,12 +334,11 @@ def _restoring(settings: Settings, server: Server,
     """One restore at a time per target database (from this host, or from any with
     backup.locks: blob): a second is refused at once (23) rather than racing the first to
     the swap."""
+    locks = [run_lock(settings, "replace-" + quote(f"{server.address}-{database}", safe=""),
+                      f"restore of {database} on {server.address}")
+             for database in sorted(databases)]
     with contextlib.ExitStack() as held:
-        yield [held.enter_context(run_lock(settings,
-                                           "replace-" + quote(f"{server.address}-{database}",
-                                                              safe=""),
-                                           f"restore of {database} on {server.address}"))
-               for database in sorted(databases)]
+        yield [held.enter_context(lock) for lock in locks]
 
 
 def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],
