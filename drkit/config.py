@@ -234,6 +234,10 @@ class BackupSettings(Section):
     local_copy_max_age_hours: float = Field(24, gt=0)
     state_dir: Path = Path("~/.local/state/drkit")
     log_file: Path | None = None
+    locks: Literal["local", "blob"] = Field(
+        "local", description="one backup per database, one --replace per target database: "
+        "local: a lock file under state_dir (this host); blob: a lease in the backup "
+        "container, held across hosts (the fleet's default)")
 
 
 class RestoreSettings(Section):

@@ -38,13 +38,14 @@ from drkit.errors import (
     UploadFailedError,
 )
 from drkit.exitstatus import ExitStatus
+from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
 from drkit.mysql.connection import Connection, Server, connect, option_file, source_server
 from drkit.ops.claim import NameClaim
 from drkit.ops.localcopy import LocalCopy
-from drkit.ops.lock import RunLock
+from drkit.ops.lock import HeldLock, run_lock
 from drkit.stream import encryption, sealeddigests
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
@@ -94,9 +95,10 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
     log_event("backup.start", f"Backup start: {started:%a %b %d %H:%M:%S UTC %Y} "
               f"(databases: {', '.join(databases)})", databases=databases)
     try:
-        with _locks(settings, databases):
+        with _locks(settings, databases) as locks:
+            failpoint("backup", "locked")  # held, nothing dumped
             result = _BackupRun(settings, env, databases,
-                                compression or settings.backup.compression, started).run()
+                                compression or settings.backup.compression, started).run(locks)
     except DrkitError as error:
         stopped = isinstance(error, RunStopped)
         log_event("backup.interrupted" if stopped else "backup.failed",
@@ -130,13 +132,12 @@ def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _locks(settings: Settings, databases: list[str]):
-    directory = settings.backup.state_dir.expanduser() / "locks"
+def _locks(settings: Settings, databases: list[str]) -> Iterator[list[HeldLock]]:
+    """One backup per database at once (backup.locks: this host's, or across hosts)."""
     with contextlib.ExitStack() as stack:
-        for database in sorted(set(databases)):
-            stack.enter_context(RunLock(directory / f"backup-{quote(database, safe='')}.lock",
-                                        f"backup of database {database}"))
-        yield
+        yield [stack.enter_context(run_lock(settings, f"backup-{quote(database, safe='')}",
+                                            f"backup of database {database}"))
+               for database in sorted(set(databases))]
 
 
 def _step(number: int, text: str, **fields: Any) -> None:
@@ -202,7 +203,7 @@ class _BackupRun:
         self.store = BackupStore.from_settings(settings)
         self.client = dump.dump_client()
 
-    def run(self) -> BackupResult:
+    def run(self, locks: list[HeldLock]) -> BackupResult:
         with contextlib.ExitStack() as stack:
             with contextlib.closing(connect(self.server)) as connection:
                 claim, source = self._preflight(connection, stack)
@@ -214,6 +215,8 @@ class _BackupRun:
                 source.after = _Inventory.read(connection, self.server, source.info["flavour"],
                                                self.databases)
             manifest = self._manifest(claim.name, source, dumped, locked)
+            for lock in locks:  # a lease lost while the dump ran: stop before the commit
+                lock.confirm()
             self._publish(claim, manifest, dumped)
             _step(3, f"upload to Azure Blob Storage ... done: {claim.name}", blob=claim.name,
                   manifest=manifest.sidecar_name)

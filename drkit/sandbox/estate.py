@@ -37,7 +37,7 @@ from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
 from drkit.sandbox.azure_control import IDENTITY_SECRET, VAULT_SECRETS, AzureControl
-from drkit.sandbox.fleetfile import write_fleet_file
+from drkit.sandbox.fleetfile import build_fleet_databases, write_fleet_file
 from drkit.sandbox.services import (
     AWS_PROFILE,
     AWS_REGION,
@@ -53,6 +53,7 @@ from drkit.sandbox.services import (
     TARGET_USER,
     Azurite,
     Moto,
+    SecondSource,
     Service,
     ServiceStatus,
     SourceDatabase,
@@ -83,10 +84,13 @@ class Sandbox:
     """The sandbox under ``directory``: start, inspect and stop its services."""
 
     def __init__(self, directory: str | os.PathLike[str] = DEFAULT_DIR,
-                 demo_size: int = demodb.DEFAULT_SIZE) -> None:
+                 demo_size: int = demodb.DEFAULT_SIZE, sources: int = 1) -> None:
         self.directory = Path(directory).absolute()
         self.demo_size = demo_size
-        self.services: dict[str, Service] = {cls.name: cls(self) for cls in SERVICES}
+        # A second source once started stays one of the sandbox's services (status, down).
+        kinds = SERVICES if sources < 2 and SecondSource.name not in self._state() \
+            else (*SERVICES, SecondSource)
+        self.services: dict[str, Service] = {cls.name: cls(self) for cls in kinds}
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -229,7 +233,12 @@ class Sandbox:
                 self._save_state(state)
             service.seed(record["port"])
         self._write_config(state)
-        write_fleet_file(self.directory, self.config_path)
+        sources = {name: service for name, service in self.services.items()
+                   if isinstance(service, SourceDatabase)}
+        if len(sources) > 1:
+            build_fleet_databases(sources.values())
+        write_fleet_file(self.directory, self.config_path,
+                         {name: state[name]["port"] for name in sources})
         return self.status()
 
     def _start(self, service: Service, previous: dict[str, Any] | None) -> dict[str, Any]:

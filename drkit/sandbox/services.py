@@ -264,6 +264,24 @@ class SourceDatabase(MariaDB):
                 demodb.build(root, DEMO_DATABASE, self.sandbox.demo_size)
 
 
+class SecondSource(SourceDatabase):
+    """``drkit sandbox up --sources 2``: a second source server, for the fleet's per-source
+    limits; it holds the fleet's databases only (:mod:`drkit.sandbox.fleetfile`)."""
+
+    name = "source2"
+    role = "a second AWS RDS MySQL (the fleet's)"
+
+    def extra_options(self) -> list[str]:
+        return [f"--log-bin={self.home / 'data' / 'binlog'}", "--server-id=2",
+                "--binlog-format=ROW"]
+
+    def seed(self, port: int) -> None:
+        MariaDB.seed(self, port)
+        with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
+            rds.install(cursor)
+            flexible.load_time_zones(cursor)  # RDS has them; the demo's event uses one
+
+
 class TargetDatabase(MariaDB):
     name = "target"
     role = "Azure Database for MySQL Flexible Server (restore target)"
