@@ -126,8 +126,8 @@ def audit_publish(context: Context, notebook: Path, runbook_name: str,
     outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dirs(settings)),
                               notebook, environment, by)
     context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
-    if not outcome.published:
-        raise click.exceptions.Exit(outcome.exit_code or ExitStatus.AUDIT_REFUSED)
+    if not outcome.published:  # what kept it back, not how the notebook's run ended
+        raise click.exceptions.Exit(outcome.publish_failure or ExitStatus.AUDIT_REFUSED)
 
 
 @audit.command("list")

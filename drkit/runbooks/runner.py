@@ -59,6 +59,8 @@ class RunOutcome:
     published: list[str]
     summary: list[str] = field(default_factory=list)  # verdict line, then key figures
     record_url: str | None = None  # the published notebook (HTML)
+    # Why the record was not published (a secret in it: 42; the storage: 13-16), if it was not.
+    publish_failure: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -266,7 +268,7 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
     }
     record.finish(document)
     published: list[str] = []
-    record_url = None
+    record_url, publish_failure = None, None
     try:
         record.check_for_secrets(_secret_values(settings))
         identity = details.get("notebook_sha256") or _identity(record.directory / NOTEBOOK)
@@ -276,6 +278,7 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
         record_url = store.url(page) if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
+        publish_failure = error.exit_code
         if exit_code == ExitStatus.OK:
             exit_code, message = error.exit_code, str(error)
         else:
@@ -285,7 +288,8 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
               exit_code=exit_code, published=published)
     return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
-                      published=published, summary=lines, record_url=record_url)
+                      published=published, summary=lines, record_url=record_url,
+                      publish_failure=publish_failure)
 
 
 def _papermill(request: RunRequest, parameters: dict[str, Any], directory: Path,
