@@ -63,6 +63,26 @@ def test_temporal_values_as_the_internals_manual_packs_them():
         b"'2026-11-27'"
 
 
+def test_datetime_literals_kept_by_their_bytes_stay_each_values_own():
+    """One reader per column keeps the literals of the times it read: many distinct times
+    (past what it keeps), repeated and alternating, each read as its own, at every
+    fraction width (none, 1, 2 and 3 bytes)."""
+    def packed(second: int, fraction: int, fsp: int) -> bytes:
+        ymd = (2026 * 13 + 11) << 5 | 27
+        whole = ((1 << 39) | ymd << 17 | (second // 3600) << 12 | (second // 60 % 60) << 6 |
+                 second % 60).to_bytes(5, "big")
+        return whole + fraction.to_bytes((fsp + 1) // 2, "big")
+
+    for fsp, fraction, micro in ((0, 0, 0), (2, 12, 120000), (4, 1234, 123400),
+                                 (6, 123456, 123456)):
+        (reader,) = rv.column_readers(rv.TableMap("db", "t", (rv.DATETIME2,), (fsp,)),
+                                      (False,))
+        for second in [*range(200), 7, 150, 7, 150, 0]:
+            data = packed(second, fraction, fsp)
+            assert reader(data, 0) == (b"'2026-11-27 %02d:%02d:%02d.%06d'" % (
+                second // 3600, second // 60 % 60, second % 60, micro), len(data))
+
+
 def test_enum_and_set_go_as_their_numbers_and_old_formats_are_refused_by_name():
     assert _read(rv.STRING, rv.ENUM << 8 | 1, b"\x02") == b"2"
     with pytest.raises(rv.UnsupportedColumn, match="pre-5.6"):
