@@ -172,7 +172,7 @@ def test_a_row_changed_again_or_past_a_statements_most_rows_starts_another_state
     connection = _Connection()
     worker = ConnectionWorker(connection)  # type: ignore[arg-type]
     batch = StatementBatch(worker, limit=1 << 20)
-    update = RowsStatement(b"U ", b";", separator=b"+", counted=True, most=3)
+    update = RowsStatement(b"U ", b";", separator=b"+", found_each=1, most=3)
     batch.multirow(update, [b"1a", b"2a"], keys=[b"1", b"2"])
     batch.multirow(update, [b"3a", b"1b"], keys=[b"3", b"1"])  # 1 again
     batch.multirow(update, [b"4a", b"5a", b"6a", b"7a"], keys=[b"4", b"5", b"6", b"7"])
