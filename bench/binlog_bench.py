@@ -15,9 +15,11 @@
    (its replay seconds, from its own report) against ``mysqlbinlog FILES | mysql`` of the same
    events (from the backup's snapshot position, as a user with SUPER: what the standard tools
    need), each into a copy of the base; the two take turns ``--repeat`` times and the ratio
-   is of their medians. With ``--encrypt`` instead: the same events archived a second time
-   without encryption (the sandbox encrypts the archive to its age recipients), and
-   ``drkit restore --until latest`` from each archive taking turns: what age adds to the
+   is of their medians. Also the target server's CPU seconds for each (drkit's replay: its
+   restore --until less the restore of the base alone), which a shared machine's load
+   changes far less than the wall clock. With ``--encrypt`` instead: the same events archived
+   a second time without encryption (the sandbox encrypts the archive to its age recipients),
+   and ``drkit restore --until latest`` from each archive taking turns: what age adds to the
    replay (the ratio of their medians; the target is at most 1.10).
 
 Not a test: the figures go to the closing note and bench/out/binlog-WORKLOAD.json.
@@ -44,6 +46,7 @@ from drkit.mysql.connection import option_file
 from drkit.ops.binlog_archive import status
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.services import stat_fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import DRKIT, OUT, SHELL, run  # noqa: E402
@@ -198,19 +201,24 @@ def _replay(box: Sandbox, settings, base: str, args: argparse.Namespace) -> dict
     mysqlbinlog = shutil.which("mysqlbinlog") or shutil.which("mariadb-binlog")
     mysql = find_program("mysql")
     drkit_runs, baseline_runs, sums = [], [], []
+    server_cpu: dict[str, list[float]] = {"drkit": [], "mysqlbinlog | mysql": []}
     for _ in range(args.repeat):
         _drop(box, "bench_pit", "bench_mysqlbinlog")
-        clock = time.perf_counter()
+        clock, cpu = time.perf_counter(), _target_cpu(box)
         replay = drkit("restore", "--until", "latest", "--as", "bench_pit")["replay"]
         drkit_total = time.perf_counter() - clock
+        until_cpu, cpu = _target_cpu(box) - cpu, _target_cpu(box)
         drkit_runs.append(replay["replay_seconds"])
         drkit("restore", base, "--as", "bench_mysqlbinlog")  # the same base for the baseline
+        server_cpu["drkit"].append(round(until_cpu - (_target_cpu(box) - cpu), 2))
+        cpu = _target_cpu(box)
         with option_file(server) as options:
             seconds, _ = run([*SHELL, f"{mysqlbinlog} --start-position={snapshot['position']} "
                               f"--rewrite-db='shop->bench_mysqlbinlog' --database=shop "
                               f"{' '.join(str(p) for p in logs)} | "
                               f"{mysql} --defaults-file={options}"], pass_fds=(options.fd,))
         baseline_runs.append(round(seconds, 2))
+        server_cpu["mysqlbinlog | mysql"].append(round(_target_cpu(box) - cpu, 2))
         with contextlib.closing(box.services["target"].root_connection()) as root, \
                 root.cursor() as cursor:
             cursor.execute("CHECKSUM TABLE bench_pit.bench_binlog, "
@@ -223,6 +231,7 @@ def _replay(box: Sandbox, settings, base: str, args: argparse.Namespace) -> dict
             "drkit_replay_seconds": drkit_runs, "mysqlbinlog_mysql_seconds": baseline_runs,
             "drkit_restore_until_seconds_last": round(drkit_total, 1),
             "ratio": round(statistics.median(drkit_runs) / statistics.median(baseline_runs), 2),
+            "target_cpu_seconds": server_cpu,
             "same_result": all(len(pair) == 1 for pair in sums)}
 
 
@@ -246,6 +255,13 @@ def _replay_encrypted(box: Sandbox, settings, args: argparse.Namespace) -> dict:
             "replay_seconds": runs,
             "age_ratio": round(statistics.median(runs["age"]) /
                                statistics.median(runs["plain"]), 3)}
+
+
+def _target_cpu(box: Sandbox) -> float:
+    """The target server's CPU seconds so far (user and system)."""
+    pid = int((box.directory / "target" / "mariadbd.pid").read_text())
+    fields = stat_fields(pid) or []
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drop(box: Sandbox, *databases: str) -> None:

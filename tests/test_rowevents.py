@@ -63,6 +63,30 @@ def test_temporal_values_as_the_internals_manual_packs_them():
         b"'2026-11-27'"
 
 
+def test_datetime_literals_kept_by_their_bytes_stay_each_values_own():
+    """One reader per column keeps the literals of the times it read: many distinct times
+    (past what it keeps), repeated and alternating, each read as its own, at every
+    fraction width (none, 1, 2 and 3 bytes)."""
+    def packed(second: int, fraction: int, fsp: int) -> bytes:
+        ymd = (2026 * 13 + 11) << 5 | 27
+        whole = ((1 << 39) | ymd << 17 | (second // 3600) << 12 | (second // 60 % 60) << 6 |
+                 second % 60).to_bytes(5, "big")
+        return whole + fraction.to_bytes((fsp + 1) // 2, "big")
+
+    for fsp in (0, 2, 4, 6):
+        (reader,) = rv.column_readers(rv.TableMap("db", "t", (rv.DATETIME2,), (fsp,)),
+                                      (False,))
+        width = (fsp + 1) // 2
+        for second in [*range(200), 7, 150, 7, 150, 0]:
+            fraction = (second * 37) % 10 ** (2 * width) if width else 0  # differs too
+            data = packed(second, fraction, fsp)
+            assert reader(data, 0) == (b"'2026-11-27 %02d:%02d:%02d.%06d'" % (
+                second // 3600, second // 60 % 60, second % 60,
+                fraction * 10 ** (6 - 2 * width)), len(data))
+            data = packed(second, 0, fsp)  # the same second, another fraction
+            assert reader(data, 0)[0].endswith(b".000000'")
+
+
 def test_enum_and_set_go_as_their_numbers_and_old_formats_are_refused_by_name():
     assert _read(rv.STRING, rv.ENUM << 8 | 1, b"\x02") == b"2"
     with pytest.raises(rv.UnsupportedColumn, match="pre-5.6"):
@@ -148,7 +172,7 @@ def test_a_row_changed_again_or_past_a_statements_most_rows_starts_another_state
     connection = _Connection()
     worker = ConnectionWorker(connection)  # type: ignore[arg-type]
     batch = StatementBatch(worker, limit=1 << 20)
-    update = RowsStatement(b"U ", b";", separator=b"+", counted=True, most=3)
+    update = RowsStatement(b"U ", b";", separator=b"+", found_each=1, most=3)
     batch.multirow(update, [b"1a", b"2a"], keys=[b"1", b"2"])
     batch.multirow(update, [b"3a", b"1b"], keys=[b"3", b"1"])  # 1 again
     batch.multirow(update, [b"4a", b"5a", b"6a", b"7a"], keys=[b"4", b"5", b"6", b"7"])

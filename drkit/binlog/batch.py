@@ -23,7 +23,11 @@ class RowsStatement:
     head: bytes
     tail: bytes = b""
     separator: bytes = b", "
-    counted: bool = False  # rows it does not find are counted (a DELETE's, an UPDATE's)
+    # Rows it does not find are counted (a DELETE's, an UPDATE's): what each row found adds
+    # to the statement's count of rows (CLIENT.FOUND_ROWS), 2 for an INSERT ... ON
+    # DUPLICATE KEY UPDATE, whose row inserted, or found as it would be made, adds 1; 0: not
+    # counted.
+    found_each: int = 0
     most: int = 0  # rows in one statement at most (0: as many as the batch's bytes allow)
 
 
@@ -68,7 +72,7 @@ class StatementBatch:
         if self._rows:
             shape = self._shape
             self._statements.append(shape.head + shape.separator.join(self._rows) + shape.tail)
-            self._expected.append(len(self._rows) if shape.counted else 0)
+            self._expected.append(len(self._rows) * shape.found_each)
         self._shape, self._rows, self._keys = _NONE, [], set()
 
     def add(self, statement: bytes, expected: int) -> None:

@@ -48,6 +48,12 @@ INT_SIZES = {TINY: 1, SHORT: 2, INT24: 3, LONG: 4, LONGLONG: 8}
 
 
 SQL_MODE_FOR_LITERALS = "NO_BACKSLASH_ESCAPES"
+# Big-endian fields of the temporal types.
+_BIG_40 = struct.Struct(">BI").unpack_from
+_BIG_32 = struct.Struct(">I").unpack_from
+_BIG_16 = struct.Struct(">H").unpack_from
+_BIG_8 = struct.Struct(">B").unpack_from
+_KEPT_LITERALS = 64  # of one DATETIME column, by their bytes
 Reader = Callable[[bytes, int], tuple[bytes, int]]  # (bytes, offset) -> (literal, next offset)
 
 
@@ -107,15 +113,19 @@ def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...]) -> RowsEvent
     if kind in UPDATE_ROWS:
         after_present = _bits(body[offset:offset + width], count)
         offset += width
-    selected = [readers[column] for column in present]
-    after_selected = [readers[column] for column in after_present]
+    read_image = _image_reader([readers[column] for column in present])
     rows = []
-    while offset < len(body):
-        image, offset = _image(body, offset, selected)
-        after = None
-        if kind in UPDATE_ROWS:
-            after, offset = _image(body, offset, after_selected)
-        rows.append((image, after))
+    append, end = rows.append, len(body)
+    if kind in UPDATE_ROWS:
+        read_after = _image_reader([readers[column] for column in after_present])
+        while offset < end:
+            image, offset = read_image(body, offset)
+            after, offset = read_after(body, offset)
+            append((image, after))
+    else:
+        while offset < end:
+            image, offset = read_image(body, offset)
+            append((image, None))
     name = "insert" if kind in WRITE_ROWS else "update" if kind in UPDATE_ROWS else "delete"
     return RowsEvent(name, tuple(present), tuple(after_present), rows)
 
@@ -124,24 +134,31 @@ def _bits(data: bytes, count: int) -> list[int]:
     return [i for i in range(count) if data[i // 8] >> (i % 8) & 1]
 
 
-def _image(body: bytes, offset: int, readers: list[Reader]) -> tuple[tuple[bytes, ...], int]:
+def _image_reader(readers: list[Reader]) -> Callable[[bytes, int], tuple[tuple[bytes, ...], int]]:
+    """Reads one row image (its NULL bitmap, then each value ``readers`` reads) at an
+    offset: (literals, offset after it). Made once per event: the per-row work is the
+    values' alone."""
     width = (len(readers) + 7) // 8
-    nulls = int.from_bytes(body[offset:offset + width], "little")
-    offset += width
-    values = []
-    append = values.append
-    if not nulls:  # the usual row: no test per column
-        for read in readers:
-            value, offset = read(body, offset)
-            append(value)
+
+    def read(body: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
+        nulls = body[offset] if width == 1 else \
+            int.from_bytes(body[offset:offset + width], "little")
+        offset += width
+        values = []
+        append = values.append
+        if not nulls:  # the usual row: no test per column
+            for read_value in readers:
+                value, offset = read_value(body, offset)
+                append(value)
+            return tuple(values), offset
+        for position, read_value in enumerate(readers):
+            if nulls >> position & 1:
+                append(b"NULL")
+            else:
+                value, offset = read_value(body, offset)
+                append(value)
         return tuple(values), offset
-    for position, read in enumerate(readers):
-        if nulls >> position & 1:
-            append(b"NULL")
-        else:
-            value, offset = read(body, offset)
-            append(value)
-    return tuple(values), offset
+    return read
 
 
 def column_readers(table: TableMap, unsigned: tuple[bool, ...],
@@ -195,7 +212,7 @@ def _string(prefix: int, pad_to: int = 0) -> Reader:
         start = offset + prefix
         end = start + int.from_bytes(data[offset:start], "little")
         value = data[start:end].ljust(pad_to, b"\0") if pad_to else data[start:end]
-        return b"_binary'" + value.replace(b"'", b"''") + b"'", end
+        return b"_binary'%b'" % value.replace(b"'", b"''"), end
     return read
 
 
@@ -218,25 +235,36 @@ def _date(data: bytes, offset: int) -> str:
 
 
 def _datetime2(fsp: int) -> Reader:
-    size = (fsp + 1) // 2
+    fraction, size = _fraction(fsp)
+    width = 5 + size
+    # The rows of one statement often hold the same few times (NOW() of a bulk INSERT, an
+    # UPDATE's before and after): their literals are kept by their bytes, a few at a time.
+    literals: dict[bytes, bytes] = {}
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
-        value = int.from_bytes(data[offset:offset + 5], "big") - 0x8000000000
-        micro = _fraction(data, offset + 5, size)
-        ymd, hms = value >> 17, value % (1 << 17)
-        year_month = ymd >> 5
-        return (b"'%04d-%02d-%02d %02d:%02d:%02d.%06d'" % (
-            year_month // 13, year_month % 13, ymd % 32, hms >> 12, (hms >> 6) % 64, hms % 64,
-            micro)), offset + 5 + size
+        raw = data[offset:offset + width]
+        literal = literals.get(raw)
+        if literal is None:
+            high, low = _BIG_40(data, offset)  # 40 bits, offset binary
+            value = (high << 32 | low) - 0x8000000000
+            ymd, hms = value >> 17, value & 0x1FFFF
+            year_month = ymd >> 5
+            literal = b"'%04d-%02d-%02d %02d:%02d:%02d.%06d'" % (
+                year_month // 13, year_month % 13, ymd & 31, hms >> 12, (hms >> 6) & 63,
+                hms & 63, fraction(data, offset + 5))
+            if len(literals) >= _KEPT_LITERALS:
+                literals.clear()
+            literals[raw] = literal
+        return literal, offset + width
     return read
 
 
 def _timestamp2(fsp: int) -> Reader:
-    size = (fsp + 1) // 2
+    fraction, size = _fraction(fsp)
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
-        seconds = int.from_bytes(data[offset:offset + 4], "big")
-        micro = _fraction(data, offset + 4, size)
+        seconds = _BIG_32(data, offset)[0]
+        micro = fraction(data, offset + 4)
         if not seconds and not micro:
             return b"'0000-00-00 00:00:00'", offset + 4 + size
         return (b"'" + _utc(seconds).encode() + b".%06d'" % micro), offset + 4 + size
@@ -247,10 +275,17 @@ def _utc(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _fraction(data: bytes, offset: int, size: int) -> int:
+def _fraction(fsp: int) -> tuple[Callable[[bytes, int], int], int]:
+    """A reader of the fractional seconds of precision ``fsp`` (big-endian, (fsp + 1) // 2
+    bytes) as microseconds, and its size."""
+    size = (fsp + 1) // 2
     if not size:
-        return 0
-    return int.from_bytes(data[offset:offset + size], "big") * 10 ** (6 - 2 * size)
+        return (lambda data, offset: 0), 0
+    unpack = {1: _BIG_8, 2: _BIG_16}.get(size)
+    scale = 10 ** (6 - 2 * size)
+    if unpack is None:  # 3 bytes
+        return (lambda data, offset: int.from_bytes(data[offset:offset + 3], "big")), 3
+    return (lambda data, offset: unpack(data, offset)[0] * scale), size
 
 
 def _time2(fsp: int) -> Reader:

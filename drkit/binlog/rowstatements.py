@@ -3,17 +3,28 @@
 Consecutive inserts into one table go as one multi-row INSERT, deletes by primary key as one
 DELETE ... IN. An UPDATE event's rows, by primary key, go many in one statement too: a row
 a statement each costs the target a statement's parse and execution per row, several times
-what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key stays are joined with a
-derived table of their keys and new values::
+what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key stays, in a table with
+no other unique key and no ON UPDATE column, whose event has whole before images, go as one
+INSERT of their keys and new values that updates the rows it finds::
+
+    INSERT INTO t (`id`, `at`) VALUES (7, 'x'), (8, 'y') ON DUPLICATE KEY UPDATE
+    `at` = VALUES(`at`)
+
+(the cheapest for the target to run: bench/binlog_bench.py). Its count of rows
+(CLIENT.FOUND_ROWS) says which were not there as the source had them: a row found and
+changed counts 2, one the target lacked (now inserted) or already held as changed counts 1,
+and such a row stops the restore (``skipped_rows``), which drops the copy. Where another
+unique key could take the insert, or the images leave that count open, the rows are joined
+with a derived table of their keys and new values instead::
 
     UPDATE t AS drkit_target JOIN (SELECT NULL AS k0, NULL AS c2 UNION ALL SELECT 7, 'x'
     UNION ALL ...) AS drkit_rows ON drkit_target.`id` = drkit_rows.k0
     SET drkit_target.`at` = drkit_rows.c2
 
 (the first row, all NULL, names the columns and matches nothing; the server gives each column
-the type of the values under it). Its count of rows found says which were missing, as a
-statement per row's does. Only where that is the same change: an integer key (compared as
-numbers, never through a collation), no foreign key to the table itself, no column of a
+the type of the values under it); its count of rows found says which were missing, as a
+statement per row's does. Both only where that is the same change: an integer key (compared
+as numbers, never through a collation), no foreign key to the table itself, no column of a
 unique key changed (rows changed together would meet each other's values in an order the
 source did not have), and a row changed twice goes in two statements, in order
 (:meth:`StatementBatch.multirow`'s keys). Other rows go as a statement each: by primary key
@@ -52,7 +63,7 @@ def delete(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None
         names = b", ".join(target.quoted[c] for c in target.key)
         batch.multirow(
             RowsStatement(f"DELETE FROM {target.name} WHERE (".encode() + names +
-                          b") IN (", b")", counted=True),
+                          b") IN (", b")", found_each=1),
             [b"(" + b", ".join([image[i] for i in at]) + b")" for image, _ in event.rows])
         return
     for image, _ in event.rows:  # no key: one row with every stored value
@@ -94,8 +105,8 @@ def _where(target: TargetTable, before: dict[int, bytes]) -> bytes:
     return b" AND ".join(target.quoted[c] + b" <=> " + before[c] for c in columns)
 
 
-# Rows in one statement at most: one SELECT each for the server to parse, nested as deep
-# in MySQL's parse tree.
+# Rows in one UPDATE ... JOIN at most: one SELECT each for the server to parse, nested as
+# deep in MySQL's parse tree.
 ROWS_A_STATEMENT = 1000
 
 
@@ -107,6 +118,7 @@ class _UpdateByKey:
     target: TargetTable
     key_at: tuple[int, ...]  # the key's places in the before image
     apart: frozenset[int]  # columns whose change sends a row alone: the key's, a unique key's
+    upsert: bool  # as INSERT ... ON DUPLICATE KEY UPDATE, not UPDATE ... JOIN (module doc)
     _statement: RowsStatement | None = None  # of the run gathered
     _rows: list[bytes] = field(default_factory=list)
     _keys: list[bytes] = field(default_factory=list)
@@ -120,7 +132,11 @@ class _UpdateByKey:
             return None
         apart = frozenset(c for c, unique in enumerate(target.unique)
                           if unique or c in target.key)
-        return cls(target, tuple(event.present.index(c) for c in target.key), apart)
+        # Each row's listed values then all differ from its before image: found as the
+        # source had it, the row counts 2.
+        upsert = not any(target.unique) and not any(target.on_update) and \
+            all(c in event.present for c, stored in enumerate(target.stored) if stored)
+        return cls(target, tuple(event.present.index(c) for c in target.key), apart, upsert)
 
     def add(self, batch: StatementBatch, image: tuple[bytes, ...],
             changed: list[tuple[int, bytes]]) -> bool:
@@ -147,6 +163,20 @@ class _UpdateByKey:
         self._statement, self._rows, self._keys = None, [], []
 
     def _new_statement(self, columns: tuple[int, ...]) -> RowsStatement:
+        self._statements[columns] = self._upsert(columns) if self.upsert else \
+            self._join(columns)
+        return self._statements[columns]
+
+    def _upsert(self, columns: tuple[int, ...]) -> RowsStatement:
+        target = self.target
+        names = b", ".join(target.quoted[c] for c in (*target.key, *columns))
+        changes = b", ".join(b"%s = VALUES(%s)" % (target.quoted[c], target.quoted[c])
+                             for c in columns)
+        return RowsStatement(
+            f"INSERT INTO {target.name} (".encode() + names + b") VALUES (",
+            b") ON DUPLICATE KEY UPDATE " + changes, separator=b"), (", found_each=2)
+
+    def _join(self, columns: tuple[int, ...]) -> RowsStatement:
         target = self.target
         names = [b"NULL AS k%d" % i for i in range(len(target.key))] + \
             [b"NULL AS c%d" % c for c in columns]
@@ -154,9 +184,8 @@ class _UpdateByKey:
                            for i, c in enumerate(target.key))
         changes = b", ".join(b"drkit_target.%s = drkit_rows.c%d" % (target.quoted[c], c)
                              for c in columns)
-        self._statements[columns] = RowsStatement(
+        return RowsStatement(
             f"UPDATE {target.name} AS drkit_target JOIN (SELECT ".encode() +
             b", ".join(names) + b" UNION ALL SELECT ",
             b") AS drkit_rows ON " + on + b" SET " + changes,
-            separator=b" UNION ALL SELECT ", counted=True, most=ROWS_A_STATEMENT)
-        return self._statements[columns]
+            separator=b" UNION ALL SELECT ", found_each=1, most=ROWS_A_STATEMENT)
