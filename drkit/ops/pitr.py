@@ -313,7 +313,14 @@ def _heartbeat_reached(replayed: ReplayResult, moment: datetime, every: float) -
     """The time the data provably reached: the newest heartbeat replayed, which must be
     within one interval before TIME, or the archive did not hold what it should have."""
     beat = replayed.heartbeat
-    reached = datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat else None
+    return proven_by_heartbeat(datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat
+                               else None, moment, every).isoformat()
+
+
+def proven_by_heartbeat(reached: datetime | None, moment: datetime, every: float) -> datetime:
+    """The newest heartbeat applied (``reached``), if it proves that the data reaches
+    ``moment``: within one interval before it; else the archive did not hold everything up
+    to ``moment`` (ProofFailedError)."""
     # Binlog times are whole seconds: a beat at 12:00:07.2 is one of 12:00:07.
     if reached is None or reached.replace(microsecond=0) > moment or \
             (moment - reached).total_seconds() > every + 1:
@@ -323,7 +330,7 @@ def _heartbeat_reached(replayed: ReplayResult, moment: datetime, every: float) -
             "binlog archive does not hold everything up to that time.",
             "Look at drkit binlog status (lag, gaps) and whether the streamer and its "
             "heartbeat run; restore to an earlier time.")
-    return reached.isoformat()
+    return reached
 
 
 def _utc(text: str) -> datetime:

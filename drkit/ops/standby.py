@@ -110,7 +110,7 @@ def follow(settings: Settings, once: bool = True) -> CatchUp:
     """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
     until stopped (SIGTERM: between two events, what was applied is committed)."""
     server = target_server(settings)
-    with _one_follower(server) as still_the_follower:
+    with one_follower(server) as still_the_follower:
         while True:
             still_the_follower()
             done = catch_up(settings, server)
@@ -120,7 +120,7 @@ def follow(settings: Settings, once: bool = True) -> CatchUp:
 
 
 @contextlib.contextmanager
-def _one_follower(server: Server) -> Iterator[Callable[[], None]]:
+def one_follower(server: Server) -> Iterator[Callable[[], None]]:
     """One follower per standby, from any host: a lock on the target, held by a session of
     its own (the server frees it when the follower dies); a callable checks it is still
     held (the session may have been ended meanwhile)."""
@@ -146,8 +146,9 @@ def _one_follower(server: Server) -> Iterator[Callable[[], None]]:
         connection.close()
 
 
-def catch_up(settings: Settings, server: Server) -> CatchUp:
-    """Applies what the archive holds beyond the standby's position."""
+def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = None) -> CatchUp:
+    """Applies what the archive holds beyond the standby's position; with ``stop_at`` (a
+    transaction boundary: a snapshot's binlog coordinates), nothing from there on."""
     start = read_position(server)
     if start is None:
         raise StandbyError(*_NO_STANDBY)
@@ -162,7 +163,7 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
         _put_back_left_aside(cursor, start)
         position.keep_triggers(cursor, list(start.databases.values()))
-    replay = _Replay(server, start)
+    replay = _Replay(server, start, stop_at)
     try:
         replay.files(archive, files)
     except RunStopped:
@@ -200,12 +201,16 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     return done
 
 
-class _Replay:
-    """The archive's events applied from a position; where the event being applied ends
-    is what each transaction's mark records."""
+Coordinates = tuple[str, int]  # a binlog file and an offset in it
 
-    def __init__(self, server: Server, start: Position) -> None:
+
+class _Replay:
+    """The archive's events applied from a position (up to ``stop_at``, when given); where
+    the event being applied ends is what each transaction's mark records."""
+
+    def __init__(self, server: Server, start: Position, stop_at: Coordinates | None) -> None:
         self.start = start
+        self.stop_at = None if stop_at is None else (file_order(stop_at[0]), stop_at[1])
         self.file, self.end, self.timestamp = start.file, start.offset, 0
         self.transactions = self.events = 0
         self.last_end = (start.file, start.offset)  # of the last transaction applied
@@ -232,6 +237,9 @@ class _Replay:
                     if first and at < self.start.offset:
                         self.applier.note(kind, data)  # the format and table maps only
                         continue
+                    if self.stop_at and (file_order(archived.file), at) >= self.stop_at:
+                        self.finish()
+                        return
                     self.file, self.end = archived.file, at + len(data)
                     with deferred_signals("an event applied"):
                         self.event(kind, timestamp, data)
