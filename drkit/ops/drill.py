@@ -28,7 +28,7 @@ from drkit.errors import ObjectiveBreachedError, ParameterError
 from drkit.mysql.connection import connect, target_server
 from drkit.ops.pitr import proven_by_heartbeat, reached_by, resolve
 from drkit.ops.restore import RestoreRequest, run_restore
-from drkit.ops.standby import archive_of, follow, read_position
+from drkit.ops.standby import CatchUp, archive_of, follow, read_position
 from drkit.ops.standbycheck import check_standby
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
@@ -232,8 +232,7 @@ def run_standby_drill(settings: Settings, objectives: Objectives | None = None) 
         if changes:
             steps["start server"] = changes[0]["duration_seconds"]
         mark = time.monotonic()
-        caught_up = follow(settings, once=True)
-        reached, how = _standby_reaches(settings)
+        caught_up, reached, how = failover_catch_up(settings)
         steps["catch up"] = time.monotonic() - mark
         rto = time.monotonic() - clock
         mark = time.monotonic()
@@ -254,6 +253,13 @@ def run_standby_drill(settings: Settings, objectives: Objectives | None = None) 
               f"{duration(result.rpo_seconds)}, RTO {duration(result.rto_seconds)}",
               **{k: v for k, v in result.as_dict().items() if k != "check"})
     return result
+
+
+def failover_catch_up(settings: Settings) -> tuple[CatchUp, datetime, str]:
+    """What a failover to the standby does first (the RTO it has): the catch-up to the
+    archive's newest event; then the time the data reaches, and how that is known."""
+    caught_up = follow(settings, once=True)
+    return caught_up, *_standby_reaches(settings)
 
 
 def _standby_reaches(settings: Settings) -> tuple[datetime, str]:
