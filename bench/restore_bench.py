@@ -35,7 +35,8 @@ from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.mysql.connection import Server, option_file, target_server
 from drkit.ops.backup import run_backup
-from drkit.ops.restore import prove_backup
+from drkit.ops.restore import RestoreRequest
+from drkit.ops.restorecheck import prove_backup
 from drkit.programs import find_program
 from drkit.sandbox.estate import Sandbox
 from drkit.units import parse_size
@@ -110,7 +111,7 @@ def main() -> None:
                 print(f"  round {round_number + 1} {pipeline:<15} {runs[-1][0]:7.2f} s  "
                       f"{runs[-1][1] / 1024:6.0f} MiB", flush=True)
     clock = time.perf_counter()
-    proof = prove_backup(settings, name, rename_to="shop_bench")
+    proof = prove_backup(settings, RestoreRequest(backup=name, rename_to="shop_bench"))
     proof_seconds = time.perf_counter() - clock
 
     median = {p: statistics.median(w for w, _ in runs) for p, runs in results.items()}

@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate-mb", type=float, default=20)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--sizes-mb", default="100,2000")
+    parser.add_argument("--sizes-mb", default="100,2000", help="none: no RTO part")
     parser.add_argument("--writes-seconds", type=float, default=300)
     parser.add_argument("--writes-rate-mb", type=float, default=1)
     parser.add_argument("--skip-lag", action="store_true")
@@ -69,10 +69,10 @@ def main() -> None:
         print(f"follow: { {k: v for k, v in report['follow'].items() if k != 'lags'} }",
               flush=True)
     report["rto"] = []
-    for size in (int(s) for s in args.sizes_mb.split(",")):
+    for size in (int(s) for s in args.sizes_mb.split(",") if s.isdigit()):
         report["rto"].append(_rto(box, size, args))
         print(f"rto: {report['rto'][-1]}", flush=True)
-    (OUT / "standby.json").write_text(json.dumps(report, indent=2))
+    (OUT / f"standby-{int(time.time())}.json").write_text(json.dumps(report, indent=2))
     box.down()
 
 
@@ -110,8 +110,9 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
     settings = load_settings()
     streamer = subprocess.Popen([DRKIT, "binlog", "stream"], env=os.environ,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    follower_log = (OUT / "standby-follower.log").open("w")  # its end says why it stopped
     follower = subprocess.Popen([DRKIT, "standby", "follow"], env=os.environ,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=follower_log)
     stop, written = threading.Event(), [0]
     load = threading.Thread(target=writer, args=(box, args.rate_mb, stop, written, "mixed"))
     began = time.monotonic()
@@ -127,9 +128,11 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
     stop.set()
     load.join()
     clock = time.monotonic()
-    while standby_status(settings)["lag_bytes"] and time.monotonic() - clock < 600:
+    while standby_status(settings)["lag_bytes"] and time.monotonic() - clock < 600 and \
+            follower.poll() is None:
         time.sleep(1)
     drained = round(time.monotonic() - clock, 1)
+    died = follower.poll()  # None: it was following to the end
     for process in (follower, streamer):
         process.send_signal(signal.SIGTERM)
         process.wait()
@@ -142,7 +145,8 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
             "archive_to_standby_lag_seconds_max": max(steady, default=None),
             "end_to_end_lag_seconds_median": _median(ends),
             "end_to_end_lag_seconds_max": max(ends, default=None),
-            "drained_after_writes_seconds": drained, "lags": lags}
+            "drained_after_writes_seconds": drained, "follower_exit_code": died,
+            "lags": lags}
 
 
 def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
@@ -187,10 +191,11 @@ def _fill(box: Sandbox, size_mb: int) -> int:
     rows = size_mb * 1_000_000 // BULK_ROW
     with contextlib.closing(box.services["source"].root_connection()) as root, \
             root.cursor() as cursor:
-        cursor.execute("CREATE TABLE shop.bench_bulk (id BIGINT PRIMARY KEY, payload "
+        cursor.execute("USE shop")  # where the sequence engine's seq_1_to_N are
+        cursor.execute("CREATE TABLE bench_bulk (id BIGINT PRIMARY KEY, payload "
                        "VARBINARY(2000), at DATETIME(6))")
         for first in range(0, rows, 100_000):
-            cursor.execute(f"INSERT INTO shop.bench_bulk SELECT seq + {first}, "
+            cursor.execute(f"INSERT INTO bench_bulk SELECT seq + {first}, "
                            f"REPEAT('b', {BULK_ROW}), NOW(6) FROM seq_1_to_"
                            f"{min(100_000, rows - first)}")
             root.commit()

@@ -45,6 +45,8 @@ from drkit.secrets import resolver_for
 from drkit.stream.encryption import Keyring
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
+_PIECE = 8 * 1024 * 1024  # bytes per request of download_head: one GET each (SDK: up to 32 MiB)
+_RANGE_NOT_SATISFIABLE = 416
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,25 @@ class BackupStore:
                     f"Backup {name} was replaced while it was being read; what was read is "
                     "not one backup.", "Verify it again; a restore that was running holds a "
                     "partial copy: restore again with --replace.") from None
+
+    def download_head(self, name: str, length: int) -> Iterator[bytes]:
+        """The blob's first ``length`` bytes (fewer if it is shorter), a request of its own
+        per piece: for a blob that grows while it is read (an archived binlog the streamer
+        appends to). :meth:`download` fails once it grew (the SDK pins every range to the
+        first one's ETag); the caller checks these bytes (their sha256) instead."""
+        with self.translated_errors():
+            for start in range(0, length, _PIECE):
+                asked = min(_PIECE, length - start)
+                try:
+                    piece = self.container.download_blob(name, offset=start, length=asked,
+                                                          timeout=_TIMEOUT).readall()
+                except HttpResponseError as exc:
+                    if exc.status_code == _RANGE_NOT_SATISFIABLE:  # it ends before ``start``
+                        return
+                    raise
+                yield piece
+                if len(piece) < asked:
+                    return
 
     def read(self, name: str) -> bytes:
         """The whole blob (a small one: a record, a note, a run.json)."""

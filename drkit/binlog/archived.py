@@ -24,8 +24,10 @@ def archived_events(archive: Archive, archived: ArchivedFile) -> Iterator[Framed
     as events."""
     archived = archive.full(archived)  # its ranges: the listing gives summaries only
     framer = EventFramer(f"Archived {archived.file}")
-    # Fetched ahead: the download's waits overlap the decoding of what came.
-    chunks = read_ahead(archive.store.download(archive.store.prefix + archived.file))
+    # Fetched ahead: the download's waits overlap the decoding of what came. Only the
+    # committed bytes, read so that the streamer may append to the blob meanwhile.
+    chunks = read_ahead(archive.store.download_head(archive.store.prefix + archived.file,
+                                                    archived.size))
     try:
         for committed in _committed_ranges(chunks, archived):
             yield from framer.feed(committed)

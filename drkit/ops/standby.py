@@ -44,8 +44,10 @@ from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
 
+Coordinates = tuple[str, int]  # a binlog file and an offset in it
+
 _FOLLOWER_LOCK = "drkit_standby.follow"
-_MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
+MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
 _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
 
@@ -149,12 +151,7 @@ def one_follower(server: Server) -> Iterator[Callable[[], None]]:
 def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = None) -> CatchUp:
     """Applies what the archive holds beyond the standby's position; with ``stop_at`` (a
     transaction boundary: a snapshot's binlog coordinates), nothing from there on."""
-    start = read_position(server)
-    if start is None:
-        raise StandbyError(*_NO_STANDBY)
-    if start.diverged:
-        raise StandbyError(f"The standby no longer equals the source: {start.diverged}",
-                           _MAKE_AGAIN)
+    start = followable_position(server)
     archive = archive_of(settings)
     files = archive.files()
     refuse_gap(archive, files, start.file)
@@ -179,7 +176,7 @@ def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = N
                f"{replay.file}:{replay.end} were not on it as on the source.")
         with _cursor(server) as cursor:
             position.record_divergence(cursor, why)
-        raise StandbyError(f"The standby no longer equals the source: {why}", _MAKE_AGAIN)
+        raise StandbyError(f"The standby no longer equals the source: {why}", MAKE_AGAIN)
     # Nothing is applied past the last transaction's end: the events after it, if no
     # transaction was open there, are passed by the position in a commit of its own.
     file, offset = replay.idle_at or replay.last_end
@@ -199,9 +196,6 @@ def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = N
         metrics.publish(settings, list(start.databases), {"StandbyLagSeconds": (lag, "Seconds")},
                         timeout=settings.secret_timeout_seconds)
     return done
-
-
-Coordinates = tuple[str, int]  # a binlog file and an offset in it
 
 
 class _Replay:
@@ -332,6 +326,18 @@ def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
     """Archived bytes after the standby's position."""
     return sum(f.size for f in files if file_order(f.file) > file_order(at.file)) + \
         next((max(0, f.size - at.offset) for f in files if f.file == at.file), 0)
+
+
+def followable_position(server: Server) -> Position:
+    """The standby's position, if it can be followed on (StandbyError: the target has no
+    standby, or it was found unlike the source)."""
+    at = read_position(server)
+    if at is None:
+        raise StandbyError(*_NO_STANDBY)
+    if at.diverged:
+        raise StandbyError(f"The standby no longer equals the source: {at.diverged}",
+                           MAKE_AGAIN)
+    return at
 
 
 def read_position(server: Server) -> Position | None:

@@ -38,11 +38,16 @@ from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.proof import ProofResult, prove
 from drkit.ops import binlog_archive
 from drkit.ops.restore import azure_rewrites
-from drkit.ops.standby import Coordinates, archive_of, catch_up, one_follower, read_position
+from drkit.ops.standby import (
+    MAKE_AGAIN,
+    Coordinates,
+    archive_of,
+    catch_up,
+    followable_position,
+    one_follower,
+)
 from drkit.stream.dumpscan import DumpScanner
 from drkit.units import duration
-
-_MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
 
 
 @dataclass
@@ -74,13 +79,7 @@ def check_standby(settings: Settings, env: Environment | None = None) -> Standby
     env = env or Environment()
     server = target_server(settings)
     with one_follower(server) as still_the_follower:
-        at = read_position(server)
-        if at is None:
-            raise StandbyError("The target has no standby (no drkit_standby.position) to "
-                               "check.", "Make one with drkit standby init.")
-        if at.diverged:
-            raise StandbyError(f"The standby no longer equals the source: {at.diverged}",
-                               _MAKE_AGAIN)
+        at = followable_position(server)
         clock = time.monotonic()
         snapshot = source_snapshot(settings, list(at.databases))
         snapshot_seconds = time.monotonic() - clock
@@ -90,7 +89,7 @@ def check_standby(settings: Settings, env: Environment | None = None) -> Standby
             raise StandbyError(
                 f"The standby stands at {at.file}:{at.offset}, past the source's snapshot at "
                 f"{stop_at[0]}:{stop_at[1]}: it follows another source, or the source's "
-                "binary log was reset.", _MAKE_AGAIN)
+                "binary log was reset.", MAKE_AGAIN)
         archive_holds(settings, stop_at)
         still_the_follower()
         caught_up = catch_up(settings, server, stop_at=stop_at)
@@ -114,7 +113,7 @@ def check_standby(settings: Settings, env: Environment | None = None) -> Standby
                 position.record_divergence(cursor, why)
             log_event("standby.check_failed", f"Standby check FAILED: {why}",
                       **result.as_dict())
-            raise StandbyError(f"The standby no longer equals the source: {why}.", _MAKE_AGAIN)
+            raise StandbyError(f"The standby no longer equals the source: {why}.", MAKE_AGAIN)
     log_event("standby.checked", f"Standby check passed: {result.tables_checked} tables, "
               f"{result.rows_checked} rows equal the source's at {result.file}:"
               f"{result.offset} (snapshot {duration(result.snapshot_seconds)}, catch-up "
@@ -171,8 +170,8 @@ def source_snapshot(settings: Settings, databases: list[str]) -> Manifest:
         raise StandbyError(
             "The source's snapshot for the standby check has no exact binlog coordinates "
             f"({consistency['binlog_method'].removeprefix('none: ')}); nothing was compared.",
-            "Set binlog.snapshot_lock_seconds above 0 (the table locks give them), or run "
-            "the check when the source is quieter.")
+            "With binlog.enabled: true and binlog.snapshot_lock_seconds above 0 the table "
+            "locks give them; or run the check when the source is quieter.")
     finished = datetime.now(UTC)
     at = consistency["binlog_snapshot"]
     return Manifest(
