@@ -14,6 +14,9 @@ and REPEAT times each (median reported):
 - drkit gzip+age: the same, encrypted to the sandbox's two age recipients (its default)
 - drkit zstd:     drkit backup --compression zstd
 
+With ``--encryption``, only the two drkit gzip cases, alternating: what age adds to the
+backup's wall time (the ratio of their medians; the target is at most 1.10).
+
 With ``--tables N``, the cost that grows with the schema instead: a small sandbox whose
 source also holds a database ``wide`` of N small tables, and ``drkit backup -d wide``
 against ``mysqldump ... wide > /dev/null`` (dump only) and ``| gzip`` (seed pipeline).
@@ -136,11 +139,40 @@ def tables_bench(tables: int, repeat: int) -> None:
         {"tables": tables, "median_seconds": median, "runs": results}, indent=2))
 
 
+def plain_config(box: Sandbox) -> Path:
+    """The sandbox's config without its encryption section (an identity without recipients
+    is refused: it would make a plaintext backup by mistake)."""
+    import yaml
+
+    config = yaml.safe_load(box.config_path.read_text())
+    config.pop("encryption", None)
+    path = OUT / "plain.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def time_cases(cases: dict, repeat: int) -> dict[str, list[tuple[float, int]]]:
+    """Each case's (wall seconds, peak RSS KiB) per round, the cases taking turns."""
+    results: dict[str, list[tuple[float, int]]] = {}
+    for round_number in range(repeat):
+        for name, case in cases.items():
+            steps = case()
+            wall = sum(s[0] for s in steps)
+            rss = max(s[1] for s in steps)
+            results.setdefault(name, []).append((wall, rss))
+            print(f"  round {round_number + 1} {name:<14} {wall:7.2f} s  "
+                  f"{rss / 1024:6.0f} MiB", flush=True)
+            time.sleep(1.1)  # backup names have one-second resolution
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tables", type=int, help="time a backup of N small tables instead")
+    parser.add_argument("--encryption", action="store_true",
+                        help="only drkit gzip with and without age, for their ratio")
     args = parser.parse_args()
     if args.tables:
         tables_bench(args.tables, args.repeat)
@@ -157,12 +189,11 @@ def main() -> None:
     files.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DRKIT_CONFIG": str(box.config_path),
            "DRKIT_STORAGE__PREFIX": "bench/", "DRKIT_BACKUP__STATE_DIR": str(OUT / "state")}
-    plain = {**env, "DRKIT_ENCRYPTION__RECIPIENTS": "[]"}  # the sandbox encrypts; these not
+    plain = {**env, "DRKIT_CONFIG": str(plain_config(box))}  # the sandbox encrypts; these not
 
     from drkit.mysql.connection import source_server
 
     server = source_server(settings)
-    results: dict[str, list[tuple[float, int]]] = {}
     sizes: dict[str, int] = {}
     with option_file(server) as options:
         dump_command = shlex.join(client.command(options, settings.source.databases))
@@ -185,15 +216,17 @@ def main() -> None:
             "drkit zstd": lambda: [run([DRKIT, "backup", "--json", "--compression", "zstd"],
                                        plain, stdout=(files / "zstd.json").open("w"))],
         }
-        for round_number in range(args.repeat):
-            for name, case in cases.items():
-                steps = case()
-                wall = sum(s[0] for s in steps)
-                rss = max(s[1] for s in steps)
-                results.setdefault(name, []).append((wall, rss))
-                print(f"  round {round_number + 1} {name:<14} {wall:7.2f} s  "
-                      f"{rss / 1024:6.0f} MiB", flush=True)
-                time.sleep(1.1)  # backup names have one-second resolution
+        if args.encryption:
+            cases = {name: cases[name] for name in ("drkit gzip", "drkit gzip+age")}
+        results = time_cases(cases, args.repeat)
+    median = {name: statistics.median(w for w, _ in runs) for name, runs in results.items()}
+    age_ratio = round(median["drkit gzip+age"] / median["drkit gzip"], 3)
+    print(f"\nage encryption: gzip+age / gzip = {age_ratio} (medians of {args.repeat})")
+    if args.encryption:
+        (OUT / f"backup-encryption-{args.size}.json").write_text(json.dumps(
+            {"size": args.size, "median_seconds": median, "age_ratio": age_ratio,
+             "runs": results}, indent=2))
+        return
     sizes["seed pipeline"] = seed_file.stat().st_size
     sizes["zstd pipe"] = (files / "x.zst").stat().st_size
     for codec in ("gzip", "gzip+age", "zstd"):
@@ -201,7 +234,6 @@ def main() -> None:
         sizes[f"drkit {codec}"] = summary["compressed_bytes"]
         sizes["SQL"] = summary["sql_bytes"]
 
-    median = {name: statistics.median(w for w, _ in runs) for name, runs in results.items()}
     peak = {name: max(r for _, r in runs) / 1024 for name, runs in results.items()}
     print(f"\nSQL per dump: {sizes['SQL'] / 2**30:.2f} GiB; median of {args.repeat} runs\n")
     print(f"{'pipeline':<15}{'wall s':>8}{'x seed':>8}{'x dump':>8}{'peak RSS MiB':>14}"
@@ -211,6 +243,7 @@ def main() -> None:
               f"{median[name] / median['dump only']:8.2f}{peak[name]:14.0f}"
               f"{sizes.get(name, 0) / 1e6:11.0f}")
     report = {"size": args.size, "sql_bytes": sizes["SQL"], "median_seconds": median,
+              "age_ratio": age_ratio,
               "peak_rss_mib": peak, "output_bytes": sizes, "runs": results}
     (OUT / f"backup-{args.size}.json").write_text(json.dumps(report, indent=2))
 

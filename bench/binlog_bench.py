@@ -15,7 +15,10 @@
    (its replay seconds, from its own report) against ``mysqlbinlog FILES | mysql`` of the same
    events (from the backup's snapshot position, as a user with SUPER: what the standard tools
    need), each into a copy of the base; the two take turns ``--repeat`` times and the ratio
-   is of their medians.
+   is of their medians. With ``--encrypt`` instead: the same events archived a second time
+   without encryption (the sandbox encrypts the archive to its age recipients), and
+   ``drkit restore --until latest`` from each archive taking turns: what age adds to the
+   replay (the ratio of their medians; the target is at most 1.10).
 
 Not a test: the figures go to the closing note and bench/out/binlog-WORKLOAD.json.
 """
@@ -53,9 +56,9 @@ TABLE = ("CREATE TABLE IF NOT EXISTS bench_binlog (id BIGINT AUTO_INCREMENT PRIM
          "payload VARBINARY(2000), at DATETIME(6))")
 
 
-def drkit(*args: str) -> dict:
+def drkit(*args: str, env: dict[str, str] | None = None) -> dict:
     result = subprocess.run([DRKIT, *args, "--json"], capture_output=True, text=True,
-                            env=os.environ)
+                            env={**os.environ, **(env or {})})
     if result.returncode != 0:
         raise SystemExit(f"drkit {' '.join(args)}: {result.stdout[-400:]}{result.stderr[-400:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -107,6 +110,9 @@ def main() -> None:
     parser.add_argument("--workload", choices=WORKLOADS, default="mixed",
                         help="mixed: a quarter of the rows updated and a tenth deleted too; "
                         f"big-insert, big-update: one transaction of {BIG_ROWS:,} rows")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="replay from an encrypted and a plain archive of the same events "
+                        "instead of against mysqlbinlog")
     args = parser.parse_args()
     box = Sandbox(OUT / "sandbox-binlog")
     box.up()
@@ -124,9 +130,10 @@ def main() -> None:
     stream = _stream_under_load(box, settings, args)
     print(f"streaming: {stream}", flush=True)
     drkit("binlog", "stream", "--once")
-    replay = _replay(box, settings, base, args)
+    replay = _replay_encrypted(box, settings, args) if args.encrypt else \
+        _replay(box, settings, base, args)
     print(f"replay: {replay}", flush=True)
-    (OUT / f"binlog-{args.workload}.json").write_text(json.dumps(
+    (OUT / f"binlog-{args.workload}{'-encrypt' * args.encrypt}.json").write_text(json.dumps(
         {"stream": stream, "replay": replay, "lags": stream.pop("lags")}, indent=2))
     _forget_archive(settings)
     box.down()
@@ -219,6 +226,28 @@ def _replay(box: Sandbox, settings, base: str, args: argparse.Namespace) -> dict
             "same_result": all(len(pair) == 1 for pair in sums)}
 
 
+def _replay_encrypted(box: Sandbox, settings, args: argparse.Namespace) -> dict:
+    """2. (--encrypt) The archive the run wrote (age, to the sandbox's recipients) against
+    the same events archived as read, each replayed onto the same base, taking turns."""
+    plain = {"DRKIT_BINLOG__PREFIX": settings.binlog.prefix.rstrip("/") + "-plain/",
+             "DRKIT_ENCRYPTION__RECIPIENTS": "[]"}
+    drkit("binlog", "stream", "--once", env=plain)  # from the same base's snapshot file on
+    runs: dict[str, list[float]] = {"age": [], "plain": []}
+    for _ in range(args.repeat):
+        for name, env in (("plain", plain), ("age", {})):
+            _drop(box, "bench_pit")
+            replay = drkit("restore", "--until", "latest", "--as", "bench_pit", env=env)[
+                "replay"]
+            runs[name].append(replay["replay_seconds"])
+            print(f"replay from the {name} archive: {runs[name][-1]} s", flush=True)
+    _drop(box, "bench_pit")
+    _forget_archive(settings, plain["DRKIT_BINLOG__PREFIX"])
+    return {"workload": args.workload, "events": replay["events"], "rows": replay["rows"],
+            "replay_seconds": runs,
+            "age_ratio": round(statistics.median(runs["age"]) /
+                               statistics.median(runs["plain"]), 3)}
+
+
 def _drop(box: Sandbox, *databases: str) -> None:
     with contextlib.closing(box.services["target"].root_connection()) as root, \
             root.cursor() as cursor:
@@ -226,13 +255,14 @@ def _drop(box: Sandbox, *databases: str) -> None:
             cursor.execute(f"DROP DATABASE IF EXISTS {database}")
 
 
-def _forget_archive(settings) -> None:
+def _forget_archive(settings, prefix: str | None = None) -> None:
     """This run's binlog archive (gigabytes in Azurite) goes with it: the next run archives
     under a prefix of its own, and the sandbox's disk would fill run by run."""
     from drkit.azure.blobstore import BackupStore
 
-    store = BackupStore.from_settings(settings, prefix=settings.binlog.prefix)
-    for blob in store.container.list_blobs(name_starts_with=settings.binlog.prefix):
+    prefix = prefix or settings.binlog.prefix
+    store = BackupStore.from_settings(settings, prefix=prefix)
+    for blob in store.container.list_blobs(name_starts_with=prefix):
         store.delete(blob.name)
 
 

@@ -15,8 +15,8 @@ write rate, and the RTO of a failover to it for a small and a large database.
    rows), a base, a standby from it; then WRITES seconds of writes (the binlog bench's
    ``mixed`` at WRITES_RATE MB/s, and updates of random ``bench_bulk`` rows) while the
    standby does not follow; then ``binlog stream --once`` and what a failover to the
-   standby does (:func:`drkit.ops.drill.failover_catch_up`: the catch-up to the archive's
-   newest event and the heartbeat's proof of the time reached), timed: the RTO.
+   standby does (:func:`drkit.ops.failover_standby.catch_up_and_prove`: the catch-up to the
+   archive's newest event and the heartbeat's proof of the time reached), timed: the RTO.
 
 Not a test: the figures go to the closing note and bench/out/standby.json.
 """
@@ -151,7 +151,8 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
 
 def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
     """2. A failover's catch-up after the same writes, for a database of ``size_mb``."""
-    from drkit.ops.drill import failover_catch_up
+    from drkit.mysql.connection import target_server
+    from drkit.ops.failover_standby import catch_up_and_prove
 
     _fresh(box, f"rto{size_mb}-{int(time.time())}")
     rows = _fill(box, size_mb)
@@ -170,8 +171,9 @@ def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
     settings = load_settings()
     behind = standby_status(settings)["lag_bytes"]
     clock = time.monotonic()
-    caught_up, reached, how = failover_catch_up(settings)
+    promotion = catch_up_and_prove(settings, target_server(settings))
     rto = round(time.monotonic() - clock, 1)
+    caught_up = promotion.caught_up
     with contextlib.closing(box.services["source"].root_connection()) as root, \
             root.cursor() as cursor:
         cursor.execute("SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
@@ -183,7 +185,7 @@ def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
             "archive_behind_mb": round(behind / 1e6, 1),
             "transactions": caught_up.transactions, "rows": caught_up.rows,
             "catch_up_seconds": caught_up.catch_up_seconds, "rto_seconds": rto,
-            "reached": f"{reached.isoformat()}{how}"}
+            "reached": f"{promotion.reached.isoformat()} ({promotion.proven_by})"}
 
 
 def _fill(box: Sandbox, size_mb: int) -> int:

@@ -103,6 +103,12 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 # it names the host (the default), only the certificate, encrypt without verifying, or not.
 TlsMode = Literal["verify-identity", "verify-ca", "required", "disabled"]
 
+# Which side of the estate a config serves (docs/immutability.md): the backup host in AWS
+# (backup, binlog stream), which should hold a storage credential that cannot delete; the
+# Azure side (prune, verify, drills, failover, maintenance page); or both, the seed's one
+# config with the account key everywhere.
+Side = Literal["backup", "azure", "both"]
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -136,8 +142,11 @@ class StorageSettings(Section):
     """Azure Blob Storage, where backups live."""
 
     account: ValueRef = "secret:azure_storage_account"
-    auth: Literal["key", "aad"] = "key"
+    auth: Literal["key", "aad", "sas"] = "key"
     key: SecretRef = "secret:azure_storage_key"
+    sas: SecretRef | None = Field(
+        None, description="with auth sas: the SAS token (account or container), e.g. "
+                          "secret:azure_storage_sas; the backup side's, without d")
     endpoint: str | None = Field(
         None, pattern=r"^https?://", description="default https://ACCOUNT.blob.core.windows.net"
     )
@@ -149,6 +158,13 @@ class StorageSettings(Section):
     retries: int = Field(3, ge=0, le=10, description="retries of a failed storage request, "
                          "2, 4, 8... s apart: a transient error passes, an outage is named "
                          "within about 20 s at 3")
+
+    @model_validator(mode="after")
+    def _sas_named(self) -> StorageSettings:
+        if self.auth == "sas" and self.sas is None:
+            raise ValueError("storage.auth is sas but storage.sas names no SAS token; set it "
+                             "to a reference, e.g. secret:azure_storage_sas")
+        return self
 
 
 class TargetSettings(Section):
@@ -218,6 +234,10 @@ class BackupSettings(Section):
     local_copy_max_age_hours: float = Field(24, gt=0)
     state_dir: Path = Path("~/.local/state/drkit")
     log_file: Path | None = None
+    locks: Literal["local", "blob"] = Field(
+        "local", description="one backup per database, one --replace per target database: "
+        "local: a lock file under state_dir (this host); blob: a lease in the backup "
+        "container, held across hosts (the fleet's default)")
 
 
 class RestoreSettings(Section):
@@ -284,6 +304,8 @@ class StandbySettings(Section):
                                 "it waits before reading the archive again once caught up")
     max_lag_minutes: float = Field(15, gt=0, description="how far (source time) the standby "
                                    "may be behind the archive's newest event")
+    stop_server_after: bool = Field(False, description="pilot light: follow --once starts the "
+                                    "stopped Flexible Server, catches up and stops it again")
 
 
 class MetricsSettings(Section):
@@ -297,6 +319,9 @@ class Settings(BaseSettings):
     )
 
     environment: str = "dev"
+    side: Side = Field("both", description="backup: the backup host (a storage credential "
+                       "without delete); azure: prune, drills, failover; both: one config "
+                       "for everything (doctor warns)")
     aws: AwsSettings = AwsSettings()
     source: SourceSettings
     storage: StorageSettings = StorageSettings()

@@ -79,6 +79,12 @@ class SandboxError(SetupError):
     exit_code = ExitStatus.SANDBOX_FAILED
 
 
+class AwsRefusedError(SetupError):
+    """An AWS service drkit sets up (CloudWatch's alarms) refused it: a permission to grant."""
+
+    exit_code = ExitStatus.AWS_REFUSED
+
+
 class BackupKeyError(SetupError):
     """An encrypted backup cannot be opened: no identity configured, or not one of its
     recipients (drkit.stream.encryption)."""
@@ -123,6 +129,10 @@ class StorageError(DrkitError):
 
 class StorageAuthError(StorageError):
     exit_code = ExitStatus.STORAGE_AUTH_REFUSED
+
+
+class BlobLockedError(StorageError):
+    """Azure refused to delete a blob (version) its immutability policy still protects."""
 
 
 class ContainerMissingError(StorageError):

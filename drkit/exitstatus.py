@@ -21,6 +21,7 @@ class ExitStatus(IntEnum):
     SANDBOX_FAILED = 6
     SECRET_STORE_UNREACHABLE = 7
     BACKUP_KEY_REFUSED = 8  # no identity, or not one of an encrypted backup's recipients
+    AWS_REFUSED = 9  # an AWS service drkit configures (CloudWatch alarms) refused: a grant
     SERVER_UNREACHABLE = 10
     ACCESS_DENIED = 11
     UNKNOWN_DATABASE = 12

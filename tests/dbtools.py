@@ -19,7 +19,7 @@ from drkit.sandbox.estate import Sandbox
 def server(sandbox: Sandbox, role: str) -> Server:
     from pydantic import SecretStr
 
-    if role == "source":
+    if role in ("source", "source2"):
         user, key = "admin", "rds_password"
     else:
         user, key = "drkitadmin", "azure_mysql_password"

@@ -18,7 +18,11 @@ import pytest
 from azure.storage.blob import BlobBlock
 
 from drkit.azure.blobstore import BackupStore
+from drkit.binlog.archived import archived_binlog
+from drkit.binlog.protocol import MAGIC
+from drkit.binlog.records import Archive
 from drkit.config import load_settings
+from drkit.stream.encryption import HEADER
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli, wait_until
 
@@ -70,14 +74,18 @@ def _source_logs(sandbox) -> list[str]:
 
 
 def _assert_archived_as_the_source_has_them(sandbox, settings, active: bool = True) -> int:
-    """Every binlog the source still has equals its archived copy (the active one up to the
-    in-use flag); returns how many were compared."""
-    store = BackupStore.from_settings(settings, prefix="")
+    """Every binlog the source still has equals its archived copy read back with the
+    identity (the active one up to the in-use flag), while no archived blob holds a byte of
+    readable binlog (encryption is on in the sandbox); returns how many were compared."""
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    records = {f.file: f for f in archive.files()}
     logs = _source_logs(sandbox)
     first = json.loads(run_cli("binlog", "status", "--json").stdout)["oldest_file"]
     logs = logs[logs.index(first):] if first in logs else logs  # where the archive begins
     for name in logs:
-        archived = store.container.download_blob(settings.binlog.prefix + name).readall()
+        stored = archive.store.read(settings.binlog.prefix + name)
+        assert_no_readable_binlog(name, stored)
+        archived = b"".join(archived_binlog(archive, records[name]))
         source = (sandbox.directory / "source" / "data" / name).read_bytes()
         if name == logs[-1]:
             if not active:
@@ -87,6 +95,13 @@ def _assert_archived_as_the_source_has_them(sandbox, settings, active: bool = Tr
             archived[FDE_FLAGS] = source[FDE_FLAGS] = 0
         assert archived == source, f"{name}: {len(archived)} archived, {len(source)} on source"
     return len(logs)
+
+
+def assert_no_readable_binlog(name: str, stored: bytes) -> None:
+    """An archived blob as Azure holds it: age files only, no binlog magic, no SQL text."""
+    assert stored.startswith(HEADER), f"{name} is not an age file"
+    for readable in (MAGIC, b"BEGIN", b"binlog_probe", b"INSERT", b"shop"):
+        assert readable not in stored, f"{name} holds {readable!r} in clear"
 
 
 def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox, archive):

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from drkit.binlog.archived import _committed_ranges
+from drkit.binlog.archived import _committed_ranges, _spans
 from drkit.binlog.framing import HEADER_SIZE, EventFramer, FramedEvent
 from drkit.binlog.protocol import MAGIC
 from drkit.binlog.records import ArchivedFile
@@ -123,3 +123,42 @@ def test_a_blob_shorter_than_its_record_is_refused():
     archived = _archived(FILE, [10, len(FILE)])
     with pytest.raises(BinlogArchiveError, match=f"bytes 10-{len(FILE)} are missing"):
         list(_committed_ranges(iter([FILE[:-1]]), archived))
+
+
+def _read_from(archived: ArchivedFile, start_at: int) -> tuple[list[FramedEvent], list[int]]:
+    """The events framed reading ``archived`` (of FILE) from ``start_at`` as the archive's
+    reader does, and the offsets where each read began."""
+    framer, events, reads = EventFramer("Archived mysql-bin.000001"), [], []
+    for span in _spans(archived.ranges, start_at, framer):
+        framer.skip_to(span[0]["start"])
+        reads.append(span[0]["start"])
+        data = FILE[span[0]["start"]:span[-1]["end"]]
+        for piece in _committed_ranges(iter([data]), archived, span=span):
+            events += framer.feed(piece)
+    return events, reads
+
+
+def test_a_read_from_a_position_takes_the_first_range_and_those_from_the_position_on():
+    """A standby polling a long file reads the format (the first range) and what it has
+    not applied, not the whole file again; positions stay the file's."""
+    first, second, third = (len(FILE) - len(EVENTS[2].data) - len(EVENTS[1].data),
+                            len(FILE) - len(EVENTS[2].data), len(FILE))
+    archived = _archived(FILE, [first, second, third])
+    events, reads = _read_from(archived, second)
+    assert events == [EVENTS[0], EVENTS[2]] and reads == [0, second]
+    assert _read_from(archived, 0) == (EVENTS, [0])  # from the start: one read
+    assert _read_from(archived, third)[0] == [EVENTS[0]]  # nothing after the position
+
+
+def test_ranges_not_ending_between_events_are_read_on_without_a_skip():
+    """A range ending inside an event (drkit's flushes never do) is no place to skip from."""
+    archived = _archived(FILE, [10, 40, len(FILE)])
+    events, reads = _read_from(archived, 50)
+    assert events == EVENTS and reads == [0, 10]
+
+
+def test_a_skip_past_an_event_not_yet_whole_is_refused():
+    framer = EventFramer("Archived mysql-bin.000001")
+    list(framer.feed(FILE[:30]))
+    with pytest.raises(BinlogArchiveError, match="cannot be read from 99"):
+        framer.skip_to(99)

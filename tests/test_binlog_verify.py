@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 
+from pyrage import x25519
+
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
+from drkit.errors import BackupKeyError
 from tests import dbtools
 from tests.helpers import run_cli
+from tests.test_encryption import _config_with
 from tests.test_pitr import _base_then, pitr  # noqa: F401 (the fixture, reused)
 
 WRITES = ["INSERT INTO shop.pitr_log VALUES (NOW(6), 'verify-1')",
@@ -55,6 +59,57 @@ def test_a_whole_archive_is_ok_with_the_times_it_restores_to(sandbox, pitr):  # 
     assert "restorable from" in run_cli("binlog", "verify").stdout
     check = _doctor_archive()
     assert check["status"] in ("OK", "WARNING"), check  # WARNING: only the lag
+
+
+def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with_it(
+        sandbox, pitr, tmp_path, monkeypatch):  # noqa: F811
+    """The sandbox encrypts the archive: the cheap check is the backup host's (no identity),
+    --deep opens every range. After a rotation to a key this host lacks, --deep refuses (8)
+    and doctor --for failover names the file; an identity file with both keys reads it all."""
+    _base_then(sandbox, WRITES)
+    _config_with(sandbox, tmp_path, monkeypatch, identity=None)
+    code, report = _verify()
+    assert code == 0 and report["ok"], report
+    for command in (["binlog", "verify", "--deep"],
+                    ["restore", "--until", "latest", "--as", "pit"]):
+        refused = run_cli(*command)
+        assert refused.exit_code == BackupKeyError.exit_code, refused.stdout + refused.stderr
+        assert "is encrypted (age) and this config names no identity to open it" in \
+            refused.stderr
+    assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+    # Rotated: new ranges go to the break-glass key only; this host holds the restore key.
+    _config_with(sandbox, tmp_path, monkeypatch, identity="keyvault:backup-age-identity",
+                 recipients=[sandbox.age_recipient("break-glass")])
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'rotated')")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    newest = json.loads(run_cli("binlog", "status", "--json").stdout)["newest_file"]
+    deep = run_cli("binlog", "verify", "--deep")
+    assert deep.exit_code == BackupKeyError.exit_code, deep.stdout + deep.stderr
+    assert f"Archived binlog {newest} (bytes " in deep.stderr
+    assert "is not encrypted to the identity keyvault:backup-age-identity" in deep.stderr
+    check = _key_check()
+    assert check["status"] == "CRITICAL" and f"archived binlog {newest} was" in check["detail"]
+    assert "older version holds the old key" in check["fix"]
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(f"{x25519.Identity.generate()}\n")
+    stranger.chmod(0o600)
+    _config_with(sandbox, tmp_path, monkeypatch, identity=f"file:{stranger}")
+    check = _key_check()
+    assert check["status"] == "CRITICAL" and f"backup {_base()[0]} was" in check["detail"]
+
+    both = tmp_path / "both.key"
+    both.write_text(sandbox.age_identity("restore") + "\n" + sandbox.age_identity("break-glass"))
+    both.chmod(0o600)
+    _config_with(sandbox, tmp_path, monkeypatch, identity=f"file:{both}")
+    code, report = _verify("--deep")
+    assert code == 0 and report["ok"], report
+    assert _key_check()["status"] == "OK"
+
+
+def _key_check() -> dict:
+    doctor = json.loads(run_cli("doctor", "--for", "failover", "--json").stdout)
+    return next(c for c in doctor["checks"] if c["name"] == "encryption keys")
 
 
 def test_the_bases_first_file_without_its_record_is_critical_and_refused_unloaded(sandbox,

@@ -14,6 +14,7 @@ from drkit.aws.clients import boto_client
 from drkit.azure.catalog import Catalog
 from drkit.config import load_settings
 from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 
@@ -56,7 +57,8 @@ def test_healthy_sandbox_is_ok_except_cron(doctor_env):
     assert code == 1  # WARNING: no cron entries on a laptop
     for name in ("secrets", "source reachable", "source login", "source privileges",
                  "mysqldump", "backup container", "clock skew", "audit container",
-                 "restore target", "newest backup", "newest verified backup"):
+                 "restore target", "newest backup", "newest verified backup",
+                 "storage side", "immutable retention"):
         assert checks[name]["status"] == "OK", checks[name]
     assert checks["cron entries"]["status"] == "WARNING"
     assert checks["cron entries"]["fix"] == "drkit schedule install --env sandbox"
@@ -150,8 +152,14 @@ def test_print_policy(doctor_env):
     roles = {r.get("role"): r.get("scope") for r in policy["azure_role_assignments"]}
     assert roles["Key Vault Secrets User"] == "Key Vault https://drkit-sandbox.vault.azure.net"
     assert roles["drkit-flexible-server-operator"] == "Flexible Server drkit-sandbox-dr"
-    assert [d["Name"] for d in policy["azure_role_definitions"]] == [
-        "drkit-blob-operator", "drkit-flexible-server-operator"]
+    definitions = {d["Name"]: d for d in policy["azure_role_definitions"]}
+    assert list(definitions) == ["drkit-blob-operator", "drkit-backup-writer",
+                                 "drkit-flexible-server-operator"]
+    # Both sides: the backup side's role and SAS cannot delete; the sandbox's is the Azure's.
+    assert not [a for a in definitions["drkit-backup-writer"]["DataActions"]
+                if "delete" in a.lower()]
+    assert "sp=racwlt" in policy["sides"]["backup"]["storage"]
+    assert policy["sides"]["this_config"] == {"side": "azure"}
 
     # Without --json: text to read, each document indented under what to do with it, and
     # pasting as is.
@@ -160,6 +168,8 @@ def test_print_policy(doctor_env):
     document = text[1:text.index("}") + 1]
     assert json.loads("\n".join(document)) == policy["aws_iam_policy"]
     assert "  drkit-blob-operator on storage account bloberry01 / container mysql-backups" in text
+    assert "Sides (this config: azure):" in text and "  backup side runs drkit backup, drkit " \
+        "binlog stream (on the backup host, in AWS)" in text
 
 
 def test_the_text_reports_first_line_is_nagios_status_with_perfdata(doctor_env):
@@ -175,7 +185,7 @@ def test_the_text_reports_first_line_is_nagios_status_with_perfdata(doctor_env):
     assert details[0] == "OK       config: valid (sandbox)"
 
 
-def test_monitor_publish_and_alarms(doctor_env):
+def test_monitor_publish_and_alarms(doctor_env, monkeypatch):
     _fresh_backup(doctor_env)
     published = run_cli("monitor", "publish", "--json")
     assert published.exit_code == 0
@@ -207,6 +217,13 @@ def test_monitor_publish_and_alarms(doctor_env):
         del os.environ["DRKIT_BINLOG__ENABLED"]
     lag = cloudwatch.describe_alarms(AlarmNames=["drkit-prod-shop-binlog-lag"])["MetricAlarms"]
     assert lag[0]["MetricName"] == "BinlogArchiveLagSeconds" and lag[0]["Threshold"] == 300
+
+    # CloudWatch gone: a sentence and a setup code of its own, not an internal error (1).
+    monkeypatch.setenv("DRKIT_AWS__ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    unreachable = run_cli("monitor", "install-alarms", "--env", "prod")
+    assert unreachable.exit_code == 9, unreachable.stderr
+    assert "CloudWatch did not answer for alarm drkit-prod-shop-backup-failure" in \
+        unreachable.stderr and "aws.endpoint_url" in unreachable.stderr
 
 
 def test_stopped_source(doctor_env):

@@ -4,6 +4,7 @@ stand-in, and the break-glass restore by hand with Debian's age tool."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -17,9 +18,11 @@ from pyrage import x25519
 from drkit.config import load_settings
 from drkit.errors import BackupKeyError
 from drkit.manifest import Manifest
-from drkit.stream.encryption import HEADER
+from drkit.stream.encryption import HEADER, fingerprint
+from drkit.stream.sealeddigests import SEALED
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
+from tests.test_binlog import PROBE
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +70,13 @@ def test_an_encrypted_backup_verifies_and_restores_with_the_identity_from_key_va
         assert plain not in blob
     manifest = Manifest.model_validate_json(
         store.container.download_blob(name + ".manifest.json").readall())
-    assert manifest.encryption == {"format": "age",
-                                   "recipients": settings.encryption.recipients}
+    assert {k: v for k, v in manifest.encryption.items() if k != "digests"} == {
+        "format": "age", "recipients": settings.encryption.recipients,
+        "fingerprints": [fingerprint(r) for r in settings.encryption.recipients]}
+    # No digest a guess could confirm: each table's and the SQL's are sealed to the recipients.
+    assert {t.sha256 for t in manifest.tables.values()} == {manifest.sql.sha256} == {SEALED}
+    assert pyrage.decrypt(base64.b64decode(manifest.encryption["digests"]), [
+        x25519.Identity.from_str(sandbox.age_identity("break-glass"))]).startswith(b'{"sql_')
     assert (manifest.compressed.size, len(blob)) == (len(blob), len(blob))
 
     verified = run_cli("verify", name)
@@ -133,7 +141,8 @@ def test_without_the_identity_nothing_is_read_and_one_sentence_says_why(
 
 
 def test_the_backup_host_needs_no_identity(sandbox, store, prefix, tmp_path, monkeypatch):
-    """Only the recipients: the backup writes and checks its ciphertext without the key."""
+    """Only the recipients: the backup writes and checks its ciphertext without the key, and
+    the binlog streamer archives (each block an age file) and checks the archive."""
     _config_with(sandbox, tmp_path, monkeypatch, identity=None)
     name = _backup()
     blob = store.container.download_blob(name).readall()
@@ -141,3 +150,17 @@ def test_the_backup_host_needs_no_identity(sandbox, store, prefix, tmp_path, mon
     break_glass = x25519.Identity.from_str(sandbox.age_identity("break-glass"))
     sql = gzip.decompress(pyrage.decrypt(blob, [break_glass]))
     assert b"-- Dump completed" in sql[-200:]
+
+    dbtools.query(sandbox, "source", f"CREATE TABLE IF NOT EXISTS {PROBE} (id INT "
+                  "AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200), at DATETIME(6))")
+    dbtools.query(sandbox, "source", f"INSERT INTO {PROBE} (note, at) VALUES "
+                  "('archived unread', NOW(6))")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    assert run_cli("binlog", "verify").exit_code == 0
+    archived = [b for b in store.container.list_blobs(name_starts_with=f"{prefix}binlogs/")
+                if not b.name.endswith((".json", ".lock"))]
+    assert archived
+    for found in archived:
+        data = store.container.download_blob(found.name).readall()
+        assert data.startswith(HEADER) and b"\xfebin" not in data
+        assert b"archived unread" not in data and b"binlog_probe" not in data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -167,6 +168,13 @@ def test_a_notebook_run_by_hand_is_published_as_a_record(sandbox, arm, incident,
     notebook["metadata"]["saved_by"] = "someone"
     resaved.write_text(json.dumps(notebook, indent=2))
     assert run_cli("audit", "publish", str(resaved)).exit_code == 42
+    leaky = tmp_path / "leaky.ipynb"  # an output showing a storage key: kept back, 42 (was
+    planted = base64.b64encode(b"k" * 64).decode()  # the notebook's own 45)
+    next(c for c in notebook["cells"] if c.get("outputs"))["outputs"].append(
+        {"output_type": "stream", "name": "stdout", "text": [f"key={planted}\n"]})
+    leaky.write_text(json.dumps(notebook))
+    kept = run_cli("audit", "publish", str(leaky))
+    assert kept.exit_code == 42 and planted not in kept.stdout + kept.stderr, kept.stderr
     (tmp_path / "bad.ipynb").write_text("{not json")
     assert run_cli("audit", "publish", str(tmp_path / "bad.ipynb")).exit_code == 2
     run_id = result.stdout.split(":", 1)[0]
@@ -183,8 +191,6 @@ def test_a_secret_in_the_incident_message_stops_the_failover_and_its_code_stands
     """The page would publish a storage key: the maintenance step refuses (42), nothing after
     it runs, and the record that holds the parameter is kept local, not published, without
     changing the exit code of the first failure."""
-    import base64
-
     planted = base64.b64encode(b"k" * 64).decode()  # the shape of a storage account key
     result = run_cli("run", "failover", "-p", "approve=true", "-p",
                      f"incident_message=Back soon. key={planted}", "--json")

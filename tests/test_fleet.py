@@ -1,8 +1,7 @@
-"""The fleet on the sandbox: databases of the one source as members (each its own drkit
-config, blob prefix and state folder), run by Dagster in this process.
-
-The sandbox has one source server; the members share it, which is what the per-source
-limit is about (a second source server is not built yet, issue 28).
+"""The fleet on the sandbox with two source servers (``drkit sandbox up --sources 2``, started
+once for this module: the second server costs its start only here), run by Dagster in this
+process: the sandbox's own fleet.yaml (2 sources x 3 databases), and fleets of a few of
+those databases (each member its own drkit config, blob prefix and state folder).
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -21,21 +21,20 @@ from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.exitstatus import ExitStatus
 from drkit.fleet.description import Fleet, load_fleet
-from drkit.sandbox import demodb
+from drkit.sandbox.estate import Sandbox
+from drkit.sandbox.fleetfile import FLEET_DATABASES
 from tests.dbtools import connect
 from tests.helpers import run_cli
 
-MEMBERS = {"fleet_a": "fleet_a", "fleet_b": "fleet_b"}  # member -> database
+MEMBERS = {"fleet_a": "app1", "fleet_b": "app2"}  # member -> database (on the first source)
 
 
 @pytest.fixture(scope="module")
-def fleet_databases(sandbox) -> None:
-    connection = connect(sandbox, "source")
-    try:
-        for database in ("fleet_a", "fleet_b"):
-            demodb.build(connection, database, size_bytes=512 * 1024)
-    finally:
-        connection.close()
+def two_sources(sandbox) -> Sandbox:
+    """The session's sandbox with its second source server (kept to the session's end)."""
+    box = Sandbox(sandbox.directory, sources=2)
+    box.up()
+    return box
 
 
 def write_fleet(sandbox, folder: Path, members: dict[str, str], **limits) -> Path:
@@ -63,8 +62,8 @@ class ProcessListWatcher:
     """Samples the source's process list until stopped: the most connections at once that
     were running a statement in one of ``databases`` (mysqldump's)."""
 
-    def __init__(self, sandbox, databases: set[str]) -> None:
-        self.connection = connect(sandbox, "source")
+    def __init__(self, sandbox, databases: set[str], source: str = "source") -> None:
+        self.connection = connect(sandbox, source)
         self.databases, self.most, self.samples = databases, 0, 0
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -93,41 +92,51 @@ def _interval(record: str) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(run["started_at"]), datetime.fromisoformat(run["ended_at"])
 
 
-def test_the_backup_job_backs_up_every_member_one_at_a_time_per_source(
-        sandbox, fleet_databases, tmp_path):
+def test_the_backup_job_backs_up_every_member_one_at_a_time_per_source(two_sources):
     from drkit.fleet.jobs import run_fleet_job
-    from drkit.fleet.state import OK, fleet_state
+    from drkit.fleet.state import fleet_state
 
-    fleet = load_fleet(write_fleet(sandbox, tmp_path, MEMBERS))
-    with ProcessListWatcher(sandbox, set(MEMBERS.values())) as watcher:
+    fleet = load_fleet(two_sources.directory / "fleet.yaml")
+    assert len(fleet.members) == 6 and {m.source_key() for m in fleet.members.values()} == {
+        f"127.0.0.1:{two_sources.port('source')}", f"127.0.0.1:{two_sources.port('source2')}"}
+    with ProcessListWatcher(two_sources, set(FLEET_DATABASES)) as first, \
+            ProcessListWatcher(two_sources, set(FLEET_DATABASES), "source2") as second:
         results = run_fleet_job(fleet, "backup")
     assert [(r.member, r.ok, r.attempts) for r in results] == [
-        ("fleet_a", True, 1), ("fleet_b", True, 1)], results
+        (member, True, 1) for member in sorted(fleet.members)], results
     # each partition is one drkit run with its own published record, in its member's state
-    records = {}
+    spans = defaultdict(list)
     for result in results:
         settings = load_settings(fleet.members[result.member].config)
         found = list((settings.backup.state_dir / "audit").glob(f"*/*/*/*/{result.run_id}"))
         assert len(found) == 1 and (found[0] / "run.json").exists()
         assert result.record_url and result.record_url.endswith("notebook.html")
-        records[result.member] = str(found[0])
-    # one source, per_source_concurrency 1: both runs started together, neither overlapped
-    spans = sorted(_interval(record) for record in records.values())
-    assert all(earlier[1] <= later[0] for earlier, later in pairwise(spans)), spans
-    assert watcher.samples > 0 and watcher.most <= 1, (watcher.samples, watcher.most)
-    # and fleet show sees them: every member's newest backup verified, within its RPO
+        spans[fleet.members[result.member].source_key()].append(_interval(str(found[0])))
+    # per_source_concurrency 1: on each source, no two runs overlapped, and the source's
+    # process list never showed two dumps at once
+    for source, intervals in spans.items():
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in pairwise(intervals)), (source, intervals)
+    for watcher in (first, second):
+        assert watcher.samples > 0 and watcher.most <= 1, (watcher.samples, watcher.most)
+    # each run held its database's lease (the fleet's locks: blob), and released it
+    store = BackupStore.from_settings(fleet.members["source2-app1"].settings)
+    lease = store.container.get_blob_client("fleet/source2-app1/locks/backup-app1.lock")
+    assert lease.get_blob_properties().lease.state == "available"
+    # and fleet show sees them: every member's newest backup verified, within its RPO (the
+    # sandbox's fleet also asks for a drill a day: none ran)
     states = fleet_state(fleet)
-    assert [(s.member, s.status, s.databases) for s in states] == [
-        ("fleet_a", OK, ["fleet_a"]), ("fleet_b", OK, ["fleet_b"])]
+    assert [(s.member, s.rpo_problem, s.problems) for s in states] == [
+        (m, None, ["no good drill"]) for m in sorted(fleet.members)]
 
 
 def test_a_corrupt_backup_fails_its_verify_once_without_retries(
-        sandbox, fleet_databases, tmp_path):
+        two_sources, tmp_path):
     """Retries of transient failures: tests/test_fleet_units.py (an unreachable storage
     account costs the SDK's own retries, ~25 s an attempt here)."""
     from drkit.ops.backup import run_backup
 
-    fleet = load_fleet(write_fleet(sandbox, tmp_path, {"fleet_a": "fleet_a"}))
+    fleet = load_fleet(write_fleet(two_sources, tmp_path, {"fleet_a": "app1"}))
     settings = fleet.members["fleet_a"].settings
     name = run_backup(settings).name
     store = BackupStore.from_settings(settings)
@@ -143,15 +152,14 @@ def test_a_corrupt_backup_fails_its_verify_once_without_retries(
     assert corrupt["exit_code"] == ExitStatus.CHECKSUM_MISMATCH, corrupt
 
 
-def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
+def test_a_stale_member_fails_the_rpo_check(two_sources, tmp_path):
     import dagster as dg
 
     from drkit.fleet.definitions import build_definitions
     from drkit.ops.backup import run_backup
     from drkit.ops.verify import verify_backup
 
-    fleet: Fleet = load_fleet(write_fleet(sandbox, tmp_path, {"fleet_a": "fleet_a",
-                                                              "fleet_b": "fleet_b"}))
+    fleet: Fleet = load_fleet(write_fleet(two_sources, tmp_path, MEMBERS))
     settings = fleet.members["fleet_a"].settings
     store = BackupStore.from_settings(settings)
     from drkit.azure.catalog import Catalog
@@ -173,9 +181,13 @@ def test_a_stale_member_fails_the_rpo_check(sandbox, fleet_databases, tmp_path):
         "fleet_a": "ok", "fleet_b": "breached"}
 
 
-def test_sandbox_up_writes_its_fleet_beside_its_config(sandbox):
-    fleet = load_fleet(sandbox.directory / "fleet.yaml")
-    assert {name: m.config for name, m in fleet.members.items()} == {
-        "sandbox": sandbox.config_path.absolute()}
-    assert fleet.members["sandbox"].source_key() == f"127.0.0.1:{sandbox.port('source')}"
-    assert fleet.fleet.state_dir == sandbox.directory.absolute() / "fleet-state"
+def test_sandbox_up_writes_its_fleet_beside_its_config(two_sources):
+    fleet = load_fleet(two_sources.directory / "fleet.yaml")
+    assert sorted(fleet.members) == [f"{source}-{database}" for source in ("source", "source2")
+                                     for database in FLEET_DATABASES]
+    member = fleet.members["source2-app3"]
+    assert member.config == two_sources.directory.absolute() / "fleet" / "source2-app3.yaml"
+    assert member.source_key() == f"127.0.0.1:{two_sources.port('source2')}"
+    assert member.settings.source.databases == ["app3"]
+    assert fleet.fleet.state_dir == two_sources.directory.absolute() / "fleet-state"
+    assert fleet.fleet.locks == "blob"

@@ -126,13 +126,16 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_schedules(tmp_path):
     partitions = defs.resolve_assets_def("backup").partitions_def
     assert partitions.get_partition_keys() == ["m000", "m001", "m002"]
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
-    assert checks == {"verified", "proof", "rpo"}
-    assert {job.name for job in repository.get_all_jobs()} >= {"backup_job", "verify_job",
-                                                               "drill_job", "rpo_job"}
+    assert checks == {"verified", "proof", "rpo", "archive_lag"}
+    assert {job.name for job in repository.get_all_jobs()} >= {
+        "backup_job", "verify_job", "drill_job", "rpo_job", "archive_lag_job"}
+    assert {s.name for s in repository.sensor_defs} == {"drkit_run_failure",
+                                                        "drkit_archive_lag"}
+    assert {defs.resolve_assets_def(kind).op.pool for kind in keys} == {"drkit"}
     # a partition's run has its asset's own check, not the fleet-wide rpo one
     backup_checks = {key.name for key in defs.resolve_job_def("backup_job")
                      .asset_layer.asset_graph.asset_check_keys}
-    assert "rpo" not in backup_checks
+    assert not {"rpo", "archive_lag"} & backup_checks
     # prod's seed schedules, with m001's own backup cron beside them
     schedules = {s.cron_schedule: s for s in repository.schedule_defs}
     assert set(schedules) == {"0 2 * * *", "0 3 * * *", "0 5 * * 1", "*/15 * * * *"}
@@ -153,7 +156,7 @@ def test_the_code_location_loads_from_drkit_fleet(tmp_path, monkeypatch):
 
 
 _MEASURE = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     started = time.perf_counter()
     if sys.argv[2] == "show":
         from drkit.cli.main import main
@@ -165,23 +168,26 @@ _MEASURE = textwrap.dedent("""
         from drkit.fleet.definitions import build_definitions
         from drkit.fleet.description import load_fleet
         build_definitions(load_fleet(sys.argv[1])).get_repository_def().get_all_jobs()
+    # VmHWM, not getrusage's maxrss: Linux carries that over from the forking parent.
+    peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status")
+                    if line.startswith("VmHWM:"))
     print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
-                      "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF)
-                                           .ru_maxrss / 1024)}))
+                      "max_rss_mib": round(peak_kib / 1024)}))
 """)
 
 
 @pytest.mark.parametrize("what", ["show", "definitions"])
 def test_a_500_member_fleet_is_measured(tmp_path, what, capsys):
     """Scale figures for the closing note (issue 28: under 5 s and 300 MiB each), measured
-    in a fresh interpreter, imports included; printed, not asserted on (shared CI cores)."""
+    in a fresh interpreter, imports included; the time printed, not asserted on (shared CI
+    cores), the memory held to its limit."""
     path = write_fleet(tmp_path, 500, sources=20)
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(path), what],
                           capture_output=True, text=True, check=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     with capsys.disabled():
         print(f"\n500-member fleet, {what}: {figures}")
-    assert figures["seconds"] > 0
+    assert figures["max_rss_mib"] < 300, figures
 
 
 @pytest.mark.parametrize(("exit_codes", "attempts", "ok"), [
@@ -304,3 +310,27 @@ def test_a_members_runbook_is_run_as_a_run_request(tmp_path, monkeypatch):
         execution._runbook(load_fleet(write_fleet(tmp_path, 1)), "m000", "backup")
     assert isinstance(asked[0], runner.RunRequest)
     assert asked[0].runbook.name == "nightly-backup"
+    assert asked[0].settings_env == {"DRKIT_BACKUP__LOCKS": "blob"}  # the fleet's default
+
+
+def test_the_sandbox_fleet_follows_its_sources_but_keeps_the_users(tmp_path):
+    from drkit.sandbox.fleetfile import write_fleet_file
+
+    config = tmp_path / "drkit.yaml"
+    config.write_text(yaml.safe_dump({
+        "source": {"host": "127.0.0.1", "port": 1, "databases": ["shop"],
+                   "rds_instance_id": "drkit-sandbox-source"},
+        "storage": {"prefix": "backups/"}, "backup": {"state_dir": "state"}}))
+    path = write_fleet_file(tmp_path, config, {"source": 1})
+    assert sorted(load_fleet(path).members) == ["sandbox"]
+    write_fleet_file(tmp_path, config, {"source": 1, "source2": 2})
+    fleet = load_fleet(path)
+    assert len(fleet.members) == 6 and fleet.fleet.locks == "blob"
+    member = fleet.members["source2-app3"].settings
+    assert (member.source.port, member.source.databases, member.source.rds_instance_id,
+            member.storage.prefix) == (2, ["app3"], None, "fleet/source2-app3/")
+    assert fleet.members["source-app1"].settings.source.rds_instance_id == \
+        "drkit-sandbox-source"
+    path.write_text(path.read_text() + "# mine\n")  # an edited fleet is the user's
+    write_fleet_file(tmp_path, config, {"source": 1})
+    assert len(load_fleet(path).members) == 6

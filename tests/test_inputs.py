@@ -158,6 +158,8 @@ class StorageProxy:
 
     def close(self) -> None:
         self.cut = True
+        with contextlib.suppress(OSError):  # close() alone leaves a blocked accept() taking
+            self.server.shutdown(socket.SHUT_RDWR)  # the next connection: the port refuses
         with contextlib.suppress(OSError):
             self.server.close()
         with self.lock:
@@ -196,6 +198,7 @@ def test_storage_outage_at_publish_is_an_upload_failure_and_doctor_names_the_cla
     prefix, start = through_proxy
     proxy = start(2, "cut")  # the 1st manifest PUT is the claim, the 2nd the manifest itself
     # A process of its own, gone afterwards, as under cron.
+    monkeypatch.setenv("DRKIT_STORAGE__RETRIES", "0")  # failing at once: retries only wait
     result = subprocess.run([DRKIT, "backup"], capture_output=True, text=True, timeout=600)
     assert proxy.cut
     assert result.returncode == 21, result.stderr

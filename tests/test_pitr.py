@@ -428,11 +428,12 @@ def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sa
     newest = json.loads(run_cli("binlog", "status", "--json").stdout)["newest_file"]
     name = settings.binlog.prefix + newest
     original = store.container.download_blob(name).readall()
+    middle = len(original) // 2  # a byte of the ciphertext (the sandbox encrypts the archive)
+    changed = original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1:]
     try:
         # Cut short: the cheap check (binlog verify) refuses it; changed: the reader does.
         for damaged, said in ((original[:-1], f"bytes where its record says {len(original)}"),
-                              (original.replace(b"BBBBBBBB", b"ZZZZZZZZ"),
-                               "missing or do not match their sha256")):
+                              (changed, "missing or do not match their sha256")):
             store.container.upload_blob(name, damaged, overwrite=True)
             result = run_cli("restore", "--until", "latest", "--as", "pit")
             assert result.exit_code == 48, result.stdout + result.stderr

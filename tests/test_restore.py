@@ -64,6 +64,9 @@ def test_round_trip_verify_restore_prove(sandbox, prefix, backup_name):
 
     again = run_cli("prove", "latest", "--as", database)
     assert again.exit_code == 0 and "proof passed" in again.stdout
+    nowhere = run_cli("prove", "latest", "--as", "nosuchdb")  # was 20, a dump that failed
+    assert nowhere.exit_code == 12, nowhere.stderr
+    assert "Database 'nosuchdb' does not exist on " in nowhere.stderr
 
 
 def test_selection_by_time_and_name(prefix, backup_name):

@@ -162,17 +162,6 @@ def test_wrong_secret_fails_and_keeps_the_record_locally(run_env, monkeypatch):
     assert run["failed_cell"]["ename"] == "SecretError"
 
 
-def test_breached_objective_fails_the_drill(run_env):
-    backup = run_cli("run", "nightly-backup")
-    assert backup.exit_code == 0
-    lines = backup.stdout.splitlines()  # the summary a person or cron mail reads
-    assert lines[0] == "nightly-backup: PASSED" and lines[1].startswith("backup ")
-    assert lines[-2].startswith("record: ") and lines[-1].startswith("published: http")
-    result = run_cli("run", "restore-drill", "-p", "rto_minutes=0.00001", "--json")
-    assert result.exit_code == 44
-    assert "RTO: the restore took" in json.loads(result.stdout)["message"]
-
-
 def _tiny_runbook(directory: Path, source: str, total_seconds: int = 600) -> str:
     notebook = directory / "tiny.ipynb"
     notebook.write_text(json.dumps({
@@ -318,12 +307,19 @@ def test_committed_notebooks_are_clean_and_pass_ruff():
 
 
 def test_audit_report_renders_verdicts_objectives_and_links_in_a_browser(run_env, tmp_path):
-    ids = []
-    for args, code in ((["nightly-backup"], 0), (["restore-drill"], 0),
+    """Three runs, the last a drill that breaches its RTO (44), in the report and a browser."""
+    backup = run_cli("run", "nightly-backup")
+    assert backup.exit_code == 0
+    lines = backup.stdout.splitlines()  # the summary a person or cron mail reads
+    assert lines[0] == "nightly-backup: PASSED" and lines[1].startswith("backup ")
+    assert lines[-2].startswith("record: ") and lines[-1].startswith("published: http")
+    ids = [lines[-1].rsplit("/", 2)[-2]]
+    for args, code in ((["restore-drill"], 0),
                        (["restore-drill", "-p", "rto_minutes=0.00001"], 44)):
         result = run_cli("run", *args, "--json")
         assert result.exit_code == code
         ids.append(json.loads(result.stdout)["run_id"])
+    assert "RTO: the restore took" in json.loads(result.stdout)["message"]
     output = tmp_path / "report.html"
     assert run_cli("audit", "report", "--output", str(output)).exit_code == 0
     report = json.loads(run_cli("audit", "report", "--format", "json").stdout)

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from drkit.aws.clients import boto_client
 from drkit.config import Settings
-from drkit.errors import DrkitError
+from drkit.errors import AwsRefusedError
 from drkit.units import duration
 
 
@@ -60,9 +60,14 @@ def install_alarms(settings: Settings, environment: str, backup_interval: timede
                 cloudwatch.put_metric_alarm(Namespace=settings.metrics.namespace,
                                             Dimensions=dimensions, TreatMissingData="breaching",
                                             **alarm, **actions)
-            except (BotoCoreError, ClientError) as exc:
-                raise DrkitError(f"CloudWatch refused alarm {alarm['AlarmName']}: {exc}.",
-                                 "Grant cloudwatch:PutMetricAlarm (drkit doctor "
-                                 "--print-policy).") from None
+            except ClientError as exc:
+                raise AwsRefusedError(f"CloudWatch refused alarm {alarm['AlarmName']}: {exc}.",
+                                      "Grant cloudwatch:PutMetricAlarm (drkit doctor "
+                                      "--print-policy).") from None
+            except BotoCoreError as exc:
+                raise AwsRefusedError(f"CloudWatch did not answer for alarm "
+                                      f"{alarm['AlarmName']}: {exc}.",
+                                      "Check aws.region and aws.endpoint_url in the config, and "
+                                      "the network to AWS.") from None
             names.append(alarm["AlarmName"])
     return names

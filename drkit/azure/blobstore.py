@@ -31,6 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
 
+from drkit.azure.credentials import storage_credential
 from drkit.azure.failures import storage_failure
 from drkit.config import Settings
 from drkit.errors import (
@@ -45,8 +46,6 @@ from drkit.secrets import resolver_for
 from drkit.stream.encryption import Keyring
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
-_PIECE = 8 * 1024 * 1024  # bytes per request of download_head: one GET each (SDK: up to 32 MiB)
-_RANGE_NOT_SATISFIABLE = 416
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,14 @@ class BackupStore:
     """
 
     def __init__(self, container: ContainerClient, prefix: str, account: str,
-                 keyring: Keyring | None = None) -> None:
+                 keyring: Keyring | None = None, *, may_delete: bool = True) -> None:
         self.container = container
         self.prefix = prefix
         self.account = account
         self.keyring = keyring or Keyring()  # opens encrypted backups when they are read
+        # False with a credential known not to delete (the backup side's SAS): what would
+        # delete is left for the Azure side instead of being tried and refused.
+        self.may_delete = may_delete
 
     @classmethod
     def from_settings(cls, settings: Settings, container: str | None = None,
@@ -80,25 +82,21 @@ class BackupStore:
         storage, resolver = settings.storage, resolver_for(settings)
         account = resolver.value(storage.account)
         endpoint = storage.endpoint or f"https://{account}.blob.core.windows.net"
-        if storage.auth == "key":
-            credential: Any = {"account_name": account,
-                               "account_key": resolver.resolve(storage.key).get_secret_value()}
-        else:  # the same Entra ID login (tenant, authority, client) as Flexible Server control
-            from drkit.azure.flexserver import credential as azure_login
-
-            credential = azure_login(settings.azure, resolver)
+        credential = storage_credential(settings, resolver, account)
         # Three retries 4, 6 and 10 s apart (the SDK's own: 15, 18 and 24 s): a transient
         # error still passes, an endpoint that is down is named within about 20 s.
-        service = BlobServiceClient(endpoint, credential=credential,
+        service = BlobServiceClient(endpoint, credential=credential.value,
                                     retry_total=storage.retries, initial_backoff=2,
                                     increment_base=2)
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account,
-                   Keyring(settings.encryption.identity, resolver))
+                   Keyring(settings.encryption.identity, resolver),
+                   may_delete=credential.may_delete)
 
     def under(self, prefix: str) -> BackupStore:
         """The same container, under another prefix (the binlog archive's, say)."""
-        return BackupStore(self.container, prefix, self.account)
+        return BackupStore(self.container, prefix, self.account, self.keyring,
+                           may_delete=self.may_delete)
 
     @contextlib.contextmanager
     def translated_errors(self) -> Iterator[None]:
@@ -164,24 +162,26 @@ class BackupStore:
                     "not one backup.", "Verify it again; a restore that was running holds a "
                     "partial copy: restore again with --replace.") from None
 
-    def download_head(self, name: str, length: int) -> Iterator[bytes]:
-        """The blob's first ``length`` bytes (fewer if it is shorter), a request of its own
-        per piece: for a blob that grows while it is read (an archived binlog the streamer
-        appends to). :meth:`download` fails once it grew (the SDK pins every range to the
-        first one's ETag); the caller checks these bytes (their sha256) instead."""
-        with self.translated_errors():
-            for start in range(0, length, _PIECE):
-                asked = min(_PIECE, length - start)
+    def download_appended(self, name: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` of a blob that only grows (an archived binlog) as they
+        arrive. An append while they are read moves the blob's ETag, to which the SDK pins
+        every range after the first: the read goes on after what came, as those bytes do not
+        change (the caller checks them against their sha256). A blob shorter than ``end``
+        gives what it holds."""
+        while start < end:
+            with self.translated_errors():
                 try:
-                    piece = self.container.download_blob(name, offset=start, length=asked,
-                                                          timeout=_TIMEOUT).readall()
+                    for chunk in self.container.download_blob(
+                            name, offset=start, length=end - start).chunks():
+                        start += len(chunk)
+                        yield chunk
+                    return
+                except ResourceModifiedError:
+                    continue  # appended meanwhile; each pass takes at least its first range
                 except HttpResponseError as exc:
-                    if exc.status_code == _RANGE_NOT_SATISFIABLE:  # it ends before ``start``
+                    if exc.status_code == 416:  # nothing at ``start``: the blob is shorter
                         return
                     raise
-                yield piece
-                if len(piece) < asked:
-                    return
 
     def read(self, name: str) -> bytes:
         """The whole blob (a small one: a record, a note, a run.json)."""

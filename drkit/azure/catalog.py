@@ -9,7 +9,7 @@ do not postpone the lifecycle rule's deletion.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
+from drkit.stream import sealeddigests
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another writer's clock may be
 _NAME = re.compile(r"(?:^|/)backup-(\d{8}-\d{6})\.sql\.(gz|zst)(?:\.age)?$")  # .age: encrypted
@@ -61,6 +62,14 @@ class BlobVersion:
     version_id: str
     size: int
     last_modified: datetime
+    locked_until: datetime | None = None  # its version-level immutability policy's expiry
+
+
+def locked_until(blob: object) -> datetime | None:
+    """When a listed blob version's immutability policy (time-based retention) expires;
+    None where it has none (or Azurite, which has no immutability, listed it)."""
+    policy = getattr(blob, "immutability_policy", None)
+    return getattr(policy, "expiry_time", None) if policy is not None else None
 
 
 def taken_at(name: str) -> datetime | None:
@@ -88,6 +97,9 @@ class Listing:
     names: list[str]
     versions: list[BlobVersion] | None  # None: not asked for
     versioned: bool  # a blob carried a version id: deleting one leaves an earlier version
+    # Current blobs whose version-level immutability policy has an expiry (asked for with
+    # versions): name -> expiry. Azure refuses to delete them before it.
+    locked_until: dict[str, datetime] = field(default_factory=dict)
 
 
 class Catalog:
@@ -101,7 +113,8 @@ class Catalog:
     def listing(self, *, versions: bool = False) -> Listing:
         """The prefix listed once (with earlier versions if ``versions``); never cached:
         a command keeps the listing it needs, and the next command lists afresh."""
-        include = ["metadata", "tags", *(["versions"] if versions else [])]
+        include = ["metadata", "tags",
+                   *(["versions", "immutabilitypolicy"] if versions else [])]
         with self.store.translated_errors():
             blobs = list(self.store.container.list_blobs(name_starts_with=self.store.prefix,
                                                          include=include))
@@ -112,10 +125,12 @@ class Catalog:
         current = [b for b, earlier in zip(blobs, is_earlier, strict=True) if not earlier]
         return Listing(
             entries=_entries(current), names=[b.name for b in current],
-            versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified)
+            versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified,
+                                  locked_until(b))
                       for b, earlier in zip(blobs, is_earlier, strict=True) if earlier]
             if versions else None,
-            versioned=any(b.version_id for b in blobs))
+            versioned=any(b.version_id for b in blobs),
+            locked_until={b.name: until for b in current if (until := locked_until(b))})
 
     def earlier_versions_of(self, name: str) -> list[BlobVersion]:
         """The earlier versions of a backup's blob and of its manifest (one listing of the
@@ -123,7 +138,8 @@ class Catalog:
         with self.store.translated_errors():
             blobs = list(self.store.container.list_blobs(name_starts_with=name,
                                                          include=["versions"]))
-        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified) for b in blobs
+        return [BlobVersion(b.name, b.version_id, b.size, b.last_modified, locked_until(b))
+                for b in blobs
                 if b.name in (name, name + SIDECAR_SUFFIX) and b.version_id
                 and not b.is_current_version]
 
@@ -232,7 +248,10 @@ def _entries(blobs: list) -> list[BackupEntry]:
     return sorted(entries, key=lambda e: (e.taken_at, e.name))
 
 
-def load_manifest(store: BackupStore, name: str) -> Manifest:
+def load_manifest(store: BackupStore, name: str, digests: bool = False) -> Manifest:
+    """Backup ``name``'s manifest; with ``digests``, its content digests opened with the
+    store's identity if they are sealed (what compares content needs them; list, prune and
+    doctor do not)."""
     found = store.read_if_present(name + SIDECAR_SUFFIX)
     if found is None:
         raise ManifestMissingError(
@@ -240,7 +259,8 @@ def load_manifest(store: BackupStore, name: str) -> Manifest:
             "It was not made by drkit or its manifest was deleted; take a new backup.")
     data = found[0]
     try:
-        return Manifest.model_validate_json(data)
+        manifest = Manifest.model_validate_json(data)
     except ValueError:
         raise ManifestMissingError(f"The manifest of backup {name} is not valid drkit JSON.",
                                    "Take a new backup.") from None
+    return sealeddigests.with_digests(manifest, store.keyring) if digests else manifest

@@ -13,7 +13,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from drkit.errors import ContainerMissingError, DrkitError, StorageAuthError, StorageError
+from drkit.errors import (
+    BlobLockedError,
+    ContainerMissingError,
+    DrkitError,
+    StorageAuthError,
+    StorageError,
+)
 
 
 def storage_failure(exc: AzureError, account: str, where: str, endpoint: str) -> DrkitError:
@@ -45,6 +51,10 @@ def storage_failure(exc: AzureError, account: str, where: str, endpoint: str) ->
             "Compare the account key with the one the config's storage.key refers to; if "
             "the key was rotated, update it there.",
         )
+    if code == "BlobImmutableDueToPolicy":  # version-level immutability (time-based retention)
+        return BlobLockedError(f"Azure Storage keeps a blob in the {where} locked by its "
+                               "immutability policy; it was not deleted.",
+                               "It can be deleted once its retention ends.")
     if code == "ContainerNotFound":
         return ContainerMissingError(
             f"The {where} does not exist.",

@@ -225,31 +225,47 @@ def _code(exc: HttpResponseError) -> str:
 
 
 
-def website_endpoint(settings: Settings) -> str | None:
-    """The storage account's static-website endpoint (``primaryEndpoints.web``) from Resource
-    Manager: it has a zone in its host name (``ACCOUNT.z13.web.core.windows.net``) that no
-    other setting gives. None when it cannot be read; the caller says what to set."""
+def arm_get(settings: Settings, resource: str, api_version: str) -> dict | None:
+    """GET one Resource Manager resource of the subscription (``resource`` from
+    ``resourceGroups/...`` on) as JSON; None where it does not exist (404). Other failures
+    raise AzureError or DrkitError (the login, a secret)."""
     from azure.core import PipelineClient
     from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
     from azure.core.rest import HttpRequest
 
     azure, resolver = settings.azure, resolver_for(settings)
-    group = settings.storage.resource_group or azure.resource_group
+    client = PipelineClient(
+        azure.arm_endpoint,
+        connection_verify=str(azure.ca_bundle) if azure.ca_bundle else True,
+        policies=[RetryPolicy(retry_total=1),
+                  BearerTokenCredentialPolicy(credential(azure, resolver), _SCOPE)])
+    response = client.send_request(HttpRequest(
+        "GET", f"{azure.arm_endpoint.rstrip('/')}/subscriptions/"
+               f"{resolver.value(azure.subscription_id)}/{resource}",
+        params={"api-version": api_version}), timeout=settings.secret_timeout_seconds)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()
+
+
+def storage_account_resource(settings: Settings) -> str | None:
+    """The storage account's Resource Manager path (``resourceGroups/G/providers/...``);
+    None without a resource group to find it in."""
+    group = settings.storage.resource_group or settings.azure.resource_group
     if not group:
         return None
+    account = resolver_for(settings).value(settings.storage.account)
+    return f"resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/{account}"
+
+
+def website_endpoint(settings: Settings) -> str | None:
+    """The storage account's static-website endpoint (``primaryEndpoints.web``) from Resource
+    Manager: it has a zone in its host name (``ACCOUNT.z13.web.core.windows.net``) that no
+    other setting gives. None when it cannot be read; the caller says what to set."""
     try:
-        account = resolver.value(settings.storage.account)
-        client = PipelineClient(
-            azure.arm_endpoint,
-            connection_verify=str(azure.ca_bundle) if azure.ca_bundle else True,
-            policies=[RetryPolicy(retry_total=1),
-                      BearerTokenCredentialPolicy(credential(azure, resolver), _SCOPE)])
-        response = client.send_request(HttpRequest(
-            "GET", f"{azure.arm_endpoint.rstrip('/')}/subscriptions/"
-                   f"{resolver.value(azure.subscription_id)}/resourceGroups/"
-                   f"{group}/providers/Microsoft.Storage/storageAccounts/{account}",
-            params={"api-version": "2023-05-01"}), timeout=settings.secret_timeout_seconds)
-        response.raise_for_status()
-        return response.json()["properties"]["primaryEndpoints"].get("web")
-    except (AzureError, DrkitError, KeyError, ValueError):
+        resource = storage_account_resource(settings)
+        account = arm_get(settings, resource, "2023-05-01") if resource else None
+        return account["properties"]["primaryEndpoints"].get("web") if account else None
+    except (AzureError, DrkitError, KeyError, ValueError, TypeError):
         return None

@@ -1,5 +1,7 @@
 """One writer at a time, enforced by Azure: a blob lease on a lock blob.
 
+The binlog archive's writer holds one; with ``backup.locks: blob`` (the fleet's default) so
+do a backup of a database and a ``--replace`` restore (:func:`drkit.ops.lock.run_lock`).
 A lock file on one host guards nothing from a run on another. The lease is Azure's: held
 for ``seconds`` and renewed well before it runs out by a thread, and confirmed (renewed)
 again just before each write, so a writer whose lease was broken, or ran out while it
@@ -58,9 +60,9 @@ class WriterLease:
         lease = BlobLeaseClient(self.blob)
         if not self._took(lease) and not (self._broke_dead_holder() and self._took(lease)):
             raise LockHeldError(
-                f"Another {self.what} holds the archive's lease {self.blob.blob_name} "
+                f"Another {self.what} holds the lease on {self.blob.blob_name} "
                 f"({self._holder()}); this run was not started.",
-                "Run one writer per archive: stop the other one, or wait for it to "
+                f"Run one {self.what} at a time: stop the other one, or wait for it to "
                 f"finish (a dead one's lease runs out within {self.seconds} s).") from None
         self._renewed = time.monotonic()
         self._lease = lease
@@ -73,9 +75,9 @@ class WriterLease:
                 raise
             self._lease = None  # broken by a rival starting at the same moment
             raise LockHeldError(
-                f"Another {self.what} took the archive's lease {self.blob.blob_name} as "
+                f"Another {self.what} took the lease on {self.blob.blob_name} as "
                 "this one started; this run was not started.",
-                "Run one writer per archive.") from None
+                f"Run one {self.what} at a time.") from None
 
     def _took(self, lease: BlobLeaseClient) -> bool:
         try:
@@ -150,9 +152,9 @@ class WriterLease:
             if self._lost is not None:
                 raise LockHeldError(
                     f"This {self.what} lost its lease on {self.blob.blob_name} ({self._lost}):"
-                    " another writer may hold the archive now; it stopped before writing "
-                    "again.", "Run one writer per archive (binlog.prefix); start this one "
-                    "again once the other has stopped.")
+                    " another may hold it now; it stopped before writing again.",
+                    f"Run one {self.what} at a time; start this one again once the other "
+                    "has stopped.")
 
     def release(self) -> None:
         self._stop.set()

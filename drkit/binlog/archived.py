@@ -1,8 +1,9 @@
 """An archived binlog file read back as events: what a point-in-time restore applies and
 ``drkit binlog verify --deep`` checks.
 
-Each committed range is checked against its record's sha256 before any event in it is used;
-events are cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come.
+Each committed range is checked against its record's sha256 before any event in it is used
+(an encrypted range, its own age file, is then opened with ``encryption.identity``); events are
+cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come.
 """
 
 from __future__ import annotations
@@ -12,52 +13,117 @@ from collections.abc import Iterator
 from typing import Any
 
 from drkit.binlog.framing import EventFramer, FramedEvent
-from drkit.binlog.records import Archive, ArchivedFile
+from drkit.binlog.records import Archive, ArchivedFile, stored_span
 from drkit.errors import BinlogArchiveError
+from drkit.stream.compression import CorruptStreamError
+from drkit.stream.encryption import Keyring, opened
 from drkit.stream.readahead import read_ahead
 
 
-def archived_events(archive: Archive, archived: ArchivedFile) -> Iterator[FramedEvent]:
+def archived_events(archive: Archive, archived: ArchivedFile,
+                    start_at: int = 0) -> Iterator[FramedEvent]:
     """(position, type, timestamp, bytes) of each event of an archived file. Each committed
     range is checked against its sha256 before any event in it is used, and a blob shorter
     than its record is refused; bytes past the record (never committed by drkit) are not read
-    as events."""
+    as events. From ``start_at`` on (a position at which no transaction is open) only the
+    first range, for the file's format, and the ranges from there are read: a follower
+    polling a long file reads what it has not applied, not the whole file again."""
     archived = archive.full(archived)  # its ranges: the listing gives summaries only
     framer = EventFramer(f"Archived {archived.file}")
-    # Fetched ahead: the download's waits overlap the decoding of what came. Only the
-    # committed bytes, read so that the streamer may append to the blob meanwhile.
-    chunks = read_ahead(archive.store.download_head(archive.store.prefix + archived.file,
-                                                    archived.size))
-    try:
-        for committed in _committed_ranges(chunks, archived):
-            yield from framer.feed(committed)
-    finally:
-        chunks.close()  # its reader stops here, also on an error
+    for span in _spans(archived.ranges, start_at, framer):
+        framer.skip_to(span[0]["start"])
+        binlog = archived_binlog(archive, archived, span)
+        try:
+            for piece in binlog:
+                yield from framer.feed(piece)
+        finally:
+            binlog.close()
     if framer.pending:
         raise _damaged(archived, archived.ranges[-1])
 
 
-def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile) -> Iterator[bytearray]:
-    """The bytes of the committed ranges each chunk completes, once each matched its sha256
-    (framed a chunk at a time, as they come); a range cut short, or not matching, is refused."""
-    ranges = iter(archived.ranges)
-    current, pending, offset = next(ranges, None), bytearray(), 0
+def _spans(ranges: list[dict[str, Any]], start_at: int,
+           framer: EventFramer) -> Iterator[list[dict[str, Any]]]:
+    """The runs of consecutive ranges to read: all of them, or the first and those from the
+    one holding ``start_at`` on. Ranges end where a flush ended, between two events; one that
+    does not (the framer holds part of an event) is read on without a skip."""
+    skip_to = next((i for i, r in enumerate(ranges) if r["end"] > start_at), len(ranges))
+    if skip_to <= 1:
+        if ranges:
+            yield ranges
+        return
+    yield ranges[:1]
+    rest = ranges[1:] if framer.pending else ranges[skip_to:]
+    if rest:
+        yield rest
+
+
+def archived_binlog(archive: Archive, archived: ArchivedFile,
+                    span: list[dict[str, Any]] | None = None) -> Iterator[bytes]:
+    """The binlog bytes of an archived file as the source wrote them, magic included, a
+    piece at a time (of ``span``, consecutive ranges of its record, or all of them): each
+    range checked against its sha256 (and opened, if encrypted). The blob may grow while it
+    is read (the streamer appends): only the committed ranges' bytes are fetched."""
+    archived = archive.full(archived)  # its ranges: the listing gives summaries only
+    span = archived.ranges if span is None else span
+    if not span:
+        return
+    # Fetched ahead: the download's waits overlap the checking of what came.
+    chunks = read_ahead(archive.store.download_appended(
+        archive.store.prefix + archived.file, stored_span(span[0])[0],
+        stored_span(span[-1])[1]))
+    try:
+        yield from _committed_ranges(chunks, archived, archive.store.keyring, span)
+    finally:
+        chunks.close()  # its reader stops here, also on an error
+
+
+def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile,
+                      keyring: Keyring | None = None,
+                      span: list[dict[str, Any]] | None = None) -> Iterator[bytes]:
+    """The binlog bytes of the committed ranges (``span``'s, or all the record's) each chunk
+    completes, once each matched its sha256 (a chunk at a time, as they come), an encrypted
+    one opened with ``keyring``'s identity; a range cut short, or not matching, is refused.
+    The chunks begin where the first range is stored."""
+    span = archived.ranges if span is None else span
+    ranges = iter(span)
+    current = next(ranges, None)
+    pending, offset = bytearray(), stored_span(current)[0] if current else 0
     for chunk in chunks:
         checked = bytearray()
         while chunk and current is not None:
-            take = chunk[:current["end"] - offset]
+            take = chunk[:stored_span(current)[1] - offset]
             pending += take
             offset += len(take)
             chunk = chunk[len(take):]
-            if offset == current["end"]:
+            if offset == stored_span(current)[1]:
                 if hashlib.sha256(pending).hexdigest() != current["sha256"]:
                     raise _damaged(archived, current)
-                checked += pending
+                if "to" not in current:
+                    checked += pending
+                else:  # its own age file: what came before it goes first
+                    if checked:
+                        yield checked
+                        checked = bytearray()
+                    yield _opened(archived, current, pending, keyring or Keyring())
                 pending, current = bytearray(), next(ranges, None)
         if checked:
             yield checked
     if current is not None:
         raise _damaged(archived, current)
+
+
+def _opened(archived: ArchivedFile, committed: dict[str, Any], stored: bytearray,
+            keyring: Keyring) -> bytes:
+    """The binlog bytes of an encrypted range (checked against its sha256 already)."""
+    try:
+        plain = opened(f"archived binlog {archived.file} (bytes {committed['start']}-"
+                       f"{committed['end']})", bytes(stored), keyring)
+    except CorruptStreamError:
+        raise _damaged(archived, committed) from None
+    if len(plain) != committed["end"] - committed["start"]:
+        raise _damaged(archived, committed)
+    return plain
 
 
 def _damaged(archived: ArchivedFile, where: dict[str, Any]) -> BinlogArchiveError:

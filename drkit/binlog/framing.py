@@ -70,6 +70,17 @@ class EventFramer:
             del buffer[:start]
             self._position = position
 
+    def skip_to(self, position: int) -> None:
+        """The next bytes fed are the file's from ``position`` (an event's start) on: the
+        bytes before it are not read. The magic is taken as read past it."""
+        if not self._magic_read and position == 0 or \
+                self._magic_read and position == self._position + len(self._buffer):
+            return  # nothing is skipped: the bytes go on where those fed ended
+        if self._buffer:
+            raise BinlogArchiveError(f"{self.name} cannot be read from {position}: the event "
+                                     f"at {self._position} is not whole.")
+        self._position, self._magic_read = position, True
+
     def _read_magic(self) -> bool:
         """Whether the file's magic was read (and taken off): False while it is not whole."""
         if len(self._buffer) < len(MAGIC):

@@ -15,8 +15,9 @@ them back; a follower killed outright leaves them there for the next run to crea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pymysql.converters import escape_string
 from pymysql.cursors import Cursor
@@ -39,7 +40,8 @@ _CREATE = f"""CREATE TABLE {TABLE} (
   updated_at DATETIME(6) NOT NULL,
   caught_up_at DATETIME(6) NULL,
   last_catch_up TEXT NULL,
-  diverged TEXT NULL)"""
+  diverged TEXT NULL,
+  promoted TEXT NULL)"""
 _CREATE_TRIGGERS = f"""CREATE TABLE {TRIGGERS} (
   seq INT UNSIGNED PRIMARY KEY,
   database_name VARCHAR(64) NOT NULL,
@@ -61,6 +63,19 @@ class Position:
     caught_up_at: datetime | None = None  # the end of the last catch-up
     last_catch_up: dict | None = None  # what it applied and how long it took
     diverged: str | None = None  # why it no longer equals the source: never followed again
+    promoted: str | None = None  # by which failover: the primary now, never followed again
+
+
+def to_record(at: Position) -> dict[str, Any]:
+    """The position as JSON can hold it (times in ISO 8601)."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(at).items()}
+
+
+def from_record(record: dict[str, Any]) -> Position:
+    times = ("last_event_at", "heartbeat", "updated_at", "caught_up_at")
+    return Position(**{name: datetime.fromisoformat(value) if name in times and value
+                       else value for name, value in record.items()})
 
 
 def create(cursor: Cursor, position: Position) -> None:
@@ -86,15 +101,16 @@ def read(cursor: Cursor) -> Position | None:
     if not exists(cursor):
         return None
     cursor.execute(f"SELECT databases_json, base_backup, file, file_offset, last_event_at, "
-                   f"heartbeat, updated_at, caught_up_at, last_catch_up, diverged FROM {TABLE} "
-                   "WHERE id = 1")
+                   "heartbeat, updated_at, caught_up_at, last_catch_up, diverged, promoted "
+                   f"FROM {TABLE} WHERE id = 1")
     row = cursor.fetchone()
     if row is None:
         return None
-    databases, base, file, offset, event_at, beat, updated, caught_up, last, diverged = row
+    databases, base, file, offset, event_at, beat, updated, caught_up, last, diverged, \
+        promoted = row
     return Position(json.loads(databases), base, file, int(offset), _utc(event_at),
                     _utc(beat), _utc(updated), _utc(caught_up),
-                    json.loads(last) if last else None, diverged)
+                    json.loads(last) if last else None, diverged, promoted)
 
 
 def advance(file: str, offset: int, event_at: int, heartbeat: str | None) -> bytes:
@@ -125,6 +141,18 @@ def record_divergence(cursor: Cursor, why: str) -> None:
     """The standby no longer equals the source: said once, kept for every later run."""
     cursor.execute(f"UPDATE {TABLE} SET diverged = %s WHERE id = 1", (why,))
     cursor.connection.commit()
+
+
+def record_promotion(cursor: Cursor, by: str) -> None:
+    """The standby is the primary now (``by``: which failover): no follower applies the
+    archive to it again."""
+    cursor.execute(f"UPDATE {TABLE} SET promoted = %s WHERE id = 1", (by,))
+    cursor.connection.commit()
+
+
+def drop(cursor: Cursor) -> None:
+    """The standby is no more (its databases were replaced): its position goes with it."""
+    cursor.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
 
 
 def keep_triggers(cursor: Cursor, databases: list[str]) -> None:

@@ -37,15 +37,35 @@ class ArchivedFile:
     last_gtid: str | None = None
     complete: bool = False  # ended with the server's rotate event
     next_file: str | None = None
-    ranges: list[dict[str, Any]] = field(default_factory=list)  # start, end, sha256
+    # Each committed range: start, end (binlog positions) and the sha256 of its bytes as
+    # stored; an encrypted range (its own age file) also its place in the blob
+    # (stored_start, stored_end) and the fingerprints of its recipients (to).
+    ranges: list[dict[str, Any]] = field(default_factory=list)
+    # The blob's committed bytes: more than size once a range is encrypted; None in records
+    # of plain archives, whose blob is the binlog as it is.
+    stored_size: int | None = None
+    # Each set of recipients (their fingerprints) a range of this file was encrypted to,
+    # in the order first used: in the summary, so doctor reads it from one listing.
+    recipients: list[list[str]] = field(default_factory=list)
     blocks: int = 0
     # The id of the last block drkit committed: a rewrite in blocks of the same bytes (sizes
     # adding up to ``size``) has ids of its own. Not the ETag: metadata changes that.
     last_block: str | None = None
     partial: bool = field(default=False, repr=False, compare=False)  # from a listing: no ranges
 
+    @property
+    def blob_size(self) -> int:
+        """The blob's bytes that the committed ranges take."""
+        return self.size if self.stored_size is None else self.stored_size
+
 
 _KNOWN = {f.name for f in fields(ArchivedFile)} - {"partial"}
+
+
+def stored_span(committed: dict[str, Any]) -> tuple[int, int]:
+    """Where a committed range's bytes are in the blob (a plain range: its binlog positions)."""
+    return committed.get("stored_start", committed["start"]), \
+        committed.get("stored_end", committed["end"])
 
 
 def lost_writer(what: str) -> LockHeldError:

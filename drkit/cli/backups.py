@@ -358,6 +358,12 @@ def _print_proof(env: Environment, proof, as_json: bool) -> None:
                   f"{proof.objects_checked} objects match the manifest")
 
 
+def _print_locked(env: Environment, locked: dict[str, str]) -> None:
+    for name, until in locked.items():
+        env.print(f"locked: {name} (the container's immutability policy keeps it until "
+                  f"{until}; a later prune deletes it)")
+
+
 @click.command("prune")
 @click.option("--older-than", "older_than", default="30d", show_default=True,
               help="Age past which backups go (the seed's lifecycle rule: 30 days).")
@@ -395,6 +401,7 @@ def prune_command(context: Context, older_than: str, yes: bool, as_json: bool) -
         context.env.print(f"{verb}: {count} earlier versions of the deleted blobs (blob "
                           f"versioning; {human_size(plan.versions_bytes)})"
                           + ("" if yes else "; deleting makes one more of each"))
+    _print_locked(context.env, plan.locked)
     if not plan.delete:
         context.env.print(f"nothing older than {older_than} to delete")
     context.env.print("lifecycle rule: not checked here (reading it needs Azure Resource "

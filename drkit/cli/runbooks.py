@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -125,8 +126,8 @@ def audit_publish(context: Context, notebook: Path, runbook_name: str,
     outcome = record_notebook(settings, load_runbook(runbook_name, runbook_dirs(settings)),
                               notebook, environment, by)
     context.env.print(f"{outcome.run_id}: {outcome.status} - {outcome.message}")
-    if not outcome.published:
-        raise click.exceptions.Exit(outcome.exit_code or ExitStatus.AUDIT_REFUSED)
+    if not outcome.published:  # what kept it back, not how the notebook's run ended
+        raise click.exceptions.Exit(outcome.publish_failure or ExitStatus.AUDIT_REFUSED)
 
 
 @audit.command("list")
@@ -208,10 +209,15 @@ def audit_report(context: Context, container: str, output: Path, report_format: 
 @click.command("schedule")
 @click.argument("action", type=click.Choice(["show", "install", "remove", "unit"]))
 @click.option("--env", "environment", help="Environment (default: the config's).")
+@click.option("--for", "follows", type=click.Choice(["binlog", "standby"]), default="binlog",
+              show_default=True, help="unit: the binary log into the archive (binlog stream), "
+                                      "or the archive into the standby (standby follow).")
 @pass_context
-def schedule_command(context: Context, action: str, environment: str | None) -> None:
+def schedule_command(context: Context, action: str, environment: str | None,
+                     follows: Literal["binlog", "standby"]) -> None:
     """Show, install or remove the crontab entries of an environment's runbooks (and of the
-    binlog archive); unit: print the systemd unit that follows the binary log."""
+    binlog archive); unit: print the systemd unit that follows the binary log (--for
+    standby: the one that keeps the standby current)."""
     from drkit.errors import ConfigError
     from drkit.runbooks.runbook import all_runbooks, runbook_dirs
     from drkit.runbooks.schedule import (
@@ -223,6 +229,9 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
         systemd_unit,
     )
 
+    if follows != "binlog" and action != "unit":
+        raise click.UsageError("--for chooses the systemd unit drkit schedule unit prints; "
+                               "the crontab holds no standby entry.")
     if not context.config_path:
         raise ConfigError("drkit schedule needs a config.",
                           "Pass --config FILE or set DRKIT_CONFIG.")
@@ -231,7 +240,8 @@ def schedule_command(context: Context, action: str, environment: str | None) -> 
     environment = check_environment(settings.environment if environment is None
                                     else environment)
     if action == "unit":
-        context.env.print(systemd_unit(settings, Path(context.config_path), environment))
+        context.env.print(systemd_unit(settings, Path(context.config_path), environment,
+                                       follows))
         return
     if action == "remove":  # an environment no runbook has any more may still have a block
         remove(Crontab(), environment, Path(context.config_path))

@@ -35,15 +35,20 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
 @_dir_option
 @click.option("--size", default="4MiB", show_default=True, callback=_size,
               help="Size of the demo database's dump, e.g. 1GiB for benchmarks.")
+@click.option("--sources", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="Source servers: 2 adds a second one and a fleet of 2 sources x 3 "
+                   "databases (DIR/fleet.yaml).")
 @pass_context
-def sandbox_up(context: Context, directory: Path, size: int) -> None:
-    """Start (or keep) every sandbox service and write DIR/drkit.yaml."""
+def sandbox_up(context: Context, directory: Path, size: int, sources: int) -> None:
+    """Start (or keep) every sandbox service and write DIR/drkit.yaml and DIR/fleet.yaml."""
     from drkit.sandbox.estate import Sandbox
 
-    box = Sandbox(directory, demo_size=size)
+    box = Sandbox(directory, demo_size=size, sources=sources)
     statuses = box.up()
     _print_status(context.env, statuses, as_json=False)
     context.env.print(f"config: {box.config_path}  (export DRKIT_CONFIG={box.config_path})")
+    context.env.print(f"fleet: {box.directory / 'fleet.yaml'}  "
+                      f"(export DRKIT_FLEET={box.directory / 'fleet.yaml'})")
 
 
 @sandbox.command("status")

@@ -79,6 +79,17 @@ def status_command(context: Context, as_json: bool) -> None:
         f"{report['last_event_at'] or '- (not caught up yet)'}; behind the archive "
         f"{'-' if lag is None else f'{lag:.0f} s'} ({report['lag_bytes']} bytes); last "
         f"catch-up {report['caught_up_at'] or 'never'}")
+    if report["position_from"] != "target":
+        context.env.print("the server does not answer (the pilot light stops it between "
+                          "catch-ups): the position is where its last catch-up left it")
+    if light := report["pilot_light"]:
+        context.env.print(
+            f"pilot light: the last catch-up used {light['last_compute_seconds'] / 60:.1f} "
+            f"min of compute; {light['compute_seconds'] / 60:.1f} min over "
+            f"{light['catch_ups']} catch-ups since {light['since']}")
+    if report["promoted"]:
+        context.env.print(f"promoted by {report['promoted']}: it is the primary now, never "
+                          "followed again")
 
 
 @standby.command("check")

@@ -5,7 +5,8 @@
   drkit run of that member (``backup`` and ``drill`` its runbook, with the audit record;
   ``verify`` its newest backup read back), its record's URL and figures as metadata;
 - asset checks: ``verified`` (the backup run's own verification) and ``proof`` (the drill's),
-  and ``rpo``: every member's newest verified backup against its RPO, read from storage;
+  ``rpo``: every member's newest verified backup against its RPO, read from storage, and
+  ``archive_lag`` (:mod:`drkit.fleet.sensors`, with the run-failure sensor);
 - retries: only a transient failure (:data:`drkit.fleet.execution.TRANSIENT`) asks for one,
   with a doubling backoff; any other failure fails the partition at once;
 - schedules: one per runbook kind and cron, each asking for the members on that cron; runs
@@ -22,10 +23,15 @@ from drkit.console import log_event
 from drkit.errors import DrkitError
 from drkit.fleet.description import RUNBOOKS, Fleet, Member
 from drkit.fleet.execution import KINDS, StepOutcome, run_step
+from drkit.fleet.sensors import failure_sensor, lag_check, lag_sensor
 from drkit.fleet.state import member_state
 from drkit.runbooks.runbook import Runbook, load_runbook
 
 SOURCE_TAG = "drkit/source"
+# Every fleet step takes a slot of this Dagster pool: its limit (dagster.yaml, concurrency:
+# pools) is the fleet's global limit under a daemon. The per-source limit is the run
+# coordinator's, by SOURCE_TAG (a pool is an asset's, and one asset spans every source).
+POOL = "drkit"
 RPO_CHECK_CRON = "*/15 * * * *"  # how often every member's recovery point is looked at
 _CHECKS = {"backup": ("verified", "the backup run read its backup back and it matched"),
            "drill": ("proof", "the drill restored the backup and proved it table by table")}
@@ -34,17 +40,22 @@ _CHECKS = {"backup": ("verified", "the backup run read its backup back and it ma
 def build_definitions(fleet: Fleet) -> dg.Definitions:
     partitions = dg.StaticPartitionsDefinition(sorted(fleet.members))
     assets = [_asset(fleet, kind, partitions) for kind in KINDS]
-    rpo = _rpo_check(fleet)
-    # A partition's run carries its asset's own checks; the fleet-wide rpo check reads
-    # every member's storage, so it runs on its own schedule, not in each partition's run.
+    rpo, lag = _rpo_check(fleet), lag_check(fleet)
+    # A partition's run carries its asset's own checks; the fleet-wide checks read every
+    # member's storage, so they run on their own (a schedule, a sensor), not in each
+    # partition's run.
+    fleet_wide = dg.AssetSelection.checks(rpo, lag)
     jobs = [dg.define_asset_job(f"{kind}_job", selection=dg.AssetSelection.assets(kind)
-                                - dg.AssetSelection.checks(rpo)) for kind in KINDS]
+                                - fleet_wide) for kind in KINDS]
     rpo_job = dg.define_asset_job("rpo_job", selection=dg.AssetSelection.checks(rpo))
+    lag_job = dg.define_asset_job("archive_lag_job", selection=dg.AssetSelection.checks(lag))
     rpo_schedule = dg.ScheduleDefinition(name="rpo_schedule", cron_schedule=RPO_CHECK_CRON,
                                          job=rpo_job, execution_timezone="UTC")
-    return dg.Definitions(assets=assets, asset_checks=[rpo], jobs=[*jobs, rpo_job],
+    return dg.Definitions(assets=assets, asset_checks=[rpo, lag],
+                          jobs=[*jobs, rpo_job, lag_job],
                           schedules=[*_schedules(fleet, {j.name: j for j in jobs}),
-                                     rpo_schedule])
+                                     rpo_schedule],
+                          sensors=[failure_sensor(fleet), lag_sensor(fleet)])
 
 
 def _asset(fleet: Fleet, kind: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -52,7 +63,7 @@ def _asset(fleet: Fleet, kind: str, partitions: dg.PartitionsDefinition) -> dg.A
     specs = [dg.AssetCheckSpec(check[0], asset=kind, description=check[1])] if check else []
 
     @dg.asset(name=kind, partitions_def=partitions, check_specs=specs, group_name="drkit",
-              deps=[] if kind == "backup" else ["backup"],
+              deps=[] if kind == "backup" else ["backup"], pool=POOL,
               description=f"One member's {kind} ({RUNBOOKS.get(kind, 'drkit verify')}).")
     def materialise(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         outcome = run_step(fleet, context.partition_key, kind)

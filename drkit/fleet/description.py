@@ -5,6 +5,8 @@
     fleet:
       per_source_concurrency: 1   # dumps or restores against one source server at once
       global_concurrency: 4       # runs of the whole fleet at once
+      locks: blob                 # every member run's backup.locks (blob: across hosts)
+      failure_webhook: env:DRKIT_FLEET_WEBHOOK   # a failed run's verdict is POSTed here
       state_dir: .drkit-fleet     # the per-source locks (relative: beside fleet.yaml)
       retry: {max_retries: 3, backoff_seconds: 30}
     members:
@@ -24,7 +26,7 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +58,9 @@ class _Strict(BaseModel):
 class Objectives(_Strict):
     rpo_minutes: float | None = Field(None, gt=0, description="newest verified backup's age")
     drill_days: float | None = Field(None, gt=0, description="time since the last good drill")
+    archive_lag_minutes: float | None = Field(
+        None, gt=0, description="binlog archive lag; default: the member's "
+                                "binlog.lag_alarm_seconds, when binlog.enabled")
 
 
 class Retry(_Strict):
@@ -66,6 +71,11 @@ class Retry(_Strict):
 class Limits(_Strict):
     per_source_concurrency: int = Field(1, ge=1)
     global_concurrency: int = Field(4, ge=1)
+    locks: Literal["local", "blob"] = Field(
+        "blob", description="every member run's backup.locks: blob holds across hosts")
+    failure_webhook: str | None = Field(
+        None, description="a failed run's verdict is POSTed here (JSON); env:NAME reads the "
+                          "URL from the environment (it is a credential)")
     state_dir: Path = Path(".drkit-fleet")
     retry: Retry = Retry()
 

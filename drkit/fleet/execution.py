@@ -65,7 +65,8 @@ def _runbook(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
     member = fleet.member(member_name)
     settings = member.settings
     runbook = load_runbook(RUNBOOKS[kind], runbook_dirs(settings))
-    outcome = run_runbook(settings, member.config, RunRequest(runbook))
+    outcome = run_runbook(settings, member.config, RunRequest(
+        runbook, settings_env={"DRKIT_BACKUP__LOCKS": fleet.fleet.locks}))
     run_file = outcome.record / "run.json"
     results = json.loads(run_file.read_text()).get("results") or {} if run_file.exists() \
         else {}

@@ -36,6 +36,8 @@ class MemberState:
     rpo_minutes: float | None = None
     drill_days: float | None = None
     rpo_problem: str | None = None  # why the RPO objective is missed
+    lag_objective_seconds: float | None = None  # a member with a binlog archive
+    lag_problem: str | None = None  # why the archive lag objective is missed
     status: str = UNKNOWN  # ok, breached (an objective missed) or unknown (not read)
     problems: list[str] = field(default_factory=list)
 
@@ -64,6 +66,9 @@ def member_state(name: str, member: Member, read_storage: bool, now: datetime) -
         _read_backups(state, settings, now)
         _read_last_drill(state, settings.backup.state_dir.expanduser() / "audit", now)
         if settings.binlog.enabled:
+            lag_minutes = member.objectives.archive_lag_minutes
+            state.lag_objective_seconds = settings.binlog.lag_alarm_seconds \
+                if lag_minutes is None else lag_minutes * 60
             _read_archive_lag(state, settings, now)
     except DrkitError as error:  # one member's broken storage never hides the others
         state.problems.append(str(error))
@@ -122,6 +127,14 @@ def judge(state: MemberState) -> None:
             state.rpo_problem = (f"newest verified backup is {age / 60:.0f} min old "
                                  f"(RPO {state.rpo_minutes:g} min)")
         state.problems += [state.rpo_problem] if state.rpo_problem else []
+    if state.lag_objective_seconds is not None:
+        lag = state.archive_lag_seconds
+        if lag is None:
+            state.lag_problem = "its binlog archive is empty"
+        elif lag > state.lag_objective_seconds:
+            state.lag_problem = (f"binlog archive is {lag:.0f} s behind (objective "
+                                 f"{state.lag_objective_seconds:g} s)")
+        state.problems += [state.lag_problem] if state.lag_problem else []
     if state.drill_days is not None:
         age = state.last_drill_age_seconds
         if age is None or state.last_drill_status != "succeeded":

@@ -29,7 +29,9 @@ from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health import binlog_checks
+from drkit.health.key_checks import key_checks
 from drkit.health.leftovers import leftover_checks
+from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.health.standby_checks import standby_checks
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
@@ -89,7 +91,9 @@ class Doctor:
 
 def check_secrets(doctor: Doctor) -> list[Check]:
     settings = doctor.settings
-    settings_references = [settings.source.password, settings.storage.key,
+    storage_credential = {"key": [settings.storage.key], "sas": [settings.storage.sas],
+                          "aad": []}[settings.storage.auth]
+    settings_references = [settings.source.password, *storage_credential,
                            settings.storage.account, settings.azure.tenant_id,
                            settings.azure.subscription_id]
     if settings.target:
@@ -110,7 +114,10 @@ def check_secrets(doctor: Doctor) -> list[Check]:
 def check_failover_credentials(doctor: Doctor) -> list[Check]:
     """Each credential the failover needs answers from a store outside AWS."""
     settings = doctor.settings
-    needed = {"storage.account": settings.storage.account, "storage.key": settings.storage.key}
+    storage = settings.storage
+    needed = {"storage.account": storage.account,
+              **{"key": {"storage.key": storage.key}, "sas": {"storage.sas": storage.sas},
+                 "aad": {}}[storage.auth]}
     if settings.target:
         needed["target.password"] = settings.target.password
     if settings.azure.flexible_server:
@@ -118,8 +125,6 @@ def check_failover_credentials(doctor: Doctor) -> list[Check]:
         needed["azure.subscription_id"] = settings.azure.subscription_id
         if settings.azure.client_secret:
             needed["azure.client_secret"] = settings.azure.client_secret
-    if settings.storage.auth == "aad":
-        del needed["storage.key"]
     checks = []
     for name, value in needed.items():
         if not is_reference(value):
@@ -248,9 +253,10 @@ def check_storage(doctor: Doctor) -> list[Check]:
     for claim in orphan_claims(store):  # a backup stopped with the storage could not remove it
         checks.append(Check("backup name claim", WARNING, (
             f"{claim['blob']} was left by a backup that stopped before its commit (pid "
-            f"{claim['pid']} on {claim['host']}, {claim['claimed_at']}); it holds no data"),
-            f"Delete that blob (az storage blob delete --container-name "
-            f"{store.container_name} --name {claim['blob']})."))
+            f"{claim['pid']} on {claim['host']}, {claim['claimed_at']}"
+            + (", marked failed" if claim.get("failed_at") else "") + "); it holds no data"),
+            "The Azure side's drkit prune --yes deletes it (or: az storage blob delete "
+            f"--container-name {store.container_name} --name {claim['blob']})."))
     return checks
 
 
@@ -272,8 +278,13 @@ def check_audit_container(doctor: Doctor) -> list[Check]:
         store = doctor.store(container)
         probe = f".drkit-doctor/{uuid.uuid4().hex}"
         try:
-            store.write(probe, b"probe")
-            store.delete(probe)
+            if store.may_delete:
+                store.write(probe, b"probe")
+                store.delete(probe)
+            else:  # the backup side: one probe per host, rewritten, as it cannot delete
+                probe = f".drkit-doctor/{socket.gethostname()}"
+                found = store.read_if_present(probe)
+                store.write(probe, b"probe", replacing=found[1] if found else None)
         except DrkitError as error:
             checks.append(Check("audit container", CRITICAL, error.message,
                                 error.fix or f"Create the private container {container}."))
@@ -395,15 +406,29 @@ def check_binlog_archive(doctor: Doctor) -> list[Check]:
     return binlog_checks.archive_checks(doctor.settings)
 
 
+def check_storage_side(doctor: Doctor) -> list[Check]:
+    return storage_side_checks(doctor.settings)
+
+
+def check_immutability(doctor: Doctor) -> list[Check]:
+    return immutability_checks(doctor.settings)
+
+
 def check_standby(doctor: Doctor) -> list[Check]:
     return standby_checks(doctor.settings)
 
 
+def check_encryption_keys(doctor: Doctor) -> list[Check]:
+    return key_checks(doctor.settings)
+
+
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
-    "all": [check_secrets, check_source, check_storage, check_audit_container, check_target,
+    "all": [check_secrets, check_source, check_storage, check_storage_side,
+            check_immutability, check_audit_container, check_target,
             check_cron, check_disk, check_backup_age, check_flexible_server,
             check_binlog_source, check_binlog_archive, check_standby],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
-                 check_target, check_time_zones, check_flexible_server],
+                 check_target, check_time_zones, check_flexible_server,
+                 check_encryption_keys],
 }

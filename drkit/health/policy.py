@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from drkit.azure.credentials import BACKUP_SIDE_PERMISSIONS
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs
@@ -56,6 +57,19 @@ def policy(settings: Settings) -> dict:
         "AssignableScopes": [f"/subscriptions/<subscription>/resourceGroups/"
                              f"{settings.azure.resource_group or '<resource-group>'}"],
     }
+    # The backup side's own role: everything it writes, nothing it could delete with.
+    backup_containers = [c for c in containers if c != "$web"]
+    azure_roles += [{"role": BACKUP_WRITER, "scope": f"storage account {account} / container "
+                     f"{c}", "side": "backup"} for c in backup_containers]
+    backup_writer = {
+        "Name": BACKUP_WRITER,
+        "Description": "The backup host's: create, write and tag backup blobs and the binlog "
+                       "archive; no delete.",
+        "DataActions": [action for action in blob_operator["DataActions"]
+                        if not action.endswith(("/delete", "/deleteBlobVersion/action"))],
+        "Actions": blob_operator["Actions"],
+        "AssignableScopes": blob_operator["AssignableScopes"],
+    }
     if settings.azure.flexible_server:
         azure_roles.append({"role": "drkit-flexible-server-operator",
                             "scope": f"Flexible Server {settings.azure.flexible_server}"})
@@ -91,9 +105,30 @@ def policy(settings: Settings) -> dict:
                       f"TO {user};")
     return {"aws_iam_policy": {"Version": "2012-10-17", "Statement": statements},
             "mysql_source_grants": grants,
+            "sides": sides(settings),
             "azure_role_assignments": azure_roles,
-            "azure_role_definitions": [blob_operator, *([operator] if settings.azure.flexible_server
-                                                         else [])]}
+            "azure_role_definitions": [blob_operator, backup_writer,
+                                       *([operator] if settings.azure.flexible_server
+                                         else [])]}
+
+
+BACKUP_WRITER = "drkit-backup-writer"
+
+
+def sides(settings: Settings) -> dict[str, dict[str, str]]:
+    """The two roles drkit runs in (the config's ``side`` says which one it is)."""
+    return {
+        "backup": {"runs": "drkit backup, drkit binlog stream (on the backup host, in AWS)",
+                   "storage": f"a SAS without delete (storage.auth: sas, sp="
+                              f"{BACKUP_SIDE_PERMISSIONS}) or Entra ID with {BACKUP_WRITER}; "
+                              "never the account key",
+                   "encryption": "recipients only, no identity"},
+        "azure": {"runs": "prune, verify, restore, drills, the failover, the maintenance page "
+                          "(in Azure)",
+                  "storage": "the account key or Entra ID with drkit-blob-operator",
+                  "encryption": "the identity (keyvault:)"},
+        "this_config": {"side": settings.side},
+    }
 
 
 def _account_name(settings: Settings) -> str:
@@ -117,10 +152,17 @@ def policy_text(documents: dict) -> str:
     parts = ["AWS IAM policy for drkit's user or role (aws iam create-policy --policy-name "
              "drkit --policy-document file://policy.json):", pasted(documents["aws_iam_policy"]),
              "", "MySQL grants on the source, run as its admin:",
-             *documents["mysql_source_grants"], "", "Azure role assignments:"]
+             *documents["mysql_source_grants"], "",
+             f"Sides (this config: {documents['sides']['this_config']['side']}):"]
+    for side in ("backup", "azure"):
+        role = documents["sides"][side]
+        parts += [f"  {side} side runs {role['runs']}", f"    storage: {role['storage']}",
+                  f"    encryption: {role['encryption']}"]
+    parts += ["", "Azure role assignments:"]
     for assignment in documents["azure_role_assignments"]:
-        parts.append(f"  {assignment['role']} on {assignment['scope']}" if "role" in assignment
-                     else f"  ({assignment['note']})")
+        side = " (backup side)" if assignment.get("side") == "backup" else ""
+        parts.append(f"  {assignment['role']} on {assignment['scope']}{side}"
+                     if "role" in assignment else f"  ({assignment['note']})")
     for definition in documents["azure_role_definitions"]:
         parts += ["", f"Azure custom role {definition['Name']} (az role definition create "
                       "--role-definition @role.json):", pasted(definition)]

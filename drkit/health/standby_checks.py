@@ -37,6 +37,9 @@ def standby_checks(settings: Settings) -> list[Check]:
 def lag_check(report: dict[str, Any], max_lag_minutes: float) -> Check:
     """The standby's lag (``standby status``'s report) against the limit."""
     names = ", ".join(report["databases"].values())
+    if report.get("promoted"):  # the primary now: its lag is no one's concern
+        return Check(_NAME, OK, f"{names} was promoted by {report['promoted']}; it is no "
+                     "standby any more")
     if report.get("diverged"):
         return Check(_NAME, CRITICAL, f"{names} no longer equals the source: "
                      f"{report['diverged']}", "Make it again: drop its databases and "

@@ -1,8 +1,9 @@
 """Failover assessment: is the primary down, what would we restore, can the DR side take it.
 
 One go/no-go table for the person deciding, built from the primary's RDS status and a
-login, the newest verified backup and its age (the data a failover now would lose), and
-the DR server's state.
+login, the newest verified backup and its age (the data a failover now would lose), the
+DR server's state, and its standby where it has one (how far behind the archive, or why it
+would not be promoted).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from datetime import UTC, datetime
 
 from drkit.aws.rds import instance_status
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog
+from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
 from drkit.checks import CRITICAL, OK, WARNING, Check
 from drkit.config import Settings
 from drkit.errors import DrkitError
 from drkit.mysql.connection import connect, source_server, target_server
+from drkit.ops.failover_standby import StandbyChoice, examine
 from drkit.units import duration
 
 
@@ -28,6 +30,7 @@ class Assessment:
     primary_down: bool
     backup: str | None
     backup_age_seconds: float | None
+    standby_lag_seconds: float | None = None  # a standby the failover would promote
     checks: list[Check] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
@@ -62,8 +65,12 @@ def assess(settings: Settings) -> Assessment:
         checks.append(Check("newer unverified backup", WARNING,
                             f"{entries[-1].name} is newer but not verified"))
 
-    dr_ok, dr_detail = _dr_side(settings)
+    dr_ok, dr_detail, dr_running = _dr_side(settings)
     checks.append(Check("DR server", OK if dr_ok else CRITICAL, dr_detail))
+    standby = _standby(settings, newest, dr_running) if dr_ok else None
+    if standby:
+        checks.append(standby[0])
+    promoted = standby[1] if standby else None
 
     if not newest:
         decision, reason = "NO-GO", "there is no verified backup to restore"
@@ -71,26 +78,63 @@ def assess(settings: Settings) -> Assessment:
         decision, reason = "NO-GO", "the DR server cannot take the restore"
     elif not primary_down:
         decision, reason = "NO-GO", "the primary looks healthy; failing over would lose data"
+    elif promoted:
+        decision, reason = "GO", (f"the primary is down and the standby "
+                                  f"{promoted.names()} ({_lag(promoted)} behind the archive) "
+                                  "can be caught up and promoted")
     else:
         decision, reason = "GO", "the primary is down and a verified backup can be restored"
     return Assessment(decision=decision, reason=reason, primary_down=primary_down,
                       backup=newest.name if newest else None, backup_age_seconds=age,
+                      standby_lag_seconds=promoted.lag_seconds if promoted else None,
                       checks=checks)
 
 
-def _dr_side(settings: Settings) -> tuple[bool, str]:
+def _standby(settings: Settings, newest: BackupEntry | None,
+             dr_running: bool) -> tuple[Check, StandbyChoice | None] | None:
+    """The target's standby, if it has one, and whether the failover would promote it (a
+    standby is examined only on a running server: the assessment changes nothing)."""
+    if not dr_running:
+        return Check("standby", OK, "the DR server does not run yet: a standby on it is "
+                     "examined once the failover has started it"), None
+    try:
+        databases = load_manifest(BackupStore.from_settings(settings), newest.name).databases \
+            if newest else []
+        standby = examine(settings, target_server(settings), databases)
+    except DrkitError as error:
+        return Check("standby", WARNING, f"cannot be examined: {error.message}"), None
+    if standby.at is None:
+        return None
+    if standby.at.promoted:
+        return Check("standby", OK, f"{standby.names()} was promoted by "
+                     f"{standby.at.promoted}: the failover keeps it"), None
+    if standby.promotable:
+        return Check("standby", OK, f"{standby.names()} at {standby.at.file}:"
+                     f"{standby.at.offset}, {_lag(standby)} behind the archive's newest "
+                     "event: the failover catches it up and promotes it"), standby
+    return Check("standby", WARNING, f"{standby.names()} cannot be promoted: "
+                 f"{standby.why_not}; the failover restores the backup and the archive "
+                 "instead"), None
+
+
+def _lag(standby: StandbyChoice) -> str:
+    return "-" if standby.lag_seconds is None else duration(standby.lag_seconds)
+
+
+def _dr_side(settings: Settings) -> tuple[bool, str, bool]:
+    """Whether the DR server can take the restore, as a sentence, and whether it runs."""
     if settings.azure.flexible_server:
         from drkit.azure.flexserver import FlexibleServer
 
         try:
             state = FlexibleServer(settings).state()
         except DrkitError as error:
-            return False, error.message
+            return False, error.message, False
         startable = state in ("Ready", "Stopped", "Starting")
         return startable, f"{settings.azure.flexible_server}: {state}" + (
-            " (will be started)" if state == "Stopped" else "")
+            " (will be started)" if state == "Stopped" else ""), state == "Ready"
     try:
         with contextlib.closing(connect(target_server(settings))):
-            return True, f"{settings.target.host}:{settings.target.port} answers"
+            return True, f"{settings.target.host}:{settings.target.port} answers", True
     except DrkitError as error:
-        return False, error.message
+        return False, error.message, False

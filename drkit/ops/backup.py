@@ -38,14 +38,15 @@ from drkit.errors import (
     UploadFailedError,
 )
 from drkit.exitstatus import ExitStatus
+from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.manifest import Manifest, TableEntry
 from drkit.mysql import dump, inventory, snapshotlock
 from drkit.mysql.connection import Connection, Server, connect, option_file, source_server
 from drkit.ops.claim import NameClaim
 from drkit.ops.localcopy import LocalCopy
-from drkit.ops.lock import RunLock
-from drkit.stream import encryption
+from drkit.ops.lock import HeldLock, run_lock
+from drkit.stream import encryption, sealeddigests
 from drkit.stream.compression import CODECS
 from drkit.stream.dumpscan import BackgroundScan, DumpScanner
 from drkit.stream.lexer import LexError
@@ -94,9 +95,10 @@ def run_backup(settings: Settings, env: Environment | None = None, *,
     log_event("backup.start", f"Backup start: {started:%a %b %d %H:%M:%S UTC %Y} "
               f"(databases: {', '.join(databases)})", databases=databases)
     try:
-        with _locks(settings, databases):
+        with _locks(settings, databases) as locks:
+            failpoint("backup", "locked")  # held, nothing dumped
             result = _BackupRun(settings, env, databases,
-                                compression or settings.backup.compression, started).run()
+                                compression or settings.backup.compression, started).run(locks)
     except DrkitError as error:
         stopped = isinstance(error, RunStopped)
         log_event("backup.interrupted" if stopped else "backup.failed",
@@ -130,13 +132,12 @@ def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _locks(settings: Settings, databases: list[str]):
-    directory = settings.backup.state_dir.expanduser() / "locks"
+def _locks(settings: Settings, databases: list[str]) -> Iterator[list[HeldLock]]:
+    """One backup per database at once (backup.locks: this host's, or across hosts)."""
     with contextlib.ExitStack() as stack:
-        for database in sorted(set(databases)):
-            stack.enter_context(RunLock(directory / f"backup-{quote(database, safe='')}.lock",
-                                        f"backup of database {database}"))
-        yield
+        yield [stack.enter_context(run_lock(settings, f"backup-{quote(database, safe='')}",
+                                            f"backup of database {database}"))
+               for database in sorted(set(databases))]
 
 
 def _step(number: int, text: str, **fields: Any) -> None:
@@ -190,7 +191,8 @@ class _BackupRun:
         self.codec_name, self.codec = codec_name, CODECS[codec_name]
         self.level = settings.backup.gzip_level if codec_name == "gzip" \
             else settings.backup.zstd_level
-        self.recipients = encryption.recipients(settings.encryption.recipients)  # before a write
+        self.sealer = encryption.sealer(settings.encryption.recipients)  # before a write
+        self.recipients = self.sealer.recipients if self.sealer else []
         if not self.recipients and settings.encryption.identity:
             raise ConfigError("The config names encryption.identity but no "
                               "encryption.recipients: this backup would not be encrypted; "
@@ -201,7 +203,7 @@ class _BackupRun:
         self.store = BackupStore.from_settings(settings)
         self.client = dump.dump_client()
 
-    def run(self) -> BackupResult:
+    def run(self, locks: list[HeldLock]) -> BackupResult:
         with contextlib.ExitStack() as stack:
             with contextlib.closing(connect(self.server)) as connection:
                 claim, source = self._preflight(connection, stack)
@@ -213,6 +215,8 @@ class _BackupRun:
                 source.after = _Inventory.read(connection, self.server, source.info["flavour"],
                                                self.databases)
             manifest = self._manifest(claim.name, source, dumped, locked)
+            for lock in locks:  # a lease lost while the dump ran: stop before the commit
+                lock.confirm()
             self._publish(claim, manifest, dumped)
             _step(3, f"upload to Azure Blob Storage ... done: {claim.name}", blob=claim.name,
                   manifest=manifest.sidecar_name)
@@ -299,7 +303,7 @@ class _BackupRun:
         non_transactional = sorted(t for t, e in source.engines.items()
                                    if e not in inventory.TRANSACTIONAL_ENGINES)
         scanner = dumped.scanner
-        return Manifest(
+        manifest = Manifest(
             name=name,
             drkit_version=__version__,
             started_at=self.started,
@@ -325,8 +329,8 @@ class _BackupRun:
                   "client_version": self.client.version,
                   "options": [*self.client.options, *source.snapshot_options]},
             compression={"codec": self.codec_name, "level": self.level},
-            encryption={"format": "age", "recipients": self.settings.encryption.recipients}
-            if self.recipients else {},
+            encryption={"format": "age", "recipients": self.settings.encryption.recipients,
+                        "fingerprints": self.sealer.fingerprints} if self.sealer else {},
             compressed={"size": dumped.uploader.size, "sha256": dumped.uploader.sha256},
             sql={"size": dumped.scan.size, "sha256": dumped.scan.sha256.hexdigest()},
             tables={
@@ -340,6 +344,8 @@ class _BackupRun:
             definitions=scanner.definitions,
             time_zones=sorted(scanner.time_zones),
         )
+        # The content digests only the identity reads (drkit.stream.sealeddigests).
+        return sealeddigests.sealed(manifest, self.sealer) if self.sealer else manifest
 
     def _publish(self, claim: NameClaim, manifest: Manifest, dumped: _Dumped) -> None:
         """3. The sidecar first, then the one request that makes the backup visible. A

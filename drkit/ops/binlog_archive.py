@@ -1,14 +1,15 @@
 """``drkit binlog stream`` and ``binlog status``: the source's binary log, archived in Azure.
 
 One block blob per binlog file under ``binlog.prefix`` in the backup container, byte for byte
-as the server has it, grown by staging a block and committing the whole block list again: what
+as the server has it (with ``encryption.recipients``, each block an age file of those bytes:
+drkit.binlog.writer), grown by staging a block and committing the whole block list again: what
 was read is durable in Azure at the latest ``binlog.flush_seconds`` after it was read. Beside
 each file, ``<file>.json`` says what it holds: the committed size, first and last event time,
 the server id, the last GTID, whether the file is complete (it ended with the server's rotate
 event), the sha256 of every committed range, and the id of its last committed block (a
 blob rewritten by anything else, even with the same bytes, is refused).
 
-A run resumes from what the archive holds: the blob's committed size is where it reads from,
+A run resumes from what the archive holds: the committed binlog size is where it reads from,
 so nothing is archived twice or skipped (a range committed just before a kill, whose sidecar
 was not yet written, is read back from the blob and recorded if its sha256 matches). A new
 archive starts where the oldest point-in-time base needs it (or ``--from``, or the source's
@@ -41,6 +42,7 @@ from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
 from drkit.mysql.connection import Server, source_server
 from drkit.ops.binlog_verify import verify
 from drkit.ops.lock import RunLock
+from drkit.stream import encryption
 
 __all__ = ["status", "stream"]
 
@@ -88,6 +90,9 @@ class _Streamer:
 
     def __init__(self, settings: Settings, archive: Archive, lease: WriterLease) -> None:
         self.settings, self.archive, self.lease = settings, archive, lease
+        # Each block encrypted to the recipients (refused here, before a write, if it
+        # cannot be); the streamer never holds the identity.
+        self.sealer = encryption.sealer(settings.encryption.recipients)
         self.result = StreamResult()
         self.known: dict[str, ArchivedFile] = {}  # file -> its record
 
@@ -96,7 +101,8 @@ class _Streamer:
         source's current end (``once``) or on and on; what was read is flushed however the
         run ends."""
         server = source_server(self.settings)
-        self.writer = FileWriter(self.archive, self._start(server, start_from), self.lease)
+        self.writer = FileWriter(self.archive, self._start(server, start_from), self.lease,
+                                 self.sealer)
         archived = self.writer.archived  # reconciled with its blob: where reading starts
         binlog = self.settings.binlog
         # A beat before reading: --once archives it; a follower beats on while it runs.
@@ -160,7 +166,7 @@ class _Streamer:
             # the one before is whole as archived.
             self._note(self.writer.flush(complete=True, next_file=event.file))
             self.writer = FileWriter(self.archive, self.known.get(event.file)
-                                     or ArchivedFile(event.file), self.lease)
+                                     or ArchivedFile(event.file), self.lease, self.sealer)
             self.known[event.file] = self.writer.archived
         self.writer.add(event)
         self.result.events += 1

@@ -21,7 +21,15 @@ from typing import Any
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import STALE, Catalog, load_manifest
 from drkit.binlog.archived import archived_events  # the restore's reader, checks and all
-from drkit.binlog.records import GAPS, LEASE, SIDECAR, Archive, ArchivedFile, file_order
+from drkit.binlog.records import (
+    GAPS,
+    LEASE,
+    SIDECAR,
+    Archive,
+    ArchivedFile,
+    file_order,
+    stored_span,
+)
 from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.exitstatus import ExitStatus
@@ -192,17 +200,18 @@ def _mismatch(name: str, record: ArchivedFile | None, size: int | None,
         return "missing", f"Archived binlog {name} has a record but no blob"
     # A block committed just before a kill, its record not yet written: only in the newest
     # file, which the streamer's next run records (binlog_archive._reconcile).
-    if size < record.size or (size > record.size and not newest):
+    if size < record.blob_size or (size > record.blob_size and not newest):
         return "damaged", (f"Archived binlog {name} is {size} bytes where its record says "
-                           f"{record.size}")
+                           f"{record.blob_size}")
     if record.partial:  # from the listing: its ranges are read only by --deep
         return None
-    end = 0
-    for piece in record.ranges:
-        if piece.get("start") != end or not piece.get("sha256"):
+    end = stored_end = 0
+    for piece in record.ranges:  # contiguous in the binlog and in the blob, each checksummed
+        if piece.get("start") != end or stored_span(piece)[0] != stored_end or \
+                not piece.get("sha256"):
             break
-        end = piece["end"]
-    if end != record.size:
+        end, stored_end = piece["end"], stored_span(piece)[1]
+    if (end, stored_end) != (record.size, record.blob_size):
         return "damaged", (f"Archived binlog {name}'s record does not cover its bytes 0-"
                            f"{record.size} with checksummed ranges (from {end} on)")
     return None

@@ -2,8 +2,10 @@
 
 The claim is the manifest's place (``<blob>.manifest.json``) holding a small note (format
 ``drkit-claim/1``: databases, host, pid, time), created only if missing. A run that cannot
-remove its claim (the storage went away with the run) leaves it; :func:`orphan_claims` finds
-those for ``drkit doctor``.
+remove its claim (the storage went away with the run) leaves it; so does one on the backup
+side, whose credential cannot delete: it marks the claim failed instead (``failed_at``).
+:func:`orphan_claims` finds those for ``drkit doctor``, and the Azure side's prune deletes
+them.
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ class NameClaim:
                                     codec_name) + (encryption.EXTENSION if encrypted else "")
             if store.exists(self.name):
                 continue
+            self.note = {"format": CLAIM_FORMAT, "databases": databases,
+                         "host": socket.gethostname(), "pid": os.getpid(),
+                         "claimed_at": datetime.now(UTC).isoformat()}
             try:
-                self.etag = store.put_json(self.name + SIDECAR_SUFFIX, {
-                    "format": CLAIM_FORMAT, "databases": databases,
-                    "host": socket.gethostname(), "pid": os.getpid(),
-                    "claimed_at": datetime.now(UTC).isoformat()})
+                self.etag = store.put_json(self.name + SIDECAR_SUFFIX, self.note)
                 return
             except BackupExistsError:
                 continue  # another run took this second
@@ -68,20 +70,32 @@ class NameClaim:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if not self.committed:
-            try:
-                with deferred_signals():
-                    self.store.delete(self.name + SIDECAR_SUFFIX)
-            except DrkitError as error:  # the storage is gone too: doctor names what is left
-                log_event("backup.claim_left", f"The name claim {self.name}{SIDECAR_SUFFIX} "
-                          f"could not be removed ({error.message}); it holds no data and "
-                          "drkit doctor names it until it is deleted.", logging.WARNING,
-                          blob=self.name + SIDECAR_SUFFIX)
+        if self.committed:
+            return
+        claim = self.name + SIDECAR_SUFFIX
+        try:
+            with deferred_signals():
+                if self.store.may_delete:
+                    self.store.delete(claim)
+                    return
+                # The backup side cannot delete: the claim says the run failed, so doctor
+                # names it at once and the Azure side's prune deletes it.
+                self.store.put_json(claim, {**self.note, "failed_at": datetime.now(
+                    UTC).isoformat()}, replacing=self.etag)
+            log_event("backup.claim_left", f"The name claim {claim} is marked failed (this "
+                      "credential cannot delete); it holds no data, and the Azure side's "
+                      "drkit prune deletes it.", logging.WARNING, blob=claim)
+        except DrkitError as error:  # the storage is gone too: doctor names what is left
+            log_event("backup.claim_left", f"The name claim {claim} could not be removed "
+                      f"({error.message}); it holds no data and drkit doctor names it until "
+                      "it is deleted.", logging.WARNING, blob=claim)
 
 
-def orphan_claims(store: BackupStore) -> list[dict[str, Any]]:
-    """Claims no running backup holds: each with its blob name, host, pid and time."""
-    names = {b.name for b in store.blobs()}
+def orphan_claims(store: BackupStore, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Claims no running backup holds: each with its blob name, host, pid, time and, for
+    one its run marked failed, ``failed_at``. ``names``: the current blob names, where the
+    caller has listed them already."""
+    names = set(names if names is not None else (b.name for b in store.blobs()))
     claims = [n for n in names if n.endswith(SIDECAR_SUFFIX)
               and n.removesuffix(SIDECAR_SUFFIX) not in names]
     found = []
@@ -91,11 +105,13 @@ def orphan_claims(store: BackupStore) -> list[dict[str, Any]]:
             if isinstance(note, dict) and note.get("format") == CLAIM_FORMAT \
                     and _left_behind(note):
                 found.append({"blob": name, **{k: note.get(k) for k in (
-                    "host", "pid", "claimed_at", "databases")}})
+                    "host", "pid", "claimed_at", "databases", "failed_at")}})
     return found
 
 
 def _left_behind(note: dict[str, Any]) -> bool:
+    if note.get("failed_at"):
+        return True  # its run said so as it ended
     if note.get("host") == socket.gethostname():
         pid = note.get("pid")
         return not (isinstance(pid, int) and os.path.exists(f"/proc/{pid}"))

@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog, load_manifest
+from drkit.azure.catalog import Catalog
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import ObjectiveBreachedError, ParameterError
 from drkit.mysql.connection import connect, target_server
-from drkit.ops.pitr import proven_by_heartbeat, reached_by, resolve
+from drkit.ops.failover_standby import catch_up_and_prove
+from drkit.ops.pitr import reached_by, resolve
 from drkit.ops.restore import RestoreRequest, run_restore
-from drkit.ops.standby import CatchUp, archive_of, follow, read_position
+from drkit.ops.standby import read_position
 from drkit.ops.standbycheck import check_standby
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
@@ -232,7 +233,7 @@ def run_standby_drill(settings: Settings, objectives: Objectives | None = None) 
         if changes:
             steps["start server"] = changes[0]["duration_seconds"]
         mark = time.monotonic()
-        caught_up, reached, how = failover_catch_up(settings)
+        promotion = catch_up_and_prove(settings, server)  # the failover's own step
         steps["catch up"] = time.monotonic() - mark
         rto = time.monotonic() - clock
         mark = time.monotonic()
@@ -240,11 +241,13 @@ def run_standby_drill(settings: Settings, objectives: Objectives | None = None) 
         steps["check"] = time.monotonic() - mark
     at = read_position(server)
     assert at is not None  # the catch-up found it
+    caught_up, reached = promotion.caught_up, promotion.reached
     result = StandbyDrillResult(
         backup=at.base_backup, target=server.address, databases=at.databases,
         rpo_seconds=round(max(0.0, (started - reached).total_seconds()), 1),
         data_reaches=reached.isoformat(),
-        reached_by=f"standby + {caught_up.transactions} transactions caught up{how}",
+        reached_by=f"standby + {caught_up.transactions} transactions caught up"
+                   f"{_PROVEN_BY.get(promotion.proven_by, f', by its {promotion.proven_by}')}",
         rto_seconds=round(rto, 3), steps={k: round(v, 3) for k, v in steps.items()},
         catch_up=caught_up.as_dict(), check=checked.as_dict(), server_changes=changes)
     result.breaches = _breaches(objectives, result.rpo_seconds, rto, "the catch-up")
@@ -255,28 +258,10 @@ def run_standby_drill(settings: Settings, objectives: Objectives | None = None) 
     return result
 
 
-def failover_catch_up(settings: Settings) -> tuple[CatchUp, datetime, str]:
-    """What a failover to the standby does first (the RTO it has): the catch-up to the
-    archive's newest event; then the time the data reaches, and how that is known."""
-    caught_up = follow(settings, once=True)
-    return caught_up, *_standby_reaches(settings)
-
-
-def _standby_reaches(settings: Settings) -> tuple[datetime, str]:
-    """The time the caught-up standby's data reaches, and how that is known: its newest
-    heartbeat, proven within one interval of the archive's newest event (else
-    ProofFailedError, 34); without the heartbeat, its last transaction's time (unproven)."""
-    at = read_position(target_server(settings))
-    assert at is not None
-    newest = max((f.last_event_at for f in archive_of(settings).files() if f.last_event_at),
-                 default=None)
-    if settings.binlog.heartbeat and newest is not None:
-        return proven_by_heartbeat(at.heartbeat, datetime.fromisoformat(newest),
-                                   settings.binlog.beat_interval), ", proven by its heartbeat"
-    if at.last_event_at is not None:
-        return at.last_event_at, "; no heartbeat: the time of its last transaction"
-    base = load_manifest(BackupStore.from_settings(settings), at.base_backup)
-    return base.finished_at, "; nothing since its base"
+# How the time the standby's data reaches is known (failover_standby's Promotion.proven_by).
+_PROVEN_BY = {"heartbeat": ", proven by its heartbeat",
+              "last transaction": "; no heartbeat: the time of its last transaction",
+              "base": "; nothing since its base"}
 
 
 @contextlib.contextmanager

@@ -1,7 +1,10 @@
 """The failover, step by step, each change behind an approval gate, safe to rerun.
 
 assess -> decide -> maintenance page on -> DR server up -> restore + prove -> how to connect
--> (maintenance page off). Each step checks the world before acting, so a rerun after a
+-> (maintenance page off). Where the target is a standby fit to be promoted, the restore is
+its catch-up to the archive's newest event, the time proven, and its promotion
+(:mod:`drkit.ops.failover_standby`); one that is not, or whose catch-up fails, is passed
+over, saying why. Each step checks the world before acting, so a rerun after a
 failure skips what is done: a Ready server is not started again, and a copy on the target is
 kept only where drkit knows it lacks nothing: restored by an earlier run to the end the
 archive still has, or proven equal to the base when no archive can take it further. A
@@ -27,12 +30,15 @@ from typing import Any
 from drkit.azure import maintenance
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.binlog.position import Position
 from drkit.binlog.records import Archive
 from drkit.config import Settings, references
 from drkit.console import Environment, log_event
 from drkit.errors import (
     BackupNotFoundError,
     BinlogError,
+    DrkitError,
+    LockHeldError,
     NotApprovedError,
     ParameterError,
     ProofFailedError,
@@ -42,6 +48,13 @@ from drkit.manifest import Manifest
 from drkit.mysql.connection import Server, target_server
 from drkit.ops.assess import Assessment, assess
 from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.failover_standby import (
+    StandbyChoice,
+    catch_up_and_prove,
+    examine,
+    forget,
+    mark_promoted,
+)
 from drkit.ops.pitr import archive_end, reached_by, resolve
 from drkit.ops.restore import (
     RestoreRequest,
@@ -101,6 +114,7 @@ class Failover:
         self.status = "in progress"
         self.restored: dict[str, Any] = {}
         self._rto: float | None = None
+        self.not_promoted = ""  # why the standby's catch-up failed, if it did
         self._resume()
         # The RTO counts from the incident's start, also across a kernel restart.
         self._clock = time.monotonic() - (datetime.now(UTC) - self.started).total_seconds()
@@ -234,32 +248,113 @@ class Failover:
             return step["outcome"]
 
     def restore(self) -> dict[str, Any]:
-        """The base backup (then the binlog archive where it can take the data further)
-        restored and proven on the target, unless a copy drkit can account for is there."""
+        """The standby caught up and promoted where the target has one fit for it; else the
+        base backup (then the binlog archive where it can take the data further) restored
+        and proven on the target, unless a copy drkit can account for is there."""
         with self._step("restore and prove") as step:
             store = BackupStore.from_settings(self.settings)
             entry = Catalog(store).select(self.backup)
-            manifest = load_manifest(store, entry.name)
+            manifest = load_manifest(store, entry.name, digests=True)
             server = target_server(self.settings)
+            standby = self._standby(server, manifest.databases)
+            if standby.at and standby.at.promoted:  # the primary since an earlier run
+                step["outcome"] = self._kept_promoted(standby.at)
+                return self.restored
+            if standby.promotable and (promoted := self._promote(standby, server)):
+                step["outcome"] = promoted
+                return self.restored
+            # A standby that is not promoted is drkit's own copy, known unfit: replaced.
+            owned = set(standby.at.databases.values()) if standby.at else set()
             present = [db for db, count in objects_in(server, manifest.databases).items()
                        if count]
             plan = self._point_in_time(manifest.databases)
-            if present and not self.replace and (
+            replacing = bool(present) and (self.replace or set(present) <= owned)
+            if present and not replacing and (
                     done := self._kept(entry, manifest, server, present, plan)):
                 step["outcome"] = done
                 return self.restored
             approval = self.gate(f"restore {entry.name} into {server.address}, "
                                  f"{plan.describe()}"
-                                 + (" replacing what is there" if present else ""))
+                                 + (" replacing what is there" if present else "")
+                                 + (" (the standby that is not promoted)"
+                                    if replacing and not self.replace else ""))
             result = self._restore(entry, manifest, plan, replace=bool(present))
+            if replacing and not self.replace:
+                forget(server)  # its databases are the restore's now
             reached = self._restored(result, entry, manifest)
-            step["outcome"] = (f"restored {result.backup} in {result.seconds:.0f} s and proven"
+            step["outcome"] = (self._passed_over(standby)
+                               + f"restored {result.backup} in {result.seconds:.0f} s and "
+                                 "proven"
                                + (f", then the binlog to {reached:%H:%M:%S}" if result.replay
                                   else f" (base only: {plan.why_not})")
                                + f"; data lost: the last "
                                  f"{self.restored['data_loss_seconds']:.0f} s before the "
                                  f"failover began ({approval})")
             return self.restored
+
+    def _standby(self, server: Server, databases: list[str]) -> StandbyChoice:
+        """The target's standby, promotable only for the default backup choice (another
+        backup asked for is restored as asked)."""
+        standby = examine(self.settings, server, databases)
+        if standby.promotable and self.backup != "latest-verified":
+            return StandbyChoice(standby.at, f"backup {self.backup} was asked for",
+                                 standby.lag_seconds)
+        return standby
+
+    def _promote(self, standby: StandbyChoice, server: Server) -> str | None:
+        """The standby caught up to the archive's newest event, the time reached proven,
+        and promoted: the step's outcome. None when its catch-up failed: it is not promoted
+        (the restore of the backup and the archive follows, saying why)."""
+        assert standby.at is not None
+        lag = "-" if standby.lag_seconds is None else f"{standby.lag_seconds:.0f} s"
+        approval = self.gate(f"catch up standby {standby.names()} on {server.address} "
+                             f"({lag} behind the archive's newest event) and promote it")
+        try:
+            promotion = catch_up_and_prove(self.settings, server)
+        except LockHeldError as error:  # not the standby's fault: a follower is running
+            raise error.with_context(
+                "The failover cannot catch the standby up while it runs.",
+                fix="Stop the follower (its systemd unit or cron entry), then rerun this "
+                    "step.") from error
+        except DrkitError as error:
+            self.not_promoted = f"its catch-up failed: {error.message}"
+            log_event("failover.standby_not_promoted", f"Standby {standby.names()} not "
+                      f"promoted: {self.not_promoted}", why=self.not_promoted)
+            return None
+        mark_promoted(server, f"the failover that began at "
+                              f"{self.started:%Y-%m-%d %H:%M:%S} UTC")
+        done = promotion.caught_up
+        self._record(standby.at.base_backup, list(standby.at.databases.values()),
+                     promotion.reached,
+                     reached_by=f"standby caught up ({done.transactions} transactions) and "
+                                f"promoted; time proven by its {promotion.proven_by}",
+                     restore_seconds=done.catch_up_seconds,
+                     standby={"databases": standby.at.databases, "file": done.file,
+                              "offset": done.offset, "lag_seconds": standby.lag_seconds,
+                              "transactions": done.transactions, "rows": done.rows})
+        return (f"standby {standby.names()} caught up in {done.catch_up_seconds:.0f} s "
+                f"({done.transactions} transactions) and promoted; data reaches "
+                f"{promotion.reached:%H:%M:%S} by its {promotion.proven_by}; data lost: the "
+                f"last {self.restored['data_loss_seconds']:.0f} s before the failover began "
+                f"({approval})")
+
+    def _kept_promoted(self, at: Position) -> str:
+        """A rerun after the standby was promoted: it is the restored copy, kept."""
+        reached = at.heartbeat or at.last_event_at or self.started
+        self._record(at.base_backup, list(at.databases.values()), reached,
+                     reached_by="kept: the standby promoted by an earlier run")
+        return (f"skipped: standby {', '.join(at.databases.values())} was promoted by "
+                f"{at.promoted}")
+
+    def _passed_over(self, standby: StandbyChoice) -> str:
+        """Why the target's standby was not promoted, for the outcome and the record."""
+        why = self.not_promoted or standby.why_not
+        if standby.at is None or not why:
+            return ""
+        self.restored["standby_not_promoted"] = why
+        log_event("failover.standby_not_promoted", f"Standby {standby.names()} not promoted: "
+                  f"{why}; the backup and the archive are restored instead", why=why)
+        return f"standby {standby.names()} not promoted ({why}); "
 
     def _restore(self, entry: BackupEntry, manifest: Manifest, plan: PointInTime,
                  replace: bool) -> RestoreResult:

@@ -1,8 +1,14 @@
-"""One run at a time per resource, with a lock the kernel drops when its holder dies.
+"""One run at a time per resource: a lock file on this host, or a lease in Azure across hosts.
 
-``flock`` on a file under the state directory: a run killed with SIGKILL releases it at
-once, so a stale lock never blocks the next cron run. The file records who holds it, for
-the message the refused run prints.
+``backup.locks: local``: ``flock`` on a file under the state directory: a run killed with
+SIGKILL releases it at once, so a stale lock never blocks the next cron run. The file
+records who holds it, for the message the refused run prints.
+
+``backup.locks: blob`` (the fleet's default): a lease on a blob under the backup prefix's
+``locks/`` (:class:`drkit.azure.lease.WriterLease`), renewed while the run lives; a run
+killed with SIGKILL holds it until it runs out (60 s), unless a run on the same host finds
+its holder dead and breaks it. Either lock's ``confirm`` is called before a run's decisive
+write: a run whose lease was lost stops there.
 """
 
 from __future__ import annotations
@@ -16,7 +22,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.lease import WriterLease
+from drkit.config import Settings
 from drkit.errors import LockHeldError
+
+LEASES = "locks/"  # under the backup prefix: the lease blobs of backup.locks: blob
+
+
+def run_lock(settings: Settings, name: str, what: str) -> HeldLock:
+    """The lock of one resource as ``backup.locks`` says, not yet held; ``name`` is a file
+    name word (quoted), ``what`` the run it guards ("backup of database shop")."""
+    if settings.backup.locks == "blob":
+        store = BackupStore.from_settings(settings)
+        return WriterLease(store, f"{store.prefix}{LEASES}{name}.lock", what)
+    return RunLock(settings.backup.state_dir.expanduser() / "locks" / f"{name}.lock", what)
 
 
 class RunLock:
@@ -48,6 +68,9 @@ class RunLock:
         self._fd = fd
         return self
 
+    def confirm(self) -> None:
+        """Nothing to confirm: a flock is held until its holder ends."""
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
@@ -68,3 +91,6 @@ def _read_holder(fd: int) -> str:
         return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
     except (ValueError, KeyError):
         return "holder unknown"
+
+
+HeldLock = RunLock | WriterLease  # either kind: acquire, confirm, release

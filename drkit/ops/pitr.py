@@ -121,8 +121,9 @@ def replay(plan: ReplayPlan, server: Server, load_as: dict[str, str],
             "that time.", "Report it with the restore's log; restore to an earlier "
             "time, or restore the full backup alone.")
     if plan.beat_interval is not None:
-        replayed = replace(replayed, reached=_heartbeat_reached(replayed, plan.moment,
-                                                                plan.beat_interval))
+        replayed = replace(replayed, reached=heartbeat_reached(replayed.heartbeat,
+                                                               plan.moment,
+                                                               plan.beat_interval))
     return replayed
 
 
@@ -276,7 +277,9 @@ class _Replay:
     def _file(self, archived: ArchivedFile, read: int) -> bool:
         first = archived.file == self.snapshot["file"]
         # Closed as soon as it is left, also by an error: its read-ahead stops with it.
-        with contextlib.closing(archived_events(self.archive, archived)) as events_of_file:
+        start_at = self.snapshot["position"] if first else 0
+        with contextlib.closing(archived_events(self.archive, archived,
+                                                start_at)) as events_of_file:
             for position, kind, timestamp, data in events_of_file:
                 if first and position < self.snapshot["position"]:
                     self.applier.note(kind, data)  # the format and table maps, nothing applied
@@ -309,18 +312,11 @@ def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
     return {"file": files[-1].file, "size": files[-1].size} if files else None
 
 
-def _heartbeat_reached(replayed: ReplayResult, moment: datetime, every: float) -> str:
-    """The time the data provably reached: the newest heartbeat replayed, which must be
-    within one interval before TIME, or the archive did not hold what it should have."""
-    beat = replayed.heartbeat
-    return proven_by_heartbeat(datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat
-                               else None, moment, every).isoformat()
-
-
-def proven_by_heartbeat(reached: datetime | None, moment: datetime, every: float) -> datetime:
-    """The newest heartbeat applied (``reached``), if it proves that the data reaches
-    ``moment``: within one interval before it; else the archive did not hold everything up
-    to ``moment`` (ProofFailedError)."""
+def heartbeat_reached(beat: str | None, moment: datetime, every: float) -> str:
+    """The time the data provably reached: ``beat``, the newest heartbeat replayed (UTC),
+    which must be within one interval before TIME, or the archive did not hold what it
+    should have."""
+    reached = datetime.fromisoformat(beat).replace(tzinfo=UTC) if beat else None
     # Binlog times are whole seconds: a beat at 12:00:07.2 is one of 12:00:07.
     if reached is None or reached.replace(microsecond=0) > moment or \
             (moment - reached).total_seconds() > every + 1:
@@ -330,7 +326,7 @@ def proven_by_heartbeat(reached: datetime | None, moment: datetime, every: float
             "binlog archive does not hold everything up to that time.",
             "Look at drkit binlog status (lag, gaps) and whether the streamer and its "
             "heartbeat run; restore to an earlier time.")
-    return reached
+    return reached.isoformat()
 
 
 def _utc(text: str) -> datetime:

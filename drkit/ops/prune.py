@@ -12,6 +12,13 @@ With blob versioning on (the seed enables it), deleting a blob keeps its last st
 earlier version, which costs as much as the blob did. So the earlier versions of what prune
 deletes go too. Versions of anything else are left alone: those of a blob deleted by hand
 are what can bring it back (``drkit list --versions`` shows what they cost).
+
+With the container's version-level immutability (time-based retention), Azure refuses to
+delete a version before its retention ends. Prune plans around it: what the listing shows
+locked stays, named with the time its lock ends (a backup and its manifest stay together),
+and a delete Azure refuses all the same is recorded as locked; neither fails the run. Prune
+runs on the Azure side: a credential that cannot delete (the backup side's SAS) is refused
+before anything is deleted.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, BlobVersion, Catalog, load_manifest, taken_at
 from drkit.binlog.records import SIDECAR, Archive, file_order
 from drkit.console import log_event
-from drkit.errors import DrkitError
+from drkit.errors import BlobLockedError, ConfigError, DrkitError
 from drkit.manifest import SIDECAR_SUFFIX
+from drkit.ops.claim import orphan_claims
 
 UNKNOWN = "(databases unknown)"  # a backup whose metadata names none
 
@@ -41,6 +49,8 @@ class PrunePlan:
     versions_bytes: int = 0
     deleted_versions: list[str] = field(default_factory=list)
     versioning: bool = False  # the listing showed version ids: deleting leaves versions
+    # blob (or "name?versionid=ID") -> until when its immutability policy keeps it
+    locked: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -86,12 +96,54 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
         if name.endswith(SIDECAR_SUFFIX) and backup not in backups and moment and \
                 moment < cutoff:
             plan.delete.append(name)  # its backup is already gone
+    # Name claims a failed backup left (the backup side marks them failed: it cannot
+    # delete), whatever their age: they hold no data.
+    plan.delete += [c["blob"] for c in orphan_claims(store, listing.names)
+                    if c["blob"] not in plan.delete]
     if binlog_prefix:
         plan.binlogs = _binlogs_before_oldest_base(store, binlog_prefix, entries, plan.delete)
-    doomed = versions_to_delete(listing.versions or [], plan.delete)
+    now = datetime.now(UTC)
+    plan.delete = _unlocked(plan.delete, listing.locked_until, now, plan.locked)
+    plan.binlogs = _unlocked(plan.binlogs, _locked_binlogs(store, binlog_prefix, plan.binlogs),
+                             now, plan.locked)
+    doomed = _unlocked_versions(versions_to_delete(listing.versions or [], plan.delete),
+                                now, plan.locked)
     plan.versions = [_label(v) for v in doomed]
     plan.versions_bytes = sum(v.size for v in doomed)
     return plan
+
+
+def _unlocked(names: list[str], locked_until: dict[str, datetime], now: datetime,
+              locked: dict[str, str]) -> list[str]:
+    """``names`` less those still under retention (recorded in ``locked`` with their
+    expiry); a backup and its manifest are one: while either is locked both stay."""
+    def pair(name: str) -> tuple[str, str]:
+        backup = name.removesuffix(SIDECAR_SUFFIX)
+        return backup, backup + SIDECAR_SUFFIX
+
+    held = {name: until for name in names if (until := locked_until.get(name)) and until > now}
+    for name in names:
+        if name not in held and (partner := next((held[p] for p in pair(name) if p in held),
+                                                 None)):
+            held[name] = partner  # kept with its locked partner
+    locked.update({name: until.isoformat() for name, until in held.items()})
+    return [name for name in names if name not in held]
+
+
+def _unlocked_versions(versions: list[BlobVersion], now: datetime,
+                       locked: dict[str, str]) -> list[BlobVersion]:
+    """``versions`` less those still under retention (recorded in ``locked``)."""
+    held = [v for v in versions if v.locked_until and v.locked_until > now]
+    locked.update({_label(v): v.locked_until.isoformat() for v in held if v.locked_until})
+    return [v for v in versions if v not in held]
+
+
+def _locked_binlogs(store: BackupStore, prefix: str | None,
+                    names: list[str]) -> dict[str, datetime]:
+    """The immutability expiries of the archived files about to go (one listing)."""
+    if not prefix or not names:
+        return {}
+    return Catalog(store.under(prefix)).listing(versions=True).locked_until
 
 
 def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[BackupEntry],
@@ -138,18 +190,37 @@ def _reason(entry: BackupEntry, database: str, newest_good: BackupEntry | None) 
 
 
 def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
+    if not store.may_delete:
+        raise ConfigError(f"This config's storage credential cannot delete in the "
+                          f"{store.where} (a SAS without d: the backup side's); nothing was "
+                          "deleted.", "Run drkit prune on the Azure side, with its config.")
     for name in [*plan.delete, *plan.binlogs]:
-        store.delete(name, missing_ok=False)
-        plan.deleted.append(name)
-        log_event("prune.deleted", f"Deleted {name}", blob=name)
+        if _deleted(store, name, None, plan):
+            plan.deleted.append(name)
+            log_event("prune.deleted", f"Deleted {name}", blob=name)
     # Listed again where versioning is on: deleting a versioned blob has just made its last
     # state an earlier version. Without versioning nothing is left to list.
     deleted = versions_to_delete(Catalog(store).previous_versions(), plan.deleted) \
         if plan.versioning else []
+    deleted = _unlocked_versions(deleted, datetime.now(UTC), plan.locked)
     plan.versions_bytes = sum(v.size for v in deleted)
     for version in deleted:
-        store.delete(version.name, version_id=version.version_id, missing_ok=False)
-        plan.deleted_versions.append(_label(version))
-        log_event("prune.deleted_version", f"Deleted {_label(version)}", blob=version.name,
-                  version_id=version.version_id)
+        if _deleted(store, version.name, version.version_id, plan):
+            plan.deleted_versions.append(_label(version))
+            log_event("prune.deleted_version", f"Deleted {_label(version)}",
+                      blob=version.name, version_id=version.version_id)
     return plan
+
+
+def _deleted(store: BackupStore, name: str, version_id: str | None, plan: PrunePlan) -> bool:
+    """Delete one blob (version); False where Azure still keeps it locked (recorded, the
+    run goes on)."""
+    try:
+        store.delete(name, version_id=version_id, missing_ok=False)
+    except BlobLockedError:
+        label = name if version_id is None else f"{name}?versionid={version_id}"
+        plan.locked[label] = "unknown (Azure refused the delete: its retention has not ended)"
+        log_event("prune.locked", f"Not deleted: {label} is locked by the container's "
+                  "immutability policy", blob=name)
+        return False
+    return True

@@ -49,7 +49,7 @@ from drkit.mysql.swap import (
     swap_in,
 )
 from drkit.ops import pitr
-from drkit.ops.lock import RunLock
+from drkit.ops.lock import HeldLock, run_lock
 from drkit.ops.pitr import ReplayPlan, ReplayResult
 from drkit.ops.readback import CountingReader, failed_verification, read_back
 from drkit.ops.restorenames import restore_names
@@ -187,12 +187,14 @@ class Restore:
         log_event("restore.start", f"Restore start: {self.entry.name} -> {self.server.address} "
                   f"({', '.join(f'{a} as {b}' if a != b else a for a, b in self.renames.items())})",
                   backup=self.entry.name, target=self.server.address)
-        with _restoring(self.settings, self.server, list(self.renames.values())):
+        with _restoring(self.settings, self.server, list(self.renames.values())) as locks:
             self.prepare()
             try:
                 result = self.load()
                 result.proof = self.prove()
                 result.replay = self.replay()
+                for lock in locks:  # a lease lost while it loaded: stop before the swap
+                    lock.confirm()
                 # Every swap is planned (and may refuse) before the first one changes anything.
                 plans = [plan_swap(self.server, database, scratch, old, self.request.replace)
                          for database, (scratch, old) in self.swaps.items()]
@@ -220,7 +222,7 @@ class Restore:
         self.store = BackupStore.from_settings(self.settings)
         self.server = target_server(self.settings, self.request.target_address)
         self.entry = Catalog(self.store).select(self.request.backup)
-        self.manifest = load_manifest(self.store, self.entry.name)
+        self.manifest = load_manifest(self.store, self.entry.name, digests=True)
 
     def refuse(self) -> None:
         """A backup verify found bad, or whose size is not its manifest's, is never loaded;
@@ -327,16 +329,16 @@ class Restore:
 
 
 @contextlib.contextmanager
-def _restoring(settings: Settings, server: Server, databases: list[str]) -> Iterator[None]:
-    """One restore at a time per target database (from this host): a second is refused
-    at once (23) rather than racing the first to the swap."""
-    directory = settings.backup.state_dir.expanduser() / "locks"
+def _restoring(settings: Settings, server: Server,
+               databases: list[str]) -> Iterator[list[HeldLock]]:
+    """One restore at a time per target database (from this host, or from any with
+    backup.locks: blob): a second is refused at once (23) rather than racing the first to
+    the swap."""
+    locks = [run_lock(settings, "replace-" + quote(f"{server.address}-{database}", safe=""),
+                      f"restore of {database} on {server.address}")
+             for database in sorted(databases)]
     with contextlib.ExitStack() as held:
-        for database in sorted(databases):
-            name = quote(f"{server.address}-{database}", safe="")
-            held.enter_context(RunLock(directory / f"replace-{name}.lock",
-                                       f"restore of {database} on {server.address}"))
-        yield
+        yield [held.enter_context(lock) for lock in locks]
 
 
 def prove_restore(manifest: Manifest, server: Server, renames: dict[str, str],

@@ -12,6 +12,7 @@ from typing import Any
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog, load_manifest
 from drkit.config import Settings
+from drkit.errors import UnknownDatabaseError
 from drkit.mysql import inventory, timezones
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.mysql.proof import ProofResult
@@ -83,8 +84,15 @@ def _max_allowed_packet(server: Server) -> int:
 def prove_backup(settings: Settings, request: RestoreRequest) -> ProofResult:
     """The target's copy of the backup ``request`` names compared with its manifest."""
     store = BackupStore.from_settings(settings)
-    manifest = load_manifest(store, Catalog(store).select(request.backup).name)
+    manifest = load_manifest(store, Catalog(store).select(request.backup).name, digests=True)
     renames = restore_names(manifest, request.rename_to, request.databases)
-    return prove_restore(manifest.only(list(renames)),
-                         target_server(settings, request.target_address), renames,
+    server = target_server(settings, request.target_address)
+    absent = [name for name, objects in restore.objects_in(server, list(renames.values()))
+              .items() if objects is None]
+    if absent:  # nothing to compare: not a failed dump of it
+        raise UnknownDatabaseError(
+            f"Database {', '.join(map(repr, absent))} does not exist on {server.address}: "
+            f"there is no copy of backup {manifest.name} to prove there.",
+            "Name the database the backup was restored as (--as), or restore it first.")
+    return prove_restore(manifest.only(list(renames)), server, renames,
                          azure_rewrites(settings))

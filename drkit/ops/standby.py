@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
@@ -34,11 +34,19 @@ from drkit.binlog.replay import RowApplier
 from drkit.binlog.triggers import TriggersAside
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import BinlogGapError, LockHeldError, RunStopped, StandbyError
+from drkit.errors import (
+    BinlogGapError,
+    ConfigError,
+    LockHeldError,
+    RunStopped,
+    ServerUnreachableError,
+    StandbyError,
+)
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
 from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
 from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
@@ -110,7 +118,23 @@ class CatchUp:
 
 def follow(settings: Settings, once: bool = True) -> CatchUp:
     """Catch up with the archive; without ``once``, again every ``standby.poll_seconds``
-    until stopped (SIGTERM: between two events, what was applied is committed)."""
+    until stopped (SIGTERM: between two events, what was applied is committed). With the
+    pilot light (``standby.stop_server_after``), the stopped server is started for the
+    catch-up and stopped after it."""
+    if not settings.standby.stop_server_after:
+        return _follow(settings, once)
+    if not once:
+        raise ConfigError("standby.stop_server_after stops the server after a catch-up: "
+                          "it is for drkit standby follow --once, not a follower that keeps "
+                          "running.", "Run drkit standby follow --once from cron, or set "
+                          "standby.stop_server_after: false.")
+    with pilot_light(settings) as left_at:
+        done = _follow(settings, once)
+        left_at(read_position(target_server(settings)))  # status reads it while stopped
+        return done
+
+
+def _follow(settings: Settings, once: bool) -> CatchUp:
     server = target_server(settings)
     with one_follower(server) as still_the_follower:
         while True:
@@ -226,7 +250,8 @@ class _Replay:
             first = archived.file == self.start.file
             if first and archived.complete and self.start.offset >= archived.size:
                 continue  # read to its end already; the next file opens with its own format
-            with contextlib.closing(archived_events(archive, archived)) as events:
+            start_at = self.start.offset if first else 0
+            with contextlib.closing(archived_events(archive, archived, start_at)) as events:
                 for at, kind, timestamp, data in events:
                     if first and at < self.start.offset:
                         self.applier.note(kind, data)  # the format and table maps only
@@ -300,7 +325,16 @@ def _gap(after: str, missing: str) -> None:
 def standby_status(settings: Settings) -> dict[str, Any]:
     """Where the standby stands and how far behind the archive: seconds of source time
     and bytes."""
-    at = read_position(target_server(settings))
+    position_from: Literal["target", "last catch-up"] = "target"
+    try:
+        at = read_position(target_server(settings))
+    except ServerUnreachableError:
+        # The pilot light's server is stopped between catch-ups: where the last one left it.
+        at = last_position(read_ledger(settings)) if settings.standby.stop_server_after \
+            else None
+        if at is None:
+            raise
+        position_from = "last catch-up"
     if at is None:
         raise StandbyError(*_NO_STANDBY)
     files = archive_of(settings).files()
@@ -309,7 +343,8 @@ def standby_status(settings: Settings) -> dict[str, Any]:
             "offset": at.offset, "last_event_at": _iso(at.last_event_at),
             "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
             "caught_up_at": _iso(at.caught_up_at), "last_catch_up": at.last_catch_up,
-            "diverged": at.diverged,
+            "diverged": at.diverged, "promoted": at.promoted,
+            "pilot_light": summary(read_ledger(settings)), "position_from": position_from,
             "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
             "lag_bytes": lag_bytes(at, files)}
 
@@ -330,10 +365,15 @@ def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
 
 def followable_position(server: Server) -> Position:
     """The standby's position, if it can be followed on (StandbyError: the target has no
-    standby, or it was found unlike the source)."""
+    standby, it was promoted, or it was found unlike the source)."""
     at = read_position(server)
     if at is None:
         raise StandbyError(*_NO_STANDBY)
+    if at.promoted:
+        raise StandbyError(f"The standby was promoted by {at.promoted}: it is the primary "
+                           "now, and no follower applies the archive to it again.",
+                           "Stop its follower (cron entry or systemd unit); a new standby "
+                           "goes on another target.")
     if at.diverged:
         raise StandbyError(f"The standby no longer equals the source: {at.diverged}",
                            MAKE_AGAIN)
@@ -341,6 +381,7 @@ def followable_position(server: Server) -> Position:
 
 
 def read_position(server: Server) -> Position | None:
+    """The target's standby position, None when it has no standby."""
     with _cursor(server) as cursor:
         return position.read(cursor)
 

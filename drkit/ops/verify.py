@@ -55,7 +55,7 @@ def verify_backup(store: BackupStore, entry: BackupEntry,
 
 
 def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyResult:
-    manifest = load_manifest(store, entry.name)
+    manifest = load_manifest(store, entry.name, digests=True)
     clock = time.monotonic()
     scanner = DumpScanner()
     sql_sha256, sql_size = hashlib.sha256(), 0

@@ -59,6 +59,8 @@ class RunOutcome:
     published: list[str]
     summary: list[str] = field(default_factory=list)  # verdict line, then key figures
     record_url: str | None = None  # the published notebook (HTML)
+    # Why the record was not published (a secret in it: 42; the storage: 13-16), if it was not.
+    publish_failure: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -75,6 +77,9 @@ class RunRequest:
     runbook: Runbook
     environment: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    # DRKIT_* variables over the config, for the run's notebook: what the fleet imposes on
+    # its members' runs (DRKIT_BACKUP__LOCKS).
+    settings_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class _Run:
 
 
 @contextlib.contextmanager
-def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]:
+def kernel_environment(python: str = sys.executable,
+                       settings_env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     """papermill's environment, in which the kernel ``drkit`` is ``python`` (drkit's own
     interpreter) whatever kernels the machine has: a kernelspec in a private folder, first
     on JUPYTER_PATH. A wheel installed anywhere runs its notebooks on itself, and nothing
@@ -100,7 +106,7 @@ def kernel_environment(python: str = sys.executable) -> Iterator[dict[str, str]]
             "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "drkit", "language": "python"}))
         search = [directory, *filter(None, [os.environ.get("JUPYTER_PATH")])]
-        yield {**os.environ, "JUPYTER_PATH": os.pathsep.join(search)}
+        yield {**os.environ, **(settings_env or {}), "JUPYTER_PATH": os.pathsep.join(search)}
 
 
 def run_runbook(settings: Settings, config_path: Path, request: RunRequest,
@@ -131,7 +137,7 @@ def run_runbook(settings: Settings, config_path: Path, request: RunRequest,
     try:
         try:
             with (env or Environment()).status(f"{runbook.name} ({environment})") as show:
-                code, stderr = _papermill(runbook, {**parameters, **injected},
+                code, stderr = _papermill(request, {**parameters, **injected},
                                           record.directory, show, lock)
             exit_code, message = outcome(runbook, code, stderr,
                                          failed_cell(record.directory / NOTEBOOK))
@@ -262,7 +268,7 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
     }
     record.finish(document)
     published: list[str] = []
-    record_url = None
+    record_url, publish_failure = None, None
     try:
         record.check_for_secrets(_secret_values(settings))
         identity = details.get("notebook_sha256") or _identity(record.directory / NOTEBOOK)
@@ -272,6 +278,7 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
         record_url = store.url(page) if page else None
     except DrkitError as error:
         log_event("run.audit_failed", f"Audit record not published: {error}", run_id=run_id)
+        publish_failure = error.exit_code
         if exit_code == ExitStatus.OK:
             exit_code, message = error.exit_code, str(error)
         else:
@@ -281,20 +288,23 @@ def _close_record(settings: Settings, run: _Run, details: dict[str, Any],
               exit_code=exit_code, published=published)
     return RunOutcome(run_id=run_id, status=_status(exit_code),
                       exit_code=exit_code, message=message, record=record.directory,
-                      published=published, summary=lines, record_url=record_url)
+                      published=published, summary=lines, record_url=record_url,
+                      publish_failure=publish_failure)
 
 
-def _papermill(runbook: Runbook, parameters: dict[str, Any], directory: Path,
+def _papermill(request: RunRequest, parameters: dict[str, Any], directory: Path,
                show: Callable[[str], None], lock: int) -> tuple[int, str]:
     """Run papermill, showing the step it is at; return its exit code (None-safe) and the
     tail of its stderr. papermill holds the record's ``lock`` with us, to its end."""
+    runbook = request.runbook
     (directory / "parameters.yaml").write_text(yaml.safe_dump(parameters))
     command = [sys.executable, "-m", "papermill", str(runbook.notebook_path()),
                str(directory / NOTEBOOK), "-f", str(directory / "parameters.yaml"),
                "-k", KERNEL, "--execution-timeout", str(runbook.timeouts.cell_seconds),
                "--no-progress-bar", "--log-level", "WARNING"]
     log = directory / "papermill.log"
-    with log.open("wb") as stderr, kernel_environment() as environment:
+    with log.open("wb") as stderr, \
+            kernel_environment(settings_env=request.settings_env) as environment:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr,
                                    stderr=stderr, env=environment, start_new_session=True,
                                    pass_fds=(lock,))

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 from drkit.config import Settings
 from drkit.errors import (
@@ -29,6 +30,7 @@ from drkit.errors import (
     RunbookEngineError,
     RunbookNotFoundError,
 )
+from drkit.exitstatus import ExitStatus
 from drkit.runbooks.runbook import Runbook, runbook_dirs
 
 SKIPPED = 75  # flock's exit code when the previous run still holds the lock
@@ -124,24 +126,41 @@ def block_key(environment: str, config_path: Path) -> str:
     return f"drkit {environment} {Path(config_path).absolute()}"
 
 
-def systemd_unit(settings: Settings, config_path: Path, environment: str) -> str:
-    """The unit that follows the binary log (``binlog.runner: systemd``): restarted when it
-    stops, stopped with SIGTERM, on which it commits what it read before it exits."""
+# What a systemd unit can follow: the source's binary log into the archive, or the archive
+# into the standby.
+Follower = Literal["binlog", "standby"]
+_FOLLOWS: dict[str, tuple[str, str, str]] = {
+    "binlog": ("drkit binlog archive", "the source's binary log to Azure, continuously",
+               "binlog stream"),
+    "standby": ("drkit standby", "the DR target kept current from the binlog archive",
+                "standby follow"),
+}
+
+
+def systemd_unit(settings: Settings, config_path: Path, environment: str,
+                 follows: Follower = "binlog") -> str:
+    """The unit that follows the binary log (``binlog.runner: systemd``) or the archive into
+    the standby: restarted when it stops, stopped with SIGTERM, on which it commits what it
+    read or applied before it exits. A standby's follower is not restarted once it exits 50:
+    a standby that was promoted or is unlike the source is never followed again."""
     check_environment(environment)
     config_path = Path(_checked("config path", str(config_path.absolute())))
     drkit = _checked("drkit program path", str(Path(sys.executable).parent / "drkit"))
+    name, what, command = _FOLLOWS[follows]
+    never_again = (f"RestartPreventExitStatus={int(ExitStatus.STANDBY_UNUSABLE)}\n"
+                   if follows == "standby" else "")
     return f"""[Unit]
-Description=drkit binlog archive ({environment}): the source's binary log to Azure, continuously
+Description={name} ({environment}): {what}
 Wants=network-online.target
 After=network-online.target
 
 [Service]
 Type=simple
 Environment={_unit_word(f"DRKIT_CONFIG={config_path}")}
-ExecStart={_unit_word(drkit).replace("$", "$$")} binlog stream
+ExecStart={_unit_word(drkit).replace("$", "$$")} {command}
 Restart=always
 RestartSec=10
-KillSignal=SIGTERM
+{never_again}KillSignal=SIGTERM
 TimeoutStopSec=60
 NoNewPrivileges=yes
 PrivateTmp=yes

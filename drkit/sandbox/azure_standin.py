@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from drkit.sandbox.services import STORAGE_ACCOUNT
+from drkit.sandbox.services import CONTAINER, STORAGE_ACCOUNT
 
 VAULT_DOMAIN = ".vault.azure.net"
 SANDBOX_TENANT = "00000000-0000-4000-8000-000000000001"
@@ -47,6 +47,9 @@ SANDBOX_SERVER = "drkit-sandbox-dr"
 _SECRET = re.compile(r"^/secrets/([0-9A-Za-z-]+)/?$")
 _STORAGE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                       r"Microsoft\.Storage/storageAccounts/([^/]+)$")
+_POLICY = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                     r"Microsoft\.Storage/storageAccounts/([^/]+)/blobServices/default/"
+                     r"containers/([^/]+)/immutabilityPolicies/default$")
 _SERVER = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
                      r"Microsoft\.DBforMySQL/flexibleServers/([^/]+)(/.*)?$")
 
@@ -179,6 +182,8 @@ class ArmStandIn:
         self._lock = threading.Lock()
         self.vault: dict[str, str] = {}  # Key Vault secrets by name
         self.storage_accounts: dict[str, str] = {}  # name -> static website endpoint
+        # (account, container) -> its time-based retention: {"days": 30, "state": "Locked"}
+        self.immutability_policies: dict[tuple[str, str], dict] = {}
         self.tenant = SANDBOX_TENANT
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -371,6 +376,21 @@ class ArmStandIn:
             "properties": {"primaryEndpoints": {
                 "blob": f"https://{name}.blob.core.windows.net/", "web": web}}})
 
+    def _immutability_policy(self, request: _Request, match: re.Match) -> None:
+        """A container's time-based retention policy, as Resource Manager gives it (Azurite
+        has no immutability, so only this read stands in for it)."""
+        policy = self.immutability_policies.get((match.group(1), match.group(2)))
+        if request.method != "GET" or policy is None:
+            return self._error(request.handler, 404, "ResourceNotFound",
+                               f"{request.method} {request.path}")
+        return self._reply(request.handler, 200, {
+            "id": request.path, "name": "default", "etag": '"8d9f0a1b2c3d4e5"',
+            "type": "Microsoft.Storage/storageAccounts/blobServices/containers/"
+                    "immutabilityPolicies",
+            "properties": {"immutabilityPeriodSinceCreationInDays": policy["days"],
+                           "state": policy["state"], "allowProtectedAppendWrites": False,
+                           "allowProtectedAppendWritesAll": False}})
+
     def _accept(self, handler, finish) -> None:
         operation_id = secrets.token_hex(8)
         self._operations[operation_id] = {"polls": 0, "finish": finish}
@@ -419,6 +439,7 @@ class ArmStandIn:
                      (re.compile(r"/oauth2/v2\.0/token$"), _token))
     _ARM_ROUTES = ((re.compile(r"^/operations/.*?([^/]*)$"), _operation_status),
                    (_STORAGE, _storage_account),
+                   (_POLICY, _immutability_policy),
                    (_SERVER, _flexible_server))
     _OPERATION_ROUTES = {"get": _get_server, "start": _start_or_stop, "stop": _start_or_stop,
                          "update": _update_server, "firewall": _put_firewall_rule,
@@ -449,6 +470,8 @@ def main(argv: list[str] | None = None) -> None:
     # The sandbox's target, already running, as the DR region's Flexible Server.
     standin.add_server(SANDBOX_SERVER, state="Ready")
     standin.storage_accounts[STORAGE_ACCOUNT] = f"https://{STORAGE_ACCOUNT}.z12.web.core.windows.net/"
+    # The backup container as docs/immutability.md sets it up: 30 days, locked.
+    standin.immutability_policies[STORAGE_ACCOUNT, CONTAINER] = {"days": 30, "state": "Locked"}
     stop = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the threads, which inherit it
     standin.start(int(port))

@@ -25,17 +25,19 @@ import secrets
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from drkit.azure.credentials import BACKUP_SIDE_PERMISSIONS
 from drkit.config import AwsSettings
 from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
 from drkit.sandbox.azure_control import IDENTITY_SECRET, VAULT_SECRETS, AzureControl
-from drkit.sandbox.fleetfile import write_fleet_file
+from drkit.sandbox.fleetfile import build_fleet_databases, write_fleet_file
 from drkit.sandbox.services import (
     AWS_PROFILE,
     AWS_REGION,
@@ -51,6 +53,7 @@ from drkit.sandbox.services import (
     TARGET_USER,
     Azurite,
     Moto,
+    SecondSource,
     Service,
     ServiceStatus,
     SourceDatabase,
@@ -67,6 +70,11 @@ SERVICES: tuple[type[Service], ...] = (SourceDatabase, TargetDatabase, Azurite, 
                                        AzureControl)
 
 
+# The sandbox's backup-side SAS: valid long enough for any sandbox's life, and the same on
+# every up (moto's secret is written once).
+SAS_EXPIRY = datetime(2099, 12, 31, tzinfo=UTC)
+
+
 def _aws_then_vault(key: str) -> list[str]:
     """The seed's AWS secret first, the DR region's Key Vault when AWS does not answer."""
     return [f"secret:{key}", f"keyvault:{VAULT_SECRETS[key]}"]
@@ -76,10 +84,13 @@ class Sandbox:
     """The sandbox under ``directory``: start, inspect and stop its services."""
 
     def __init__(self, directory: str | os.PathLike[str] = DEFAULT_DIR,
-                 demo_size: int = demodb.DEFAULT_SIZE) -> None:
+                 demo_size: int = demodb.DEFAULT_SIZE, sources: int = 1) -> None:
         self.directory = Path(directory).absolute()
         self.demo_size = demo_size
-        self.services: dict[str, Service] = {cls.name: cls(self) for cls in SERVICES}
+        # A second source once started stays one of the sandbox's services (status, down).
+        kinds = SERVICES if sources < 2 and SecondSource.name not in self._state() \
+            else (*SERVICES, SecondSource)
+        self.services: dict[str, Service] = {cls.name: cls(self) for cls in kinds}
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -88,7 +99,14 @@ class Sandbox:
 
     @property
     def config_path(self) -> Path:
+        """The Azure side's config (the account key; also takes backups, as a fail-back
+        does)."""
         return self.directory / "drkit.yaml"
+
+    @property
+    def backup_config_path(self) -> Path:
+        """The backup side's config: the backup host's SAS that cannot delete."""
+        return self.directory / "drkit-backup.yaml"
 
     @property
     def tls(self) -> SandboxTls:
@@ -151,12 +169,25 @@ class Sandbox:
 
         return str(x25519.Identity.from_str(self.age_identity(which)).to_public())
 
+    def backup_side_sas(self) -> str:
+        """The backup side's storage credential: an account SAS without delete
+        (``racwlt``), signed with the account key, as an operator issues one for the backup
+        host. A fixed expiry, so every ``up`` gives the same token."""
+        from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+        return generate_account_sas(
+            STORAGE_ACCOUNT, self.credential("azure_storage_key"),
+            ResourceTypes(container=True, object=True),
+            AccountSasPermissions.from_string(BACKUP_SIDE_PERMISSIONS), expiry=SAS_EXPIRY)
+
     def secret(self) -> dict[str, str]:
-        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's."""
+        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's
+        and the backup side's SAS."""
         return {
             "rds_password": self.credential("rds_password"),
             "azure_storage_account": STORAGE_ACCOUNT,
             "azure_storage_key": self.credential("azure_storage_key"),
+            "azure_storage_sas": self.backup_side_sas(),
             "azure_tenant_id": "00000000-0000-4000-8000-000000000001",
             "azure_subscription_id": "00000000-0000-4000-8000-000000000002",
             "azure_mysql_password": self.credential("azure_mysql_password"),
@@ -202,7 +233,12 @@ class Sandbox:
                 self._save_state(state)
             service.seed(record["port"])
         self._write_config(state)
-        write_fleet_file(self.directory, self.config_path)
+        sources = {name: service for name, service in self.services.items()
+                   if isinstance(service, SourceDatabase)}
+        if len(sources) > 1:
+            build_fleet_databases(sources.values())
+        write_fleet_file(self.directory, self.config_path,
+                         {name: state[name]["port"] for name in sources})
         return self.status()
 
     def _start(self, service: Service, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -289,6 +325,7 @@ class Sandbox:
     def _write_config(self, state: dict[str, dict[str, Any]]) -> None:
         config = {
             "environment": "sandbox",
+            "side": "azure",
             "aws": {k: str(v) for k, v in self.aws_settings(state["moto"]["port"])
                     .model_dump(exclude_none=True).items()},
             "source": {
@@ -343,6 +380,10 @@ class Sandbox:
                   "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n"
                   "# Edits are kept when up runs again (comments are not).\n")
         self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        self.backup_config_path.write_text(
+            "# The backup side's drkit config (backup, binlog stream), written by `drkit "
+            "sandbox up`\n# from drkit.yaml each time: its SAS cannot delete, and it holds no "
+            "identity.\n" + yaml.safe_dump(backup_side(config), sort_keys=False))
 
     def _current_config(self) -> dict[str, Any]:
         try:
@@ -355,6 +396,16 @@ class Sandbox:
             raise ConfigError(f"{self.config_path} does not hold a mapping; it was left as "
                               "it is.", "Fix it, or move it away for up to write a new one.")
         return current
+
+
+def backup_side(config: dict[str, Any]) -> dict[str, Any]:
+    """The backup host's config from the Azure side's: the SAS without delete from the AWS
+    secret instead of the account key, no identity that reads backups, no Azure login."""
+    storage = {k: v for k, v in config["storage"].items() if k != "key"}
+    encryption = {k: v for k, v in config.get("encryption", {}).items() if k != "identity"}
+    return {**{k: v for k, v in config.items() if k != "azure"}, "side": "backup",
+            "storage": {**storage, "auth": "sas", "sas": "secret:azure_storage_sas"},
+            "encryption": encryption}
 
 
 def merged(new: Any, written: Any, current: Any) -> Any:

@@ -168,6 +168,10 @@ class MariaDB(Service):
             "--collation-server=utf8mb4_unicode_ci",
             "--innodb-buffer-pool-size=256M",
             "--innodb-log-file-size=256M",
+            # Pages are written once, not twice: only a host crash, which no test makes,
+            # could tear one. (Commits stay flushed as on RDS: MariaDB purges a binlog only
+            # once InnoDB flushed its transactions, which tests of gaps rely on.)
+            "--innodb-doublewrite=0",
             "--max-allowed-packet=64M",
             "--event-scheduler=OFF",
             # Verified TLS, as RDS and Flexible Server offer it (drkit's default).
@@ -258,6 +262,24 @@ class SourceDatabase(MariaDB):
             if cursor.fetchone()[0] == 0:
                 flexible.load_time_zones(cursor)  # RDS has them; the demo's event uses one
                 demodb.build(root, DEMO_DATABASE, self.sandbox.demo_size)
+
+
+class SecondSource(SourceDatabase):
+    """``drkit sandbox up --sources 2``: a second source server, for the fleet's per-source
+    limits; it holds the fleet's databases only (:mod:`drkit.sandbox.fleetfile`)."""
+
+    name = "source2"
+    role = "a second AWS RDS MySQL (the fleet's)"
+
+    def extra_options(self) -> list[str]:
+        return [f"--log-bin={self.home / 'data' / 'binlog'}", "--server-id=2",
+                "--binlog-format=ROW"]
+
+    def seed(self, port: int) -> None:
+        MariaDB.seed(self, port)
+        with contextlib.closing(self.root_connection()) as root, root.cursor() as cursor:
+            rds.install(cursor)
+            flexible.load_time_zones(cursor)  # RDS has them; the demo's event uses one
 
 
 class TargetDatabase(MariaDB):
@@ -377,8 +399,11 @@ class Moto(Service):
         self.sandbox.write_aws_credentials()
         manager = self._client(port, "secretsmanager")
         existing = {s["Name"] for s in manager.list_secrets()["SecretList"]}
+        secret = json.dumps(self.sandbox.secret())
         if SECRET_ID not in existing:
-            manager.create_secret(Name=SECRET_ID, SecretString=json.dumps(self.sandbox.secret()))
+            manager.create_secret(Name=SECRET_ID, SecretString=secret)
+        elif manager.get_secret_value(SecretId=SECRET_ID)["SecretString"] != secret:
+            manager.put_secret_value(SecretId=SECRET_ID, SecretString=secret)  # a key added
         rds = self._client(port, "rds")
         instances = rds.describe_db_instances()["DBInstances"]
         if not any(i["DBInstanceIdentifier"] == RDS_INSTANCE_ID for i in instances):

@@ -14,6 +14,7 @@ of its own between a bounded pipe and its caller: at most a few pieces are in me
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import deque
@@ -272,16 +273,22 @@ class Keyring:
         self._resolver = resolver
         self._identities: list[x25519.Identity] | None = None
 
-    def identities(self, backup: str) -> list[x25519.Identity]:
+    def identities(self, what: str) -> list[x25519.Identity]:
+        """The identities; ``what`` (``backup NAME``, ``archived binlog FILE``) is named if
+        there are none."""
         if self._identities is None:
-            self._identities = self._identities_of(backup)
+            self._identities = self._identities_of(what)
         return self._identities
 
-    def _identities_of(self, backup: str) -> list[x25519.Identity]:
+    def fingerprints(self, what: str) -> set[str]:
+        """The fingerprints of the recipients the identities open (see :func:`fingerprint`)."""
+        return {fingerprint(str(identity.to_public())) for identity in self.identities(what)}
+
+    def _identities_of(self, what: str) -> list[x25519.Identity]:
         if self.reference is None or self._resolver is None:
             raise BackupKeyError(
-                f"Backup {backup} is encrypted (age) and this config names no identity to "
-                "open it (encryption.identity); nothing was read.",
+                f"{_sentence_start(what)} is encrypted (age) and this config names no "
+                "identity to open it (encryption.identity); nothing was read.",
                 "Set encryption.identity to the Key Vault secret (keyvault:NAME) or file "
                 "(file:/PATH) holding its AGE-SECRET-KEY-1... line.")
         pyrage = _pyrage()
@@ -298,8 +305,8 @@ class Keyring:
             where = self.reference if isinstance(self.reference, str) else \
                 " or ".join(self.reference)
             raise BackupKeyError(
-                f"The encryption identity {where} is not an age X25519 identity; backup "
-                f"{backup} was not read.", "Store the AGE-SECRET-KEY-1... line that "
+                f"The encryption identity {where} is not an age X25519 identity; {what} "
+                "was not read.", "Store the AGE-SECRET-KEY-1... line that "
                 "age-keygen wrote there.")
         return identities
 
@@ -314,7 +321,7 @@ def decrypted(backup: str, chunks: Iterable[bytes], keyring: Keyring) -> Iterato
     raised (a storage failure) comes through as it is.
     """
     pyrage = _pyrage()
-    identities = keyring.identities(backup)
+    identities = keyring.identities(f"backup {backup}")
     source = iter(chunks)
     reader = _PieceReader(lambda: next(source, None))
     plain = _Pipe(_PIECES_IN_FLIGHT)
@@ -338,16 +345,16 @@ def decrypted(backup: str, chunks: Iterable[bytes], keyring: Keyring) -> Iterato
     if reader.failure is not None:
         raise reader.failure
     if worker.error is not None:
-        raise _decrypt_failure(backup, keyring, worker.error, reader.ended)
+        raise _decrypt_failure(f"backup {backup}", keyring, worker.error, reader.ended)
 
 
-def _decrypt_failure(backup: str, keyring: Keyring, error: BaseException,
+def _decrypt_failure(what: str, keyring: Keyring, error: BaseException,
                      read_to_end: bool) -> Exception:
     text = str(error)
     if "No matching keys found" in text:
         return BackupKeyError(
-            f"Backup {backup} is not encrypted to the identity {keyring.reference} (none of "
-            "its recipients matches); nothing was restored from it.",
+            f"{_sentence_start(what)} is not encrypted to the identity {keyring.reference} "
+            "(none of its recipients matches); nothing was restored from it.",
             "Use the identity of one of the recipients it was written for (an older Key "
             "Vault secret version after a rotation, or the break-glass key).")
     # pyrage says "decryption error" for a damaged piece and for a missing last piece
@@ -355,3 +362,45 @@ def _decrypt_failure(backup: str, keyring: Keyring, error: BaseException,
     if read_to_end and isinstance(error, OSError):
         return TruncatedStreamError(f"the age file ends before its last piece ({text})")
     return CorruptStreamError(f"not a valid age file ({text})")
+
+
+def _sentence_start(what: str) -> str:
+    return what[:1].upper() + what[1:]
+
+
+def fingerprint(recipient: str) -> str:
+    """A recipient's name in manifests and the archive's records: the first 16 hex digits of
+    the sha256 of its ``age1...`` text. Public, as the recipient is; it says which key opens
+    what, and an identity's own recipient (``age-keygen -y``) gives the same name."""
+    return hashlib.sha256(recipient.encode()).hexdigest()[:16]
+
+
+class Sealer:
+    """Encrypts whole pieces (an archived binlog range, a manifest's digests) to the
+    configured recipients, each piece its own age file; the backup host holds only this."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.recipients = recipients(texts)  # refuses without pyrage, before anything is written
+        self.fingerprints = [fingerprint(text) for text in texts]
+
+    def seal(self, data: bytes) -> bytes:
+        return _pyrage().encrypt(data, self.recipients)
+
+
+def sealer(texts: list[str]) -> Sealer | None:
+    """A sealer for the configured recipients; None where none are configured."""
+    return Sealer(texts) if texts else None
+
+
+def opened(what: str, sealed_bytes: bytes, keyring: Keyring) -> bytes:
+    """The plaintext of one whole age file ``what`` (``archived binlog FILE bytes A-B``).
+
+    Raises :class:`BackupKeyError` when the identity is missing or not a recipient, and
+    :class:`CorruptStreamError` when the bytes are not an intact age file.
+    """
+    pyrage = _pyrage()
+    identities = keyring.identities(what)
+    try:
+        return pyrage.decrypt(sealed_bytes, identities)
+    except pyrage.DecryptError as error:
+        raise _decrypt_failure(what, keyring, error, read_to_end=False) from None

@@ -1,0 +1,70 @@
+"""``drkit doctor --for failover``: the identity this host can read opens the newest backup
+and the binlog archive since it.
+
+The manifest and the archive's records name the recipients each backup and each archived
+range were encrypted to (fingerprints: drkit.stream.encryption.fingerprint); the identity's
+own recipients are compared with them, and the newest backup's sealed digests are opened
+(a real age decryption, a few hundred bytes, without reading the backup). A rotation that
+left the failover host with only the new key is found here, not in the middle of a failover.
+"""
+
+from __future__ import annotations
+
+from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog, load_manifest
+from drkit.binlog.records import Archive, ArchivedFile, file_order
+from drkit.checks import CRITICAL, OK, Check
+from drkit.config import Settings
+from drkit.errors import DrkitError
+from drkit.manifest import Manifest
+from drkit.stream.encryption import fingerprint
+
+NAME = "encryption keys"
+_FIX = ("Point encryption.identity at the key of one of those recipients (after a rotation "
+        "the Key Vault secret's older version holds the old key; the break-glass key opens "
+        "what was encrypted to it), or take a new backup to the current recipients.")
+
+
+def key_checks(settings: Settings) -> list[Check]:
+    store = BackupStore.from_settings(settings)
+    newest = next((e for e in reversed(Catalog(store).entries()) if e.has_manifest), None)
+    if newest is None:
+        return [Check(NAME, OK, "no backup yet")]
+    manifest = load_manifest(store, newest.name)
+    files = _archived_since(settings, manifest)
+    encrypted = [f for f in files if f.recipients]
+    if not manifest.encryption and not encrypted:
+        return [Check(NAME, OK, f"backup {manifest.name} and the archive since it are not "
+                                "encrypted")]
+    try:
+        mine = store.keyring.fingerprints(f"backup {manifest.name}" if manifest.encryption
+                                          else f"archived binlog {encrypted[0].file}")
+    except DrkitError as error:
+        return [Check(NAME, CRITICAL, error.message, error.fix or "")]
+    reference = settings.encryption.identity
+    if manifest.encryption:
+        wanted = manifest.encryption.get("fingerprints") or \
+            [fingerprint(r) for r in manifest.encryption.get("recipients", [])]
+        if not mine & set(wanted):
+            return [Check(NAME, CRITICAL, f"the identity {reference} opens none of the "
+                          f"recipients backup {manifest.name} was encrypted to "
+                          f"({', '.join(wanted)})", _FIX)]
+    for archived in encrypted:
+        if shut := next((to for to in archived.recipients if not mine & set(to)), None):
+            return [Check(NAME, CRITICAL, f"the identity {reference} opens none of the "
+                          f"recipients archived binlog {archived.file} was encrypted to "
+                          f"({', '.join(shut)})", _FIX)]
+    try:
+        load_manifest(store, manifest.name, digests=True)  # a real decryption: its digests
+    except DrkitError as error:
+        return [Check(NAME, CRITICAL, error.message, error.fix or "")]
+    return [Check(NAME, OK, f"the identity {reference} opens backup {manifest.name} and the "
+                            f"{len(encrypted)} encrypted archived file(s) since it")]
+
+
+def _archived_since(settings: Settings, manifest: Manifest) -> list[ArchivedFile]:
+    """The archive's files a restore from ``manifest`` on may read (summaries, one listing)."""
+    snapshot = manifest.consistency.get("binlog_snapshot")
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    return [f for f in archive.files()
+            if snapshot is None or file_order(f.file) >= file_order(snapshot["file"])]

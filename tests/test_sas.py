@@ -1,0 +1,112 @@
+"""The backup side on the sandbox, with its SAS without delete (``drkit-backup.yaml``): it
+backs up and streams the binlog; an attacker holding only that credential cannot delete a
+backup, its manifest or an archived file; doctor tells the sides apart; the Azure side's
+doctor reads the container's immutability policy through Resource Manager."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from drkit.azure.blobstore import BackupStore
+from drkit.config import load_settings
+from drkit.errors import DumpFailedError, StorageAuthError
+from drkit.health.doctor import Doctor, check_storage
+from drkit.health.side_checks import immutability_checks, storage_side_checks
+from drkit.manifest import SIDECAR_SUFFIX
+from drkit.ops.claim import orphan_claims
+from tests.helpers import point_cli_at, run_cli
+
+
+@pytest.fixture
+def backup_side(sandbox, tmp_path, monkeypatch):
+    """The CLI pointed at the sandbox's backup-side config, under a prefix of its own."""
+    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.backup_config_path))
+    monkeypatch.setenv("DRKIT_BINLOG__FLUSH_SECONDS", "0.5")
+    return prefix
+
+
+def test_the_backup_side_backs_up_and_streams_and_cannot_delete_what_it_wrote(
+        sandbox, backup_side, monkeypatch):
+    backup = run_cli("backup", "--json")
+    assert backup.exit_code == 0, backup.stderr
+    name = json.loads(backup.stdout)["backup"]
+    stream = run_cli("binlog", "stream", "--once", "--json")
+    assert stream.exit_code == 0, stream.stderr
+    settings = load_settings()
+    assert (settings.side, settings.storage.auth) == ("backup", "sas")
+    attacker = BackupStore.from_settings(settings, prefix="")
+    archived = [b.name for b in attacker.blobs(settings.binlog.prefix)]
+    assert archived, "the stream archived nothing"
+    targets = [name, name + SIDECAR_SUFFIX, *archived]
+    for target in targets:
+        with pytest.raises(StorageAuthError, match="denied this identity"):
+            attacker.delete(target)
+        with pytest.raises(HttpResponseError) as refused:  # the SDK itself, as an attacker
+            attacker.container.delete_blob(target, delete_snapshots="include")
+        assert refused.value.status_code == 403
+    # Prune refuses on this side before it deletes anything.
+    pruned = run_cli("prune", "--older-than", "0s", "--yes")
+    assert pruned.exit_code == 3 and "Run drkit prune on the Azure side" in pruned.stderr
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side sees all
+    azure_side = BackupStore.from_settings(load_settings(), prefix="")
+    assert all(azure_side.exists(target) for target in targets)
+
+
+def test_a_backup_failing_on_the_backup_side_leaves_its_claim_marked_for_the_azure_side(
+        sandbox, backup_side, monkeypatch):
+    """Before, the failed run deleted its claim; this credential cannot, so the run marks it
+    failed, doctor names it, and the Azure side's prune deletes it."""
+    from drkit.mysql import inventory
+
+    def unreadable(*_args):
+        raise DumpFailedError("The source's tables could not be listed.")
+    monkeypatch.setattr(inventory, "table_engines", unreadable)  # just after the claim
+    failed = run_cli("backup")
+    assert failed.exit_code == DumpFailedError.exit_code, failed.stderr
+    assert "Traceback" not in failed.stderr
+    store = BackupStore.from_settings(load_settings())
+    [claim] = orphan_claims(store)
+    assert claim["failed_at"]
+    [named] = [c for c in check_storage(Doctor(load_settings(), "sandbox"))
+               if c.name == "backup name claim"]
+    assert "marked failed" in named.detail and "prune --yes deletes it" in named.fix
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    pruned = run_cli("prune", "--yes", "--json")
+    assert json.loads(pruned.stdout)["deleted"] == [claim["blob"]]
+    assert not store.exists(claim["blob"])
+
+
+def test_doctor_names_the_side_and_the_credential_that_can_delete(sandbox, backup_side,
+                                                                   monkeypatch):
+    doctor = json.loads(run_cli("doctor", "--json").stdout)
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["storage side"]["status"] == "OK", checks["storage side"]
+    assert "a SAS (sp=rwlact): cannot delete" in checks["storage side"]["detail"]
+    assert checks["audit container"]["status"] == "OK"  # probed without a delete
+    assert "immutable retention" not in checks  # read by the Azure side, with its login
+    # The seed's layout: the backup host with the account key.
+    monkeypatch.setenv("DRKIT_STORAGE__AUTH", "key")
+    [check] = storage_side_checks(load_settings())
+    assert check.status == "WARNING" and "storage account key" in check.detail
+
+
+def test_the_azure_side_reads_the_immutability_policy_through_resource_manager(
+        sandbox, arm, monkeypatch):
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    settings = load_settings()
+    account = ("bloberry01", settings.storage.container)
+    [none] = immutability_checks(settings)
+    assert none.status == "CRITICAL" and "no time-based retention policy" in none.detail
+    arm.immutability_policies[account] = {"days": 30, "state": "Unlocked"}
+    [unlocked] = immutability_checks(load_settings())
+    assert unlocked.status == "WARNING" and "unlocked" in unlocked.detail
+    arm.immutability_policies[account] = {"days": 30, "state": "Locked"}
+    [locked] = immutability_checks(load_settings())
+    assert (locked.status, locked.detail) == (
+        "OK", "container mysql-backups: every version kept 30 days, policy Locked")
+    assert any(path.endswith("/containers/mysql-backups/immutabilityPolicies/default")
+               for _, path in arm.requests)
