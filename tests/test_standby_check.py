@@ -5,13 +5,12 @@ makes them."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from tests import dbtools
-from tests.helpers import point_cli_at, run_cli
+from tests.helpers import run_cli
 from tests.test_json_vocabulary import speaks_the_vocabulary
 from tests.test_pitr import _PausableWriter
 from tests.test_standby import _base_and_standby, _position, standby_env  # noqa: F401
@@ -61,26 +60,6 @@ def test_the_check_and_the_standby_drill_pass_under_writes_and_a_hand_made_drift
     assert "orders" not in said, said  # only the table that differs
     refused = run_cli("standby", "follow", "--once")
     assert refused.exit_code == 50 and "customers" in refused.stderr, refused.stderr
-
-
-def test_an_archived_file_is_read_whole_while_the_streamer_appends_to_it(sandbox, tmp_path,
-                                                                          monkeypatch):
-    """A follower reads the file the streamer commits more bytes to: the committed bytes it
-    knew come whole (reads pinned to the first ETag failed there: a follower under 20 MB/s
-    of writes stopped, exit 31), and a blob shorter than asked gives what it holds."""
-    from drkit.azure.blobstore import BackupStore
-    from drkit.config import load_settings
-
-    prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
-    store = BackupStore.from_settings(load_settings())
-    name = f"{prefix}binlog.000001"
-    committed = os.urandom(9 * 1024 * 1024)  # more than one request's piece
-    etag = store.write(name, committed)
-    pieces = store.download_head(name, len(committed))
-    first = next(pieces)
-    assert store.write(name, committed + b"appended", replacing=etag)  # a new ETag
-    assert first + b"".join(pieces) == committed
-    assert b"".join(store.download_head(name, len(committed) + 100)) == committed + b"appended"
 
 
 # --- units ----------------------------------------------------------------------------------
