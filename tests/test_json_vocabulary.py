@@ -19,8 +19,8 @@ RETIRED = {"blob": "backup", "bytes": "*_bytes", "size": "*_bytes", "seconds": "
            "duration": "*_seconds", "success": "ok", "succeeded": "ok"}
 
 
-# Checked where a standby exists (tests/test_standby.py, with speaks_the_vocabulary).
-STANDBY_COMMANDS = {"standby init", "standby follow", "standby status"}
+# Checked where a standby exists (tests/test_standby*.py, with speaks_the_vocabulary).
+STANDBY_COMMANDS = {"standby init", "standby follow", "standby status", "standby check"}
 
 
 def speaks_the_vocabulary(output: dict[str, Any]) -> bool:

@@ -3,6 +3,12 @@
 select -> (start a stopped Flexible Server) -> verify -> restore into a scratch database ->
 prove -> measure RPO/RTO -> compare with the environment's objectives -> drop the scratch
 database and stop the server again if the drill started it (always, also on failure).
+
+With ``mode=standby`` it drills the standby instead (:mod:`drkit.ops.standby`): (start the
+server) -> catch up to the archive's newest event and prove the time reached by the
+heartbeat, as a failover would (the RTO) -> check it against the living source
+(:mod:`drkit.ops.standbycheck`, not in the RTO: the source is gone in a failover) ->
+measure RPO/RTO -> (stop the server).
 """
 
 from __future__ import annotations
@@ -12,18 +18,24 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import ObjectiveBreachedError
+from drkit.errors import ObjectiveBreachedError, ParameterError
 from drkit.mysql.connection import connect, target_server
+from drkit.ops.failover_standby import catch_up_and_prove
 from drkit.ops.pitr import reached_by, resolve
 from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.standby import read_position
+from drkit.ops.standbycheck import check_standby
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
+
+# restore: the newest backup into a scratch database; standby: the standby caught up.
+DrillMode = Literal["restore", "standby"]
 
 
 @dataclass
@@ -54,11 +66,42 @@ class DrillResult:
         return asdict(self)
 
     def raise_for_breaches(self) -> None:
-        if self.breaches:
-            raise ObjectiveBreachedError(
-                f"The restore drill breached its objectives: {'; '.join(self.breaches)}.",
-                "Look at the backup schedule (RPO) or the restore path's speed (RTO) before "
-                "an incident does.")
+        _raise_for(self.breaches)
+
+    def record(self) -> dict[str, Any]:
+        """The run's key results, for its audit record."""
+        return {"mode": "restore", "status": "breached" if self.breaches else "succeeded",
+                "backup": self.backup, "compressed_bytes": self.restore["compressed_bytes"],
+                "rpo_seconds": self.rpo_seconds, "data_reaches": self.data_reaches,
+                "reached_by": self.reached_by, "rto_seconds": self.rto_seconds,
+                "backup_interval_seconds": self.backup_interval_seconds, "proof": "passed",
+                "breaches": self.breaches}
+
+    def proof_tables(self) -> list[dict[str, Any]]:
+        return self.restore["proof"]["tables"]
+
+
+def _raise_for(breaches: list[str]) -> None:
+    if breaches:
+        raise ObjectiveBreachedError(
+            f"The restore drill breached its objectives: {'; '.join(breaches)}.",
+            "Look at the backup schedule (RPO) or the restore path's speed (RTO) before "
+            "an incident does.")
+
+
+def drill_in_mode(settings: Settings, mode: str, asked: RestoreRequest,
+                  objectives: Objectives) -> DrillResult | StandbyDrillResult:
+    """The drill the runbook's ``mode`` names; ParameterError (2) for another mode, or for
+    a backup or time given to the standby's (it has its own)."""
+    if mode not in get_args(DrillMode):
+        raise ParameterError(f"Parameter mode takes {' or '.join(get_args(DrillMode))}, not "
+                             f"{mode!r}.", "Pass -p mode=restore or -p mode=standby.")
+    if mode == "restore":
+        return run_drill(settings, asked, objectives)
+    if asked.until or asked.backup not in (None, "latest"):
+        raise ParameterError("mode=standby drills the standby as it stands: it takes no "
+                             "backup or until.", "Leave them out, or use mode=restore.")
+    return run_standby_drill(settings, objectives)
 
 
 def run_drill(settings: Settings, asked: RestoreRequest | None = None,
@@ -120,18 +163,105 @@ def run_drill(settings: Settings, asked: RestoreRequest | None = None,
         steps={k: round(v, 3) for k, v in steps.items()},
         verify=verified.as_dict(), restore=restored.as_dict(), server_changes=changes,
     )
-    if objectives.rpo_hours is not None and result.rpo_seconds > objectives.rpo_hours * 3600:
-        result.breaches.append(f"RPO: the newest data restored was "
-                               f"{duration(result.rpo_seconds)} old, the objective is "
-                               f"{duration(objectives.rpo_hours * 3600)}")
-    if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
-        result.breaches.append(f"RTO: the restore took {duration(rto)}, the objective is "
-                               f"{duration(objectives.rto_minutes * 60)}")
+    result.breaches = _breaches(objectives, result.rpo_seconds, rto, "the restore")
     log_event("drill.finished", f"Drill {'BREACHED' if result.breaches else 'passed'}: data "
               f"reaches {result.data_reaches} ({result.reached_by}), RPO "
               f"{duration(result.rpo_seconds)}, RTO {duration(result.rto_seconds)}",
               **result.as_dict())
     return result
+
+
+def _breaches(objectives: Objectives, rpo: float, rto: float, what: str) -> list[str]:
+    breaches = []
+    if objectives.rpo_hours is not None and rpo > objectives.rpo_hours * 3600:
+        breaches.append(f"RPO: the newest data restored was {duration(rpo)} old, the "
+                        f"objective is {duration(objectives.rpo_hours * 3600)}")
+    if objectives.rto_minutes is not None and rto > objectives.rto_minutes * 60:
+        breaches.append(f"RTO: {what} took {duration(rto)}, the objective is "
+                        f"{duration(objectives.rto_minutes * 60)}")
+    return breaches
+
+
+@dataclass
+class StandbyDrillResult:
+    """The standby drilled: what a failover to it would have lost and taken now."""
+
+    backup: str  # the base the standby grew from
+    target: str
+    databases: dict[str, str]  # the source's name -> the standby's
+    rpo_seconds: float  # age of the newest data it holds once caught up, at the drill's start
+    data_reaches: str  # its newest data (ISO 8601, UTC): the heartbeat's when it beats
+    reached_by: str
+    rto_seconds: float  # (server start +) catch-up to the archive's newest event + its proof
+    steps: dict[str, float] = field(default_factory=dict)
+    catch_up: dict[str, Any] = field(default_factory=dict)
+    check: dict[str, Any] = field(default_factory=dict)  # against the living source
+    breaches: list[str] = field(default_factory=list)
+    server_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def raise_for_breaches(self) -> None:
+        _raise_for(self.breaches)
+
+    def record(self) -> dict[str, Any]:
+        """The run's key results, for its audit record."""
+        return {"mode": "standby", "status": "breached" if self.breaches else "succeeded",
+                "backup": self.backup, "rpo_seconds": self.rpo_seconds,
+                "data_reaches": self.data_reaches, "reached_by": self.reached_by,
+                "rto_seconds": self.rto_seconds,
+                "proof": f"passed: {self.check['tables_checked']} tables equal the source's "
+                         f"at {self.check['file']}:{self.check['offset']}",
+                "breaches": self.breaches}
+
+    def proof_tables(self) -> list[dict[str, Any]]:
+        return self.check["tables"]
+
+
+def run_standby_drill(settings: Settings, objectives: Objectives | None = None) -> \
+        StandbyDrillResult:
+    """Drills the standby: caught up to the archive's newest event as a failover would do
+    it now (with the heartbeat on, the time it reaches proven by it), then checked against
+    the living source; a standby that differs fails the drill (50)."""
+    objectives = objectives or Objectives()
+    server = target_server(settings)
+    started, clock = datetime.now(UTC), time.monotonic()
+    changes: list[dict[str, Any]] = []
+    steps: dict[str, float] = {}
+    with _pilot_light(settings, changes):
+        if changes:
+            steps["start server"] = changes[0]["duration_seconds"]
+        mark = time.monotonic()
+        promotion = catch_up_and_prove(settings, server)  # the failover's own step
+        steps["catch up"] = time.monotonic() - mark
+        rto = time.monotonic() - clock
+        mark = time.monotonic()
+        checked = check_standby(settings)
+        steps["check"] = time.monotonic() - mark
+    at = read_position(server)
+    assert at is not None  # the catch-up found it
+    caught_up, reached = promotion.caught_up, promotion.reached
+    result = StandbyDrillResult(
+        backup=at.base_backup, target=server.address, databases=at.databases,
+        rpo_seconds=round(max(0.0, (started - reached).total_seconds()), 1),
+        data_reaches=reached.isoformat(),
+        reached_by=f"standby + {caught_up.transactions} transactions caught up"
+                   f"{_PROVEN_BY.get(promotion.proven_by, f', by its {promotion.proven_by}')}",
+        rto_seconds=round(rto, 3), steps={k: round(v, 3) for k, v in steps.items()},
+        catch_up=caught_up.as_dict(), check=checked.as_dict(), server_changes=changes)
+    result.breaches = _breaches(objectives, result.rpo_seconds, rto, "the catch-up")
+    log_event("drill.finished", f"Standby drill {'BREACHED' if result.breaches else 'passed'}"
+              f": data reaches {result.data_reaches} ({result.reached_by}), RPO "
+              f"{duration(result.rpo_seconds)}, RTO {duration(result.rto_seconds)}",
+              **{k: v for k, v in result.as_dict().items() if k != "check"})
+    return result
+
+
+# How the time the standby's data reaches is known (failover_standby's Promotion.proven_by).
+_PROVEN_BY = {"heartbeat": ", proven by its heartbeat",
+              "last transaction": "; no heartbeat: the time of its last transaction",
+              "base": "; nothing since its base"}
 
 
 @contextlib.contextmanager

@@ -52,8 +52,10 @@ from drkit.ops.restore import RestoreRequest, run_restore
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
 
+Coordinates = tuple[str, int]  # a binlog file and an offset in it
+
 _FOLLOWER_LOCK = "drkit_standby.follow"
-_MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
+MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
 _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
 
@@ -170,19 +172,10 @@ def one_follower(server: Server) -> Iterator[Callable[[], None]]:
         connection.close()
 
 
-def catch_up(settings: Settings, server: Server) -> CatchUp:
-    """Applies what the archive holds beyond the standby's position."""
-    start = read_position(server)
-    if start is None:
-        raise StandbyError(*_NO_STANDBY)
-    if start.promoted:
-        raise StandbyError(f"The standby was promoted by {start.promoted}: it is the primary "
-                           "now, and no follower applies the archive to it again.",
-                           "Stop its follower (cron entry or systemd unit); a new standby "
-                           "goes on another target.")
-    if start.diverged:
-        raise StandbyError(f"The standby no longer equals the source: {start.diverged}",
-                           _MAKE_AGAIN)
+def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = None) -> CatchUp:
+    """Applies what the archive holds beyond the standby's position; with ``stop_at`` (a
+    transaction boundary: a snapshot's binlog coordinates), nothing from there on."""
+    start = followable_position(server)
     archive = archive_of(settings)
     files = archive.files()
     refuse_gap(archive, files, start.file)
@@ -191,7 +184,7 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
     with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
         _put_back_left_aside(cursor, start)
         position.keep_triggers(cursor, list(start.databases.values()))
-    replay = _Replay(server, start)
+    replay = _Replay(server, start, stop_at)
     try:
         replay.files(archive, files)
     except RunStopped:
@@ -207,7 +200,7 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
                f"{replay.file}:{replay.end} were not on it as on the source.")
         with _cursor(server) as cursor:
             position.record_divergence(cursor, why)
-        raise StandbyError(f"The standby no longer equals the source: {why}", _MAKE_AGAIN)
+        raise StandbyError(f"The standby no longer equals the source: {why}", MAKE_AGAIN)
     # Nothing is applied past the last transaction's end: the events after it, if no
     # transaction was open there, are passed by the position in a commit of its own.
     file, offset = replay.idle_at or replay.last_end
@@ -230,11 +223,12 @@ def catch_up(settings: Settings, server: Server) -> CatchUp:
 
 
 class _Replay:
-    """The archive's events applied from a position; where the event being applied ends
-    is what each transaction's mark records."""
+    """The archive's events applied from a position (up to ``stop_at``, when given); where
+    the event being applied ends is what each transaction's mark records."""
 
-    def __init__(self, server: Server, start: Position) -> None:
+    def __init__(self, server: Server, start: Position, stop_at: Coordinates | None) -> None:
         self.start = start
+        self.stop_at = None if stop_at is None else (file_order(stop_at[0]), stop_at[1])
         self.file, self.end, self.timestamp = start.file, start.offset, 0
         self.transactions = self.events = 0
         self.last_end = (start.file, start.offset)  # of the last transaction applied
@@ -262,6 +256,9 @@ class _Replay:
                     if first and at < self.start.offset:
                         self.applier.note(kind, data)  # the format and table maps only
                         continue
+                    if self.stop_at and (file_order(archived.file), at) >= self.stop_at:
+                        self.finish()
+                        return
                     self.file, self.end = archived.file, at + len(data)
                     with deferred_signals("an event applied"):
                         self.event(kind, timestamp, data)
@@ -364,6 +361,23 @@ def lag_bytes(at: Position, files: list[ArchivedFile]) -> int:
     """Archived bytes after the standby's position."""
     return sum(f.size for f in files if file_order(f.file) > file_order(at.file)) + \
         next((max(0, f.size - at.offset) for f in files if f.file == at.file), 0)
+
+
+def followable_position(server: Server) -> Position:
+    """The standby's position, if it can be followed on (StandbyError: the target has no
+    standby, it was promoted, or it was found unlike the source)."""
+    at = read_position(server)
+    if at is None:
+        raise StandbyError(*_NO_STANDBY)
+    if at.promoted:
+        raise StandbyError(f"The standby was promoted by {at.promoted}: it is the primary "
+                           "now, and no follower applies the archive to it again.",
+                           "Stop its follower (cron entry or systemd unit); a new standby "
+                           "goes on another target.")
+    if at.diverged:
+        raise StandbyError(f"The standby no longer equals the source: {at.diverged}",
+                           MAKE_AGAIN)
+    return at
 
 
 def read_position(server: Server) -> Position | None:
