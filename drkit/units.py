@@ -7,6 +7,7 @@ import re
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST_SECONDS = 100 * 365 * 86400  # "now minus it" must stay a date; past any retention
 
 
 def parse_size(text: str) -> int:
@@ -28,7 +29,10 @@ def parse_duration(text: str) -> float:
                          f"{match.group(1)}min, or days: 30d")
     if unit not in _SECONDS:
         raise ValueError(f"{text!r} is not a duration; write e.g. 30d, 12h, 90min or 90s")
-    return float(match.group(1)) * _SECONDS[unit]
+    seconds = float(match.group(1)) * _SECONDS[unit]
+    if seconds > _LONGEST_SECONDS:
+        raise ValueError(f"{text!r} is longer than 100 years; write e.g. 30d, 12h, 90min or 90s")
+    return seconds
 
 
 def duration(seconds: float) -> str:

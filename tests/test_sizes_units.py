@@ -34,6 +34,12 @@ def test_a_text_that_is_no_duration_is_named_with_an_example(text):
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["99999999999999999999d", "36501d"])
+def test_a_duration_no_date_can_be_that_far_back_is_refused_with_an_example(text):
+    with pytest.raises(ValueError, match="is longer than 100 years; write e.g. 30d"):
+        parse_duration(text)
+
+
 @pytest.mark.parametrize(("size", "shown"), [
     (0, "0B"), (1023, "1023B"), (1024, "1.0K"), (2560, "2.5K"), (10 * 1024, "10K"),
     (512 * 1024, "512K"), (2.5 * 1024 ** 2, "2.5M"), (3 * 1024 ** 3, "3.0G"),
