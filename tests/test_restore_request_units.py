@@ -20,7 +20,7 @@ def test_the_replay_result_keeps_the_keys_of_the_restore_json():
     replay = ReplayResult(until="2026-11-27T14:03:00+00:00", reached="2026-11-27T14:02:59+00:00",
                           heartbeat=None, transactions=3, events=12, rows=5, skipped_rows=0,
                           replay_seconds=0.5, archive_end={"file": "mysql-bin.000002",
-                                                           "size": 400},
+                                                           "size_bytes": 400},
                           events_per_second=24)
     result = RestoreResult(backup="backups/backup-20261127-140000.sql.gz", target="t:3306",
                            databases={"shop": "shop"}, compressed_bytes=1, sql_bytes=2,

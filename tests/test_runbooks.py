@@ -209,7 +209,7 @@ def test_kernel_failure_has_its_own_code_and_a_record(sandbox, run_env, audit_st
                                                      monkeypatch):
     real = runner.kernel_environment
     monkeypatch.setattr(runner, "kernel_environment",
-                        lambda: real(python="/nonexistent/bin/python3"))
+                        lambda **given: real(python="/nonexistent/bin/python3", **given))
     outcome = run_runbook(load_settings(), sandbox.config_path,
                           RunRequest(load_runbook("nightly-backup")))
     assert outcome.exit_code == 41

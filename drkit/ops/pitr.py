@@ -309,7 +309,7 @@ class _Replay:
 def archive_end(files: list[ArchivedFile]) -> dict[str, Any] | None:
     """The archive's last file and its committed size: where a copy that took all of it
     stands."""
-    return {"file": files[-1].file, "size": files[-1].size} if files else None
+    return {"file": files[-1].file, "size_bytes": files[-1].size} if files else None
 
 
 def heartbeat_reached(beat: str | None, moment: datetime, every: float) -> str:
