@@ -48,9 +48,19 @@ def test_the_backup_side_backs_up_and_streams_and_cannot_delete_what_it_wrote(
         with pytest.raises(HttpResponseError) as refused:  # the SDK itself, as an attacker
             attacker.container.delete_blob(target, delete_snapshots="include")
         assert refused.value.status_code == 403
-    # Prune refuses on this side before it deletes anything.
+    # Prune refuses on this side before it deletes anything; nor does it reach the DR
+    # target, even with a target section (the sandbox writes none on this side).
     pruned = run_cli("prune", "--older-than", "0s", "--yes")
     assert pruned.exit_code == 3 and "Run drkit prune on the Azure side" in pruned.stderr
+    assert "target" not in load_settings().model_fields_set
+    monkeypatch.setenv("DRKIT_TARGET__HOST", "127.0.0.1")
+    monkeypatch.setenv("DRKIT_TARGET__USER", "drkitadmin")
+    for command in (("restore", name, "--as", "from_backup_side"), ("standby", "status")):
+        refused = run_cli(*command)
+        assert refused.exit_code == 3 and "backup side's (side: backup)" in refused.stderr, \
+            refused.stderr
+    monkeypatch.delenv("DRKIT_TARGET__HOST")
+    monkeypatch.delenv("DRKIT_TARGET__USER")
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side sees all
     azure_side = BackupStore.from_settings(load_settings(), prefix="")
     assert all(azure_side.exists(target) for target in targets)

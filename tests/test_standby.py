@@ -198,8 +198,14 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
 
 def test_a_standby_found_unlike_the_source_is_never_followed_again(sandbox, standby_env):
     """A row changed by hand on the standby, then updated on the source: the catch-up finds
-    it not as the source had it, says so (exit 50), and every later run and doctor too."""
-    _base_and_standby(sandbox)
+    it not as the source had it, says so (exit 50), and every later run and doctor too. A
+    restore over the standby's database is refused before that (it would leave a standby
+    unlike the source that followed on and was promoted)."""
+    base = _base_and_standby(sandbox)
+    over = run_cli("restore", base, "--as", "sb", "--replace")
+    assert over.exit_code == 50 and "is the standby's" in over.stderr, over.stderr
+    assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM drkit_standby.position") \
+        == [(1,)]
     dbtools.query(sandbox, "target", "DELETE FROM sb.orders WHERE id = 3")
     dbtools.query(sandbox, "source", "UPDATE shop.orders SET status = IF(status = 'paid', "
                   "'new', 'paid') WHERE id = 3")

@@ -294,6 +294,12 @@ def check_audit_container(doctor: Doctor) -> list[Check]:
 
 
 def check_target(doctor: Doctor) -> list[Check]:
+    if doctor.settings.side == "backup":
+        return [] if doctor.settings.target is None else [Check(
+            "restore target", WARNING, "the backup side's config names the DR target, which "
+            "the backup host never uses", "Remove the target section (and its password from "
+            "the backup host's secret): whoever holds the AWS side should not reach Azure's "
+            "data.")]
     if doctor.settings.target is None:
         return [Check("restore target", WARNING, "no target configured",
                       "Add a target section so drills and failovers have somewhere to go.")]

@@ -18,7 +18,7 @@ _NAME = "standby"
 def standby_checks(settings: Settings) -> list[Check]:
     """Nothing when the target has no standby (or cannot be reached: the target check says
     so); else its lag against ``standby.max_lag_minutes``, CRITICAL past a gap."""
-    if settings.target is None:
+    if settings.target is None or settings.side == "backup":
         return []
     try:
         at = read_position(target_server(settings))

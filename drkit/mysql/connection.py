@@ -92,7 +92,14 @@ def source_server(settings: Settings) -> Server:
 
 
 def target_server(settings: Settings, address: str | None = None) -> Server:
-    """The restore target (Flexible Server); ``address`` (HOST[:PORT]) overrides its place."""
+    """The restore target (Flexible Server); ``address`` (HOST[:PORT]) overrides its place.
+    The backup side never writes there: AWS may be the attacker (docs/immutability.md)."""
+    if settings.side == "backup":
+        raise ConfigError("This config is the backup side's (side: backup): it backs up and "
+                          "streams the binlog, and never connects to the DR target; nothing "
+                          "was changed there.",
+                          "Run restores, drills, the standby and the failover with the Azure "
+                          "side's config.")
     if settings.target is None:
         raise ConfigError("No restore target is configured.",
                           "Add a target section (host, user, password) to the config.")

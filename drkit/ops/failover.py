@@ -363,9 +363,9 @@ class Failover:
         self._mark({"backup": entry.name, "status": "loading"})
         if plan.until:  # the base the archive's newest event needs, then the archive
             request = RestoreRequest(until="latest", databases=manifest.databases,
-                                     replace=replace)
-        else:
-            request = RestoreRequest(backup=entry.name, replace=replace)
+                                     replace=replace, retire_standby=True)
+        else:  # the target becomes the primary: a standby not promoted there is over
+            request = RestoreRequest(backup=entry.name, replace=replace, retire_standby=True)
         return run_restore(self.settings, request, self.env)
 
     def _restored(self, result: RestoreResult, entry: BackupEntry,

@@ -24,12 +24,14 @@ from urllib.parse import quote
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.binlog import position
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
     DrkitError,
     ParameterError,
     ProofFailedError,
+    StandbyError,
     TargetNotEmptyError,
     TruncatedBackupError,
     UnrestorableBackupError,
@@ -75,6 +77,9 @@ class RestoreRequest:
     prove: bool = True
     azure: bool | None = None  # the Azure rewrites; None: as restore.azure_compat says
     definer: str | None = None  # strip or admin; None: as restore.definer says
+    # A standby's databases may be restored over, and the standby is then retired (the
+    # failover, which makes the target the primary); otherwise that restore is refused.
+    retire_standby: bool = False
 
 
 @dataclass
@@ -172,6 +177,7 @@ class Restore:
     load_as: dict[str, str]  # prepare: name in the backup -> scratch database loaded
     rewriter: Rewriter  # prepare
     occupied: list[str]  # prepare: target databases that hold data (replaced, with consent)
+    standby_replaced: list[str]  # prepare: of those, a standby's (with retire_standby)
 
     def __init__(self, settings: Settings, request: RestoreRequest,
                  env: Environment | None = None) -> None:
@@ -204,6 +210,8 @@ class Restore:
                 self._drop_scratch()
                 raise
             self.swap(plans)
+            if self.standby_replaced:
+                _retire_standby(self.server, self.standby_replaced)
         result.replaced = self.occupied
         return result
 
@@ -238,6 +246,15 @@ class Restore:
         recover_swaps(self.server, self.journals, self.settings.restore.swap_lock_wait_seconds)
         counts = objects_in(self.server, list(self.renames.values()))
         _refuse_to_overwrite(self.server, counts, self.request.replace)
+        self.standby_replaced = _standby_databases_among(self.server,
+                                                         list(self.renames.values()))
+        if self.standby_replaced and not self.request.retire_standby:
+            raise StandbyError(
+                f"Database {', '.join(self.standby_replaced)} on {self.server.address} is the "
+                "standby's (drkit standby status): restoring into it would leave a standby "
+                "that no longer equals the source; nothing was restored.",
+                "Restore under another name (--as); or retire the standby first (DROP "
+                "DATABASE drkit_standby on the target; drkit standby init makes a new one).")
         self.occupied = [database for database, objects in counts.items() if objects]
         timezones.ensure(self.server, self.manifest)
         if self.request.prove:  # the proof's dump must be able to log in before any load
@@ -363,6 +380,24 @@ def objects_in(server: Server, databases: list[str]) -> dict[str, int | None]:
     """Tables, views, routines and events per database; None where the database is absent."""
     with contextlib.closing(connect(server)) as connection:
         return inventory.object_counts(connection, databases)
+
+
+def _standby_databases_among(server: Server, databases: list[str]) -> list[str]:
+    """Those of ``databases`` a standby on ``server`` keeps (and follows the archive into);
+    a promoted one is the primary now, a standby no more."""
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        at = position.read(cursor)
+    kept = {name.lower() for name in at.databases.values()} if at and not at.promoted else set()
+    return sorted(name for name in databases if name.lower() in kept)
+
+
+def _retire_standby(server: Server, replaced: list[str]) -> None:
+    """The standby's databases hold a restore now: it is a standby no more."""
+    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
+        position.drop(cursor)
+    log_event("restore.standby_retired", f"The standby on {server.address} is retired: "
+              f"{', '.join(replaced)} now hold this restore (drkit standby init makes a new "
+              "one).", databases=replaced)
 
 
 def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:

@@ -400,10 +400,12 @@ class Sandbox:
 
 def backup_side(config: dict[str, Any]) -> dict[str, Any]:
     """The backup host's config from the Azure side's: the SAS without delete from the AWS
-    secret instead of the account key, no identity that reads backups, no Azure login."""
+    secret instead of the account key, no identity that reads backups, no Azure login, no
+    DR target."""
     storage = {k: v for k, v in config["storage"].items() if k != "key"}
     encryption = {k: v for k, v in config.get("encryption", {}).items() if k != "identity"}
-    return {**{k: v for k, v in config.items() if k != "azure"}, "side": "backup",
+    return {**{k: v for k, v in config.items() if k not in ("azure", "target")},
+            "side": "backup",
             "storage": {**storage, "auth": "sas", "sas": "secret:azure_storage_sas"},
             "encryption": encryption}
 
