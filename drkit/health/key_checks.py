@@ -6,6 +6,9 @@ range were encrypted to (fingerprints: drkit.stream.encryption.fingerprint); the
 own recipients are compared with them, and the newest backup's sealed digests are opened
 (a real age decryption, a few hundred bytes, without reading the backup). A rotation that
 left the failover host with only the new key is found here, not in the middle of a failover.
+
+Also plain ``drkit doctor``'s ``encryption in use`` (:func:`coverage_checks`): where the config
+lists recipients, that the newest backup and the archive since it were written encrypted.
 """
 
 from __future__ import annotations
