@@ -6,6 +6,7 @@ archive across a rotation, the commit metadata a writer without the identity rec
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 
@@ -16,7 +17,8 @@ from drkit.binlog.archived import _committed_ranges
 from drkit.binlog.protocol import MAGIC
 from drkit.binlog.records import ArchivedFile
 from drkit.binlog.writer import _committed_range
-from drkit.errors import BackupKeyError, BinlogArchiveError, ManifestMissingError
+from drkit.errors import BackupKeyError, BinlogArchiveError, ManifestMismatchError
+from drkit.health.key_checks import coverage_check
 from drkit.ops.binlog_verify import _mismatch
 from drkit.stream.encryption import Keyring, Sealer, fingerprint
 from drkit.stream.sealeddigests import SEALED, sealed, with_digests
@@ -148,5 +150,54 @@ def test_sealed_digests_need_an_identity_they_were_sealed_to():
     with pytest.raises(BackupKeyError, match="is not encrypted to the identity"):
         with_digests(clear, _keyring(NEW))
     damaged = clear.model_copy(update={"encryption": {"digests": "bm90IGFnZQ=="}})
-    with pytest.raises(ManifestMissingError, match="sealed digests .* are damaged"):
+    with pytest.raises(ManifestMismatchError, match="sealed digests .* are damaged"):
         with_digests(damaged, _keyring(OLD))
+
+
+def test_sealed_digests_damaged_anywhere_are_a_manifest_mismatch_not_a_wrong_key():
+    """A flipped byte in the stanza reads to age as "no matching key": the identity is one of
+    the recipients the clear manifest names, so it is the manifest that is damaged (33)."""
+    sealer = _sealer(OLD)
+    clear = sealed(_manifest().model_copy(update={"encryption": {
+        "format": "age", "fingerprints": sealer.fingerprints}}), sealer)  # as a backup has it
+    age_file = base64.b64decode(clear.encryption["digests"])
+    for at in range(len(age_file)):
+        flipped = bytearray(age_file)
+        flipped[at] ^= 0x01
+        damaged = clear.model_copy(update={"encryption": {
+            **clear.encryption, "digests": base64.b64encode(flipped).decode()}})
+        with pytest.raises(ManifestMismatchError) as caught:
+            with_digests(damaged, _keyring(OLD))
+        assert caught.value.exit_code == 33 and caught.value.outcome == "manifest-mismatch"
+    with pytest.raises(BackupKeyError):  # an identity it was not sealed to stays a key error
+        with_digests(damaged, _keyring(NEW))
+
+
+def _summary(file: str, size: int, *recipients: list[str]) -> ArchivedFile:
+    return ArchivedFile(file, size=size, recipients=list(recipients), partial=True)
+
+
+def test_doctor_warns_where_the_backup_side_writes_in_clear_to_a_side_that_lists_recipients():
+    to = _sealer(OLD).fingerprints
+    encrypted = sealed(_manifest(), _sealer(OLD))
+    snapshot = {"binlog_snapshot": {"file": "mysql-bin.000002", "position": 900}}
+    encrypted = encrypted.model_copy(update={"consistency": snapshot})
+    files = [_summary("mysql-bin.000002", 5000, to), _summary("mysql-bin.000003", 800, to)]
+    assert coverage_check(encrypted, files).status == "OK"
+
+    # The backup side's config with recipients: []: the next file, and the plain ranges
+    # appended to the one being written, are in clear.
+    record = ArchivedFile("mysql-bin.000003", size=1600, ranges=[
+        {"start": 0, "end": 800, "to": to}, {"start": 800, "end": 1600}])
+    check = coverage_check(encrypted, [files[0], record, _summary("mysql-bin.000004", 300)])
+    assert check.status == "WARNING"
+    assert "archived binlog mysql-bin.000003, mysql-bin.000004 hold ranges in clear" in \
+        check.detail and "not encrypted" not in check.detail
+    assert "backup side's config" in check.fix
+    plain = encrypted.model_copy(update={"encryption": {}})
+    check = coverage_check(plain, [_summary("mysql-bin.000004", 300)])
+    assert f"the newest backup {plain.name} is not encrypted" in check.detail
+    # Clear ranges before the snapshot (encryption turned on in that file) are not since it.
+    older = ArchivedFile("mysql-bin.000002", size=5000, ranges=[
+        {"start": 0, "end": 900}, {"start": 900, "end": 5000, "to": to}])
+    assert coverage_check(encrypted, [older]).status == "OK"

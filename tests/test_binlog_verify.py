@@ -11,6 +11,7 @@ from pyrage import x25519
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.errors import BackupKeyError
+from drkit.health.key_checks import coverage_checks
 from tests import dbtools
 from tests.helpers import run_cli
 from tests.test_encryption import _config_with
@@ -77,6 +78,14 @@ def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with
         assert "is encrypted (age) and this config names no identity to open it" in \
             refused.stderr
     assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+
+    # A backup side whose config lists no recipients archives in clear: the config that
+    # lists them (the sandbox's, the Azure side's) has doctor name the file.
+    _config_with(sandbox, tmp_path, monkeypatch, identity=None, recipients=[])
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'in clear')")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    [check] = coverage_checks(load_settings(sandbox.config_path))
+    assert check.status == "WARNING" and "holds ranges in clear" in check.detail, check
 
     # Rotated: new ranges go to the break-glass key only; this host holds the restore key.
     _config_with(sandbox, tmp_path, monkeypatch, identity="keyvault:backup-age-identity",

@@ -58,7 +58,7 @@ def test_healthy_sandbox_is_ok_except_cron(doctor_env):
     for name in ("secrets", "source reachable", "source login", "source privileges",
                  "mysqldump", "backup container", "clock skew", "audit container",
                  "restore target", "newest backup", "newest verified backup",
-                 "storage side", "immutable retention"):
+                 "storage side", "immutable retention", "encryption in use"):
         assert checks[name]["status"] == "OK", checks[name]
     assert checks["cron entries"]["status"] == "WARNING"
     assert checks["cron entries"]["fix"] == "drkit schedule install --env sandbox"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata, status_line
+from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata, status_line, worst
 from drkit.health.doctor import _dump_client_check
 from drkit.mysql.dump import dump_client
 
@@ -43,3 +43,19 @@ def test_a_host_off_utc_is_warned_that_debians_cron_runs_the_utc_schedules_local
     check = cron_time_zone(9 * 3600, "KST")
     assert check.status == "WARNING" and "UTC+9 h" in check.detail
     assert "timedatectl set-timezone UTC" in check.fix
+
+
+def test_the_failover_check_with_the_backup_sides_config_says_so_once():
+    """The backup host's config lacks the identity and the Azure side's credentials on
+    purpose: one CRITICAL naming the config to use, not a failure per credential."""
+    from drkit.config import Settings
+    from drkit.health.doctor import Doctor
+
+    settings = Settings(side="backup", source={"host": "db", "databases": ["shop"]},
+                        storage={"account": "secret:azure_storage_account", "auth": "sas",
+                                 "sas": "secret:azure_storage_sas"})
+    [check] = Doctor(settings, "prod", "failover").run()
+    assert (check.name, check.status) == ("config", CRITICAL)
+    assert "backup side's config (side: backup)" in check.detail
+    assert "Azure side's config" in check.fix
+    assert worst([check]).exit_code == 2

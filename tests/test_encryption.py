@@ -79,7 +79,8 @@ def test_an_encrypted_backup_verifies_and_restores_with_the_identity_from_key_va
         x25519.Identity.from_str(sandbox.age_identity("break-glass"))]).startswith(b'{"sql_')
     assert (manifest.compressed.size, len(blob)) == (len(blob), len(blob))
 
-    verified = run_cli("verify", name)
+    _damaged_sealed_digests_are_refused_as_a_manifest_mismatch(store, name)
+    verified = run_cli("verify", name)  # the manifest put back: verified anew
     assert verified.exit_code == 0, verified.stderr
     restored = run_cli("restore", name, "--as", "shop_encrypted", "--json")
     assert restored.exit_code == 0, restored.stderr
@@ -87,6 +88,32 @@ def test_an_encrypted_backup_verifies_and_restores_with_the_identity_from_key_va
     assert dbtools.table_fingerprint(sandbox, "target", "shop_encrypted") == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
     dbtools.query(sandbox, "target", "DROP DATABASE shop_encrypted")
+
+
+def _damaged_sealed_digests_are_refused_as_a_manifest_mismatch(store, name: str) -> None:
+    """One byte of the sealed digests flipped: verify, restore --check and doctor's failover
+    check all open them, and say the manifest does not match (33), not that it is missing."""
+    blob = store.container.get_blob_client(name + ".manifest.json")
+    original = blob.download_blob().readall()
+    manifest = json.loads(original)
+    age_file = bytearray(base64.b64decode(manifest["encryption"]["digests"]))
+    age_file[len(age_file) // 2] ^= 0x01
+    manifest["encryption"]["digests"] = base64.b64encode(age_file).decode()
+    blob.upload_blob(json.dumps(manifest).encode(), overwrite=True)
+    try:
+        for command in (["restore", name, "--check"], ["verify", name]):
+            refused = run_cli(*command)
+            assert refused.exit_code == 33, (command, refused.stdout + refused.stderr)
+            assert "sealed digests in backup" in refused.stderr and "damaged" in refused.stderr
+            assert "can be restored" not in refused.stdout
+        shown = run_cli("show", name)
+        assert "manifest-mismatch" in shown.stdout and "manifest-missing" not in shown.stdout
+        doctor = json.loads(run_cli("doctor", "--for", "failover", "--json").stdout)
+        checks = {c["name"]: c for c in doctor["checks"]}
+        assert checks["newest backup manifest"]["status"] == "CRITICAL"
+        assert "encryption keys" not in checks
+    finally:
+        blob.upload_blob(original, overwrite=True)
 
 
 @pytest.mark.skipif(shutil.which("age") is None, reason="Debian's age tool (install.sh)")

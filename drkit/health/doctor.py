@@ -29,7 +29,7 @@ from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
 from drkit.health import binlog_checks
-from drkit.health.key_checks import key_checks
+from drkit.health.key_checks import coverage_checks, key_checks
 from drkit.health.leftovers import leftover_checks
 from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.health.standby_checks import standby_checks
@@ -63,6 +63,13 @@ class Doctor:
             self.settings = without_schemes(self.settings, frozenset({"secret"}))
 
     def run(self) -> list[Check]:
+        if self.purpose == "failover" and self.settings.side == "backup":
+            # The backup host holds neither the identity nor the Azure side's credentials:
+            # every failover check would fail on what this config rightly lacks.
+            return [Check("config", CRITICAL, "this is the backup side's config (side: "
+                          "backup); the failover runs on the Azure side, with its config",
+                          "Run drkit doctor --for failover where the failover runs, with the "
+                          "Azure side's config (side: azure or both; DRKIT_CONFIG names it).")]
         checks: list[Check] = [Check("config", OK, f"valid ({self.environment})")]
         for check in CHECKS[self.purpose]:
             name = check.__name__.removeprefix("check_").replace("_", " ")
@@ -428,11 +435,15 @@ def check_encryption_keys(doctor: Doctor) -> list[Check]:
     return key_checks(doctor.settings)
 
 
+def check_encryption_in_use(doctor: Doctor) -> list[Check]:
+    return coverage_checks(doctor.settings)
+
+
 CHECKS: dict[Purpose, list[Callable[[Doctor], list[Check]]]] = {
     "all": [check_secrets, check_source, check_storage, check_storage_side,
             check_immutability, check_audit_container, check_target,
             check_cron, check_disk, check_backup_age, check_flexible_server,
-            check_binlog_source, check_binlog_archive, check_standby],
+            check_binlog_source, check_binlog_archive, check_standby, check_encryption_in_use],
     # What the failover needs, with AWS taken to be down.
     "failover": [check_failover_credentials, check_storage, check_audit_container,
                  check_target, check_time_zones, check_flexible_server,

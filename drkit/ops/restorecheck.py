@@ -42,7 +42,8 @@ def check_backup(settings: Settings, request: RestoreRequest) -> CheckResult:
     """What a restore would rewrite, and what would block it; loads nothing."""
     store = BackupStore.from_settings(settings)
     entry = Catalog(store).select(request.backup)
-    manifest = load_manifest(store, entry.name)
+    # Opened as a restore opens them: a manifest a restore would refuse is a check's finding.
+    manifest = load_manifest(store, entry.name, digests=True)
     renames = restore_names(manifest, request.rename_to, request.databases)
     rewriter = restore.rewriter_for(settings, renames, request)
     counters = {"sql_bytes": 0, "statements": 0}

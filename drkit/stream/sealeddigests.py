@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import json
 
-from drkit.errors import ManifestMissingError
+from drkit.errors import BackupKeyError, ManifestMismatchError
 from drkit.manifest import Manifest
 from drkit.stream.compression import CorruptStreamError
-from drkit.stream.encryption import Keyring, Sealer, opened
+from drkit.stream.encryption import Keyring, Sealer, fingerprint, opened
 
 SEALED = "sealed"  # what the clear manifest holds in place of each digest
 _KEY = "digests"  # in manifest.encryption: the sealed digests, base64
@@ -44,22 +44,34 @@ def sealed(manifest: Manifest, sealer: Sealer) -> Manifest:
 def with_digests(manifest: Manifest, keyring: Keyring) -> Manifest:
     """``manifest`` with its content digests in place (opened with ``keyring``'s identity
     if they are sealed; as it is otherwise). Raises :class:`BackupKeyError` without an
-    identity that opens them, :class:`ManifestMissingError` if they are damaged."""
+    identity that opens them, :class:`ManifestMismatchError` if they are damaged: the
+    manifest no longer says what the backup's content is (exit 33, as verify's finding)."""
     sealed_digests = manifest.encryption.get(_KEY)
     if sealed_digests is None:
         return manifest
+    what = f"backup {manifest.name}"
     try:
-        digests = json.loads(opened(f"backup {manifest.name}",
-                                    base64.b64decode(sealed_digests), keyring))
+        digests = json.loads(opened(what, base64.b64decode(sealed_digests), keyring))
         return manifest.model_copy(update={
             "sql": manifest.sql.model_copy(update={"sha256": digests["sql_sha256"]}),
             "tables": {name: entry.model_copy(update={
                 "sha256": digests["tables"][name][0],
                 "unordered_digest": digests["tables"][name][1]})
                 for name, entry in manifest.tables.items()}})
+    except BackupKeyError:
+        # A damaged stanza also reads as "no matching key": the identity is one of the
+        # recipients the clear manifest names, so the age file is what is wrong, not the key.
+        named = manifest.encryption.get("fingerprints") or \
+            [fingerprint(r) for r in manifest.encryption.get("recipients", [])]
+        if keyring.fingerprints(what) & set(named):
+            raise _damaged(manifest.name) from None
+        raise
     except (CorruptStreamError, ValueError, KeyError, TypeError, IndexError):
-        raise ManifestMissingError(
-            f"The sealed digests in backup {manifest.name}'s manifest (encryption.digests) "
-            "are damaged or do not list its tables, so it cannot be checked.",
-            "Restore the manifest from its earlier blob version, or use another backup.") \
-            from None
+        raise _damaged(manifest.name) from None
+
+
+def _damaged(name: str) -> ManifestMismatchError:
+    return ManifestMismatchError(
+        f"The sealed digests in backup {name}'s manifest (encryption.digests) are damaged "
+        "or do not list its tables, so its content cannot be checked.",
+        "Restore the manifest from its earlier blob version, or use another backup.")
