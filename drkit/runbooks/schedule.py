@@ -91,7 +91,7 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
              "change the runbooks, then install again)", "CRON_TZ=UTC"]
     for runbook in runbooks:
         run = runbook.environments.get(environment)
-        if run is None or run.schedule is None:
+        if run is None or run.schedule is None or not runbook.runs_on(settings.side):
             continue
         _checked("runbook name", runbook.name, _NAME)
         schedule = _checked(f"schedule of runbook {runbook.name}", run.schedule, _SCHEDULE)
@@ -108,7 +108,9 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
             f"{q(drkit)} run {runbook.name} --env {q(environment)} >> {q(str(log))} 2>&1"
             f" || {{ [ $? -eq {SKIPPED} ] && {skipped}; }}")
         lines.append(f"{schedule} {command.replace('%', chr(92) + '%')}")
-    if settings.binlog.enabled and settings.binlog.runner == "cron":
+    # The streamer reads the source in AWS: the backup host's, never the Azure side's (in an
+    # incident it cannot reach the source, and it holds a credential that deletes).
+    if settings.binlog.enabled and settings.binlog.runner == "cron" and settings.side != "azure":
         lock = state / "locks" / f"binlog-stream-{environment}.lock"
         log = state / "logs" / f"binlog-stream-{environment}.log"
         q = shlex.quote
