@@ -4,7 +4,9 @@ and environment (two configs that share an environment name keep their own entri
 Each line uses absolute paths, holds a ``flock`` so runs of one runbook never overlap (the
 seed's ``*/5`` test schedule stays safe when a run takes longer than five minutes), stops
 the run with ``timeout`` a minute after the runbook's own total timeout, and appends its
-output to a log file. ``show`` prints exactly the block ``install`` writes.
+output to a log file. ``show`` prints exactly the block ``install`` writes. A config
+schedules only its own side's runbooks (``side``: the backup host's nightly and the binlog
+streamer, the Azure side's drill; a config of both sides, all of them).
 
 The block sets ``CRON_TZ=UTC``: the runbooks' schedules are UTC (the seed's; prod-kst's
 ``0 18 * * *`` is 03:00 KST). cronie honours it; Debian's cron ignores it, so doctor warns on
