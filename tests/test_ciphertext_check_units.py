@@ -16,7 +16,9 @@ from pyrage import x25519
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CIPHERTEXT_OK, NOT_FAILED, VERIFIED_TAG, Catalog
+from drkit.config import Settings
 from drkit.errors import BackupNotFoundError, ChecksumMismatchError, UnrestorableBackupError
+from drkit.health.doctor import Doctor, check_backup_age
 from drkit.manifest import SIDECAR_SUFFIX, Digest, Manifest
 from drkit.ops.readback import failed_verification
 from drkit.ops.show import _verification
@@ -124,3 +126,21 @@ def test_plaintext_named_age_fails_even_where_its_checksum_matches():
         verify_written(store, _newer(store))
     with pytest.raises(BackupNotFoundError):  # the only other one is the older
         Catalog(store).select("latest-verified", [_newer(store)])
+
+
+@pytest.mark.parametrize(("side", "fix"), [
+    ("backup", "The Azure side verifies backups (its restore drill, or drkit verify)"),
+    ("both", "Run drkit run nightly-backup"),  # there the nightly verifies in full
+])
+def test_doctor_names_who_verifies_where_no_backup_is_verified(side, fix, monkeypatch):
+    store = _store_with(_sealed(b"rows"))
+    del store.container.tags[OLDER]
+    verify_written(store, _newer(store))
+    monkeypatch.setattr(Doctor, "store", lambda self: store)
+    settings = Settings(side=side, source={"host": "db", "databases": ["shop"]},
+                        storage={"account": "acct"})
+    checks = {c.name: c for c in check_backup_age(Doctor(settings, "prod"))}
+    assert checks["newest backup"].detail.startswith(NEWER)
+    verified = checks["newest verified backup"]
+    assert (verified.status, verified.detail) == ("CRITICAL", "none")
+    assert verified.fix.startswith(fix)
