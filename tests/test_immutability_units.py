@@ -195,3 +195,14 @@ def test_doctor_says_the_side_and_warns_where_the_backup_host_can_delete(
     assert says in check.detail
     if status == "WARNING":
         assert "side: backup, storage.auth: sas" in check.fix and "sp=racwlt" in check.fix
+
+
+def test_a_blobs_link_never_carries_the_backup_sides_sas():
+    """drkit run prints and publishes its record's link: the SDK's URL held the token."""
+    from azure.storage.blob import ContainerClient
+
+    sas = "sv=2026-10-06&ss=b&srt=co&sp=racwlt&se=2099-01-01T00:00:00Z&sig=SECRETSIG"
+    store = BackupStore(ContainerClient("https://acct.blob.core.windows.net", "dr-audit",
+                                        credential=sas), "", "acct")
+    assert store.url("run/notebook.html") == \
+        "https://acct.blob.core.windows.net/dr-audit/run/notebook.html"

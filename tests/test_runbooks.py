@@ -17,8 +17,9 @@ import pytest
 from croniter import croniter
 
 from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import CIPHERTEXT_OK, Catalog
 from drkit.config import load_settings
-from drkit.errors import AuditRefusedError, ConfigError
+from drkit.errors import AuditRefusedError, BackupNotFoundError, ConfigError
 from drkit.runbooks import runner
 from drkit.runbooks.audit import AuditRecord
 from drkit.runbooks.runbook import all_runbooks, load_runbook, runbook_dirs
@@ -234,7 +235,8 @@ def fake_crontab(fake_crontab: Path) -> Path:
     return fake_crontab
 
 
-def test_schedule_show_install_remove(run_env, fake_crontab):
+def test_schedule_show_install_remove(run_env, fake_crontab, monkeypatch):
+    monkeypatch.setenv("DRKIT_SIDE", "both")  # the seed's one host runs every runbook
     shown = run_cli("schedule", "show", "--env", "prod")
     assert shown.exit_code == 0
     assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
@@ -264,8 +266,11 @@ def test_seed_schedules_are_the_defaults():
     assert {r.name for r in all_runbooks()} >= {"nightly-backup", "restore-drill"}
 
 
-def test_cron_command_runs_and_overlapping_runs_are_skipped(run_env, fake_crontab,
-                                                            audit_store):
+def test_cron_command_runs_and_overlapping_runs_are_skipped(sandbox, run_env, fake_crontab,
+                                                            audit_store, monkeypatch):
+    """The backup host's entry (a SAS without delete, no identity) as cron runs it: the
+    nightly passes, reading back the ciphertext only, so the backup is not called verified."""
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.backup_config_path))
     line = next(line for line in run_cli("schedule", "show", "--env", "test").stdout
                 .splitlines() if " run nightly-backup " in line)
     command = " ".join(line.split()[5:]).replace("\\%", "%")  # as cron hands it to sh
@@ -276,7 +281,12 @@ def test_cron_command_runs_and_overlapping_runs_are_skipped(run_env, fake_cronta
     done = subprocess.run(["/bin/sh", "-c", command], env=clean)
     assert done.returncode == 0
     log = run_env / "state" / "logs" / "nightly-backup-test.log"
-    assert "succeeded" in log.read_text()
+    assert "succeeded" in log.read_text() and "checked as ciphertext: size and sha256; the " \
+        "full verify runs on the Azure side" in log.read_text()
+    catalog = Catalog(BackupStore.from_settings(load_settings()))
+    assert [e.verified for e in catalog.entries()] == [CIPHERTEXT_OK]
+    with pytest.raises(BackupNotFoundError):
+        catalog.select("latest-verified")
 
     lock = run_env / "state" / "locks" / "runbook-nightly-backup-test.lock"
     # Holds the lock until its input closes; says so once it holds it.

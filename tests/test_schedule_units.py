@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from drkit.config import Settings
 from drkit.errors import ParameterError, RunbookNotFoundError
-from drkit.runbooks.runbook import Runbook
+from drkit.runbooks.runbook import Runbook, all_runbooks
 from drkit.runbooks.schedule import (
     _unit_word,
     block_key,
     check_environment,
+    cron_block,
     install,
     remove,
     without_block,
@@ -94,3 +96,35 @@ def test_an_environment_no_runbook_has_names_those_that_exist():
     ("/x/100%/c", '"/x/100%%/c"')])  # % is a specifier in units
 def test_a_unit_word_is_quoted_and_escaped_as_systemd_reads_it(value, word):
     assert _unit_word(value) == word
+
+
+def _scheduled(side: str, tmp_path: Path) -> set[str]:
+    """What ``schedule show --env prod`` lists for a config of ``side`` (binlog on, cron)."""
+    settings = Settings(side=side, source={"host": "db", "databases": ["shop"]},
+                        storage={"account": "acct"}, binlog={"enabled": True},
+                        backup={"state_dir": str(tmp_path)})
+    entries = [line for line in cron_block(settings, CONFIG, "prod", all_runbooks())
+               if not line.startswith(("#", "CRON_TZ="))]
+    return {line.split(" run ")[1].split()[0] if " run " in line else "binlog stream"
+            for line in entries if " run " in line or " binlog stream " in line}
+
+
+@pytest.mark.parametrize(("side", "scheduled"), [
+    # The backup host: what reads the source and writes, without the identity.
+    ("backup", {"nightly-backup", "binlog stream"}),
+    # The Azure side: what reads backups back; the streamer cannot reach AWS in an incident.
+    ("azure", {"restore-drill"}),
+    ("both", {"nightly-backup", "restore-drill", "binlog stream"}),  # the seed's one host
+])
+def test_a_config_schedules_its_own_sides_runbooks(side, scheduled, tmp_path):
+    assert _scheduled(side, tmp_path) == scheduled
+
+
+@pytest.mark.parametrize(("runbook_side", "config_side", "runs"), [
+    ("backup", "backup", True), ("backup", "azure", False), ("backup", "both", True),
+    ("azure", "azure", True), ("azure", "backup", False), ("azure", "both", True),
+    ("both", "backup", True), ("both", "azure", True),  # a runbook of one's own naming none
+])
+def test_a_runbook_runs_on_its_side_or_on_a_config_of_both(runbook_side, config_side, runs):
+    runbook = Runbook(name="x", notebook="x.ipynb", side=runbook_side, environments={"p": {}})
+    assert runbook.runs_on(config_side) is runs

@@ -119,8 +119,10 @@ class BackupStore:
         return f"container {self.container_name} of storage account {self.account}"
 
     def url(self, name: str) -> str:
-        """The blob's address (a link for a reader who may read the container)."""
-        return self.container.get_blob_client(name).url
+        """The blob's address (a link for a reader who may read the container). The SDK's
+        URL of a client holding a SAS carries the token as its query: it is cut off, as a
+        link is printed, logged and published."""
+        return self.container.get_blob_client(name).url.split("?", 1)[0]
 
     def check(self) -> None:
         """The container answers, accepts our credentials, exists and is private."""

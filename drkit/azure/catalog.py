@@ -29,6 +29,15 @@ VERIFIED_AT_TAG = "drkit_verified_at"
 VERIFIED_BLOB_TAG = "drkit_verified_blob"
 VERIFIED_MANIFEST_TAG = "drkit_verified_manifest"
 STALE = "stale"
+# The backup side's read-back of a backup it cannot open (it holds no identity): the stored
+# bytes' size and sha256 match the manifest. It says nothing of the content, so it is not
+# "verified": latest-verified, prune, the alarms and the standby count only "ok", and a
+# restore verifies such a backup as one never verified.
+CIPHERTEXT_OK = "ciphertext-ok"
+# Outcomes that hold nothing against a backup (all but a failed check): verified, checked
+# as ciphertext, never verified, or changed since. A point-in-time base may be any of them
+# (verified before it is restored unless "ok").
+NOT_FAILED = ("ok", CIPHERTEXT_OK, None, STALE)
 
 
 @dataclass
@@ -39,8 +48,9 @@ class BackupEntry:
     compression: str
     databases: list[str]
     has_manifest: bool
-    # "ok", the failed outcome, or "stale" (blob or manifest changed since, or a tag of a
-    # drkit that did not bind it): only "ok" counts as verified.
+    # "ok", "ciphertext-ok" (the backup side's check), the failed outcome, or "stale" (blob
+    # or manifest changed since, or a tag of a drkit that did not bind it): only "ok"
+    # counts as verified.
     verified: str | None = None
     verified_at: str | None = None
     etag: str = ""

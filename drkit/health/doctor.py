@@ -385,11 +385,16 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             f"{len(future)} backup(s) named after now, e.g. {future[-1].name}: never counted "
             "as the newest", "A backup host's clock is ahead: fix its NTP; the names stay."))
     entries = [e for e in everything if e not in future]
+    # The backup host checks what it wrote as ciphertext only: only the Azure side's
+    # verify (its drill, drkit verify) makes a backup verified.
+    verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
+                "check its schedule." if doctor.settings.side == "backup" else None)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
                            [e for e in entries if e.verified == "ok"][-1:])):
+        verifier = verifies if label == "newest verified backup" else None
         if not chosen:
-            checks.append(Check(label, CRITICAL, "none",
+            checks.append(Check(label, CRITICAL, "none", verifier or
                                 "Run drkit run nightly-backup (and check cron)."))
             continue
         age = now - chosen[0].taken_at
@@ -406,8 +411,8 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             perfdata.critical_seconds = crit.total_seconds()
         checks.append(Check(label, status,
                             f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
-                            "" if status == OK else "Backups are not running on schedule: see "
-                            "the cron checks and the run log.", perfdata))
+                            "" if status == OK else verifier or "Backups are not running on "
+                            "schedule: see the cron checks and the run log.", perfdata))
     return checks
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import STALE, Catalog, load_manifest
+from drkit.azure.catalog import NOT_FAILED, Catalog, load_manifest
 from drkit.binlog.archived import archived_events  # the restore's reader, checks and all
 from drkit.binlog.records import (
     GAPS,
@@ -34,8 +34,6 @@ from drkit.config import Settings
 from drkit.errors import BinlogArchiveError, BinlogGapError, DrkitError
 from drkit.exitstatus import ExitStatus
 from drkit.manifest import Manifest
-
-_USABLE = ("ok", None, STALE)  # as pitr.choose_base: never verified ones are verified first
 
 
 @dataclass
@@ -142,7 +140,7 @@ def pitr_bases(settings: Settings) -> list[Base]:
     store = BackupStore.from_settings(settings)
     bases = []
     for entry in Catalog(store).entries():
-        if entry.verified not in _USABLE or not entry.has_manifest:
+        if entry.verified not in NOT_FAILED or not entry.has_manifest:
             continue
         manifest = load_manifest(store, entry.name)
         consistency = manifest.consistency

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import STALE, BackupEntry, Catalog, load_manifest, parse_time
+from drkit.azure.catalog import NOT_FAILED, BackupEntry, Catalog, load_manifest, parse_time
 from drkit.binlog.archived import archived_events
 from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
 from drkit.binlog.records import Archive, ArchivedFile, file_order
@@ -175,7 +175,7 @@ def choose_base(store: BackupStore, moment: datetime, databases: list[str],
     database = ", ".join(databases)
     for entry in reversed(entries):
         if entry.taken_at > moment or not set(databases) <= set(entry.databases) or \
-                entry.verified not in _USABLE:
+                entry.verified not in NOT_FAILED:
             continue
         manifest = load_manifest(store, entry.name)
         # Binlog times are whole seconds: every transaction before the snapshot began by
@@ -184,7 +184,7 @@ def choose_base(store: BackupStore, moment: datetime, databases: list[str],
                 manifest.finished_at.replace(microsecond=0) <= moment:
             return entry, manifest
     bases = [e for e in entries if set(databases) <= set(e.databases)
-             and e.verified in _USABLE]
+             and e.verified in NOT_FAILED]
     earliest = next((load_manifest(store, e.name) for e in bases if load_manifest(
         store, e.name).consistency.get("binlog_exact")), None)
     raise BackupNotFoundError(
@@ -194,9 +194,6 @@ def choose_base(store: BackupStore, moment: datetime, databases: list[str],
            f"when {earliest.name} finished." if earliest else "."),
         "Pick a later time, or take and verify a full backup (drkit backup; drkit verify).")
 
-
-# Verified good, never verified (verified before use), or changed since (verified again).
-_USABLE = ("ok", None, STALE)
 
 
 def _refuse_gaps(archive: Archive, manifest: Manifest, moment: datetime) -> None:

@@ -56,10 +56,21 @@ def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[],
         yield CODECS[manifest.compression["codec"]].decompress(compressed)
     except (TruncatedStreamError, CorruptStreamError) as exc:
         problem = exc
+    if isinstance(problem, CorruptStreamError):
+        raise ChecksumMismatchError(f"Backup {manifest.name} is corrupt: {problem}.", fix)
+    check_stored_bytes(manifest, reader, fix, problem)
+    if not complete():
+        raise TruncatedBackupError(f"Backup {manifest.name} is truncated: the dump inside "
+                                   "lacks its completion trailer.", fix)
+
+
+def check_stored_bytes(manifest: Manifest, reader: CountingReader, fix: str,
+                       problem: Exception | None = None) -> None:
+    """The bytes ``reader`` passed on are the stored object the manifest records (its size
+    and sha256: an age file's where the backup is encrypted); ``problem`` is the stream
+    ending early, if it did."""
     name, expected = manifest.name, manifest.compressed
     size, sha256 = reader.size, reader.sha256.hexdigest()
-    if isinstance(problem, CorruptStreamError):
-        raise ChecksumMismatchError(f"Backup {name} is corrupt: {problem}.", fix)
     # A stream that ends early with all its bytes read, or more, was altered, not cut.
     if size < expected.size or (problem and (size, sha256) == (expected.size, expected.sha256)):
         raise TruncatedBackupError(f"Backup {name} is truncated: {size} of {expected.size} "
@@ -69,6 +80,3 @@ def read_back(manifest: Manifest, reader: CountingReader, complete: Callable[[],
             f"Backup {name} does not match its manifest's checksum (sha256 {sha256[:12]}... of "
             f"{size} bytes, expected {expected.sha256[:12]}... of {expected.size}): it was "
             "altered or corrupted after it was written.", fix)
-    if not complete():
-        raise TruncatedBackupError(
-            f"Backup {name} is truncated: the dump inside lacks its completion trailer.", fix)

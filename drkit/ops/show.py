@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import STALE, BackupEntry, BlobVersion, Catalog, load_manifest
+from drkit.azure.catalog import (
+    CIPHERTEXT_OK,
+    NOT_FAILED,
+    STALE,
+    BackupEntry,
+    BlobVersion,
+    Catalog,
+    load_manifest,
+)
 from drkit.config import Settings
 from drkit.manifest import Manifest, binlog_coordinates
 from drkit.ops import binlog_verify
@@ -90,7 +98,7 @@ def _reach(settings: Settings, entry: BackupEntry,
     if not (consistency.get("binlog_exact") and consistency.get("binlog_snapshot")):
         return None, (f"not a base: its binlog coordinates are not exact "
                       f"({consistency.get('binlog_method')})")
-    if entry.verified not in ("ok", None, STALE):  # as binlog_verify's bases
+    if entry.verified not in NOT_FAILED:  # as binlog_verify's bases
         return None, f"not a base: its verification failed ({entry.verified})"
     verification = binlog_verify.verify(settings)
     window = next((w for w in verification.windows() if w["backup"] == entry.name), None)
@@ -132,6 +140,9 @@ def _verification(entry: BackupEntry) -> str:
         return "never (drkit verify reads it back and checks it)"
     if entry.verified == STALE:
         return "stale: the blob or its manifest changed since it was verified"
+    if entry.verified == CIPHERTEXT_OK:
+        return (f"as ciphertext only (size and sha256), {entry.verified_at}: drkit verify "
+                "on the Azure side reads the content back")
     return f"FAILED ({entry.verified}), {entry.verified_at}: restores refuse it"
 
 

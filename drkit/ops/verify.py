@@ -1,7 +1,9 @@
 """Reading a backup back and checking it against its manifest, without touching disk.
 
 The outcome ("ok" or what failed) is recorded on the blob's index tags, which is what
-``latest-verified`` selects on.
+``latest-verified`` selects on. The backup side holds no identity: the nightly's read-back
+there checks what it can of the encrypted bytes (:func:`check_ciphertext`), recorded as
+``ciphertext-ok``, which no selection of verified backups counts.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import time
 from dataclasses import asdict, dataclass
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.azure.catalog import CIPHERTEXT_OK, BackupEntry, Catalog, load_manifest
 from drkit.console import Environment, log_event
 from drkit.errors import ManifestMismatchError, UnrestorableBackupError, VerifyError
 from drkit.manifest import Manifest
-from drkit.ops.readback import CountingReader, read_back
+from drkit.ops.readback import CountingReader, check_stored_bytes, read_back
+from drkit.stream import encryption
 from drkit.stream.dumpscan import DumpScanner
 from drkit.stream.lexer import LexError
 
@@ -32,8 +35,16 @@ class VerifyResult:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        return {"ok": self.outcome == "ok", "backup": data.pop("name"),
+        return {"ok": self.outcome in ("ok", CIPHERTEXT_OK), "backup": data.pop("name"),
                 "verify_seconds": data.pop("seconds"), **data}
+
+    @property
+    def checked(self) -> str:
+        """How the backup was read back, as the run's summary says it."""
+        if self.outcome == CIPHERTEXT_OK:
+            return ("checked as ciphertext: size and sha256; the full verify runs on the "
+                    "Azure side")
+        return "read back: every table's rows and digest match the manifest"
 
 
 def verify_backup(store: BackupStore, entry: BackupEntry,
@@ -117,3 +128,57 @@ def _content_differences(manifest: Manifest, scanner: DumpScanner, sql_size: int
         elif entry.sha256 != content.digest:
             differences.append(f"table {table} content digest differs")
     return differences
+
+
+def verify_written(store: BackupStore, entry: BackupEntry,
+                   env: Environment | None = None) -> VerifyResult:
+    """The nightly's read-back of the backup it wrote: the full verify where this config can
+    open it; on a side without the identity (the backup host), :func:`check_ciphertext`."""
+    if entry.name.endswith(encryption.EXTENSION) and store.keyring.reference is None:
+        return check_ciphertext(store, entry, env)
+    return verify_backup(store, entry, env)
+
+
+def check_ciphertext(store: BackupStore, entry: BackupEntry,
+                     env: Environment | None = None) -> VerifyResult:
+    """Read the encrypted backup ``entry`` back without opening it: the stored bytes are an
+    age file of the size and sha256 its manifest records. The content was scanned as it
+    streamed (the manifest's rows and digests are that scan's); reading it back is the
+    Azure side's full verify. A match is recorded as ``ciphertext-ok``, a difference as the
+    failed outcome it is (restores refuse it)."""
+    env = env or Environment()
+    catalog = Catalog(store)
+    try:
+        result = _check_ciphertext(store, entry, env)
+    except VerifyError as error:
+        catalog.record_verification(entry, error.outcome)
+        log_event("verify.failed", f"Ciphertext check FAILED: {error}", backup=entry.name,
+                  outcome=error.outcome)
+        raise
+    if entry.verified != "ok":  # a full verify's outcome is never replaced by less
+        catalog.record_verification(entry, CIPHERTEXT_OK)
+    log_event("verify.ciphertext_ok", f"Checked {entry.name} as ciphertext: its "
+              f"{result.compressed_bytes} bytes match the manifest's size and sha256; the "
+              "full verify runs on the Azure side", **result.as_dict())
+    return result
+
+
+def _check_ciphertext(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyResult:
+    manifest = load_manifest(store, entry.name)
+    clock = time.monotonic()
+    with env.progress(f"check {entry.name}", manifest.compressed.size) as progress:
+        reader = CountingReader(store.download(entry.name), progress)
+        head = b""
+        for chunk in reader:
+            head += chunk[:len(encryption.HEADER) - len(head)]
+    check_stored_bytes(manifest, reader, _NEW_BACKUP)
+    if head != encryption.HEADER:
+        raise UnrestorableBackupError(f"Backup {entry.name} is named {encryption.EXTENSION} "
+                                      "but is not an age file: no identity opens it.",
+                                      _NEW_BACKUP)
+    return VerifyResult(
+        name=entry.name, outcome=CIPHERTEXT_OK, compressed_bytes=reader.size,
+        sql_bytes=manifest.sql.size, tables=len(manifest.tables),
+        rows=sum(t.rows for t in manifest.tables.values()),
+        seconds=round(time.monotonic() - clock, 3))
+

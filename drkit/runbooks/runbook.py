@@ -28,7 +28,7 @@ from pydantic import (
     ValidationError,
 )
 
-from drkit.config import Settings, describe_errors
+from drkit.config import Settings, Side, describe_errors
 from drkit.errors import ConfigError, RunbookNotFoundError
 
 _PACKAGE = resources.files("drkit.runbooks")
@@ -85,7 +85,16 @@ class Runbook(Strict):
     timeouts: Timeouts = Timeouts()
     audit: AuditDestination = AuditDestination()
     environments: dict[str, EnvironmentRun] = Field(min_length=1)
+    # Which side of the estate runs it (docs/immutability.md): the backup host (backup) or
+    # the Azure side, which holds the identity and the credential that deletes (azure).
+    # A runbook that names none (both) is scheduled wherever its environment has a cron.
+    side: Side = "both"
     _directory: Path = PrivateAttr(PACKAGED_RUNBOOKS)  # where the YAML file was read
+
+    def runs_on(self, side: Side) -> bool:
+        """Whether a config of ``side`` schedules this runbook: its own side's, or every
+        runbook for a config of both sides."""
+        return "both" in (self.side, side) or self.side == side
 
     def notebook_path(self) -> Path:
         beside = self._directory / self.notebook  # an absolute notebook stays as it is

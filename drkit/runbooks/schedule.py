@@ -4,7 +4,9 @@ and environment (two configs that share an environment name keep their own entri
 Each line uses absolute paths, holds a ``flock`` so runs of one runbook never overlap (the
 seed's ``*/5`` test schedule stays safe when a run takes longer than five minutes), stops
 the run with ``timeout`` a minute after the runbook's own total timeout, and appends its
-output to a log file. ``show`` prints exactly the block ``install`` writes.
+output to a log file. ``show`` prints exactly the block ``install`` writes. A config
+schedules only its own side's runbooks (``side``: the backup host's nightly and the binlog
+streamer, the Azure side's drill; a config of both sides, all of them).
 
 The block sets ``CRON_TZ=UTC``: the runbooks' schedules are UTC (the seed's; prod-kst's
 ``0 18 * * *`` is 03:00 KST). cronie honours it; Debian's cron ignores it, so doctor warns on
@@ -91,7 +93,7 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
              "change the runbooks, then install again)", "CRON_TZ=UTC"]
     for runbook in runbooks:
         run = runbook.environments.get(environment)
-        if run is None or run.schedule is None:
+        if run is None or run.schedule is None or not runbook.runs_on(settings.side):
             continue
         _checked("runbook name", runbook.name, _NAME)
         schedule = _checked(f"schedule of runbook {runbook.name}", run.schedule, _SCHEDULE)
@@ -108,7 +110,9 @@ def cron_block(settings: Settings, config_path: Path, environment: str,
             f"{q(drkit)} run {runbook.name} --env {q(environment)} >> {q(str(log))} 2>&1"
             f" || {{ [ $? -eq {SKIPPED} ] && {skipped}; }}")
         lines.append(f"{schedule} {command.replace('%', chr(92) + '%')}")
-    if settings.binlog.enabled and settings.binlog.runner == "cron":
+    # The streamer reads the source in AWS: the backup host's, never the Azure side's (in an
+    # incident it cannot reach the source, and it holds a credential that deletes).
+    if settings.binlog.enabled and settings.binlog.runner == "cron" and settings.side != "azure":
         lock = state / "locks" / f"binlog-stream-{environment}.lock"
         log = state / "logs" / f"binlog-stream-{environment}.log"
         q = shlex.quote

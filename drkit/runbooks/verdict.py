@@ -31,6 +31,8 @@ def figures(results: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
         size = f" ({human_size(results['compressed_bytes'])})" \
             if results.get("compressed_bytes") else ""
         lines.append(f"backup {results['backup']}{size}")
+    if results.get("read_back"):  # the nightly's: in full, or as ciphertext (no identity)
+        lines.append(results["read_back"])
     if reach := data_reach(results):
         lines.append(reach)
     for name, seconds_key, objective_key, scale in (
