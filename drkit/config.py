@@ -109,6 +109,9 @@ TlsMode = Literal["verify-identity", "verify-ca", "required", "disabled"]
 # config with the account key everywhere.
 Side = Literal["backup", "azure", "both"]
 
+# How backups are compressed (backup.compression, backup --compression).
+Compression = Literal["gzip", "zstd"]
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -226,7 +229,7 @@ class AzureSettings(Section):
 
 
 class BackupSettings(Section):
-    compression: Literal["gzip", "zstd"] = "gzip"
+    compression: Compression = "gzip"
     gzip_level: int = Field(6, ge=1, le=9)
     zstd_level: int = Field(3, ge=1, le=19)
     block_size_mib: int = Field(8, ge=1, le=4000)
