@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -88,11 +89,13 @@ ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
 
 
 def _identifier(name: str) -> str:
-    # MySQL: up to 64 characters, any but NUL, not ending in a space.
-    if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" ") \
-            or any(ord(c) > 0xFFFF for c in name):
+    # MySQL: up to 64 characters, any but NUL, not ending in a space. Control characters
+    # (a newline, a tab, an escape) MySQL takes, but no one means them: a name that holds
+    # one was pasted or typed wrong, and would make a database no one can name again.
+    if not 1 <= len(name) <= 64 or name.endswith(" ") or any(
+            ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
-                         "no NUL and no trailing space")
+                         "no control characters (NUL, newline, tab) and no trailing space")
     return name
 
 
