@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -389,6 +390,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if not path and not any(key.upper().startswith("DRKIT_SOURCE") for key in os.environ):
         raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
                           "(drkit sandbox up writes one).")
+    _refuse_unknown_sections(os.environ)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
@@ -404,6 +406,22 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         # A folder the file names is relative to the file, as cron runs from elsewhere.
         settings.runbooks = Path(path).absolute().parent / settings.runbooks
     return settings
+
+
+def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
+    """A DRKIT_SECTION__FIELD variable whose SECTION is none of the config's is refused, as an
+    unknown FIELD is (pydantic-settings would ignore it: a typo would change nothing). Only
+    names with ``__`` are settings for certain: DRKIT_CONFIG, DRKIT_FLEET, DRKIT_DEBUG,
+    DRKIT_FAILPOINT and a secret an ``env:`` reference reads have none."""
+    sections = sorted(name for name, field in Settings.model_fields.items()
+                      if any(isinstance(kind, type) and issubclass(kind, BaseModel)
+                             for kind in (field.annotation, *get_args(field.annotation))))
+    for variable in sorted(environ):
+        section, nested, _ = variable.upper().removeprefix("DRKIT_").partition("__")
+        if variable.upper().startswith("DRKIT_") and nested and section.lower() not in sections:
+            raise ConfigError(f"The environment variable {variable} names no section of the "
+                              f"config ({', '.join(sections)}).",
+                              "Correct its name, or unset it.")
 
 
 def _override_variable(loc: tuple) -> str | None:
