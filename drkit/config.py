@@ -363,8 +363,10 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Load the config file (``path``, else ``$DRKIT_CONFIG``) and the environment overrides."""
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  named_in: str = f"--config or {CONFIG_ENV}") -> Settings:
+    """Load the config file (``path``, else ``$DRKIT_CONFIG``) and the environment overrides.
+    ``named_in``: where ``path`` was given, what to correct when it cannot be read."""
     path = path or os.environ.get(CONFIG_ENV)
     data: dict[str, Any] = {}
     where = "the environment"
@@ -375,7 +377,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except OSError as exc:
             raise ConfigError(
                 f"Cannot read config file {path}: {exc.strerror}.",
-                f"Pass an existing file with --config or {CONFIG_ENV}.",
+                f"Name an existing file in {named_in}.",
             ) from None
         except UnicodeDecodeError:
             raise ConfigError(f"Config file {path} is not UTF-8 text.") from None
