@@ -51,7 +51,7 @@ def fleet_show(context: Context, fleet_path: str | None, offline: bool, as_json:
     if unread:
         context.env.stderr.write(f"drkit: {len(unread)} of {len(states)} members could not be "
                                  f"read: {', '.join(s.member for s in unread)}.\n")
-        raise click.exceptions.Exit(unread[0].exit_code)
+        raise click.exceptions.Exit(next(s.exit_code for s in unread))  # first, by name
 
 
 @fleet.command("run")
