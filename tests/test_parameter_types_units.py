@@ -11,7 +11,7 @@ import pytest
 from drkit.errors import ParameterError
 from drkit.runbooks.parameters import check_parameters, notebook_parameters
 
-PARAMETERS = """from drkit.runbooks.parameters import DrillMode, PointInTime
+PARAMETERS = """from drkit.runbooks.parameters import DatabaseNames, DrillMode, PointInTime
 config_path: str = None
 environment: str = None
 results_path: str = None
@@ -23,6 +23,7 @@ approve: bool = False
 until: str = None
 when: PointInTime = None
 mode: DrillMode = "restore"
+only: DatabaseNames = None
 """
 
 
@@ -113,7 +114,7 @@ def test_an_unknown_parameter_lists_the_ones_there_are_without_the_injected(note
     with pytest.raises(ParameterError) as refused:
         _typed(notebook, cuont="3")
     assert refused.value.fix == ("Its parameters: approve, count, databases, label, mode, "
-                                 "ratio, until, when.")
+                                 "only, ratio, until, when.")
 
 
 @pytest.mark.parametrize("value", ["latest", " Latest ", "2026-11-27T14:03:00",
@@ -139,3 +140,11 @@ def test_a_mode_is_one_of_its_set_spelt_exactly(notebook):
     for value in ("garbage", "Standby", " restore", "null"):
         with pytest.raises(ParameterError, match="Parameter mode takes restore or standby, not "):
             _typed(notebook, mode=value)
+
+
+def test_database_names_are_names_the_config_would_take(notebook):
+    assert _typed(notebook, only="shop, crm") == {"only": ["shop", "crm"]}
+    for value in ("shop,a\nb", "[shop, 'a\tb']", "x" * 65):
+        with pytest.raises(ParameterError, match="only takes a list of database names") as no:
+            _typed(notebook, only=value)
+        assert "\n" not in no.value.message and "\t" not in no.value.message
