@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -88,11 +90,13 @@ ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
 
 
 def _identifier(name: str) -> str:
-    # MySQL: up to 64 characters, any but NUL, not ending in a space.
-    if not 1 <= len(name) <= 64 or "\x00" in name or name.endswith(" ") \
-            or any(ord(c) > 0xFFFF for c in name):
+    # MySQL: up to 64 characters, any but NUL, not ending in a space. Control characters
+    # (a newline, a tab, an escape) MySQL takes, but no one means them: a name that holds
+    # one was pasted or typed wrong, and would make a database no one can name again.
+    if not 1 <= len(name) <= 64 or name.endswith(" ") or any(
+            ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
-                         "no NUL and no trailing space")
+                         "no control characters (NUL, newline, tab) and no trailing space")
     return name
 
 
@@ -108,6 +112,9 @@ TlsMode = Literal["verify-identity", "verify-ca", "required", "disabled"]
 # Azure side (prune, verify, drills, failover, maintenance page); or both, the seed's one
 # config with the account key everywhere.
 Side = Literal["backup", "azure", "both"]
+
+# How backups are compressed (backup.compression, backup --compression).
+Compression = Literal["gzip", "zstd"]
 
 
 class Section(BaseModel):
@@ -226,7 +233,7 @@ class AzureSettings(Section):
 
 
 class BackupSettings(Section):
-    compression: Literal["gzip", "zstd"] = "gzip"
+    compression: Compression = "gzip"
     gzip_level: int = Field(6, ge=1, le=9)
     zstd_level: int = Field(3, ge=1, le=19)
     block_size_mib: int = Field(8, ge=1, le=4000)
@@ -356,8 +363,10 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Load the config file (``path``, else ``$DRKIT_CONFIG``) and the environment overrides."""
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  named_in: str = f"--config or {CONFIG_ENV}") -> Settings:
+    """Load the config file (``path``, else ``$DRKIT_CONFIG``) and the environment overrides.
+    ``named_in``: where ``path`` was given, what to correct when it cannot be read."""
     path = path or os.environ.get(CONFIG_ENV)
     data: dict[str, Any] = {}
     where = "the environment"
@@ -368,7 +377,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except OSError as exc:
             raise ConfigError(
                 f"Cannot read config file {path}: {exc.strerror}.",
-                f"Pass an existing file with --config or {CONFIG_ENV}.",
+                f"Name an existing file in {named_in}.",
             ) from None
         except UnicodeDecodeError:
             raise ConfigError(f"Config file {path} is not UTF-8 text.") from None
@@ -383,6 +392,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if not path and not any(key.upper().startswith("DRKIT_SOURCE") for key in os.environ):
         raise ConfigError("No configuration: pass --config FILE or set DRKIT_CONFIG "
                           "(drkit sandbox up writes one).")
+    _refuse_unknown_sections(os.environ)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
@@ -398,6 +408,22 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         # A folder the file names is relative to the file, as cron runs from elsewhere.
         settings.runbooks = Path(path).absolute().parent / settings.runbooks
     return settings
+
+
+def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
+    """A DRKIT_SECTION__FIELD variable whose SECTION is none of the config's is refused, as an
+    unknown FIELD is (pydantic-settings would ignore it: a typo would change nothing). Only
+    names with ``__`` are settings for certain: DRKIT_CONFIG, DRKIT_FLEET, DRKIT_DEBUG,
+    DRKIT_FAILPOINT and a secret an ``env:`` reference reads have none."""
+    sections = sorted(name for name, field in Settings.model_fields.items()
+                      if any(isinstance(kind, type) and issubclass(kind, BaseModel)
+                             for kind in (field.annotation, *get_args(field.annotation))))
+    for variable in sorted(environ):
+        section, nested, _ = variable.upper().removeprefix("DRKIT_").partition("__")
+        if variable.upper().startswith("DRKIT_") and nested and section.lower() not in sections:
+            raise ConfigError(f"The environment variable {variable} names no section of the "
+                              f"config ({', '.join(sections)}).",
+                              "Correct its name, or unset it.")
 
 
 def _override_variable(loc: tuple) -> str | None:

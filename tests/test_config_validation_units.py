@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from drkit.config import AzureSettings, BinlogSettings, SourceSettings, StorageSettings
+from drkit.config import (
+    AzureSettings,
+    BinlogSettings,
+    SourceSettings,
+    StorageSettings,
+    load_settings,
+)
+from drkit.errors import ConfigError
 
 
 @pytest.mark.parametrize("password", [
@@ -102,3 +109,26 @@ def test_heartbeats_are_as_far_apart_as_the_runner_makes_them(runner, interval):
 def test_binlog_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ValidationError, match=field):
         BinlogSettings(**{field: value})
+
+
+@pytest.mark.parametrize("variable", ["DRKIT_NOSUCH__X", "DRKIT_SOURCEX__HOST",
+                                      "drkit_nosuch__x", "DRKIT_ENVIRONMENT__X"])
+def test_an_override_of_no_section_is_refused_as_one_of_no_field_is(tmp_path, monkeypatch,
+                                                                    variable):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(ConfigError, match=f"The environment variable {variable} names no "
+                                          r"section of the config \(aws, azure, backup, "):
+        load_settings(config)
+
+
+def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, monkeypatch):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    for variable in ("DRKIT_FLEET", "DRKIT_DEBUG", "DRKIT_FAILPOINT", "DRKIT_FAILPOINT_LOG",
+                     "DRKIT_RUNBOOKS", "DRKIT_RDS_PASSWORD", "_DRKIT_COMPLETE"):
+        monkeypatch.setenv(variable, "x")
+    monkeypatch.setenv("DRKIT_CONFIG", str(config))
+    monkeypatch.setenv("DRKIT_STORAGE__CONTAINER", "dr-backups")  # a section's field, as before
+    assert load_settings(config).storage.container == "dr-backups"

@@ -20,7 +20,7 @@ from drkit.errors import ConfigError
 from drkit.health.standby_checks import lag_check
 from drkit.ops.failover_standby import unfit
 from drkit.ops.pilotlight import ComputeUse, add, last_position, summary
-from drkit.ops.standby import follow
+from drkit.ops.standby import existing_standby, follow
 from drkit.sandbox.services import free_port
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
@@ -124,6 +124,22 @@ def test_a_pilot_light_standby_is_promoted_with_aws_and_the_source_gone(sandbox,
     assert rerun["rto_seconds"] is None and rerun["reached_by"].startswith("kept"), rerun
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM shop.pitr_log WHERE what = "
                          "'new primary'") == [(1,)]
+    _init_names_what_works_on_the_promoted_standby(sandbox)
+
+
+def _init_names_what_works_on_the_promoted_standby(sandbox) -> None:
+    """standby init makes no standby on the new primary, and says so without offering what
+    fails there: following it, or --replace (init has none)."""
+    again = run_cli("standby", "init")
+    assert again.exit_code == 50, again.stdout + again.stderr
+    assert "promoted by the failover that began at" in again.stderr
+    assert "another target" in again.stderr and "standby follow" not in again.stderr
+    # Its record gone, its database is one init does not load over, saying what it takes.
+    dbtools.query(sandbox, "target", "DROP DATABASE drkit_standby")
+    occupied = run_cli("standby", "init")
+    assert occupied.exit_code == 35, occupied.stdout + occupied.stderr
+    assert "drkit standby init --as NAME" in occupied.stderr
+    assert "--replace" not in occupied.stderr
 
 
 def test_a_standby_unlike_the_source_is_not_promoted_and_the_failover_restores(sandbox,
@@ -182,6 +198,21 @@ def test_a_standby_is_promoted_only_when_nothing_says_it_may_not_be(change, gaps
     at = Position(**{**vars(_AT), **change})
     found = unfit(at, _Gaps(gaps), _FILES, databases, on_target)
     assert found is None if why is None else why in found, found
+
+
+@pytest.mark.parametrize(("change", "says", "fix"), [
+    ({}, "; nothing was restored.", "Follow it with drkit standby follow"),
+    ({"promoted": "the failover that began at X"}, ", promoted by the failover that began at "
+     "X: it is the primary now", "a new standby goes on another target"),
+    ({"diverged": "1 rows ..."}, ", which no longer equals the source (1 rows ...)",
+     "Make it again"),
+])
+def test_init_on_a_standby_names_what_works_on_it(change, says, fix):
+    refused = existing_standby(Position(**{**vars(_AT), **change}))
+    assert refused.message.startswith("The target already has a standby (shop, from base "
+                                      "base)" + says), refused.message
+    assert fix in refused.fix
+    assert ("standby follow" in refused.fix) == (not change), refused.fix
 
 
 def test_doctor_finds_a_promoted_standby_no_standby_any_more():

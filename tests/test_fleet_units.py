@@ -17,6 +17,7 @@ from drkit.errors import ConfigError, MissingProgramError
 from drkit.exitstatus import ExitStatus
 from drkit.fleet.description import load_fleet
 from drkit.fleet.execution import TRANSIENT
+from tests.helpers import run_cli
 
 
 def write_fleet(folder: Path, members: int, sources: int = 1,
@@ -87,6 +88,19 @@ def test_fleet_show_runs_without_dagster(tmp_path):
     assert result == {"code": 0, "dagster": []}
     assert [m["member"] for m in shown["members"]] == ["m000", "m001", "m002"]
     assert shown["members"][0]["rpo_minutes"] == 1560
+
+
+def test_fleet_show_of_a_member_whose_config_is_missing_fails_naming_its_entry(tmp_path):
+    path = write_fleet(tmp_path, 1)
+    (tmp_path / "configs" / "m000.yaml").unlink()
+    shown = run_cli("fleet", "show", "--fleet", str(path), "--json")
+    assert shown.exit_code == ExitStatus.CONFIG_INVALID, shown.stdout + shown.stderr
+    (member,) = json.loads(shown.stdout)["members"]
+    assert member["status"] == "unknown" and member["exit_code"] == 3
+    assert member["problems"] == [f"Cannot read config file {tmp_path}/configs/m000.yaml: No "
+                                  f"such file or directory. Name an existing file in "
+                                  f"members.m000.config of {path}."]
+    assert "1 of 1 members could not be read: m000." in shown.stderr
 
 
 def test_fleet_run_without_the_extra_names_the_pip_command(monkeypatch):
@@ -216,7 +230,6 @@ def test_dagster_retries_only_transient_exit_codes(tmp_path, monkeypatch, exit_c
 
 
 def test_fleet_run_refuses_an_unknown_member_before_anything_runs(tmp_path):
-    from tests.helpers import run_cli
 
     result = run_cli("fleet", "run", "backup", "--fleet", str(write_fleet(tmp_path, 2)),
                      "--member", "nope")
@@ -284,7 +297,6 @@ def test_a_member_with_a_broken_config_is_left_unscheduled_not_the_fleet(tmp_pat
 def test_fleet_run_names_the_failed_members_once_each(tmp_path, monkeypatch):
     from drkit.fleet import definitions
     from drkit.fleet.execution import StepOutcome
-    from tests.helpers import run_cli
 
     monkeypatch.setattr(definitions, "run_step", lambda _fleet, member, kind: StepOutcome(
         member, kind, ExitStatus.OK if member == "m000" else ExitStatus.CONFIG_INVALID,

@@ -153,8 +153,11 @@ def test_target_parses():
                                   ("restore", "--database", ""), ("restore", "--as", ""),
                                   ("prove", "--database", ""), ("prove", "--as", " "),
                                   ("backup", "-d", "shop "), ("restore", "--as", "x" * 65),
-                                  ("backup", "-d", "a\x00b")])
-def test_empty_database_names_are_refused_before_any_client(config, args):
+                                  ("backup", "-d", "a\x00b"), ("restore", "--as", "a\nb"),
+                                  ("restore", "--database", "a\tb"), ("prove", "--as", "\x1b[2J"),
+                                  ("backup", "-d", "shop\r"), ("standby", "init", "--as", "a\nb"),
+                                  ("standby", "init", "--database", "a\x7fb")])
+def test_a_database_name_empty_or_holding_a_control_character_is_refused_first(config, args):
     result = run_cli(*args)
     # Exit 2, not 10 (the config's servers are a dead port) nor 20 (mysqldump ran).
     assert result.exit_code == 2, result

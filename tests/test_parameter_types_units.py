@@ -4,13 +4,15 @@ or refused naming the parameter (drkit.runbooks.parameters)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
 from drkit.errors import ParameterError
 from drkit.runbooks.parameters import check_parameters, notebook_parameters
 
-PARAMETERS = """config_path: str = None
+PARAMETERS = """from drkit.runbooks.parameters import DatabaseNames, DrillMode, PointInTime
+config_path: str = None
 environment: str = None
 results_path: str = None
 count: int = 3  # how many
@@ -19,6 +21,9 @@ label: str = "nightly"
 databases: list = []
 approve: bool = False
 until: str = None
+when: PointInTime = None
+mode: DrillMode = "restore"
+only: DatabaseNames = None
 """
 
 
@@ -108,5 +113,38 @@ def test_an_injected_parameter_may_come_from_drkit_run_but_not_from_p(notebook):
 def test_an_unknown_parameter_lists_the_ones_there_are_without_the_injected(notebook):
     with pytest.raises(ParameterError) as refused:
         _typed(notebook, cuont="3")
-    assert refused.value.fix == ("Its parameters: approve, count, databases, label, ratio, "
-                                 "until.")
+    assert refused.value.fix == ("Its parameters: approve, count, databases, label, mode, "
+                                 "only, ratio, until, when.")
+
+
+@pytest.mark.parametrize("value", ["latest", " Latest ", "2026-11-27T14:03:00",
+                                   "2026-11-27 14:03:00+09:00", "2026-11-27"])
+def test_a_time_is_what_restore_until_takes_and_stays_as_written(notebook, value):
+    assert _typed(notebook, when=value) == {"when": value}
+
+
+def test_a_time_written_unquoted_in_yaml_is_passed_on_as_iso_text(notebook):
+    assert check_parameters("typed", notebook, {"when": datetime(2026, 11, 27, 14, 3)}) == \
+        {"when": "2026-11-27T14:03:00"}
+
+
+@pytest.mark.parametrize("value", ["garbage", "", "yesterday", "2026-13-01", 5])
+def test_what_is_no_time_is_refused_before_anything_runs(notebook, value):
+    with pytest.raises(ParameterError, match=r"Parameter when takes a time: latest, or ISO "
+                                             r"8601 such as 2026-11-27T14:03:00 \(UTC\)"):
+        _typed(notebook, when=value)
+
+
+def test_a_mode_is_one_of_its_set_spelt_exactly(notebook):
+    assert _typed(notebook, mode="standby") == {"mode": "standby"}
+    for value in ("garbage", "Standby", " restore", "null"):
+        with pytest.raises(ParameterError, match="Parameter mode takes restore or standby, not "):
+            _typed(notebook, mode=value)
+
+
+def test_database_names_are_names_the_config_would_take(notebook):
+    assert _typed(notebook, only="shop, crm") == {"only": ["shop", "crm"]}
+    for value in ("shop,a\nb", "[shop, 'a\tb']", "x" * 65):
+        with pytest.raises(ParameterError, match="only takes a list of database names") as no:
+            _typed(notebook, only=value)
+        assert "\n" not in no.value.message and "\t" not in no.value.message

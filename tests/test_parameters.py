@@ -52,14 +52,21 @@ def test_papermill_shows_the_types():
     assert "approve: bool (default False)" in shown and "backup: str" in shown
 
 
-def test_drkit_run_refuses_before_anything_runs(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("runbook", "value", "message"), [
+    ("failover", "approve=maybe", "Parameter approve takes true or false (yes/no, 1/0), not "
+                                  "'maybe'"),
+    ("restore-drill", "until=garbage", "Parameter until takes a time: latest, or ISO 8601"),
+    ("restore-drill", "mode=garbage", "Parameter mode takes restore or standby, not 'garbage'"),
+    ("nightly-backup", "compression=lz4", "Parameter compression takes gzip or zstd, not"),
+])
+def test_drkit_run_refuses_before_anything_runs(tmp_path, monkeypatch, runbook, value, message):
     config = tmp_path / "drkit.yaml"
     config.write_text(f"source: {{host: 127.0.0.1, databases: [shop]}}\n"
                       f"backup: {{state_dir: {tmp_path / 'state'}}}\n")
     monkeypatch.setenv("DRKIT_CONFIG", str(config))
-    result = run_cli("run", "failover", "-p", "approve=maybe", "-p", "override_no_go=maybe")
+    result = run_cli("run", runbook, "-p", value)
     assert result.exit_code == 2
-    assert "Parameter approve takes true or false (yes/no, 1/0), not 'maybe'" in result.stderr
+    assert message in result.stderr
     assert not (tmp_path / "state").exists()  # no audit record: nothing ran
 
 
@@ -72,12 +79,14 @@ def test_the_failover_itself_takes_only_booleans_as_consent():
         failover.decide("maybe")
 
 
-def test_every_notebook_parameter_is_typed():
-    from drkit.runbooks.parameters import notebook_parameters
+def test_every_notebook_parameter_is_of_a_type_drkit_run_checks():
+    from drkit.runbooks.parameters import _CONVERTERS, notebook_parameters
 
     for notebook in sorted(Path(PACKAGED_NOTEBOOKS).glob("*.ipynb")):
         types = {name: spec["type"] for name, spec in notebook_parameters(notebook).items()}
-        assert types and all(t != "None" for t in types.values()), (notebook.name, types)
+        assert types and set(types.values()) <= set(_CONVERTERS), (notebook.name, types)
+    drill = notebook_parameters(DRILL)
+    assert (drill["until"]["type"], drill["mode"]["type"]) == ("PointInTime", "DrillMode")
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "1e400", "-5"])

@@ -24,15 +24,18 @@ def fleet() -> None:
 @pass_context
 def fleet_show(context: Context, fleet_path: str | None, offline: bool, as_json: bool) -> None:
     """Each member: newest backup, newest verified, archive lag, last drill, against its
-    objectives; exit 44 when any member misses one. Needs no Dagster."""
+    objectives; exit 44 when any member misses one, else the code of the error that kept a
+    member from being read (3: its config). Needs no Dagster."""
     from drkit.exitstatus import ExitStatus
     from drkit.fleet.description import load_fleet
     from drkit.fleet.state import BREACHED, fleet_state
 
     states = fleet_state(load_fleet(fleet_path), read_storage=not offline)
     breached = [s.member for s in states if s.status == BREACHED]
+    unread = [s for s in states if s.exit_code is not None]
     if as_json:
-        context.env.print_json({"ok": not breached, "members": [s.as_dict() for s in states]})
+        context.env.print_json({"ok": not breached and not unread,
+                                "members": [s.as_dict() for s in states]})
     else:
         print_table(context.env, ["member", "source", "newest backup", "verified age min",
                                   "RPO min", "archive lag s", "last drill", "status"],
@@ -45,6 +48,10 @@ def fleet_show(context: Context, fleet_path: str | None, offline: bool, as_json:
                      for s in states])
     if breached:
         raise click.exceptions.Exit(ExitStatus.OBJECTIVE_BREACHED)
+    if unread:
+        context.env.stderr.write(f"drkit: {len(unread)} of {len(states)} members could not be "
+                                 f"read: {', '.join(s.member for s in unread)}.\n")
+        raise click.exceptions.Exit(next(s.exit_code for s in unread))  # first, by name
 
 
 @fleet.command("run")

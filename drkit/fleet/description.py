@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from drkit.config import Settings, describe_errors, load_settings
 from drkit.errors import ConfigError
@@ -84,11 +84,13 @@ class Member(_Strict):
     config: Path
     schedules: dict[str, Annotated[str, AfterValidator(_cron)]] = {}
     objectives: Objectives = Objectives()
+    # Where fleet.yaml names the config (set by load_fleet): what a missing one asks to fix.
+    _entry: str = PrivateAttr("its member's config in the fleet description")
 
     @cached_property
     def settings(self) -> Settings:
         """The member's drkit config, read on first use."""
-        return load_settings(self.config)
+        return load_settings(self.config, named_in=self._entry)
 
     def runbook_context(self) -> tuple[str, list[Path]]:
         """The member's environment and runbook folders (what its runbooks' schedules depend
@@ -160,8 +162,9 @@ def load_fleet(path: str | Path | None = None) -> Fleet:
         raise ConfigError(f"The fleet description {path} names a member {bad[0]!r}: a member's "
                           "name may hold only letters, digits, '.', '_' and '-'.")
     base = path.parent.absolute()
-    for member in fleet.members.values():
+    for name, member in fleet.members.items():
         member.config = base / member.config.expanduser()
+        member._entry = f"members.{name}.config of {path}"
     fleet.fleet.state_dir = base / fleet.fleet.state_dir.expanduser()
     fleet._path = path
     return fleet

@@ -40,6 +40,7 @@ class MemberState:
     lag_problem: str | None = None  # why the archive lag objective is missed
     status: str = UNKNOWN  # ok, breached (an objective missed) or unknown (not read)
     problems: list[str] = field(default_factory=list)
+    exit_code: int | None = None  # unknown: the code of the error that kept it from being read
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +73,7 @@ def member_state(name: str, member: Member, read_storage: bool, now: datetime) -
             _read_archive_lag(state, settings, now)
     except DrkitError as error:  # one member's broken storage never hides the others
         state.problems.append(str(error))
+        state.exit_code = error.exit_code
         if state.rpo_minutes is not None:  # a recovery point nobody can see is not one
             state.rpo_problem = f"its backups cannot be read: {error}"
         return state

@@ -131,7 +131,12 @@ def resolve(settings: Settings, until: str,
             databases: list[str] | None = None) -> tuple[datetime, BackupEntry, Manifest]:
     """TIME as a moment, and the base backup a restore of ``databases`` to it starts from.
     What the user gave is checked first (TIME, the databases), the archive after."""
-    asked = None if until.strip().lower() == "latest" else _utc(until)
+    try:
+        asked = point_in_time(until)
+    except ValueError:
+        raise ParameterError(f"--until {until!r} is not a time.",
+                             "Write it as 2026-11-27T14:03:00 (UTC), with an offset "
+                             "(+09:00), or latest.") from None
     store = BackupStore.from_settings(settings)
     entries = Catalog(store).entries()
     databases = base_databases(entries, databases)
@@ -326,12 +331,10 @@ def heartbeat_reached(beat: str | None, moment: datetime, every: float) -> str:
     return reached.isoformat()
 
 
-def _utc(text: str) -> datetime:
-    """TIME as written (ISO 8601; no zone means UTC) as a UTC moment, whole seconds."""
-    try:
-        moment = parse_time(text.strip())
-    except ValueError:
-        raise ParameterError(f"--until {text!r} is not a time.",
-                             "Write it as 2026-11-27T14:03:00 (UTC), with an offset "
-                             "(+09:00), or latest.") from None
-    return moment.astimezone(UTC).replace(microsecond=0)
+def point_in_time(text: str) -> datetime | None:
+    """TIME as ``restore --until`` and the drill's ``until`` take it: None for ``latest``,
+    else the moment written (ISO 8601; no zone means UTC) in UTC, whole seconds. ValueError
+    for anything else."""
+    if text.strip().lower() == "latest":
+        return None
+    return parse_time(text.strip()).astimezone(UTC).replace(microsecond=0)

@@ -41,6 +41,7 @@ from drkit.errors import (
     RunStopped,
     ServerUnreachableError,
     StandbyError,
+    TargetNotEmptyError,
 )
 from drkit.failpoints import failpoint
 from drkit.interrupts import deferred_signals
@@ -60,6 +61,27 @@ _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
 
 
+_OCCUPIED = ("A standby is made into a database that holds nothing: keep it under another "
+             "name with drkit standby init --as NAME (one database), or drop that database "
+             "on the target first.")
+
+
+def existing_standby(at: Position) -> StandbyError:
+    """Why ``standby init`` makes no standby on a target that has ``at``, and what does work
+    there: following it, unless a failover promoted it or it no longer equals the source."""
+    found = f"The target already has a standby ({_names(at)}, from base {at.base_backup})"
+    if at.promoted:
+        return StandbyError(f"{found}, promoted by {at.promoted}: it is the primary now; "
+                            "nothing was restored.",
+                            "Leave it as it is: a new standby goes on another target.")
+    if at.diverged:
+        return StandbyError(f"{found}, which no longer equals the source ({at.diverged}); "
+                            "nothing was restored.", MAKE_AGAIN)
+    return StandbyError(f"{found}; nothing was restored.",
+                        "Follow it with drkit standby follow; to start again, drop its "
+                        "databases and drkit_standby first.")
+
+
 def init_standby(settings: Settings, env: Environment | None = None, *,
                  rename_to: str | None = None,
                  databases: list[str] | None = None) -> dict[str, Any]:
@@ -68,11 +90,7 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     env = env or Environment()
     server = target_server(settings)
     if (existing := read_position(server)) is not None:
-        raise StandbyError(
-            f"The target already has a standby ({_names(existing)}, from base "
-            f"{existing.base_backup}); nothing was restored.",
-            "Follow it with drkit standby follow; to start again, drop its databases and "
-            "drkit_standby first.")
+        raise existing_standby(existing)
     # The newest base of all: a standby goes on from its snapshot, whatever the archive
     # holds after it yet.
     moment = datetime.now(UTC)
@@ -85,8 +103,12 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
-    restored = run_restore(settings, RestoreRequest(
-        backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases), env)
+    try:
+        restored = run_restore(settings, RestoreRequest(
+            backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases),
+            env)
+    except TargetNotEmptyError as error:  # restore's fix offers --replace, which init has not
+        raise error.with_context(fix=_OCCUPIED) from error
     start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
     with _cursor(server) as cursor:
         position.create(cursor, start)

@@ -7,7 +7,10 @@ refused with one sentence naming the parameter: a boolean is exactly true/false,
 (or Python's True/False), nothing else: ``approve=maybe``, ``TRUE`` or `` true`` approve
 nothing, they are errors, since consent must be what was typed on purpose. A number must
 parse, an unknown name is refused. A parameter whose default is ``None`` also takes ``null``
-(the config decides).
+(the config decides). Beyond Python's types, a cell may annotate with the ones drkit names
+(imported there): ``DatabaseNames`` (as source.databases takes them), ``PointInTime`` (what
+``restore --until`` takes), ``DrillMode`` and ``Compression`` (closed sets): a time that is
+none, or a mode not in the set, is refused here as well, not steps later in the notebook.
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType, get_args
 
+from drkit.config import Compression, _identifier
 from drkit.errors import ParameterError
+from drkit.ops.drill import DrillMode
+from drkit.ops.pitr import point_in_time
 
+# A point in time as restore --until takes it (latest, or ISO 8601: no zone means UTC); the
+# notebook gets the text, checked.
+PointInTime = NewType("PointInTime", str)
+# Database names, as source.databases takes them (a newline in one names no database).
+DatabaseNames = NewType("DatabaseNames", list[str])
 # Set by drkit run itself, never by -p.
 INJECTED = frozenset({"config_path", "environment", "results_path"})
 # Exact spellings only (no case folding, no blanks): these values are consent to failover steps.
@@ -67,7 +79,8 @@ def _convert(name: str, value: Any, type_name: str, nullable: bool) -> Any:
     try:
         return converter(value)
     except (ValueError, TypeError, SyntaxError):
-        shown = f"{value!r}" if not isinstance(value, str) else f"'{value}'"
+        # As typed, but a newline or another control character escaped: one line, seen.
+        shown = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
         raise ParameterError(
             f"Parameter {name} takes {_DESCRIPTIONS[type_name]}, not {shown}.",
             f"Pass -p {name}=VALUE with such a value.") from None
@@ -125,11 +138,47 @@ def _names(value: Any) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _database_names(value: Any) -> list[str]:
+    names = _names(value)
+    for name in names:
+        _identifier(name)
+    return names
+
+
+def _time(value: Any) -> str:
+    """The text as given, once it reads as a time; a time written unquoted in YAML (a
+    datetime) as ISO 8601 text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    point_in_time(_text(value))
+    return value
+
+
+def _one_of(choices: Any) -> Callable[[Any], str]:
+    """A converter to one of the ``Literal`` ``choices``, spelt exactly."""
+    def convert(value: Any) -> str:
+        if value not in get_args(choices):
+            raise ValueError(value)
+        return value
+    return convert
+
+
+def _either(choices: Any) -> str:
+    return " or ".join(get_args(choices))
+
+
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "bool": _boolean, "int": _integer, "float": _number, "str": _text, "list": _names}
+    "bool": _boolean, "int": _integer, "float": _number, "str": _text, "list": _names,
+    "DatabaseNames": _database_names, "PointInTime": _time, "DrillMode": _one_of(DrillMode),
+    "Compression": _one_of(Compression)}
 _DESCRIPTIONS = {"bool": "true or false (yes/no, 1/0)", "int": "a whole number",
                  "float": "a finite number, 0 or more", "str": "text",
-                 "list": "a list of names (a,b or [a, b])"}
+                 "list": "a list of names (a,b or [a, b])",
+                 "DatabaseNames": "a list of database names (a,b or [a, b]), no control "
+                                  "characters",
+                 "PointInTime": "a time: latest, or ISO 8601 such as 2026-11-27T14:03:00 "
+                                "(UTC) or with an offset (+09:00)",
+                 "DrillMode": _either(DrillMode), "Compression": _either(Compression)}
 
 
 def _literal(source: str) -> Any:
