@@ -202,3 +202,13 @@ def test_doctor_warns_where_the_backup_side_writes_in_clear_to_a_side_that_lists
     older = ArchivedFile("mysql-bin.000002", size=5000, ranges=[
         {"start": 0, "end": 900}, {"start": 900, "end": 5000, "to": to}])
     assert coverage_check(encrypted, [older]).status == "OK"
+
+
+def test_sealed_digests_taken_out_of_the_manifest_are_damage_too():
+    """The clear part still says sealed: verify said "content digest differs" for intact
+    content, and restore --check passed."""
+    clear = sealed(_manifest(), _sealer(OLD))
+    gone = clear.model_copy(update={"encryption": {
+        k: v for k, v in clear.encryption.items() if k != "digests"}})
+    with pytest.raises(ManifestMismatchError, match="sealed digests .* are damaged"):
+        with_digests(gone, _keyring(OLD))

@@ -98,3 +98,11 @@ def test_the_statements_of_databases_not_restored_are_skipped_the_sessions_kept(
 def test_as_never_takes_a_name_drkit_gives_its_own_scratch_databases(name):
     with pytest.raises(ParameterError, match="scratch databases"):
         restore_names(_manifest(["shop"]), name)
+
+
+@pytest.mark.parametrize("name", ["drkit_standby", "DRKIT_Standby"])
+def test_as_never_takes_the_standbys_own_schema(name):
+    """Restored there (with --replace), it dropped the standby's position: the standby was
+    retired without a word."""
+    with pytest.raises(ParameterError, match="keeps a standby's position"):
+        restore_names(_manifest(["shop"]), name)

@@ -61,6 +61,13 @@ def test_the_backup_side_backs_up_and_streams_and_cannot_delete_what_it_wrote(
             refused.stderr
     monkeypatch.delenv("DRKIT_TARGET__HOST")
     monkeypatch.delenv("DRKIT_TARGET__USER")
+    # Nor is it told to take the identity, or to run the Azure side's runbooks (which left
+    # failed records, and the failover turned the maintenance page on, before failing).
+    for command in (("verify", name), ("restore", name, "--check"),
+                    ("run", "restore-drill"), ("run", "failover", "-p", "approve=true")):
+        refused = run_cli(*command)
+        assert refused.exit_code == 3, refused.stdout + refused.stderr
+        assert "side" in refused.stderr and "encryption.identity" not in refused.stderr
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side sees all
     azure_side = BackupStore.from_settings(load_settings(), prefix="")
     assert all(azure_side.exists(target) for target in targets)

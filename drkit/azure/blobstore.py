@@ -94,7 +94,8 @@ class BackupStore:
                                     increment_base=2, max_single_get_size=_FIRST_GET_BYTES)
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account,
-                   Keyring(settings.encryption.identity, resolver),
+                   Keyring(settings.encryption.identity, resolver,
+                           backup_side=settings.side == "backup"),
                    may_delete=credential.may_delete)
 
     def under(self, prefix: str) -> BackupStore:

@@ -41,8 +41,7 @@ def page_url(settings: Settings, store: BackupStore | None = None) -> str:
     log_event("maintenance.url_unknown", "The storage account's website endpoint could not be "
               "read from Azure Resource Manager; the page's blob URL is shown instead. Set "
               "azure.website_url to the static website's URL.", level=logging.WARNING)
-    return (store or _store(settings)).container.get_blob_client(
-        settings.azure.website_page).url
+    return (store or _store(settings)).url(settings.azure.website_page)  # no SAS in it
 
 
 def render(message: str, since: datetime) -> str:

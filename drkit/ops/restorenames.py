@@ -8,6 +8,7 @@ a backup's hundreds.
 
 from __future__ import annotations
 
+from drkit.binlog import position
 from drkit.errors import ParameterError, RestoreBlockedError
 from drkit.manifest import Manifest
 from drkit.stream.rewrite import SYSTEM_SCHEMAS
@@ -38,6 +39,9 @@ def restore_names(manifest: Manifest, rename_to: str | None,
                              "databases (doctor would advise dropping it).",
                              "Choose a name that does not begin with drkit_restore_ or "
                              "drkit_replaced_.")
+    if rename_to.lower() == position.SCHEMA:
+        raise ParameterError(f"--as {rename_to!r} is where drkit keeps a standby's position "
+                             "(dropping it retires the standby).", "Choose another name.")
     if len(chosen) != 1:
         raise RestoreBlockedError(
             f"Backup {manifest.name} holds {len(chosen)} databases ({few(chosen)}); --as "

@@ -134,7 +134,8 @@ def verify_written(store: BackupStore, entry: BackupEntry,
                    env: Environment | None = None) -> VerifyResult:
     """The nightly's read-back of the backup it wrote: the full verify where this config can
     open it; on a side without the identity (the backup host), :func:`check_ciphertext`."""
-    if entry.name.endswith(encryption.EXTENSION) and store.keyring.reference is None:
+    if entry.name.endswith(encryption.EXTENSION) and (store.keyring.reference is None
+                                                      or store.keyring.backup_side):
         return check_ciphertext(store, entry, env)
     return verify_backup(store, entry, env)
 

@@ -34,7 +34,13 @@ from drkit import __version__
 from drkit.azure.blobstore import BackupStore
 from drkit.config import Settings
 from drkit.console import Environment, log_event
-from drkit.errors import AuditRefusedError, DrkitError, RunbookStepError, RunStopped
+from drkit.errors import (
+    AuditRefusedError,
+    ConfigError,
+    DrkitError,
+    RunbookStepError,
+    RunStopped,
+)
 from drkit.exitstatus import ExitStatus
 from drkit.redact import known_secrets
 from drkit.runbooks import verdict
@@ -115,6 +121,13 @@ def run_runbook(settings: Settings, config_path: Path, request: RunRequest,
     runbook, overrides = request.runbook, request.overrides
     environment = request.environment or settings.environment
     runbook.environment(environment)  # an unknown environment fails before anything runs
+    # The backup side never reads backups back nor reaches the DR target: the Azure side's
+    # runbooks are refused there before they leave a record (or turn the page on). The
+    # Azure side may run the backup's (it holds a credential that can write).
+    if settings.side == "backup" and runbook.side == "azure":
+        raise ConfigError(f"Runbook {runbook.name} runs on the Azure side, and this config "
+                          "is the backup side's (side: backup); nothing ran.",
+                          "Run it with the Azure side's config.")
     # Typed and checked before anything runs (or leaves a record): approve=maybe is an error.
     parameters = check_parameters(runbook.name, runbook.notebook_path(),
                                   runbook.parameters_for(environment, overrides),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
-from drkit.errors import BackupKeyError, MissingProgramError
+from drkit.errors import BackupKeyError, ConfigError, MissingProgramError
 from drkit.stream.compression import CorruptStreamError, TruncatedStreamError
 
 if TYPE_CHECKING:
@@ -268,9 +268,10 @@ class Keyring:
     (``encryption.identity``): the backup host never asks for it."""
 
     def __init__(self, reference: str | list[str] | None = None,
-                 resolver: SecretResolver | None = None) -> None:
+                 resolver: SecretResolver | None = None, backup_side: bool = False) -> None:
         self.reference = reference
         self._resolver = resolver
+        self.backup_side = backup_side  # never told to take the identity: AWS may be hostile
         self._identities: list[x25519.Identity] | None = None
 
     def identities(self, what: str) -> list[x25519.Identity]:
@@ -285,6 +286,12 @@ class Keyring:
         return {fingerprint(str(identity.to_public())) for identity in self.identities(what)}
 
     def _identities_of(self, what: str) -> list[x25519.Identity]:
+        if self.backup_side:
+            raise ConfigError(
+                f"{_sentence_start(what)} is encrypted, and this config is the backup side's "
+                "(side: backup): it holds no identity and never reads backups back; nothing "
+                "was read.", "Verify, restore and prove with the Azure side's config; the "
+                "identity never goes on the backup host.")
         if self.reference is None or self._resolver is None:
             raise BackupKeyError(
                 f"{_sentence_start(what)} is encrypted (age) and this config names no "

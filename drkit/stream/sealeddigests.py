@@ -48,6 +48,8 @@ def with_digests(manifest: Manifest, keyring: Keyring) -> Manifest:
     manifest no longer says what the backup's content is (exit 33, as verify's finding)."""
     sealed_digests = manifest.encryption.get(_KEY)
     if sealed_digests is None:
+        if manifest.sql.sha256 == SEALED:  # the clear part says sealed; the sealed is gone
+            raise _damaged(manifest.name)
         return manifest
     what = f"backup {manifest.name}"
     try:
