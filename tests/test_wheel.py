@@ -88,9 +88,11 @@ def test_wheel_runs_the_nightly_backup_runbook_outside_the_checkout(installed, s
              .list_blobs(name_starts_with=prefix)]
     assert any(name.endswith(".sql.gz.age") for name in names)  # the sandbox encrypts
 
+    # The nightly is the backup host's: its config's schedule holds it.
     schedule = subprocess.run([str(installed / "bin" / "drkit"), "schedule", "show",
                                "--env", "prod"], capture_output=True, text=True,
-                              cwd=tmp_path, env=environment)
+                              cwd=tmp_path, env={**environment, "DRKIT_CONFIG": str(
+                                  sandbox.backup_config_path)})
     assert schedule.returncode == 0, schedule.stderr
     assert f"{installed / 'bin' / 'drkit'} run nightly-backup --env prod" in schedule.stdout
 
