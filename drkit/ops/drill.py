@@ -44,8 +44,24 @@ class Objectives:
     rto_minutes: float | None = None
 
 
+class _Judged:
+    """A drill's result, judged against its objectives (``breaches``)."""
+
+    breaches: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # the subclasses are dataclasses
+
+    def raise_for_breaches(self) -> None:
+        if self.breaches:
+            raise ObjectiveBreachedError(
+                f"The restore drill breached its objectives: {'; '.join(self.breaches)}.",
+                "Look at the backup schedule (RPO) or the restore path's speed (RTO) before "
+                "an incident does.")
+
+
 @dataclass
-class DrillResult:
+class DrillResult(_Judged):
     backup: str
     scratch_database: str
     target: str
@@ -62,12 +78,6 @@ class DrillResult:
     # The Flexible Server's state changes the drill made: [{"change", "duration_seconds"}]
     server_changes: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def raise_for_breaches(self) -> None:
-        _raise_for(self.breaches)
-
     def record(self) -> dict[str, Any]:
         """The run's key results, for its audit record."""
         return {"mode": "restore", "status": "breached" if self.breaches else "succeeded",
@@ -79,14 +89,6 @@ class DrillResult:
 
     def proof_tables(self) -> list[dict[str, Any]]:
         return self.restore["proof"]["tables"]
-
-
-def _raise_for(breaches: list[str]) -> None:
-    if breaches:
-        raise ObjectiveBreachedError(
-            f"The restore drill breached its objectives: {'; '.join(breaches)}.",
-            "Look at the backup schedule (RPO) or the restore path's speed (RTO) before "
-            "an incident does.")
 
 
 def drill_in_mode(settings: Settings, mode: str, asked: RestoreRequest,
@@ -183,7 +185,7 @@ def _breaches(objectives: Objectives, rpo: float, rto: float, what: str) -> list
 
 
 @dataclass
-class StandbyDrillResult:
+class StandbyDrillResult(_Judged):
     """The standby drilled: what a failover to it would have lost and taken now."""
 
     backup: str  # the base the standby grew from
@@ -198,12 +200,6 @@ class StandbyDrillResult:
     check: dict[str, Any] = field(default_factory=dict)  # against the living source
     breaches: list[str] = field(default_factory=list)
     server_changes: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def raise_for_breaches(self) -> None:
-        _raise_for(self.breaches)
 
     def record(self) -> dict[str, Any]:
         """The run's key results, for its audit record."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from drkit.azure.blobstore import BackupStore
@@ -47,18 +48,24 @@ class VerifyResult:
         return "read back: every table's rows and digest match the manifest"
 
 
+def _failure_recorded(catalog: Catalog, entry: BackupEntry, what: str,
+                      check: Callable[[], VerifyResult]) -> VerifyResult:
+    """``check``'s result; a failure it finds is recorded on the backup, logged and raised."""
+    try:
+        return check()
+    except VerifyError as error:
+        catalog.record_verification(entry, error.outcome)
+        log_event("verify.failed", f"{what} FAILED: {error}", backup=entry.name,
+                  outcome=error.outcome)
+        raise
+
+
 def verify_backup(store: BackupStore, entry: BackupEntry,
                   env: Environment | None = None) -> VerifyResult:
     """Check ``entry`` fully; record and return the outcome, or record and raise it."""
     env = env or Environment()
     catalog = Catalog(store)
-    try:
-        result = _verify(store, entry, env)
-    except VerifyError as error:
-        catalog.record_verification(entry, error.outcome)
-        log_event("verify.failed", f"Verify FAILED: {error}", backup=entry.name,
-                  outcome=error.outcome)
-        raise
+    result = _failure_recorded(catalog, entry, "Verify", lambda: _verify(store, entry, env))
     catalog.record_verification(entry, "ok")
     log_event("verify.ok", f"Verified {entry.name}: {result.tables} tables, {result.rows} rows, "
               f"{result.compressed_bytes} bytes match the manifest", **result.as_dict())
@@ -149,13 +156,8 @@ def check_ciphertext(store: BackupStore, entry: BackupEntry,
     failed outcome it is (restores refuse it)."""
     env = env or Environment()
     catalog = Catalog(store)
-    try:
-        result = _check_ciphertext(store, entry, env)
-    except VerifyError as error:
-        catalog.record_verification(entry, error.outcome)
-        log_event("verify.failed", f"Ciphertext check FAILED: {error}", backup=entry.name,
-                  outcome=error.outcome)
-        raise
+    result = _failure_recorded(catalog, entry, "Ciphertext check",
+                               lambda: _check_ciphertext(store, entry, env))
     if entry.verified != "ok":  # a full verify's outcome is never replaced by less
         catalog.record_verification(entry, CIPHERTEXT_OK)
     log_event("verify.ciphertext_ok", f"Checked {entry.name} as ciphertext: its "
