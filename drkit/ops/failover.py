@@ -52,7 +52,6 @@ from drkit.ops.failover_standby import (
     StandbyChoice,
     catch_up_and_prove,
     examine,
-    forget,
     mark_promoted,
 )
 from drkit.ops.pitr import archive_end, reached_by, resolve
@@ -278,9 +277,8 @@ class Failover:
                                  + (" replacing what is there" if present else "")
                                  + (" (the standby that is not promoted)"
                                     if replacing and not self.replace else ""))
+            # Over the standby's databases, the restore retires it (retire_standby).
             result = self._restore(entry, manifest, plan, replace=bool(present))
-            if replacing and not self.replace:
-                forget(server)  # its databases are the restore's now
             reached = self._restored(result, entry, manifest)
             step["outcome"] = (self._passed_over(standby)
                                + f"restored {result.backup} in {result.seconds:.0f} s and "

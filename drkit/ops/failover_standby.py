@@ -137,12 +137,6 @@ def mark_promoted(server: Server, by: str) -> None:
         position.record_promotion(cursor, by)
 
 
-def forget(server: Server) -> None:
-    """The standby's databases were replaced by a restore: it is a standby no more."""
-    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        position.drop(cursor)
-
-
 def _schemas_on(server: Server, at: Position) -> set[str]:
     names = list(at.databases.values())
     with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
