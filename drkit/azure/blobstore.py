@@ -95,7 +95,8 @@ class BackupStore:
         return cls(service.get_container_client(container or storage.container),
                    storage.prefix if prefix is None else prefix, account,
                    Keyring(settings.encryption.identity, resolver,
-                           backup_side=settings.side == "backup"),
+                           backup_side=settings.side == "backup",
+                           encrypting=bool(settings.encryption.recipients)),
                    may_delete=credential.may_delete)
 
     def under(self, prefix: str) -> BackupStore:

@@ -3,7 +3,9 @@
 Time comes from the blob name (``backup-YYYYMMDD-HHMMSS``, UTC), which the seed's
 ``sort_by([].name, &lastModified)`` query got wrong. The verification outcome is kept in
 the blob's index tags, which, unlike metadata, do not change its Last-Modified time and so
-do not postpone the lifecycle rule's deletion.
+do not postpone the lifecycle rule's deletion. The backup side can write those tags too, so
+an ``ok`` counts only when the Azure side's signature checks (drkit.azure.verdicts): every
+``verified`` an entry carries is the checked one.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from drkit.azure.blobstore import BackupStore
+from drkit.azure.verdicts import SIGNATURE_TAG, UNCHECKED, Verdict, VerdictKeys
 from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
 from drkit.stream import sealeddigests
@@ -34,10 +38,11 @@ STALE = "stale"
 # "verified": latest-verified, prune, the alarms and the standby count only "ok", and a
 # restore verifies such a backup as one never verified.
 CIPHERTEXT_OK = "ciphertext-ok"
-# Outcomes that hold nothing against a backup (all but a failed check): verified, checked
-# as ciphertext, never verified, or changed since. A point-in-time base may be any of them
-# (verified before it is restored unless "ok").
-NOT_FAILED = ("ok", CIPHERTEXT_OK, None, STALE)
+# Outcomes that hold nothing against a backup (all but a failed check and a forged "ok"):
+# verified, checked as ciphertext, never verified, changed since, or an "ok" this side
+# cannot check. A point-in-time base may be any of them (verified before it is restored
+# unless "ok").
+NOT_FAILED = ("ok", CIPHERTEXT_OK, None, STALE, UNCHECKED)
 
 
 @dataclass
@@ -48,9 +53,10 @@ class BackupEntry:
     compression: str
     databases: list[str]
     has_manifest: bool
-    # "ok", "ciphertext-ok" (the backup side's check), the failed outcome, or "stale" (blob
-    # or manifest changed since, or a tag of a drkit that did not bind it): only "ok"
-    # counts as verified.
+    # "ok" (its signature checked), "ciphertext-ok" (the backup side's check), the failed
+    # outcome, "stale" (blob or manifest changed since, or a tag of a drkit that did not
+    # bind it), "unchecked" (an "ok" where no identity is held) or "forged" (an "ok" the
+    # Azure side did not sign): only "ok" counts as verified.
     verified: str | None = None
     verified_at: str | None = None
     etag: str = ""
@@ -116,6 +122,11 @@ class Catalog:
     def __init__(self, store: BackupStore) -> None:
         self.store = store
 
+    @cached_property
+    def verdicts(self) -> VerdictKeys:
+        """How this config signs and checks verdicts (its keyring's identity)."""
+        return VerdictKeys(self.store.keyring)
+
     def entries(self) -> list[BackupEntry]:
         """Every backup under the prefix, oldest first."""
         return self.listing().entries
@@ -134,7 +145,7 @@ class Catalog:
                       for b in blobs]
         current = [b for b, earlier in zip(blobs, is_earlier, strict=True) if not earlier]
         return Listing(
-            entries=_entries(current), names=[b.name for b in current],
+            entries=_entries(current, self.verdicts), names=[b.name for b in current],
             versions=[BlobVersion(b.name, b.version_id, b.size, b.last_modified,
                                   locked_until(b))
                       for b, earlier in zip(blobs, is_earlier, strict=True) if earlier]
@@ -209,14 +220,17 @@ class Catalog:
                            .get_blob_properties()]
             except ResourceNotFoundError:
                 sidecar = []
-        found = _entries([blob, *sidecar])
+        found = _entries([blob, *sidecar], self.verdicts)
         return found[0] if found else None
 
     def record_verification(self, entry: BackupEntry, outcome: str) -> None:
-        """Tag the outcome, bound to the ETags of the blob and manifest that were read."""
+        """Tag the outcome, bound to the ETags of the blob and manifest that were read, and
+        signed where this config holds the identity (the tags replace all earlier ones)."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         tags = {VERIFIED_TAG: outcome, VERIFIED_AT_TAG: stamp,
-                VERIFIED_BLOB_TAG: entry.etag, VERIFIED_MANIFEST_TAG: entry.manifest_etag}
+                VERIFIED_BLOB_TAG: entry.etag, VERIFIED_MANIFEST_TAG: entry.manifest_etag,
+                SIGNATURE_TAG: self.verdicts.sign(
+                    Verdict(entry.name, entry.etag, entry.manifest_etag, outcome, stamp))}
         with self.store.translated_errors():
             self.store.container.get_blob_client(entry.name).set_blob_tags(
                 {key: value for key, value in tags.items() if value})  # no empty tag values
@@ -227,8 +241,9 @@ def _bare(etag: str | None) -> str:
     return (etag or "").strip('"')
 
 
-def _entries(blobs: list) -> list[BackupEntry]:
-    """The backups among current blobs, oldest first, each bound to its manifest's ETag."""
+def _entries(blobs: list, verdicts: VerdictKeys) -> list[BackupEntry]:
+    """The backups among current blobs, oldest first, each bound to its manifest's ETag,
+    their verdicts as ``verdicts`` checks them."""
     etags = {b.name: _bare(b.etag) for b in blobs}
     entries = []
     for blob in blobs:
@@ -241,6 +256,10 @@ def _entries(blobs: list) -> list[BackupEntry]:
         bound = (tags.get(VERIFIED_BLOB_TAG), tags.get(VERIFIED_MANIFEST_TAG)) == \
             (etag, manifest_etag)
         verified = tags.get(VERIFIED_TAG)
+        if verified and bound:
+            verified = verdicts.checked(Verdict(blob.name, etag, manifest_etag, verified,
+                                                tags.get(VERIFIED_AT_TAG, "")),
+                                        tags.get(SIGNATURE_TAG))
         entries.append(BackupEntry(
             name=blob.name,
             taken_at=moment,

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Literal
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import CLOCK_SKEW, Catalog
+from drkit.azure.catalog import CLOCK_SKEW, BackupEntry, Catalog
+from drkit.azure.verdicts import FORGED, UNCHECKED
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
@@ -385,13 +386,18 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             f"{len(future)} backup(s) named after now, e.g. {future[-1].name}: never counted "
             "as the newest", "A backup host's clock is ahead: fix its NTP; the names stay."))
     entries = [e for e in everything if e not in future]
+    checks += forged_verdicts(entries)
     # The backup host checks what it wrote as ciphertext only: only the Azure side's
-    # verify (its drill, drkit verify) makes a backup verified.
+    # verify (its drill, drkit verify) makes a backup verified. Holding no identity, the
+    # backup host cannot check that verdict's signature: there it reads "unchecked", which
+    # is enough to tell whether the Azure side's verifies are running.
+    backup_side = doctor.settings.side == "backup"
     verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
-                "check its schedule." if doctor.settings.side == "backup" else None)
+                "check its schedule." if backup_side else None)
+    counted = ("ok", UNCHECKED) if backup_side else ("ok",)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
-                           [e for e in entries if e.verified == "ok"][-1:])):
+                           [e for e in entries if e.verified in counted][-1:])):
         verifier = verifies if label == "newest verified backup" else None
         if not chosen:
             checks.append(Check(label, CRITICAL, "none", verifier or
@@ -414,6 +420,22 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
                             "" if status == OK else verifier or "Backups are not running on "
                             "schedule: see the cron checks and the run log.", perfdata))
     return checks
+
+
+def forged_verdicts(entries: list[BackupEntry]) -> list[Check]:
+    """Backups tagged ``ok`` without the Azure side's signature (drkit.azure.verdicts):
+    someone who can write the container's tags (the backup side's SAS) tagged them, after
+    overwriting the backup or not. Never counted as verified; named here so it is seen."""
+    forged = [e.name for e in entries if e.verified == FORGED]
+    if not forged:
+        return []
+    return [Check("forged verdicts", CRITICAL,
+                  f"{len(forged)} backup(s) tagged verified without this side's signature: "
+                  f"{', '.join(forged[-3:])}; not counted as verified",
+                  "Someone with the backup side's SAS wrote these tags: rotate that SAS and "
+                  "look at the backup host. Then drkit verify each one (it reads the backup "
+                  "back and signs its real outcome); verdicts of an identity no longer in "
+                  "encryption.identity read the same: re-verify them.")]
 
 
 def check_binlog_source(doctor: Doctor) -> list[Check]:

@@ -22,6 +22,7 @@ from drkit.azure.catalog import (
     Catalog,
     load_manifest,
 )
+from drkit.azure.verdicts import FORGED, UNCHECKED
 from drkit.config import Settings
 from drkit.manifest import Manifest, binlog_coordinates
 from drkit.ops import binlog_verify
@@ -143,6 +144,12 @@ def _verification(entry: BackupEntry) -> str:
     if entry.verified == CIPHERTEXT_OK:
         return (f"as ciphertext only (size and sha256), {entry.verified_at}: drkit verify "
                 "on the Azure side reads the content back")
+    if entry.verified == UNCHECKED:
+        return (f"ok by its tags, {entry.verified_at}, unchecked: this config holds no "
+                "identity to check the Azure side's signature")
+    if entry.verified == FORGED:
+        return (f"FORGED: tagged ok ({entry.verified_at}) without the Azure side's "
+                "signature; not verified (drkit verify reads it back and signs anew)")
     return f"FAILED ({entry.verified}), {entry.verified_at}: restores refuse it"
 
 

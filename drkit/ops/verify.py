@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CIPHERTEXT_OK, BackupEntry, Catalog, load_manifest
+from drkit.azure.verdicts import UNCHECKED
 from drkit.console import Environment, log_event
 from drkit.errors import ManifestMismatchError, UnrestorableBackupError, VerifyError
 from drkit.manifest import Manifest
@@ -158,7 +159,9 @@ def check_ciphertext(store: BackupStore, entry: BackupEntry,
     catalog = Catalog(store)
     result = _failure_recorded(catalog, entry, "Ciphertext check",
                                lambda: _check_ciphertext(store, entry, env))
-    if entry.verified != "ok":  # a full verify's outcome is never replaced by less
+    # A full verify's outcome is never replaced by less: here, without the identity, the
+    # Azure side's "ok" reads "unchecked".
+    if entry.verified not in ("ok", UNCHECKED):
         catalog.record_verification(entry, CIPHERTEXT_OK)
     log_event("verify.ciphertext_ok", f"Checked {entry.name} as ciphertext: its "
               f"{result.compressed_bytes} bytes match the manifest's size and sha256; the "

@@ -268,10 +268,14 @@ class Keyring:
     (``encryption.identity``): the backup host never asks for it."""
 
     def __init__(self, reference: str | list[str] | None = None,
-                 resolver: SecretResolver | None = None, backup_side: bool = False) -> None:
+                 resolver: SecretResolver | None = None, backup_side: bool = False,
+                 encrypting: bool = False) -> None:
         self.reference = reference
         self._resolver = resolver
         self.backup_side = backup_side  # never told to take the identity: AWS may be hostile
+        # The config lists recipients: without an identity, this side cannot check the
+        # Azure side's signed verdicts (drkit.azure.verdicts).
+        self.encrypting = encrypting
         self._identities: list[x25519.Identity] | None = None
 
     def identities(self, what: str) -> list[x25519.Identity]:
