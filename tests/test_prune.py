@@ -15,8 +15,9 @@ from tests.helpers import run_cli
 
 
 def mark_verified(store: BackupStore, prefix: str, name: str) -> Catalog:
-    """Record an "ok" verification of ``name`` as verify does (bound to its ETags)."""
-    catalog = Catalog(BackupStore(store.container, prefix, store.account))
+    """Record an "ok" verification of ``name`` as verify does (bound to its ETags, signed
+    with the sandbox's identity)."""
+    catalog = Catalog(store.under(prefix))
     catalog.record_verification(catalog.select(name), "ok")
     return catalog
 

@@ -11,9 +11,11 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from drkit.azure.blobstore import BackupStore
+from drkit.azure.catalog import Catalog
+from drkit.azure.verdicts import FORGED, UNCHECKED
 from drkit.config import load_settings
 from drkit.errors import DumpFailedError, StorageAuthError
-from drkit.health.doctor import Doctor, check_storage
+from drkit.health.doctor import Doctor, check_backup_age, check_storage
 from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.manifest import SIDECAR_SUFFIX
 from drkit.ops.claim import orphan_claims
@@ -71,6 +73,48 @@ def test_the_backup_side_backs_up_and_streams_and_cannot_delete_what_it_wrote(
     monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side sees all
     azure_side = BackupStore.from_settings(load_settings(), prefix="")
     assert all(azure_side.exists(target) for target in targets)
+
+
+def _backup() -> str:
+    result = run_cli("backup", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["backup"]
+
+
+def test_a_backup_the_attacker_overwrote_and_tagged_verified_is_not_verified(
+        sandbox, backup_side, monkeypatch):
+    """The attack: with only the backup side's SAS, through the SDK, overwrite the newest
+    backup with damaged bytes and tag it verified, bound to its new ETags (the Azure side's
+    signature copied along). Before, the Azure side took it as its newest verified backup,
+    and prune, keeping only the newest verified and what is newer, deleted the good one
+    before it. Now only the Azure side's signature makes a verdict: it reads "forged"."""
+    older, newer = _backup(), _backup()
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))  # the Azure side verifies
+    for name in (older, newer):
+        assert run_cli("verify", name).exit_code == 0
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.backup_config_path))
+    listed = json.loads(run_cli("list", "--json").stdout)["backups"]
+    assert [e["verified"] for e in listed] == [UNCHECKED, UNCHECKED]  # no identity here
+    attacker = BackupStore.from_settings(load_settings()).container  # the SAS, no delete
+    blob = attacker.get_blob_client(newer)
+    tags = blob.get_blob_tags()
+    blob.upload_blob(b"damaged", overwrite=True)
+    etags = [attacker.get_blob_client(n).get_blob_properties().etag.strip('"')
+             for n in (newer, newer + SIDECAR_SUFFIX)]
+    blob.set_blob_tags({**tags, "drkit_verified": "ok", "drkit_verified_blob": etags[0],
+                        "drkit_verified_manifest": etags[1]})
+
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    settings = load_settings()
+    assert Catalog(BackupStore.from_settings(settings)).select("latest-verified").name == older
+    plan = json.loads(run_cli("prune", "--older-than", "0s", "--json").stdout)
+    assert older not in plan["delete"], plan
+    assert plan["keep"][older].startswith("the newest verified backup of ")
+    [forged] = [c for c in check_backup_age(Doctor(settings, "sandbox"))
+                if c.name == "forged verdicts"]
+    assert forged.status == "CRITICAL" and newer in forged.detail
+    assert "drkit verify" in forged.fix
+    assert Catalog(BackupStore.from_settings(settings)).select(newer).verified == FORGED
 
 
 def test_a_backup_failing_on_the_backup_side_leaves_its_claim_marked_for_the_azure_side(
