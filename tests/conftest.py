@@ -110,7 +110,8 @@ def arm(tmp_path, monkeypatch, request):
 
 
 VAULT_URL = "https://drkit-dr.vault.azure.net"
-# Each Azure-side credential: the seed's AWS secret first, the DR region's Key Vault next.
+# Each Azure-side credential: the seed's AWS secret first, the DR region's Key Vault next;
+# the account key and the DR target's password only in the vault (as the sandbox keeps them).
 AZURE_SIDE = {"STORAGE__ACCOUNT": "azure_storage_account", "STORAGE__KEY": "azure_storage_key",
               "TARGET__PASSWORD": "azure_mysql_password",
               "AZURE__SUBSCRIPTION_ID": "azure_subscription_id"}
@@ -123,9 +124,9 @@ def keyvault(sandbox, arm, monkeypatch):
     when AWS is gone). The Azure login itself (tenant, client secret) is never in AWS."""
     secret = sandbox.secret()
     for setting, key in AZURE_SIDE.items():
-        arm.vault[key.replace("_", "-")] = secret[key]
+        arm.vault[key.replace("_", "-")] = sandbox.azure_secrets()[key]
         monkeypatch.setenv(f"DRKIT_{setting}", json.dumps(
-            [f"secret:{key}", f"keyvault:{key.replace('_', '-')}"]))
+            [*([f"secret:{key}"] if key in secret else []), f"keyvault:{key.replace('_', '-')}"]))
     arm.tenant = secret["azure_tenant_id"]
     monkeypatch.setenv("DRKIT_AZURE__TENANT_ID", secret["azure_tenant_id"])
     monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_URL", VAULT_URL)

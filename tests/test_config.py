@@ -77,8 +77,10 @@ def test_missing_config_file(tmp_path):
 
 def test_seed_secret_loads_from_moto(settings, sandbox):
     expected, resolver = sandbox.secret(), resolver_for(settings)
-    for key in ("rds_password", "azure_storage_key", "azure_tenant_id", "azure_subscription_id"):
+    for key in ("rds_password", "azure_storage_sas", "azure_tenant_id", "azure_subscription_id"):
         assert resolver.resolve(f"secret:{key}").get_secret_value() == expected[key]
+    # The AWS secret, which the backup side reads, holds nothing only the Azure side needs.
+    assert not {"azure_storage_key", "azure_mysql_password"} & set(expected)
     assert resolver.value(settings.storage.account) == "bloberry01"
 
 
@@ -119,8 +121,8 @@ def test_resolved_secrets_never_show_in_repr_logs_or_errors(settings, sandbox):
     error = SecretError(f"login failed for password {value}")
     assert value not in str(error)
     # Every value of the seed secret is registered, not only the keys drkit asked for.
-    storage_key = sandbox.secret()["azure_storage_key"]
-    assert storage_key not in SecretError(f"key {storage_key}").message
+    sas = sandbox.secret()["azure_storage_sas"]
+    assert sas not in SecretError(f"sas {sas}").message
 
 
 def test_a_config_that_is_not_text_or_an_override_that_does_not_parse_is_named(tmp_path,

@@ -98,7 +98,7 @@ def test_public_container(doctor_env, monkeypatch):
     public = ContainerClient.from_container_url(
         f"{endpoint}/public-{uuid.uuid4().hex[:6]}",
         credential={"account_name": "bloberry01",
-                    "account_key": doctor_env.secret()["azure_storage_key"]})
+                    "account_key": doctor_env.azure_secrets()["azure_storage_key"]})
     public.create_container(public_access="blob")
     monkeypatch.setenv("DRKIT_STORAGE__CONTAINER", public.container_name)
     code, checks = doctor()

@@ -81,7 +81,7 @@ def test_full_failover_then_a_rerun_skips_what_is_done(sandbox, arm, incident):
     assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
     notebook = json.dumps(run)  # the connection details were shown, the password was not
-    assert sandbox.secret()["azure_mysql_password"] not in notebook
+    assert sandbox.azure_secrets()["azure_mysql_password"] not in notebook
 
     starts = sum(1 for m, p in arm.requests if p.endswith("/start"))
     again = run_cli("run", "failover", "-p", "approve=true", "-p", "maintenance_off=true",
@@ -218,8 +218,7 @@ def test_failover_with_aws_gone_reads_every_credential_from_key_vault(
     assert dbtools.table_fingerprint(sandbox, "target", "shop") == \
         dbtools.table_fingerprint(sandbox, "source", "shop")
     assert {"GET"} == {method for method, path in arm.requests if path.startswith("/secrets/")}
-    secret = sandbox.secret()
-    assert secret["azure_storage_key"] not in json.dumps(run)
+    assert sandbox.azure_secrets()["azure_storage_key"] not in json.dumps(run)
 
 
 def test_the_sandbox_config_alone_fails_over_with_aws_and_the_source_gone(

@@ -45,13 +45,16 @@ def test_a_store_that_hangs_is_passed_over_within_seconds_and_not_asked_again(
     point_cli_at(sandbox, tmp_path, monkeypatch)
     settings = load_settings()
     start = time.monotonic()
-    key = resolver_for(settings).resolve(settings.storage.key).get_secret_value()
+    account = resolver_for(settings).value(settings.storage.account)  # AWS first, then vault
     first = time.monotonic() - start
-    assert key == sandbox.secret()["azure_storage_key"]
+    assert account == sandbox.azure_secrets()["azure_storage_account"]
     asked = len(aws_hangs)
     assert asked >= 1 and first < 15  # one retry of a 1 s timeout, not botocore's 4 x 60 s
-    assert resolver_for(settings).resolve(settings.target.password).get_secret_value() == \
-        sandbox.secret()["azure_mysql_password"]
+    assert resolver_for(settings).value(settings.azure.subscription_id) == \
+        sandbox.azure_secrets()["azure_subscription_id"]
+    # The account key and the DR target's password are in the vault alone.
+    assert resolver_for(settings).resolve(settings.storage.key).get_secret_value() == \
+        sandbox.azure_secrets()["azure_storage_key"]
     assert len(aws_hangs) == asked  # AWS was not asked again in this run
 
 

@@ -50,7 +50,7 @@ def published(audit_store, run_id: str) -> dict[str, bytes]:
 
 def assert_no_secret(sandbox, files: dict[str, bytes]) -> None:
     for name, data in files.items():
-        for key, value in sandbox.secret().items():
+        for key, value in {**sandbox.secret(), **sandbox.azure_secrets()}.items():
             if key not in ("azure_storage_account", "azure_tenant_id", "azure_subscription_id"):
                 assert value.encode() not in data, f"{key} found in {name}"
 
@@ -187,7 +187,7 @@ def _tiny_runbook(directory: Path, source: str, total_seconds: int = 600) -> str
 
 def test_record_with_a_secret_in_an_output_is_refused(sandbox, run_env, audit_store,
                                                       monkeypatch):
-    monkeypatch.setenv("LEAKED", sandbox.secret()["azure_storage_key"])
+    monkeypatch.setenv("LEAKED", sandbox.azure_secrets()["azure_storage_key"])
     name = _tiny_runbook(run_env, "import os\nprint(os.environ['LEAKED'])")
     settings = load_settings()
     outcome = run_runbook(settings, sandbox.config_path,

@@ -6,16 +6,18 @@ doctor reads the container's immutability policy through Resource Manager."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from drkit.aws.clients import boto_client
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import Catalog
 from drkit.azure.verdicts import FORGED, UNCHECKED
 from drkit.config import load_settings
 from drkit.errors import DumpFailedError, StorageAuthError
-from drkit.health.doctor import Doctor, check_backup_age, check_storage
+from drkit.health.doctor import Doctor, check_backup_age, check_secrets, check_storage
 from drkit.health.side_checks import immutability_checks, storage_side_checks
 from drkit.manifest import SIDECAR_SUFFIX
 from drkit.ops.claim import orphan_claims
@@ -149,6 +151,16 @@ def test_doctor_names_the_side_and_the_credential_that_can_delete(sandbox, backu
     assert "a SAS (sp=rwlact): cannot delete" in checks["storage side"]["detail"]
     assert checks["audit container"]["status"] == "OK"  # probed without a delete
     assert "immutable retention" not in checks  # read by the Azure side, with its login
+    assert "Azure-side secrets in AWS" not in checks  # the sandbox keeps them in the vault
+    # The seed's layout: the account key and the DR target's password in the AWS secret.
+    seed = f"backup-credentials-seed-{uuid.uuid4().hex[:6]}"
+    boto_client(load_settings().aws, "secretsmanager").create_secret(
+        Name=seed, SecretString=json.dumps({**sandbox.secret(), **sandbox.azure_secrets()}))
+    monkeypatch.setenv("DRKIT_AWS__SECRET_ID", seed)
+    [_, held] = check_secrets(Doctor(load_settings(), "sandbox"))
+    assert held.status == "WARNING" and held.name == "Azure-side secrets in AWS"
+    assert "azure_storage_key, azure_mysql_password" in held.detail
+    assert "Key Vault" in held.fix
     # The seed's layout: the backup host with the account key.
     monkeypatch.setenv("DRKIT_STORAGE__AUTH", "key")
     [check] = storage_side_checks(load_settings())

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Literal
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import CLOCK_SKEW, BackupEntry, Catalog
-from drkit.azure.verdicts import FORGED, UNCHECKED
+from drkit.azure.catalog import CLOCK_SKEW, SEEN_VERIFIED_BY_BACKUP_SIDE, BackupEntry, Catalog
+from drkit.azure.verdicts import FORGED
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
@@ -116,7 +116,28 @@ def check_secrets(doctor: Doctor) -> list[Check]:
         return [Check("secrets", CRITICAL,
                       f"secret {settings.aws.secret_id} lacks {', '.join(missing)}",
                       f"Add {', '.join(repr(k) for k in missing)} to the secret's JSON.")]
-    return [Check("secrets", OK, f"{settings.aws.secret_id} holds {', '.join(keys)}")]
+    return [Check("secrets", OK, f"{settings.aws.secret_id} holds {', '.join(keys)}"),
+            *_azure_side_secrets_in_aws(settings, held)]
+
+
+# The seed's keys of what only the Azure side needs: the account key deletes and overwrites
+# every backup, the DR target's password writes the database the failover restores into.
+AZURE_SIDE_SECRETS = ("azure_storage_key", "azure_mysql_password")
+
+
+def _azure_side_secrets_in_aws(settings: Settings, held: dict) -> list[Check]:
+    """On the backup side, the AWS secret it reads should hold nothing of the Azure side's:
+    an attacker in the AWS account reads that secret as the backup host does."""
+    found = [key for key in AZURE_SIDE_SECRETS if key in held]
+    if settings.side != "backup" or not found:
+        return []
+    return [Check("Azure-side secrets in AWS", WARNING,
+                  f"secret {settings.aws.secret_id}, which the backup host reads, holds "
+                  f"{', '.join(found)}: anyone in the AWS account reads them, and the "
+                  "storage account key deletes every backup",
+                  f"Remove {', '.join(found)} from the secret's JSON and keep them in the DR "
+                  "region's Key Vault, where the Azure side's config reads them "
+                  "(keyvault:NAME).")]
 
 
 def check_failover_credentials(doctor: Doctor) -> list[Check]:
@@ -394,7 +415,7 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
     backup_side = doctor.settings.side == "backup"
     verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
                 "check its schedule." if backup_side else None)
-    counted = ("ok", UNCHECKED) if backup_side else ("ok",)
+    counted = SEEN_VERIFIED_BY_BACKUP_SIDE if backup_side else ("ok",)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
                            [e for e in entries if e.verified in counted][-1:])):

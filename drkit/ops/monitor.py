@@ -1,7 +1,9 @@
 """The age of the newest backup and of the newest verified one, published as metrics.
 
 Runs publish these after each backup; ``drkit monitor publish`` can too (from cron or a
-health check), so the alarms of :mod:`drkit.aws.alarms` see the real recovery point.
+health check), so the alarms of :mod:`drkit.aws.alarms` see the real recovery point. The
+backup side cannot check the Azure side's signed verdicts; it publishes the age of the
+newest one all the same (drkit.azure.catalog.SEEN_VERIFIED_BY_BACKUP_SIDE).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import UTC, datetime
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import Catalog
+from drkit.azure.catalog import SEEN_VERIFIED_BY_BACKUP_SIDE, Catalog
 from drkit.config import Settings
 
 
@@ -21,7 +23,8 @@ def backup_ages(settings: Settings) -> dict[str, float]:
     ages = {}
     if entries:
         ages["NewestBackupAgeSeconds"] = (now - entries[-1].taken_at).total_seconds()
-    verified = [e for e in entries if e.verified == "ok"]
+    counted = SEEN_VERIFIED_BY_BACKUP_SIDE if settings.side == "backup" else ("ok",)
+    verified = [e for e in entries if e.verified in counted]
     if verified:
         ages["NewestVerifiedBackupAgeSeconds"] = (now - verified[-1].taken_at).total_seconds()
     return ages

@@ -97,7 +97,7 @@ class AzureControl(Service):
     def seed(self, port: int) -> None:
         # The stand-in keeps secrets in memory: after a restart they are set again.
         client = self._client(port)
-        values = self.sandbox.secret()
+        values = self.sandbox.azure_secrets()
         for key, name in VAULT_SECRETS.items():
             client.set_secret(name, values[key])
         client.set_secret(IDENTITY_SECRET, self.sandbox.age_identity("restore"))

@@ -181,16 +181,26 @@ class Sandbox:
             AccountSasPermissions.from_string(BACKUP_SIDE_PERMISSIONS), expiry=SAS_EXPIRY)
 
     def secret(self) -> dict[str, str]:
-        """The JSON the seed keeps in ``backup-credentials-<env>``, plus the restore admin's
-        and the backup side's SAS."""
+        """The JSON in the AWS secret ``backup-credentials-<env>``, which the backup side
+        reads: the seed's keys but the account key, and the backup side's SAS. What only the
+        Azure side needs (the account key, the DR target's password) is in the Key Vault
+        alone (:meth:`azure_secrets`): AWS may be hostile."""
         return {
             "rds_password": self.credential("rds_password"),
             "azure_storage_account": STORAGE_ACCOUNT,
-            "azure_storage_key": self.credential("azure_storage_key"),
             "azure_storage_sas": self.backup_side_sas(),
             "azure_tenant_id": "00000000-0000-4000-8000-000000000001",
             "azure_subscription_id": "00000000-0000-4000-8000-000000000002",
+        }
+
+    def azure_secrets(self) -> dict[str, str]:
+        """The Azure side's credentials, by the seed's key names, as the Key Vault stand-in
+        holds them (VAULT_SECRETS)."""
+        return {
+            "azure_storage_account": STORAGE_ACCOUNT,
+            "azure_storage_key": self.credential("azure_storage_key"),
             "azure_mysql_password": self.credential("azure_mysql_password"),
+            "azure_subscription_id": self.secret()["azure_subscription_id"],
         }
 
     def aws_settings(self, moto_port: int | None = None) -> AwsSettings:
@@ -340,7 +350,7 @@ class Sandbox:
             },
             "storage": {
                 "account": _aws_then_vault("azure_storage_account"),
-                "key": _aws_then_vault("azure_storage_key"),
+                "key": f"keyvault:{VAULT_SECRETS['azure_storage_key']}",
                 "endpoint": self.services["azurite"].endpoint(state["azurite"]["port"]),
                 "container": CONTAINER,
                 "prefix": "backups/",
@@ -350,7 +360,7 @@ class Sandbox:
                 "host": "127.0.0.1",
                 "port": state["target"]["port"],
                 "user": TARGET_USER,
-                "password": _aws_then_vault("azure_mysql_password"),
+                "password": f"keyvault:{VAULT_SECRETS['azure_mysql_password']}",
                 "tls": "verify-identity",
                 "ssl_ca": str(self.tls.ca),
             },
@@ -376,8 +386,9 @@ class Sandbox:
         written_path.parent.mkdir(mode=0o700, exist_ok=True)
         written_path.write_text(json.dumps(generated))
         header = ("# drkit config for the local sandbox, written by `drkit sandbox up`.\n"
-                  "# Credentials are references into the sandbox's Secrets Manager (moto) and,\n"
-                  "# for the Azure side when AWS is down, its Key Vault (the azure stand-in).\n"
+                  "# Credentials are references into the sandbox's Secrets Manager (moto) and\n"
+                  "# its Key Vault (the azure stand-in), which alone holds the account key and\n"
+                  "# the DR target's password and answers the rest when AWS is down.\n"
                   "# Edits are kept when up runs again (comments are not).\n")
         self.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
         self.backup_config_path.write_text(
