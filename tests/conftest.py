@@ -99,10 +99,13 @@ def arm(tmp_path, monkeypatch, request):
         monkeypatch.setenv(f"DRKIT_AZURE__{name}", value)
     monkeypatch.setenv("DRKIT_TEST_CLIENT_SECRET", "client-secret-for-the-standin")
     if "sandbox" in request.fixturenames:  # its encrypted backups open with this vault's key
-        from drkit.sandbox.azure_control import IDENTITY_SECRET
+        from drkit.sandbox.azure_control import IDENTITY_SECRET, VAULT_SECRETS
 
-        standin.vault[IDENTITY_SECRET] = request.getfixturevalue("sandbox").age_identity(
-            "restore")
+        sandbox = request.getfixturevalue("sandbox")
+        standin.vault[IDENTITY_SECRET] = sandbox.age_identity("restore")
+        # And the Azure-side credentials the sandbox's config reads from its vault alone.
+        for key, name in VAULT_SECRETS.items():
+            standin.vault[name] = sandbox.azure_secrets()[key]
         monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_URL", VAULT_URL)
         monkeypatch.setenv("DRKIT_AZURE__KEY_VAULT_PROXY", standin.proxy_url)
     yield standin
