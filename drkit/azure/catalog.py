@@ -43,10 +43,13 @@ CIPHERTEXT_OK = "ciphertext-ok"
 # cannot check. A point-in-time base may be any of them (verified before it is restored
 # unless "ok").
 NOT_FAILED = ("ok", CIPHERTEXT_OK, None, STALE, UNCHECKED)
-# What the backup side, which holds no identity, counts as verified for freshness only
-# (doctor's newest verified backup, the published age): the Azure side's verdicts,
-# unchecked. Nothing there chooses, restores or deletes by it.
-SEEN_VERIFIED_BY_BACKUP_SIDE = ("ok", UNCHECKED)
+
+
+def fresh_verdicts(side: str) -> tuple[str, ...]:
+    """What the newest-verified freshness figures (doctor's check, the published age) count
+    on ``side``: "ok"; on the backup side, which holds no identity, also the Azure side's
+    verdicts it cannot check ("unchecked"). Nothing chooses, restores or deletes by this."""
+    return ("ok", UNCHECKED) if side == "backup" else ("ok",)
 
 
 @dataclass

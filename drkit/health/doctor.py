@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import CLOCK_SKEW, SEEN_VERIFIED_BY_BACKUP_SIDE, BackupEntry, Catalog
+from drkit.azure.catalog import CLOCK_SKEW, BackupEntry, Catalog, fresh_verdicts
 from drkit.azure.verdicts import FORGED
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
@@ -415,7 +415,7 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
     backup_side = doctor.settings.side == "backup"
     verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
                 "check its schedule." if backup_side else None)
-    counted = SEEN_VERIFIED_BY_BACKUP_SIDE if backup_side else ("ok",)
+    counted = fresh_verdicts(doctor.settings.side)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
                            [e for e in entries if e.verified in counted][-1:])):

@@ -3,7 +3,7 @@
 Runs publish these after each backup; ``drkit monitor publish`` can too (from cron or a
 health check), so the alarms of :mod:`drkit.aws.alarms` see the real recovery point. The
 backup side cannot check the Azure side's signed verdicts; it publishes the age of the
-newest one all the same (drkit.azure.catalog.SEEN_VERIFIED_BY_BACKUP_SIDE).
+newest one all the same (drkit.azure.catalog.fresh_verdicts).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import SEEN_VERIFIED_BY_BACKUP_SIDE, Catalog
+from drkit.azure.catalog import Catalog, fresh_verdicts
 from drkit.config import Settings
 
 
@@ -23,8 +23,7 @@ def backup_ages(settings: Settings) -> dict[str, float]:
     ages = {}
     if entries:
         ages["NewestBackupAgeSeconds"] = (now - entries[-1].taken_at).total_seconds()
-    counted = SEEN_VERIFIED_BY_BACKUP_SIDE if settings.side == "backup" else ("ok",)
-    verified = [e for e in entries if e.verified in counted]
+    verified = [e for e in entries if e.verified in fresh_verdicts(settings.side)]
     if verified:
         ages["NewestVerifiedBackupAgeSeconds"] = (now - verified[-1].taken_at).total_seconds()
     return ages
