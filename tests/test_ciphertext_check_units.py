@@ -16,6 +16,7 @@ from pyrage import x25519
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import CIPHERTEXT_OK, NOT_FAILED, VERIFIED_TAG, Catalog
+from drkit.azure.verdicts import UNCHECKED
 from drkit.config import Settings
 from drkit.errors import BackupNotFoundError, ChecksumMismatchError, UnrestorableBackupError
 from drkit.health.doctor import Doctor, check_backup_age
@@ -23,6 +24,7 @@ from drkit.manifest import SIDECAR_SUFFIX, Digest, Manifest
 from drkit.ops.readback import failed_verification
 from drkit.ops.show import _verification
 from drkit.ops.verify import verify_written
+from drkit.stream.encryption import Keyring
 
 OLDER = "p/backup-20261206-030000.sql.gz.age"  # fully verified by the Azure side
 NEWER = "p/backup-20261207-030000.sql.gz.age"  # just written by the backup host
@@ -109,6 +111,21 @@ def test_a_ciphertext_check_never_replaces_a_full_verify():
     Catalog(store).record_verification(_newer(store), "ok")
     verify_written(store, _newer(store))
     assert Catalog(store).select("latest-verified").name == NEWER
+
+
+def test_the_backup_side_leaves_the_azure_sides_signed_verdict_it_cannot_check():
+    """There the Azure side's "ok" reads "unchecked" (no identity): still never replaced."""
+    identity = x25519.Identity.generate()
+    secret = SimpleNamespace(get_secret_value=lambda: str(identity))
+    store = _store_with(_sealed(b"rows"))
+    azure_side = BackupStore(store.container, "p/", "acct", Keyring(
+        "keyvault:id", SimpleNamespace(resolve=lambda _: secret), encrypting=True))
+    Catalog(azure_side).record_verification(_newer(azure_side), "ok")
+    backup_side = BackupStore(store.container, "p/", "acct",
+                              Keyring(backup_side=True, encrypting=True))
+    assert _newer(backup_side).verified == UNCHECKED
+    verify_written(backup_side, _newer(backup_side))
+    assert Catalog(azure_side).select("latest-verified").name == NEWER
 
 
 def test_altered_bytes_fail_the_check_and_are_recorded_as_failed():
