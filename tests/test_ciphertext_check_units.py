@@ -129,7 +129,7 @@ def test_plaintext_named_age_fails_even_where_its_checksum_matches():
 
 
 @pytest.mark.parametrize(("side", "fix"), [
-    ("backup", "The Azure side verifies backups (its restore drill, or drkit verify)"),
+    ("backup", "The Azure side verifies backups (its verify-backup runbook"),
     ("both", "Run drkit run nightly-backup"),  # there the nightly verifies in full
 ])
 def test_doctor_names_who_verifies_where_no_backup_is_verified(side, fix, monkeypatch):

@@ -386,9 +386,10 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             "as the newest", "A backup host's clock is ahead: fix its NTP; the names stay."))
     entries = [e for e in everything if e not in future]
     # The backup host checks what it wrote as ciphertext only: only the Azure side's
-    # verify (its drill, drkit verify) makes a backup verified.
-    verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
-                "check its schedule." if doctor.settings.side == "backup" else None)
+    # verify (its verify-backup runbook, its drill, drkit verify) makes a backup verified.
+    verifies = ("The Azure side verifies backups (its verify-backup runbook, after each "
+                "nightly): check its schedule (drkit schedule show there)."
+                if doctor.settings.side == "backup" else None)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
                            [e for e in entries if e.verified == "ok"][-1:])):
