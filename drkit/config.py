@@ -97,6 +97,13 @@ def _identifier(name: str) -> str:
             ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
                          "no control characters (NUL, newline, tab) and no trailing space")
+    # A full-width letter (an input method's 'ｓ') or a ligature stands in for a plain one: it
+    # names a database that is not the one meant, found missing only once the run started.
+    for character in name:
+        plain = unicodedata.normalize("NFKC", character)
+        if not character.isascii() and plain and plain.isascii():
+            raise ValueError(f"{character!r} (U+{ord(character):04X}) in a database name is a "
+                             f"lookalike of {plain!r}: type the name in plain characters")
     return name
 
 

@@ -56,6 +56,22 @@ def test_database_names_mysql_refuses_are_refused(database):
         SourceSettings(host="db", databases=[database])
 
 
+@pytest.mark.parametrize(("database", "character"), [
+    ("\uff53hop", "'\uff53' (U+FF53)"), ("\ufb01les", "'\ufb01' (U+FB01)"),
+    ("a\u3000b", "'\\u3000' (U+3000)"), ("shop\uff11", "'\uff11' (U+FF11)")])
+def test_a_database_name_with_a_lookalike_of_a_plain_character_is_refused(database, character):
+    """A full-width 's' from an input method names a database that is not the one meant."""
+    with pytest.raises(ValidationError, match="in a database name is a lookalike of") as refused:
+        SourceSettings(host="db", databases=[database])
+    assert character in str(refused.value)
+
+
+@pytest.mark.parametrize("database", ["caf\u00e9", "Stra\u00dfe", "\uc0c1\uc810",
+                                      "\u30b7\u30e7\u30c3\u30d7"])
+def test_a_name_in_another_script_is_no_lookalike(database):
+    assert SourceSettings(host="db", databases=[database]).databases == [database]
+
+
 def test_at_least_one_database_is_backed_up():
     with pytest.raises(ValidationError, match="databases"):
         SourceSettings(host="db", databases=[])

@@ -157,7 +157,8 @@ def test_target_parses():
                                   ("backup", "-d", "a\x00b"), ("restore", "--as", "a\nb"),
                                   ("restore", "--database", "a\tb"), ("prove", "--as", "\x1b[2J"),
                                   ("backup", "-d", "shop\r"), ("standby", "init", "--as", "a\nb"),
-                                  ("standby", "init", "--database", "a\x7fb")])
+                                  ("standby", "init", "--database", "a\x7fb"),
+                                  ("backup", "-d", "\uff53hop"), ("restore", "--as", "\uff53hop")])
 def test_a_database_name_empty_or_holding_a_control_character_is_refused_first(config, args):
     result = run_cli(*args)
     # Exit 2, not 10 (the config's servers are a dead port) nor 20 (mysqldump ran).
