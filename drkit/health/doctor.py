@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from drkit.azure.blobstore import BackupStore
-from drkit.azure.catalog import CLOCK_SKEW, Catalog
+from drkit.azure.catalog import CLOCK_SKEW, BackupEntry, Catalog
 from drkit.checks import CRITICAL, OK, UNKNOWN, WARNING, Check, Perfdata
 from drkit.config import Settings, is_reference, references
 from drkit.errors import DrkitError
@@ -37,6 +37,7 @@ from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.swap import pending_journals
 from drkit.ops.claim import orphan_claims
+from drkit.ops.readback import failed_verification
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 from drkit.secrets import resolver_for, without_schemes
@@ -410,11 +411,26 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             limit = f"schedule allows {duration(warn.total_seconds())}"
             perfdata.warning_seconds = warn.total_seconds()
             perfdata.critical_seconds = crit.total_seconds()
-        checks.append(Check(label, status,
-                            f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
-                            "" if status == OK else verifier or "Backups are not running on "
-                            "schedule: see the cron checks and the run log.", perfdata))
+        checks.append(_unless_verify_failed(Check(
+            label, status, f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
+            "" if status == OK else verifier or "Backups are not running on "
+            "schedule: see the cron checks and the run log.", perfdata), chosen[0]))
     return checks
+
+
+def _unless_verify_failed(check: Check, entry: BackupEntry) -> Check:
+    """``check``, or CRITICAL when a verify found ``entry`` bad: on time or not, restores
+    refuse it, so the newest backup a failover has is an older one."""
+    if failed_verification(entry.verified) is None:
+        return check
+    check.status = CRITICAL
+    check.detail += (f", but its verify FAILED ({entry.verified}, {entry.verified_at}): "
+                     "restores refuse it")
+    check.fix = (f"Take a new backup (drkit run nightly-backup, on the backup host), then see "
+                 f"what verify found with drkit show {entry.name.rsplit('/', 1)[-1]}: a "
+                 "backup or manifest changed after it was written means someone wrote to "
+                 "the storage account.")
+    return check
 
 
 def check_binlog_source(doctor: Doctor) -> list[Check]:
