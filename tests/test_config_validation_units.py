@@ -139,7 +139,8 @@ def test_an_override_of_no_section_is_refused_as_one_of_no_field_is(tmp_path, mo
         load_settings(config)
 
 
-def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, monkeypatch):
+def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, monkeypatch,
+                                                                   capsys):
     config = tmp_path / "drkit.yaml"
     config.write_text("source: {host: db, databases: [shop]}\n")
     for variable in ("DRKIT_FLEET", "DRKIT_DEBUG", "DRKIT_FAILPOINT", "DRKIT_FAILPOINT_LOG",
@@ -148,3 +149,35 @@ def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, mon
     monkeypatch.setenv("DRKIT_CONFIG", str(config))
     monkeypatch.setenv("DRKIT_STORAGE__CONTAINER", "dr-backups")  # a section's field, as before
     assert load_settings(config).storage.container == "dr-backups"
+    assert capsys.readouterr().err == ""  # nor warned about
+
+
+@pytest.mark.parametrize(("variable", "meant"), [
+    ("DRKIT_BACKUP_STATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
+    ("DRKIT_BACKUPSTATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
+    ("drkit_source_host", "DRKIT_SOURCE__HOST"), ("DRKIT_SIDES", "DRKIT_SIDE"),
+    ("DRKIT_STORAGE_NOSUCH", None)])
+def test_an_override_without_its_double_underscore_is_warned_about_once(
+        tmp_path, monkeypatch, capsys, variable, meant):
+    """pydantic-settings ignores it: the setting silently keeps its value from the file."""
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv(variable, "x")
+    monkeypatch.setattr("drkit.config._warned_variables", set())
+    assert load_settings(config).source.host == "db"  # still loads
+    load_settings(config)  # a fleet loads many configs: said once
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith(
+        f"drkit: warning: the environment variable {variable} is ignored: it names no setting")
+    assert (f"did you mean {meant}?" in warning) if meant else "did you mean" not in warning
+
+
+def test_a_variable_the_config_reads_through_env_is_no_misspelt_override(
+        tmp_path, monkeypatch, capsys):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop], "
+                      "password: 'env:DRKIT_SOURCE_PASSWORD'}\n")
+    monkeypatch.setenv("DRKIT_SOURCE_PASSWORD", "x")
+    monkeypatch.setattr("drkit.config._warned_variables", set())
+    load_settings(config)
+    assert capsys.readouterr().err == ""
