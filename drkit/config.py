@@ -19,8 +19,10 @@ Nested fields are overridden with a double underscore: ``DRKIT_SOURCE__HOST=db.i
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,6 +99,13 @@ def _identifier(name: str) -> str:
             ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
                          "no control characters (NUL, newline, tab) and no trailing space")
+    # A full-width letter (an input method's 'ｓ') or a ligature stands in for a plain one: it
+    # names a database that is not the one meant, found missing only once the run started.
+    for character in name:
+        plain = unicodedata.normalize("NFKC", character)
+        if not character.isascii() and plain and plain.isascii():
+            raise ValueError(f"{character!r} (U+{ord(character):04X}) in a database name is a "
+                             f"lookalike of {plain!r}: type the name in plain characters")
     return name
 
 
@@ -403,6 +412,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         raise ConfigError(f"The environment override {variable} cannot be parsed.",
                           "A section is overridden field by field (DRKIT_SOURCE__HOST=...), "
                           "or with a JSON object.") from None
+    _warn_about_unread_variables(settings, os.environ)
     if path and settings.runbooks is not None and not settings.runbooks.is_absolute() \
             and "DRKIT_RUNBOOKS" not in os.environ:
         # A folder the file names is relative to the file, as cron runs from elsewhere.
@@ -415,15 +425,79 @@ def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
     unknown FIELD is (pydantic-settings would ignore it: a typo would change nothing). Only
     names with ``__`` are settings for certain: DRKIT_CONFIG, DRKIT_FLEET, DRKIT_DEBUG,
     DRKIT_FAILPOINT and a secret an ``env:`` reference reads have none."""
-    sections = sorted(name for name, field in Settings.model_fields.items()
-                      if any(isinstance(kind, type) and issubclass(kind, BaseModel)
-                             for kind in (field.annotation, *get_args(field.annotation))))
+    sections = sorted(_section_models())
     for variable in sorted(environ):
         section, nested, _ = variable.upper().removeprefix("DRKIT_").partition("__")
         if variable.upper().startswith("DRKIT_") and nested and section.lower() not in sections:
             raise ConfigError(f"The environment variable {variable} names no section of the "
                               f"config ({', '.join(sections)}).",
                               "Correct its name, or unset it.")
+
+
+# DRKIT_* variables that are drkit's but no setting (none has a double underscore either).
+_PROGRAM_VARIABLES = frozenset({CONFIG_ENV, "DRKIT_FLEET", "DRKIT_DEBUG", "DRKIT_FAILPOINT",
+                                "DRKIT_FAILPOINT_LOG"})
+_warned_variables: set[str] = set()  # each said once a process (a fleet loads many configs)
+
+
+def _warn_about_unread_variables(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Say on stderr, once, that a variable shaped like an override but without the double
+    underscore (DRKIT_BACKUP_STATE_DIR) is ignored, with the spelling meant if one is close.
+    Never fails: it may be a variable of someone else's that only looks like drkit's."""
+    spellings = _override_spellings()
+    referenced = {reference.removeprefix("env:").upper()
+                  for reference in _env_references(settings.model_dump())}
+    sections = tuple(f"DRKIT_{name.upper()}_" for name in _section_models())
+    for variable in sorted(environ):
+        name = variable.upper()
+        if (not name.startswith("DRKIT_") or "__" in name or name in spellings
+                or name in _PROGRAM_VARIABLES or name in referenced
+                or variable in _warned_variables):
+            continue
+        meant = _meant_spelling(name, spellings)
+        if meant is None and not name.startswith(sections):
+            continue  # DRKIT_TEST_PASSWORD: not shaped like a setting
+        _warned_variables.add(variable)
+        guess = f"did you mean {meant}? " if meant else ""
+        print(f"drkit: warning: the environment variable {variable} is ignored: it names no "
+              f"setting ({guess}a section and its field are joined by two underscores, as in "
+              "DRKIT_SOURCE__HOST).", file=sys.stderr)
+
+
+def _section_models() -> dict[str, type[BaseModel]]:
+    """The config's sections by name, each with its model."""
+    return {name: model for name, field in Settings.model_fields.items()
+            for model in (field.annotation, *get_args(field.annotation))
+            if isinstance(model, type) and issubclass(model, BaseModel)}
+
+
+def _override_spellings() -> set[str]:
+    """Every variable that overrides a setting: DRKIT_FIELD and DRKIT_SECTION__FIELD."""
+    top = {f"DRKIT_{name.upper()}" for name in Settings.model_fields}
+    return top | {f"DRKIT_{section.upper()}__{field.upper()}"
+                  for section, model in _section_models().items()
+                  for field in model.model_fields}
+
+
+def _meant_spelling(name: str, spellings: set[str]) -> str | None:
+    """The override ``name`` most likely stands for: the same letters with the underscores
+    put right (DRKIT_BACKUPSTATE_DIR), else a close typo."""
+    letters = name.replace("_", "")
+    same = sorted(s for s in spellings if s.replace("_", "") == letters)
+    # Compared without the prefix every spelling shares, which would make any two close.
+    bare = {s.removeprefix("DRKIT_"): s for s in spellings}
+    close = difflib.get_close_matches(name.removeprefix("DRKIT_"), sorted(bare), n=1,
+                                      cutoff=0.85)
+    return (same or [bare[c] for c in close] or [None])[0]
+
+
+def _env_references(value: Any) -> list[str]:
+    """The ``env:NAME`` references anywhere in a dumped config: variables it reads itself."""
+    if isinstance(value, dict):
+        return [r for item in value.values() for r in _env_references(item)]
+    if isinstance(value, list):
+        return [r for item in value for r in _env_references(item)]
+    return [value] if isinstance(value, str) and value.startswith("env:") else []
 
 
 def _override_variable(loc: tuple) -> str | None:

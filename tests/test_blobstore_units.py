@@ -19,6 +19,7 @@ from drkit.errors import (
     BackupExistsError,
     ContainerMissingError,
     DrkitError,
+    ManifestMismatchError,
     ManifestMissingError,
     StorageError,
 )
@@ -87,3 +88,22 @@ def test_a_missing_blob_is_none_to_read_if_present_and_an_error_elsewhere():
         store.delete("gone", missing_ok=False)
     with pytest.raises(ManifestMissingError, match="has no manifest"):
         load_manifest(store, "backup-20261207-030000.sql.gz")
+
+
+@pytest.mark.parametrize("sidecar", [b'{"name": "backup-2026', b"\x00\xff", b"[]", b"{}"])
+def test_a_manifest_that_is_not_drkits_json_is_damaged_not_missing(sidecar):
+    """A manifest there but unreadable was cut short or altered: 33, as damaged sealed
+    digests are, with what to do; 30 would send one looking for a deleted file."""
+    from drkit.azure.catalog import load_manifest
+
+    download = SimpleNamespace(readall=lambda: sidecar, properties=SimpleNamespace(etag='"1"'))
+    container = SimpleNamespace(container_name="mysql-backups", url=URL,
+                                download_blob=lambda name: download)
+    with pytest.raises(ManifestMismatchError) as damaged:
+        load_manifest(BackupStore(container, "", "acct01"), "backup-20261207-030000.sql.gz")
+    assert damaged.value.exit_code == 33 and damaged.value.outcome == "manifest-mismatch"
+    assert damaged.value.message == (
+        "The manifest of backup backup-20261207-030000.sql.gz "
+        "(backup-20261207-030000.sql.gz.manifest.json) is damaged: it is not drkit's JSON, so "
+        "the backup cannot be checked against it.")
+    assert damaged.value.fix.startswith("Restore the manifest from its earlier blob version")

@@ -146,7 +146,7 @@ def test_plaintext_named_age_fails_even_where_its_checksum_matches():
 
 
 @pytest.mark.parametrize(("side", "fix"), [
-    ("backup", "The Azure side verifies backups (its restore drill, or drkit verify)"),
+    ("backup", "The Azure side verifies backups (its verify-backup runbook"),
     ("both", "Run drkit run nightly-backup"),  # there the nightly verifies in full
 ])
 def test_doctor_names_who_verifies_where_no_backup_is_verified(side, fix, monkeypatch):
@@ -161,3 +161,22 @@ def test_doctor_names_who_verifies_where_no_backup_is_verified(side, fix, monkey
     verified = checks["newest verified backup"]
     assert (verified.status, verified.detail) == ("CRITICAL", "none")
     assert verified.fix.startswith(fix)
+
+
+def test_doctor_says_the_newest_backup_is_bad_when_its_verify_failed(monkeypatch):
+    """On time or not, a newest backup verify found unlike its manifest is refused by
+    restores: doctor says so and what to do, not "OK"."""
+    store = _store_with(_sealed(b"rows"))
+    Catalog(store).record_verification(_newer(store), "manifest-mismatch")
+    monkeypatch.setattr(Doctor, "store", lambda self: store)
+    settings = Settings(side="azure", source={"host": "db", "databases": ["shop"]},
+                        storage={"account": "acct"})
+    checks = {c.name: c for c in check_backup_age(Doctor(settings, "prod"))}
+    newest = checks["newest backup"]
+    assert newest.status == "CRITICAL"
+    assert newest.detail.startswith(NEWER) and "its verify FAILED (manifest-mismatch, " in \
+        newest.detail and newest.detail.endswith("restores refuse it")
+    assert newest.fix.startswith("Take a new backup (drkit run nightly-backup, on the backup "
+                                 "host), then see what verify found with drkit show "
+                                 "backup-20261207-030000.sql.gz.age")
+    assert checks["newest verified backup"].detail.startswith(OLDER)

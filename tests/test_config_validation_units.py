@@ -56,6 +56,22 @@ def test_database_names_mysql_refuses_are_refused(database):
         SourceSettings(host="db", databases=[database])
 
 
+@pytest.mark.parametrize(("database", "character"), [
+    ("\uff53hop", "'\uff53' (U+FF53)"), ("\ufb01les", "'\ufb01' (U+FB01)"),
+    ("a\u3000b", "'\\u3000' (U+3000)"), ("shop\uff11", "'\uff11' (U+FF11)")])
+def test_a_database_name_with_a_lookalike_of_a_plain_character_is_refused(database, character):
+    """A full-width 's' from an input method names a database that is not the one meant."""
+    with pytest.raises(ValidationError, match="in a database name is a lookalike of") as refused:
+        SourceSettings(host="db", databases=[database])
+    assert character in str(refused.value)
+
+
+@pytest.mark.parametrize("database", ["caf\u00e9", "Stra\u00dfe", "\uc0c1\uc810",
+                                      "\u30b7\u30e7\u30c3\u30d7"])
+def test_a_name_in_another_script_is_no_lookalike(database):
+    assert SourceSettings(host="db", databases=[database]).databases == [database]
+
+
 def test_at_least_one_database_is_backed_up():
     with pytest.raises(ValidationError, match="databases"):
         SourceSettings(host="db", databases=[])
@@ -123,7 +139,8 @@ def test_an_override_of_no_section_is_refused_as_one_of_no_field_is(tmp_path, mo
         load_settings(config)
 
 
-def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, monkeypatch):
+def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, monkeypatch,
+                                                                   capsys):
     config = tmp_path / "drkit.yaml"
     config.write_text("source: {host: db, databases: [shop]}\n")
     for variable in ("DRKIT_FLEET", "DRKIT_DEBUG", "DRKIT_FAILPOINT", "DRKIT_FAILPOINT_LOG",
@@ -132,3 +149,36 @@ def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, mon
     monkeypatch.setenv("DRKIT_CONFIG", str(config))
     monkeypatch.setenv("DRKIT_STORAGE__CONTAINER", "dr-backups")  # a section's field, as before
     assert load_settings(config).storage.container == "dr-backups"
+    assert capsys.readouterr().err == ""  # nor warned about
+
+
+@pytest.mark.parametrize(("variable", "meant"), [
+    ("DRKIT_BACKUP_STATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
+    ("DRKIT_BACKUPSTATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
+    ("drkit_source_host", "DRKIT_SOURCE__HOST"), ("DRKIT_SIDES", "DRKIT_SIDE"),
+    ("DRKIT_ENVIROMENT", "DRKIT_ENVIRONMENT"),
+    ("DRKIT_STORAGE_NOSUCH", None)])
+def test_an_override_without_its_double_underscore_is_warned_about_once(
+        tmp_path, monkeypatch, capsys, variable, meant):
+    """pydantic-settings ignores it: the setting silently keeps its value from the file."""
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv(variable, "x")
+    monkeypatch.setattr("drkit.config._warned_variables", set())
+    assert load_settings(config).source.host == "db"  # still loads
+    load_settings(config)  # a fleet loads many configs: said once
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith(
+        f"drkit: warning: the environment variable {variable} is ignored: it names no setting")
+    assert (f"did you mean {meant}?" in warning) if meant else "did you mean" not in warning
+
+
+def test_a_variable_the_config_reads_through_env_is_no_misspelt_override(
+        tmp_path, monkeypatch, capsys):
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop], "
+                      "password: 'env:DRKIT_SOURCE_PASSWORD'}\n")
+    monkeypatch.setenv("DRKIT_SOURCE_PASSWORD", "x")
+    monkeypatch.setattr("drkit.config._warned_variables", set())
+    load_settings(config)
+    assert capsys.readouterr().err == ""

@@ -103,11 +103,12 @@ def test_two_configs_with_one_environment_keep_their_own_cron_entries(
         assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
     table = fake_crontab.read_text()
     assert table.count("# BEGIN drkit prod ") == 2
-    assert table.count(f"DRKIT_CONFIG={other}") == 2 == table.count(f"DRKIT_CONFIG={config}")
+    # each block: the nightly, its verify and the drill
+    assert table.count(f"DRKIT_CONFIG={other}") == 3 == table.count(f"DRKIT_CONFIG={config}")
     monkeypatch.setenv("DRKIT_CONFIG", str(other))
     assert run_cli("schedule", "remove", "--env", "prod").exit_code == 0
     assert str(other) not in fake_crontab.read_text()
-    assert fake_crontab.read_text().count(f"DRKIT_CONFIG={config}") == 2
+    assert fake_crontab.read_text().count(f"DRKIT_CONFIG={config}") == 3
     from drkit.runbooks.schedule import installed_for  # what doctor's cron check asks
 
     lines = fake_crontab.read_text().splitlines()
@@ -126,7 +127,7 @@ def test_a_block_written_before_blocks_were_keyed_by_config_is_replaced(
     assert run_cli("schedule", "install", "--env", "prod").exit_code == 0
     table = fake_crontab.read_text().splitlines()
     assert table[0] == "MAILTO=ops" and table[1:4] == someone_elses
-    assert table[4:] == shown and sum(f"DRKIT_CONFIG={config}" in x for x in table) == 2
+    assert table[4:] == shown and sum(f"DRKIT_CONFIG={config}" in x for x in table) == 3
 
 
 @pytest.mark.parametrize("value", [":::", "127.0.0.1:99999", "127.0.0.1:0", "host:", ":3306",
@@ -156,7 +157,8 @@ def test_target_parses():
                                   ("backup", "-d", "a\x00b"), ("restore", "--as", "a\nb"),
                                   ("restore", "--database", "a\tb"), ("prove", "--as", "\x1b[2J"),
                                   ("backup", "-d", "shop\r"), ("standby", "init", "--as", "a\nb"),
-                                  ("standby", "init", "--database", "a\x7fb")])
+                                  ("standby", "init", "--database", "a\x7fb"),
+                                  ("backup", "-d", "\uff53hop"), ("restore", "--as", "\uff53hop")])
 def test_a_database_name_empty_or_holding_a_control_character_is_refused_first(config, args):
     result = run_cli(*args)
     # Exit 2, not 10 (the config's servers are a dead port) nor 20 (mysqldump ran).

@@ -148,3 +148,28 @@ def test_database_names_are_names_the_config_would_take(notebook):
         with pytest.raises(ParameterError, match="only takes a list of database names") as no:
             _typed(notebook, only=value)
         assert "\n" not in no.value.message and "\t" not in no.value.message
+
+
+@pytest.mark.parametrize("value", ["", " ", ",", "[]"])
+def test_database_names_that_name_no_database_are_refused(notebook, value):
+    """Empty would back up the config's databases while the record says []."""
+    with pytest.raises(ParameterError, match=r"only takes a list of database names .* \(it "
+                                             r"names no database; null backs up the config's"):
+        _typed(notebook, only=value)
+
+
+def test_a_database_name_with_a_full_width_letter_is_refused_as_the_config_refuses_it(notebook):
+    with pytest.raises(ParameterError) as refused:
+        _typed(notebook, only="shop,\uff53hop")
+    assert "('\uff53' (U+FF53) in a database name is a lookalike of 's': type the name in " \
+        "plain characters)." in refused.value.message
+
+
+@pytest.mark.parametrize(("values", "field"), [
+    ({"when": "9" * 5000}, "when"), ({"only": "x" * 5000}, "only"),
+    ({"count": "1\n" * 3000}, "count"), ({"x" * 5000: "1"}, "parameter")])
+def test_a_refused_value_is_shown_by_its_start_and_length_only(notebook, values, field):
+    with pytest.raises(ParameterError) as refused:
+        _typed(notebook, **values)
+    assert field in refused.value.message and "characters)" in refused.value.message
+    assert len(refused.value.message) < 300 and "\n" not in refused.value.message

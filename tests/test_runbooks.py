@@ -248,7 +248,8 @@ def test_schedule_show_install_remove(run_env, fake_crontab, monkeypatch):
                if not line.startswith(("#", "CRON_TZ="))]
     schedules = {line.split(" run ")[1].split()[0]: " ".join(line.split()[:5])
                  for line in entries}
-    assert schedules == {"nightly-backup": "0 3 * * *", "restore-drill": "0 5 * * 1"}
+    assert schedules == {"nightly-backup": "0 3 * * *", "verify-backup": "30 3 * * *",
+                         "restore-drill": "0 5 * * 1"}
     for schedule in schedules.values():
         assert croniter.is_valid(schedule)
     assert all(" /" in line and "flock -n" in line and "timeout -k 60" in line
@@ -301,6 +302,17 @@ def test_cron_command_runs_and_overlapping_runs_are_skipped(sandbox, run_env, fa
         holder.wait(timeout=30)
     assert "nightly-backup skipped, the previous run still holds" in log.read_text()
     assert log.read_text().count('"event": "run.finished"') == 1  # the second never started
+
+    # The Azure side's daily verify, as its cron line runs it, makes the backup verified.
+    monkeypatch.setenv("DRKIT_CONFIG", str(sandbox.config_path))
+    line = next(line for line in run_cli("schedule", "show", "--env", "test").stdout
+                .splitlines() if " run verify-backup " in line)
+    verified = subprocess.run(["/bin/sh", "-c", " ".join(line.split()[5:]).replace("\\%", "%")],
+                              env=clean)
+    log = run_env / "state" / "logs" / "verify-backup-test.log"
+    assert verified.returncode == 0, log.read_text()[-3000:]
+    assert "verify-backup: PASSED" in log.read_text()
+    assert catalog.select("latest-verified").name == catalog.entries()[-1].name
 
 
 def test_committed_notebooks_are_clean_and_pass_ruff():

@@ -3,9 +3,11 @@ anything else (drkit.runbooks.schedule); no crontab program is run."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from croniter import croniter
 
 from drkit.config import Settings
 from drkit.errors import ParameterError, RunbookNotFoundError
@@ -112,9 +114,10 @@ def _scheduled(side: str, tmp_path: Path) -> set[str]:
 @pytest.mark.parametrize(("side", "scheduled"), [
     # The backup host: what reads the source and writes, without the identity.
     ("backup", {"nightly-backup", "binlog stream"}),
-    # The Azure side: what reads backups back; the streamer cannot reach AWS in an incident.
-    ("azure", {"restore-drill"}),
-    ("both", {"nightly-backup", "restore-drill", "binlog stream"}),  # the seed's one host
+    # The Azure side: what reads backups back (the daily verify makes the nightly's backup
+    # verified); the streamer cannot reach AWS in an incident.
+    ("azure", {"verify-backup", "restore-drill"}),
+    ("both", {"nightly-backup", "verify-backup", "restore-drill", "binlog stream"}),
 ])
 def test_a_config_schedules_its_own_sides_runbooks(side, scheduled, tmp_path):
     assert _scheduled(side, tmp_path) == scheduled
@@ -128,3 +131,23 @@ def test_a_config_schedules_its_own_sides_runbooks(side, scheduled, tmp_path):
 def test_a_runbook_runs_on_its_side_or_on_a_config_of_both(runbook_side, config_side, runs):
     runbook = Runbook(name="x", notebook="x.ipynb", side=runbook_side, environments={"p": {}})
     assert runbook.runs_on(config_side) is runs
+
+
+@pytest.mark.parametrize("environment", ["sandbox", "test", "prod", "prod-kst"])
+def test_the_azure_side_verifies_each_nightlys_backup_soon_after_it_starts(environment):
+    """On split sides the backup host only checks ciphertext: the newest verified backup is
+    as old as the Azure side's last verify, so it runs after every nightly, within the hour."""
+    runbooks = {r.name: r for r in all_runbooks()}
+    verify, nightly = runbooks["verify-backup"], runbooks["nightly-backup"]
+    assert verify.runs_on("azure") and not verify.runs_on("backup")
+    start = datetime(2026, 12, 7, tzinfo=UTC)
+    backups = croniter(nightly.environments[environment].schedule, start)
+    verifies = croniter(verify.environments[environment].schedule, start)
+    for _ in range(3):
+        backup_started = backups.get_next(datetime)
+        while (verified := verifies.get_next(datetime)) <= backup_started:
+            pass
+        assert verified - backup_started <= timedelta(hours=1)
+        # before the next nightly starts: each backup gets its own verify
+        assert verified < croniter(nightly.environments[environment].schedule,
+                                   backup_started).get_next(datetime)

@@ -19,7 +19,12 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.verdicts import SIGNATURE_TAG, UNCHECKED, Verdict, VerdictKeys
-from drkit.errors import BackupNotFoundError, ManifestMissingError, ParameterError
+from drkit.errors import (
+    BackupNotFoundError,
+    ManifestMismatchError,
+    ManifestMissingError,
+    ParameterError,
+)
 from drkit.manifest import SIDECAR_SUFFIX, Manifest, decode_names
 from drkit.stream import sealeddigests
 
@@ -296,7 +301,10 @@ def load_manifest(store: BackupStore, name: str, digests: bool = False) -> Manif
     data = found[0]
     try:
         manifest = Manifest.model_validate_json(data)
-    except ValueError:
-        raise ManifestMissingError(f"The manifest of backup {name} is not valid drkit JSON.",
-                                   "Take a new backup.") from None
+    except ValueError:  # there but unreadable: cut short or altered, not missing
+        raise ManifestMismatchError(
+            f"The manifest of backup {name} ({name}{SIDECAR_SUFFIX}) is damaged: it is not "
+            "drkit's JSON, so the backup cannot be checked against it.",
+            "Restore the manifest from its earlier blob version, or use another backup "
+            "(drkit list).") from None
     return sealeddigests.with_digests(manifest, store.keyring) if digests else manifest

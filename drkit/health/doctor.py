@@ -38,6 +38,7 @@ from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, source_server, target_server
 from drkit.mysql.swap import pending_journals
 from drkit.ops.claim import orphan_claims
+from drkit.ops.readback import failed_verification
 from drkit.redact import redact
 from drkit.runbooks.runbook import all_runbooks, runbook_dirs, schedule_interval
 from drkit.secrets import resolver_for, without_schemes
@@ -409,12 +410,12 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
     entries = [e for e in everything if e not in future]
     checks += forged_verdicts(entries)
     # The backup host checks what it wrote as ciphertext only: only the Azure side's
-    # verify (its drill, drkit verify) makes a backup verified. Holding no identity, the
-    # backup host cannot check that verdict's signature: there it reads "unchecked", which
-    # is enough to tell whether the Azure side's verifies are running.
-    backup_side = doctor.settings.side == "backup"
-    verifies = ("The Azure side verifies backups (its restore drill, or drkit verify): "
-                "check its schedule." if backup_side else None)
+    # verify (its verify-backup runbook, its drill, drkit verify) makes a backup verified.
+    # Holding no identity, the backup host cannot check that verdict's signature: there it
+    # reads "unchecked", which is enough to tell whether the Azure side's verifies run.
+    verifies = ("The Azure side verifies backups (its verify-backup runbook, after each "
+                "nightly): check its schedule (drkit schedule show there)."
+                if doctor.settings.side == "backup" else None)
     counted = fresh_verdicts(doctor.settings.side)
     for label, chosen in (("newest backup", entries[-1:]),
                           ("newest verified backup",
@@ -436,10 +437,10 @@ def check_backup_age(doctor: Doctor) -> list[Check]:
             limit = f"schedule allows {duration(warn.total_seconds())}"
             perfdata.warning_seconds = warn.total_seconds()
             perfdata.critical_seconds = crit.total_seconds()
-        checks.append(Check(label, status,
-                            f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
-                            "" if status == OK else verifier or "Backups are not running on "
-                            "schedule: see the cron checks and the run log.", perfdata))
+        checks.append(_unless_verify_failed(Check(
+            label, status, f"{chosen[0].name}, {duration(age.total_seconds())} old ({limit})",
+            "" if status == OK else verifier or "Backups are not running on "
+            "schedule: see the cron checks and the run log.", perfdata), chosen[0]))
     return checks
 
 
@@ -457,6 +458,21 @@ def forged_verdicts(entries: list[BackupEntry]) -> list[Check]:
                   "look at the backup host. Then drkit verify each one (it reads the backup "
                   "back and signs its real outcome); verdicts of an identity no longer in "
                   "encryption.identity read the same: re-verify them.")]
+
+
+def _unless_verify_failed(check: Check, entry: BackupEntry) -> Check:
+    """``check``, or CRITICAL when a verify found ``entry`` bad: on time or not, restores
+    refuse it, so the newest backup a failover has is an older one."""
+    if failed_verification(entry.verified) is None:
+        return check
+    check.status = CRITICAL
+    check.detail += (f", but its verify FAILED ({entry.verified}, {entry.verified_at}): "
+                     "restores refuse it")
+    check.fix = (f"Take a new backup (drkit run nightly-backup, on the backup host), then see "
+                 f"what verify found with drkit show {entry.name.rsplit('/', 1)[-1]}: a "
+                 "backup or manifest changed after it was written means someone wrote to "
+                 "the storage account.")
+    return check
 
 
 def check_binlog_source(doctor: Doctor) -> list[Check]:

@@ -23,6 +23,7 @@ from drkit.errors import (
     UnknownDatabaseError,
 )
 from drkit.mysql.clients import dump_client
+from drkit.redact import redact
 from drkit.secrets import resolver_for
 
 _ER_ACCESS_DENIED = (1044, 1045, 1698)
@@ -139,6 +140,22 @@ def connect(server: Server, database: str | None = None, **kwargs) -> Connection
             raise TlsError(f"The {server.role} server {server.address} refuses connections "
                            "without TLS.", f"Set {server.role}.tls to verify-identity.") from None
         raise connection_error(server, exc, database) from None
+    except pymysql.err.MySQLError as exc:
+        raise server_failure(server, exc) from None
+
+
+def server_failure(server: Server, exc: Exception) -> DrkitError:
+    """A driver error no rule above knows (pymysql's InternalError for an error code below
+    1000 or a broken handshake, an InterfaceError, ...): the server failed the connection,
+    said in its own words (a server's message, never a value of ours; shortened)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    said = redact(str(exc.args[-1]) if exc.args else type(exc).__name__)
+    said = said if len(said) <= 200 else said[:200] + "..."
+    return ServerUnreachableError(
+        f"The {server.role} server {server.address} failed the connection: {said}"
+        + (f" (ERROR {code})." if code is not None else "."),
+        "Check that it is a MySQL or MariaDB server and its error log; run again once it "
+        "answers normally.")
 
 
 def kill_query(server: Server, connection_id: int) -> None:

@@ -37,6 +37,12 @@ INJECTED = frozenset({"config_path", "environment", "results_path"})
 # Exact spellings only (no case folding, no blanks): these values are consent to failover steps.
 _TRUE, _FALSE = {"true", "yes", "1", "True"}, {"false", "no", "0", "False"}
 _NONE = {"null", "none", "~"}
+# How much of a refused value an error repeats: enough to recognise it, never a screenful.
+_SHOWN_CHARACTERS = 40
+
+
+class _Refused(ValueError):
+    """A value refused for a reason worth saying (a database name's rule), not only its type."""
 
 
 def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
@@ -62,7 +68,7 @@ def check_parameters(runbook_name: str, notebook: Path, values: Mapping[str, Any
                                  "Use --config and --env instead.")
         if name not in declared:
             known = ", ".join(sorted(set(declared) - INJECTED)) or "none"
-            raise ParameterError(f"Runbook {runbook_name} has no parameter {name!r}.",
+            raise ParameterError(f"Runbook {runbook_name} has no parameter {_shown(name)}.",
                                  f"Its parameters: {known}.")
         spec = declared[name]
         checked[name] = _convert(name, value, spec["type"], spec["default"] is None)
@@ -78,12 +84,24 @@ def _convert(name: str, value: Any, type_name: str, nullable: bool) -> Any:
         return value
     try:
         return converter(value)
-    except (ValueError, TypeError, SyntaxError):
-        # As typed, but a newline or another control character escaped: one line, seen.
-        shown = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
+    except (ValueError, TypeError, SyntaxError) as refused:
+        why = f" ({refused})" if isinstance(refused, _Refused) else ""
         raise ParameterError(
-            f"Parameter {name} takes {_DESCRIPTIONS[type_name]}, not {shown}.",
+            f"Parameter {name} takes {_DESCRIPTIONS[type_name]}, not {_shown(value)}{why}.",
             f"Pass -p {name}=VALUE with such a value.") from None
+
+
+def _shown(value: Any) -> str:
+    """``value`` as an error repeats it: as typed, but a newline or another control character
+    escaped (one line, seen), and of a long one only its start and its length."""
+    text = value if isinstance(value, str) else repr(value)
+    head = text[:_SHOWN_CHARACTERS]
+    if isinstance(value, str):
+        head = f"'{head}'" if head.isprintable() else repr(head)
+    if len(text) <= _SHOWN_CHARACTERS:
+        return head
+    quote = head[-1] if isinstance(value, str) else ""
+    return f"{head.removesuffix(quote)}...{quote} ({len(text)} characters)"
 
 
 def _boolean(value: Any) -> bool:
@@ -139,9 +157,16 @@ def _names(value: Any) -> list[str]:
 
 
 def _database_names(value: Any) -> list[str]:
+    """Names as ``source.databases`` takes them, at least one: an empty list would back up
+    what the config names while the record says ``[]`` (null is how to say "the config's")."""
     names = _names(value)
+    if not names:
+        raise _Refused("it names no database; null backs up the config's source.databases")
     for name in names:
-        _identifier(name)
+        try:
+            _identifier(name)
+        except ValueError as rule:
+            raise _Refused(str(rule)) from None
     return names
 
 
