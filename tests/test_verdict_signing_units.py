@@ -72,3 +72,24 @@ def test_without_an_identity_an_ok_is_unchecked_unless_encryption_is_off():
         assert keys.sign(OK) is None  # and writes no signature
     plaintext = VerdictKeys(Keyring())  # no recipients, no identity: no key anywhere
     assert plaintext.checked(OK, None) == "ok" and plaintext.sign(OK) is None
+
+
+def test_doctor_names_forged_verdicts_and_show_says_what_each_state_means():
+    from datetime import UTC, datetime
+
+    from drkit.azure.catalog import BackupEntry
+    from drkit.health.doctor import forged_verdicts
+    from drkit.ops.show import _verification
+
+    def entry(name: str, verified: str) -> BackupEntry:
+        return BackupEntry(name, datetime(2026, 12, 7, tzinfo=UTC), 1, "gzip", ["shop"], True,
+                           verified, OK.verified_at)
+
+    good, forged = entry("p/backup-20261206-030000.sql.gz.age", "ok"), entry(OK.name, FORGED)
+    [check] = forged_verdicts([good, forged])
+    assert (check.status, check.name) == ("CRITICAL", "forged verdicts")
+    assert OK.name in check.detail and good.name not in check.detail
+    assert "drkit verify" in check.fix and "rotate that SAS" in check.fix
+    assert forged_verdicts([good]) == []
+    assert _verification(forged).startswith("FORGED: tagged ok")
+    assert "unchecked" in _verification(entry(OK.name, UNCHECKED))
