@@ -117,6 +117,8 @@ def test_a_backup_the_attacker_overwrote_and_tagged_verified_is_not_verified(
     assert forged.status == "CRITICAL" and newer in forged.detail
     assert "drkit verify" in forged.fix
     assert Catalog(BackupStore.from_settings(settings)).select(newer).verified == FORGED
+    refused = run_cli("restore", newer, "--as", "shop_forged")  # a tamper sign: never loaded
+    assert refused.exit_code == 31 and "(forged)" in refused.stderr, refused.stderr
 
 
 def test_a_backup_failing_on_the_backup_side_leaves_its_claim_marked_for_the_azure_side(

@@ -24,10 +24,12 @@ from urllib.parse import quote
 
 from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import BackupEntry, Catalog, load_manifest
+from drkit.azure.verdicts import FORGED
 from drkit.binlog import position
 from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import (
+    ChecksumMismatchError,
     DrkitError,
     ParameterError,
     ProofFailedError,
@@ -402,6 +404,15 @@ def _retire_standby(server: Server, replaced: list[str]) -> None:
 
 def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
     """A backup verify found bad, or whose size is not its manifest's, is never loaded."""
+    if entry.verified == FORGED:
+        # Only the Azure side can sign an "ok"; an unsigned one was written by someone else,
+        # most likely with the backup side's credential, which can also replace the bytes.
+        raise ChecksumMismatchError(
+            f"Backup {entry.name} is tagged verified without the Azure side's signature "
+            "(forged): its bytes may have been replaced; it was not restored and nothing "
+            "was changed.",
+            f"Run drkit verify {entry.name} to read it back in full (a good backup is signed "
+            "again) or restore another backup, and check the backup host (drkit doctor).")
     failed = failed_verification(entry.verified)
     if failed is not None:
         raise failed(f"Backup {entry.name} failed verification ({entry.verified}, "
