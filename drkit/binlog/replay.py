@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import pymysql
 import zstandard
@@ -117,8 +118,7 @@ class RowApplier:
         self.maps: dict[int, TableMap] = {}
         self.tables: dict[tuple[str, str], TargetTable] = {}
         self._readers: dict[TableMap, tuple[Reader, ...]] = {}
-        # Each table's LOAD DATA readers and load_columns(); None: its inserts go as INSERTs.
-        self._load_readers: dict[TableMap, tuple[tuple[Reader, ...], tuple[bool, ...]] | None] = {}
+        self._load_readers: dict[TableMap, _Loading | None] = {}
         self.checksum = 0
         self.rows = 0
         self.committed = False
@@ -226,20 +226,19 @@ class RowApplier:
         target = self._target(mapped)
         try:
             readers = self._column_readers(mapped, target)
-            if kind in WRITE_ROWS and (loading := self._loading(mapped, target)):
-                event = rows_event(kind, body, loading[0], NULLS["load"])
-                rowstatements.load(self._batch, target, event, loading[1],
-                                   lambda: rows_event(kind, body, readers))
-                self.rows += len(event.rows)
-                return
-            event = rows_event(kind, body, readers)
+            loading = self._loading(mapped, target) if kind in WRITE_ROWS else None
+            event = rows_event(kind, body, readers) if loading is None else \
+                rows_event(kind, body, loading.readers, NULLS["load"])
         except UnsupportedColumn as exc:
             raise BinlogArchiveError(
                 f"A row event of {mapped.database}.{mapped.table} has a {exc} column, which "
                 "drkit cannot apply as SQL; nothing of this transaction was applied.",
                 "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
                 "with BINLOG_ADMIN.") from None
-        if event.kind == "insert":
+        if loading is not None:  # the literals read only where the rows go as an INSERT
+            rowstatements.load(self._batch, target, event, loading.numbers,
+                               lambda: rows_event(kind, body, readers))
+        elif event.kind == "insert":
             rowstatements.insert(self._batch, target, event)
         elif event.kind == "delete":
             rowstatements.delete(self._batch, target, event)
@@ -259,16 +258,15 @@ class RowApplier:
             self._readers[mapped] = column_readers(mapped, target.unsigned, target.binary)
         return self._readers[mapped]
 
-    def _loading(self, mapped: TableMap,
-                 target: TargetTable) -> tuple[tuple[Reader, ...], tuple[bool, ...]] | None:
-        """The readers of ``mapped``'s rows as LOAD DATA fields, and which columns load as
-        numbers; None where its inserts go as INSERTs: the target refuses LOAD DATA LOCAL,
-        a value has no field form, or a savepoint would not undo the load (not InnoDB)."""
+    def _loading(self, mapped: TableMap, target: TargetTable) -> _Loading | None:
+        """How ``mapped``'s inserted rows are read for LOAD DATA; None where they go as
+        INSERTs: the target refuses LOAD DATA LOCAL, a value has no field form, or a
+        savepoint would not undo the load (not InnoDB)."""
         if mapped not in self._load_readers:
             numbers = load_columns(mapped)
             self._load_readers[mapped] = None if numbers is None or not self._loads or \
                 not target.transactional else \
-                (column_readers(mapped, target.unsigned, target.binary, "load"), numbers)
+                _Loading(column_readers(mapped, target.unsigned, target.binary, "load"), numbers)
         return self._load_readers[mapped]
 
     def _target(self, mapped: TableMap) -> TargetTable:
@@ -403,6 +401,13 @@ class RowApplier:
 
     def _body(self, data: bytes) -> bytes:
         return data[HEADER:len(data) - self.checksum]
+
+
+class _Loading(NamedTuple):
+    """A table's inserted rows read as LOAD DATA fields."""
+
+    readers: tuple[Reader, ...]
+    numbers: tuple[bool, ...]  # load_columns(): the columns loaded as numbers
 
 
 @contextlib.contextmanager
