@@ -240,6 +240,12 @@ def test_the_server_gets_what_was_offered_under_its_name_once_and_never_a_file()
     result = _OfferedRowsResult(wire)  # type: ignore[arg-type]
     result._read_load_local_packet(MysqlPacket(b"\xfb" + LOAD_NAME.encode(), "utf8"))
     assert (wire.packets, result.affected_rows) == ([b"1\n2\n3\n", b""], 3)
+    rows = b"x" * 40000 + b"\n"  # more than a packet: in several, as a client sends a file
+    wire.offer(LOAD_NAME, rows)
+    _OfferedRowsResult(wire)._read_load_local_packet(  # type: ignore[arg-type]
+        MysqlPacket(b"\xfb" + LOAD_NAME.encode(), "utf8"))
+    assert b"".join(wire.packets[2:]) == rows and len(wire.packets) == 2 + 3 + 1
+    assert max(len(packet) for packet in wire.packets) == 16 * 1024
 
     for name in (LOAD_NAME, "/etc/passwd"):  # asked again, or for a file: nothing is sent
         wire.packets.clear()

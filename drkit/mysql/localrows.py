@@ -19,9 +19,9 @@ from pymysql.connections import MySQLResult
 from pymysql.constants import CR
 from pymysql.protocol import LoadLocalPacketWrapper
 
-# The protocol's packets carry up to 16 MiB; the server refuses one over its
-# max_allowed_packet (1 MiB at the least that drkit meets in practice, 64 MiB by default).
-_CHUNK = 512 * 1024
+# The rows go in packets of this size, as MySQL's and pymysql's own clients send a file:
+# far below any max_allowed_packet the server may have, which refuses a larger packet.
+_CHUNK = 16 * 1024
 
 
 class LocalRowsConnection(pymysql.connections.Connection):
