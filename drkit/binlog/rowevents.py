@@ -286,6 +286,9 @@ def _datetime2(fsp: int, form: Form) -> Reader:
     quote = _quote(form)
     # The rows of one statement often hold the same few times (NOW() of a bulk INSERT, an
     # UPDATE's before and after): their literals are kept by their bytes, a few at a time.
+    # A load the target did not take reads its rows again on the statements' thread: each
+    # get and set of the dict is whole under the GIL, and a literal is the same whoever
+    # makes it.
     literals: dict[bytes, bytes] = {}
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:

@@ -1,11 +1,13 @@
 """Row events as statements, gathered in a :class:`StatementBatch`.
 
-Consecutive inserts into one table go as one multi-row INSERT, deletes by primary key as one
-DELETE ... IN. An UPDATE event's rows, by primary key, go many in one statement too: a row
-a statement each costs the target a statement's parse and execution per row, several times
-what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key stays, in a table with
-no other unique key and no ON UPDATE column, whose event has whole before images, go as one
-INSERT of their keys and new values that updates the rows it finds::
+Consecutive inserts into one table go as one multi-row INSERT (or, where the replay reads
+them as LOAD DATA text, :func:`load`, as one LOAD DATA: :mod:`drkit.binlog.batch`), deletes
+by primary key as one DELETE ... IN. An UPDATE event's rows, by primary key, go many in one
+statement too: a row a statement each costs the target a statement's parse and execution
+per row, several times what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key
+stays, in a table with no other unique key and no ON UPDATE column, whose event has whole
+before images, go as one INSERT of their keys and new values that updates the rows it
+finds::
 
     INSERT INTO t (`id`, `at`) VALUES (7, 'x'), (8, 'y') ON DUPLICATE KEY UPDATE
     `at` = VALUES(`at`)
