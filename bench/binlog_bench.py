@@ -228,6 +228,7 @@ def _replay(box: Sandbox, settings, base: str, args: argparse.Namespace) -> dict
               flush=True)
     _drop(box, "bench_pit", "bench_mysqlbinlog")
     return {"workload": args.workload, "events": replay["events"], "rows": replay["rows"],
+            "loaded_rows": replay.get("loaded_rows"),
             "drkit_replay_seconds": drkit_runs, "mysqlbinlog_mysql_seconds": baseline_runs,
             "drkit_restore_until_seconds_last": round(drkit_total, 1),
             "ratio": round(statistics.median(drkit_runs) / statistics.median(baseline_runs), 2),

@@ -27,5 +27,5 @@ def test_the_replay_result_keeps_the_keys_of_the_restore_json():
                            statements=3, seconds=1.0, throughput_mib_s=0.0, replay=replay)
     assert list(result.as_dict()["replay"]) == [
         "until", "reached", "heartbeat", "transactions", "events", "rows", "skipped_rows",
-        "replay_seconds", "archive_end", "events_per_second"]
+        "replay_seconds", "archive_end", "events_per_second", "loaded_rows"]
     assert result.as_dict()["replay"] == dataclasses.asdict(replay)

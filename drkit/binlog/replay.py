@@ -2,7 +2,8 @@
 
 Row events become INSERT/UPDATE/DELETE statements whose values are literals read straight
 from the row images (:mod:`drkit.binlog.rowevents`), many rows a statement where SQL allows
-(:mod:`drkit.binlog.rowstatements`); the statements run on a thread of their own while the
+(:mod:`drkit.binlog.rowstatements`), inserted rows by LOAD DATA LOCAL from memory where the
+target allows it (:mod:`drkit.binlog.batch`); the statements run on a thread of their own while the
 next events are decoded (:mod:`drkit.binlog.worker`); source transactions are committed
 several at a time (:mod:`drkit.binlog.txgroup`). DDL of a restored database runs in it; a
 statement naming a database by name (``shop.t``, ``DROP DATABASE shop``) is refused under
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import pymysql
 import zstandard
@@ -44,6 +46,7 @@ from drkit.binlog.qualifiers import rename_qualified
 from drkit.binlog.rowevents import (
     DELETE_ROWS,
     HEADER,
+    NULLS,
     SQL_MODE_FOR_LITERALS,
     TABLE_MAP,
     UPDATE_ROWS,
@@ -52,6 +55,7 @@ from drkit.binlog.rowevents import (
     TableMap,
     UnsupportedColumn,
     column_readers,
+    load_columns,
     rows_event,
     table_map,
 )
@@ -61,6 +65,7 @@ from drkit.binlog.txgroup import TransactionGroup
 from drkit.binlog.worker import ConnectionWorker
 from drkit.errors import BinlogArchiveError
 from drkit.mysql.connection import Server, connect, kill_query
+from drkit.mysql.localrows import LocalRowsConnection
 from drkit.stream.statement import quote_name, unquote_name, without_definer
 
 # Statements sent in one round trip at most: larger batches were no faster
@@ -85,16 +90,21 @@ class RowApplier:
                  mark: Callable[[], bytes] | None = None) -> None:
         # Several statements a round trip (an UPDATE is one row each); an UPDATE's count is
         # of the rows it found, not only those it changed.
-        connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS)
+        connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS,
+                             connection_class=LocalRowsConnection)
         connection.autocommit(False)
         with connection.cursor() as cursor:
             # Row images hold TIMESTAMPs in UTC. Foreign keys stay on, as on a replica: ON
             # DELETE CASCADE's deletes are not in the binary log, the server does them again.
             cursor.execute("SET time_zone = '+00:00', foreign_key_checks = 1, "
                            f"sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
-            cursor.execute("SELECT @@max_allowed_packet")
+            cursor.execute("SELECT @@max_allowed_packet, @@GLOBAL.local_infile")
+            max_packet, local_infile = cursor.fetchone()
             # A batch well inside what the target takes in one statement.
-            batch_limit = min(BATCH_BYTES, cursor.fetchone()[0] // 2)
+            batch_limit = min(BATCH_BYTES, max_packet // 2)
+        # Inserted rows go by LOAD DATA LOCAL where the server allows it (MySQL 8's default
+        # is OFF, Flexible Server's ON); else all as INSERTs.
+        self._loads = bool(local_infile)
         self._server, self._thread_id = server, connection.thread_id()
         self._worker = ConnectionWorker(connection)
         self._triggers = TriggersAside(sorted(set(load_as.values())))
@@ -108,6 +118,7 @@ class RowApplier:
         self.maps: dict[int, TableMap] = {}
         self.tables: dict[tuple[str, str], TargetTable] = {}
         self._readers: dict[TableMap, tuple[Reader, ...]] = {}
+        self._load_readers: dict[TableMap, _Loading | None] = {}
         self.checksum = 0
         self.rows = 0
         self.committed = False
@@ -124,6 +135,11 @@ class RowApplier:
         """Rows a replayed UPDATE or DELETE did not find (the target had them not as the
         source had them)."""
         return self._batch.skipped_rows
+
+    @property
+    def loaded_rows(self) -> int:
+        """Rows inserted by LOAD DATA (the rest of ``rows`` went as statements)."""
+        return self._batch.loaded_rows
 
     # -- events ---------------------------------------------------------------------------
     def note(self, kind: int, data: bytes) -> None:
@@ -209,14 +225,20 @@ class RowApplier:
             return  # another database's rows
         target = self._target(mapped)
         try:
-            event = rows_event(kind, body, self._column_readers(mapped, target))
+            readers = self._column_readers(mapped, target)
+            loading = self._loading(mapped, target) if kind in WRITE_ROWS else None
+            event = rows_event(kind, body, readers) if loading is None else \
+                rows_event(kind, body, loading.readers, NULLS["load"])
         except UnsupportedColumn as exc:
             raise BinlogArchiveError(
                 f"A row event of {mapped.database}.{mapped.table} has a {exc} column, which "
                 "drkit cannot apply as SQL; nothing of this transaction was applied.",
                 "Restore to a time before it, or apply the rest with mysqlbinlog as a user "
                 "with BINLOG_ADMIN.") from None
-        if event.kind == "insert":
+        if loading is not None:  # the literals read only where the rows go as an INSERT
+            rowstatements.load(self._batch, target, event, loading.numbers,
+                               lambda: rows_event(kind, body, readers))
+        elif event.kind == "insert":
             rowstatements.insert(self._batch, target, event)
         elif event.kind == "delete":
             rowstatements.delete(self._batch, target, event)
@@ -235,6 +257,17 @@ class RowApplier:
         if mapped not in self._readers:
             self._readers[mapped] = column_readers(mapped, target.unsigned, target.binary)
         return self._readers[mapped]
+
+    def _loading(self, mapped: TableMap, target: TargetTable) -> _Loading | None:
+        """How ``mapped``'s inserted rows are read for LOAD DATA; None where they go as
+        INSERTs: the target refuses LOAD DATA LOCAL, a value has no field form, or a
+        savepoint would not undo the load (not InnoDB)."""
+        if mapped not in self._load_readers:
+            numbers = load_columns(mapped)
+            self._load_readers[mapped] = None if numbers is None or not self._loads or \
+                not target.transactional else \
+                _Loading(column_readers(mapped, target.unsigned, target.binary, "load"), numbers)
+        return self._load_readers[mapped]
 
     def _target(self, mapped: TableMap) -> TargetTable:
         key = (mapped.database, mapped.table)
@@ -259,6 +292,7 @@ class RowApplier:
         self._transactions.before_ddl()
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()
+        self._load_readers.clear()
         self._worker.submit(self._ddl(renamed, self.load_as.get(database), modes))
         self._mark_ddl()
 
@@ -367,6 +401,13 @@ class RowApplier:
 
     def _body(self, data: bytes) -> bytes:
         return data[HEADER:len(data) - self.checksum]
+
+
+class _Loading(NamedTuple):
+    """A table's inserted rows read as LOAD DATA fields."""
+
+    readers: tuple[Reader, ...]
+    numbers: tuple[bool, ...]  # load_columns(): the columns loaded as numbers
 
 
 @contextlib.contextmanager

@@ -16,6 +16,13 @@ one reader per column, chosen once per table (:func:`column_readers`), so the pe
 what the format needs and no more. Strings are written as MySQL's own client escapes them
 under ``NO_BACKSLASH_ESCAPES`` (only the quote is doubled), so the session that runs them
 must have that mode: :data:`SQL_MODE_FOR_LITERALS`.
+
+The same readers also write a value as a field of ``LOAD DATA`` text (``form="load"``,
+:data:`LOAD_FIELDS`): strings raw but for the escape character, the field and the line
+terminators, escaped; times unquoted; NULL as ``\\N``. A column whose value as a string
+would mean something else than as a number (BIT, ENUM, SET, YEAR) is read into a variable
+and given as a number (:func:`load_columns`); JSON (an expression, not a value) and
+GEOMETRY have no field form.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from drkit.binlog.jsonbinary import json_expression
 from drkit.binlog.values import UnsupportedColumn, decimal_size, decimal_text, packed_int
@@ -48,6 +56,13 @@ INT_SIZES = {TINY: 1, SHORT: 2, INT24: 3, LONG: 4, LONGLONG: 8}
 
 
 SQL_MODE_FOR_LITERALS = "NO_BACKSLASH_ESCAPES"
+Form = Literal["sql", "load"]  # a value as a SQL literal, or as a field of LOAD DATA text
+NULLS: dict[Form, bytes] = {"sql": b"NULL", "load": b"\\N"}
+# The LOAD DATA text the "load" form writes: tab between fields, newline after each row,
+# backslash escaping. In hexadecimal: the replay's session runs NO_BACKSLASH_ESCAPES, where
+# '\t' would be two characters.
+LOAD_FIELDS = (b"CHARACTER SET binary FIELDS TERMINATED BY X'09' ENCLOSED BY '' "
+               b"ESCAPED BY X'5C' LINES TERMINATED BY X'0A' STARTING BY ''")
 # Big-endian fields of the temporal types.
 _BIG_40 = struct.Struct(">BI").unpack_from
 _BIG_32 = struct.Struct(">I").unpack_from
@@ -99,9 +114,11 @@ def table_map(body: bytes) -> tuple[int, TableMap]:
     return table_id, TableMap(database, table, types, tuple(meta))
 
 
-def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...]) -> RowsEvent:
+def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...],
+               null: bytes = NULLS["sql"]) -> RowsEvent:
     """The row images of a WRITE/UPDATE/DELETE_ROWS event's bytes after the header, as
-    literals read by ``readers`` (one per column of the table, :func:`column_readers`)."""
+    literals read by ``readers`` (one per column of the table, :func:`column_readers`);
+    ``null`` stands for a NULL (:data:`NULLS` of the readers' form)."""
     offset = 8
     if kind in ROWS_V2:
         offset += struct.unpack("<H", body[offset:offset + 2])[0]
@@ -113,11 +130,11 @@ def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...]) -> RowsEvent
     if kind in UPDATE_ROWS:
         after_present = _bits(body[offset:offset + width], count)
         offset += width
-    read_image = _image_reader([readers[column] for column in present])
+    read_image = _image_reader([readers[column] for column in present], null)
     rows = []
     append, end = rows.append, len(body)
     if kind in UPDATE_ROWS:
-        read_after = _image_reader([readers[column] for column in after_present])
+        read_after = _image_reader([readers[column] for column in after_present], null)
         while offset < end:
             image, offset = read_image(body, offset)
             after, offset = read_after(body, offset)
@@ -134,7 +151,8 @@ def _bits(data: bytes, count: int) -> list[int]:
     return [i for i in range(count) if data[i // 8] >> (i % 8) & 1]
 
 
-def _image_reader(readers: list[Reader]) -> Callable[[bytes, int], tuple[tuple[bytes, ...], int]]:
+def _image_reader(readers: list[Reader],
+                  null: bytes) -> Callable[[bytes, int], tuple[tuple[bytes, ...], int]]:
     """Reads one row image (its NULL bitmap, then each value ``readers`` reads) at an
     offset: (literals, offset after it). Made once per event: the per-row work is the
     values' alone."""
@@ -153,7 +171,7 @@ def _image_reader(readers: list[Reader]) -> Callable[[bytes, int], tuple[tuple[b
             return tuple(values), offset
         for position, read_value in enumerate(readers):
             if nulls >> position & 1:
-                append(b"NULL")
+                append(null)
             else:
                 value, offset = read_value(body, offset)
                 append(value)
@@ -162,23 +180,37 @@ def _image_reader(readers: list[Reader]) -> Callable[[bytes, int], tuple[tuple[b
 
 
 def column_readers(table: TableMap, unsigned: tuple[bool, ...],
-                   binary: tuple[int, ...] | None = None) -> tuple[Reader, ...]:
+                   binary: tuple[int, ...] | None = None,
+                   form: Form = "sql") -> tuple[Reader, ...]:
     """One reader per column of ``table``; ``unsigned`` says which integer columns are
     (the binlog's MariaDB tables do not, the target does), ``binary`` the length of each
-    BINARY(n) column (0: another type). Raises UnsupportedColumn."""
+    BINARY(n) column (0: another type); ``form``: literals or LOAD DATA fields (only for a
+    table :func:`load_columns` accepts). Raises UnsupportedColumn."""
     readers = []
     for kind, meta, is_unsigned, length in zip(table.types, table.meta, unsigned,
                                                binary or (0,) * len(table.types), strict=True):
         if kind == STRING and meta >> 8 in (ENUM, SET):  # stored as their number
             readers.append(_number(meta & 0xFF, "little", False))
         elif kind == STRING and length:  # the image leaves out its trailing zero bytes
-            readers.append(_string(1 if length < 256 else 2, pad_to=length))
+            readers.append(_string(1 if length < 256 else 2, form, pad_to=length))
         elif kind in _READERS:
-            readers.append(_READERS[kind](meta, is_unsigned))
+            readers.append(_READERS[kind](meta, is_unsigned, form))
         else:
             names = {TIME: "TIME (the pre-5.6 format)", DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
             raise UnsupportedColumn(names.get(kind, f"type {kind}"))
     return tuple(readers)
+
+
+def load_columns(table: TableMap) -> tuple[bool, ...] | None:
+    """For each column of ``table``, whether LOAD DATA must take its field as a number
+    (through a variable: BIT, ENUM, SET and YEAR, whose string means another value); None
+    where a column has no field form (JSON, GEOMETRY) or no reader."""
+    numbers = []
+    for kind, meta in zip(table.types, table.meta, strict=True):
+        if kind not in _READERS or kind in (JSON, GEOMETRY):
+            return None
+        numbers.append(kind in (BIT, YEAR) or (kind == STRING and meta >> 8 in (ENUM, SET)))
+    return tuple(numbers)
 
 
 def _integer(size: int, unsigned: bool) -> Reader:
@@ -207,25 +239,39 @@ def _float(fmt: str) -> Reader:
     return read
 
 
-def _string(prefix: int, pad_to: int = 0) -> Reader:
-    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+def _string(prefix: int, form: Form, pad_to: int = 0) -> Reader:
+    def literal(data: bytes, offset: int) -> tuple[bytes, int]:
         start = offset + prefix
         end = start + int.from_bytes(data[offset:start], "little")
         value = data[start:end].ljust(pad_to, b"\0") if pad_to else data[start:end]
         return b"_binary'%b'" % value.replace(b"'", b"''"), end
-    return read
+
+    def field(data: bytes, offset: int) -> tuple[bytes, int]:
+        start = offset + prefix
+        end = start + int.from_bytes(data[offset:start], "little")
+        value = data[start:end].ljust(pad_to, b"\0") if pad_to else data[start:end]
+        # The escape character first: the escapes after it add backslashes of their own.
+        return value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n"), end
+    return literal if form == "sql" else field
 
 
-def _char(meta: int) -> Reader:
+def _char(meta: int, form: Form) -> Reader:
     # CHAR's length prefix is one byte below 256 bytes; the top bits of the length hide in
     # the first meta byte (MySQL's Field_string::do_save_field_metadata).
     maximum = (((meta >> 4) & 0x300) ^ 0x300) + (meta & 0xFF)
-    return _string(1 if maximum < 256 else 2)
+    return _string(1 if maximum < 256 else 2, form)
 
 
-def _quoted(size: int, text: Callable[[bytes, int], str]) -> Reader:
+def _quote(form: Form) -> bytes:
+    """What encloses a time's text: a literal's quote; nothing in a LOAD DATA field."""
+    return b"'" if form == "sql" else b""
+
+
+def _quoted(size: int, text: Callable[[bytes, int], str], form: Form) -> Reader:
+    quote = _quote(form)
+
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
-        return b"'" + text(data, offset).encode() + b"'", offset + size
+        return quote + text(data, offset).encode() + quote, offset + size
     return read
 
 
@@ -234,11 +280,15 @@ def _date(data: bytes, offset: int) -> str:
     return f"{value >> 9:04d}-{(value >> 5) & 15:02d}-{value & 31:02d}"
 
 
-def _datetime2(fsp: int) -> Reader:
+def _datetime2(fsp: int, form: Form) -> Reader:
     fraction, size = _fraction(fsp)
     width = 5 + size
+    quote = _quote(form)
     # The rows of one statement often hold the same few times (NOW() of a bulk INSERT, an
     # UPDATE's before and after): their literals are kept by their bytes, a few at a time.
+    # A load the target did not take reads its rows again on the statements' thread: each
+    # get and set of the dict is whole under the GIL, and a literal is the same whoever
+    # makes it.
     literals: dict[bytes, bytes] = {}
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
@@ -249,9 +299,9 @@ def _datetime2(fsp: int) -> Reader:
             value = (high << 32 | low) - 0x8000000000
             ymd, hms = value >> 17, value & 0x1FFFF
             year_month = ymd >> 5
-            literal = b"'%04d-%02d-%02d %02d:%02d:%02d.%06d'" % (
-                year_month // 13, year_month % 13, ymd & 31, hms >> 12, (hms >> 6) & 63,
-                hms & 63, fraction(data, offset + 5))
+            literal = b"%s%04d-%02d-%02d %02d:%02d:%02d.%06d%s" % (
+                quote, year_month // 13, year_month % 13, ymd & 31, hms >> 12,
+                (hms >> 6) & 63, hms & 63, fraction(data, offset + 5), quote)
             if len(literals) >= _KEPT_LITERALS:
                 literals.clear()
             literals[raw] = literal
@@ -259,15 +309,16 @@ def _datetime2(fsp: int) -> Reader:
     return read
 
 
-def _timestamp2(fsp: int) -> Reader:
+def _timestamp2(fsp: int, form: Form) -> Reader:
     fraction, size = _fraction(fsp)
+    quote = _quote(form)
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         seconds = _BIG_32(data, offset)[0]
         micro = fraction(data, offset + 4)
         if not seconds and not micro:
-            return b"'0000-00-00 00:00:00'", offset + 4 + size
-        return (b"'" + _utc(seconds).encode() + b".%06d'" % micro), offset + 4 + size
+            return quote + b"0000-00-00 00:00:00" + quote, offset + 4 + size
+        return quote + _utc(seconds).encode() + b".%06d" % micro + quote, offset + 4 + size
     return read
 
 
@@ -288,9 +339,10 @@ def _fraction(fsp: int) -> tuple[Callable[[bytes, int], int], int]:
     return (lambda data, offset: unpack(data, offset)[0] * scale), size
 
 
-def _time2(fsp: int) -> Reader:
+def _time2(fsp: int, form: Form) -> Reader:
     size = (fsp + 1) // 2
     width = 3 + size
+    quote = _quote(form)
 
     def read(data: bytes, offset: int) -> tuple[bytes, int]:
         raw = int.from_bytes(data[offset:offset + width], "big")
@@ -301,8 +353,9 @@ def _time2(fsp: int) -> Reader:
         fraction = value % (1 << (8 * size)) if size else 0
         whole = value >> (8 * size)
         micro = fraction * 10 ** (6 - 2 * size) if size else 0
-        return b"'%s%02d:%02d:%02d.%06d'" % (sign, (whole >> 12) % (1 << 10), (whole >> 6) % 64,
-                                            whole % 64, micro), offset + width
+        return b"%s%s%02d:%02d:%02d.%06d%s" % (
+            quote, sign, (whole >> 12) % (1 << 10), (whole >> 6) % 64, whole % 64, micro,
+            quote), offset + width
     return read
 
 
@@ -336,25 +389,28 @@ def _json(meta: int) -> Reader:
     return read
 
 
-_READERS: dict[int, Callable[[int, bool], Reader]] = {
-    **{kind: lambda meta, unsigned, size=size: _integer(size, unsigned)
+# Each column type's reader, made from its metadata, signedness and form. Numbers read the
+# same in both forms; JSON and GEOMETRY are read as literals only (load_columns).
+_READERS: dict[int, Callable[[int, bool, Form], Reader]] = {
+    **{kind: lambda meta, unsigned, form, size=size: _integer(size, unsigned)
        for kind, size in INT_SIZES.items()},
-    FLOAT: lambda meta, unsigned: _float("<f"),
-    DOUBLE: lambda meta, unsigned: _float("<d"),
-    NEWDECIMAL: lambda meta, unsigned: _decimal(meta >> 8, meta & 0xFF),
-    VARCHAR: lambda meta, unsigned: _string(1 if meta < 256 else 2),
-    VAR_STRING: lambda meta, unsigned: _string(1 if meta < 256 else 2),
-    STRING: lambda meta, unsigned: _char(meta),
-    **{kind: lambda meta, unsigned: _string(meta)
-       for kind in (BLOB, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, GEOMETRY)},
-    DATE: lambda meta, unsigned: _quoted(3, _date),
-    DATETIME2: lambda meta, unsigned: _datetime2(meta),
-    TIMESTAMP2: lambda meta, unsigned: _timestamp2(meta),
-    TIME2: lambda meta, unsigned: _time2(meta),
-    YEAR: lambda meta, unsigned: _year,
-    BIT: lambda meta, unsigned: _bit(meta),
-    TIMESTAMP: lambda meta, unsigned: _quoted(
-        4, lambda data, offset: _utc(int.from_bytes(data[offset:offset + 4], "little"))),
-    DATETIME: lambda meta, unsigned: _quoted(8, _datetime),
-    JSON: lambda meta, unsigned: _json(meta),
+    FLOAT: lambda meta, unsigned, form: _float("<f"),
+    DOUBLE: lambda meta, unsigned, form: _float("<d"),
+    NEWDECIMAL: lambda meta, unsigned, form: _decimal(meta >> 8, meta & 0xFF),
+    VARCHAR: lambda meta, unsigned, form: _string(1 if meta < 256 else 2, form),
+    VAR_STRING: lambda meta, unsigned, form: _string(1 if meta < 256 else 2, form),
+    STRING: lambda meta, unsigned, form: _char(meta, form),
+    **{kind: lambda meta, unsigned, form: _string(meta, form)
+       for kind in (BLOB, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB)},
+    GEOMETRY: lambda meta, unsigned, form: _string(meta, "sql"),
+    DATE: lambda meta, unsigned, form: _quoted(3, _date, form),
+    DATETIME2: lambda meta, unsigned, form: _datetime2(meta, form),
+    TIMESTAMP2: lambda meta, unsigned, form: _timestamp2(meta, form),
+    TIME2: lambda meta, unsigned, form: _time2(meta, form),
+    YEAR: lambda meta, unsigned, form: _year,
+    BIT: lambda meta, unsigned, form: _bit(meta),
+    TIMESTAMP: lambda meta, unsigned, form: _quoted(
+        4, lambda data, offset: _utc(int.from_bytes(data[offset:offset + 4], "little")), form),
+    DATETIME: lambda meta, unsigned, form: _quoted(8, _datetime, form),
+    JSON: lambda meta, unsigned, form: _json(meta),
 }

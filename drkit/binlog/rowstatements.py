@@ -1,11 +1,13 @@
 """Row events as statements, gathered in a :class:`StatementBatch`.
 
-Consecutive inserts into one table go as one multi-row INSERT, deletes by primary key as one
-DELETE ... IN. An UPDATE event's rows, by primary key, go many in one statement too: a row
-a statement each costs the target a statement's parse and execution per row, several times
-what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key stays, in a table with
-no other unique key and no ON UPDATE column, whose event has whole before images, go as one
-INSERT of their keys and new values that updates the rows it finds::
+Consecutive inserts into one table go as one multi-row INSERT (or, where the replay reads
+them as LOAD DATA text, :func:`load`, as one LOAD DATA: :mod:`drkit.binlog.batch`), deletes
+by primary key as one DELETE ... IN. An UPDATE event's rows, by primary key, go many in one
+statement too: a row a statement each costs the target a statement's parse and execution
+per row, several times what ``mysqlbinlog | mysql`` takes for a big UPDATE. Rows whose key
+stays, in a table with no other unique key and no ON UPDATE column, whose event has whole
+before images, go as one INSERT of their keys and new values that updates the rows it
+finds::
 
     INSERT INTO t (`id`, `at`) VALUES (7, 'x'), (8, 'y') ON DUPLICATE KEY UPDATE
     `at` = VALUES(`at`)
@@ -35,23 +37,51 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from drkit.binlog.batch import RowsStatement, StatementBatch
-from drkit.binlog.rowevents import RowsEvent
+from drkit.binlog.batch import LOAD_NAME, LoadStatement, RowsStatement, StatementBatch
+from drkit.binlog.rowevents import LOAD_FIELDS, RowsEvent
 from drkit.binlog.targettable import TargetTable
 
 
 def insert(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None:
     """Rows of consecutive inserts into one table go as one multi-row INSERT: a row event
     holds a few rows (about 8 KB), a round trip each would be the cost."""
+    batch.multirow(_insert_statement(target, event), _insert_rows(target, event))
+
+
+def load(batch: StatementBatch, target: TargetTable, event: RowsEvent,
+         numbers: tuple[bool, ...], literal: Callable[[], RowsEvent]) -> None:
+    """Rows of consecutive inserts into one table as LOAD DATA text: ``event`` read in the
+    "load" form (:data:`drkit.binlog.rowevents.LOAD_FIELDS`), ``numbers`` (of
+    :func:`drkit.binlog.rowevents.load_columns`) saying which columns go through a variable
+    as numbers; ``literal`` reads the event again as literals, for the INSERT the rows go
+    as where they are not loaded (:class:`StatementBatch`)."""
+    stored = [c for c in event.present if target.stored[c]]
+    # Fields of generated columns are read into a variable left unused.
+    fields = b", ".join(b"@drkit_%d" % c if numbers[c] or not target.stored[c] else
+                        target.quoted[c] for c in event.present)
+    numeric = b", ".join(b"%s = CAST(@drkit_%d AS UNSIGNED)" % (target.quoted[c], c)
+                         for c in stored if numbers[c])
+    statement = LoadStatement(
+        f"LOAD DATA LOCAL INFILE '{LOAD_NAME}' INTO TABLE {target.name} ".encode() +
+        LOAD_FIELDS + b" (" + fields + b")" + (b" SET " + numeric if numeric else b""),
+        _insert_statement(target, event))
+    batch.load(statement, [b"\t".join(image) + b"\n" for image, _ in event.rows],
+               lambda: _insert_rows(target, literal()))
+
+
+def _insert_statement(target: TargetTable, event: RowsEvent) -> RowsStatement:
+    names = b", ".join(target.quoted[c] for c in event.present if target.stored[c])
+    return RowsStatement(f"INSERT INTO {target.name} (".encode() + names + b") VALUES ")
+
+
+def _insert_rows(target: TargetTable, event: RowsEvent) -> list[bytes]:
     stored = [i for i, c in enumerate(event.present) if target.stored[c]]
-    names = b", ".join(target.quoted[event.present[i]] for i in stored)
     values = operator.itemgetter(*stored) if len(stored) > 1 else \
         (lambda image: (image[stored[0]],))
-    batch.multirow(
-        RowsStatement(f"INSERT INTO {target.name} (".encode() + names + b") VALUES "),
-        [b"(" + b", ".join(values(image)) + b")" for image, _ in event.rows])
+    return [b"(" + b", ".join(values(image)) + b")" for image, _ in event.rows]
 
 
 def delete(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None:

@@ -1,5 +1,5 @@
 """A replayed table as the target has it: its columns in the row image's order, which of
-them are stored, unsigned or in a unique key, and its primary key."""
+them are stored, unsigned or in a unique key, its primary key and its engine's kind."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class TargetTable:
     integer_key: bool  # every primary key column an integer (compared as numbers, no collation)
     unique: tuple[bool, ...]  # in a unique key other than the primary key
     self_referencing: bool  # a foreign key to itself: its rows' order of deletion matters
+    transactional: bool  # InnoDB: a savepoint undoes a statement's rows
 
 
 def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable:
@@ -55,6 +56,9 @@ def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable
         "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND "
         "TABLE_NAME = %s AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'", (database, rows[0][4]))
     unique = {row[0].lower() for row in cursor.fetchall()}
+    cursor.execute("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                   "TABLE_NAME = %s", (database, rows[0][4]))
+    engine = cursor.fetchone()
     key = tuple(i for i, r in enumerate(rows) if r[3] == "PRI")
     return TargetTable(
         name=f"{quote_name(database)}.{quote_name(rows[0][4])}",
@@ -67,4 +71,5 @@ def target_table(cursor: Cursor, database: str, mapped: TableMap) -> TargetTable
         key=key,
         integer_key=bool(key) and all(rows[i][5].lower() in _INTEGERS for i in key),
         unique=tuple(r[0].lower() in unique for r in rows),
-        self_referencing=self_referencing)
+        self_referencing=self_referencing,
+        transactional=bool(engine) and (engine[0] or "").lower() == "innodb")

@@ -116,10 +116,12 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
 Connection = pymysql.Connection
 
 
-def connect(server: Server, database: str | None = None, **kwargs) -> Connection:
-    """Open a connection, turning the usual failures into one sentence with the fix."""
+def connect(server: Server, database: str | None = None, *,
+            connection_class: type[Connection] = Connection, **kwargs) -> Connection:
+    """Open a connection (a ``connection_class``, pymysql's by default), turning the usual
+    failures into one sentence with the fix."""
     try:
-        return pymysql.connect(
+        return connection_class(
             host=server.host,
             port=server.port,
             user=server.user,

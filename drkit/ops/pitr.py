@@ -74,6 +74,7 @@ class ReplayResult:
     # compares with the archive's end to know the copy lacks nothing. None when TIME stopped it.
     archive_end: dict[str, Any] | None
     events_per_second: int
+    loaded_rows: int = 0  # of ``rows``, inserted by LOAD DATA (drkit.binlog.batch)
 
 
 def reached_by(replay: ReplayResult | None) -> str:
@@ -247,7 +248,8 @@ def _replay_files(plan: ReplayPlan, files: list[ArchivedFile], server: Server,
         events=replaying.events, rows=replaying.applier.rows,
         skipped_rows=replaying.applier.skipped_rows, replay_seconds=round(seconds, 3),
         archive_end=None if stopped else archive_end(files),
-        events_per_second=round(replaying.events / max(seconds, 1e-6)))
+        events_per_second=round(replaying.events / max(seconds, 1e-6)),
+        loaded_rows=replaying.applier.loaded_rows)
     log_event("restore.replayed", f"Replayed {result.transactions} transactions ({result.rows} "
               f"rows) up to {result.reached} in {duration(seconds)}", **asdict(result))
     return result
