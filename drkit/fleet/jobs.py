@@ -42,8 +42,8 @@ def run_fleet_job(fleet: Fleet, kind: str, members: list[str] | None = None,
 
     def worker() -> None:
         # An instance per worker thread, made and closed in it (its in-memory SQLite
-        # storage belongs to that thread), for every run the thread takes: making one
-        # is most of what Dagster adds to a run.
+        # storage belongs to that thread), for every run the thread takes: made once per
+        # thread, not once per member.
         with dg.DagsterInstance.ephemeral() as instance:
             while True:
                 try:
