@@ -16,8 +16,10 @@ interleaved and REPEAT times each (median reported):
                      once, beforehand)
 
 A backup's own time varies by seconds on a shared machine, more than the fleet adds; so each
-process's time outside its runbook (wall less run.json's duration) is compared too, and the
-parts the fleet adds are timed alone (REPEAT x 3 each, median):
+process's time outside its runbook (wall less run.json's duration) is compared too, and its
+CPU time (user and system, with every process it waited for: the kernel, the dumps), which
+other load on the machine changes far less than wall time. The parts the fleet adds are
+timed alone (REPEAT x 3 each, median):
 
 - dagster per run:   run_fleet_job() with the member's step a no-op (Dagster's ephemeral
                      instance, the in-process run, its events read back)
@@ -34,7 +36,9 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,13 +85,15 @@ def main() -> None:
     # A process's wall time less its runbook's own (run.json's duration): the same
     # backup's time varies by seconds here, what surrounds it much less.
     outside: dict[str, list[float]] = {"drkit run": [], "drkit fleet run": []}
+    cpu: dict[str, list[float]] = {"drkit run": [], "drkit fleet run": []}
     audit = member.settings.backup.state_dir / "audit"
     for _ in range(args.repeat):
         for name, command in (("drkit run", [DRKIT, "run", "nightly-backup"]),
                               ("drkit fleet run", [DRKIT, "fleet", "run", "backup", "--member",
                                                    "bench", "--fleet", str(fleet_path)])):
-            wall = run(command, env)[0]
+            wall, cpu_seconds = _timed(command, env)
             timings[name].append(wall)
+            cpu[name].append(cpu_seconds)
             outside[name].append(wall - _newest_run_seconds(audit))
         start = time.perf_counter()
         assert run_runbook(member.settings, member.config, RunRequest(runbook)).exit_code == 0
@@ -104,13 +110,21 @@ def main() -> None:
                   "process_outside_the_runbook": round(
                       statistics.median(outside["drkit fleet run"])
                       - statistics.median(outside["drkit run"]), 2),
+                  "process_cpu": round(statistics.median(cpu["drkit fleet run"])
+                                       - statistics.median(cpu["drkit run"]), 2),
+                  # the median of each interleaved pair's difference: a slow moment of
+                  # the machine falls on both runs of a pair
+                  "paired": {"process": _paired(timings), "outside_the_runbook":
+                             _paired(outside), "process_cpu": _paired(cpu)},
                   "in_process": round(medians["fleet in-process"]
                                       - medians["runbook in-process"], 2),
                   **parts, "sum_of_parts": round(sum(parts.values()), 2)},
               "all_seconds": {name: [round(v, 2) for v in values]
                               for name, values in timings.items()},
               "outside_the_runbook_seconds": {name: [round(v, 2) for v in values]
-                                              for name, values in outside.items()}}
+                                              for name, values in outside.items()},
+              "process_cpu_seconds": {name: [round(v, 2) for v in values]
+                                      for name, values in cpu.items()}}
     print(json.dumps(report, indent=2))
     (OUT / "fleet_bench.json").write_text(json.dumps(report, indent=2) + "\n")
 
@@ -146,6 +160,26 @@ def fleet_parts(fleet, definitions, repeat: int) -> dict[str, float]:
         locks[kind] = _median(hold, repeat)
     return {"dagster_per_run": round(dagster, 2), "dagster_import": round(imports, 2),
             "blob_lock": round(locks["blob"] - locks["local"], 3)}
+
+
+def _paired(seconds: dict[str, list[float]]) -> float:
+    """The median of fleet run less drkit run, pair by interleaved pair."""
+    return round(statistics.median(fleet - alone for fleet, alone in zip(
+        seconds["drkit fleet run"], seconds["drkit run"], strict=True)), 2)
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user and system, the process and every descendant it
+    waited for) of one command, which must succeed."""
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{command[:3]} failed: {stderr.read().decode()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def _newest_run_seconds(audit: Path) -> float:

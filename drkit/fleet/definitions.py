@@ -33,7 +33,9 @@ SOURCE_TAG = "drkit/source"
 # coordinator's, by SOURCE_TAG (a pool is an asset's, and one asset spans every source).
 POOL = "drkit"
 RPO_CHECK_CRON = "*/15 * * * *"  # how often every member's recovery point is looked at
-_CHECKS = {"backup": ("verified", "the backup run read its backup back and it matched"),
+_CHECKS = {"backup": ("verified", "the catalog holds the run's backup verified (read back in "
+                                  "full; the backup side's ciphertext check is not)"),
+           "verify": ("verified", "the catalog holds the newest backup verified"),
            "drill": ("proof", "the drill restored the backup and proved it table by table")}
 
 
@@ -101,15 +103,33 @@ def _metadata(outcome: StepOutcome) -> dict[str, dg.MetadataValue]:
 
 
 def _check_results(kind: str, outcome: StepOutcome) -> list[dg.AssetCheckResult]:
-    if kind == "backup":
-        verified = outcome.results.get("verified")
-        return [dg.AssetCheckResult(check_name="verified", passed=verified == "ok",
-                                    metadata={"verified": str(verified)})]
+    if kind in ("backup", "verify"):
+        return [verified_check(outcome.verified)]
     if kind == "drill":
         proof = outcome.results.get("proof")
         return [dg.AssetCheckResult(check_name="proof", passed=proof == "passed",
                                     metadata={"proof": str(proof)})]
     return []
+
+
+def verified_check(verified: str | None) -> dg.AssetCheckResult:
+    """The ``verified`` check from the catalog's outcome of the step's backup: passed when
+    it is verified ("ok"); a backup only checked as ciphertext (the backup side, no
+    identity) is a warning until the Azure side reads it back."""
+    from drkit.azure.catalog import CIPHERTEXT_OK  # the Azure SDK: not at the location's load
+
+    if verified == CIPHERTEXT_OK:
+        return dg.AssetCheckResult(
+            check_name="verified", passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description="checked as ciphertext on the backup side (size, sha256): not "
+                        "verified until the Azure side reads it back (verify, drill)",
+            metadata={"verified": verified})
+    return dg.AssetCheckResult(
+        check_name="verified", passed=verified == "ok",
+        description=None if verified == "ok" else
+        "its verification could not be read" if verified is None else
+        f"the catalog holds it {verified}",
+        metadata={"verified": str(verified)})
 
 
 def _rpo_check(fleet: Fleet) -> dg.AssetChecksDefinition:
@@ -132,11 +152,10 @@ def _rpo_check(fleet: Fleet) -> dg.AssetChecksDefinition:
 def _schedules(fleet: Fleet, jobs: dict[str, dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
     """One schedule per (kind, cron), asking for a run per member on that cron."""
     by_cron: dict[tuple[str, str], list[str]] = defaultdict(list)
-    defaults = _DefaultSchedules()
+    crons = _MemberCrons()
     for name, member in sorted(fleet.members.items()):
         for kind, runbook in RUNBOOKS.items():
-            cron = member.schedules.get(runbook) or defaults.of(member, runbook)
-            if cron:
+            if cron := crons.of(member, runbook):
                 by_cron[(kind, cron)].append(name)
     schedules = []
     for number, ((kind, cron), members) in enumerate(sorted(by_cron.items())):
@@ -145,16 +164,19 @@ def _schedules(fleet: Fleet, jobs: dict[str, dg.JobDefinition]) -> list[dg.Sched
     return schedules
 
 
-class _DefaultSchedules:
-    """A member's cron for a runbook when fleet.yaml gives none: the runbook's for the
-    member's environment (the seed's defaults), each runbook read once per folder."""
+class _MemberCrons:
+    """A member's cron for a runbook, as ``drkit schedule`` would write it for the member's
+    config: none when the runbook is not its side's (the backup side's members schedule the
+    nightly, the Azure side's the drill, a config of both sides all of them); else the
+    member's own from fleet.yaml, else the runbook's for the member's environment (the
+    seed's defaults). Each runbook is read once per folder."""
 
     def __init__(self) -> None:
         self._runbooks: dict[tuple[str, tuple], Runbook] = {}
 
     def of(self, member: Member, runbook_name: str) -> str | None:
         try:
-            environment, folders = member.runbook_context()
+            environment, side, folders = member.runbook_context()
         except DrkitError as error:  # one broken member never stops the code location
             log_event("fleet.member_unscheduled", f"{member.config}: not scheduled: {error}",
                       logging.WARNING)
@@ -162,8 +184,15 @@ class _DefaultSchedules:
         key = (runbook_name, tuple(folders))
         if key not in self._runbooks:
             self._runbooks[key] = load_runbook(runbook_name, folders)
-        run = self._runbooks[key].environments.get(environment)
-        return run.schedule if run else None
+        runbook = self._runbooks[key]
+        if not runbook.runs_on(side):
+            if runbook_name in member.schedules:
+                log_event("fleet.schedule_ignored", f"{member.config}: its {runbook_name} "
+                          f"schedule is ignored: the runbook runs on the {runbook.side} side "
+                          f"and the member is the {side} side's", logging.WARNING)
+            return None
+        run = runbook.environments.get(environment)
+        return member.schedules.get(runbook_name) or (run.schedule if run else None)
 
 
 def _schedule(fleet: Fleet, name: str, cron: str, job: dg.JobDefinition,

@@ -26,12 +26,12 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from drkit.config import Settings, describe_errors, load_settings
+from drkit.config import Settings, Side, describe_errors, load_settings
 from drkit.errors import ConfigError
 from drkit.runbooks.runbook import runbook_dirs
 
@@ -80,6 +80,15 @@ class Limits(_Strict):
     retry: Retry = Retry()
 
 
+class RunbookContext(NamedTuple):
+    """What a member's runbook schedules depend on: its environment (which cron), its side
+    (which runbooks it schedules, as ``drkit schedule`` does) and its runbook folders."""
+
+    environment: str
+    side: Side
+    folders: list[Path]
+
+
 class Member(_Strict):
     config: Path
     schedules: dict[str, Annotated[str, AfterValidator(_cron)]] = {}
@@ -92,22 +101,30 @@ class Member(_Strict):
         """The member's drkit config, read on first use."""
         return load_settings(self.config, named_in=self._entry)
 
-    def runbook_context(self) -> tuple[str, list[Path]]:
-        """The member's environment and runbook folders (what its runbooks' schedules depend
-        on). Dagster's definitions ask it of every member at load, so a config that sets no
-        runbook folder is only parsed for its environment (libyaml), not loaded: a tenth of
-        the time (issue 28: 500 members under 5 s)."""
+    def runbook_context(self) -> RunbookContext:
+        """The member's environment, side and runbook folders. Dagster's definitions ask it
+        of every member at load, so a config that sets no runbook folder is only parsed for
+        those two fields (libyaml), not loaded: a tenth of the time (issue 28: 500 members
+        under 5 s)."""
         if "settings" in self.__dict__ or os.environ.get("DRKIT_RUNBOOKS"):
-            return self.settings.environment, runbook_dirs(self.settings)
+            return self._context_from_settings()
         try:
             data = yaml.load(self.config.read_text(), Loader=_LOADER)
         except (OSError, yaml.YAMLError):
             data = None
         if not isinstance(data, dict) or data.get("runbooks") is not None:
-            return self.settings.environment, runbook_dirs(self.settings)  # its own errors
+            return self._context_from_settings()  # its own errors
+        fields = Settings.model_fields
         environment = os.environ.get("DRKIT_ENVIRONMENT") or data.get("environment") \
-            or Settings.model_fields["environment"].default
-        return str(environment), runbook_dirs(None)
+            or fields["environment"].default
+        side = os.environ.get("DRKIT_SIDE") or data.get("side") or fields["side"].default
+        if side not in get_args(Side):
+            return self._context_from_settings()  # its own error, naming the field
+        return RunbookContext(str(environment), side, runbook_dirs(None))
+
+    def _context_from_settings(self) -> RunbookContext:
+        settings = self.settings
+        return RunbookContext(settings.environment, settings.side, runbook_dirs(settings))
 
     def source_key(self) -> str:
         """Which server the member's dumps and restores hit: ``host:port`` of its source."""
@@ -130,6 +147,11 @@ class Fleet(_Strict):
         except KeyError:
             raise ConfigError(f"The fleet {self._path} has no member {name!r}.",
                               f"Use one of: {', '.join(sorted(self.members))}.") from None
+
+    def subset(self, names: list[str]) -> Fleet:
+        """This fleet with only the members ``names`` (its limits, its path)."""
+        return self.model_copy(update={"members": {name: self.member(name)
+                                                   for name in names}})
 
     def rpo(self, name: str) -> timedelta | None:
         minutes = self.members[name].objectives.rpo_minutes

@@ -10,12 +10,14 @@ corrupt backup, a failed proof, a refused consent, a bad config.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from drkit.console import log_event
 from drkit.errors import DrkitError
 from drkit.exitstatus import ExitStatus
-from drkit.fleet.description import RUNBOOKS, Fleet
+from drkit.fleet.description import RUNBOOKS, Fleet, Member
 from drkit.fleet.limits import source_slot
 
 TRANSIENT = frozenset({ExitStatus.SECRET_STORE_UNREACHABLE, ExitStatus.SERVER_UNREACHABLE,
@@ -34,6 +36,9 @@ class StepOutcome:
     record_url: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)  # the run's numeric results
     results: dict[str, Any] = field(default_factory=dict)  # the run's results, all of them
+    # The catalog's verification outcome of the backup the step wrote or read back
+    # (BackupEntry.verified): only "ok" is verified, not the backup side's "ciphertext-ok".
+    verified: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,11 +75,13 @@ def _runbook(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
     run_file = outcome.record / "run.json"
     results = json.loads(run_file.read_text()).get("results") or {} if run_file.exists() \
         else {}
+    backup = results.get("backup") if kind == "backup" and outcome.exit_code == 0 else None
     return StepOutcome(member_name, kind, outcome.exit_code, outcome.message,
                        run_id=outcome.run_id, record=str(outcome.record),
                        record_url=outcome.record_url, results=results,
                        figures={k: v for k, v in results.items()
-                                if isinstance(v, int | float) and not isinstance(v, bool)})
+                                if isinstance(v, int | float) and not isinstance(v, bool)},
+                       verified=catalog_verification(member, backup) if backup else None)
 
 
 def _verify(fleet: Fleet, member_name: str) -> StepOutcome:
@@ -82,10 +89,27 @@ def _verify(fleet: Fleet, member_name: str) -> StepOutcome:
     from drkit.azure.catalog import Catalog
     from drkit.ops.verify import verify_backup
 
-    store = BackupStore.from_settings(fleet.member(member_name).settings)
+    member = fleet.member(member_name)
+    store = BackupStore.from_settings(member.settings)
     result = verify_backup(store, Catalog(store).select("latest"))
     data = result.as_dict()
     return StepOutcome(member_name, "verify", ExitStatus.OK, f"{data['backup']}: ok",
                        results=data, figures={k: v for k, v in data.items()
                                               if isinstance(v, int | float)
-                                              and not isinstance(v, bool)})
+                                              and not isinstance(v, bool)},
+                       verified=catalog_verification(member, data["backup"]))
+
+
+def catalog_verification(member: Member, backup: str) -> str | None:
+    """How the catalog holds ``backup`` verified (``BackupEntry.verified``), read after the
+    step recorded it; None when the storage cannot be read now (the step itself stands, its
+    check does not pass)."""
+    from drkit.azure.blobstore import BackupStore
+    from drkit.azure.catalog import Catalog
+
+    try:
+        return Catalog(BackupStore.from_settings(member.settings)).select(backup).verified
+    except DrkitError as error:
+        log_event("fleet.verification_unread", f"{backup}: its verification could not be "
+                  f"read: {error}", logging.WARNING)
+        return None

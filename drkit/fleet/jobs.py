@@ -4,6 +4,7 @@ run per member, ``global_concurrency`` of them at once; the per-source slots
 
 from __future__ import annotations
 
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -29,22 +30,40 @@ class PartitionResult:
 
 def run_fleet_job(fleet: Fleet, kind: str, members: list[str] | None = None,
                   definitions: dg.Definitions | None = None) -> list[PartitionResult]:
-    """Run ``kind``'s job for ``members`` (default: all), in name order of the result."""
-    job = (definitions or build_definitions(fleet)).resolve_job_def(f"{kind}_job")
+    """Run ``kind``'s job for ``members`` (default: all), in name order of the result.
+    Without ``definitions``, only those members' are built (one member's: not 500's)."""
     names = sorted(members or fleet.members)
-    with ThreadPoolExecutor(max_workers=fleet.fleet.global_concurrency,
-                            thread_name_prefix="drkit-fleet") as pool:
-        return list(pool.map(lambda name: _run_partition(job, name), names))
+    job = (definitions or build_definitions(fleet.subset(names))).resolve_job_def(
+        f"{kind}_job")
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        pending.put(name)
+    results: dict[str, PartitionResult] = {}
+
+    def worker() -> None:
+        # An instance per worker thread, made and closed in it (its in-memory SQLite
+        # storage belongs to that thread), for every run the thread takes: made once per
+        # thread, not once per member.
+        with dg.DagsterInstance.ephemeral() as instance:
+            while True:
+                try:
+                    name = pending.get_nowait()
+                except queue.Empty:
+                    return
+                results[name] = _run_partition(job, name, instance)
+
+    workers = min(fleet.fleet.global_concurrency, len(names))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drkit-fleet") as pool:
+        for started in [pool.submit(worker) for _ in range(workers)]:
+            started.result()
+    return [results[name] for name in names]
 
 
-def _run_partition(job: dg.JobDefinition, member: str) -> PartitionResult:
-    # An instance per run, closed in the thread that made it (its in-memory SQLite
-    # storage belongs to that thread).
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(partition_key=member, raise_on_error=False,
-                                        instance=instance)
-        events = result.all_events
-        success = result.success
+def _run_partition(job: dg.JobDefinition, member: str,
+                   instance: dg.DagsterInstance) -> PartitionResult:
+    result = job.execute_in_process(partition_key=member, raise_on_error=False,
+                                    instance=instance)
+    events, success = result.all_events, result.success
     attempts = 1 + sum(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in events)
     metadata = {}
     for event in events:

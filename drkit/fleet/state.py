@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drkit.errors import DrkitError
+from drkit.errors import BackupNotFoundError, DrkitError
 from drkit.fleet.description import Fleet, Member
 
 OK, BREACHED, UNKNOWN = "ok", "breached", "unknown"
@@ -85,15 +85,17 @@ def _read_backups(state: MemberState, settings, now: datetime) -> None:
     from drkit.azure.blobstore import BackupStore
     from drkit.azure.catalog import Catalog
 
-    entries = Catalog(BackupStore.from_settings(settings)).entries()
-    verified = [e for e in entries if e.verified == "ok"]
+    catalog = Catalog(BackupStore.from_settings(settings))
+    entries = catalog.entries()
     if entries:
         state.newest_backup = entries[-1].name.rsplit("/", 1)[-1]
         state.newest_backup_age_seconds = round((now - entries[-1].taken_at).total_seconds())
-    if verified:
-        state.newest_verified = verified[-1].name.rsplit("/", 1)[-1]
-        state.newest_verified_age_seconds = round(
-            (now - verified[-1].taken_at).total_seconds())
+    try:  # the catalog's own notion of verified (the backup side's ciphertext check is not)
+        verified = catalog.select("latest-verified", entries)
+    except BackupNotFoundError:
+        return
+    state.newest_verified = verified.name.rsplit("/", 1)[-1]
+    state.newest_verified_age_seconds = round((now - verified.taken_at).total_seconds())
 
 
 def _read_archive_lag(state: MemberState, settings, now: datetime) -> None:
