@@ -150,6 +150,7 @@ def test_a_corrupt_backup_fails_its_verify_once_without_retries(
     [corrupt] = json.loads(result.stdout)["partitions"]
     assert (corrupt["member"], corrupt["ok"], corrupt["attempts"]) == ("fleet_a", False, 1)
     assert corrupt["exit_code"] == ExitStatus.CHECKSUM_MISMATCH, corrupt
+    assert corrupt["run_id"] and corrupt["record_url"]  # the verify-backup runbook's record
 
 
 def test_a_stale_member_fails_the_rpo_check(two_sources, tmp_path):

@@ -46,10 +46,15 @@ def _scheduled(fleet) -> dict[tuple[str, str], list[str]]:
 def test_each_member_schedules_its_own_sides_runbooks(tmp_path):
     fleet = load_fleet(write_sided_fleet(tmp_path, {"aws": "backup", "dr": "azure",
                                                     "one": "both", "seed": None}))
-    # prod's seed crons: the nightly at 03:00 on the backup side's members, the drill on
-    # Mondays on the Azure side's; a config of both sides (the default) has both
+    # prod's seed crons: the nightly at 03:00 on the backup side's members, its read-back at
+    # 03:30 and the drill on Mondays on the Azure side's; a config of both sides has all
     assert _scheduled(fleet) == {("backup_job", "0 3 * * *"): ["aws", "one", "seed"],
+                                 ("verify_job", "30 3 * * *"): ["dr", "one", "seed"],
                                  ("drill_job", "0 5 * * 1"): ["dr", "one", "seed"]}
+    # drkit fleet run's default members: those of the side that runs the job
+    assert fleet.members_running("backup") == ["aws", "one", "seed"]
+    assert fleet.members_running("verify") == fleet.members_running("drill") == \
+        ["dr", "one", "seed"]
 
 
 def test_a_members_own_cron_for_the_other_sides_runbook_is_not_scheduled(tmp_path):
@@ -58,13 +63,15 @@ def test_a_members_own_cron_for_the_other_sides_runbook_is_not_scheduled(tmp_pat
                                       "nightly-backup": "0 2 * * *"}
     fleet.members["dr"].schedules = {"nightly-backup": "0 4 * * *"}
     assert _scheduled(fleet) == {("backup_job", "0 2 * * *"): ["aws"],
+                                 ("verify_job", "30 3 * * *"): ["dr"],
                                  ("drill_job", "0 5 * * 1"): ["dr"]}
 
 
 def test_the_side_from_the_environment_wins_as_for_drkit_schedule(tmp_path, monkeypatch):
     monkeypatch.setenv("DRKIT_SIDE", "azure")
     fleet = load_fleet(write_sided_fleet(tmp_path, {"aws": "backup"}))
-    assert _scheduled(fleet) == {("drill_job", "0 5 * * 1"): ["aws"]}
+    assert _scheduled(fleet) == {("verify_job", "30 3 * * *"): ["aws"],
+                                 ("drill_job", "0 5 * * 1"): ["aws"]}
 
 
 def _check_evaluation(tmp_path, monkeypatch, kind: str, verified: str | None):

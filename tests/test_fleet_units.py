@@ -152,7 +152,8 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_schedules(tmp_path):
     assert not {"rpo", "archive_lag"} & backup_checks
     # prod's seed schedules, with m001's own backup cron beside them
     schedules = {s.cron_schedule: s for s in repository.schedule_defs}
-    assert set(schedules) == {"0 2 * * *", "0 3 * * *", "0 5 * * 1", "*/15 * * * *"}
+    assert set(schedules) == {"0 2 * * *", "0 3 * * *", "30 3 * * *", "0 5 * * 1",
+                              "*/15 * * * *"}
     context = build_schedule_context(scheduled_execution_time=datetime(2026, 1, 1, 3, tzinfo=UTC),
                                      repository_def=repository)
     requests = list(schedules["0 3 * * *"].evaluate_tick(context).run_requests)

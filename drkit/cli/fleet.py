@@ -58,13 +58,14 @@ def fleet_show(context: Context, fleet_path: str | None, offline: bool, as_json:
 @click.argument("kind", type=click.Choice(["backup", "verify", "drill"]))
 @_fleet_option
 @click.option("--member", "members", multiple=True, metavar="M",
-              help="Only this member (repeatable; default: all).")
+              help="Only this member (repeatable; default: all of the side that runs KIND).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
 def fleet_run(context: Context, kind: str, fleet_path: str | None, members: tuple[str, ...],
               as_json: bool) -> None:
     """Run the fleet's KIND job in this process (Dagster's execute_in_process), a partition
     per member, with the per-source limit and the retries; exit 40 naming failed members."""
+    from drkit.errors import ConfigError
     from drkit.exitstatus import ExitStatus
     from drkit.fleet.description import load_fleet
     from drkit.programs import require_extra
@@ -75,7 +76,12 @@ def fleet_run(context: Context, kind: str, fleet_path: str | None, members: tupl
     fleet_description = load_fleet(fleet_path)
     for name in members:
         fleet_description.member(name)  # an unknown member fails before anything runs
-    results = run_fleet_job(fleet_description, kind, list(members) or None)
+    names = list(members) or fleet_description.members_running(kind)
+    if not names:
+        raise ConfigError(f"No member of the fleet {fleet_description.path} runs {kind}: "
+                          "each is a config of the other side.",
+                          f"Run it where the {kind} runs, with that side's fleet.")
+    results = run_fleet_job(fleet_description, kind, names)
     failed = [r.member for r in results if not r.ok]
     if as_json:
         context.env.print_json({"ok": not failed, "kind": kind,

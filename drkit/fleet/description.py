@@ -33,14 +33,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from drkit.config import Settings, Side, describe_errors, load_settings
 from drkit.errors import ConfigError
-from drkit.runbooks.runbook import runbook_dirs
+from drkit.runbooks.runbook import load_runbook, runbook_dirs
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FLEET_ENV = "DRKIT_FLEET"
 # A member's name is a Dagster partition key and part of lock and log file names.
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-# What a fleet's asset kind runs: the runbook of that name (verify runs in process).
-RUNBOOKS = {"backup": "nightly-backup", "drill": "restore-drill"}
+# What a fleet's asset kind runs: the runbook of that name, as ``drkit run`` does.
+RUNBOOKS = {"backup": "nightly-backup", "verify": "verify-backup", "drill": "restore-drill"}
 
 
 def _cron(schedule: str) -> str:
@@ -152,6 +152,16 @@ class Fleet(_Strict):
         """This fleet with only the members ``names`` (its limits, its path)."""
         return self.model_copy(update={"members": {name: self.member(name)
                                                    for name in names}})
+
+    def members_running(self, kind: str) -> list[str]:
+        """The members whose side runs ``kind``'s runbook, as ``drkit schedule`` decides
+        (``drkit fleet run``'s default: the backup side dumps, the Azure side reads back)."""
+        running = []
+        for name, member in sorted(self.members.items()):
+            _, side, folders = member.runbook_context()
+            if load_runbook(RUNBOOKS[kind], folders).runs_on(side):
+                running.append(name)
+        return running
 
     def rpo(self, name: str) -> timedelta | None:
         minutes = self.members[name].objectives.rpo_minutes

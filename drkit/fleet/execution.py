@@ -1,6 +1,6 @@
-"""One fleet step for one member, without Dagster: hold a slot of the member's source, run
-the runbook as ``drkit run`` does (or verify its newest backup as ``drkit verify`` does), and
-say how it went, with whether a retry may help.
+"""One fleet step for one member, without Dagster: hold a slot of the member's source (a
+verify reads only the storage: none), run the kind's runbook as ``drkit run`` does, and say
+how it went, with whether a retry may help.
 
 Only failures of reach are retried: the server, the storage or the secret store not
 answering, another run holding the database's lock. What a retry cannot change never is: a
@@ -55,7 +55,7 @@ def run_step(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
     member = fleet.member(member_name)
     try:
         if kind == "verify":
-            return _verify(fleet, member_name)
+            return _runbook(fleet, member_name, kind)
         with source_slot(fleet.fleet.state_dir, member.source_key(),
                          fleet.fleet.per_source_concurrency):
             return _runbook(fleet, member_name, kind)
@@ -75,29 +75,14 @@ def _runbook(fleet: Fleet, member_name: str, kind: str) -> StepOutcome:
     run_file = outcome.record / "run.json"
     results = json.loads(run_file.read_text()).get("results") or {} if run_file.exists() \
         else {}
-    backup = results.get("backup") if kind == "backup" and outcome.exit_code == 0 else None
+    backup = results.get("backup") if kind in ("backup", "verify") and outcome.exit_code == 0 \
+        else None
     return StepOutcome(member_name, kind, outcome.exit_code, outcome.message,
                        run_id=outcome.run_id, record=str(outcome.record),
                        record_url=outcome.record_url, results=results,
                        figures={k: v for k, v in results.items()
                                 if isinstance(v, int | float) and not isinstance(v, bool)},
                        verified=catalog_verification(member, backup) if backup else None)
-
-
-def _verify(fleet: Fleet, member_name: str) -> StepOutcome:
-    from drkit.azure.blobstore import BackupStore
-    from drkit.azure.catalog import Catalog
-    from drkit.ops.verify import verify_backup
-
-    member = fleet.member(member_name)
-    store = BackupStore.from_settings(member.settings)
-    result = verify_backup(store, Catalog(store).select("latest"))
-    data = result.as_dict()
-    return StepOutcome(member_name, "verify", ExitStatus.OK, f"{data['backup']}: ok",
-                       results=data, figures={k: v for k, v in data.items()
-                                              if isinstance(v, int | float)
-                                              and not isinstance(v, bool)},
-                       verified=catalog_verification(member, data["backup"]))
 
 
 def catalog_verification(member: Member, backup: str) -> str | None:

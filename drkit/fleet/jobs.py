@@ -21,7 +21,7 @@ class PartitionResult:
     attempts: int
     message: str
     exit_code: int | None = None  # drkit's, of the last attempt (None: a drkit bug)
-    run_id: str | None = None  # the audit record of the last attempt (backup, drill)
+    run_id: str | None = None  # the audit record of the last attempt
     record_url: str | None = None
 
     def as_dict(self) -> dict:
