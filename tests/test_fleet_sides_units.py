@@ -136,3 +136,12 @@ def test_the_recovery_point_is_the_newest_backup_the_catalog_holds_verified(
     assert (state.newest_backup_age_seconds, state.newest_verified_age_seconds) == (
         3600, 30 * 3600)
     assert state.rpo_problem == "newest verified backup is 1800 min old (RPO 1440 min)"
+
+
+def test_fleet_run_of_a_job_no_members_side_runs_is_refused_before_anything_runs(tmp_path):
+    from tests.helpers import run_cli
+
+    path = write_sided_fleet(tmp_path, {"aws": "backup", "aws2": "backup"})
+    result = run_cli("fleet", "run", "drill", "--fleet", str(path))
+    assert result.exit_code == ExitStatus.CONFIG_INVALID, result
+    assert f"No member of the fleet {path} runs drill" in result.stderr
