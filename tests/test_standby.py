@@ -132,13 +132,20 @@ def _source_end(sandbox) -> tuple[str, int]:
     return file, int(offset)
 
 
-def _base_and_standby(sandbox) -> str:
+def _base_and_standby(sandbox, killed_after_its_restore: bool = False) -> str:
     base = json.loads(run_cli("backup", "--json").stdout)["backup"]
     assert run_cli("verify", base).exit_code == 0
     assert run_cli("binlog", "stream", "--once").exit_code == 0
+    if killed_after_its_restore:  # the rerun finds its restore in place and finishes it
+        killed = subprocess.run([str(Path(sys.executable).parent / "drkit"), "standby", "init",
+                                 "--as", "sb"], env={**os.environ, "DRKIT_FAILPOINT":
+                                                     "standby.init:1"}, timeout=300)
+        assert killed.returncode == -9
+        assert run_cli("standby", "status").exit_code == 50  # no standby yet
     made = run_cli("standby", "init", "--as", "sb", "--json")
     assert made.exit_code == 0, made.stdout + made.stderr
     assert speaks_the_vocabulary(json.loads(made.stdout)), made.stdout
+    assert (json.loads(made.stdout)["restore_seconds"] == 0) == killed_after_its_restore
     return base
 
 
@@ -297,11 +304,12 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
 
 
 def test_a_standby_found_unlike_the_source_is_never_followed_again(sandbox, standby_env):
-    """A row changed by hand on the standby, then updated on the source: the catch-up finds
-    it not as the source had it, says so (exit 50), and every later run and doctor too. A
-    restore over the standby's database is refused before that (it would leave a standby
-    unlike the source that followed on and was promoted)."""
-    base = _base_and_standby(sandbox)
+    """An init killed between its restore and its position is finished by the next (its
+    restore kept, not run again). A row changed by hand on the standby, then updated on the
+    source: the catch-up finds it not as the source had it, says so (exit 50), and every
+    later run and doctor too. A restore over the standby's database is refused before that
+    (it would leave a standby unlike the source that followed on and was promoted)."""
+    base = _base_and_standby(sandbox, killed_after_its_restore=True)
     over = run_cli("restore", base, "--as", "sb", "--replace")
     assert over.exit_code == 50 and "is the standby's" in over.stderr, over.stderr
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM drkit_standby.position") \

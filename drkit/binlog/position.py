@@ -40,8 +40,11 @@ from drkit.stream.statement import quote_name, without_definer
 SCHEMA = "drkit_standby"
 TABLE = f"{SCHEMA}.position"
 TRIGGERS = f"{SCHEMA}.triggers_aside"
+# The standby an init is making, noted before its restore and dropped once its position is
+# written: a rerun after a kill in between finishes it (drkit.ops.standby.init_standby).
+INIT = f"{SCHEMA}.init_under_way"
 
-_CREATE = f"""CREATE TABLE {TABLE} (
+_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
   id TINYINT UNSIGNED PRIMARY KEY,
   databases_json TEXT NOT NULL,
   base_backup VARCHAR(255) NOT NULL,
@@ -55,7 +58,7 @@ _CREATE = f"""CREATE TABLE {TABLE} (
   diverged TEXT NULL,
   promoted TEXT NULL,
   ddl_pending TEXT NULL)"""
-_CREATE_TRIGGERS = f"""CREATE TABLE {TRIGGERS} (
+_CREATE_TRIGGERS = f"""CREATE TABLE IF NOT EXISTS {TRIGGERS} (
   seq INT UNSIGNED PRIMARY KEY,
   database_name VARCHAR(64) NOT NULL,
   trigger_name VARCHAR(64) NOT NULL,
@@ -91,8 +94,29 @@ def from_record(record: dict[str, Any]) -> Position:
                        else value for name, value in record.items()})
 
 
+def begin_init(cursor: Cursor, position: Position) -> None:
+    """Notes the standby an init is about to restore (committed, before the restore)."""
+    cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {INIT} (id TINYINT UNSIGNED PRIMARY KEY, "
+                   "position_json TEXT NOT NULL)")
+    cursor.execute(f"REPLACE INTO {INIT} VALUES (1, %s)", (json.dumps(to_record(position)),))
+    cursor.connection.commit()
+
+
+def unfinished_init(cursor: Cursor) -> Position | None:
+    """The standby an init noted and did not finish (it was stopped), if any."""
+    cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                   "AND TABLE_NAME = 'init_under_way'", (SCHEMA,))
+    if not cursor.fetchone()[0]:
+        return None
+    cursor.execute(f"SELECT position_json FROM {INIT} WHERE id = 1")
+    row = cursor.fetchone()
+    return from_record(json.loads(row[0])) if row else None
+
+
 def create(cursor: Cursor, position: Position) -> None:
-    """Makes the schema and its one row (the standby must not have one yet)."""
+    """Makes the schema and its one row (the standby must not have one yet), committed; the
+    init's note goes after it. Each step may be done again after a kill: the row is last."""
     cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
     cursor.execute(_CREATE)
     cursor.execute(_CREATE_TRIGGERS)
@@ -101,6 +125,8 @@ def create(cursor: Cursor, position: Position) -> None:
         "last_event_at, updated_at) VALUES (1, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
         (json.dumps(position.databases), position.base_backup, position.file,
          position.offset, _naive(position.last_event_at)))
+    cursor.connection.commit()
+    cursor.execute(f"DROP TABLE IF EXISTS {INIT}")
 
 
 def exists(cursor: Cursor) -> bool:

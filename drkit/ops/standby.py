@@ -50,6 +50,7 @@ from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
 from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.restorenames import restore_names
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
 
@@ -94,7 +95,9 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     standby's position there: the base's snapshot coordinates."""
     env = env or Environment()
     server = target_server(settings)
-    if (existing := read_position(server)) is not None:
+    with _cursor(server) as cursor:
+        existing, unfinished = position.read(cursor), position.unfinished_init(cursor)
+    if existing is not None:
         raise existing_standby(existing)
     # The newest base of all: a standby goes on from its snapshot, whatever the archive
     # holds after it yet.
@@ -103,27 +106,62 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     entries = Catalog(store).entries()
     entry, manifest = choose_base(store, moment, base_databases(entries, databases), entries)
     snapshot = manifest.consistency["binlog_snapshot"]
+    start = Position(restore_names(manifest, rename_to, databases or manifest.databases),
+                     entry.name, snapshot["file"], snapshot["position"])
+    if unfinished is not None and _in_place(server, unfinished, start):
+        log_event("standby.init_finished", f"An earlier standby init had restored "
+                  f"{_names(unfinished)} and was stopped before it recorded its position: "
+                  "recorded now", backup=unfinished.base_backup)
+        return _finished(server, unfinished)
     archive = archive_of(settings)
     refuse_gap(archive, archive.files(), snapshot["file"])
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
+    with _cursor(server) as cursor:
+        position.begin_init(cursor, start)
     try:
         restored = run_restore(settings, RestoreRequest(
             backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases),
             env)
     except TargetNotEmptyError as error:  # restore's fix offers --replace, which init has not
         raise error.with_context(fix=_OCCUPIED) from error
-    start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
+    failpoint("standby.init")  # restored and proven, its position not yet written
+    made = _finished(server, start)
+    return {**made, "restore_seconds": round(restored.seconds, 3),
+            "proof": restored.proof.as_dict() if restored.proof else None}
+
+
+def _in_place(server: Server, unfinished: Position, start: Position) -> bool:
+    """Whether the standby an init noted and was stopped before recording (``unfinished``)
+    is in place: its restore swaps each database in only once the copy is proven, into a
+    target that held none of them. Refused when it is in part, or not what this init makes."""
+    with _cursor(server) as cursor:
+        cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        present = {name.lower() for (name,) in cursor.fetchall()}
+    names = list(unfinished.databases.values())
+    there = [name for name in names if name.lower() in present]
+    if not there:
+        return False  # stopped before its restore put anything in place: made anew
+    if len(there) < len(names) or unfinished.databases != start.databases:
+        raise StandbyError(
+            f"An earlier drkit standby init on {server.address} was stopped before it "
+            f"recorded its position ({_names(unfinished)} from {unfinished.base_backup}; "
+            f"in place: {', '.join(there)}); nothing was restored.",
+            f"Drop {', '.join(there)} and the database drkit_standby on the target, then run "
+            "drkit standby init again.")
+    return True
+
+
+def _finished(server: Server, start: Position) -> dict[str, Any]:
+    """The standby's position written (the init done)."""
     with _cursor(server) as cursor:
         position.create(cursor, start)
-        cursor.connection.commit()
     log_event("standby.init", f"Standby {_names(start)} on {server.address} from "
-              f"{entry.name}, at {start.file}:{start.offset}", backup=entry.name)
-    return {"backup": entry.name, "target": server.address, "databases": start.databases,
-            "file": start.file, "offset": start.offset,
-            "restore_seconds": round(restored.seconds, 3),
-            "proof": restored.proof.as_dict() if restored.proof else None}
+              f"{start.base_backup}, at {start.file}:{start.offset}", backup=start.base_backup)
+    return {"backup": start.base_backup, "target": server.address,
+            "databases": start.databases, "file": start.file, "offset": start.offset,
+            "restore_seconds": 0.0, "proof": None}
 
 
 @dataclass
