@@ -23,6 +23,7 @@ them back; a follower killed outright leaves them there for the next run to crea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pymysql
 from pymysql.converters import escape_string
 from pymysql.cursors import Cursor
 
@@ -112,6 +114,13 @@ def unfinished_init(cursor: Cursor) -> Position | None:
     cursor.execute(f"SELECT position_json FROM {INIT} WHERE id = 1")
     row = cursor.fetchone()
     return from_record(json.loads(row[0])) if row else None
+
+
+def forget_init(cursor: Cursor) -> None:
+    """The init's note goes: its restore failed, nothing of it is in place (said on the
+    way out of a failure: one of the target's own is not to hide it)."""
+    with contextlib.suppress(pymysql.err.MySQLError):
+        cursor.execute(f"DROP TABLE IF EXISTS {INIT}")
 
 
 def create(cursor: Cursor, position: Position) -> None:

@@ -49,7 +49,7 @@ from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
-from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.restore import RestoreRequest, objects_in, run_restore
 from drkit.ops.restorenames import restore_names
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
@@ -118,6 +118,12 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
+    # Refused before the note: a database in place after it is then this init's restore.
+    for database, objects in objects_in(server, list(start.databases.values())).items():
+        if objects:
+            raise TargetNotEmptyError(f"Database {database} on the target {server.address} "
+                                      f"exists and holds {objects} objects; nothing was "
+                                      "restored.", _OCCUPIED)
     with _cursor(server) as cursor:
         position.begin_init(cursor, start)
     try:
@@ -125,7 +131,11 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
             backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases),
             env)
     except TargetNotEmptyError as error:  # restore's fix offers --replace, which init has not
+        _forget_init(server)
         raise error.with_context(fix=_OCCUPIED) from error
+    except BaseException:  # nothing of it in place: nothing to finish
+        _forget_init(server)
+        raise
     failpoint("standby.init")  # restored and proven, its position not yet written
     made = _finished(server, start)
     return {**made, "restore_seconds": round(restored.seconds, 3),
@@ -134,13 +144,11 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
 
 def _in_place(server: Server, unfinished: Position, start: Position) -> bool:
     """Whether the standby an init noted and was stopped before recording (``unfinished``)
-    is in place: its restore swaps each database in only once the copy is proven, into a
-    target that held none of them. Refused when it is in part, or not what this init makes."""
-    with _cursor(server) as cursor:
-        cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-        present = {name.lower() for (name,) in cursor.fetchall()}
+    is in place: its restore swaps each database in only once the copy is proven, and the
+    init noted it only where they held nothing. Refused when it is in part, or not what
+    this init makes."""
     names = list(unfinished.databases.values())
-    there = [name for name in names if name.lower() in present]
+    there = [name for name, objects in objects_in(server, names).items() if objects]
     if not there:
         return False  # stopped before its restore put anything in place: made anew
     if len(there) < len(names) or unfinished.databases != start.databases:
@@ -151,6 +159,11 @@ def _in_place(server: Server, unfinished: Position, start: Position) -> bool:
             f"Drop {', '.join(there)} and the database drkit_standby on the target, then run "
             "drkit standby init again.")
     return True
+
+
+def _forget_init(server: Server) -> None:
+    with contextlib.suppress(ServerUnreachableError), _cursor(server) as cursor:
+        position.forget_init(cursor)
 
 
 def _finished(server: Server, start: Position) -> dict[str, Any]:
