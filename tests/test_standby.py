@@ -257,8 +257,10 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
                                                                            monkeypatch,
                                                                            tmp_path):
     """Without --once it follows the archive as it grows until SIGTERM (exit 143, what it
-    applied kept); a gap after its position is refused, and doctor calls it CRITICAL."""
+    applied kept), on a standby made before its position had ddl_pending (added); a gap
+    after its position is refused, and doctor calls it CRITICAL."""
     _base_and_standby(sandbox)
+    dbtools.query(sandbox, "target", "ALTER TABLE drkit_standby.position DROP COLUMN ddl_pending")
     monkeypatch.setenv("DRKIT_STANDBY__POLL_SECONDS", "0.2")
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")  # the archive's runs beat
     # Its log goes to a file: a pipe nobody reads while it runs would fill and stop it.

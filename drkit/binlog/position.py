@@ -190,6 +190,15 @@ def ddl_ahead(file: str, offset: int, event_at: int, heartbeat: str | None,
     return note
 
 
+def add_ddl_pending(cursor: Cursor) -> None:
+    """A standby made before ``ddl_pending`` existed gains it (MySQL 8 has no ADD COLUMN IF
+    NOT EXISTS: looked up first)."""
+    cursor.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                   "AND TABLE_NAME = 'position' AND COLUMN_NAME = 'ddl_pending'", (SCHEMA,))
+    if not cursor.fetchone()[0]:
+        cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN ddl_pending TEXT NULL")
+
+
 def settle_ddl(cursor: Cursor, databases: list[str]) -> bool | None:
     """The DDL a killed follower left pending, settled (see the module's text): True when
     it took effect (the position moved past it), False when it runs again, None when none

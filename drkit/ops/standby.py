@@ -413,6 +413,7 @@ def _settle_ddl(cursor: Any) -> None:
     at = position.read(cursor)
     if at is None:
         return
+    position.add_ddl_pending(cursor)
     took_effect = position.settle_ddl(cursor, list(at.databases.values()))
     if took_effect is not None:
         log_event("standby.ddl_settled", "A stopped follower's last DDL statement " +
