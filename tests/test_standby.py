@@ -59,6 +59,9 @@ def _follower(environment: dict[str, str]) -> None:
     sys.exit(main(["standby", "follow", "--once"]))
 
 
+_PRELOADED = {"drkit", "azure", "boto3", "botocore", "pymysql", "cryptography", "pyrage"}
+
+
 def _fork_server() -> multiprocessing.context.BaseContext:
     """Processes forked from a server that imported what a follower uses (as this process
     has, once it followed): a kill costs no interpreter start, nor imports."""
@@ -66,9 +69,6 @@ def _fork_server() -> multiprocessing.context.BaseContext:
     context.set_forkserver_preload([__name__, *(
         name for name in sys.modules if name.partition(".")[0] in _PRELOADED)])
     return context
-
-
-_PRELOADED = {"drkit", "azure", "boto3", "botocore", "pymysql", "cryptography", "pyrage"}
 
 
 def _follow_killed_at(fork_server, failpoint: str) -> int | None:
