@@ -11,6 +11,8 @@ write rate, and the RTO of a failover to it for a small and a large database.
    seconds: the archive-to-standby lag (``standby status``'s ``lag_seconds``: source seconds
    between the archive's newest event and the standby's last transaction) and the
    end-to-end lag (now minus the standby's last transaction). Steady state: after 15 s.
+   From the follower's log: the MB/s its catch-ups applied while they ran, and the share of
+   the time they ran (the rest it waited for the archive to grow).
 2. RTO: for each size, shop with a table of about that many MB more (``bench_bulk``, 1 KB
    rows), a base, a standby from it; then WRITES seconds of writes (the binlog bench's
    ``mixed`` at WRITES_RATE MB/s, and updates of random ``bench_bulk`` rows) while the
@@ -108,6 +110,7 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
     _fresh(box, f"lag-{int(time.time())}")
     _standby()
     settings = load_settings()
+    start = standby_status(settings)
     streamer = subprocess.Popen([DRKIT, "binlog", "stream"], env=os.environ,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     follower_log = (OUT / "standby-follower.log").open("w")  # its end says why it stopped
@@ -138,6 +141,8 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
         process.wait()
     steady = [lag for at, lag, _ in lags if at > STEADY_AFTER and lag is not None]
     ends = [end for at, _, end in lags if at > STEADY_AFTER]
+    rates = _follower_rates(settings, (start["file"], start["offset"]),
+                            OUT / "standby-follower.log")
     _forget_archive(settings)
     return {"rate_mb_s": round(written[0] / 1e6 / args.seconds, 1), "flush_seconds": 5,
             "poll_seconds": 1,
@@ -146,7 +151,30 @@ def _follow_lag(box: Sandbox, args: argparse.Namespace) -> dict:
             "end_to_end_lag_seconds_median": _median(ends),
             "end_to_end_lag_seconds_max": max(ends, default=None),
             "drained_after_writes_seconds": drained, "follower_exit_code": died,
-            "lags": lags}
+            **rates, "lags": lags}
+
+
+def _follower_rates(settings, start: tuple[str, int], log: Path) -> dict:
+    """From the follower's log: MB/s while its catch-ups ran, and the share of the time
+    they ran."""
+    from drkit.binlog.records import file_order
+    from drkit.ops.standby import archive_of
+
+    sizes = {f.file: f.size for f in archive_of(settings).files()}
+    def offset(at: tuple[str, int]) -> int:  # bytes from the start of the standby's file
+        return sum(size for file, size in sizes.items()
+                   if file_order(start[0]) <= file_order(file) < file_order(at[0])) + at[1]
+    caught_up = [event for line in log.read_text().splitlines() if line.startswith("{")
+                 and (event := json.loads(line))["event"] == "standby.caught_up"]
+    applied = offset((caught_up[-1]["file"], caught_up[-1]["offset"])) - start[1] \
+        if caught_up else 0
+    running = sum(event["catch_up_seconds"] for event in caught_up)
+    began = datetime.fromisoformat(caught_up[0]["started_at"]) if caught_up else None
+    ended = datetime.fromisoformat(caught_up[-1]["ts"].replace("Z", "+00:00")) \
+        if caught_up else None
+    return {"follower_mb_s_while_applying": round(applied / 1e6 / max(running, 1e-3), 1),
+            "follower_busy_share": round(running / max((ended - began).total_seconds(), 1e-3), 2)
+            if began else None}
 
 
 def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:

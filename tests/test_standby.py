@@ -1,10 +1,13 @@
 """The standby on the sandbox: made from a point-in-time base, fed from the binlog archive
-under a writer, killed (SIGKILL, at exact points) while it applies, and refusing a gap."""
+under a writer, killed (SIGKILL, 20 times at seeded-random points) while it applies, and
+refusing a gap."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from drkit.binlog.position import Position, advance
-from drkit.binlog.records import ArchivedFile
-from drkit.checks import CRITICAL, OK, WARNING
+import drkit.binlog.txgroup as txgroup
+from drkit.cli.main import main
 from drkit.config import load_settings
-from drkit.errors import BinlogGapError
-from drkit.health.standby_checks import lag_check
-from drkit.ops.standby import lag_bytes, lag_seconds, refuse_gap, standby_status
+from drkit.ops.standby import standby_status
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 from tests.test_json_vocabulary import speaks_the_vocabulary
@@ -29,10 +29,55 @@ TABLES = ("pitr_kinds", "pitr_log", "orders", "standby_ddl")
 # A trigger of the base: set aside while a catch-up runs, it must be back after one killed.
 TRIGGER = ("CREATE OR REPLACE TRIGGER shop.standby_kept BEFORE INSERT ON shop.pitr_log FOR "
            "EACH ROW SET NEW.what = NEW.what")
-# The follower in a process of its own, its transaction groups small (a few source
-# transactions each, not 16 MB): its commits are what a kill must find consistent.
-_FOLLOWER = ("import sys; import drkit.binlog.txgroup as t; t.GROUP_BYTES = 4096; "
-             "from drkit.cli.main import main; sys.exit(main())")
+KILLS = 20
+# Where a follower is killed, at a pass (1 to KILL_PASSES) the seeded RNG chooses: before a
+# source transaction's position joins its group (the reading thread), after a round trip
+# to the target (the applying thread: a group's statements, its COMMIT, a DDL's pending
+# note, the DDL, its position). A run killed there applied KILL_PASSES transactions at most.
+KILL_POINTS = ("standby.mark", "replay.round_trip")
+KILL_PASSES = 6
+# Each fifth kill comes at a DDL statement none of which can run twice (a column, table or
+# index made again is refused): right after its pending note, or right after its own
+# commit, before its position.
+DDL = ("CREATE TABLE shop.standby_ddl (id INT PRIMARY KEY, v INT)",
+       "ALTER TABLE shop.orders ADD COLUMN standby_note VARCHAR(20) NULL",
+       "ALTER TABLE shop.standby_ddl ADD COLUMN w INT NOT NULL DEFAULT 7",
+       "CREATE INDEX standby_v ON shop.standby_ddl (v)")
+DDL_KILL_POINTS = ("standby.ddl_pending", "replay.ddl")
+# Rounds of the writer's changes before each DDL statement: two transactions each at least
+# (its INSERTs), more than the four kills before the DDL's can apply.
+ROUNDS = 13
+
+
+def _follower(environment: dict[str, str]) -> None:
+    """``standby follow --once`` in a child of the fork server (drkit imported already: a
+    kill costs no interpreter start), its transaction groups small (a few source
+    transactions each, not 16 MB): its commits are what a kill must find consistent."""
+    os.environ.clear()
+    os.environ.update(environment)
+    txgroup.GROUP_BYTES = 1024
+    sys.exit(main(["standby", "follow", "--once"]))
+
+
+_PRELOADED = {"drkit", "azure", "boto3", "botocore", "pymysql", "cryptography", "pyrage"}
+
+
+def _fork_server() -> multiprocessing.context.BaseContext:
+    """Processes forked from a server that imported what a follower uses (as this process
+    has, once it followed): a kill costs no interpreter start, nor imports."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, *(
+        name for name in sys.modules if name.partition(".")[0] in _PRELOADED)])
+    return context
+
+
+def _follow_killed_at(fork_server, failpoint: str) -> int | None:
+    """The follower's exit code, SIGKILLed (-9) at ``failpoint`` (``name:N``)."""
+    follower = fork_server.Process(target=_follower,
+                                   args=({**os.environ, "DRKIT_FAILPOINT": failpoint},))
+    follower.start()
+    follower.join(120)
+    return follower.exitcode
 
 
 @pytest.fixture
@@ -70,69 +115,126 @@ def _position(sandbox) -> tuple[str, int]:
     return row[0], int(row[1])
 
 
-def _follow_killed_at(failpoint: str) -> int:
-    """``standby follow --once`` in a process of its own, SIGKILLed at ``failpoint``."""
-    follower = subprocess.run([sys.executable, "-c", _FOLLOWER, "standby", "follow", "--once"],
-                              env={**os.environ, "DRKIT_FAILPOINT": failpoint},
-                              capture_output=True, text=True, timeout=120)
-    return follower.returncode
+def _pending_ddl_end(sandbox) -> tuple[str, int] | None:
+    """Where the DDL a killed follower noted as pending ends, if one is."""
+    (pending,) = dbtools.query(sandbox, "target", "SELECT ddl_pending FROM drkit_standby.position")
+    return (json.loads(pending[0])["file"], json.loads(pending[0])["offset"]) if pending[0] \
+        else None
 
 
-def _base_and_standby(sandbox) -> str:
+def _source_end(sandbox) -> tuple[str, int]:
+    file, offset, *_ = dbtools.as_root(sandbox, "source", "SHOW MASTER STATUS")[0]
+    return file, int(offset)
+
+
+def _base_and_standby(sandbox, killed_after_its_restore: bool = False) -> str:
     base = json.loads(run_cli("backup", "--json").stdout)["backup"]
     assert run_cli("verify", base).exit_code == 0
     assert run_cli("binlog", "stream", "--once").exit_code == 0
+    if killed_after_its_restore:  # the rerun finds its restore in place and finishes it
+        killed = subprocess.run([str(Path(sys.executable).parent / "drkit"), "standby", "init",
+                                 "--as", "sb"], env={**os.environ, "DRKIT_FAILPOINT":
+                                                     "standby.init:1"}, timeout=300)
+        assert killed.returncode == -9
+        assert run_cli("standby", "status").exit_code == 50  # no standby yet
     made = run_cli("standby", "init", "--as", "sb", "--json")
     assert made.exit_code == 0, made.stdout + made.stderr
     assert speaks_the_vocabulary(json.loads(made.stdout)), made.stdout
+    assert (json.loads(made.stdout)["restore_seconds"] == 0) == killed_after_its_restore
     return base
+
+
+class _SourceStates:
+    """The source written to by one session (each statement a transaction of its own),
+    every table's CHECKSUM recorded at the binlog position each one ended at: what a
+    standby standing at that position must hold."""
+
+    def __init__(self, sandbox) -> None:
+        self._connection = sandbox.services["source"].root_connection()
+        self.at: dict[tuple[str, int], dict[str, int]] = {}
+        self.record()
+
+    def execute(self, sql: str, args: tuple | None = None) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql, args)
+        self.record()
+
+    def record(self) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.execute("SHOW MASTER STATUS")
+            file, offset, *_ = cursor.fetchone()
+            cursor.execute("CHECKSUM TABLE " + ", ".join(f"shop.`{t}`" for t in TABLES))
+            self.at[(file, int(offset))] = {name.split(".", 1)[1].lower(): value
+                                            for name, value in cursor.fetchall()}
+
+    def write(self, rounds: int, ddl: str) -> None:
+        """``rounds`` rounds of the writer's changes, then ``ddl`` and a row after it."""
+        for _ in range(rounds):
+            _write_once(self, len(self.at))
+        self.execute(ddl)
+        self.execute("INSERT INTO shop.standby_ddl (id, v) VALUES (%s, %s)", (len(self.at), 1))
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def test_a_standby_follows_writes_and_ddl_and_survives_kills_exactly_once(sandbox,
                                                                          standby_env):
-    """Made from a base taken under writes, at the base's exact coordinates; then followed
-    while the source is written to and altered, the follower SIGKILLed at points inside and
-    right after its group commits: at a paused writer, every table's CHECKSUM equals the
-    source's (a change applied twice or skipped would differ), the trigger each killed run
-    had set aside is back, and status shows no lag."""
+    """Made from a base taken under writes, at the base's exact coordinates, and caught up;
+    then the follower SIGKILLed 20 times at a pass of a kill point the seeded RNG chose
+    (STANDBY_KILL_SEED=N replays a run), each run going on from where the one before was
+    killed. After each kill every table's CHECKSUM equals the source's at the end of the
+    source transaction the standby's position names (a change applied twice or skipped
+    would differ), or, killed between a DDL statement's pending note and its position, the
+    source's before or after it; the next run settles that DDL (run twice, it would stop
+    the follow). At the end the triggers the killed runs had set aside are back."""
+    seed = int(os.environ.get("STANDBY_KILL_SEED") or random.randrange(2**32))
+    print(f"standby kills: STANDBY_KILL_SEED={seed} replays this run")
+    rng = random.Random(seed)
     with _PausableWriter(sandbox) as writer:
         assert run_cli("binlog", "stream", "--once").exit_code == 0
         base = _base_and_standby(sandbox)
-        snapshot = _consistency(base)["binlog_snapshot"]
-        assert _position(sandbox) == (snapshot["file"], snapshot["position"])
-        again = run_cli("standby", "init", "--as", "sb2")  # a second on the same target
-        assert again.exit_code == 50 and "already has a standby" in again.stderr
-        dbtools.query(sandbox, "source", "ALTER TABLE shop.orders ADD COLUMN standby_note "
-                      "VARCHAR(20) NULL")
-        dbtools.query(sandbox, "source", "CREATE TABLE shop.standby_ddl (id INT PRIMARY "
-                      "KEY, v INT)")
-        dbtools.query(sandbox, "source", "INSERT INTO shop.standby_ddl VALUES (1, 1), (2, 2)")
-        dbtools.query(sandbox, "source", "UPDATE shop.orders SET standby_note = 'x' "
-                      "WHERE id < 5")
-        reached = [_position(sandbox)]
-        for failpoint in ("standby.mark:3", "replay.group_commit:2", "standby.mark:25",
-                          "replay.group_commit:7"):
-            assert run_cli("binlog", "stream", "--once").exit_code == 0
-            assert _follow_killed_at(failpoint) == -9, failpoint
-            reached.append(_position(sandbox))
-        writer.pause.set()
-        assert writer.paused.wait(10)
-        expected = _checksums(sandbox, "source", "shop")
-        assert run_cli("binlog", "stream", "--once").exit_code == 0
-        followed = run_cli("standby", "follow", "--once", "--json")
-        assert followed.exit_code == 0, followed.stdout + followed.stderr
-        status = run_cli("standby", "status", "--json")
+        writer.writes_go_on()  # after the base: the first catch-up has them to apply
     assert not writer.failures, writer.failures
-    assert reached == sorted(reached, key=lambda at: (at[0], at[1])), reached
-    assert len(set(reached)) > 2, reached  # the killed runs applied, and kept, some
-    caught_up = json.loads(followed.stdout)
-    for output in (caught_up, json.loads(status.stdout)):
+    snapshot = _consistency(base)["binlog_snapshot"]
+    assert _position(sandbox) == (snapshot["file"], snapshot["position"])
+    again = run_cli("standby", "init", "--as", "sb2")  # a second on the same target
+    assert again.exit_code == 50 and "already has a standby" in again.stderr
+    assert run_cli("binlog", "stream", "--once").exit_code == 0
+    assert run_cli("standby", "follow", "--once").exit_code == 0
+    fork_server, source = _fork_server(), _SourceStates(sandbox)
+    kept = 0  # killed runs that left the standby further than they found it
+    try:
+        for kill in range(KILLS):
+            if kill % 5 == 0:
+                source.write(ROUNDS, DDL[kill // 5])
+                assert run_cli("binlog", "stream", "--once").exit_code == 0
+            failpoint = f"{rng.choice(DDL_KILL_POINTS)}:1" if kill % 5 == 4 else \
+                f"{rng.choice(KILL_POINTS)}:{rng.randint(1, KILL_PASSES)}"
+            where = f"kill {kill} at {failpoint}, STANDBY_KILL_SEED={seed}"
+            found = _position(sandbox)
+            assert _follow_killed_at(fork_server, failpoint) == -9, where
+            reached, ddl_end = _position(sandbox), _pending_ddl_end(sandbox)
+            assert reached >= found, where
+            kept += reached > found
+            # Between a DDL's pending note and its position: before it, or after it.
+            states = [source.at.get(reached), *([source.at[ddl_end]] if ddl_end else [])]
+            assert _checksums(sandbox, "target", "sb") in states, f"{where}: at {reached}"
+        followed = run_cli("standby", "follow", "--once", "--json")
+        assert followed.exit_code == 0, followed.stderr
+        assert _position(sandbox) == _source_end(sandbox)
+        assert _checksums(sandbox, "target", "sb") == source.at[_source_end(sandbox)]
+    finally:
+        source.close()
+    # Each DDL's pending note commits what came before it: those runs keep some at least.
+    assert kept >= KILLS // 5, kept
+    status = run_cli("standby", "status", "--json")
+    caught_up, report = json.loads(followed.stdout), json.loads(status.stdout)
+    for output in (caught_up, report):
         assert speaks_the_vocabulary(output), output
     assert caught_up["transactions"] > 0 and caught_up["lag_seconds"] == 0, caught_up
-    assert _checksums(sandbox, "target", "sb") == expected
     assert _triggers(sandbox, "target", "sb") == _triggers(sandbox, "source", "shop")
     assert "standby_kept" in _triggers(sandbox, "target", "sb")
-    report = json.loads(status.stdout)
     assert status.exit_code == 0 and report["base_backup"] == base
     assert report["lag_seconds"] == 0 and report["lag_bytes"] == 0, report
     assert report["databases"] == {"shop": "sb"} and report["last_catch_up"]
@@ -155,8 +257,10 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
                                                                            monkeypatch,
                                                                            tmp_path):
     """Without --once it follows the archive as it grows until SIGTERM (exit 143, what it
-    applied kept); a gap after its position is refused, and doctor calls it CRITICAL."""
+    applied kept), on a standby made before its position had ddl_pending (added); a gap
+    after its position is refused, and doctor calls it CRITICAL."""
     _base_and_standby(sandbox)
+    dbtools.query(sandbox, "target", "ALTER TABLE drkit_standby.position DROP COLUMN ddl_pending")
     monkeypatch.setenv("DRKIT_STANDBY__POLL_SECONDS", "0.2")
     monkeypatch.setenv("DRKIT_BINLOG__HEARTBEAT", "true")  # the archive's runs beat
     # Its log goes to a file: a pipe nobody reads while it runs would fill and stop it.
@@ -197,11 +301,12 @@ def test_a_following_standby_stops_on_sigterm_and_a_gap_stops_it_before_it(sandb
 
 
 def test_a_standby_found_unlike_the_source_is_never_followed_again(sandbox, standby_env):
-    """A row changed by hand on the standby, then updated on the source: the catch-up finds
-    it not as the source had it, says so (exit 50), and every later run and doctor too. A
-    restore over the standby's database is refused before that (it would leave a standby
-    unlike the source that followed on and was promoted)."""
-    base = _base_and_standby(sandbox)
+    """An init killed between its restore and its position is finished by the next (its
+    restore kept, not run again). A row changed by hand on the standby, then updated on the
+    source: the catch-up finds it not as the source had it, says so (exit 50), and every
+    later run and doctor too. A restore over the standby's database is refused before that
+    (it would leave a standby unlike the source that followed on and was promoted)."""
+    base = _base_and_standby(sandbox, killed_after_its_restore=True)
     over = run_cli("restore", base, "--as", "sb", "--replace")
     assert over.exit_code == 50 and "is the standby's" in over.stderr, over.stderr
     assert dbtools.query(sandbox, "target", "SELECT COUNT(*) FROM drkit_standby.position") \
@@ -224,60 +329,3 @@ def test_without_a_standby_follow_and_status_say_how_to_make_one(sandbox, standb
         result = run_cli(*command)
         assert result.exit_code == 50, result.stdout + result.stderr
         assert "no standby" in result.stderr and "drkit standby init" in result.stderr
-
-
-# --- units ----------------------------------------------------------------------------------
-
-def test_the_position_statement_holds_only_literals_and_keeps_the_newest_beat():
-    sql = advance("mysql-bin.000007", 1234, 0, None).decode()
-    assert "file = 'mysql-bin.000007'" in sql and "file_offset = 1234" in sql
-    assert "last_event_at = '1970-01-01 00:00:00'" in sql
-    assert "COALESCE(GREATEST(heartbeat, heartbeat), heartbeat)" in sql
-    beat = advance("f.000001", 4, 60, "2026-12-07 04:00:00.5").decode()
-    assert "GREATEST(heartbeat, '2026-12-07 04:00:00.5')" in beat
-
-
-def test_lag_counts_source_seconds_and_the_archived_bytes_after_the_position():
-    from datetime import UTC, datetime
-
-    at = Position({"shop": "sb"}, "b", "bin.000002", 100,
-                  last_event_at=datetime(2026, 12, 7, 4, 0, tzinfo=UTC))
-    files = [ArchivedFile("bin.000001", 500), ArchivedFile("bin.000002", 300),
-             ArchivedFile("bin.000010", 50)]
-    assert lag_bytes(at, files) == 200 + 50
-    assert lag_seconds(at, "2026-12-07T04:01:30+00:00") == 90
-    assert lag_seconds(Position({}, "b", "f", 4), "2026-12-07T04:01:30+00:00") is None
-
-
-def test_doctor_warns_past_the_lag_allowed_and_before_the_first_catch_up():
-    report = {"databases": {"shop": "sb"}, "lag_seconds": 600, "lag_bytes": 10,
-              "caught_up_at": "2026-12-07T04:00:00+00:00"}
-    assert lag_check(report, 15).status == OK
-    late = lag_check({**report, "lag_seconds": 16 * 60}, 15)
-    assert late.status == WARNING and "more than 15 min" in late.detail
-    never = lag_check({**report, "lag_seconds": None}, 15)
-    assert never.status == WARNING and "has not caught up" in never.detail
-    diverged = lag_check({**report, "diverged": "3 rows ... were not on it"}, 15)
-    assert diverged.status == CRITICAL and "no longer equals the source" in diverged.detail
-
-
-class _Gaps:
-    """An archive's recorded gaps, as :class:`Archive` gives them."""
-
-    def __init__(self, gaps: list[dict]) -> None:
-        self._gaps = gaps
-
-    def gaps(self) -> list[dict]:
-        return self._gaps
-
-
-def test_a_gap_after_the_position_is_refused_one_before_it_is_not():
-    files = [ArchivedFile(f"bin.00000{n}") for n in (1, 2, 3)]
-    refuse_gap(_Gaps([{"after_file": "bin.000001", "missing": "x"}]), files, "bin.000002")
-    with pytest.raises(BinlogGapError, match="gap after bin.000002"):
-        refuse_gap(_Gaps([{"after_file": "bin.000002", "missing": "purged"}]), files,
-                   "bin.000002")
-    with pytest.raises(BinlogGapError, match="the archive goes on at bin.000003"):
-        refuse_gap(_Gaps([]), files[:1] + files[2:], "bin.000001")
-    with pytest.raises(BinlogGapError, match="does not hold bin.000004"):
-        refuse_gap(_Gaps([]), files, "bin.000004")

@@ -7,6 +7,15 @@ updated by the same transaction as the changes it accounts for (the replay's ``m
 :class:`drkit.binlog.txgroup.TransactionGroup`): whatever instant the follower is killed at,
 the target holds the changes up to the row's offset and none after it.
 
+DDL commits by itself: its position cannot share its commit. Before it runs, the row notes
+it as pending (``ddl_pending``: the position after it, and a digest of the standby's
+definitions then), in a commit of its own; its position, after it, clears the note. A
+follower killed in between leaves the note, and the next run settles it before anything
+else (:func:`settle_ddl`): definitions no longer as the digest says mean the DDL took
+effect (the position moves past it), the same ones that it did not, or changed nothing (it
+runs again). Never once more after it took effect: ``ALTER TABLE ... ADD COLUMN`` run twice
+would stop the follow; a rename run twice would change what it names.
+
 Beside it, ``drkit_standby.triggers_aside``: the standby's triggers as a catch-up found them
 before the replay set them aside (dropped them, :mod:`drkit.binlog.triggers`), until it put
 them back; a follower killed outright leaves them there for the next run to create again.
@@ -14,22 +23,30 @@ them back; a follower killed outright leaves them there for the next run to crea
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pymysql
 from pymysql.converters import escape_string
 from pymysql.cursors import Cursor
 
 from drkit.binlog.triggers import SavedTrigger
+from drkit.failpoints import failpoint
 from drkit.stream.statement import quote_name, without_definer
 
 SCHEMA = "drkit_standby"
 TABLE = f"{SCHEMA}.position"
 TRIGGERS = f"{SCHEMA}.triggers_aside"
+# The standby an init is making, noted before its restore and dropped once its position is
+# written: a rerun after a kill in between finishes it (drkit.ops.standby.init_standby).
+INIT = f"{SCHEMA}.init_under_way"
 
-_CREATE = f"""CREATE TABLE {TABLE} (
+_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
   id TINYINT UNSIGNED PRIMARY KEY,
   databases_json TEXT NOT NULL,
   base_backup VARCHAR(255) NOT NULL,
@@ -41,8 +58,9 @@ _CREATE = f"""CREATE TABLE {TABLE} (
   caught_up_at DATETIME(6) NULL,
   last_catch_up TEXT NULL,
   diverged TEXT NULL,
-  promoted TEXT NULL)"""
-_CREATE_TRIGGERS = f"""CREATE TABLE {TRIGGERS} (
+  promoted TEXT NULL,
+  ddl_pending TEXT NULL)"""
+_CREATE_TRIGGERS = f"""CREATE TABLE IF NOT EXISTS {TRIGGERS} (
   seq INT UNSIGNED PRIMARY KEY,
   database_name VARCHAR(64) NOT NULL,
   trigger_name VARCHAR(64) NOT NULL,
@@ -78,8 +96,36 @@ def from_record(record: dict[str, Any]) -> Position:
                        else value for name, value in record.items()})
 
 
+def begin_init(cursor: Cursor, position: Position) -> None:
+    """Notes the standby an init is about to restore (committed, before the restore)."""
+    cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {INIT} (id TINYINT UNSIGNED PRIMARY KEY, "
+                   "position_json TEXT NOT NULL)")
+    cursor.execute(f"REPLACE INTO {INIT} VALUES (1, %s)", (json.dumps(to_record(position)),))
+    cursor.connection.commit()
+
+
+def unfinished_init(cursor: Cursor) -> Position | None:
+    """The standby an init noted and did not finish (it was stopped), if any."""
+    cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                   "AND TABLE_NAME = 'init_under_way'", (SCHEMA,))
+    if not cursor.fetchone()[0]:
+        return None
+    cursor.execute(f"SELECT position_json FROM {INIT} WHERE id = 1")
+    row = cursor.fetchone()
+    return from_record(json.loads(row[0])) if row else None
+
+
+def forget_init(cursor: Cursor) -> None:
+    """The init's note goes: its restore failed, nothing of it is in place (said on the
+    way out of a failure: one of the target's own is not to hide it)."""
+    with contextlib.suppress(pymysql.err.MySQLError):
+        cursor.execute(f"DROP TABLE IF EXISTS {INIT}")
+
+
 def create(cursor: Cursor, position: Position) -> None:
-    """Makes the schema and its one row (the standby must not have one yet)."""
+    """Makes the schema and its one row (the standby must not have one yet), committed; the
+    init's note goes after it. Each step may be done again after a kill: the row is last."""
     cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
     cursor.execute(_CREATE)
     cursor.execute(_CREATE_TRIGGERS)
@@ -88,6 +134,8 @@ def create(cursor: Cursor, position: Position) -> None:
         "last_event_at, updated_at) VALUES (1, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
         (json.dumps(position.databases), position.base_backup, position.file,
          position.offset, _naive(position.last_event_at)))
+    cursor.connection.commit()
+    cursor.execute(f"DROP TABLE IF EXISTS {INIT}")
 
 
 def exists(cursor: Cursor) -> bool:
@@ -123,7 +171,91 @@ def advance(file: str, offset: int, event_at: int, heartbeat: str | None) -> byt
     beat_value = f"COALESCE(GREATEST(heartbeat, {beat}), {beat})"
     return (f"UPDATE {TABLE} SET file = '{escape_string(file)}', file_offset = {int(offset)}, "
             f"last_event_at = '{moment}', heartbeat = {beat_value}, "
-            "updated_at = UTC_TIMESTAMP(6) WHERE id = 1").encode()
+            "updated_at = UTC_TIMESTAMP(6), ddl_pending = NULL WHERE id = 1").encode()
+
+
+def ddl_ahead(file: str, offset: int, event_at: int, heartbeat: str | None,
+              databases: list[str]) -> Callable[[Cursor], None]:
+    """Work for the replay's session before a DDL statement ending at ``offset`` of
+    ``file`` runs: what was applied before it committed, then the DDL noted as pending
+    with the digest of ``databases``' definitions, committed."""
+    def note(cursor: Cursor) -> None:
+        cursor.connection.commit()  # the transactions before it, as the DDL would
+        pending = {"file": file, "offset": offset, "event_at": event_at,
+                   "heartbeat": heartbeat, "definitions": definitions_digest(cursor, databases)}
+        cursor.execute(f"UPDATE {TABLE} SET ddl_pending = %s WHERE id = 1",
+                       (json.dumps(pending),))
+        cursor.connection.commit()
+        failpoint("standby.ddl_pending")  # noted, not yet run
+    return note
+
+
+def add_ddl_pending(cursor: Cursor) -> None:
+    """A standby made before ``ddl_pending`` existed gains it (MySQL 8 has no ADD COLUMN IF
+    NOT EXISTS: looked up first)."""
+    cursor.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                   "AND TABLE_NAME = 'position' AND COLUMN_NAME = 'ddl_pending'", (SCHEMA,))
+    if not cursor.fetchone()[0]:
+        cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN ddl_pending TEXT NULL")
+
+
+def settle_ddl(cursor: Cursor, databases: list[str]) -> bool | None:
+    """The DDL a killed follower left pending, settled (see the module's text): True when
+    it took effect (the position moved past it), False when it runs again, None when none
+    was pending."""
+    cursor.execute(f"SELECT ddl_pending FROM {TABLE} WHERE id = 1")
+    row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    pending = json.loads(row[0])
+    took_effect = definitions_digest(cursor, databases) != pending["definitions"]
+    cursor.execute(advance(pending["file"], pending["offset"], pending["event_at"],
+                           pending["heartbeat"]) if took_effect else
+                   f"UPDATE {TABLE} SET ddl_pending = NULL WHERE id = 1")
+    cursor.connection.commit()
+    return took_effect
+
+
+# What DDL changes, per kind of object: definitions only, never what the data moves
+# (row counts, AUTO_INCREMENT, cardinality), nor times (read in the session's time zone).
+_DEFINITIONS = (
+    "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
+    "information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({})",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_COLLATION, CREATE_OPTIONS, "
+    "TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({})",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, "
+    "COLUMN_DEFAULT, EXTRA, COLLATION_NAME, COLUMN_COMMENT, GENERATION_EXPRESSION FROM "
+    "information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({})",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE, "
+    "SUB_PART, INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({})",
+    "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE FROM "
+    "information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN ({})",
+    "SELECT CONSTRAINT_SCHEMA, CONSTRAINT_NAME, CHECK_CLAUSE FROM "
+    "information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN ({})",
+    "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, "
+    "UPDATE_RULE, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE "
+    "CONSTRAINT_SCHEMA IN ({})",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE "
+    "TABLE_SCHEMA IN ({})",
+    "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION, SQL_MODE, "
+    "ROUTINE_COMMENT FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({})",
+    "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, "
+    "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE "
+    "TRIGGER_SCHEMA IN ({})",
+    "SELECT EVENT_SCHEMA, EVENT_NAME, EVENT_DEFINITION, INTERVAL_VALUE, INTERVAL_FIELD, "
+    "STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({})",
+)
+
+
+def definitions_digest(cursor: Cursor, databases: list[str]) -> str:
+    """sha256 of the definitions of ``databases`` and everything in them (order-free)."""
+    digest = hashlib.sha256()
+    for query in _DEFINITIONS:
+        cursor.execute(query.format(", ".join(["%s"] * len(databases))), databases)
+        for row in sorted(repr(row) for row in cursor.fetchall()):
+            digest.update(row.encode() + b"\n")
+        digest.update(b"--\n")
+    return digest.hexdigest()
 
 
 def record_catch_up(cursor: Cursor, summary: dict,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import pymysql
 import zstandard
@@ -64,6 +64,7 @@ from drkit.binlog.triggers import TriggersAside
 from drkit.binlog.txgroup import TransactionGroup
 from drkit.binlog.worker import ConnectionWorker
 from drkit.errors import BinlogArchiveError
+from drkit.failpoints import failpoint
 from drkit.mysql.connection import Server, connect, kill_query
 from drkit.mysql.localrows import LocalRowsConnection
 from drkit.stream.statement import quote_name, unquote_name, without_definer
@@ -81,13 +82,29 @@ _CONNECTION_LOST = {2006, 2013}
 _SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
+class PositionMarks(Protocol):
+    """Where the replay stands, kept on the target by the transactions that apply the
+    changes (a standby's position, :mod:`drkit.ops.standby`)."""
+
+    def session_started(self, cursor: Cursor) -> None:
+        """The replay's session is open (before anything is applied through it)."""
+
+    def transaction_end(self) -> bytes:
+        """The statement committed with the source transaction that just ended (and, in a
+        commit of its own, after a DDL statement)."""
+
+    def before_ddl(self) -> Callable[[Cursor], None]:
+        """Work run on the replay's session before the DDL statement that just came: DDL
+        commits by itself, so the position after it cannot share its commit."""
+
+
 class RowApplier:
     """Applies binlog events to the restored databases (``load_as``: the source's name ->
-    the target's) through one connection, worked on a thread of its own. ``mark`` gives a
-    statement committed with each source transaction's end (and run after each DDL)."""
+    the target's) through one connection, worked on a thread of its own. ``mark`` keeps
+    where the replay stands in the transactions that apply it."""
 
     def __init__(self, server: Server, load_as: dict[str, str],
-                 mark: Callable[[], bytes] | None = None) -> None:
+                 mark: PositionMarks | None = None) -> None:
         # Several statements a round trip (an UPDATE is one row each); an UPDATE's count is
         # of the rows it found, not only those it changed.
         connection = connect(server, client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS,
@@ -102,6 +119,8 @@ class RowApplier:
             max_packet, local_infile = cursor.fetchone()
             # A batch well inside what the target takes in one statement.
             batch_limit = min(BATCH_BYTES, max_packet // 2)
+            if mark is not None:
+                mark.session_started(cursor)
         # Inserted rows go by LOAD DATA LOCAL where the server allows it (MySQL 8's default
         # is OFF, Flexible Server's ON); else all as INSERTs.
         self._loads = bool(local_infile)
@@ -125,7 +144,8 @@ class RowApplier:
         self.skipped_statements = 0
         self._batch = StatementBatch(self._worker, batch_limit)
         self._mark = mark
-        self._transactions = TransactionGroup(self._batch, self._worker, mark)
+        self._transactions = TransactionGroup(self._batch, self._worker,
+                                              mark.transaction_end if mark else None)
         self._known: set[str] | None = None
         self.heartbeat: str | None = None  # the newest drkit_heartbeat beat replayed (UTC)
         self._beat: str | None = None  # one in the open transaction
@@ -293,6 +313,8 @@ class RowApplier:
         self.tables.clear()  # its columns may have changed: read again when next used
         self._readers.clear()
         self._load_readers.clear()
+        if self._mark is not None:
+            self._worker.submit(self._mark.before_ddl())
         self._worker.submit(self._ddl(renamed, self.load_as.get(database), modes))
         self._mark_ddl()
 
@@ -372,6 +394,7 @@ class RowApplier:
             ddl = without_definer(renamed)
             cursor.execute(self._triggers.creatable(ddl))
             cursor.connection.commit()
+            failpoint("replay.ddl")  # the DDL done, its position not yet recorded
             self._triggers.after_ddl(cursor, ddl)
             cursor.execute(f"SET sql_mode = '{_SQL_MODE},{SQL_MODE_FOR_LITERALS}'")
         return run
@@ -380,7 +403,7 @@ class RowApplier:
         """DDL commits by itself: its mark follows it, in a commit of its own."""
         if self._mark is None:
             return
-        marked = self._mark()  # here, in order: the worker runs it later
+        marked = self._mark.transaction_end()  # here, in order: the worker runs it later
 
         def mark(cursor: Cursor) -> None:
             cursor.execute(marked)

@@ -17,6 +17,8 @@ from typing import TypeVar
 import pymysql
 from pymysql.cursors import Cursor
 
+from drkit.failpoints import failpoint
+
 Result = TypeVar("Result")
 
 
@@ -67,6 +69,7 @@ class ConnectionWorker:
                     return
                 if self._error is None:
                     work(cursor)
+                    failpoint("replay.round_trip")  # done on the target; the next not begun
             except BaseException as error:  # noqa: BLE001 - the caller raises it
                 self._error = error
             finally:

@@ -7,10 +7,10 @@ that position with the replayer ``restore --until`` uses (same DDL rules, trigge
 refusals), each source transaction's new position written by the transaction group that
 commits it: a follower killed at any instant leaves the target at a position and holding
 exactly the changes before it, and the next run goes on from there (nothing applied twice,
-nothing skipped). DDL commits by itself; its position follows in a commit of its own, so a
-kill in between runs it once more (DDL run again after nothing else either fails, and the
-follow stops saying so, or leaves the table as it was). A gap in the archive after the
-position is refused: the standby cannot cross it.
+nothing skipped). DDL commits by itself: it is noted as pending first, and a run after a
+follower killed between a DDL and its position tells from the definitions whether it took
+effect (:func:`drkit.binlog.position.settle_ddl`). A gap in the archive after the position
+is refused: the standby cannot cross it.
 """
 
 from __future__ import annotations
@@ -49,13 +49,19 @@ from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
-from drkit.ops.restore import RestoreRequest, run_restore
+from drkit.ops.restore import RestoreRequest, objects_in, run_restore
+from drkit.ops.restorenames import restore_names
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
 
 Coordinates = tuple[str, int]  # a binlog file and an offset in it
 
 _FOLLOWER_LOCK = "drkit_standby.follow"
+# Held by the session that applies: the server ends a killed follower's session only once
+# its last statement is done (a COMMIT may still land), so a catch-up reads the position
+# after it has gone. Seconds that last statement may take at most.
+_APPLY_LOCK = "drkit_standby.apply"
+_APPLY_LOCK_WAIT = 120
 MAKE_AGAIN = "Make it again: drop its databases and drkit_standby, then drkit standby init."
 _NO_STANDBY = ("The target has no standby (no drkit_standby.position).",
                "Make one with drkit standby init.")
@@ -89,7 +95,9 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     standby's position there: the base's snapshot coordinates."""
     env = env or Environment()
     server = target_server(settings)
-    if (existing := read_position(server)) is not None:
+    with _cursor(server) as cursor:
+        existing, unfinished = position.read(cursor), position.unfinished_init(cursor)
+    if existing is not None:
         raise existing_standby(existing)
     # The newest base of all: a standby goes on from its snapshot, whatever the archive
     # holds after it yet.
@@ -98,27 +106,75 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
     entries = Catalog(store).entries()
     entry, manifest = choose_base(store, moment, base_databases(entries, databases), entries)
     snapshot = manifest.consistency["binlog_snapshot"]
+    start = Position(restore_names(manifest, rename_to, databases or manifest.databases),
+                     entry.name, snapshot["file"], snapshot["position"])
+    if unfinished is not None and _in_place(server, unfinished, start):
+        log_event("standby.init_finished", f"An earlier standby init had restored "
+                  f"{_names(unfinished)} and was stopped before it recorded its position: "
+                  "recorded now", backup=unfinished.base_backup)
+        return _finished(server, unfinished)
     archive = archive_of(settings)
     refuse_gap(archive, archive.files(), snapshot["file"])
     refuse_broken(settings, manifest, moment)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
+    # Refused before the note: a database in place after it is then this init's restore.
+    for database, objects in objects_in(server, list(start.databases.values())).items():
+        if objects:
+            raise TargetNotEmptyError(f"Database {database} on the target {server.address} "
+                                      f"exists and holds {objects} objects; nothing was "
+                                      "restored.", _OCCUPIED)
+    with _cursor(server) as cursor:
+        position.begin_init(cursor, start)
     try:
         restored = run_restore(settings, RestoreRequest(
             backup=entry.name, rename_to=rename_to, databases=databases or manifest.databases),
             env)
     except TargetNotEmptyError as error:  # restore's fix offers --replace, which init has not
+        _forget_init(server)
         raise error.with_context(fix=_OCCUPIED) from error
-    start = Position(restored.databases, entry.name, snapshot["file"], snapshot["position"])
+    except BaseException:  # nothing of it in place: nothing to finish
+        _forget_init(server)
+        raise
+    failpoint("standby.init")  # restored and proven, its position not yet written
+    made = _finished(server, start)
+    return {**made, "restore_seconds": round(restored.seconds, 3),
+            "proof": restored.proof.as_dict() if restored.proof else None}
+
+
+def _in_place(server: Server, unfinished: Position, start: Position) -> bool:
+    """Whether the standby an init noted and was stopped before recording (``unfinished``)
+    is in place: its restore swaps each database in only once the copy is proven, and the
+    init noted it only where they held nothing. Refused when it is in part, or not what
+    this init makes."""
+    names = list(unfinished.databases.values())
+    there = [name for name, objects in objects_in(server, names).items() if objects]
+    if not there:
+        return False  # stopped before its restore put anything in place: made anew
+    if len(there) < len(names) or unfinished.databases != start.databases:
+        raise StandbyError(
+            f"An earlier drkit standby init on {server.address} was stopped before it "
+            f"recorded its position ({_names(unfinished)} from {unfinished.base_backup}; "
+            f"in place: {', '.join(there)}); nothing was restored.",
+            f"Drop {', '.join(there)} and the database drkit_standby on the target, then run "
+            "drkit standby init again.")
+    return True
+
+
+def _forget_init(server: Server) -> None:
+    with contextlib.suppress(ServerUnreachableError), _cursor(server) as cursor:
+        position.forget_init(cursor)
+
+
+def _finished(server: Server, start: Position) -> dict[str, Any]:
+    """The standby's position written (the init done)."""
     with _cursor(server) as cursor:
         position.create(cursor, start)
-        cursor.connection.commit()
     log_event("standby.init", f"Standby {_names(start)} on {server.address} from "
-              f"{entry.name}, at {start.file}:{start.offset}", backup=entry.name)
-    return {"backup": entry.name, "target": server.address, "databases": start.databases,
-            "file": start.file, "offset": start.offset,
-            "restore_seconds": round(restored.seconds, 3),
-            "proof": restored.proof.as_dict() if restored.proof else None}
+              f"{start.base_backup}, at {start.file}:{start.offset}", backup=start.base_backup)
+    return {"backup": start.base_backup, "target": server.address,
+            "databases": start.databases, "file": start.file, "offset": start.offset,
+            "restore_seconds": 0.0, "proof": None}
 
 
 @dataclass
@@ -164,7 +220,8 @@ def _follow(settings: Settings, once: bool) -> CatchUp:
             done = catch_up(settings, server)
             if once:
                 return done
-            time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
+            if not done.events:  # caught up: the archive grew meanwhile otherwise
+                time.sleep(settings.standby.poll_seconds)  # SIGTERM stops the wait at once
 
 
 @contextlib.contextmanager
@@ -197,15 +254,40 @@ def one_follower(server: Server) -> Iterator[Callable[[], None]]:
 def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = None) -> CatchUp:
     """Applies what the archive holds beyond the standby's position; with ``stop_at`` (a
     transaction boundary: a snapshot's binlog coordinates), nothing from there on."""
+    with _cursor(server) as cursor:
+        _apply_lock(cursor)  # a killed follower's session has ended: its commits are in
+        cursor.execute("SELECT RELEASE_LOCK(%s)", (_APPLY_LOCK,))
+        _settle_ddl(cursor)  # as the killed run left the triggers: set aside
     start = followable_position(server)
     archive = archive_of(settings)
     files = archive.files()
     refuse_gap(archive, files, start.file)
     files = files[[f.file for f in files].index(start.file):]
     began, clock = datetime.now(UTC), time.monotonic()
-    with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
+    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    with _cursor(server) as cursor:
         _put_back_left_aside(cursor, start)
+    if lag_bytes(start, files) == 0:  # nothing new: no trigger set aside, nothing read
+        return _caught_up(settings, server, start, CatchUp(
+            began.isoformat(), round(time.monotonic() - clock, 3), 0, 0, 0, start.file,
+            start.offset, lag_seconds(start, newest)))
+    with _cursor(server) as cursor:  # before the replay sets them aside (drops them)
         position.keep_triggers(cursor, list(start.databases.values()))
+    replay = _replayed(server, start, stop_at, archive, files)
+    # Nothing is applied past the last transaction's end: the events after it, if no
+    # transaction was open there, are passed by the position in a commit of its own.
+    file, offset = replay.idle_at or replay.last_end
+    lag = None if newest is None or replay.reached is None else \
+        max(0.0, datetime.fromisoformat(newest).timestamp() - replay.reached)
+    return _caught_up(settings, server, start, CatchUp(
+        began.isoformat(), round(time.monotonic() - clock, 3), replay.transactions,
+        replay.events, replay.applier.rows, file, offset, lag), replay.idle_at)
+
+
+def _replayed(server: Server, start: Position, stop_at: Coordinates | None, archive: Archive,
+              files: list[ArchivedFile]) -> _Replay:
+    """The archive's ``files`` applied from ``start``; StandbyError when rows it changes
+    were not on the standby as on the source (recorded: never followed again)."""
     replay = _Replay(server, start, stop_at)
     try:
         replay.files(archive, files)
@@ -223,23 +305,22 @@ def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = N
         with _cursor(server) as cursor:
             position.record_divergence(cursor, why)
         raise StandbyError(f"The standby no longer equals the source: {why}", MAKE_AGAIN)
-    # Nothing is applied past the last transaction's end: the events after it, if no
-    # transaction was open there, are passed by the position in a commit of its own.
-    file, offset = replay.idle_at or replay.last_end
-    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
-    lag = None if newest is None or replay.reached is None else \
-        max(0.0, datetime.fromisoformat(newest).timestamp() - replay.reached)
-    done = CatchUp(began.isoformat(), round(time.monotonic() - clock, 3), replay.transactions,
-                   replay.events, replay.applier.rows, file, offset, lag)
+    return replay
+
+
+def _caught_up(settings: Settings, server: Server, start: Position, done: CatchUp,
+               idle_at: tuple[str, int] | None = None) -> CatchUp:
+    """Records the catch-up ``done`` on the standby, logs it, publishes its lag."""
     with _cursor(server) as cursor:
-        position.record_catch_up(cursor, done.as_dict(), replay.idle_at)
+        position.record_catch_up(cursor, done.as_dict(), idle_at)
     if done.transactions:  # a follower polls every few seconds: only what changed
         log_event("standby.caught_up", f"Standby caught up: {done.transactions} transactions "
                   f"({done.rows} rows) in {duration(done.catch_up_seconds)}, at "
                   f"{done.file}:{done.offset}",
                   **done.as_dict())
-    if lag is not None:  # never fails the catch-up: AWS may be the thing down
-        metrics.publish(settings, list(start.databases), {"StandbyLagSeconds": (lag, "Seconds")},
+    if done.lag_seconds is not None:  # never fails the catch-up: AWS may be the thing down
+        metrics.publish(settings, list(start.databases),
+                        {"StandbyLagSeconds": (done.lag_seconds, "Seconds")},
                         timeout=settings.secret_timeout_seconds)
     return done
 
@@ -260,12 +341,20 @@ class _Replay:
         # Where the last event read ended, when no transaction was open there: the format,
         # rotate and GTID-list events between transactions are passed by the position too.
         self.idle_at: tuple[str, int] | None = None
-        self.applier = RowApplier(server, start.databases, mark=self._mark)
+        self.applier = RowApplier(server, start.databases, mark=self)
 
-    def _mark(self) -> bytes:
+    # -- the position, kept by the applier (drkit.binlog.replay.PositionMarks) -------------
+    def session_started(self, cursor: Any) -> None:
+        _apply_lock(cursor)
+
+    def transaction_end(self) -> bytes:
         failpoint("standby.mark")  # a transaction ended, its group not yet committed
         self.last_end, self.reached = (self.file, self.end), self.timestamp
         return position.advance(self.file, self.end, self.timestamp, self.applier.heartbeat)
+
+    def before_ddl(self) -> Callable[[Any], None]:
+        return position.ddl_ahead(self.file, self.end, self.timestamp, self.applier.heartbeat,
+                                  list(self.start.databases.values()))
 
     def files(self, archive: Archive, files: list[ArchivedFile]) -> None:
         for archived in files:
@@ -307,6 +396,29 @@ class _Replay:
         if kind == XID or (kind == QUERY and applier.committed):
             self.transactions += 1
             self.in_transaction = False
+
+
+def _apply_lock(cursor: Any) -> None:
+    """Takes the lock of the session that applies, once a killed follower's has ended."""
+    cursor.execute("SELECT GET_LOCK(%s, %s)", (_APPLY_LOCK, _APPLY_LOCK_WAIT))
+    if cursor.fetchone()[0] != 1:
+        raise LockHeldError(f"A stopped follower's session still applies to the standby "
+                            f"after {_APPLY_LOCK_WAIT} s (it holds {_APPLY_LOCK}); nothing "
+                            "was applied.", "Look for that session on the target (SHOW "
+                            "PROCESSLIST) and let it end, then start the follower again.")
+
+
+def _settle_ddl(cursor: Any) -> None:
+    """A DDL statement a killed follower ran or not before its position: settled."""
+    at = position.read(cursor)
+    if at is None:
+        return
+    position.add_ddl_pending(cursor)
+    took_effect = position.settle_ddl(cursor, list(at.databases.values()))
+    if took_effect is not None:
+        log_event("standby.ddl_settled", "A stopped follower's last DDL statement " +
+                  ("had taken effect: the position is now past it" if took_effect else
+                   "had not taken effect: it runs again"), took_effect=took_effect)
 
 
 def _put_back_left_aside(cursor: Any, start: Position) -> None:
