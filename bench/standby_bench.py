@@ -18,7 +18,11 @@ write rate, and the RTO of a failover to it for a small and a large database.
    ``mixed`` at WRITES_RATE MB/s, and updates of random ``bench_bulk`` rows) while the
    standby does not follow; then ``binlog stream --once`` and what a failover to the
    standby does (:func:`drkit.ops.failover_standby.catch_up_and_prove`: the catch-up to the
-   archive's newest event and the heartbeat's proof of the time reached), timed: the RTO.
+   archive's newest event and the heartbeat's proof of the time reached), timed: the RTO;
+   its parts (the catch-up, and the rest: the follower's lock, the archive's listing, the
+   proof), drkit's CPU seconds, and what the target did meanwhile (pages it read from disk,
+   waits for a free page, its CPU seconds), which say whether the time went to drkit or
+   to a server reading the rows the writes touched.
 
 Not a test: the figures go to the closing note and bench/out/standby.json.
 """
@@ -198,9 +202,12 @@ def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
     drkit("binlog", "stream", "--once")  # the archive holds them, and a beat after them
     settings = load_settings()
     behind = standby_status(settings)["lag_bytes"]
+    before, drkit_cpu = _innodb(box), time.process_time()
     clock = time.monotonic()
     promotion = catch_up_and_prove(settings, target_server(settings))
     rto = round(time.monotonic() - clock, 1)
+    drkit_cpu = round(time.process_time() - drkit_cpu, 1)  # its threads: the replay's too
+    server = {name: round(value - before[name], 1) for name, value in _innodb(box).items()}
     caught_up = promotion.caught_up
     with contextlib.closing(box.services["source"].root_connection()) as root, \
             root.cursor() as cursor:
@@ -212,8 +219,32 @@ def _rto(box: Sandbox, size_mb: int, args: argparse.Namespace) -> dict:
             "writes_seconds": args.writes_seconds, "written_mb": round(written[0] / 1e6, 1),
             "archive_behind_mb": round(behind / 1e6, 1),
             "transactions": caught_up.transactions, "rows": caught_up.rows,
-            "catch_up_seconds": caught_up.catch_up_seconds, "rto_seconds": rto,
-            "reached": f"{promotion.reached.isoformat()} ({promotion.proven_by})"}
+            "catch_up_seconds": caught_up.catch_up_seconds,
+            "proof_seconds": round(rto - caught_up.catch_up_seconds, 1), "rto_seconds": rto,
+            "reached": f"{promotion.reached.isoformat()} ({promotion.proven_by})",
+            "drkit_cpu_seconds": drkit_cpu, "target_buffer_pool_mb": _buffer_pool_mb(box),
+            "target_during_catch_up": server}
+
+
+def _innodb(box: Sandbox) -> dict[str, float]:
+    """The target's counters that tell where a catch-up's time goes: pages it read from disk
+    (a row not in the buffer pool), waits for a free page (dirty pages flushed first), CPU
+    seconds of its mariadbd."""
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_reads',"
+                       " 'Innodb_buffer_pool_wait_free', 'Innodb_buffer_pool_pages_flushed')")
+        counters = {name.lower(): int(value) for name, value in cursor.fetchall()}
+    pid = int((box.services["target"].home / "mariadbd.pid").read_text())
+    times = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+    return {**counters, "cpu_seconds": sum(map(int, times)) / os.sysconf("SC_CLK_TCK")}
+
+
+def _buffer_pool_mb(box: Sandbox) -> int:
+    with contextlib.closing(box.services["target"].root_connection()) as root, \
+            root.cursor() as cursor:
+        cursor.execute("SELECT @@innodb_buffer_pool_size")
+        return int(cursor.fetchone()[0]) // 2**20
 
 
 def _fill(box: Sandbox, size_mb: int) -> int:

@@ -62,13 +62,15 @@ def test_papermill_shows_the_types():
     ("nightly-backup", "databases=\uff53hop", "'\uff53' (U+FF53) in a database name is a "
                                              "lookalike of 's'"),
     ("restore-drill", "until=" + "9" * 5000, "not '" + "9" * 40 + "...' (5000 characters)"),
+    ("restore-drill", "mode=standby until=latest", "mode=standby drills the standby as it "
+                                                   "stands: it takes no backup or until."),
 ])
 def test_drkit_run_refuses_before_anything_runs(tmp_path, monkeypatch, runbook, value, message):
     config = tmp_path / "drkit.yaml"
     config.write_text(f"source: {{host: 127.0.0.1, databases: [shop]}}\n"
                       f"backup: {{state_dir: {tmp_path / 'state'}}}\n")
     monkeypatch.setenv("DRKIT_CONFIG", str(config))
-    result = run_cli("run", runbook, "-p", value)
+    result = run_cli("run", runbook, *[arg for each in value.split() for arg in ("-p", each)])
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr) < 400
     assert not (tmp_path / "state").exists()  # no audit record: nothing ran
@@ -97,3 +99,18 @@ def test_every_notebook_parameter_is_of_a_type_drkit_run_checks():
 def test_an_objective_that_cannot_be_breached_or_met_is_refused(value):
     with pytest.raises(ParameterError, match="rpo_hours takes a finite number, 0 or more"):
         check_parameters("restore-drill", DRILL, {"rpo_hours": value}, frozenset({"rpo_hours"}))
+
+
+@pytest.mark.parametrize(("values", "refused"), [
+    ({"mode": "standby", "until": "latest"}, True),
+    ({"mode": "standby", "backup": "backup-1.sql.gz"}, True),
+    ({"mode": "standby", "backup": "latest"}, False),  # the runbook's YAML gives it
+    ({"mode": "restore", "until": "latest"}, False),
+    ({"until": "latest"}, False),  # mode restore, by default
+])
+def test_the_standby_drill_takes_no_backup_or_time(values, refused):
+    if refused:
+        with pytest.raises(ParameterError, match="it takes no backup or until"):
+            check_parameters("restore-drill", DRILL, values, frozenset(values))
+    else:
+        assert check_parameters("restore-drill", DRILL, values, frozenset(values)) == values

@@ -95,15 +95,22 @@ def drill_in_mode(settings: Settings, mode: str, asked: RestoreRequest,
                   objectives: Objectives) -> DrillResult | StandbyDrillResult:
     """The drill the runbook's ``mode`` names; ParameterError (2) for another mode, or for
     a backup or time given to the standby's (it has its own)."""
+    check_drill_choice(mode, asked.backup, asked.until)
+    if mode == "restore":
+        return run_drill(settings, asked, objectives)
+    return run_standby_drill(settings, objectives)
+
+
+def check_drill_choice(mode: str, backup: str | None, until: str | None) -> None:
+    """ParameterError (2) for a mode the drill does not have, or a backup or time given to
+    the standby's drill (it drills the standby as it stands). ``drkit run`` checks this
+    before papermill starts (:mod:`drkit.runbooks.parameters`), the notebook again."""
     if mode not in get_args(DrillMode):
         raise ParameterError(f"Parameter mode takes {' or '.join(get_args(DrillMode))}, not "
                              f"{mode!r}.", "Pass -p mode=restore or -p mode=standby.")
-    if mode == "restore":
-        return run_drill(settings, asked, objectives)
-    if asked.until or asked.backup not in (None, "latest"):
+    if mode == "standby" and (until or backup not in (None, "latest")):
         raise ParameterError("mode=standby drills the standby as it stands: it takes no "
                              "backup or until.", "Leave them out, or use mode=restore.")
-    return run_standby_drill(settings, objectives)
 
 
 def run_drill(settings: Settings, asked: RestoreRequest | None = None,

@@ -10,7 +10,9 @@ parse, an unknown name is refused. A parameter whose default is ``None`` also ta
 (the config decides). Beyond Python's types, a cell may annotate with the ones drkit names
 (imported there): ``DatabaseNames`` (as source.databases takes them), ``PointInTime`` (what
 ``restore --until`` takes), ``DrillMode`` and ``Compression`` (closed sets): a time that is
-none, or a mode not in the set, is refused here as well, not steps later in the notebook.
+none, or a mode not in the set, is refused here as well, not steps later in the notebook. So
+are values that do not go together (the restore drill's ``mode=standby`` with a ``backup`` or
+an ``until``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, NewType, get_args
 
 from drkit.config import Compression, _identifier
 from drkit.errors import ParameterError
-from drkit.ops.drill import DrillMode
+from drkit.ops.drill import DrillMode, check_drill_choice
 from drkit.ops.pitr import point_in_time
 
 # A point in time as restore --until takes it (latest, or ISO 8601: no zone means UTC); the
@@ -72,7 +74,19 @@ def check_parameters(runbook_name: str, notebook: Path, values: Mapping[str, Any
                                  f"Its parameters: {known}.")
         spec = declared[name]
         checked[name] = _convert(name, value, spec["type"], spec["default"] is None)
+    if rule := _BETWEEN_PARAMETERS.get(notebook.name):
+        rule({name: spec["default"] for name, spec in declared.items()} | checked)
     return checked
+
+
+def _drill_choice(values: Mapping[str, Any]) -> None:
+    check_drill_choice(values["mode"], values["backup"], values["until"])
+
+
+# What a notebook's parameters must hold together (each right by its type alone), with the
+# defaults for those not given: refused here, not when the notebook reaches them.
+_BETWEEN_PARAMETERS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "restore_drill.ipynb": _drill_choice}
 
 
 def _convert(name: str, value: Any, type_name: str, nullable: bool) -> Any:
