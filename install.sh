@@ -32,6 +32,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "install.sh: installing drkit into .venv"
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[sandbox,lab,fleet,dev]'
+# JupyterLab's jupyter-events asks for jsonschema's format checkers, among them rfc3987-syntax,
+# which builds a parser on import: 1.3 s of CPU in every process that loads nbformat, so in
+# every runbook run's papermill. Nothing here checks IRIs; jsonschema skips that format
+# without it.
+.venv/bin/pip uninstall --quiet --yes rfc3987-syntax
 ln -sf ../../.tools/node/node_modules/.bin/azurite-blob .venv/bin/azurite-blob
 # The Jupyter kernel the runbooks run on: this environment's Python, under a fixed name.
 .venv/bin/python -m ipykernel install --sys-prefix --name drkit --display-name drkit >/dev/null

@@ -105,6 +105,10 @@ def assert_no_readable_binlog(name: str, stored: bytes) -> None:
 
 
 def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox, archive):
+    # A log of this test's own to start from: the session's first log holds the earlier
+    # tests' writes (test_big_row's 40 MB rows: a minute to encrypt and compare, and a
+    # ciphertext that long holds any four given bytes one time in fifty).
+    dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
     start = _source_logs(sandbox)[-1]
     _write(sandbox, 200)
     dbtools.as_root(sandbox, "source", "FLUSH BINARY LOGS")
@@ -112,7 +116,8 @@ def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox
     first = run_cli("binlog", "stream", "--once", "--from", start, "--json")
     assert first.exit_code == 0, first.stdout + first.stderr
     result = json.loads(first.stdout)
-    assert result["events"] > 250 and result["gaps"] == []
+    # Its events (not 250: that counted the earlier tests'), every byte compared below.
+    assert result["events"] > 0 and result["gaps"] == []
     assert _assert_archived_as_the_source_has_them(sandbox, archive) >= 2
 
     again = json.loads(run_cli("binlog", "stream", "--once", "--json").stdout)
