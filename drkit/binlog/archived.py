@@ -19,6 +19,12 @@ from drkit.stream.compression import CorruptStreamError
 from drkit.stream.encryption import Keyring, opened
 from drkit.stream.readahead import read_ahead
 
+# Checked pieces (a range, or what one download chunk completed) waiting for the caller at
+# most, and download chunks (4 MiB, the SDK's) waiting to be checked: with ranges of at
+# most a block (drkit.binlog.writer.BLOCK_LIMIT, 4 MiB) some 30 MiB read ahead in all.
+CHECKED_AHEAD = 2
+DOWNLOADED_AHEAD = 2
+
 
 def archived_events(archive: Archive, archived: ArchivedFile,
                     start_at: int = 0) -> Iterator[FramedEvent]:
@@ -68,10 +74,24 @@ def archived_binlog(archive: Archive, archived: ArchivedFile,
     span = archived.ranges if span is None else span
     if not span:
         return
-    # Fetched ahead: the download's waits overlap the checking of what came.
+    # Checked (and opened) on a thread of its own, at most CHECKED_AHEAD pieces ahead: the
+    # next ranges are fetched, checked and opened while the caller decodes and applies this
+    # one. Only what passed its sha256 ever comes out of it, in order; a range that fails
+    # is an error where its bytes would have been.
+    checked = read_ahead(_checked_binlog(archive, archived, span), depth=CHECKED_AHEAD)
+    try:
+        yield from checked
+    finally:
+        checked.close()  # its thread stops here (and its download with it), also on an error
+
+
+def _checked_binlog(archive: Archive, archived: ArchivedFile,
+                    span: list[dict[str, Any]]) -> Iterator[bytes]:
+    """``span``'s bytes checked (and opened), fetched ahead: the download's waits overlap
+    the checking of what came."""
     chunks = read_ahead(archive.store.download_appended(
         archive.store.prefix + archived.file, stored_span(span[0])[0],
-        stored_span(span[-1])[1]))
+        stored_span(span[-1])[1]), depth=DOWNLOADED_AHEAD)
     try:
         yield from _committed_ranges(chunks, archived, archive.store.keyring, span)
     finally:
