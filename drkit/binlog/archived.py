@@ -3,7 +3,11 @@
 
 Each committed range is checked against its record's sha256 before any event in it is used
 (an encrypted range, its own age file, is then opened with ``encryption.identity``); events are
-cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come.
+cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come. The
+fetching, checking and opening run on threads of their own, a few ranges ahead of the
+caller (ranges are at most a block, 4 MiB, since drkit.binlog.writer.BLOCK_LIMIT; older
+archives' may be larger and cost as much more memory): the caller decodes and applies one
+range while the next ones come and are checked.
 """
 
 from __future__ import annotations
