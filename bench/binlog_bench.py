@@ -133,6 +133,7 @@ def main() -> None:
     stream = _stream_under_load(box, settings, args)
     print(f"streaming: {stream}", flush=True)
     drkit("binlog", "stream", "--once")
+    stream["ranges_mib"] = _archived_ranges(settings)
     replay = _replay_encrypted(box, settings, args) if args.encrypt else \
         _replay(box, settings, base, args)
     print(f"replay: {replay}", flush=True)
@@ -256,6 +257,18 @@ def _replay_encrypted(box: Sandbox, settings, args: argparse.Namespace) -> dict:
             "replay_seconds": runs,
             "age_ratio": round(statistics.median(runs["age"]) /
                                statistics.median(runs["plain"]), 3)}
+
+
+def _archived_ranges(settings) -> dict[str, list[float]]:
+    """Each archived file's committed ranges, in MiB as stored: what the replay reads (and
+    checks) a range at a time."""
+    from drkit.azure.blobstore import BackupStore
+    from drkit.binlog.records import Archive, stored_span
+
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    return {archived.file: [round((stored_span(r)[1] - stored_span(r)[0]) / 2**20, 2)
+                            for r in archive.full(archived).ranges]
+            for archived in archive.files()}
 
 
 def _target_cpu(box: Sandbox) -> float:

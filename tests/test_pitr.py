@@ -423,6 +423,8 @@ def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sa
     from drkit.azure.blobstore import BackupStore
 
     _base_then(sandbox, ["INSERT INTO shop.pitr_log VALUES (NOW(6), 'BBBBBBBB')"])
+    dbtools.query(sandbox, "source", "INSERT INTO shop.pitr_log VALUES (NOW(6), 'CCCCCCCC')")
+    assert run_cli("binlog", "stream", "--once").exit_code == 0  # a second range
     settings = load_settings()
     store = BackupStore.from_settings(settings, prefix="")
     newest = json.loads(run_cli("binlog", "status", "--json").stdout)["newest_file"]
@@ -441,8 +443,33 @@ def test_an_archived_binlog_cut_short_or_changed_is_refused_before_its_events(sa
             assert result.exit_code == 48, result.stdout + result.stderr
             assert said in result.stderr
             assert not dbtools.query(sandbox, "target", "SHOW DATABASES LIKE 'pit'")
+        _read_until_the_damage(settings, newest, original)
     finally:
         store.container.upload_blob(name, original, overwrite=True)
+
+
+def _read_until_the_damage(settings, file: str, original: bytes) -> None:
+    """With the last range of ``file`` damaged, the reader (reading ahead on threads of its
+    own) gives every event before that range and none of it, then refuses; its threads end."""
+    from drkit.azure.blobstore import BackupStore
+    from drkit.binlog.archived import archived_events
+    from drkit.binlog.records import Archive, stored_span
+    from drkit.errors import BinlogArchiveError
+
+    store = BackupStore.from_settings(settings, prefix=settings.binlog.prefix)
+    archive = Archive(store)
+    record = archive.full(next(a for a in archive.files() if a.file == file))
+    assert len(record.ranges) > 1  # one before it, read ahead of
+    bad = record.ranges[-1]
+    at = sum(stored_span(bad)) // 2
+    store.container.upload_blob(store.prefix + file, original[:at] + bytes([original[at] ^ 1]) +
+                                original[at + 1:], overwrite=True)
+    threads, ends = threading.active_count(), []
+    with pytest.raises(BinlogArchiveError, match=f"bytes {bad['start']}-{bad['end']} "):
+        for position, _, _, data in archived_events(archive, record):
+            ends.append(position + len(data))
+    assert ends[-1] == bad["start"]  # all before it, nothing of it
+    assert threading.active_count() == threads
 
 
 def test_changes_the_replay_cannot_read_stop_it_never_pass_by(sandbox, pitr):

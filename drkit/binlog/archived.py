@@ -3,7 +3,11 @@
 
 Each committed range is checked against its record's sha256 before any event in it is used
 (an encrypted range, its own age file, is then opened with ``encryption.identity``); events are
-cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come.
+cut from the bytes by :mod:`drkit.binlog.framing`, a chunk at a time, as they come. The
+fetching, checking and opening run on threads of their own, a few ranges ahead of the
+caller (ranges are at most a block, 4 MiB, since drkit.binlog.writer.BLOCK_LIMIT; older
+archives' may be larger and cost as much more memory): the caller decodes and applies one
+range while the next ones come and are checked.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from drkit.errors import BinlogArchiveError
 from drkit.stream.compression import CorruptStreamError
 from drkit.stream.encryption import Keyring, opened
 from drkit.stream.readahead import read_ahead
+
+# Checked pieces (a range, or what one download chunk completed) waiting for the caller at
+# most, and download chunks (4 MiB, the SDK's) waiting to be checked: with ranges of at
+# most a block (drkit.binlog.writer.BLOCK_LIMIT, 4 MiB) some 30 MiB read ahead in all.
+CHECKED_AHEAD = 2
+DOWNLOADED_AHEAD = 2
 
 
 def archived_events(archive: Archive, archived: ArchivedFile,
@@ -68,10 +78,24 @@ def archived_binlog(archive: Archive, archived: ArchivedFile,
     span = archived.ranges if span is None else span
     if not span:
         return
-    # Fetched ahead: the download's waits overlap the checking of what came.
+    # Checked (and opened) on a thread of its own, at most CHECKED_AHEAD pieces ahead: the
+    # next ranges are fetched, checked and opened while the caller decodes and applies this
+    # one. Only what passed its sha256 ever comes out of it, in order; a range that fails
+    # is an error where its bytes would have been.
+    checked = read_ahead(_checked_binlog(archive, archived, span), depth=CHECKED_AHEAD)
+    try:
+        yield from checked
+    finally:
+        checked.close()  # its thread stops here (and its download with it), also on an error
+
+
+def _checked_binlog(archive: Archive, archived: ArchivedFile,
+                    span: list[dict[str, Any]]) -> Iterator[bytes]:
+    """``span``'s bytes checked (and opened), fetched ahead: the download's waits overlap
+    the checking of what came."""
     chunks = read_ahead(archive.store.download_appended(
         archive.store.prefix + archived.file, stored_span(span[0])[0],
-        stored_span(span[-1])[1]))
+        stored_span(span[-1])[1]), depth=DOWNLOADED_AHEAD)
     try:
         yield from _committed_ranges(chunks, archived, archive.store.keyring, span)
     finally:
