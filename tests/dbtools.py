@@ -106,3 +106,23 @@ def as_root(sandbox: Sandbox, role: str, sql: str) -> list[tuple]:
             return list(cursor.fetchall())
     finally:
         connection.close()
+
+
+def replay(sandbox: Sandbox, load_as: dict[str, str], notes: list, events):
+    """``events`` ((kind, data) pairs, after the table maps and formats in ``notes``)
+    replayed into the target as restore --until replays them; the applier, closed."""
+    from drkit.binlog.events import GTID_EVENTS, QUERY
+    from drkit.binlog.replay import RowApplier
+
+    applier = RowApplier(server(sandbox, "target"), load_as)
+    try:
+        for kind, data in notes:
+            applier.note(kind, data)
+        for kind, data in events:
+            if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
+                applier.begin()
+            applier.apply(kind, data)
+        applier.finish()
+    finally:
+        applier.close()
+    return applier

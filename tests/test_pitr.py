@@ -1039,8 +1039,6 @@ def test_updates_by_key_go_many_a_statement_and_give_the_sources_rows(sandbox, p
     changed, an ON UPDATE column; a row the target lacks is counted as skipped. In a table
     with no other unique key and no ON UPDATE column they go as INSERT ... ON DUPLICATE KEY
     UPDATE, whose count says the same: the row the target lacks is counted there too."""
-    from drkit.binlog.events import GTID_EVENTS, QUERY
-    from drkit.binlog.replay import RowApplier
 
     dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.pitr_upd, shop.pitr_plain")
     dbtools.query(sandbox, "source", "CREATE TABLE shop.pitr_plain (id INT PRIMARY KEY, "
@@ -1079,17 +1077,8 @@ def test_updates_by_key_go_many_a_statement_and_give_the_sources_rows(sandbox, p
                                                f"'{name}'")[0][1])
                            for name in ("Com_update_multi", "Com_insert"))
 
-        applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
-        try:
-            for kind, data in before:
-                applier.note(kind, data)
-            for kind, data in (event for t in transactions for event in t):
-                if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-                    applier.begin()
-                applier.apply(kind, data)
-            applier.finish()
-        finally:
-            applier.close()
+        applier = dbtools.replay(sandbox, {"shop": "pit"}, before,
+                                 (event for t in transactions for event in t))
 
         assert applier.skipped_rows == 2  # id 100, gone from the target's two tables
         assert int(dbtools.as_root(sandbox, "target", "SHOW GLOBAL STATUS LIKE "

@@ -69,21 +69,7 @@ def _archived_events(base: str) -> tuple[list, list]:
 
 def _replay(sandbox, database: str, events: tuple[list, list]):
     """The events replayed into ``database`` as restore --until replays them."""
-    from drkit.binlog.events import GTID_EVENTS, QUERY
-    from drkit.binlog.replay import RowApplier
-
-    applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": database})
-    try:
-        for kind, data in events[0]:
-            applier.note(kind, data)
-        for kind, data in events[1]:
-            if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-                applier.begin()
-            applier.apply(kind, data)
-        applier.finish()
-    finally:
-        applier.close()
-    return applier
+    return dbtools.replay(sandbox, {"shop": database}, *events)
 
 
 @pytest.fixture
