@@ -94,11 +94,15 @@ ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
 def _identifier(name: str) -> str:
     # MySQL: up to 64 characters, any but NUL, not ending in a space. Control characters
     # (a newline, a tab, an escape) MySQL takes, but no one means them: a name that holds
-    # one was pasted or typed wrong, and would make a database no one can name again.
+    # one was pasted or typed wrong, and would make a database no one can name again. So
+    # are invisible ones (Unicode's format characters: a zero-width space, a joiner, a
+    # byte-order mark, a bidi override, a soft hyphen): 'shop' and 'shop<U+200B>' read
+    # the same everywhere drkit or MySQL prints them, and are two databases.
     if not 1 <= len(name) <= 64 or name.endswith(" ") or any(
-            ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
+            ord(c) > 0xFFFF or unicodedata.category(c) in ("Cc", "Cf") for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
-                         "no control characters (NUL, newline, tab) and no trailing space")
+                         "no control or invisible characters (tab, zero-width space), no "
+                         "trailing space")
     # A full-width letter (an input method's 'ｓ') or a ligature stands in for a plain one: it
     # names a database that is not the one meant, found missing only once the run started.
     for character in name:

@@ -66,6 +66,15 @@ def test_a_database_name_with_a_lookalike_of_a_plain_character_is_refused(databa
     assert character in str(refused.value)
 
 
+@pytest.mark.parametrize("database", ["shop\u200b", "sh\u200dop", "\ufeffshop", "shop\u202e",
+                                      "sh\u00adop"])
+def test_a_database_name_with_an_invisible_character_is_refused(database):
+    """A zero-width space, a joiner, a byte-order mark, a bidi override or a soft hyphen
+    shows as nothing: 'shop\u200b' reads as shop everywhere and is another database."""
+    with pytest.raises(ValidationError, match="no control or invisible characters"):
+        SourceSettings(host="db", databases=[database])
+
+
 @pytest.mark.parametrize("database", ["caf\u00e9", "Stra\u00dfe", "\uc0c1\uc810",
                                       "\u30b7\u30e7\u30c3\u30d7"])
 def test_a_name_in_another_script_is_no_lookalike(database):
