@@ -458,14 +458,17 @@ def _warn_about_unread_variables(settings: Settings, environ: Mapping[str, str])
                 or name in _PROGRAM_VARIABLES or name in referenced
                 or variable in _warned_variables):
             continue
-        meant = _meant_spelling(name, spellings)
+        # DRKIT_CONFG: drkit's own variables are misspelt too, and then another config
+        # (the default path's) is read without a word.
+        meant = _meant_spelling(name, spellings | _PROGRAM_VARIABLES)
         if meant is None and not name.startswith(sections):
             continue  # DRKIT_TEST_PASSWORD: not shaped like a setting
         _warned_variables.add(variable)
         guess = f"did you mean {meant}? " if meant else ""
+        rule = "" if meant in _PROGRAM_VARIABLES else (
+            "a section and its field are joined by two underscores, as in DRKIT_SOURCE__HOST")
         print(f"drkit: warning: the environment variable {variable} is ignored: it names no "
-              f"setting ({guess}a section and its field are joined by two underscores, as in "
-              "DRKIT_SOURCE__HOST).", file=sys.stderr)
+              f"setting ({guess}{rule}".rstrip() + ").", file=sys.stderr)
 
 
 def _section_models() -> dict[str, type[BaseModel]]:

@@ -166,6 +166,7 @@ def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, mon
     ("DRKIT_BACKUPSTATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
     ("drkit_source_host", "DRKIT_SOURCE__HOST"), ("DRKIT_SIDES", "DRKIT_SIDE"),
     ("DRKIT_ENVIROMENT", "DRKIT_ENVIRONMENT"),
+    ("DRKIT_CONFG", "DRKIT_CONFIG"), ("DRKIT_FLET", "DRKIT_FLEET"),
     ("DRKIT_STORAGE_NOSUCH", None)])
 def test_an_override_without_its_double_underscore_is_warned_about_once(
         tmp_path, monkeypatch, capsys, variable, meant):
