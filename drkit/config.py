@@ -411,17 +411,26 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     except ValidationError as exc:
         raise ConfigError(f"Config from {where} is invalid: {describe_errors(exc)}.") from None
     except SettingsError as exc:  # an environment override that is not valid JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        variable = f"DRKIT_{field.group(1).upper()}" if field else "a DRKIT_* variable"
-        raise ConfigError(f"The environment override {variable} cannot be parsed.",
-                          "A section is overridden field by field (DRKIT_SOURCE__HOST=...), "
-                          "or with a JSON object.") from None
+        raise _unparsable_override(str(exc), os.environ) from None
     _warn_about_unread_variables(settings, os.environ)
     if path and settings.runbooks is not None and not settings.runbooks.is_absolute() \
             and "DRKIT_RUNBOOKS" not in os.environ:
         # A folder the file names is relative to the file, as cron runs from elsewhere.
         settings.runbooks = Path(path).absolute().parent / settings.runbooks
     return settings
+
+
+def _unparsable_override(error: str, environ: Mapping[str, str]) -> ConfigError:
+    """pydantic-settings names the section (``source``) whose override is not JSON; the
+    variable is mostly one of its fields' (DRKIT_SOURCE__DATABASES=shop: a list is JSON)."""
+    field = re.search(r'field "(\w+)"', error)
+    section = f"DRKIT_{field.group(1).upper()}" if field else None
+    fields = sorted(v for v in environ if section and v.upper().startswith(section + "__"))
+    variable = " or ".join(fields) or section or "a DRKIT_* variable"
+    return ConfigError(f"The environment override {variable} cannot be parsed.",
+                       "A list is written as JSON (DRKIT_SOURCE__DATABASES='[\"shop\"]'); a "
+                       "section is overridden field by field (DRKIT_SOURCE__HOST=...), or with "
+                       "a JSON object.")
 
 
 def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:

@@ -192,3 +192,14 @@ def test_a_variable_the_config_reads_through_env_is_no_misspelt_override(
     monkeypatch.setattr("drkit.config._warned_variables", set())
     load_settings(config)
     assert capsys.readouterr().err == ""
+
+
+def test_a_list_override_that_is_not_json_is_named_by_its_own_variable(tmp_path, monkeypatch):
+    """DRKIT_SOURCE__DATABASES=shop: the field's variable is named, not its section's."""
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", "shop")
+    with pytest.raises(ConfigError, match="override DRKIT_SOURCE__DATABASES cannot be parsed") \
+            as refused:
+        load_settings(config)
+    assert "A list is written as JSON" in refused.value.fix
