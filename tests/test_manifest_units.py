@@ -10,6 +10,8 @@ from pydantic import ValidationError
 
 from drkit.manifest import Digest, Manifest, TableEntry, decode_names, encode_names
 
+_AT = {"file": "binlog.000001", "position": 4, "gtid": "0-1-5"}
+
 
 def _manifest(**changes) -> Manifest:
     fields = dict(
@@ -17,7 +19,7 @@ def _manifest(**changes) -> Manifest:
         started_at=datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC),
         finished_at=datetime(2026, 12, 7, 1, 4, 5, tzinfo=UTC), duration_seconds=122.0,
         source={"flavour": "mariadb"}, databases=["shop", "crm"],
-        consistency={"binlog_exact": True}, dump={"program": "mysqldump"},
+        consistency={"binlog_exact": True, "binlog_snapshot": _AT}, dump={"program": "mysqldump"},
         compression={"codec": "zstd", "level": 3},
         compressed=Digest(size=1234, sha256="c" * 64), sql=Digest(size=98765, sha256="s" * 64),
         tables={"shop.orders": TableEntry(rows=40, sha256="o" * 64),
@@ -65,3 +67,21 @@ def test_a_manifest_written_before_definitions_and_time_zones_still_reads():
     old = Manifest.model_validate(data)
     assert old.definitions == {} and old.time_zones == []
     assert Manifest.model_validate_json(_manifest().model_dump_json()) == _manifest()
+
+
+@pytest.mark.parametrize("consistency", [
+    {"binlog_exact": True}, {"binlog_exact": True, "binlog_snapshot": "binlog.000001:4"},
+    {"binlog_exact": False, "binlog_snapshot": None, "binlog_before": {"file": 1}},
+    {"binlog_snapshot": {"file": "binlog.000001", "position": "4"}}])
+def test_a_manifest_whose_binlog_coordinates_are_not_coordinates_is_refused(consistency):
+    """Rewritten so, a restore --until or show would stop with an internal error (1) where
+    they read them; refused, load_manifest calls it damaged (33)."""
+    with pytest.raises(ValidationError, match="consistency"):
+        _manifest(consistency=consistency)
+
+
+def test_a_manifest_of_a_source_without_a_binary_log_holds_none():
+    off = {"file": None, "position": None, "unavailable": "binary logging is off"}
+    assert _manifest(consistency={"binlog_exact": False, "binlog_snapshot": None,
+                                  "binlog_before": off, "binlog_after": off}
+                     ).consistency["binlog_exact"] is False
