@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from drkit.azure.catalog import BackupEntry
 from drkit.manifest import Digest, Manifest, TableEntry, decode_names, encode_names
+from drkit.ops.verify import label_difference
 
 _AT = {"file": "binlog.000001", "position": 4, "gtid": "0-1-5"}
 
@@ -85,3 +87,20 @@ def test_a_manifest_of_a_source_without_a_binary_log_holds_none():
     assert _manifest(consistency={"binlog_exact": False, "binlog_snapshot": None,
                                   "binlog_before": off, "binlog_after": off}
                      ).consistency["binlog_exact"] is False
+
+
+def _entry(databases: list[str]) -> BackupEntry:
+    return BackupEntry(name="backups/shop-20261207-010203.sql.zst", size=1234,
+                       taken_at=datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC),
+                       compression="zstd", databases=databases, has_manifest=True)
+
+
+def test_verify_refuses_a_backup_whose_metadata_names_databases_its_manifest_does_not():
+    """The backup host's SAS can relabel a backup of shop as "shop,crm": verified so, it
+    would be crm's newest verified backup, and prune would delete crm's real ones."""
+    manifest = _manifest()  # shop, crm
+    assert label_difference(_entry(["crm", "shop"]), manifest) is None
+    assert label_difference(_entry([]), manifest) is None  # metadata of an older drkit
+    assert label_difference(_entry(["shop", "crm", "billing"]), manifest) == (
+        "is labelled as holding shop, crm, billing (its blob's metadata), its manifest "
+        "says shop, crm")
