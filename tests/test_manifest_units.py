@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from drkit.azure.catalog import BackupEntry
 from drkit.manifest import Digest, Manifest, TableEntry, decode_names, encode_names
-from drkit.ops.verify import label_difference
+from drkit.ops.verify import _content_differences, label_difference
+from drkit.stream.dumpscan import DumpScanner
 
 _AT = {"file": "binlog.000001", "position": 4, "gtid": "0-1-5"}
 
@@ -104,3 +105,16 @@ def test_verify_refuses_a_backup_whose_metadata_names_databases_its_manifest_doe
     assert label_difference(_entry(["shop", "crm", "billing"]), manifest) == (
         "is labelled as holding shop, crm, billing (its blob's metadata), its manifest "
         "says shop, crm")
+
+
+def test_verify_finds_a_database_the_manifest_names_and_the_dump_does_not_hold():
+    """A manifest rewritten to name crm beside shop (no crm table: no table check fails)
+    would make a verified backup of shop crm's newest."""
+    scanner = DumpScanner()
+    scanner.feed(b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop`;\nUSE `shop`;\n"
+                 b"CREATE DATABASE `we``ird`;\n")
+    scanner.close()
+    assert scanner.databases == {"shop", "we`ird"}
+    manifest = _manifest(databases=["shop", "crm", "we`ird"], tables={})
+    assert "database crm is not in the dump" in _content_differences(
+        manifest, scanner, manifest.sql.size, manifest.sql.sha256)
