@@ -94,11 +94,15 @@ ValueRef = Annotated[str | list[str], AfterValidator(_value_or_references)]
 def _identifier(name: str) -> str:
     # MySQL: up to 64 characters, any but NUL, not ending in a space. Control characters
     # (a newline, a tab, an escape) MySQL takes, but no one means them: a name that holds
-    # one was pasted or typed wrong, and would make a database no one can name again.
+    # one was pasted or typed wrong, and would make a database no one can name again. So
+    # are invisible ones (Unicode's format characters: a zero-width space, a joiner, a
+    # byte-order mark, a bidi override, a soft hyphen): 'shop' and 'shop<U+200B>' read
+    # the same everywhere drkit or MySQL prints them, and are two databases.
     if not 1 <= len(name) <= 64 or name.endswith(" ") or any(
-            ord(c) > 0xFFFF or unicodedata.category(c) == "Cc" for c in name):
+            ord(c) > 0xFFFF or unicodedata.category(c) in ("Cc", "Cf") for c in name):
         raise ValueError("a database name has 1 to 64 characters up to U+FFFF (no emoji), "
-                         "no control characters (NUL, newline, tab) and no trailing space")
+                         "no control or invisible characters (tab, zero-width space), no "
+                         "trailing space")
     # A full-width letter (an input method's 'ｓ') or a ligature stands in for a plain one: it
     # names a database that is not the one meant, found missing only once the run started.
     for character in name:
@@ -407,17 +411,26 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     except ValidationError as exc:
         raise ConfigError(f"Config from {where} is invalid: {describe_errors(exc)}.") from None
     except SettingsError as exc:  # an environment override that is not valid JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        variable = f"DRKIT_{field.group(1).upper()}" if field else "a DRKIT_* variable"
-        raise ConfigError(f"The environment override {variable} cannot be parsed.",
-                          "A section is overridden field by field (DRKIT_SOURCE__HOST=...), "
-                          "or with a JSON object.") from None
+        raise _unparsable_override(str(exc), os.environ) from None
     _warn_about_unread_variables(settings, os.environ)
     if path and settings.runbooks is not None and not settings.runbooks.is_absolute() \
             and "DRKIT_RUNBOOKS" not in os.environ:
         # A folder the file names is relative to the file, as cron runs from elsewhere.
         settings.runbooks = Path(path).absolute().parent / settings.runbooks
     return settings
+
+
+def _unparsable_override(error: str, environ: Mapping[str, str]) -> ConfigError:
+    """pydantic-settings names the section (``source``) whose override is not JSON; the
+    variable is mostly one of its fields' (DRKIT_SOURCE__DATABASES=shop: a list is JSON)."""
+    field = re.search(r'field "(\w+)"', error)
+    section = f"DRKIT_{field.group(1).upper()}" if field else None
+    fields = sorted(v for v in environ if section and v.upper().startswith(section + "__"))
+    variable = " or ".join(fields) or section or "a DRKIT_* variable"
+    return ConfigError(f"The environment override {variable} cannot be parsed.",
+                       "A list is written as JSON (DRKIT_SOURCE__DATABASES='[\"shop\"]'); a "
+                       "section is overridden field by field (DRKIT_SOURCE__HOST=...), or with "
+                       "a JSON object.")
 
 
 def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
@@ -454,14 +467,17 @@ def _warn_about_unread_variables(settings: Settings, environ: Mapping[str, str])
                 or name in _PROGRAM_VARIABLES or name in referenced
                 or variable in _warned_variables):
             continue
-        meant = _meant_spelling(name, spellings)
+        # DRKIT_CONFG: drkit's own variables are misspelt too, and then another config
+        # (the default path's) is read without a word.
+        meant = _meant_spelling(name, spellings | _PROGRAM_VARIABLES)
         if meant is None and not name.startswith(sections):
             continue  # DRKIT_TEST_PASSWORD: not shaped like a setting
         _warned_variables.add(variable)
         guess = f"did you mean {meant}? " if meant else ""
+        rule = "" if meant in _PROGRAM_VARIABLES else (
+            "a section and its field are joined by two underscores, as in DRKIT_SOURCE__HOST")
         print(f"drkit: warning: the environment variable {variable} is ignored: it names no "
-              f"setting ({guess}a section and its field are joined by two underscores, as in "
-              "DRKIT_SOURCE__HOST).", file=sys.stderr)
+              f"setting ({guess}{rule}".rstrip() + ").", file=sys.stderr)
 
 
 def _section_models() -> dict[str, type[BaseModel]]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 FORMAT = "drkit-manifest/1"
 SIDECAR_SUFFIX = ".manifest.json"
@@ -55,6 +55,22 @@ class Manifest(BaseModel):
     # the public keys it opens with; "compressed" is then the age file's size and sha256.
     encryption: dict[str, Any] = {}
 
+    @field_validator("consistency")
+    @classmethod
+    def _binlog_coordinates(cls, consistency: dict[str, Any]) -> dict[str, Any]:
+        # Untyped but for the coordinates a point-in-time restore, the standby and prune
+        # start from: a manifest rewritten without them (the backup host's SAS can write it)
+        # is damaged (33), not an internal error where they are read.
+        for key in ("binlog_before", "binlog_after", "binlog_snapshot"):
+            at = consistency.get(key)
+            unavailable = isinstance(at, dict) and at.get("file") is at.get("position") is None
+            if at is not None and not unavailable and not _coordinates(at):
+                raise ValueError(f"consistency.{key} is not binlog coordinates")
+        if consistency.get("binlog_exact") and not _coordinates(
+                consistency.get("binlog_snapshot")):
+            raise ValueError("consistency.binlog_exact without binlog_snapshot coordinates")
+        return consistency
+
     def only(self, databases: list[str]) -> Manifest:
         """This manifest narrowed to ``databases``: what a restore of them is proven against."""
         if set(databases) >= set(self.databases):
@@ -95,6 +111,12 @@ class Manifest(BaseModel):
             "tables": str(len(self.tables)),
             "rows": str(sum(t.rows for t in self.tables.values())),
         }
+
+
+def _coordinates(at: Any) -> bool:
+    """Whether ``at`` is a position in a binary log as a backup records it."""
+    return isinstance(at, dict) and isinstance(at.get("file"), str) and \
+        type(at.get("position")) is int
 
 
 def encode_names(names: list[str]) -> str:

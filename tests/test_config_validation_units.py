@@ -66,6 +66,15 @@ def test_a_database_name_with_a_lookalike_of_a_plain_character_is_refused(databa
     assert character in str(refused.value)
 
 
+@pytest.mark.parametrize("database", ["shop\u200b", "sh\u200dop", "\ufeffshop", "shop\u202e",
+                                      "sh\u00adop"])
+def test_a_database_name_with_an_invisible_character_is_refused(database):
+    """A zero-width space, a joiner, a byte-order mark, a bidi override or a soft hyphen
+    shows as nothing: 'shop\u200b' reads as shop everywhere and is another database."""
+    with pytest.raises(ValidationError, match="no control or invisible characters"):
+        SourceSettings(host="db", databases=[database])
+
+
 @pytest.mark.parametrize("database", ["caf\u00e9", "Stra\u00dfe", "\uc0c1\uc810",
                                       "\u30b7\u30e7\u30c3\u30d7"])
 def test_a_name_in_another_script_is_no_lookalike(database):
@@ -157,6 +166,7 @@ def test_variables_drkit_reads_that_are_no_settings_are_left_alone(tmp_path, mon
     ("DRKIT_BACKUPSTATE_DIR", "DRKIT_BACKUP__STATE_DIR"),
     ("drkit_source_host", "DRKIT_SOURCE__HOST"), ("DRKIT_SIDES", "DRKIT_SIDE"),
     ("DRKIT_ENVIROMENT", "DRKIT_ENVIRONMENT"),
+    ("DRKIT_CONFG", "DRKIT_CONFIG"), ("DRKIT_FLET", "DRKIT_FLEET"),
     ("DRKIT_STORAGE_NOSUCH", None)])
 def test_an_override_without_its_double_underscore_is_warned_about_once(
         tmp_path, monkeypatch, capsys, variable, meant):
@@ -182,3 +192,14 @@ def test_a_variable_the_config_reads_through_env_is_no_misspelt_override(
     monkeypatch.setattr("drkit.config._warned_variables", set())
     load_settings(config)
     assert capsys.readouterr().err == ""
+
+
+def test_a_list_override_that_is_not_json_is_named_by_its_own_variable(tmp_path, monkeypatch):
+    """DRKIT_SOURCE__DATABASES=shop: the field's variable is named, not its section's."""
+    config = tmp_path / "drkit.yaml"
+    config.write_text("source: {host: db, databases: [shop]}\n")
+    monkeypatch.setenv("DRKIT_SOURCE__DATABASES", "shop")
+    with pytest.raises(ConfigError, match="override DRKIT_SOURCE__DATABASES cannot be parsed") \
+            as refused:
+        load_settings(config)
+    assert "A list is written as JSON" in refused.value.fix

@@ -75,6 +75,10 @@ def verify_backup(store: BackupStore, entry: BackupEntry,
 
 def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyResult:
     manifest = load_manifest(store, entry.name, digests=True)
+    if (relabelled := label_difference(entry, manifest)) is not None:
+        raise ManifestMismatchError(f"Backup {entry.name} {relabelled}.",
+                                    "Treat it as altered (its blob's metadata is writable with "
+                                    "the backup host's SAS); restore another backup.")
     clock = time.monotonic()
     scanner = DumpScanner()
     sql_sha256, sql_size = hashlib.sha256(), 0
@@ -102,6 +106,17 @@ def _verify(store: BackupStore, entry: BackupEntry, env: Environment) -> VerifyR
 _NEW_BACKUP = "Do not restore it; take a new backup and verify that."
 
 
+def label_difference(entry: BackupEntry, manifest: Manifest) -> str | None:
+    """What the blob's metadata says it holds, where that is not its manifest's databases.
+    Prune, point-in-time bases and ``list`` read the databases from the metadata (a listing
+    reads no manifest), and the verdict does not cover them: relabelled ("shop" as
+    "shop,crm"), a verified backup of shop would count as crm's newest and prune crm's."""
+    if not entry.databases or sorted(entry.databases) == sorted(manifest.databases):
+        return None  # a blob of a drkit from before the metadata held them: nothing to check
+    return (f"is labelled as holding {', '.join(entry.databases)} (its blob's metadata), its "
+            f"manifest says {', '.join(manifest.databases)}")
+
+
 def _restorable(name: str, scanner: DumpScanner) -> None:
     """The whole stream went through restore's own statement pipeline (lexer and Azure
     rewrites, loading nothing): the last statement is complete, and every table's rows are
@@ -123,6 +138,10 @@ def _content_differences(manifest: Manifest, scanner: DumpScanner, sql_size: int
     if (sql_size, sql_sha256) != (manifest.sql.size, manifest.sql.sha256):
         differences.append(f"SQL stream of {sql_size} bytes, manifest says {manifest.sql.size}"
                            if sql_size != manifest.sql.size else "SQL checksum differs")
+    # A database the manifest names, with no table, is checked by no table: the dump holds
+    # it all the same (a manifest rewritten to name crm would make it crm's backup).
+    differences += [f"database {database} is not in the dump"
+                    for database in sorted(set(manifest.databases) - scanner.databases)]
     found = {f"{db}.{table}": content for (db, table), content in scanner.tables.items()}
     for table in sorted(set(found) | set(manifest.tables)):
         entry, content = manifest.tables.get(table), found.get(table)

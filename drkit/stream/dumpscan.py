@@ -152,6 +152,7 @@ class DumpScanner:
         self.definitions: dict[str, str] = {}  # "table db.t" / "view db.v" ... -> CREATE text
         self.planned: Counter[tuple[str, str]] = Counter()
         self.time_zones: set[str] = set()  # named zones the dump sets (not offsets)
+        self.databases: set[str] = set()  # those it creates or uses
         self.statements = 0
         self._lexer = SqlLexer()
         self._rewriter = Rewriter(azure=True)
@@ -210,6 +211,8 @@ class DumpScanner:
             table.order_free = not has_row_order_key(statement.sql)
         if (entry := schema_entry(statement)) is not None:
             self.definitions[entry[0]] = entry[1]
+        if statement.kind in ("use", "create_database") and statement.database:
+            self.databases.add(statement.database)
         if statement.kind == "session" and (zone := named_time_zone(statement.sql)):
             self.time_zones.add(zone)
         rows = self._table(statement.database, statement.table).add(statement) \
