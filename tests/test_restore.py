@@ -450,6 +450,7 @@ def test_a_failed_verdict_no_longer_applies_once_the_manifest_is_put_right(
     assert run_cli("verify", backup_name).exit_code == 33
     refused = run_cli("restore", backup_name, "--as", scratch())
     assert refused.exit_code == 33 and "failed verification" in refused.stderr
+    assert f"drkit verify {backup_name}" in refused.stderr  # the backup side can tag failures
     store.container.upload_blob(sidecar, original, overwrite=True)  # an operator's repair
     listing = json.loads(run_cli("list", "--json").stdout)["backups"]
     assert [e["verified"] for e in listing if e["backup"] == backup_name] == ["stale"]

@@ -417,7 +417,9 @@ def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
     if failed is not None:
         raise failed(f"Backup {entry.name} failed verification ({entry.verified}, "
                      f"{entry.verified_at}); it was not restored and nothing was changed.",
-                     "Restore another backup (drkit list shows which are verified).")
+                     "Restore another backup (drkit list shows which are verified), or run "
+                     f"drkit verify {entry.name} to read it back again: the backup side can "
+                     "record a failure too.")
     if entry.size != manifest.compressed.size:
         raise TruncatedBackupError(
             f"Backup {entry.name} is {entry.size} bytes, its manifest says "
