@@ -4,6 +4,7 @@ answer would make the SDK raise it)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -107,3 +108,30 @@ def test_a_manifest_that_is_not_drkits_json_is_damaged_not_missing(sidecar):
         "(backup-20261207-030000.sql.gz.manifest.json) is damaged: it is not drkit's JSON, so "
         "the backup cannot be checked against it.")
     assert damaged.value.fix.startswith("Restore the manifest from its earlier blob version")
+
+
+def test_a_manifest_naming_another_backup_is_refused_as_copied_over():
+    """The attack: with the backup side's SAS, a newer backup's blob and manifest copied
+    over an older, verified one; the Azure side's verify would read a good backup and sign
+    it. A manifest names its own blob: one that names another was copied (33)."""
+    from drkit.azure.catalog import load_manifest
+    from drkit.manifest import Digest, Manifest
+
+    def store_holding(recorded_name: str) -> BackupStore:
+        manifest = Manifest(
+            name=recorded_name, drkit_version="0.3.0", started_at=datetime.now(UTC),
+            finished_at=datetime.now(UTC), duration_seconds=1.0, source={},
+            databases=["shop"], consistency={}, dump={}, compression={"codec": "gzip"},
+            compressed=Digest(size=1, sha256="c" * 64), sql=Digest(size=1, sha256="s" * 64),
+            tables={}, objects={})
+        download = SimpleNamespace(readall=lambda: manifest.model_dump_json().encode(),
+                                   properties=SimpleNamespace(etag='"1"'))
+        return BackupStore(SimpleNamespace(container_name="mysql-backups", url=URL,
+                                           download_blob=lambda name: download), "p/", "a01")
+
+    older, newer = "p/backup-20261206-030000.sql.gz", "p/backup-20261207-030000.sql.gz"
+    with pytest.raises(ManifestMismatchError, match=f"describes another backup \\({newer}\\)"):
+        load_manifest(store_holding(newer), older)
+    assert load_manifest(store_holding(older), older).name == older
+    # the same backup under a moved prefix is still itself
+    assert load_manifest(store_holding("old/backup-20261206-030000.sql.gz"), older)

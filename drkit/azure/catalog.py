@@ -307,4 +307,17 @@ def load_manifest(store: BackupStore, name: str, digests: bool = False) -> Manif
             "drkit's JSON, so the backup cannot be checked against it.",
             "Restore the manifest from its earlier blob version, or use another backup "
             "(drkit list).") from None
+    if _base_name(manifest.name) != _base_name(name):
+        # drkit writes each manifest once, beside its own blob: one naming another backup
+        # was copied here, as one holding the backup side's credential could.
+        raise ManifestMismatchError(
+            f"The manifest of backup {name} describes another backup ({manifest.name}), so "
+            "it cannot vouch for this blob.",
+            "Treat the storage as tampered with: check the backup side's credential (drkit "
+            "doctor) and use another backup (drkit list).")
     return sealeddigests.with_digests(manifest, store.keyring) if digests else manifest
+
+
+def _base_name(name: str) -> str:
+    """A blob's name without its folder (a storage prefix may be moved)."""
+    return name.rsplit("/", 1)[-1]
