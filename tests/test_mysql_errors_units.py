@@ -57,3 +57,33 @@ def test_a_driver_error_at_connect_is_a_server_failure_in_the_servers_words(pack
     assert failed.value.exit_code == 10
     assert failed.value.message == f"The source server 127.0.0.1:{port} {said}"
     assert "hunter2-secret" not in str(failed.value)
+
+
+def test_a_port_that_accepts_and_never_speaks_mysql_fails_within_the_connect_timeout():
+    """pymysql timed only the TCP connect: a listener that never sends the greeting (a wrong
+    port, a stuck proxy; the attack pointed --target at Azurite's port) held the command
+    until killed. Now the whole connect gives up after connect_timeout (here 1 s)."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        server = Server(role="target", host="127.0.0.1", port=port, user="admin",
+                        password=SecretStr("x"), tls="disabled", connect_timeout=1)
+        failed: list[BaseException] = []
+
+        def attempt() -> None:
+            try:
+                connect(server)
+            except BaseException as error:  # noqa: BLE001 - what the test looks at
+                failed.append(error)
+            finally:
+                stop.set()
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        accepted, _ = listener.accept()  # accepted, and never a byte sent
+        with accepted:
+            assert stop.wait(timeout=60), "connect() still waits for the server's greeting"
+    assert isinstance(failed[0], ServerError) and failed[0].exit_code == 10, failed
+    assert f"127.0.0.1:{port}" in failed[0].message

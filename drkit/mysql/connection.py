@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pymysql
 from pydantic import SecretStr
@@ -112,8 +113,19 @@ def target_server(settings: Settings, address: str | None = None) -> Server:
 
 
 
-# What connect() returns, by a name callers above the adapter may use without pymysql.
-Connection = pymysql.Connection
+class Connection(pymysql.connections.Connection):
+    """pymysql's connection, whose whole connect (the server's greeting, TLS, the login)
+    gives up after ``connect_timeout``: pymysql times only the TCP connect, so a port that
+    accepts and never speaks MySQL (a wrong port, a stuck proxy) held a failover forever.
+    Afterwards reads wait as configured (``read_timeout``): pymysql sets the socket's
+    timeout again wherever it differs from that."""
+
+    def connect(self, sock: Any = None) -> None:
+        configured, self._read_timeout = self._read_timeout, self.connect_timeout
+        try:
+            super().connect(sock)
+        finally:
+            self._read_timeout = configured
 
 
 def connect(server: Server, database: str | None = None, *,

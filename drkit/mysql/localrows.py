@@ -19,12 +19,14 @@ from pymysql.connections import MySQLResult
 from pymysql.constants import CR
 from pymysql.protocol import LoadLocalPacketWrapper
 
+from drkit.mysql.connection import Connection
+
 # The rows go in packets of this size, as MySQL's and pymysql's own clients send a file:
 # far below any max_allowed_packet the server may have, which refuses a larger packet.
 _CHUNK = 16 * 1024
 
 
-class LocalRowsConnection(pymysql.connections.Connection):
+class LocalRowsConnection(Connection):
     """A pymysql connection that announces LOAD DATA LOCAL and serves only offered rows."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
