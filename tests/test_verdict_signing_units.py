@@ -39,15 +39,27 @@ def test_a_signed_ok_counts_and_any_change_to_what_it_covers_forges_it():
         assert keys.checked(Verdict(**{**vars(OK), field: value}), signed) == FORGED, field
 
 
-@pytest.mark.parametrize("signature", [None, "", "garbage", "0123456789abcdef:" + "0" * 64])
+@pytest.mark.parametrize("signature", [None, "", "garbage", "0123456789abcdef:" + "0" * 63])
 def test_an_ok_without_a_good_signature_is_forged(signature):
     assert _azure_side(x25519.Identity.generate()).checked(OK, signature) == FORGED
+
+
+def test_an_ok_signed_by_an_identity_not_held_here_is_unchecked_not_forged():
+    """A restore with the break-glass key (it signs nothing, and never held the restore
+    identity) reads every verdict as unchecked: `drkit verify` signs it anew, and nothing
+    cries forgery or refuses a restore of a good backup in the middle of an incident."""
+    restore_identity, break_glass = x25519.Identity.generate(), x25519.Identity.generate()
+    signed = _azure_side(restore_identity).sign(OK)
+    assert _azure_side(break_glass).checked(OK, signed) == UNCHECKED
+    assert _azure_side(break_glass).checked(OK, "0123456789abcdef:" + "0" * 64) == UNCHECKED
 
 
 def test_another_identity_cannot_sign_and_a_failure_needs_no_signature():
     ours, theirs = _azure_side(x25519.Identity.generate()), \
         _azure_side(x25519.Identity.generate())
-    assert ours.checked(OK, theirs.sign(OK)) == FORGED
+    assert ours.checked(OK, theirs.sign(OK)) == UNCHECKED  # not ours to check: see above
+    forged = theirs.sign(OK).split(":")[1]
+    assert ours.checked(OK, f"{ours.sign(OK).split(':')[0]}:{forged}") == FORGED
     # A failed check or the backup side's ciphertext check never makes a backup verified:
     # read as they are, signed or not.
     for outcome in ("checksum-mismatch", "ciphertext-ok"):
@@ -60,7 +72,7 @@ def test_after_a_rotation_a_verdict_of_the_older_identity_still_checks():
     rotated = _azure_side(new, old)  # the new identity first: it signs from now on
     assert rotated.checked(OK, signed_before) == "ok"
     assert rotated.sign(OK).split(":")[0] != signed_before.split(":")[0]
-    assert _azure_side(new).checked(OK, signed_before) == FORGED  # old identity dropped
+    assert _azure_side(new).checked(OK, signed_before) == UNCHECKED  # old identity dropped
 
 
 def test_without_an_identity_an_ok_is_unchecked_unless_encryption_is_off():

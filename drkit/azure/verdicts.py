@@ -15,7 +15,9 @@ so only ``ok`` needs the signature. Other outcomes (a failed check, the backup s
 ``ciphertext-ok``) never make a backup count as verified and are read as they are.
 
 - Where the identity is configured, an ``ok`` without a signature that checks is
-  ``forged``: never verified, and doctor's CRITICAL.
+  ``forged``: never verified, and doctor's CRITICAL; but one signed by an identity this
+  keyring does not hold (a restore with the break-glass key, an identity rotated out) is
+  ``unchecked``: nobody here can tell.
 - Where no identity can be read (the backup side, or the Azure side with recipients but no
   identity), an ``ok`` is ``unchecked``: never verified.
 - With encryption off (no recipients, no identity) there is no key: an unsigned ``ok`` is
@@ -28,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +43,7 @@ SIGNATURE_TAG = "drkit_verified_sig"  # "<signer's recipient fingerprint>:<HMAC,
 UNCHECKED = "unchecked"  # an "ok" this config holds no key to check
 FORGED = "forged"  # an "ok" whose signature is missing or wrong where the key is held
 _INFO = b"drkit verification verdict v1"
+_SIGNATURE = re.compile(r"[0-9a-f]{16}:[0-9a-f]{64}")  # a signer's fingerprint, an HMAC
 
 # "sign": the identity is held; "unchecked": no identity can be read here although backups
 # are (or may be) encrypted; "unsigned": encryption is off, no key exists anywhere.
@@ -117,4 +121,8 @@ class VerdictKeys:
         key = self.keys().get(signer)
         if key is not None and hmac.compare_digest(signed or "", signature(key, signer, verdict)):
             return "ok"
+        if key is None and _SIGNATURE.fullmatch(signed or ""):
+            # Signed by an identity this config does not hold (the break-glass key in use,
+            # one rotated out): nobody here can tell, which is not a forgery.
+            return UNCHECKED
         return FORGED
