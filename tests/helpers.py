@@ -44,6 +44,11 @@ def wait_until(condition: Callable[[], object], what: str, seconds: float = 60,
         time.sleep(every)
 
 
+def process_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP: a failpoint's ``:stop``)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
 @dataclass
 class CliResult:
     exit_code: int

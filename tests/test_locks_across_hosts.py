@@ -17,7 +17,7 @@ from azure.storage.blob import BlobLeaseClient
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.exitstatus import ExitStatus
-from tests.helpers import point_cli_at, process_alive, wait_until
+from tests.helpers import point_cli_at, process_alive, process_stopped, wait_until
 
 
 def _worker(tmp_path: Path, name: str, **env: str) -> subprocess.Popen:
@@ -30,10 +30,6 @@ def _worker(tmp_path: Path, name: str, **env: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _stopped(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-
-
 def test_two_workers_never_back_up_one_database_at_once(sandbox, tmp_path, monkeypatch):
     prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
     store = BackupStore.from_settings(load_settings())
@@ -41,7 +37,7 @@ def test_two_workers_never_back_up_one_database_at_once(sandbox, tmp_path, monke
     # worker A takes the lease and is frozen there, before it dumps anything
     first = _worker(tmp_path, "a", DRKIT_FAILPOINT="backup:1:stop")
     try:
-        wait_until(lambda: _stopped(first.pid), "worker A held at the failpoint")
+        wait_until(lambda: process_stopped(first.pid), "worker A held at the failpoint")
         assert lease_blob.get_blob_properties().lease.state == "leased"
 
         second = _worker(tmp_path, "b")
@@ -68,7 +64,7 @@ def test_two_workers_never_back_up_one_database_at_once(sandbox, tmp_path, monke
     # A holder killed with -9 keeps its lease until it runs out, or until a run on its
     # host finds it dead: B breaks it and runs
     held = _worker(tmp_path, "c", DRKIT_FAILPOINT="backup:1:stop")
-    wait_until(lambda: _stopped(held.pid), "worker C held at the failpoint")
+    wait_until(lambda: process_stopped(held.pid), "worker C held at the failpoint")
     held.kill()
     held.communicate()
     assert not process_alive(held.pid)

@@ -19,7 +19,7 @@ from drkit.aws.clients import boto_client
 from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from tests import dbtools
-from tests.helpers import point_cli_at, wait_until
+from tests.helpers import point_cli_at, process_stopped, wait_until
 
 DRKIT = str(Path(sys.executable).parent / "drkit")
 DATABASE = "signal_big"
@@ -152,13 +152,17 @@ def test_sigterm_stops_a_runbook_run_and_its_notebook(sandbox, tmp_path, monkeyp
 
 def test_sigterm_after_the_dump_leaves_a_whole_backup_or_nothing(sandbox, big_database,
                                                                   tmp_path, monkeypatch):
-    """Between the dump's end and the commit: never a manifest without its blob (the claim)
-    or a blob without its manifest."""
+    """Between the dump's end and the commit (held there by a failpoint: on a quiet
+    machine the commit came before the signal): never a manifest without its blob (the
+    claim) or a blob without its manifest."""
     prefix = point_cli_at(sandbox, tmp_path, monkeypatch)
-    env = {**os.environ, "DRKIT_SOURCE__DATABASES": json.dumps([DATABASE])}
+    env = {**os.environ, "DRKIT_SOURCE__DATABASES": json.dumps([DATABASE]),
+           "DRKIT_FAILPOINT": "backup:2:stop"}  # 1: the lock taken; 2: all staged
     process, log = start("backup", env=env)
-    wait_for(log, "[2/4] dump + compress + upload ... done", process)
+    wait_until(lambda: process_stopped(process.pid), "the backup held after its dump")
+    assert "[2/4] dump + compress + upload ... done" in log.read_text()
     process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
     assert process.wait(timeout=60) == 143
     settings = load_settings(sandbox.config_path)
     store = BackupStore.from_settings(settings, prefix=prefix)

@@ -215,6 +215,7 @@ class _BackupRun:
                 source.after = _Inventory.read(connection, self.server, source.info["flavour"],
                                                self.databases)
             manifest = self._manifest(claim.name, source, dumped, locked)
+            failpoint("backup", "dumped")  # all staged, nothing committed
             for lock in locks:  # a lease lost while the dump ran: stop before the commit
                 lock.confirm()
             self._publish(claim, manifest, dumped)

@@ -28,6 +28,8 @@ from drkit.stream.compression import CODECS
 
 CLAIM_FORMAT = "drkit-claim/1"
 _CLAIM_TRIES = 60
+# So a backup's name may say a time up to this much after its run began.
+NAME_SLACK = timedelta(seconds=_CLAIM_TRIES)
 # A claim of another host's run is taken for left behind after this long (no backup runs
 # for a day); one of this host's as soon as its process is gone.
 _FOREIGN_CLAIM_AGE = timedelta(hours=24)

@@ -40,6 +40,7 @@ from drkit.errors import (
 from drkit.manifest import Manifest, binlog_coordinates
 from drkit.mysql.connection import Server
 from drkit.ops.binlog_verify import refuse_broken
+from drkit.ops.claim import NAME_SLACK
 from drkit.ops.verify import verify_backup
 from drkit.units import duration, few
 
@@ -180,8 +181,10 @@ def choose_base(store: BackupStore, moment: datetime, databases: list[str],
     is restored). Another database's backup is never taken for them."""
     database = ", ".join(databases)
     for entry in reversed(entries):
-        if entry.taken_at > moment or not set(databases) <= set(entry.databases) or \
-                entry.verified not in NOT_FAILED:
+        # A name is a second later per run that claimed its second first (two backups in
+        # one second): only the manifest's finish time is exact.
+        if entry.taken_at - NAME_SLACK > moment or \
+                not set(databases) <= set(entry.databases) or entry.verified not in NOT_FAILED:
             continue
         manifest = load_manifest(store, entry.name)
         # Binlog times are whole seconds: every transaction before the snapshot began by
