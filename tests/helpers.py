@@ -44,6 +44,22 @@ def wait_until(condition: Callable[[], object], what: str, seconds: float = 60,
         time.sleep(every)
 
 
+# What a binlog in clear holds that ciphertext does not by chance: each 6 bytes or more, so
+# 100 MB of ciphertext holds one by chance about once in three million runs (b"\xfebin",
+# 4 bytes, turned up in a CI run's 40 MB).
+_CLEAR_BINLOG = (b"-MariaDB", b"binlog_probe", b"INSERT INTO", b"\x04shop\x00",
+                 b"archived unread")
+
+
+def assert_no_readable_binlog(name: str, stored: bytes) -> None:
+    """An archived blob as Azure holds it: age files only, no binlog or SQL text in clear."""
+    from drkit.stream.encryption import HEADER
+
+    assert stored.startswith(HEADER), f"{name} is not an age file"
+    for readable in _CLEAR_BINLOG:
+        assert readable not in stored, f"{name} holds {readable!r} in clear"
+
+
 def process_stopped(pid: int) -> bool:
     """Whether process ``pid`` is stopped (SIGSTOP: a failpoint's ``:stop``)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"

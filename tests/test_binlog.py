@@ -19,12 +19,10 @@ from azure.storage.blob import BlobBlock
 
 from drkit.azure.blobstore import BackupStore
 from drkit.binlog.archived import archived_binlog
-from drkit.binlog.protocol import MAGIC
 from drkit.binlog.records import Archive
 from drkit.config import load_settings
-from drkit.stream.encryption import HEADER
 from tests import dbtools
-from tests.helpers import point_cli_at, run_cli, wait_until
+from tests.helpers import assert_no_readable_binlog, point_cli_at, run_cli, wait_until
 
 FDE_FLAGS = 21  # the format description event's flags: "in use" while the server writes it
 PROBE = "shop.binlog_probe"
@@ -95,13 +93,6 @@ def _assert_archived_as_the_source_has_them(sandbox, settings, active: bool = Tr
             archived[FDE_FLAGS] = source[FDE_FLAGS] = 0
         assert archived == source, f"{name}: {len(archived)} archived, {len(source)} on source"
     return len(logs)
-
-
-def assert_no_readable_binlog(name: str, stored: bytes) -> None:
-    """An archived blob as Azure holds it: age files only, no binlog magic, no SQL text."""
-    assert stored.startswith(HEADER), f"{name} is not an age file"
-    for readable in (MAGIC, b"BEGIN", b"binlog_probe", b"INSERT", b"shop"):
-        assert readable not in stored, f"{name} holds {readable!r} in clear"
 
 
 def test_once_archives_every_binlog_byte_for_byte_and_again_adds_nothing(sandbox, archive):
