@@ -167,7 +167,7 @@ def _schedules(fleet: Fleet, jobs: dict[str, dg.JobDefinition]) -> list[dg.Sched
 class _MemberCrons:
     """A member's cron for a runbook, as ``drkit schedule`` would write it for the member's
     config: none when the runbook is not its side's (the backup side's members schedule the
-    nightly, the Azure side's the drill, a config of both sides all of them); else the
+    nightly, the Azure side's the verify and the drill, a config of both sides all); else the
     member's own from fleet.yaml, else the runbook's for the member's environment (the
     seed's defaults). Each runbook is read once per folder."""
 
