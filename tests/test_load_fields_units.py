@@ -220,15 +220,23 @@ def test_rows_not_all_taken_cleanly_are_undone_and_sent_as_their_insert(loaded, 
 
 
 class _Wire:
-    """Enough of a LocalRowsConnection for its result: the packets written, an OK answer."""
+    """Enough of a LocalRowsConnection for its result: the packets written (their sequence
+    numbers checked), the writes, an OK answer."""
 
     def __init__(self) -> None:
         self.packets: list[bytes] = []
+        self.writes = 0
+        self._next_seq_id = 250  # wraps around within the second file
         self._offered: dict[bytes, bytes] = {}
         self.offer = lambda name, data: LocalRowsConnection.offer(self, name, data)
 
-    def write_packet(self, payload: bytes) -> None:
-        self.packets.append(bytes(payload))
+    def _write_bytes(self, data: bytes) -> None:
+        self.writes += 1
+        while data:
+            size, sequence = int.from_bytes(data[:3], "little"), data[3]
+            assert sequence == (250 + len(self.packets)) % 256
+            self.packets.append(data[4:4 + size])
+            data = data[4 + size:]
 
     def _read_packet(self) -> MysqlPacket:
         return MysqlPacket(b"\x00\x03\x00\x02\x00\x00\x00", "utf8")  # OK: 3 rows
@@ -246,9 +254,12 @@ def test_the_server_gets_what_was_offered_under_its_name_once_and_never_a_file()
         MysqlPacket(b"\xfb" + LOAD_NAME.encode(), "utf8"))
     assert b"".join(wire.packets[2:]) == rows and len(wire.packets) == 2 + 3 + 1
     assert max(len(packet) for packet in wire.packets) == 16 * 1024
+    assert wire.writes == 2  # a file's packets in one write (one wait for the GIL)
+    assert wire._next_seq_id == (250 + len(wire.packets)) % 256
 
     for name in (LOAD_NAME, "/etc/passwd"):  # asked again, or for a file: nothing is sent
         wire.packets.clear()
+        wire._next_seq_id = 250
         with pytest.raises(Exception, match="did not offer; nothing was sent"):
             _OfferedRowsResult(wire)._read_load_local_packet(  # type: ignore[arg-type]
                 MysqlPacket(b"\xfb" + name.encode(), "utf8"))

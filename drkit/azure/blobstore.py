@@ -46,7 +46,9 @@ from drkit.secrets import resolver_for
 from drkit.stream.encryption import Keyring
 
 _TIMEOUT = 60  # seconds per request; retries come from the SDK's policy
-_FIRST_GET_BYTES = 4 * 1024 * 1024  # a download's first request (the SDK's default: 32 MiB)
+# A download's first request (the SDK's default: 32 MiB): an archived binlog range (a block
+# of 4 MiB, drkit.binlog.writer.BLOCK_LIMIT, and its age framing) comes in one.
+_FIRST_GET_BYTES = 4 * 1024 * 1024 + 64 * 1024
 
 
 @dataclass(frozen=True)

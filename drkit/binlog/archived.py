@@ -93,13 +93,20 @@ def _checked_binlog(archive: Archive, archived: ArchivedFile,
                     span: list[dict[str, Any]]) -> Iterator[bytes]:
     """``span``'s bytes checked (and opened), fetched ahead: the download's waits overlap
     the checking of what came."""
-    chunks = read_ahead(archive.store.download_appended(
-        archive.store.prefix + archived.file, stored_span(span[0])[0],
-        stored_span(span[-1])[1]), depth=DOWNLOADED_AHEAD)
+    chunks = read_ahead(_stored_ranges(archive, archived, span), depth=DOWNLOADED_AHEAD)
     try:
         yield from _committed_ranges(chunks, archived, archive.store.keyring, span)
     finally:
         chunks.close()  # its reader stops here, also on an error
+
+
+def _stored_ranges(archive: Archive, archived: ArchivedFile,
+                   span: list[dict[str, Any]]) -> Iterator[bytes]:
+    """``span``'s stored bytes, a request a range: a range is checked as soon as its own
+    bytes came, not after a download chunk that runs on into the next one."""
+    name = archive.store.prefix + archived.file
+    for committed in span:
+        yield from archive.store.download_appended(name, *stored_span(committed))
 
 
 def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile,

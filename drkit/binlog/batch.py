@@ -30,6 +30,7 @@ from drkit.binlog.worker import ConnectionWorker
 LOAD_ROWS = 500
 LOAD_NAME = "drkit-rows"  # what the LOAD statement asks the client for (never a file)
 _LOAD_SAVEPOINT = b"SAVEPOINT drkit_load"
+_FIRST_ROUND_TRIP_PART = 8  # the first round trip: an eighth of the limit
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class _Load:
 class StatementBatch:
     def __init__(self, worker: ConnectionWorker, limit: int) -> None:
         self._worker, self._limit = worker, limit
+        # The first round trips are smaller, doubling up to ``limit``: the target starts on
+        # the first rows while the next are read, not after a whole ``limit`` of them.
+        self._flush_at = max(limit // _FIRST_ROUND_TRIP_PART, 1)
         self.skipped_rows = 0
         self.loaded_rows = 0  # rows the target took by LOAD DATA
         self.unloaded_rows = 0  # rows it did not take so, sent again as INSERTs
@@ -203,8 +207,9 @@ class StatementBatch:
     def _gathered(self, size: int) -> None:
         self._bytes += size
         self.gathered += size
-        if self._bytes >= self._limit:
+        if self._bytes >= self._flush_at:
             self.flush()
+            self._flush_at = min(self._limit, self._flush_at * 2)
 
 
 def _size(statement: bytes | _Load) -> int:

@@ -61,11 +61,8 @@ class _OfferedRowsResult(MySQLResult):
         name = LoadLocalPacketWrapper(first_packet).filename
         data = connection._offered.pop(name, None)
         try:
-            view = memoryview(data or b"")
-            for start in range(0, len(view), _CHUNK):
-                connection.write_packet(view[start:start + _CHUNK])
+            _send_file(connection, data or b"")
         finally:
-            connection.write_packet(b"")  # the end of the "file"
             answer = connection._read_packet()  # raises the server's error, if any
         if data is None:
             raise pymysql.err.OperationalError(
@@ -76,3 +73,15 @@ class _OfferedRowsResult(MySQLResult):
             raise pymysql.err.OperationalError(CR.CR_COMMANDS_OUT_OF_SYNC,
                                                "Commands Out of Sync")
         self._read_ok_packet(answer)
+
+
+def _send_file(connection: LocalRowsConnection, data: bytes | memoryview) -> None:
+    """``data`` as the packets of a local file and its end (an empty packet), in one write:
+    the statements' thread then waits once for the GIL, which the thread decoding the next
+    rows holds, not once a packet (up to sys.getswitchinterval(), 5 ms, each)."""
+    view, sequence, packets = memoryview(data), connection._next_seq_id, []
+    for piece in [view[start:start + _CHUNK] for start in range(0, len(view), _CHUNK)] + [b""]:
+        packets += [len(piece).to_bytes(3, "little") + bytes([sequence]), piece]
+        sequence = (sequence + 1) % 256
+    connection._write_bytes(b"".join(packets))  # as pymysql's write_packet does, at once
+    connection._next_seq_id = sequence
