@@ -99,7 +99,9 @@ def test_a_big_insert_loads_every_kind_of_value_as_the_source_has_it(sandbox, tm
 
     result = run_cli("restore", "--until", "latest", "--as", "pit", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert json.loads(result.stdout)["replay"]["loaded_rows"] == ROWS
+    # Most by LOAD DATA: the first round trip is a small one (the target starts early), and
+    # rows left after a load too few to load go as their INSERT.
+    assert json.loads(result.stdout)["replay"]["loaded_rows"] >= LOAD_ROWS
     assert _rows(sandbox, "target", "pit") == source
 
     events = _archived_events(base)

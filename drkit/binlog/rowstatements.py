@@ -35,6 +35,7 @@ where the table has one, else by every stored column (``<=>``, one row).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 from collections.abc import Callable
@@ -106,6 +107,10 @@ def update(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None
     """Rows by primary key many in one statement where that is the same change (see the
     module's doc), others a statement each."""
     by_key = _UpdateByKey.of(target, event)
+    if by_key is not None and by_key.upsert and event.present == event.after_present and \
+            any(target.stored[c] and c not in target.key for c in event.present):
+        _upsert_whole_images(batch, target, event, by_key)
+        return
     # Each stored column of the after image, with its place in the before image (None: not
     # there) and whether the server would change it by itself (ON UPDATE): such a column is
     # given as it was on the source, changed or not.
@@ -118,16 +123,50 @@ def update(batch: StatementBatch, target: TargetTable, event: RowsEvent) -> None
         changed = [(c, value) for (c, i, always), value in
                    zip(columns, itertools.compress(after, stored), strict=True)
                    if always or i is None or image[i] != value]
-        if not changed:
-            continue
-        if by_key is not None and by_key.add(batch, image, changed):
-            continue
-        before = dict(zip(event.present, image, strict=True))
-        changes = b", ".join(target.quoted[c] + b" = " + value for c, value in changed)
-        batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
-                  _where(target, before) + b" LIMIT 1", expected=1)
+        if changed and (by_key is None or not by_key.add(batch, image, changed)):
+            _update_alone(batch, target, event, image, changed)
     if by_key is not None:
         by_key.send(batch)
+
+
+def _upsert_whole_images(batch: StatementBatch, target: TargetTable, event: RowsEvent,
+                         by_key: _UpdateByKey) -> None:
+    """Rows with whole before and after images, as a replica applies them: each after
+    image's stored values as a row of an INSERT ... ON DUPLICATE KEY UPDATE of every stored
+    column (the same rows as setting only the changed ones, without comparing the images
+    column by column). A row the source left as it was is passed over (found so, it would
+    count as missing); one whose key changed goes alone, in order."""
+    stored = [i for i, c in enumerate(event.present) if target.stored[c]]
+    others = [i for i in stored if event.present[i] not in target.key]
+    values, key_of = _picker(others), _picker(list(by_key.key_at))
+    statement = _upsert(target, tuple(event.present[i] for i in others))
+    for image, after in event.rows:
+        assert after is not None
+        if image == after:
+            continue
+        key = key_of(image)
+        if key != key_of(after):
+            by_key.send(batch)
+            _update_alone(batch, target, event, image,
+                          [(event.present[i], after[i]) for i in stored if image[i] != after[i]])
+            continue
+        by_key.gather(batch, statement, b", ".join(key), b", ".join(values(after)))
+    by_key.send(batch)
+
+
+def _picker(places: list[int]) -> Callable[[tuple[bytes, ...]], tuple[bytes, ...]]:
+    """The values at ``places`` of an image, as a tuple."""
+    return operator.itemgetter(*places) if len(places) > 1 else \
+        (lambda image: (image[places[0]],))
+
+
+def _update_alone(batch: StatementBatch, target: TargetTable, event: RowsEvent,
+                  image: tuple[bytes, ...], changed: list[tuple[int, bytes]]) -> None:
+    """One row's change as a statement of its own, found by its key (or its whole image)."""
+    before = dict(zip(event.present, image, strict=True))
+    changes = b", ".join(target.quoted[c] + b" = " + value for c, value in changed)
+    batch.add(f"UPDATE {target.name} SET ".encode() + changes + b" WHERE " +
+              _where(target, before) + b" LIMIT 1", expected=1)
 
 
 def _where(target: TargetTable, before: dict[int, bytes]) -> bytes:
@@ -176,14 +215,22 @@ class _UpdateByKey:
         if not self.apart.isdisjoint(columns):
             self.send(batch)
             return False
-        statement = self._statements.get(columns) or self._new_statement(columns)
+        statement = self._statements.get(columns)
+        if statement is None:
+            statement = self._statements[columns] = (_upsert if self.upsert else _join)(
+                self.target, columns)
+        self.gather(batch, statement, b", ".join([image[i] for i in self.key_at]),
+                    b", ".join(values))
+        return True
+
+    def gather(self, batch: StatementBatch, statement: RowsStatement, key: bytes,
+               values: bytes) -> None:
+        """A row of ``statement``: its ``key`` and new ``values``, as their literals."""
         if statement is not self._statement:
             self.send(batch)
             self._statement = statement
-        key = b", ".join([image[i] for i in self.key_at])
-        self._rows.append(key + b", " + b", ".join(values))
+        self._rows.append(key + b", " + values)
         self._keys.append(key)
-        return True
 
     def send(self, batch: StatementBatch) -> None:
         """What was gathered, to the batch (after what went there before)."""
@@ -192,30 +239,29 @@ class _UpdateByKey:
             batch.multirow(self._statement, self._rows, keys=self._keys)
         self._statement, self._rows, self._keys = None, [], []
 
-    def _new_statement(self, columns: tuple[int, ...]) -> RowsStatement:
-        self._statements[columns] = self._upsert(columns) if self.upsert else \
-            self._join(columns)
-        return self._statements[columns]
 
-    def _upsert(self, columns: tuple[int, ...]) -> RowsStatement:
-        target = self.target
-        names = b", ".join(target.quoted[c] for c in (*target.key, *columns))
-        changes = b", ".join(b"%s = VALUES(%s)" % (target.quoted[c], target.quoted[c])
-                             for c in columns)
-        return RowsStatement(
-            f"INSERT INTO {target.name} (".encode() + names + b") VALUES (",
-            b") ON DUPLICATE KEY UPDATE " + changes, separator=b"), (", found_each=2)
+# Made once per table and set of columns: the rows of one statement are gathered as long as
+# the statement is the same object.
+@functools.lru_cache(maxsize=256)
+def _upsert(target: TargetTable, columns: tuple[int, ...]) -> RowsStatement:
+    names = b", ".join(target.quoted[c] for c in (*target.key, *columns))
+    changes = b", ".join(b"%s = VALUES(%s)" % (target.quoted[c], target.quoted[c])
+                         for c in columns)
+    return RowsStatement(
+        f"INSERT INTO {target.name} (".encode() + names + b") VALUES (",
+        b") ON DUPLICATE KEY UPDATE " + changes, separator=b"), (", found_each=2)
 
-    def _join(self, columns: tuple[int, ...]) -> RowsStatement:
-        target = self.target
-        names = [b"NULL AS k%d" % i for i in range(len(target.key))] + \
-            [b"NULL AS c%d" % c for c in columns]
-        on = b" AND ".join(b"drkit_target.%s = drkit_rows.k%d" % (target.quoted[c], i)
-                           for i, c in enumerate(target.key))
-        changes = b", ".join(b"drkit_target.%s = drkit_rows.c%d" % (target.quoted[c], c)
-                             for c in columns)
-        return RowsStatement(
-            f"UPDATE {target.name} AS drkit_target JOIN (SELECT ".encode() +
-            b", ".join(names) + b" UNION ALL SELECT ",
-            b") AS drkit_rows ON " + on + b" SET " + changes,
-            separator=b" UNION ALL SELECT ", found_each=1, most=ROWS_A_STATEMENT)
+
+@functools.lru_cache(maxsize=256)
+def _join(target: TargetTable, columns: tuple[int, ...]) -> RowsStatement:
+    names = [b"NULL AS k%d" % i for i in range(len(target.key))] + \
+        [b"NULL AS c%d" % c for c in columns]
+    on = b" AND ".join(b"drkit_target.%s = drkit_rows.k%d" % (target.quoted[c], i)
+                       for i, c in enumerate(target.key))
+    changes = b", ".join(b"drkit_target.%s = drkit_rows.c%d" % (target.quoted[c], c)
+                         for c in columns)
+    return RowsStatement(
+        f"UPDATE {target.name} AS drkit_target JOIN (SELECT ".encode() +
+        b", ".join(names) + b" UNION ALL SELECT ",
+        b") AS drkit_rows ON " + on + b" SET " + changes,
+        separator=b" UNION ALL SELECT ", found_each=1, most=ROWS_A_STATEMENT)
