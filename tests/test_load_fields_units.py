@@ -57,12 +57,21 @@ def _meaning(literal: bytes) -> bytes | None:
 
 def _both(kind: int, meta: int, data: bytes, unsigned: bool = False,
           binary: int = 0) -> tuple[bytes, bytes]:
+    """A value read as a literal and as a field: by its reader, and within rows of an
+    insert and of an update (the code rows_event writes out per table) alike."""
     table = rv.TableMap("db", "t", (kind,), (meta,))
-    (literal,) = rv.column_readers(table, (unsigned,), (binary,))
-    (field,) = rv.column_readers(table, (unsigned,), (binary,), "load")
-    read_literal, read_field = literal(data, 0), field(data, 0)
-    assert read_literal[1] == read_field[1] == len(data)  # both read the whole value
-    return read_literal[0], read_field[0]
+    values = []
+    for form, null in rv.NULLS.items():
+        (reader,) = rv.column_readers(table, (unsigned,), (binary,), form)
+        inserted = rv.rows_event(23, bytes(8) + b"\x01\x01" + (b"\x00" + data) * 2,
+                                 (reader,), null)  # first: a reader's first read, kept after
+        updated = rv.rows_event(24, bytes(8) + b"\x01\x01\x01" + (b"\x00" + data) * 2,
+                                (reader,), null)
+        value, end = reader(data, 0)
+        assert end == len(data)  # the whole value read
+        assert inserted.rows == [((value,), None)] * 2 and updated.rows == [((value,),) * 2]
+        values.append(value)
+    return values[0], values[1]
 
 
 def _datetime2(fsp: int, second: int, fraction: int) -> bytes:
