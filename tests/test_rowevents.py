@@ -5,6 +5,7 @@ manual); and the two threads the replay overlaps its work with."""
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import time
 
@@ -142,6 +143,18 @@ def test_the_worker_keeps_order_and_raises_the_first_error_at_the_next_call():
         worker.call(lambda cursor: None)
     worker.close()
     assert connection.done == ["a", "b"] and connection.closed
+
+
+def test_the_interpreter_hands_the_gil_on_sooner_while_a_worker_runs():
+    before = sys.getswitchinterval()
+    first = ConnectionWorker(_Connection())  # type: ignore[arg-type]
+    second = ConnectionWorker(_Connection())  # type: ignore[arg-type]
+    assert sys.getswitchinterval() == 0.001
+    first.close()
+    first.close()  # closed twice: counted once
+    assert sys.getswitchinterval() == 0.001  # the other one runs on
+    second.close()
+    assert sys.getswitchinterval() == before
 
 
 def test_a_batch_keeps_the_order_rows_and_statements_were_gathered_in():
