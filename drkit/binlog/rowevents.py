@@ -151,10 +151,11 @@ def _image_reader(readers: list[Reader],
     offset: (literals, offset after it). Made once per event: the per-row work is the
     values' alone."""
     width = (len(readers) + 7) // 8
+    columns = (1 << len(readers)) - 1  # the bits past the last column's are set: not NULLs
 
     def read(body: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
-        nulls = body[offset] if width == 1 else \
-            int.from_bytes(body[offset:offset + width], "little")
+        nulls = (body[offset] if width == 1 else
+                 int.from_bytes(body[offset:offset + width], "little")) & columns
         offset += width
         values = []
         append = values.append
@@ -198,8 +199,11 @@ def _image_lines(image: str, readers: tuple[Reader, ...], null: bytes,
     """The code that reads one row image into ``image`` (a tuple) and moves ``at`` on."""
     width = (len(readers) + 7) // 8
     names[f"{image}_with_nulls"] = _image_reader(list(readers), null)
+    # The server sets the bitmap's bits past the last column's (MySQL's and MariaDB's
+    # pack_row): only the columns' own say NULL.
+    columns = (1 << len(readers)) - 1
     nulls = "data[at]" if width == 1 else f"from_bytes(data[at:at + {width}], 'little')"
-    lines = [f"if {nulls}:", f"    {image}, at = {image}_with_nulls(data, at)", "else:",
+    lines = [f"if {nulls} & {columns}:", f"    {image}, at = {image}_with_nulls(data, at)", "else:",
              f"    at += {width}"]
     for column, reader in enumerate(readers):
         code, helpers = _INLINE.get(reader, (["{value}, at = {reader}(data, at)"],
