@@ -35,10 +35,23 @@ class DrkitError(Exception):
         """This error told with more: ``sentence`` after its message and, if given, ``fix``
         in place of its fix. A new error of the same class with the same attributes,
         redacted as any other; raise it ``from`` this one, which stays as it was raised."""
+        return self._retold(f"{self.message} {sentence}" if sentence else self.message,
+                            self.fix if fix is None else fix)
+
+    def with_names(self, names: dict[str, str]) -> Self:
+        """This error told with each name of ``names`` replaced by what it stands for (a
+        restore's scratch copy, ``drkit_restore_*``, by the database it is restored as)."""
+        def told(text: str) -> str:
+            for name, meaning in names.items():
+                text = text.replace(name, meaning)
+            return text
+        return self._retold(told(self.message), told(self.fix) if self.fix else None)
+
+    def _retold(self, message: str, fix: str | None) -> Self:
+        """A new error of this class with this one's attributes, ``message`` and ``fix``."""
         told = type(self).__new__(type(self))
         told.__dict__.update(vars(self))
-        DrkitError.__init__(told, f"{self.message} {sentence}" if sentence else self.message,
-                            self.fix if fix is None else fix)
+        DrkitError.__init__(told, message, fix)
         return told
 
 

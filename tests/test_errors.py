@@ -15,6 +15,7 @@ import pytest
 import drkit
 from drkit.checks import Status
 from drkit.errors import (
+    BinlogArchiveError,
     DrkitError,
     ProofFailedError,
     RunStopped,
@@ -135,6 +136,15 @@ def test_with_context_builds_a_new_redacted_error_and_leaves_the_raised_one_as_i
     assert told.args == (told.message,) and told.exit_code == ExitStatus.PROOF_FAILED
     assert str(raised) == "Table t differs. Restore another backup."
     assert str(raised.with_context(fix=f"Drop {secret}.")) == f"Table t differs. Drop {MASK}."
+
+
+def test_with_names_tells_a_scratch_copy_by_the_database_it_stands_for():
+    raised = BinlogArchiveError("Table drkit_restore_20260101000000_ab12cd_1.t has 3 columns.",
+                                "Drop drkit_restore_20260101000000_ab12cd_1.t2 first.")
+    told = raised.with_names({"drkit_restore_20260101000000_ab12cd_1": "pit"})
+    assert type(told) is BinlogArchiveError and told is not raised
+    assert str(told) == "Table pit.t has 3 columns. Drop pit.t2 first."
+    assert str(raised).startswith("Table drkit_restore_")
 
 
 _EXCEPTION_TYPES = re.compile(r"^(BaseException|Exception|\w*Error)( \| None)?$")

@@ -312,7 +312,10 @@ class Restore:
             # The copy is now at no known point in time: never left to be taken for the
             # state of TIME (run() drops it, as every copy that is not put in place).
             asked = self.request.rename_to or ", ".join(self.replay_plan.databases)
-            raise error.with_context(f"The copy restored for {asked} was dropped.") from error
+            # Named as the user knows them: the scratch copies are drkit's.
+            names = {self.load_as[db]: name for db, name in self.renames.items()}
+            raise error.with_names(names).with_context(
+                f"The copy restored for {asked} was dropped.") from error
 
     def swap(self, plans: list[SwapPlan]) -> None:
         """Each proven copy put in its place."""
