@@ -94,8 +94,10 @@ def main() -> None:
     box = Sandbox(OUT / "sandbox-binlog")
     box.up()
     stamp = int(time.time())
+    # Side by side, as the defaults have them (backups/, binlogs/): the catalog's listing
+    # (status reads the point-in-time bases) does not walk the archive's blobs.
     os.environ.update(DRKIT_CONFIG=str(box.config_path),
-                      DRKIT_STORAGE__PREFIX=f"bench/status-{stamp}/",
+                      DRKIT_STORAGE__PREFIX=f"bench/status-{stamp}/backups/",
                       DRKIT_BINLOG__PREFIX=f"bench/status-{stamp}/binlogs/",
                       DRKIT_BACKUP__STATE_DIR=str(OUT / "state-binlog-status"))
     settings = load_settings()

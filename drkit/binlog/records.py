@@ -77,6 +77,18 @@ def lost_writer(what: str) -> LockHeldError:
         "shows what the archive holds.")
 
 
+@dataclass(frozen=True)
+class ArchiveListing:
+    """The archive as one listing saw it (:meth:`Archive.listed`)."""
+
+    files: list[ArchivedFile]  # every archived file's summary, in the files' order
+    sizes: dict[str, int]  # each archived file's blob size, by file (its record may be gone)
+
+    @property
+    def newest_event_at(self) -> str | None:
+        return max((f.last_event_at for f in self.files if f.last_event_at), default=None)
+
+
 class Archive:
     """The archive in the store: its files' records and its gaps."""
 
@@ -85,17 +97,25 @@ class Archive:
         self.etags: dict[str, str | None] = {}  # blob name -> the ETag this process last saw
 
     def files(self) -> list[ArchivedFile]:
-        """Every archived file's summary, from one listing (records drkit wrote before
-        summaries were metadata are read one by one)."""
-        found = []
+        """Every archived file's summary, from one listing."""
+        return self.listed().files
+
+    def listed(self) -> ArchiveListing:
+        """The archive as one listing saw it: every archived file's summary (records drkit
+        wrote before summaries were metadata are read one by one) and every file's blob
+        size. A command lists once and keeps it: status, verify and a restore read the
+        same listing."""
+        found, sizes = [], {}
         for blob in self.store.blobs(metadata=True):
             self.etags[blob.name] = blob.etag
+            if not blob.name.endswith((SIDECAR, GAPS, LEASE)):
+                sizes[blob.name[len(self.store.prefix):]] = blob.size
             if not blob.name.endswith(SIDECAR) or blob.name.endswith(GAPS):
                 continue
             summary = blob.metadata.get(SUMMARY)
             found.append(self._parse(blob.name, summary, partial=True) if summary
                          else self._file(blob.name))
-        return sorted(found, key=lambda f: file_order(f.file))
+        return ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
 
     def full(self, archived: ArchivedFile) -> ArchivedFile:
         """``archived`` with its ranges (read if it came from the listing)."""

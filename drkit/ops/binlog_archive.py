@@ -267,10 +267,10 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
     point a point-in-time restore can reach now), its age, the files, gaps and size, and how
     far the source is ahead when it answers."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    files, gaps = archive.files(), archive.gaps()
+    listing, gaps = archive.listed(), archive.gaps()
+    files, newest = listing.files, listing.newest_event_at
     for gap in gaps:
         gap["superseded_by"] = _base_after(settings, gap["detected_at"])
-    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
     report: dict[str, Any] = {
         "ok": all(gap["superseded_by"] for gap in gaps), "files": len(files),
         "archived_bytes": sum(f.size for f in files),
@@ -280,7 +280,7 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
         "gaps": gaps, "source_ahead_bytes": None}
-    report["verify"] = verify(settings, deep).as_dict()
+    report["verify"] = verify(settings, deep, listing).as_dict()
     report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down
         file, size = binary_logs(source_server(settings))[-1]

@@ -22,11 +22,10 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import NOT_FAILED, Catalog, load_manifest
 from drkit.binlog.archived import archived_events  # the restore's reader, checks and all
 from drkit.binlog.records import (
-    GAPS,
-    LEASE,
     SIDECAR,
     Archive,
     ArchivedFile,
+    ArchiveListing,
     file_order,
     stored_span,
 )
@@ -117,14 +116,16 @@ class Verification:
                 "windows": self.windows(), "breaks": [b.as_dict() for b in self.breaks]}
 
 
-def verify(settings: Settings, deep: bool = False) -> Verification:
+def verify(settings: Settings, deep: bool = False,
+           listing: ArchiveListing | None = None) -> Verification:
     """The archive checked from the oldest base's snapshot file on (``deep``: every range
-    read again and checked against its sha256)."""
+    read again and checked against its sha256), as ``listing`` saw it (the command's, if it
+    listed the archive already; else listed here)."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    records, sizes = {f.file: f for f in archive.files()}, _blob_sizes(archive)
+    listing = listing or archive.listed()
+    records, sizes = {f.file: f for f in listing.files}, listing.sizes
     result = Verification(deep=deep, files=len({*records, *sizes}))  # a record may be gone
-    result.newest_event_at = max((f.last_event_at for f in records.values()
-                                  if f.last_event_at), default=None)
+    result.newest_event_at = listing.newest_event_at
     result.bases = pitr_bases(settings)
     if not result.files or not result.bases:
         return result  # nothing to restore to: doctor says "empty" or "no base"
@@ -148,13 +149,6 @@ def pitr_bases(settings: Settings) -> list[Base]:
             bases.append(Base(entry.name, _iso(manifest.finished_at),
                               consistency["binlog_snapshot"]["file"], entry.verified == "ok"))
     return sorted(bases, key=lambda b: b.finished_at)
-
-
-def _blob_sizes(archive: Archive) -> dict[str, int]:
-    """Each archived file's blob size, from one listing (not a request per blob)."""
-    store = archive.store
-    return {b.name[len(store.prefix):]: b.size for b in store.blobs()
-            if not b.name.endswith((SIDECAR, GAPS, LEASE))}
 
 
 def walk(archive: Archive, records: dict[str, ArchivedFile], sizes: dict[str, int],
@@ -243,11 +237,13 @@ def settle(result: Verification) -> None:
             found.superseded_by, found.cuts_until = after.name, after.finished_at
 
 
-def refuse_broken(settings: Settings, manifest: Manifest, moment: datetime) -> None:
+def refuse_broken(settings: Settings, manifest: Manifest, moment: datetime,
+                  listing: ArchiveListing | None = None) -> None:
     """Before a restore to ``moment`` from ``manifest`` loads anything: the cheap check of
-    the archive between its snapshot and ``moment``; a break there refuses the restore."""
+    the archive (as ``listing`` saw it, if given) between its snapshot and ``moment``; a
+    break there refuses the restore."""
     snapshot = file_order(manifest.consistency["binlog_snapshot"]["file"])
-    for found in verify(settings).breaks:
+    for found in verify(settings, listing=listing).breaks:
         if file_order(found.through) >= snapshot and (
                 found.last_event_before is None or _moment(found.last_event_before) < moment):
             error: type[DrkitError] = BinlogGapError if found.kind == "missing" \

@@ -430,14 +430,14 @@ class Failover:
         if self.backup != "latest-verified":
             return PointInTime(why_not=f"backup {self.backup} was asked for")
         try:
-            moment, _, base = resolve(self.settings, "latest", databases)
+            listing = Archive(BackupStore.from_settings(
+                self.settings, prefix=self.settings.binlog.prefix)).listed()  # listed once
+            moment, _, base = resolve(self.settings, "latest", databases, listing)
             # Checked here, before the gate: a broken archive is said there, not after it.
-            refuse_broken(self.settings, base, moment)
-            archive = Archive(BackupStore.from_settings(self.settings,
-                                                        prefix=self.settings.binlog.prefix))
+            refuse_broken(self.settings, base, moment, listing)
         except (BinlogError, BackupNotFoundError, RestoreBlockedError) as error:
             return PointInTime(why_not=f"binlog archive not used: {error.message}")
-        return PointInTime(until=moment, archive_end=archive_end(archive.files()))
+        return PointInTime(until=moment, archive_end=archive_end(listing.files))
 
     def _marker_path(self) -> Path:
         target = self.settings.target

@@ -25,7 +25,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.azure.catalog import NOT_FAILED, BackupEntry, Catalog, load_manifest, parse_time
 from drkit.binlog.archived import archived_events
 from drkit.binlog.events import GTID_EVENTS, QUERY, TRANSACTION_PAYLOAD, XID
-from drkit.binlog.records import Archive, ArchivedFile, file_order
+from drkit.binlog.records import Archive, ArchivedFile, ArchiveListing, file_order
 from drkit.binlog.replay import RowApplier
 from drkit.config import Settings
 from drkit.console import Environment, Progress, log_event
@@ -88,19 +88,20 @@ def plan_replay(settings: Settings, until: str, databases: list[str] | None,
     """TIME and the base of a restore of ``databases`` (to be named when the backups hold
     several) to it: the newest base holding them, verified first if it never was. A gap, or
     a file missing or not matching its record, between the base and TIME refuses it."""
-    moment, entry, manifest = resolve(settings, until, databases)
+    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
+    listing = archive.listed()  # once: TIME, the check and the replay read the same files
+    moment, entry, manifest = resolve(settings, until, databases, listing)
     databases = databases or manifest.databases
     store = BackupStore.from_settings(settings)
-    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     # Before anything is loaded (verifying the base loads it).
     _refuse_gaps(archive, manifest, moment)
-    refuse_broken(settings, manifest, moment)
+    refuse_broken(settings, manifest, moment, listing)
     database = ", ".join(databases)
     if entry.verified != "ok":  # never restored from before it is known to be good
         log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
                   f"({entry.verified or 'never'}): verifying it first", backup=entry.name)
         verify_backup(store, entry, env)
-    files = archive.files()
+    files = listing.files
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
               f"{binlog_coordinates(manifest.consistency['binlog_snapshot'])}",
@@ -129,10 +130,11 @@ def replay(plan: ReplayPlan, server: Server, load_as: dict[str, str],
     return replayed
 
 
-def resolve(settings: Settings, until: str,
-            databases: list[str] | None = None) -> tuple[datetime, BackupEntry, Manifest]:
+def resolve(settings: Settings, until: str, databases: list[str] | None = None,
+            listing: ArchiveListing | None = None) -> tuple[datetime, BackupEntry, Manifest]:
     """TIME as a moment, and the base backup a restore of ``databases`` to it starts from.
-    What the user gave is checked first (TIME, the databases), the archive after."""
+    What the user gave is checked first (TIME, the databases), the archive after (as
+    ``listing`` saw it, if the command listed it already)."""
     try:
         asked = point_in_time(until)
     except ValueError:
@@ -142,8 +144,8 @@ def resolve(settings: Settings, until: str,
     store = BackupStore.from_settings(settings)
     entries = Catalog(store).entries()
     databases = base_databases(entries, databases)
-    archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    newest = max((f.last_event_at for f in archive.files() if f.last_event_at), default=None)
+    newest = (listing or Archive(BackupStore.from_settings(
+        settings, prefix=settings.binlog.prefix)).listed()).newest_event_at
     if newest is None:
         raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
                                  "restore to beyond a full backup.",
