@@ -268,7 +268,9 @@ class RowApplier:
 
     def _read_beat(self, kind: int, body: bytes, mapped: TableMap) -> None:
         """A drkit_heartbeat row: the time it beat, kept until its transaction ends."""
-        event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
+        if mapped not in self._readers:  # kept: a day holds some 17,280 beats (5 s apart)
+            self._readers[mapped] = column_readers(mapped, (False,) * len(mapped.types))
+        event = rows_event(kind, body, self._readers[mapped])
         image, after = event.rows[-1]
         at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
         self._beat = None if at == b"NULL" else at.decode().strip("'")
