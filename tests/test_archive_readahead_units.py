@@ -12,8 +12,15 @@ from collections.abc import Iterator
 import pytest
 from pyrage import x25519
 
-from drkit.binlog.archived import CHECKED_AHEAD, DOWNLOADED_AHEAD, archived_binlog, archived_events
+from drkit.binlog.archived import (
+    CHECKED_AHEAD,
+    DOWNLOADED_AHEAD,
+    _requests,
+    archived_binlog,
+    archived_events,
+)
 from drkit.binlog.records import ArchivedFile, stored_span
+from drkit.binlog.writer import BLOCK_LIMIT
 from drkit.errors import BinlogArchiveError
 from drkit.stream.encryption import Sealer
 from tests.test_archive_encryption_units import _archived, _keyring_of
@@ -43,9 +50,11 @@ class _Store:
         self.fetched = threading.Condition()
         self.chunks_fetched = 0
         self.closed = threading.Event()
+        self.requests: list[tuple[int, int]] = []
 
     def download_appended(self, name: str, start: int, end: int) -> Iterator[bytes]:
         assert name == self.prefix + self.archived.file
+        self.requests.append((start, end))
         try:
             for index, committed in enumerate(self.archived.ranges):
                 begin, stop = stored_span(committed)
@@ -144,3 +153,19 @@ def test_a_caller_that_stops_early_ends_the_read_ahead_and_its_download():
     assert threading.active_count() == before
     assert store.closed.is_set()  # the download was closed on its thread, not left open
     assert store.chunks_fetched < len(archived.ranges)
+
+
+def test_small_ranges_are_fetched_many_a_request_and_a_block_at_most():
+    """A quiet source's file holds a small range a flush (every 30 s, or each cron minute):
+    thousands in a file. They were fetched by a request each (a day's replay: some 2,880
+    GETs where one did); consecutive ones go in one request of up to a block, a range
+    larger than that alone."""
+    archived, blob = _many_ranges()
+    store = _Store(blob, archived)
+    assert b"".join(archived_binlog(_Archive(store), archived)) == MANY
+    assert store.requests == [(0, len(MANY))]
+
+    limit = BLOCK_LIMIT
+    ranges = [{"start": a, "end": b} for a, b in
+              [(0, 10), (10, limit - 5), (limit - 5, limit + 5), (limit + 5, 3 * limit)]]
+    assert _requests(ranges) == [(0, limit - 5), (limit - 5, limit + 5), (limit + 5, 3 * limit)]

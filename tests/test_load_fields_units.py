@@ -6,7 +6,9 @@ connection sends only what was offered."""
 
 from __future__ import annotations
 
+import gc
 import struct
+import weakref
 
 import pytest
 from pymysql.protocol import MysqlPacket
@@ -62,12 +64,13 @@ def _both(kind: int, meta: int, data: bytes, unsigned: bool = False,
     table = rv.TableMap("db", "t", (kind,), (meta,))
     values = []
     for form, null in rv.NULLS.items():
-        (reader,) = rv.column_readers(table, (unsigned,), (binary,), form)
+        readers = rv.column_readers(table, (unsigned,), (binary,), form)
+        (reader,) = readers
         # Each row's NULL bitmap as the server writes it: the bits past the column's set.
         inserted = rv.rows_event(23, bytes(8) + b"\x01\x01" + (b"\xfe" + data) * 2,
-                                 (reader,), null)  # first: a reader's first read, kept after
+                                 readers, null)  # first: a reader's first read, kept after
         updated = rv.rows_event(24, bytes(8) + b"\x01\x01\x01" + (b"\xfe" + data) * 2,
-                                (reader,), null)
+                                readers, null)
         value, end = reader(data, 0)
         assert end == len(data)  # the whole value read
         assert inserted.rows == [((value,), None)] * 2 and updated.rows == [((value,),) * 2]
@@ -291,3 +294,41 @@ def test_the_server_gets_what_was_offered_under_its_name_once_and_never_a_file()
             _OfferedRowsResult(wire)._read_load_local_packet(  # type: ignore[arg-type]
                 MysqlPacket(b"\xfb" + name.encode(), "utf8"))
         assert wire.packets == [b""]
+
+
+def test_each_tables_rows_reader_is_written_once_however_many_tables_the_replay_touches(
+        monkeypatch):
+    """The code that reads a table's rows is written out (compiled) once per table's
+    readers: a replay touching 300 tables round after round compiled it again for every
+    event once they were more than a bounded cache's 256 (377 us an event, not 13)."""
+    compiled = []
+
+    def counted(*args, **kwargs):
+        compiled.append(args[1])
+        return compile(*args, **kwargs)
+
+    monkeypatch.setattr(rv, "compile", counted, raising=False)
+    tables = [rv.column_readers(rv.TableMap("db", f"t{n}", (rv.LONG, rv.VARCHAR), (0, 20)),
+                                (False, False)) for n in range(300)]
+    body = bytes(8) + b"\x02\x03" + b"\xfc" + (7).to_bytes(4, "little") + b"\x02ab"
+    for _ in range(2):
+        for readers in tables:
+            assert rv.rows_event(23, body, readers).rows == [((b"7", b"_binary'ab'"), None)]
+    assert len(compiled) == 300
+
+
+def test_a_tables_readers_are_let_go_with_the_table():
+    """Readers dropped (DDL makes a table's again) leave nothing behind: a DATETIME2
+    reader's written-out code named the reader itself, so the weak entry that keeps that
+    code held its own key and every DATETIME2 reader ever made stayed."""
+    table = rv.TableMap("db", "t", (rv.LONG, rv.DATETIME2, rv.VARCHAR), (0, 0, 20))
+    body = bytes(8) + b"\x03\x07" + b"\xf8" + (7).to_bytes(4, "little") + \
+        _datetime2(0, 9, 0) + b"\x02ab"
+    made = []
+    for _ in range(20):
+        readers = rv.column_readers(table, (False,) * 3)
+        assert rv.rows_event(23, body, readers).rows[0][0][1] == b"'2026-11-27 14:03:09.000000'"
+        made += [weakref.ref(reader) for reader in readers]
+    del readers
+    gc.collect()
+    assert [ref for ref in made if ref() is not None] == []

@@ -226,6 +226,26 @@ def test_the_drill_restores_to_latest_and_measures_rpo_by_the_heartbeat(sandbox,
     reach = next(line for line in outcome["summary"] if line.startswith("data reaches "))
     assert reach.endswith("transactions replayed)") and "(base + " in reach, reach
     assert results["reached_by"].startswith("base + ")
+    _beats_are_read_by_code_written_once(sandbox, base, monkeypatch)
+
+
+def _beats_are_read_by_code_written_once(sandbox, base: str, monkeypatch) -> None:
+    """The heartbeat's rows are read with readers kept for the replay: made again for each
+    beat, each wrote out (compiled) its reading code again, 340 us a beat where 3 do."""
+    from drkit.binlog import rowevents
+    from drkit.binlog.rowevents import HEADER, TABLE_MAP, table_map
+
+    before, transactions = _archived_transactions(base)
+    beats = [t for t in transactions if any(
+        kind == TABLE_MAP and table_map(data[HEADER:])[1].database == "drkit_heartbeat"
+        for kind, data in t)]
+    compiled = []
+    monkeypatch.setattr(rowevents, "compile", lambda *args: compiled.append(args[1]) or
+                        compile(*args), raising=False)
+    applier = dbtools.replay(sandbox, {"shop": "pit_beats"}, before,
+                             [event for _ in range(3) for t in beats for event in t])
+    assert applier.heartbeat is not None and len(beats) >= 1
+    assert len(compiled) == 1, compiled
 
 
 def test_an_archive_without_recent_heartbeats_fails_the_proof_of_the_time(sandbox, pitr,

@@ -18,6 +18,7 @@ from typing import Any
 
 from drkit.binlog.framing import EventFramer, FramedEvent
 from drkit.binlog.records import Archive, ArchivedFile, stored_span
+from drkit.binlog.writer import BLOCK_LIMIT
 from drkit.errors import BinlogArchiveError
 from drkit.stream.compression import CorruptStreamError
 from drkit.stream.encryption import Keyring, opened
@@ -102,11 +103,27 @@ def _checked_binlog(archive: Archive, archived: ArchivedFile,
 
 def _stored_ranges(archive: Archive, archived: ArchivedFile,
                    span: list[dict[str, Any]]) -> Iterator[bytes]:
-    """``span``'s stored bytes, a request a range: a range is checked as soon as its own
-    bytes came, not after a download chunk that runs on into the next one."""
+    """``span``'s stored bytes, a request for each run of ranges that together fit in a
+    block (one GET): a range is checked as soon as its request came, not after a download
+    chunk that runs on into the next one; and the small ranges of a quiet source (a flush
+    each ``binlog.flush_seconds`` or each cron minute, thousands in a file) cost a request
+    a block, not a request each."""
     name = archive.store.prefix + archived.file
+    for start, end in _requests(span):
+        yield from archive.store.download_appended(name, start, end)
+
+
+def _requests(span: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(start, end) of each request: consecutive stored ranges up to BLOCK_LIMIT bytes in
+    all, or one larger range alone."""
+    requests: list[tuple[int, int]] = []
     for committed in span:
-        yield from archive.store.download_appended(name, *stored_span(committed))
+        begin, stop = stored_span(committed)
+        if requests and requests[-1][1] == begin and stop - requests[-1][0] <= BLOCK_LIMIT:
+            requests[-1] = (requests[-1][0], stop)
+        else:
+            requests.append((begin, stop))
+    return requests
 
 
 def _committed_ranges(chunks: Iterator[bytes], archived: ArchivedFile,

@@ -51,7 +51,7 @@ from drkit.binlog.rowevents import (
     TABLE_MAP,
     UPDATE_ROWS,
     WRITE_ROWS,
-    Reader,
+    ColumnReaders,
     TableMap,
     UnsupportedColumn,
     column_readers,
@@ -136,7 +136,7 @@ class RowApplier:
         self.load_as = load_as
         self.maps: dict[int, TableMap] = {}
         self.tables: dict[tuple[str, str], TargetTable] = {}
-        self._readers: dict[TableMap, tuple[Reader, ...]] = {}
+        self._readers: dict[TableMap, ColumnReaders] = {}
         self._load_readers: dict[TableMap, _Loading | None] = {}
         self.checksum = 0
         self.rows = 0
@@ -268,12 +268,14 @@ class RowApplier:
 
     def _read_beat(self, kind: int, body: bytes, mapped: TableMap) -> None:
         """A drkit_heartbeat row: the time it beat, kept until its transaction ends."""
-        event = rows_event(kind, body, column_readers(mapped, (False,) * len(mapped.types)))
+        if mapped not in self._readers:  # kept: a day holds some 17,280 beats (5 s apart)
+            self._readers[mapped] = column_readers(mapped, (False,) * len(mapped.types))
+        event = rows_event(kind, body, self._readers[mapped])
         image, after = event.rows[-1]
         at = dict(zip(event.after_present, after or image, strict=True)).get(1, b"NULL")
         self._beat = None if at == b"NULL" else at.decode().strip("'")
 
-    def _column_readers(self, mapped: TableMap, target: TargetTable) -> tuple[Reader, ...]:
+    def _column_readers(self, mapped: TableMap, target: TargetTable) -> ColumnReaders:
         if mapped not in self._readers:
             self._readers[mapped] = column_readers(mapped, target.unsigned, target.binary)
         return self._readers[mapped]
@@ -429,7 +431,7 @@ class RowApplier:
 class _Loading(NamedTuple):
     """A table's inserted rows read as LOAD DATA fields."""
 
-    readers: tuple[Reader, ...]
+    readers: ColumnReaders
     numbers: tuple[bool, ...]  # load_columns(): the columns loaded as numbers
 
 

@@ -27,7 +27,6 @@ GEOMETRY have no field form.
 
 from __future__ import annotations
 
-import functools
 import struct
 import weakref
 from collections.abc import Callable
@@ -73,6 +72,20 @@ _BIG_8 = struct.Struct(">B").unpack_from
 _KEPT_LITERALS = 64  # of one DATETIME column, by their bytes
 Reader = Callable[[bytes, int], tuple[bytes, int]]  # (bytes, offset) -> (literal, next offset)
 Row = tuple[tuple[bytes, ...], tuple[bytes, ...] | None]  # (image, after image)
+RowsReader = Callable[[bytes, int, int], list[Row]]  # (bytes, offset, end) -> rows
+
+
+class ColumnReaders(tuple[Reader, ...]):
+    """One reader per column of a table (:func:`column_readers`), and the code that reads
+    an event's rows written out for them (:func:`_rows_reader`), once per images' columns
+    and NULL: kept as long as the readers are (a replay's, until DDL), so a replay touching
+    thousands of tables writes each table's out once, not again and again as a bounded
+    cache would."""
+
+    def __init__(self, readers: object) -> None:  # tuple's own __new__ takes the readers
+        super().__init__()
+        self.rows_readers: dict[tuple[tuple[int, ...], tuple[int, ...] | None, bytes],
+                                RowsReader] = {}
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,7 @@ def table_map(body: bytes) -> tuple[int, TableMap]:
     return table_id, TableMap(database, table, types, tuple(meta))
 
 
-def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...],
+def rows_event(kind: int, body: bytes, readers: ColumnReaders,
                null: bytes = NULLS["sql"]) -> RowsEvent:
     """The row images of a WRITE/UPDATE/DELETE_ROWS event's bytes after the header, as
     literals read by ``readers`` (one per column of the table, :func:`column_readers`);
@@ -133,9 +146,12 @@ def rows_event(kind: int, body: bytes, readers: tuple[Reader, ...],
     if kind in UPDATE_ROWS:
         after_present = _bits(body[offset:offset + width], count)
         offset += width
-    read_rows = _rows_reader(tuple(readers[column] for column in present),
-                             tuple(readers[column] for column in after_present)
-                             if kind in UPDATE_ROWS else None, null)
+    shape = (tuple(present), tuple(after_present) if kind in UPDATE_ROWS else None, null)
+    read_rows = readers.rows_readers.get(shape)
+    if read_rows is None:  # a dict's get and set are whole under the GIL: see _datetime2
+        read_rows = readers.rows_readers[shape] = _rows_reader(
+            tuple(readers[column] for column in present),
+            None if shape[1] is None else tuple(readers[column] for column in shape[1]), null)
     rows = read_rows(body, offset, len(body))
     name = "insert" if kind in WRITE_ROWS else "update" if kind in UPDATE_ROWS else "delete"
     return RowsEvent(name, tuple(present), tuple(after_present), rows)
@@ -174,11 +190,11 @@ def _image_reader(readers: list[Reader],
     return read
 
 
-@functools.lru_cache(maxsize=256)
 def _rows_reader(image: tuple[Reader, ...], after: tuple[Reader, ...] | None,
-                 null: bytes) -> Callable[[bytes, int, int], list[Row]]:
+                 null: bytes) -> RowsReader:
     """Reads the rows of an event from an offset to the end: (image, after image or None)
-    each. Made once per table's readers and images' columns, as Python code with the
+    each. Made once per table's readers and images' columns (:class:`ColumnReaders`), as
+    Python code with the
     readers' work written out where they give it (:func:`_inline`): the same values as
     :func:`_image_reader`'s, which it calls for a row holding a NULL, at about two thirds
     of the time (a call per value is most of a row's cost)."""
@@ -219,7 +235,8 @@ def _image_lines(image: str, readers: tuple[Reader, ...], null: bytes,
 def _inline(reader: Reader, code: list[str], **helpers: object) -> Reader:
     """``reader``, with its work as lines of code (setting ``{value}`` from ``data`` at
     ``at`` and moving ``at`` past it; ``start`` is theirs to use) that name ``helpers`` by
-    their keys, for :func:`_rows_reader` to write out."""
+    their keys, for :func:`_rows_reader` to write out. No helper may be ``reader`` itself
+    (or hold it): the entry would keep its own weak key alive."""
     _INLINE[reader] = (code, helpers)
     return reader
 
@@ -236,7 +253,7 @@ _ESCAPES = {"BACKSLASH": b"\\", "BACKSLASH_2": b"\\\\", "TAB": b"\t",
 
 def column_readers(table: TableMap, unsigned: tuple[bool, ...],
                    binary: tuple[int, ...] | None = None,
-                   form: Form = "sql") -> tuple[Reader, ...]:
+                   form: Form = "sql") -> ColumnReaders:
     """One reader per column of ``table``; ``unsigned`` says which integer columns are
     (the binlog's MariaDB tables do not, the target does), ``binary`` the length of each
     BINARY(n) column (0: another type); ``form``: literals or LOAD DATA fields (only for a
@@ -253,7 +270,7 @@ def column_readers(table: TableMap, unsigned: tuple[bool, ...],
         else:
             names = {TIME: "TIME (the pre-5.6 format)", DECIMAL_OLD: "DECIMAL (the pre-5.0 format)"}
             raise UnsupportedColumn(names.get(kind, f"type {kind}"))
-    return tuple(readers)
+    return ColumnReaders(readers)
 
 
 def load_columns(table: TableMap) -> tuple[bool, ...] | None:
@@ -356,24 +373,28 @@ def _datetime2(fsp: int, form: Form) -> Reader:
     # makes it.
     literals: dict[bytes, bytes] = {}
 
-    def read(data: bytes, offset: int) -> tuple[bytes, int]:
-        raw = data[offset:offset + width]
-        literal = literals.get(raw)
-        if literal is None:
-            high, low = _BIG_40(data, offset)  # 40 bits, offset binary
-            value = (high << 32 | low) - 0x8000000000
-            ymd, hms = value >> 17, value & 0x1FFFF
-            year_month = ymd >> 5
-            literal = b"%s%04d-%02d-%02d %02d:%02d:%02d.%06d%s" % (
-                quote, year_month // 13, year_month % 13, ymd & 31, hms >> 12,
-                (hms >> 6) & 63, hms & 63, fraction(data, offset + 5), quote)
-            if len(literals) >= _KEPT_LITERALS:
-                literals.clear()
-            literals[raw] = literal
+    def made(data: bytes, offset: int) -> tuple[bytes, int]:
+        """A literal not kept: made, and kept."""
+        high, low = _BIG_40(data, offset)  # 40 bits, offset binary
+        value = (high << 32 | low) - 0x8000000000
+        ymd, hms = value >> 17, value & 0x1FFFF
+        year_month = ymd >> 5
+        literal = b"%s%04d-%02d-%02d %02d:%02d:%02d.%06d%s" % (
+            quote, year_month // 13, year_month % 13, ymd & 31, hms >> 12,
+            (hms >> 6) & 63, hms & 63, fraction(data, offset + 5), quote)
+        if len(literals) >= _KEPT_LITERALS:
+            literals.clear()
+        literals[data[offset:offset + width]] = literal
         return literal, offset + width
+
+    def read(data: bytes, offset: int) -> tuple[bytes, int]:
+        literal = literals.get(data[offset:offset + width])
+        return (literal, offset + width) if literal is not None else made(data, offset)
+    # The written-out code calls ``made``, not ``read``: _INLINE's entry must not hold its
+    # own key, or the reader would outlive its table's readers.
     return _inline(read, [f"{{value}} = {{kept}}(data[at:at + {width}])", "if {value} is None:",
-                          "    {value}, at = {read}(data, at)", "else:",
-                          f"    at += {width}"], kept=literals.get, read=read)
+                          "    {value}, at = {made}(data, at)", "else:",
+                          f"    at += {width}"], kept=literals.get, made=made)
 
 
 def _timestamp2(fsp: int, form: Form) -> Reader:
