@@ -150,7 +150,12 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
                                 deleting: list[str]) -> list[str]:
     """Archived binlog files (blob and sidecar) wholly before the snapshot of the oldest
     backup that stays and can start a point-in-time restore; none if no backup that stays
-    can (then every archived file may still be needed)."""
+    can (then every archived file may still be needed). The archive is listed first: with
+    no complete file in it, no manifest is read (a catalog of thousands of backups none of
+    which has exact coordinates, binlog off, read each one's)."""
+    complete = [f for f in Archive(store.under(prefix)).files() if f.complete]
+    if not complete:
+        return []
     start = None
     for entry in (e for e in entries if e.name not in deleting and e.has_manifest):
         try:
@@ -162,9 +167,7 @@ def _binlogs_before_oldest_base(store: BackupStore, prefix: str, entries: list[B
             break
     if start is None:
         return []
-    archive = Archive(store.under(prefix))
-    older = [f for f in archive.files()
-             if f.complete and file_order(f.file) < file_order(start)]
+    older = [f for f in complete if file_order(f.file) < file_order(start)]
     return [prefix + name for f in older for name in (f.file, f.file + SIDECAR)]
 
 
