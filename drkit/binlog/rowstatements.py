@@ -12,7 +12,10 @@ finds::
     INSERT INTO t (`id`, `at`) VALUES (7, 'x'), (8, 'y') ON DUPLICATE KEY UPDATE
     `at` = VALUES(`at`)
 
-(the cheapest for the target to run: bench/binlog_bench.py). Its count of rows
+(the cheapest for the target to run: bench/binlog_bench.py); where the after images are
+whole too, with every stored column of each, as a replica applies a whole image, and no
+comparison of the images column by column (a row whose images are the same is passed
+over: the source did not change it). Its count of rows
 (CLIENT.FOUND_ROWS) says which were not there as the source had them: a row found and
 changed counts 2, one the target lacked (now inserted) or already held as changed counts 1,
 and such a row stops the restore (``skipped_rows``), which drops the copy. Where another
