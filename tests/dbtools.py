@@ -108,9 +108,12 @@ def as_root(sandbox: Sandbox, role: str, sql: str) -> list[tuple]:
         connection.close()
 
 
-def replay(sandbox: Sandbox, load_as: dict[str, str], notes: list, events):
+def replay(sandbox: Sandbox, load_as: dict[str, str], notes: list, events,
+           begin_twice: bool = False):
     """``events`` ((kind, data) pairs, after the table maps and formats in ``notes``)
-    replayed into the target as restore --until replays them; the applier, closed."""
+    replayed into the target as restore --until replays them; the applier, closed.
+    ``begin_twice``: each transaction begun twice, as MySQL's GTID event then its BEGIN
+    begin it."""
     from drkit.binlog.events import GTID_EVENTS, QUERY
     from drkit.binlog.replay import RowApplier
 
@@ -121,6 +124,8 @@ def replay(sandbox: Sandbox, load_as: dict[str, str], notes: list, events):
         for kind, data in events:
             if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
                 applier.begin()
+                if begin_twice:
+                    applier.begin()
             applier.apply(kind, data)
         applier.finish()
     finally:

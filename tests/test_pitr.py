@@ -842,27 +842,6 @@ def _archived_transactions(base: str) -> tuple[list, list[list]]:
     return before, transactions
 
 
-def _apply(sandbox, before: list, events: list, gtid_then_begin: bool) -> None:
-    """Events applied as restore --until applies them, into pit; ``gtid_then_begin``: a
-    transaction begun twice, as MySQL's GTID event then its BEGIN begin it."""
-    from drkit.binlog.events import GTID_EVENTS, QUERY
-    from drkit.binlog.replay import RowApplier
-
-    applier = RowApplier(dbtools.server(sandbox, "target"), {"shop": "pit"})
-    try:
-        for kind, data in before:
-            applier.note(kind, data)
-        for kind, data in events:
-            if kind in GTID_EVENTS or (kind == QUERY and applier.is_begin(data)):
-                applier.begin()
-                if gtid_then_begin:
-                    applier.begin()
-            applier.apply(kind, data)
-        applier.finish()
-    finally:
-        applier.close()
-
-
 def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
     """The replay commits several source transactions at once. One whose end the archive
     does not hold (cut short and followed by others, or cut at the archive's end after
@@ -910,7 +889,8 @@ def test_a_transaction_the_archive_holds_in_part_is_undone_alone(sandbox, pitr):
         assert events[-1][0] == XID  # the archive's last transaction, cut before its end
         for gtid_then_begin in (False, True):  # MariaDB's GTID event; MySQL's GTID, BEGIN
             assert run_cli("restore", base, "--as", "pit").exit_code == 0
-            _apply(sandbox, before, events[:-1], gtid_then_begin)
+            dbtools.replay(sandbox, {"shop": "pit"}, before, events[:-1],
+                           begin_twice=gtid_then_begin)
             assert dbtools.query(sandbox, "target", "SELECT id, v FROM pit.pitr_cut ORDER "
                                  "BY id") == [(1, 1), (3, 3), (4, 4)]
             dbtools.query(sandbox, "target", "DROP DATABASE pit")
