@@ -18,6 +18,7 @@ carries the time the data reaches and the seconds lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import json
 import time
@@ -430,14 +431,14 @@ class Failover:
         if self.backup != "latest-verified":
             return PointInTime(why_not=f"backup {self.backup} was asked for")
         try:
-            listing = Archive(BackupStore.from_settings(
-                self.settings, prefix=self.settings.binlog.prefix)).listed()  # listed once
-            moment, _, base = resolve(self.settings, "latest", databases, listing)
+            listed = functools.cache(Archive(BackupStore.from_settings(  # listed once
+                self.settings, prefix=self.settings.binlog.prefix)).listed)
+            moment, _, base = resolve(self.settings, "latest", databases, listed)
             # Checked here, before the gate: a broken archive is said there, not after it.
-            refuse_broken(self.settings, base, moment, listing)
+            refuse_broken(self.settings, base, moment, listed())
         except (BinlogError, BackupNotFoundError, RestoreBlockedError) as error:
             return PointInTime(why_not=f"binlog archive not used: {error.message}")
-        return PointInTime(until=moment, archive_end=archive_end(listing.files))
+        return PointInTime(until=moment, archive_end=archive_end(listed().files))
 
     def _marker_path(self) -> Path:
         target = self.settings.target

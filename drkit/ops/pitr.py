@@ -16,7 +16,9 @@ anything (:func:`plan_replay`) and replays here once the base is loaded and prov
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -89,19 +91,20 @@ def plan_replay(settings: Settings, until: str, databases: list[str] | None,
     several) to it: the newest base holding them, verified first if it never was. A gap, or
     a file missing or not matching its record, between the base and TIME refuses it."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    listing = archive.listed()  # once: TIME, the check and the replay read the same files
-    moment, entry, manifest = resolve(settings, until, databases, listing)
+    # Listed once, when first needed: TIME, the check and the replay read the same files.
+    listed = functools.cache(archive.listed)
+    moment, entry, manifest = resolve(settings, until, databases, listed)
     databases = databases or manifest.databases
     store = BackupStore.from_settings(settings)
     # Before anything is loaded (verifying the base loads it).
     _refuse_gaps(archive, manifest, moment)
-    refuse_broken(settings, manifest, moment, listing)
+    refuse_broken(settings, manifest, moment, listed())
     database = ", ".join(databases)
     if entry.verified != "ok":  # never restored from before it is known to be good
         log_event("restore.verify_base", f"Base {entry.name} of {database} is not verified "
                   f"({entry.verified or 'never'}): verifying it first", backup=entry.name)
         verify_backup(store, entry, env)
-    files = listing.files
+    files = listed().files
     log_event("restore.until", f"Point in time {moment:%Y-%m-%d %H:%M:%S} UTC of {database}: "
               f"base {entry.name}, then the binlog from "
               f"{binlog_coordinates(manifest.consistency['binlog_snapshot'])}",
@@ -131,10 +134,11 @@ def replay(plan: ReplayPlan, server: Server, load_as: dict[str, str],
 
 
 def resolve(settings: Settings, until: str, databases: list[str] | None = None,
-            listing: ArchiveListing | None = None) -> tuple[datetime, BackupEntry, Manifest]:
+            listed: Callable[[], ArchiveListing] | None = None,
+            ) -> tuple[datetime, BackupEntry, Manifest]:
     """TIME as a moment, and the base backup a restore of ``databases`` to it starts from.
-    What the user gave is checked first (TIME, the databases), the archive after (as
-    ``listing`` saw it, if the command listed it already)."""
+    What the user gave is checked first (TIME, the databases), the archive after (by
+    ``listed``, the command's listing, if it keeps one)."""
     try:
         asked = point_in_time(until)
     except ValueError:
@@ -144,8 +148,9 @@ def resolve(settings: Settings, until: str, databases: list[str] | None = None,
     store = BackupStore.from_settings(settings)
     entries = Catalog(store).entries()
     databases = base_databases(entries, databases)
-    newest = (listing or Archive(BackupStore.from_settings(
-        settings, prefix=settings.binlog.prefix)).listed()).newest_event_at
+    listed = listed or Archive(BackupStore.from_settings(
+        settings, prefix=settings.binlog.prefix)).listed
+    newest = listed().newest_event_at
     if newest is None:
         raise BinlogArchiveError("The binlog archive is empty: there is no point in time to "
                                  "restore to beyond a full backup.",
