@@ -247,7 +247,7 @@ class Restore:
         # A swap a killed run left on this target is finished or undone first, from its journal.
         recover_swaps(self.server, self.journals, self.settings.restore.swap_lock_wait_seconds)
         counts = objects_in(self.server, list(self.renames.values()))
-        _refuse_to_overwrite(self.server, counts, self.request.replace)
+        refuse_to_overwrite(self.server, counts, self.request.replace)
         self.standby_replaced = _standby_databases_among(self.server,
                                                          list(self.renames.values()))
         if self.standby_replaced and not self.request.retire_standby:
@@ -430,7 +430,7 @@ def _refuse_known_bad(entry: BackupEntry, manifest: Manifest) -> None:
             "Restore another backup.")
 
 
-def _refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace: bool) -> None:
+def refuse_to_overwrite(server: Server, counts: dict[str, int | None], replace: bool) -> None:
     """A target database that holds objects is loaded over only when told to replace it.
     ``counts``: objects per target database (None where it does not exist)."""
     for database, objects in counts.items():

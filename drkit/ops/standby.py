@@ -49,7 +49,7 @@ from drkit.mysql.connection import Server, connect, target_server
 from drkit.ops.binlog_verify import refuse_broken
 from drkit.ops.pilotlight import last_position, pilot_light, read_ledger, summary
 from drkit.ops.pitr import base_databases, choose_base
-from drkit.ops.restore import RestoreRequest, objects_in, run_restore
+from drkit.ops.restore import RestoreRequest, objects_in, refuse_to_overwrite, run_restore
 from drkit.ops.restorenames import restore_names
 from drkit.ops.verify import verify_backup
 from drkit.units import duration
@@ -114,16 +114,17 @@ def init_standby(settings: Settings, env: Environment | None = None, *,
                   "recorded now", backup=unfinished.base_backup)
         return _finished(server, unfinished)
     archive = archive_of(settings)
-    refuse_gap(archive, archive.files(), snapshot["file"])
-    refuse_broken(settings, manifest, moment)
+    listing = archive.listed()  # once: the gap and the cheap check read the same files
+    refuse_gap(archive, listing.files, snapshot["file"])
+    refuse_broken(settings, manifest, moment, listing)
     if entry.verified != "ok":  # never restored from before it is known to be good
         verify_backup(store, entry, env)
     # Refused before the note: a database in place after it is then this init's restore.
-    for database, objects in objects_in(server, list(start.databases.values())).items():
-        if objects:
-            raise TargetNotEmptyError(f"Database {database} on the target {server.address} "
-                                      f"exists and holds {objects} objects; nothing was "
-                                      "restored.", _OCCUPIED)
+    try:
+        refuse_to_overwrite(server, objects_in(server, list(start.databases.values())),
+                            replace=False)
+    except TargetNotEmptyError as error:
+        raise error.with_context(fix=_OCCUPIED) from error
     with _cursor(server) as cursor:
         position.begin_init(cursor, start)
     try:
@@ -260,11 +261,11 @@ def catch_up(settings: Settings, server: Server, stop_at: Coordinates | None = N
         _settle_ddl(cursor)  # as the killed run left the triggers: set aside
     start = followable_position(server)
     archive = archive_of(settings)
-    files = archive.files()
-    refuse_gap(archive, files, start.file)
-    files = files[[f.file for f in files].index(start.file):]
+    listing = archive.listed()
+    refuse_gap(archive, listing.files, start.file)
+    files = listing.files[[f.file for f in listing.files].index(start.file):]
     began, clock = datetime.now(UTC), time.monotonic()
-    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    newest = listing.newest_event_at  # the files are in order: the newest is in the tail
     with _cursor(server) as cursor:
         _put_back_left_aside(cursor, start)
     if lag_bytes(start, files) == 0:  # nothing new: no trigger set aside, nothing read
@@ -471,8 +472,8 @@ def standby_status(settings: Settings) -> dict[str, Any]:
         position_from = "last catch-up"
     if at is None:
         raise StandbyError(*_NO_STANDBY)
-    files = archive_of(settings).files()
-    newest = max((f.last_event_at for f in files if f.last_event_at), default=None)
+    listing = archive_of(settings).listed()
+    newest = listing.newest_event_at
     return {"databases": at.databases, "base_backup": at.base_backup, "file": at.file,
             "offset": at.offset, "last_event_at": _iso(at.last_event_at),
             "heartbeat": _iso(at.heartbeat), "updated_at": _iso(at.updated_at),
@@ -480,7 +481,7 @@ def standby_status(settings: Settings) -> dict[str, Any]:
             "diverged": at.diverged, "promoted": at.promoted,
             "pilot_light": summary(read_ledger(settings)), "position_from": position_from,
             "archive_newest_event_at": newest, "lag_seconds": lag_seconds(at, newest),
-            "lag_bytes": lag_bytes(at, files)}
+            "lag_bytes": lag_bytes(at, listing.files)}
 
 
 def lag_seconds(at: Position, newest: str | None) -> float | None:
