@@ -82,9 +82,7 @@ def _insert_statement(target: TargetTable, event: RowsEvent) -> RowsStatement:
 
 
 def _insert_rows(target: TargetTable, event: RowsEvent) -> list[bytes]:
-    stored = [i for i, c in enumerate(event.present) if target.stored[c]]
-    values = operator.itemgetter(*stored) if len(stored) > 1 else \
-        (lambda image: (image[stored[0]],))
+    values = _picker([i for i, c in enumerate(event.present) if target.stored[c]])
     return [b"(" + b", ".join(values(image)) + b")" for image, _ in event.rows]
 
 
