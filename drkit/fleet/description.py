@@ -156,10 +156,13 @@ class Fleet(_Strict):
     def members_running(self, kind: str) -> list[str]:
         """The members whose side runs ``kind``'s runbook, as ``drkit schedule`` decides
         (``drkit fleet run``'s default: the backup side dumps, the Azure side reads back)."""
-        running = []
+        running, runbooks = [], {}  # read once per runbook folders, not once per member
         for name, member in sorted(self.members.items()):
             _, side, folders = member.runbook_context()
-            if load_runbook(RUNBOOKS[kind], folders).runs_on(side):
+            key = tuple(folders)
+            if key not in runbooks:
+                runbooks[key] = load_runbook(RUNBOOKS[kind], folders)
+            if runbooks[key].runs_on(side):
                 running.append(name)
         return running
 
