@@ -37,6 +37,7 @@ from drkit.errors import ConfigError, SandboxError
 from drkit.programs import find_program, require_extra
 from drkit.sandbox import demodb
 from drkit.sandbox.azure_control import IDENTITY_SECRET, VAULT_SECRETS, AzureControl
+from drkit.sandbox.azure_standin import SANDBOX_TENANT
 from drkit.sandbox.fleetfile import build_fleet_databases, write_fleet_file
 from drkit.sandbox.services import (
     AWS_PROFILE,
@@ -73,6 +74,8 @@ SERVICES: tuple[type[Service], ...] = (SourceDatabase, TargetDatabase, Azurite, 
 # The sandbox's backup-side SAS: valid long enough for any sandbox's life, and the same on
 # every up (moto's secret is written once).
 SAS_EXPIRY = datetime(2099, 12, 31, tzinfo=UTC)
+
+SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000002"  # the stand-in's, in both sides' secrets
 
 
 def _aws_then_vault(key: str) -> list[str]:
@@ -189,8 +192,8 @@ class Sandbox:
             "rds_password": self.credential("rds_password"),
             "azure_storage_account": STORAGE_ACCOUNT,
             "azure_storage_sas": self.backup_side_sas(),
-            "azure_tenant_id": "00000000-0000-4000-8000-000000000001",
-            "azure_subscription_id": "00000000-0000-4000-8000-000000000002",
+            "azure_tenant_id": SANDBOX_TENANT,
+            "azure_subscription_id": SUBSCRIPTION_ID,
         }
 
     def azure_secrets(self) -> dict[str, str]:
@@ -200,7 +203,7 @@ class Sandbox:
             "azure_storage_account": STORAGE_ACCOUNT,
             "azure_storage_key": self.credential("azure_storage_key"),
             "azure_mysql_password": self.credential("azure_mysql_password"),
-            "azure_subscription_id": self.secret()["azure_subscription_id"],
+            "azure_subscription_id": SUBSCRIPTION_ID,
         }
 
     def aws_settings(self, moto_port: int | None = None) -> AwsSettings:
