@@ -251,8 +251,13 @@ def test_prune_drops_archived_binlogs_only_before_the_oldest_kept_base(sandbox, 
     assert sorted(dry["binlogs"]) == sorted(older)  # the backup stays: only what precedes it
     assert run_cli("prune", "--older-than", "1d", "--yes").exit_code == 0
     left = {b.name for b in store.container.list_blobs(name_starts_with=archive.binlog.prefix)}
-    assert not left & set(older) and left == set(names) - set(older)
-    assert run_cli("binlog", "status").exit_code == 0  # what remains is whole, no gap
+    mark = f"{archive.binlog.prefix}pruned.json"  # written first: the index still has them
+    assert not left & set(older) and left == set(names) - set(older) | {mark}
+    status = run_cli("binlog", "status", "--json")
+    assert status.exit_code == 0  # what remains is whole, no gap
+    report = json.loads(status.stdout)
+    assert report["read_from"] == "index" and report["oldest_file"] == snapshot
+    assert report["files"] == len([n for n in left if n[-1].isdigit()])  # the blobs
 
 
 def test_doctor_checks_what_the_source_must_give_the_archive(sandbox, archive, monkeypatch):

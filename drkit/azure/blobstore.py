@@ -213,6 +213,15 @@ class BackupStore:
                 return None
             return downloader.readall(), downloader.properties.etag
 
+    def size_if_present(self, name: str) -> int | None:
+        """The blob's size; None where there is no such blob."""
+        with self.translated_errors():
+            try:
+                return self.container.get_blob_client(name).get_blob_properties(
+                    timeout=_TIMEOUT).size
+            except ResourceNotFoundError:
+                return None
+
     def metadata(self, name: str) -> dict[str, str]:
         """The blob's metadata."""
         with self.translated_errors():

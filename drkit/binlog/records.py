@@ -1,5 +1,5 @@
-"""The binlog archive's records: ``<file>.json`` beside each archived binlog file, and
-``gaps.json``.
+"""The binlog archive's records: ``<file>.json`` beside each archived binlog file,
+``gaps.json``, the index and prune's mark.
 
 A record's summary (everything but its ranges' sha256s) is also the record blob's metadata,
 written in the same request as its body: one listing with metadata reads every file's
@@ -13,15 +13,20 @@ this writer last saw (``If-Match``); a writer that finds otherwise has a rival a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from drkit.azure.blobstore import BackupStore
 from drkit.errors import BinlogArchiveError, LockHeldError
+from drkit.failpoints import failpoint
 
 SIDECAR = ".json"
 GAPS = "gaps.json"
+INDEX = "index.json"
+PRUNED = "pruned.json"
 LEASE = "writer.lock"  # the archive's lease blob: one writer per archive
+NOT_RECORDS = (GAPS, INDEX, PRUNED)  # the archive's .json blobs that are no file's record
 SUMMARY = "drkit_record"  # metadata key: the record without its ranges, as JSON
 
 
@@ -83,6 +88,10 @@ class ArchiveListing:
 
     files: list[ArchivedFile]  # every archived file's summary, in the files' order
     sizes: dict[str, int]  # each archived file's blob size, by file (its record may be gone)
+    # "index": the summaries and sizes are the index's, but for the files read (checked):
+    # what a listing would find in between is not known.
+    read_from: Literal["listing", "index"] = "listing"
+    checked: frozenset[str] = frozenset()  # with an index: the files read and their blobs
 
     @property
     def newest_event_at(self) -> str | None:
@@ -108,14 +117,108 @@ class Archive:
         found, sizes = [], {}
         for blob in self.store.blobs(metadata=True):
             self.etags[blob.name] = blob.etag
-            if not blob.name.endswith((SIDECAR, GAPS, LEASE)):
-                sizes[blob.name[len(self.store.prefix):]] = blob.size
-            if not blob.name.endswith(SIDECAR) or blob.name.endswith(GAPS):
+            own = blob.name[len(self.store.prefix):]
+            if own in NOT_RECORDS or own == LEASE:
+                continue
+            if not own.endswith(SIDECAR):
+                sizes[own] = blob.size
                 continue
             summary = blob.metadata.get(SUMMARY)
             found.append(self._parse(blob.name, summary, partial=True) if summary
                          else self._file(blob.name))
         return ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
+
+    def indexed(self, checking: Iterable[str] = ()) -> ArchiveListing:
+        """The archive as its index has it, in a few requests whatever its size: the index,
+        prune's mark, then the records of the files begun since the index was written
+        (each complete record names the next). Those files, the files ``checking`` names
+        and their blobs are read: their records and sizes are as they are now. The listing
+        where the archive has no index (written before there was one) or one drkit cannot
+        read."""
+        found = self._index()
+        if found is None:
+            return self.listed()
+        index, writing = found
+        files = {f.file: f for f in index}
+        read = self._newest_from(writing or (index[-1].file if index else None), files)
+        newest = max(files, key=file_order, default=None)
+        for name in {*checking, *([newest] if newest else [])} - read:
+            self._read_into(name, files)
+            read.add(name)
+        sizes = {f.file: f.blob_size for f in files.values()}
+        for name in read:
+            size = self.store.size_if_present(self.store.prefix + name)
+            if size is None:
+                sizes.pop(name, None)
+            else:
+                sizes[name] = size
+        return ArchiveListing(sorted(files.values(), key=lambda f: file_order(f.file)), sizes,
+                              "index", frozenset(read))
+
+    def _index(self) -> tuple[list[ArchivedFile], str | None] | None:
+        """The index's summaries after prune's mark, and the file its writer was writing;
+        None if there is no index drkit can read."""
+        found = self.store.read_if_present(self.store.prefix + INDEX)
+        if found is None:
+            return None
+        try:
+            index = json.loads(found[0])
+            entries = [_from_record(entry, partial=True) for entry in index["files"]]
+            writing = index.get("writing")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # not as drkit writes it: the listing knows better
+        through = self.pruned_through()
+        return [f for f in entries if through is None or
+                file_order(f.file) > file_order(through)], writing
+
+    def _newest_from(self, name: str | None, files: dict[str, ArchivedFile]) -> set[str]:
+        """Read the record of ``name`` (the index's newest) and of each file after it that
+        a complete record names; the names read."""
+        read: set[str] = set()
+        while name is not None and name not in read:
+            read.add(name)
+            record = self._read_into(name, files)
+            name = record.next_file if record is not None and record.complete else None
+        return read
+
+    def _read_into(self, name: str, files: dict[str, ArchivedFile]) -> ArchivedFile | None:
+        """``name``'s record as it is now, put in ``files`` (taken out if it has none)."""
+        blob = self.store.prefix + name + SIDECAR
+        found = self.store.read_if_present(blob)
+        if found is None:
+            files.pop(name, None)
+            return None
+        data, self.etags[blob] = found
+        files[name] = self._parse(blob, data, partial=False)
+        return files[name]
+
+    def write_index(self, files: Iterable[ArchivedFile], writing: str) -> None:
+        """The index of ``files`` (the writer's: every file recorded; not yet recorded, one
+        is left out) less those prune's mark has taken, and the file ``writing`` now."""
+        through = self.pruned_through()
+        kept = [f for f in sorted(files, key=lambda f: file_order(f.file))
+                if (f.size or f.complete) and
+                (through is None or file_order(f.file) > file_order(through))]
+        failpoint("binlog.index")  # a kill here leaves the index behind the records
+        self.put(self.store.prefix + INDEX, {"format": 1, "writing": writing,
+                                             "files": [_summary(f) for f in kept]})
+
+    def pruned_through(self) -> str | None:
+        """The newest file prune has taken (or is taking) from the archive; None if none."""
+        return _through(self.store.read_if_present(self.store.prefix + PRUNED))
+
+    def mark_pruned(self, through: str) -> None:
+        """Before prune deletes the files up to ``through``: readers of the index pass them
+        over from now on. A mark never moves back (two prunes: the further one stays)."""
+        name = self.store.prefix + PRUNED
+        while True:
+            found = self.store.read_if_present(name)
+            current = _through(found)
+            if current is not None and file_order(current) >= file_order(through):
+                return
+            if self.store.write(name, json.dumps({"through": through}).encode(),
+                                replacing=found[1] if found else None) is not None:
+                return  # else another prune wrote meanwhile: read its mark again
 
     def full(self, archived: ArchivedFile) -> ArchivedFile:
         """``archived`` with its ranges (read if it came from the listing)."""
@@ -130,9 +233,7 @@ class Archive:
     @staticmethod
     def _parse(name: str, text: str | bytes, partial: bool) -> ArchivedFile:
         try:
-            record = json.loads(text)
-            return ArchivedFile(**{k: v for k, v in record.items() if k in _KNOWN},
-                                partial=partial)
+            return _from_record(json.loads(text), partial)
         except (ValueError, TypeError, AttributeError):
             raise BinlogArchiveError(
                 f"The archive's record {name} is not one drkit wrote (damaged or edited).",
@@ -153,9 +254,9 @@ class Archive:
 
     def save(self, archived: ArchivedFile) -> None:
         record = {k: v for k, v in asdict(archived).items() if k in _KNOWN}
-        summary = {k: v for k, v in record.items() if k != "ranges"}
         self.put(self.store.prefix + archived.file + SIDECAR, record,
-                 {SUMMARY: json.dumps(summary, separators=(",", ":"), ensure_ascii=True)})
+                 {SUMMARY: json.dumps(_summary(archived), separators=(",", ":"),
+                                      ensure_ascii=True)})
 
     def put(self, name: str, value: Any, metadata: dict[str, str] | None = None) -> None:
         """Write ``name`` if it is as this writer last saw it (absent if never seen)."""
@@ -164,6 +265,25 @@ class Archive:
         if etag is None:
             raise lost_writer(f"{name} is not as this writer left it")
         self.etags[name] = etag
+
+
+def _through(found: tuple[bytes, str] | None) -> str | None:
+    """The file a prune mark names; None if there is none, or none drkit can read (the index
+    is then read as it is: what it names that is gone, binlog verify finds)."""
+    try:
+        through = json.loads(found[0])["through"] if found else None
+    except (ValueError, TypeError, KeyError):
+        return None
+    return through if isinstance(through, str) else None
+
+
+def _from_record(record: dict[str, Any], partial: bool) -> ArchivedFile:
+    return ArchivedFile(**{k: v for k, v in record.items() if k in _KNOWN}, partial=partial)
+
+
+def _summary(archived: ArchivedFile) -> dict[str, Any]:
+    """The record without its ranges: the blob's metadata and the index's entry."""
+    return {k: v for k, v in asdict(archived).items() if k in _KNOWN and k != "ranges"}
 
 
 def file_order(name: str) -> tuple[str, int]:

@@ -103,7 +103,7 @@ def _read_archive_lag(state: MemberState, settings, now: datetime) -> None:
     from drkit.binlog.records import Archive
 
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    newest = max((f.last_event_at for f in archive.files() if f.last_event_at), default=None)
+    newest = archive.indexed().newest_event_at  # a few requests, whatever the archive's size
     if newest:
         state.archive_lag_seconds = round(
             (now - datetime.fromisoformat(newest)).total_seconds(), 1)

@@ -40,7 +40,7 @@ from drkit.config import Settings
 from drkit.console import Environment, log_event
 from drkit.errors import BinlogArchiveError, DrkitError, ParameterError
 from drkit.mysql.connection import Server, source_server
-from drkit.ops.binlog_verify import verify
+from drkit.ops.binlog_verify import pitr_bases, verify
 from drkit.ops.lock import RunLock
 from drkit.stream import encryption
 
@@ -104,6 +104,8 @@ class _Streamer:
         self.writer = FileWriter(self.archive, self._start(server, start_from), self.lease,
                                  self.sealer)
         archived = self.writer.archived  # reconciled with its blob: where reading starts
+        self.known[archived.file] = archived
+        self.archive.write_index(self.known.values(), writing=archived.file)
         binlog = self.settings.binlog
         # A beat before reading: --once archives it; a follower beats on while it runs.
         heartbeat = Heartbeat(server, binlog.heartbeat_seconds) if binlog.heartbeat else None
@@ -168,6 +170,7 @@ class _Streamer:
             self.writer = FileWriter(self.archive, self.known.get(event.file)
                                      or ArchivedFile(event.file), self.lease, self.sealer)
             self.known[event.file] = self.writer.archived
+            self.archive.write_index(self.known.values(), writing=event.file)
         self.writer.add(event)
         self.result.events += 1
 
@@ -267,7 +270,12 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
     point a point-in-time restore can reach now), its age, the files, gaps and size, and how
     far the source is ahead when it answers."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    listing, gaps = archive.listed(), archive.gaps()
+    bases = pitr_bases(settings)
+    # The index and the files it cannot vouch for (where the oldest base starts, the
+    # newest): the same few requests at 5 files or 5,000. --deep reads every file anyway.
+    start = min((b.snapshot_file for b in bases), key=file_order, default=None)
+    listing = archive.listed() if deep else archive.indexed([start] if start else [])
+    gaps = archive.gaps()
     files, newest = listing.files, listing.newest_event_at
     for gap in gaps:
         gap["superseded_by"] = _base_after(settings, gap["detected_at"])
@@ -279,8 +287,8 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
         "newest_event_at": newest,
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
-        "gaps": gaps, "source_ahead_bytes": None}
-    report["verify"] = verify(settings, deep, listing).as_dict()
+        "gaps": gaps, "source_ahead_bytes": None, "read_from": listing.read_from}
+    report["verify"] = verify(settings, deep, listing, bases).as_dict()
     report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down
         file, size = binary_logs(source_server(settings))[-1]

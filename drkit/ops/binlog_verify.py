@@ -116,17 +116,17 @@ class Verification:
                 "windows": self.windows(), "breaks": [b.as_dict() for b in self.breaks]}
 
 
-def verify(settings: Settings, deep: bool = False,
-           listing: ArchiveListing | None = None) -> Verification:
+def verify(settings: Settings, deep: bool = False, listing: ArchiveListing | None = None,
+           bases: list[Base] | None = None) -> Verification:
     """The archive checked from the oldest base's snapshot file on (``deep``: every range
     read again and checked against its sha256), as ``listing`` saw it (the command's, if it
-    listed the archive already; else listed here)."""
+    read the archive already; else listed here), from ``bases`` (else the catalog's)."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     listing = listing or archive.listed()
     records, sizes = {f.file: f for f in listing.files}, listing.sizes
     result = Verification(deep=deep, files=len({*records, *sizes}))  # a record may be gone
     result.newest_event_at = listing.newest_event_at
-    result.bases = pitr_bases(settings)
+    result.bases = pitr_bases(settings) if bases is None else bases
     if not result.files or not result.bases:
         return result  # nothing to restore to: doctor says "empty" or "no base"
     result.from_file = min((b.snapshot_file for b in result.bases), key=file_order)

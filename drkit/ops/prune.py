@@ -45,6 +45,7 @@ class PrunePlan:
     deleted: list[str] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)  # database -> what protects it
     binlogs: list[str] = field(default_factory=list)  # archived binlog files no base needs
+    binlog_prefix: str | None = None
     versions: list[str] = field(default_factory=list)  # "name?versionid=ID", already earlier
     versions_bytes: int = 0
     deleted_versions: list[str] = field(default_factory=list)
@@ -55,7 +56,7 @@ class PrunePlan:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["cutoff"] = self.cutoff.isoformat()
-        del data["versioning"]
+        del data["versioning"], data["binlog_prefix"]
         return {"ok": True, **data}
 
 
@@ -66,7 +67,7 @@ def plan_prune(store: BackupStore, older_than_seconds: float,
     # thousands of backups each listing is seconds of paged requests.
     listing = Catalog(store).listing(versions=True)
     entries = listing.entries
-    plan = PrunePlan(cutoff=cutoff, versioning=listing.versioned)
+    plan = PrunePlan(cutoff=cutoff, versioning=listing.versioned, binlog_prefix=binlog_prefix)
     newest_good: dict[str, BackupEntry | None] = {}
     for database in sorted({db for e in entries for db in e.databases or [UNKNOWN]}):
         theirs = [e for e in entries if database in (e.databases or [UNKNOWN])]
@@ -197,6 +198,10 @@ def execute_prune(store: BackupStore, plan: PrunePlan) -> PrunePlan:
         raise ConfigError(f"This config's storage credential cannot delete in the "
                           f"{store.where} (a SAS without d: the backup side's); nothing was "
                           "deleted.", "Run drkit prune on the Azure side, with its config.")
+    if plan.binlogs and plan.binlog_prefix:  # first: the index's readers pass them over
+        Archive(store.under(plan.binlog_prefix)).mark_pruned(max(
+            (name[len(plan.binlog_prefix):].removesuffix(SIDECAR) for name in plan.binlogs),
+            key=file_order))
     for name in [*plan.delete, *plan.binlogs]:
         if _deleted(store, name, None, plan):
             plan.deleted.append(name)
