@@ -13,8 +13,8 @@ this writer last saw (``If-Match``); a writer that finds otherwise has a rival a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from drkit.azure.blobstore import BackupStore
@@ -92,6 +92,8 @@ class ArchiveListing:
     # what a listing would find in between is not known.
     read_from: Literal["listing", "index"] = "listing"
     checked: frozenset[str] = frozenset()  # with an index: the files read and their blobs
+    # A listing checked against the index (listed(against_index=True)): where they differ.
+    index_problems: tuple[str, ...] = ()
 
     @property
     def newest_event_at(self) -> str | None:
@@ -109,11 +111,15 @@ class Archive:
         """Every archived file's summary, from one listing."""
         return self.listed().files
 
-    def listed(self) -> ArchiveListing:
+    def listed(self, against_index: bool = False) -> ArchiveListing:
         """The archive as one listing saw it: every archived file's summary (records drkit
         wrote before summaries were metadata are read one by one) and every file's blob
         size. A command lists once and keeps it: status, verify and a restore read the
-        same listing."""
+        same listing. ``against_index``: with where the index says otherwise (what binlog
+        status would show that the archive does not hold)."""
+        # The index first: a writer that moves on meanwhile makes it older than the listing
+        # (a state the index's readers read on from), never newer.
+        index = self._index() if against_index else None
         found, sizes = [], {}
         for blob in self.store.blobs(metadata=True):
             self.etags[blob.name] = blob.etag
@@ -126,7 +132,11 @@ class Archive:
             summary = blob.metadata.get(SUMMARY)
             found.append(self._parse(blob.name, summary, partial=True) if summary
                          else self._file(blob.name))
-        return ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
+        listing = ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
+        if index is None:
+            return listing
+        problems = _disagreements(index[0], listing.files, self.pruned_through())
+        return replace(listing, index_problems=tuple(problems))
 
     def indexed(self, checking: Iterable[str] = ()) -> ArchiveListing:
         """The archive as its index has it, in a few requests whatever its size: the index,
@@ -138,7 +148,7 @@ class Archive:
         found = self._index()
         if found is None:
             return self.listed()
-        index, writing = found
+        index, writing = _after_mark(*found, self.pruned_through())
         files = {f.file: f for f in index}
         read = self._newest_from(writing or (index[-1].file if index else None), files)
         newest = max(files, key=file_order, default=None)
@@ -156,8 +166,8 @@ class Archive:
                               "index", frozenset(read))
 
     def _index(self) -> tuple[list[ArchivedFile], str | None] | None:
-        """The index's summaries after prune's mark, and the file its writer was writing;
-        None if there is no index drkit can read."""
+        """The index's summaries and the file its writer was writing; None if there is no
+        index drkit can read."""
         found = self.store.read_if_present(self.store.prefix + INDEX)
         if found is None:
             return None
@@ -167,9 +177,7 @@ class Archive:
             writing = index.get("writing")
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not as drkit writes it: the listing knows better
-        through = self.pruned_through()
-        return [f for f in entries if through is None or
-                file_order(f.file) > file_order(through)], writing
+        return entries, writing
 
     def _newest_from(self, name: str | None, files: dict[str, ArchivedFile]) -> set[str]:
         """Read the record of ``name`` (the index's newest) and of each file after it that
@@ -265,6 +273,36 @@ class Archive:
         if etag is None:
             raise lost_writer(f"{name} is not as this writer left it")
         self.etags[name] = etag
+
+
+def _after_mark(index: list[ArchivedFile], writing: str | None,
+                through: str | None) -> tuple[list[ArchivedFile], str | None]:
+    """The index less the files up to prune's mark ``through`` (gone or going)."""
+    return [f for f in index if through is None or
+            file_order(f.file) > file_order(through)], writing
+
+
+def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
+                   through: str | None) -> Iterator[str]:
+    """Where ``index`` says other than the ``records`` listed after it was read: a file it
+    names that has no record, a complete file's entry not its record's summary, a file it
+    lacks before its newest (those after, a reader finds from the records). Files up to
+    prune's mark ``through`` may be gone: not compared."""
+    def kept(name: str) -> bool:
+        return through is None or file_order(name) > file_order(through)
+
+    listed = {f.file: f for f in records if kept(f.file)}
+    for entry in (e for e in index if kept(e.file)):
+        record = listed.get(entry.file)
+        if record is None:
+            yield f"the index names {entry.file}, which has no record"
+        elif (entry.complete and _summary(entry) != _summary(record)) or \
+                record.size < entry.size:
+            yield f"the index's entry for {entry.file} is not what its record says"
+    named = {e.file for e in index}
+    newest = max((file_order(e.file) for e in index), default=None)
+    yield from (f"the index lacks {name}" for name in listed
+                if name not in named and newest is not None and file_order(name) < newest)
 
 
 def _through(found: tuple[bytes, str] | None) -> str | None:

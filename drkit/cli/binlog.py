@@ -87,6 +87,9 @@ def _print_verification(context: Context, report: dict) -> None:
     for found in report["breaks"]:
         context.env.print(f"{'BREAK' if not found['superseded_by'] else 'superseded'}: "
                           f"{found['detail']}")
+    for problem in report["index_problems"]:
+        context.env.print(f"index: {problem} (binlog status reads the index; the next "
+                          "binlog stream run writes it anew)")
 
 
 @binlog.command("status")
@@ -94,13 +97,15 @@ def _print_verification(context: Context, report: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
 def status_command(context: Context, deep: bool, as_json: bool) -> None:
-    """The newest archived event (the recovery point), lag, files, gaps and size, and the
-    archive verified (binlog verify); exit 49 when a gap or missing file is not yet
-    superseded by a verified full backup after it, 48 when a file is damaged."""
+    """The newest archived event (the recovery point), lag, files, gaps and size, read from
+    the archive's index, and the archive verified from it (its oldest base's first file and
+    its newest checked against their blobs; binlog verify checks every file, --deep every
+    byte); exit 49 when a gap or missing file is not yet superseded by a verified full
+    backup after it, 48 when a file is damaged."""
     from drkit.ops.binlog_archive import status
     from drkit.units import duration, human_size
 
-    report = status(context.settings, deep)
+    report = status(context.settings, "deep" if deep else "index")
     if as_json:
         context.env.print_json(report)
     else:

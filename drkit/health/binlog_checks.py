@@ -81,7 +81,7 @@ def archive_checks(settings: Settings) -> list[Check]:
     """The archive's gaps, breaks and lag."""
     from drkit.ops.binlog_archive import status
 
-    report = status(settings)
+    report = status(settings, "listing")  # every file, not only what the index vouches for
     if not report["files"] and not report["verify"]["files"]:  # no record, and no blob
         return [Check("binlog archive", CRITICAL, "empty",
                       "Start the streamer: drkit binlog stream (drkit schedule prints its "
@@ -112,6 +112,12 @@ def _archive_state(settings, report: dict) -> Check:
                      "that can be restored.")
     lag = report["lag_seconds"]
     late = lag is not None and lag > settings.binlog.lag_alarm_seconds
+    if (problems := report["verify"]["index_problems"]) and not late:
+        return Check("binlog archive", WARNING, f"{problems[0]}; binlog status reads the index"
+                     " and may show what the archive does not hold", "Restart drkit binlog "
+                     "stream (it writes the index anew); if it comes back, something other "
+                     "than drkit writes the archive: check who holds the backup side's "
+                     "storage credential.")
     ago = "no event yet" if lag is None else f"{duration(lag)} ago"
     return Check("binlog archive", WARNING if late else OK,
                  f"{report['files']} files, newest event {report['newest_event_at']} ({ago})",

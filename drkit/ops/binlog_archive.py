@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from drkit.aws import metrics
 from drkit.azure.blobstore import BackupStore
@@ -44,7 +44,13 @@ from drkit.ops.binlog_verify import pitr_bases, verify
 from drkit.ops.lock import RunLock
 from drkit.stream import encryption
 
-__all__ = ["status", "stream"]
+__all__ = ["StatusRead", "status", "stream"]
+
+# How binlog status reads the archive. "index": the index, the files it cannot vouch for
+# (where the oldest base starts, the newest) and their blobs; the same few requests at 5
+# files or 5,000. "listing": every file's record and blob size (one listing, growing with
+# the archive), checked against the index; doctor's. "deep": every byte read again.
+StatusRead = Literal["index", "listing", "deep"]
 
 
 
@@ -265,16 +271,15 @@ def _oldest_base(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
+def status(settings: Settings, read: StatusRead = "index") -> dict[str, Any]:
     """The archive as ``binlog status`` shows it: the newest archived event (the recovery
-    point a point-in-time restore can reach now), its age, the files, gaps and size, and how
-    far the source is ahead when it answers."""
+    point a point-in-time restore can reach now), its age, the files, gaps and size, how
+    far the source is ahead when it answers, and the archive verified as ``read`` says."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
     bases = pitr_bases(settings)
-    # The index and the files it cannot vouch for (where the oldest base starts, the
-    # newest): the same few requests at 5 files or 5,000. --deep reads every file anyway.
     start = min((b.snapshot_file for b in bases), key=file_order, default=None)
-    listing = archive.listed() if deep else archive.indexed([start] if start else [])
+    listing = archive.indexed([start] if start else []) if read == "index" \
+        else archive.listed(against_index=True)
     gaps = archive.gaps()
     files, newest = listing.files, listing.newest_event_at
     for gap in gaps:
@@ -288,7 +293,7 @@ def status(settings: Settings, deep: bool = False) -> dict[str, Any]:
         "lag_seconds": round((datetime.now(UTC) - datetime.fromisoformat(newest))
                              .total_seconds(), 1) if newest else None,
         "gaps": gaps, "source_ahead_bytes": None, "read_from": listing.read_from}
-    report["verify"] = verify(settings, deep, listing, bases).as_dict()
+    report["verify"] = verify(settings, read == "deep", listing, bases).as_dict()
     report["ok"] = report["ok"] and report["verify"]["ok"]
     with contextlib.suppress(DrkitError):  # the source may be the thing that is down
         file, size = binary_logs(source_server(settings))[-1]

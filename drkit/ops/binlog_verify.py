@@ -84,6 +84,9 @@ class Verification:
     newest_event_at: str | None = None
     bases: list[Base] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)
+    # Where the index (what binlog status reads) says other than the listing: no break,
+    # restores read the records, but status may show what the archive does not hold.
+    index_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -113,7 +116,8 @@ class Verification:
         return {"ok": self.ok, "deep": self.deep, "exit_code": self.exit_code,
                 "files": self.files, "checked_files": self.checked_files,
                 "from_file": self.from_file, "newest_event_at": self.newest_event_at,
-                "windows": self.windows(), "breaks": [b.as_dict() for b in self.breaks]}
+                "windows": self.windows(), "breaks": [b.as_dict() for b in self.breaks],
+                "index_problems": self.index_problems}
 
 
 def verify(settings: Settings, deep: bool = False, listing: ArchiveListing | None = None,
@@ -122,9 +126,10 @@ def verify(settings: Settings, deep: bool = False, listing: ArchiveListing | Non
     read again and checked against its sha256), as ``listing`` saw it (the command's, if it
     read the archive already; else listed here), from ``bases`` (else the catalog's)."""
     archive = Archive(BackupStore.from_settings(settings, prefix=settings.binlog.prefix))
-    listing = listing or archive.listed()
+    listing = listing or archive.listed(against_index=True)
     records, sizes = {f.file: f for f in listing.files}, listing.sizes
-    result = Verification(deep=deep, files=len({*records, *sizes}))  # a record may be gone
+    result = Verification(deep=deep, files=len({*records, *sizes}),  # a record may be gone
+                          index_problems=list(listing.index_problems))
     result.newest_event_at = listing.newest_event_at
     result.bases = pitr_bases(settings) if bases is None else bases
     if not result.files or not result.bases:
