@@ -88,10 +88,9 @@ class ArchiveListing:
 
     files: list[ArchivedFile]  # every archived file's summary, in the files' order
     sizes: dict[str, int]  # each archived file's blob size, by file (its record may be gone)
-    # "index": the summaries and sizes are the index's, but for the files read (checked):
-    # what a listing would find in between is not known.
+    # "index": the summaries and sizes are the index's, but for the files whose records
+    # and blobs were read: what a listing would find in between is not known.
     read_from: Literal["listing", "index"] = "listing"
-    checked: frozenset[str] = frozenset()  # with an index: the files read and their blobs
     # A listing checked against the index (listed(against_index=True)): where they differ.
     index_problems: tuple[str, ...] = ()
 
@@ -148,7 +147,7 @@ class Archive:
         found = self._index()
         if found is None:
             return self.listed()
-        index, writing = _after_mark(*found, self.pruned_through())
+        index, writing = _after_mark(found[0], self.pruned_through()), found[1]
         files = {f.file: f for f in index}
         read = self._newest_from(writing or (index[-1].file if index else None), files)
         newest = max(files, key=file_order, default=None)
@@ -163,7 +162,7 @@ class Archive:
             else:
                 sizes[name] = size
         return ArchiveListing(sorted(files.values(), key=lambda f: file_order(f.file)), sizes,
-                              "index", frozenset(read))
+                              "index")
 
     def _index(self) -> tuple[list[ArchivedFile], str | None] | None:
         """The index's summaries and the file its writer was writing; None if there is no
@@ -203,10 +202,8 @@ class Archive:
     def write_index(self, files: Iterable[ArchivedFile], writing: str) -> None:
         """The index of ``files`` (the writer's: every file recorded; not yet recorded, one
         is left out) less those prune's mark has taken, and the file ``writing`` now."""
-        through = self.pruned_through()
-        kept = [f for f in sorted(files, key=lambda f: file_order(f.file))
-                if (f.size or f.complete) and
-                (through is None or file_order(f.file) > file_order(through))]
+        kept = _after_mark(sorted((f for f in files if f.size or f.complete),
+                                  key=lambda f: file_order(f.file)), self.pruned_through())
         failpoint("binlog.index")  # a kill here leaves the index behind the records
         self.put(self.store.prefix + INDEX, {"format": 1, "writing": writing,
                                              "files": [_summary(f) for f in kept]})
@@ -275,11 +272,9 @@ class Archive:
         self.etags[name] = etag
 
 
-def _after_mark(index: list[ArchivedFile], writing: str | None,
-                through: str | None) -> tuple[list[ArchivedFile], str | None]:
-    """The index less the files up to prune's mark ``through`` (gone or going)."""
-    return [f for f in index if through is None or
-            file_order(f.file) > file_order(through)], writing
+def _after_mark(files: Iterable[ArchivedFile], through: str | None) -> list[ArchivedFile]:
+    """``files`` less those up to prune's mark ``through`` (gone or going)."""
+    return [f for f in files if through is None or file_order(f.file) > file_order(through)]
 
 
 def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
@@ -288,11 +283,8 @@ def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
     names that has no record, a complete file's entry not its record's summary, a file it
     lacks before its newest (those after, a reader finds from the records). Files up to
     prune's mark ``through`` may be gone: not compared."""
-    def kept(name: str) -> bool:
-        return through is None or file_order(name) > file_order(through)
-
-    listed = {f.file: f for f in records if kept(f.file)}
-    for entry in (e for e in index if kept(e.file)):
+    listed = {f.file: f for f in _after_mark(records, through)}
+    for entry in _after_mark(index, through):
         record = listed.get(entry.file)
         if record is None:
             yield f"the index names {entry.file}, which has no record"
