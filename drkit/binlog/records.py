@@ -176,6 +176,10 @@ class Archive:
             writing = index.get("writing")
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not as drkit writes it: the listing knows better
+        if not isinstance(writing, str | None) or not all(
+                isinstance(f.file, str) and isinstance(f.size, int) and
+                isinstance(f.blob_size, int) for f in entries):
+            return None
         return entries, writing
 
     def _newest_from(self, name: str | None, files: dict[str, ArchivedFile]) -> set[str]:

@@ -45,7 +45,7 @@ class PrunePlan:
     deleted: list[str] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)  # database -> what protects it
     binlogs: list[str] = field(default_factory=list)  # archived binlog files no base needs
-    binlog_prefix: str | None = None
+    binlog_prefix: str | None = None  # the archive: its prune mark goes there before a delete
     versions: list[str] = field(default_factory=list)  # "name?versionid=ID", already earlier
     versions_bytes: int = 0
     deleted_versions: list[str] = field(default_factory=list)
