@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from drkit.azure.blobstore import BackupStore
@@ -135,7 +136,7 @@ class Archive:
         listing = ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
         if index is None:
             return listing
-        problems = _disagreements(index[0], listing.files, self.pruned_through())
+        problems = _disagreements(*index, listing.files, self.pruned_through())
         return replace(listing, index_problems=tuple(problems))
 
     def indexed(self, checking: Iterable[str] = ()) -> ArchiveListing:
@@ -175,6 +176,8 @@ class Archive:
             index = json.loads(found[0])
             entries = [_from_record(entry, partial=True) for entry in index["files"]]
             writing = index.get("writing")
+            if not isinstance(writing, str | None):
+                raise TypeError("writing is no file name")
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not as drkit writes it: the listing knows better
         return entries, writing
@@ -282,12 +285,13 @@ def _after_mark(index: list[ArchivedFile], writing: str | None,
             file_order(f.file) > file_order(through)], writing
 
 
-def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
-                   through: str | None) -> Iterator[str]:
-    """Where ``index`` says other than the ``records`` listed after it was read: a file it
-    names that has no record, a complete file's entry not its record's summary, a file it
-    lacks before its newest (those after, a reader finds from the records). Files up to
-    prune's mark ``through`` may be gone: not compared."""
+def _disagreements(index: list[ArchivedFile], writing: str | None,
+                   records: list[ArchivedFile], through: str | None) -> Iterator[str]:
+    """Where ``index`` (and the file it says is ``writing``) says other than the ``records``
+    listed after it was read: a file it names that has no record, a complete file's entry
+    not its record's summary, a file its readers would not reach (neither in it nor named,
+    file after file, by the records from ``writing`` on). Files up to prune's mark
+    ``through`` may be gone: not compared."""
     def kept(name: str) -> bool:
         return through is None or file_order(name) > file_order(through)
 
@@ -299,10 +303,13 @@ def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
         elif (entry.complete and _summary(entry) != _summary(record)) or \
                 record.size < entry.size:
             yield f"the index's entry for {entry.file} is not what its record says"
-    named = {e.file for e in index}
-    newest = max((file_order(e.file) for e in index), default=None)
-    yield from (f"the index lacks {name}" for name in listed
-                if name not in named and newest is not None and file_order(name) < newest)
+    name, followed = writing or (index[-1].file if index else None), set()
+    while name is not None and name not in followed:  # as Archive._newest_from reads on
+        followed.add(name)
+        record = listed.get(name)
+        name = record.next_file if record is not None and record.complete else None
+    reached = followed | {e.file for e in index}
+    yield from (f"the index lacks {name}" for name in listed if name not in reached)
 
 
 def _through(found: tuple[bytes, str] | None) -> str | None:
@@ -315,8 +322,27 @@ def _through(found: tuple[bytes, str] | None) -> str | None:
     return through if isinstance(through, str) else None
 
 
+# Each field's JSON types in a record, its summary and the index's entry: a value of another
+# type (an edit, another program) makes the record or index one drkit did not write.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "file": (str,), "size": (int,), "server_id": (int, type(None)),
+    "first_event_at": (str, type(None)), "last_event_at": (str, type(None)),
+    "last_gtid": (str, type(None)), "complete": (bool,), "next_file": (str, type(None)),
+    "ranges": (list,), "stored_size": (int, type(None)), "recipients": (list,),
+    "blocks": (int,), "last_block": (str, type(None))}
+
+
 def _from_record(record: dict[str, Any], partial: bool) -> ArchivedFile:
-    return ArchivedFile(**{k: v for k, v in record.items() if k in _KNOWN}, partial=partial)
+    """The record (or summary) as drkit wrote it; TypeError or ValueError where it is not."""
+    known = {k: v for k, v in record.items() if k in _KNOWN}
+    wrong = [k for k, v in known.items() if not isinstance(v, _TYPES[k])
+             or (isinstance(v, bool) and bool not in _TYPES[k])]
+    if wrong:
+        raise TypeError(f"{', '.join(wrong)} of another type")
+    for moment in (known.get("first_event_at"), known.get("last_event_at")):
+        if moment is not None:
+            datetime.fromisoformat(moment)  # ValueError: no time
+    return ArchivedFile(**known, partial=partial)
 
 
 def _summary(archived: ArchivedFile) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""The binlog archive's index as its readers take it: an index drkit cannot read (a value of
+the wrong type, a time that is no time) is passed over for the listing, never an internal
+error; and binlog verify names every file the index's readers would not reach. On an
+in-memory stand-in of drkit's own BackupStore (no service)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from drkit.azure.blobstore import StoredBlob
+from drkit.binlog.records import Archive
+
+PREFIX = "binlogs/"
+
+
+class MemoryStore:
+    """The few BackupStore calls the archive's readers make, over a dict of blobs."""
+
+    prefix = PREFIX
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.data = {PREFIX + name: value for name, value in blobs.items()}
+
+    def read_if_present(self, name: str) -> tuple[bytes, str] | None:
+        return (self.data[name], "etag") if name in self.data else None
+
+    def read_with_etag(self, name: str) -> tuple[bytes, str]:
+        return self.data[name], "etag"
+
+    def size_if_present(self, name: str) -> int | None:
+        return len(self.data[name]) if name in self.data else None
+
+    def blobs(self, metadata: bool = False) -> list[StoredBlob]:
+        return [StoredBlob(name, len(value), "etag", {}) for name, value in self.data.items()]
+
+
+def _record(name: str, following: str | None) -> dict[str, Any]:
+    return {"file": name, "size": 4, "complete": following is not None, "next_file": following,
+            "last_event_at": f"2026-12-07T10:0{name[-1]}:00+00:00",
+            "ranges": [{"start": 0, "end": 4, "sha256": "0" * 64}]}
+
+
+def _archive(index: Any) -> Archive:
+    """binlog.000001 .. 000003, the last being written, and ``index``."""
+    blobs = {}
+    for number, following in ((1, "binlog.000002"), (2, "binlog.000003"), (3, None)):
+        blobs[f"binlog.00000{number}"] = b"\xfebin"
+        blobs[f"binlog.00000{number}.json"] = json.dumps(
+            _record(f"binlog.00000{number}", following)).encode()
+    blobs["index.json"] = json.dumps(index).encode()
+    return Archive(MemoryStore(blobs))  # type: ignore[arg-type]
+
+
+def _entry(**changed: Any) -> dict[str, Any]:
+    entry = _record("binlog.000001", "binlog.000002")
+    del entry["ranges"]
+    return {**entry, **changed}
+
+
+@pytest.mark.parametrize("index", [
+    {"format": 1, "writing": 5, "files": [_entry()]},
+    {"format": 1, "writing": ["binlog.000002"], "files": [_entry()]},
+    {"format": 1, "writing": "binlog.000002", "files": [_entry(file=7)]},
+    {"format": 1, "writing": "binlog.000002", "files": [_entry(size="4")]},
+    {"format": 1, "writing": "binlog.000002", "files": [_entry(last_event_at=1765101600)]},
+    {"format": 1, "writing": "binlog.000002", "files": [_entry(last_event_at="not a time")]},
+    {"format": 1, "writing": "binlog.000002", "files": [_entry(complete="yes")]},
+    {"format": 1, "writing": "binlog.000002", "files": ["binlog.000001"]},
+], ids=["writing-int", "writing-list", "file-int", "size-str", "time-int", "time-text",
+        "complete-str", "entry-str"])
+def test_an_index_drkit_cannot_read_is_passed_over_for_the_listing(index):
+    archive = _archive(index)
+    read = archive.indexed()
+    assert read.read_from == "listing" and len(read.files) == 3
+    datetime.fromisoformat(read.newest_event_at or "")  # status and the fleet's lag parse it
+    assert archive.listed(against_index=True).index_problems == ()
+
+
+def test_verify_names_the_files_the_index_hides_from_its_readers():
+    """An index naming no file and a file being written that does not exist: status would
+    show an empty archive; binlog verify says which files it hides."""
+    hiding = _archive({"format": 1, "writing": "binlog.000009", "files": []})
+    assert hiding.indexed().files == []  # what status shows
+    assert hiding.listed(against_index=True).index_problems == tuple(
+        f"the index lacks binlog.00000{n}" for n in (1, 2, 3))
+
+
+@pytest.mark.parametrize("index", [
+    {"format": 1, "writing": "binlog.000001", "files": []},  # behind: read on by next_file
+    {"format": 1, "writing": "binlog.000003", "files": [  # as its writer left it
+        _entry(), _entry(file="binlog.000002", next_file="binlog.000003",
+                         last_event_at="2026-12-07T10:02:00+00:00"),
+        _entry(file="binlog.000003", next_file=None, complete=False,
+               last_event_at="2026-12-07T10:03:00+00:00")]},
+], ids=["behind", "current"])
+def test_an_index_its_readers_read_on_from_is_no_problem(index):
+    archive = _archive(index)
+    assert [f.file for f in archive.indexed().files] == [
+        "binlog.000001", "binlog.000002", "binlog.000003"]
+    assert archive.listed(against_index=True).index_problems == ()
