@@ -211,8 +211,19 @@ class Archive:
                 if (f.size or f.complete) and
                 (through is None or file_order(f.file) > file_order(through))]
         failpoint("binlog.index")  # a kill here leaves the index behind the records
-        self.put(self.store.prefix + INDEX, {"format": 1, "writing": writing,
-                                             "files": [_summary(f) for f in kept]})
+        name = self.store.prefix + INDEX
+        body = json.dumps({"format": 1, "writing": writing,
+                           "files": [_summary(f) for f in kept]}, indent=1).encode()
+        etag = self.store.write(name, body, replacing=self.etags.get(name))
+        if etag is None:
+            # Deleted, edited or an older one put back since: not a rival (a rival's records
+            # stop this writer, on their condition), and readers read on from any index.
+            # Replaced as it is now, rather than the archive left unwritten.
+            found = self.store.read_if_present(name)
+            etag = self.store.write(name, body, replacing=found[1] if found else None)
+        if etag is None:
+            raise lost_writer(f"{name} is written by another meanwhile")
+        self.etags[name] = etag
 
     def pruned_through(self) -> str | None:
         """The newest file prune has taken (or is taking) from the archive; None if none."""
