@@ -85,8 +85,21 @@ def test_verify_names_the_files_the_index_hides_from_its_readers():
     show an empty archive; binlog verify says which files it hides."""
     hiding = _archive({"format": 1, "writing": "binlog.000009", "files": []})
     assert hiding.indexed().files == []  # what status shows
-    assert hiding.listed(against_index=True).index_problems == tuple(
-        f"the index lacks binlog.00000{n}" for n in (1, 2, 3))
+    assert hiding.listed(against_index=True).index_problems == (
+        "the index lacks binlog.000001 .. binlog.000003 (3 files)",)
+
+
+def test_verify_names_the_files_prunes_mark_passes_over_that_the_archive_holds():
+    """A mark past files still there (written by hand, or from a prune that stopped before it
+    deleted them): status passes over them; binlog verify says so and how to undo it."""
+    current = {"format": 1, "writing": "binlog.000003", "files": []}
+    archive = _archive(current)
+    archive.store.data[PREFIX + "pruned.json"] = b'{"through": "binlog.000999"}'
+    assert [f.file for f in archive.indexed().files] == ["binlog.000003"]  # status's
+    assert archive.listed(against_index=True).index_problems == (
+        "prune's mark (pruned.json) names binlog.000999, yet the archive still holds "
+        "binlog.000001 .. binlog.000003 (3 files) up to it: the index leaves them out; "
+        "unless a drkit prune is running, delete pruned.json",)
 
 
 @pytest.mark.parametrize("index", [
@@ -102,3 +115,20 @@ def test_an_index_its_readers_read_on_from_is_no_problem(index):
     assert [f.file for f in archive.indexed().files] == [
         "binlog.000001", "binlog.000002", "binlog.000003"]
     assert archive.listed(against_index=True).index_problems == ()
+
+
+@pytest.mark.parametrize(("mark", "checking", "shown"), [
+    ("binlog.000001", ["binlog.000002"], [2, 3]),  # prune's: before the oldest base's start
+    ("binlog.000002", ["binlog.000001"], [1, 2, 3]),  # past it: no prune's, passed over
+    ("binlog.000999", [], [1, 2, 3]),  # past the file being written: no prune's
+])
+def test_status_passes_over_only_what_prune_can_have_taken(mark, checking, shown):
+    """prune takes only files before the oldest base's first file, complete ones (before the
+    file being written): a mark past those hid files from status and made a break of them."""
+    index = {"format": 1, "writing": "binlog.000003", "files": [
+        _entry(), _entry(file="binlog.000002", next_file="binlog.000003",
+                         last_event_at="2026-12-07T10:02:00+00:00")]}
+    archive = _archive(index)
+    archive.store.data[PREFIX + "pruned.json"] = json.dumps({"through": mark}).encode()
+    assert [f.file for f in archive.indexed(checking).files] == [
+        f"binlog.00000{n}" for n in shown]

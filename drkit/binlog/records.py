@@ -149,7 +149,10 @@ class Archive:
         found = self._index()
         if found is None:
             return self.listed()
-        index, writing = _after_mark(*found, self.pruned_through())
+        checking = list(checking)
+        entries, writing = found
+        index = _after_mark(entries, self.pruned_through(
+            [*checking, *([writing] if writing else [])]))
         files = {f.file: f for f in index}
         read = self._newest_from(writing or (index[-1].file if index else None), files)
         newest = max(files, key=file_order, default=None)
@@ -206,10 +209,8 @@ class Archive:
     def write_index(self, files: Iterable[ArchivedFile], writing: str) -> None:
         """The index of ``files`` (the writer's: every file recorded; not yet recorded, one
         is left out) less those prune's mark has taken, and the file ``writing`` now."""
-        through = self.pruned_through()
-        kept = [f for f in sorted(files, key=lambda f: file_order(f.file))
-                if (f.size or f.complete) and
-                (through is None or file_order(f.file) > file_order(through))]
+        kept = _after_mark([f for f in sorted(files, key=lambda f: file_order(f.file))
+                            if f.size or f.complete], self.pruned_through([writing]))
         failpoint("binlog.index")  # a kill here leaves the index behind the records
         name = self.store.prefix + INDEX
         body = json.dumps({"format": 1, "writing": writing,
@@ -225,9 +226,15 @@ class Archive:
             raise lost_writer(f"{name} is written by another meanwhile")
         self.etags[name] = etag
 
-    def pruned_through(self) -> str | None:
-        """The newest file prune has taken (or is taking) from the archive; None if none."""
-        return _through(self.store.read_if_present(self.store.prefix + PRUNED))
+    def pruned_through(self, keeping: Iterable[str] = ()) -> str | None:
+        """The newest file prune has taken (or is taking) from the archive; None if none.
+        prune takes only complete files before the oldest base's first: a mark at or past
+        a file ``keeping`` names (that one, the file being written) is none of prune's,
+        and None too (binlog verify names it)."""
+        through = _through(self.store.read_if_present(self.store.prefix + PRUNED))
+        if through is None or any(file_order(through) >= file_order(k) for k in keeping):
+            return None
+        return through
 
     def mark_pruned(self, through: str) -> None:
         """Before prune deletes the files up to ``through``: readers of the index pass them
@@ -289,20 +296,19 @@ class Archive:
         self.etags[name] = etag
 
 
-def _after_mark(index: list[ArchivedFile], writing: str | None,
-                through: str | None) -> tuple[list[ArchivedFile], str | None]:
-    """The index less the files up to prune's mark ``through`` (gone or going)."""
-    return [f for f in index if through is None or
-            file_order(f.file) > file_order(through)], writing
+def _after_mark(files: list[ArchivedFile], through: str | None) -> list[ArchivedFile]:
+    """``files`` less those up to prune's mark ``through`` (gone or going)."""
+    return [f for f in files if through is None or file_order(f.file) > file_order(through)]
 
 
 def _disagreements(index: list[ArchivedFile], writing: str | None,
                    records: list[ArchivedFile], through: str | None) -> Iterator[str]:
     """Where ``index`` (and the file it says is ``writing``) says other than the ``records``
     listed after it was read: a file it names that has no record, a complete file's entry
-    not its record's summary, a file its readers would not reach (neither in it nor named,
-    file after file, by the records from ``writing`` on). Files up to prune's mark
-    ``through`` may be gone: not compared."""
+    not its record's summary, files its readers would not reach (neither in it nor named,
+    file after file, by the records from ``writing`` on), files still held up to prune's
+    mark ``through`` (which its readers pass over). Beyond that, files up to the mark may be
+    gone: not compared."""
     def kept(name: str) -> bool:
         return through is None or file_order(name) > file_order(through)
 
@@ -320,7 +326,26 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
         record = listed.get(name)
         name = record.next_file if record is not None and record.complete else None
     reached = followed | {e.file for e in index}
-    yield from (f"the index lacks {name}" for name in listed if name not in reached)
+    yield from (f"the index lacks {run}" for run in _runs(n for n in listed if n not in reached))
+    # Held during a prune (it marks, then deletes); after it, only if it stopped midway or
+    # the mark is none of prune's.
+    if held := _runs(f.file for f in records if not kept(f.file)):
+        yield (f"prune's mark ({PRUNED}) names {through}, yet the archive still holds "
+               f"{', '.join(held)} up to it: the index leaves them out; unless a drkit "
+               f"prune is running, delete {PRUNED}")
+
+
+def _runs(names: Iterable[str]) -> list[str]:
+    """Files in order, each run of consecutive ones as one: ``a .. c (3 files)``."""
+    runs: list[list[str]] = []
+    for name in sorted(names, key=file_order):
+        stem, number = file_order(name)
+        if runs and file_order(runs[-1][-1]) == (stem, number - 1):
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    return [run[0] if len(run) == 1 else f"{run[0]} .. {run[-1]} ({len(run)} files)"
+            for run in runs]
 
 
 def _through(found: tuple[bytes, str] | None) -> str | None:
