@@ -132,3 +132,11 @@ def test_status_passes_over_only_what_prune_can_have_taken(mark, checking, shown
     archive.store.data[PREFIX + "pruned.json"] = json.dumps({"through": mark}).encode()
     assert [f.file for f in archive.indexed(checking).files] == [
         f"binlog.00000{n}" for n in shown]
+
+
+def test_runs_of_files_go_on_past_six_digits_under_rds_names():
+    from drkit.binlog.records import _runs
+
+    names = [f"mysql-bin-changelog.{n}" for n in ("1000002", "999999", "1000000", "999998")]
+    assert _runs(names) == ["mysql-bin-changelog.999998 .. mysql-bin-changelog.1000000 "
+                            "(3 files)", "mysql-bin-changelog.1000002"]
