@@ -98,7 +98,7 @@ def test_verify_names_the_files_prunes_mark_passes_over_that_the_archive_holds()
     assert [f.file for f in archive.indexed().files] == ["binlog.000003"]  # status's
     assert archive.listed(against_index=True).index_problems == (
         "prune's mark (pruned.json) names binlog.000999, yet the archive still holds "
-        "binlog.000001 .. binlog.000003 (3 files) up to it: the index leaves them out; "
+        "binlog.000001 .. binlog.000003 (3 files) up to it: binlog status may pass over them; "
         "unless a drkit prune is running, delete pruned.json",)
 
 

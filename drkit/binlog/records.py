@@ -331,8 +331,8 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
     # the mark is none of prune's.
     if held := _runs(f.file for f in records if not kept(f.file)):
         yield (f"prune's mark ({PRUNED}) names {through}, yet the archive still holds "
-               f"{', '.join(held)} up to it: the index leaves them out; unless a drkit "
-               f"prune is running, delete {PRUNED}")
+               f"{', '.join(held)} up to it: binlog status may pass over them; unless "
+               f"a drkit prune is running, delete {PRUNED}")
 
 
 def _runs(names: Iterable[str]) -> list[str]:
