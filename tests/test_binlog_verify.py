@@ -84,6 +84,7 @@ def _an_index_lacking_a_file_is_no_break(sandbox) -> None:
     report = json.loads(status.stdout)
     assert status.exit_code == 0 and report["ok"] and report["read_from"] == "listing", report
     assert report["verify"]["index_problems"] == [f"the index lacks {hidden}"]
+    assert f"index: the index lacks {hidden}\n" in run_cli("binlog", "status").stdout
 
 
 def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with_it(
