@@ -281,9 +281,10 @@ def status(settings: Settings, read: StatusRead = "index") -> dict[str, Any]:
     listing = archive.indexed([start] if start else []) if read == "index" \
         else archive.listed(against_index=True)
     verified = verify(settings, read == "deep", listing, bases)
-    if verified.breaks and listing.read_from == "index":
+    if not verified.ok and listing.read_from == "index":
         # The index may be what lacks a file (edited, an older writer's): a break is the
-        # records' to say, as a restore reads them. Rare, so the listing only then.
+        # records' to say, as a restore reads them. Rare (one a later base supersedes does
+        # not count), so the listing only then.
         listing = archive.listed(against_index=True)
         verified = verify(settings, False, listing, bases)
     gaps = archive.gaps()
