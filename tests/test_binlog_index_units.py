@@ -140,3 +140,9 @@ def test_runs_of_files_go_on_past_six_digits_under_rds_names():
     names = [f"mysql-bin-changelog.{n}" for n in ("1000002", "999999", "1000000", "999998")]
     assert _runs(names) == ["mysql-bin-changelog.999998 .. mysql-bin-changelog.1000000 "
                             "(3 files)", "mysql-bin-changelog.1000002"]
+
+
+def test_every_field_of_a_record_has_the_types_a_reader_accepts():
+    from drkit.binlog.records import _KNOWN, _TYPES
+
+    assert set(_TYPES) == _KNOWN  # a field added to ArchivedFile says its JSON types here
