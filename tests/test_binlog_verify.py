@@ -80,11 +80,9 @@ def _an_index_lacking_a_file_is_no_break(sandbox) -> None:
                   if file_order(e["file"]) > file_order(_base()[1]))
     index["files"] = [e for e in index["files"] if e["file"] != hidden]
     store.container.upload_blob(name, json.dumps(index), overwrite=True)
-    status = run_cli("binlog", "status", "--json")
-    report = json.loads(status.stdout)
-    assert status.exit_code == 0 and report["ok"] and report["read_from"] == "listing", report
-    assert report["verify"]["index_problems"] == [f"the index lacks {hidden}"]
-    assert f"index: the index lacks {hidden}\n" in run_cli("binlog", "status").stdout
+    status = run_cli("binlog", "status")  # no BREAK: the listing's word, and what differs
+    assert status.exit_code == 0 and "BREAK" not in status.stdout, status.stdout
+    assert f"index: the index lacks {hidden}\n" in status.stdout
 
 
 def test_an_encrypted_archive_is_checked_without_the_identity_and_read_only_with_it(
