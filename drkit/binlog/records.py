@@ -228,9 +228,9 @@ class Archive:
 
     def pruned_through(self, keeping: Iterable[str] = ()) -> str | None:
         """The newest file prune has taken (or is taking) from the archive; None if none.
-        prune takes only complete files before the oldest base's first: a mark at or past
-        a file ``keeping`` names (that one, the file being written) is none of prune's,
-        and None too (binlog verify names it)."""
+        prune takes only complete files before the oldest base's first, so a mark at or
+        past one of ``keeping`` (that first file, the file being written) is none of
+        prune's: None then too (binlog verify names the files it would hide)."""
         through = _through(self.store.read_if_present(self.store.prefix + PRUNED))
         if through is None or any(file_order(through) >= file_order(k) for k in keeping):
             return None
