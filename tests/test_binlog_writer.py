@@ -18,7 +18,7 @@ from drkit.azure.blobstore import BackupStore
 from drkit.config import load_settings
 from drkit.errors import ChecksumMismatchError
 from tests import dbtools
-from tests.helpers import point_cli_at, run_cli, wait_until
+from tests.helpers import point_cli_at, process_stopped, run_cli, wait_until
 from tests.test_binlog import (
     PROBE,
     _assert_archived_as_the_source_has_them,
@@ -222,6 +222,17 @@ def test_status_reads_the_index_in_as_many_requests_at_nine_files_as_at_five(
     assert _status_as_listed(9, requests, prefix)[0]["read_from"] == "listing"  # not drkit's
     assert run_cli("binlog", "stream", "--once").exit_code == 0  # writes it anew
     assert _status_as_listed(9, requests, prefix)[0]["read_from"] == "index"
+
+    # Put back (or deleted) while a writer runs: no rival, the writer writes it anew.
+    _rotate(sandbox, 1)
+    writer = subprocess.Popen([DRKIT, "binlog", "stream", "--once"], stderr=subprocess.PIPE,
+                              env={**os.environ, "DRKIT_FAILPOINT": "binlog.index:2:stop"})
+    wait_until(lambda: process_stopped(writer.pid), "the writer stopped at the rotation")
+    store.container.upload_blob(f"{prefix}index.json", behind, overwrite=True)
+    writer.send_signal(signal.SIGCONT)
+    assert writer.wait(timeout=60) == 0, writer.stderr.read() if writer.stderr else ""
+    index = json.loads(store.container.download_blob(f"{prefix}index.json").readall())
+    assert index["writing"] == _source_logs(sandbox)[-1] and len(index["files"]) == 9
 
 
 def _status_as_listed(files: int, requests: list[tuple[str, str]],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from drkit.azure.blobstore import BackupStore
@@ -134,7 +135,7 @@ class Archive:
         listing = ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
         if index is None:
             return listing
-        problems = _disagreements(index[0], listing.files, self.pruned_through())
+        problems = _disagreements(*index, listing.files, self.pruned_through())
         return replace(listing, index_problems=tuple(problems))
 
     def indexed(self, checking: Iterable[str] = ()) -> ArchiveListing:
@@ -147,7 +148,10 @@ class Archive:
         found = self._index()
         if found is None:
             return self.listed()
-        index, writing = _after_mark(found[0], self.pruned_through()), found[1]
+        checking = list(checking)
+        entries, writing = found
+        index = _after_mark(entries, self.pruned_through(
+            [*checking, *([writing] if writing else [])]))
         files = {f.file: f for f in index}
         read = self._newest_from(writing or (index[-1].file if index else None), files)
         newest = max(files, key=file_order, default=None)
@@ -174,12 +178,10 @@ class Archive:
             index = json.loads(found[0])
             entries = [_from_record(entry, partial=True) for entry in index["files"]]
             writing = index.get("writing")
+            if not isinstance(writing, str | None):
+                raise TypeError("writing is no file name")
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not as drkit writes it: the listing knows better
-        if not isinstance(writing, str | None) or not all(
-                isinstance(f.file, str) and isinstance(f.size, int) and
-                isinstance(f.blob_size, int) for f in entries):
-            return None
         return entries, writing
 
     def _newest_from(self, name: str | None, files: dict[str, ArchivedFile]) -> set[str]:
@@ -206,15 +208,32 @@ class Archive:
     def write_index(self, files: Iterable[ArchivedFile], writing: str) -> None:
         """The index of ``files`` (the writer's: every file recorded; not yet recorded, one
         is left out) less those prune's mark has taken, and the file ``writing`` now."""
-        kept = _after_mark(sorted((f for f in files if f.size or f.complete),
-                                  key=lambda f: file_order(f.file)), self.pruned_through())
+        kept = _after_mark([f for f in sorted(files, key=lambda f: file_order(f.file))
+                            if f.size or f.complete], self.pruned_through([writing]))
         failpoint("binlog.index")  # a kill here leaves the index behind the records
-        self.put(self.store.prefix + INDEX, {"format": 1, "writing": writing,
-                                             "files": [_summary(f) for f in kept]})
+        name = self.store.prefix + INDEX
+        body = json.dumps({"format": 1, "writing": writing,
+                           "files": [_summary(f) for f in kept]}, indent=1).encode()
+        etag = self.store.write(name, body, replacing=self.etags.get(name))
+        if etag is None:
+            # Deleted, edited or an older one put back since: not a rival (a rival's records
+            # stop this writer, on their condition), and readers read on from any index.
+            # Replaced as it is now, rather than the archive left unwritten.
+            found = self.store.read_if_present(name)
+            etag = self.store.write(name, body, replacing=found[1] if found else None)
+        if etag is None:
+            raise lost_writer(f"{name} is written by another meanwhile")
+        self.etags[name] = etag
 
-    def pruned_through(self) -> str | None:
-        """The newest file prune has taken (or is taking) from the archive; None if none."""
-        return _through(self.store.read_if_present(self.store.prefix + PRUNED))
+    def pruned_through(self, keeping: Iterable[str] = ()) -> str | None:
+        """The newest file prune has taken (or is taking) from the archive; None if none.
+        prune takes only complete files before the oldest base's first, so a mark at or
+        past one of ``keeping`` (that first file, the file being written) is none of
+        prune's: None then too (binlog verify names the files it would hide)."""
+        through = _through(self.store.read_if_present(self.store.prefix + PRUNED))
+        if through is None or any(file_order(through) >= file_order(k) for k in keeping):
+            return None
+        return through
 
     def mark_pruned(self, through: str) -> None:
         """Before prune deletes the files up to ``through``: readers of the index pass them
@@ -276,29 +295,56 @@ class Archive:
         self.etags[name] = etag
 
 
-def _after_mark(files: Iterable[ArchivedFile], through: str | None) -> list[ArchivedFile]:
+def _after_mark(files: list[ArchivedFile], through: str | None) -> list[ArchivedFile]:
     """``files`` less those up to prune's mark ``through`` (gone or going)."""
     return [f for f in files if through is None or file_order(f.file) > file_order(through)]
 
 
-def _disagreements(index: list[ArchivedFile], records: list[ArchivedFile],
-                   through: str | None) -> Iterator[str]:
-    """Where ``index`` says other than the ``records`` listed after it was read: a file it
-    names that has no record, a complete file's entry not its record's summary, a file it
-    lacks before its newest (those after, a reader finds from the records). Files up to
-    prune's mark ``through`` may be gone: not compared."""
-    listed = {f.file: f for f in _after_mark(records, through)}
-    for entry in _after_mark(index, through):
+def _disagreements(index: list[ArchivedFile], writing: str | None,
+                   records: list[ArchivedFile], through: str | None) -> Iterator[str]:
+    """Where ``index`` (and the file it says is ``writing``) says other than the ``records``
+    listed after it was read: a file it names that has no record, a complete file's entry
+    not its record's summary, files its readers would not reach (neither in it nor named,
+    file after file, by the records from ``writing`` on), files still held up to prune's
+    mark ``through`` (which its readers pass over). Beyond that, files up to the mark may be
+    gone: not compared."""
+    def kept(name: str) -> bool:
+        return through is None or file_order(name) > file_order(through)
+
+    listed = {f.file: f for f in records if kept(f.file)}
+    for entry in (e for e in index if kept(e.file)):
         record = listed.get(entry.file)
         if record is None:
             yield f"the index names {entry.file}, which has no record"
         elif (entry.complete and _summary(entry) != _summary(record)) or \
                 record.size < entry.size:
             yield f"the index's entry for {entry.file} is not what its record says"
-    named = {e.file for e in index}
-    newest = max((file_order(e.file) for e in index), default=None)
-    yield from (f"the index lacks {name}" for name in listed
-                if name not in named and newest is not None and file_order(name) < newest)
+    name, followed = writing or (index[-1].file if index else None), set()
+    while name is not None and name not in followed:  # as Archive._newest_from reads on
+        followed.add(name)
+        record = listed.get(name)
+        name = record.next_file if record is not None and record.complete else None
+    reached = followed | {e.file for e in index}
+    yield from (f"the index lacks {run}" for run in _runs(n for n in listed if n not in reached))
+    # Held during a prune (it marks, then deletes); after it, only if it stopped midway or
+    # the mark is none of prune's.
+    if held := _runs(f.file for f in records if not kept(f.file)):
+        yield (f"prune's mark ({PRUNED}) names {through}, yet the archive still holds "
+               f"{', '.join(held)} up to it: binlog status may pass over them; unless "
+               f"a drkit prune is running, delete {PRUNED}")
+
+
+def _runs(names: Iterable[str]) -> list[str]:
+    """Files in order, each run of consecutive ones as one: ``a .. c (3 files)``."""
+    runs: list[list[str]] = []
+    for name in sorted(names, key=file_order):
+        stem, number = file_order(name)
+        if runs and file_order(runs[-1][-1]) == (stem, number - 1):
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    return [run[0] if len(run) == 1 else f"{run[0]} .. {run[-1]} ({len(run)} files)"
+            for run in runs]
 
 
 def _through(found: tuple[bytes, str] | None) -> str | None:
@@ -311,8 +357,27 @@ def _through(found: tuple[bytes, str] | None) -> str | None:
     return through if isinstance(through, str) else None
 
 
+# Each field's JSON types in a record, its summary and the index's entry: a value of another
+# type (an edit, another program) makes the record or index one drkit did not write.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "file": (str,), "size": (int,), "server_id": (int, type(None)),
+    "first_event_at": (str, type(None)), "last_event_at": (str, type(None)),
+    "last_gtid": (str, type(None)), "complete": (bool,), "next_file": (str, type(None)),
+    "ranges": (list,), "stored_size": (int, type(None)), "recipients": (list,),
+    "blocks": (int,), "last_block": (str, type(None))}
+
+
 def _from_record(record: dict[str, Any], partial: bool) -> ArchivedFile:
-    return ArchivedFile(**{k: v for k, v in record.items() if k in _KNOWN}, partial=partial)
+    """The record (or summary) as drkit wrote it; TypeError or ValueError where it is not."""
+    known = {k: v for k, v in record.items() if k in _KNOWN}
+    wrong = [k for k, v in known.items() if not isinstance(v, _TYPES[k])
+             or (isinstance(v, bool) and bool not in _TYPES[k])]
+    if wrong:
+        raise TypeError(f"{', '.join(wrong)} of another type")
+    for moment in (known.get("first_event_at"), known.get("last_event_at")):
+        if moment is not None:
+            datetime.fromisoformat(moment)  # ValueError: no time
+    return ArchivedFile(**known, partial=partial)
 
 
 def _summary(archived: ArchivedFile) -> dict[str, Any]:

@@ -87,9 +87,15 @@ def _print_verification(context: Context, report: dict) -> None:
     for found in report["breaks"]:
         context.env.print(f"{'BREAK' if not found['superseded_by'] else 'superseded'}: "
                           f"{found['detail']}")
-    for problem in report["index_problems"]:
-        context.env.print(f"index: {problem} (binlog status reads the index; the next "
-                          "binlog stream run writes it anew)")
+    _print_index_problems(context, report["index_problems"])
+
+
+def _print_index_problems(context: Context, problems: list[str]) -> None:
+    for problem in problems:
+        context.env.print(f"index: {problem}")
+    if problems:
+        context.env.print("index: binlog status reads the index; the next binlog stream run "
+                          "writes it anew")
 
 
 @binlog.command("status")
@@ -126,5 +132,6 @@ def status_command(context: Context, deep: bool, as_json: bool) -> None:
         for found in report["verify"]["breaks"]:
             if not found["superseded_by"]:
                 context.env.print(f"BREAK: {found['detail']}")
+        _print_index_problems(context, report["verify"]["index_problems"])  # read_from listing
     if not report["ok"]:
         raise click.exceptions.Exit(report["verify"]["exit_code"] or ExitStatus.BINLOG_GAP)
