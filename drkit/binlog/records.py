@@ -212,8 +212,8 @@ class Archive:
                             if f.size or f.complete], self.pruned_through([writing]))
         failpoint("binlog.index")  # a kill here leaves the index behind the records
         name = self.store.prefix + INDEX
-        body = json.dumps({"format": 1, "writing": writing,
-                           "files": [_summary(f) for f in kept]}, indent=1).encode()
+        body = json.dumps({"format": 1, "writing": writing,  # compact: a version per rewrite
+                           "files": [_summary(f) for f in kept]}, separators=(",", ":")).encode()
         etag = self.store.write(name, body, replacing=self.etags.get(name))
         if etag is None:
             # Deleted, edited or an older one put back since: not a rival (a rival's records
