@@ -6,10 +6,12 @@ those databases (each member its own drkit config, blob prefix and state folder)
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
+import re
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -23,7 +25,6 @@ from drkit.exitstatus import ExitStatus
 from drkit.fleet.description import Fleet, load_fleet
 from drkit.sandbox.estate import Sandbox
 from drkit.sandbox.fleetfile import FLEET_DATABASES
-from tests.dbtools import connect
 from tests.helpers import run_cli
 
 MEMBERS = {"fleet_a": "app1", "fleet_b": "app2"}  # member -> database (on the first source)
@@ -58,33 +59,56 @@ def write_fleet(sandbox, folder: Path, members: dict[str, str], **limits) -> Pat
     return fleet_path
 
 
-class ProcessListWatcher:
-    """Samples the source's process list until stopped: the most connections at once that
-    were running a statement in one of ``databases`` (mysqldump's)."""
+@dataclass(frozen=True)
+class MemberSpan:
+    database: str  # the member's (one per member, on a source)
+    first: datetime  # the first event of its sessions in the server's general log
+    last: datetime  # their last
 
-    def __init__(self, sandbox, databases: set[str], source: str = "source") -> None:
-        self.connection = connect(sandbox, source)
-        self.databases, self.most, self.samples = databases, 0, 0
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _watch(self) -> None:
-        with self.connection.cursor() as cursor:
-            while not self.stopped.is_set():
-                cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                               "WHERE DB IN %s AND COMMAND = 'Query' AND ID <> "
-                               "CONNECTION_ID()", (tuple(self.databases),))
-                self.most = max(self.most, cursor.fetchone()[0])
-                self.samples += 1
+class MembersServed:
+    """When the source served each member's backup, from the server's general log (a
+    table, on while in ``with``): a member's sessions are those naming its database, at
+    login (the backup's preflight, ``connect(server, database)``) or by selecting it
+    (mysqldump --databases, COM_INIT_DB); drkit's other sessions name none.
 
-    def __enter__(self) -> ProcessListWatcher:
-        self.thread.start()
+    Exact to the microsecond, where the process list is sampled; and the process list's
+    DB column is no witness: MariaDB lists there, for a session that has none, the schema
+    whose trigger or view it is parsing while it reads information_schema, and one backup
+    reads its table shapes on five sessions at once (drkit.mysql.inventory.table_shapes)."""
+
+    def __init__(self, sandbox: Sandbox, source: str) -> None:
+        self.root = sandbox.services[source].root_connection()
+        self.spans: list[MemberSpan] = []  # in the order they began
+
+    def __enter__(self) -> MembersServed:
+        with self.root.cursor() as cursor:
+            cursor.execute("SELECT NOW(6), @@general_log, @@log_output")
+            self._since, *self._settings = cursor.fetchone()
+            cursor.execute("SET GLOBAL log_output = 'TABLE', general_log = ON")
         return self
 
     def __exit__(self, *_exc) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.connection.close()
+        with contextlib.closing(self.root), self.root.cursor() as cursor:
+            cursor.execute("SET GLOBAL general_log = %s, log_output = %s", self._settings)
+            cursor.execute("SELECT thread_id, command_type, argument, event_time "
+                           "FROM mysql.general_log WHERE event_time >= %s", (self._since,))
+            events = cursor.fetchall()
+        times: dict[int, list[datetime]] = defaultdict(list)  # session -> its events'
+        named: dict[int, str] = {}  # session -> the database it named
+        for session, command, argument, at in events:
+            times[session].append(at)
+            if command == "Init DB":
+                named[session] = argument
+            elif command == "Connect" and (
+                    login := re.fullmatch(r".* on (\S+) using .*", argument)):
+                named[session] = login.group(1)
+        members: dict[str, list[datetime]] = defaultdict(list)
+        for session, database in named.items():
+            members[database] += times[session]
+        self.spans = sorted((MemberSpan(database, min(times), max(times))
+                             for database, times in members.items()),
+                            key=lambda span: span.first)
 
 
 def _interval(record: str) -> tuple[datetime, datetime]:
@@ -99,8 +123,8 @@ def test_the_backup_job_backs_up_every_member_one_at_a_time_per_source(two_sourc
     fleet = load_fleet(two_sources.directory / "fleet.yaml")
     assert len(fleet.members) == 6 and {m.source_key() for m in fleet.members.values()} == {
         f"127.0.0.1:{two_sources.port('source')}", f"127.0.0.1:{two_sources.port('source2')}"}
-    with ProcessListWatcher(two_sources, set(FLEET_DATABASES)) as first, \
-            ProcessListWatcher(two_sources, set(FLEET_DATABASES), "source2") as second:
+    with MembersServed(two_sources, "source") as first, \
+            MembersServed(two_sources, "source2") as second:
         results = run_fleet_job(fleet, "backup")
     assert [(r.member, r.ok, r.attempts) for r in results] == [
         (member, True, 1) for member in sorted(fleet.members)], results
@@ -112,13 +136,14 @@ def test_the_backup_job_backs_up_every_member_one_at_a_time_per_source(two_sourc
         assert len(found) == 1 and (found[0] / "run.json").exists()
         assert result.record_url and result.record_url.endswith("notebook.html")
         spans[fleet.members[result.member].source_key()].append(_interval(str(found[0])))
-    # per_source_concurrency 1: on each source, no two runs overlapped, and the source's
-    # process list never showed two dumps at once
+    # per_source_concurrency 1: on each source, no two runs overlapped, and the server
+    # served one member's backup (preflight to dump) after the other
     for source, intervals in spans.items():
         intervals.sort()
         assert all(a[1] <= b[0] for a, b in pairwise(intervals)), (source, intervals)
-    for watcher in (first, second):
-        assert watcher.samples > 0 and watcher.most <= 1, (watcher.samples, watcher.most)
+    for served in (first.spans, second.spans):
+        assert sorted(span.database for span in served) == sorted(FLEET_DATABASES), served
+        assert all(a.last < b.first for a, b in pairwise(served)), served
     # each run held its database's lease (the fleet's locks: blob), and released it
     store = BackupStore.from_settings(fleet.members["source2-app1"].settings)
     lease = store.container.get_blob_client("fleet/source2-app1/locks/backup-app1.lock")
