@@ -295,9 +295,14 @@ class Archive:
         self.etags[name] = etag
 
 
-def _after_mark(files: list[ArchivedFile], through: str | None) -> list[ArchivedFile]:
+def _after_mark(files: Iterable[ArchivedFile], through: str | None) -> list[ArchivedFile]:
     """``files`` less those up to prune's mark ``through`` (gone or going)."""
-    return [f for f in files if through is None or file_order(f.file) > file_order(through)]
+    return [f for f in files if _kept(f.file, through)]
+
+
+def _kept(name: str, through: str | None) -> bool:
+    """Whether file ``name`` comes after prune's mark ``through`` (or there is none)."""
+    return through is None or file_order(name) > file_order(through)
 
 
 def _disagreements(index: list[ArchivedFile], writing: str | None,
@@ -308,11 +313,8 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
     file after file, by the records from ``writing`` on), files still held up to prune's
     mark ``through`` (which its readers pass over). Beyond that, files up to the mark may be
     gone: not compared."""
-    def kept(name: str) -> bool:
-        return through is None or file_order(name) > file_order(through)
-
-    listed = {f.file: f for f in records if kept(f.file)}
-    for entry in (e for e in index if kept(e.file)):
+    listed = {f.file: f for f in _after_mark(records, through)}
+    for entry in _after_mark(index, through):
         record = listed.get(entry.file)
         if record is None:
             yield f"the index names {entry.file}, which has no record"
@@ -328,7 +330,7 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
     yield from (f"the index lacks {run}" for run in _runs(n for n in listed if n not in reached))
     # Held during a prune (it marks, then deletes); after it, only if it stopped midway or
     # the mark is none of prune's.
-    if held := _runs(f.file for f in records if not kept(f.file)):
+    if held := _runs(f.file for f in records if not _kept(f.file, through)):
         yield (f"prune's mark ({PRUNED}) names {through}, yet the archive still holds "
                f"{', '.join(held)} up to it: binlog status may pass over them; unless "
                f"a drkit prune is running, delete {PRUNED}")
