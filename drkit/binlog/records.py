@@ -13,7 +13,7 @@ this writer last saw (``If-Match``); a writer that finds otherwise has a rival a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -153,7 +153,7 @@ class Archive:
         index = _after_mark(entries, self.pruned_through(
             [*checking, *([writing] if writing else [])]))
         files = {f.file: f for f in index}
-        read = self._newest_from(writing or (index[-1].file if index else None), files)
+        read = _read_on(_reading_from(index, writing), lambda name: self._read_into(name, files))
         newest = max(files, key=file_order, default=None)
         for name in {*checking, *([newest] if newest else [])} - read:
             self._read_into(name, files)
@@ -183,16 +183,6 @@ class Archive:
         except (ValueError, TypeError, KeyError, AttributeError):
             return None  # not as drkit writes it: the listing knows better
         return entries, writing
-
-    def _newest_from(self, name: str | None, files: dict[str, ArchivedFile]) -> set[str]:
-        """Read the record of ``name`` (the index's newest) and of each file after it that
-        a complete record names; the names read."""
-        read: set[str] = set()
-        while name is not None and name not in read:
-            read.add(name)
-            record = self._read_into(name, files)
-            name = record.next_file if record is not None and record.complete else None
-        return read
 
     def _read_into(self, name: str, files: dict[str, ArchivedFile]) -> ArchivedFile | None:
         """``name``'s record as it is now, put in ``files`` (taken out if it has none)."""
@@ -321,12 +311,7 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
         elif (entry.complete and _summary(entry) != _summary(record)) or \
                 record.size < entry.size:
             yield f"the index's entry for {entry.file} is not what its record says"
-    name, followed = writing or (index[-1].file if index else None), set()
-    while name is not None and name not in followed:  # as Archive._newest_from reads on
-        followed.add(name)
-        record = listed.get(name)
-        name = record.next_file if record is not None and record.complete else None
-    reached = followed | {e.file for e in index}
+    reached = _read_on(_reading_from(index, writing), listed.get) | {e.file for e in index}
     yield from (f"the index lacks {run}" for run in _runs(n for n in listed if n not in reached))
     # Held during a prune (it marks, then deletes); after it, only if it stopped midway or
     # the mark is none of prune's.
@@ -334,6 +319,22 @@ def _disagreements(index: list[ArchivedFile], writing: str | None,
         yield (f"prune's mark ({PRUNED}) names {through}, yet the archive still holds "
                f"{', '.join(held)} up to it: binlog status may pass over them; unless "
                f"a drkit prune is running, delete {PRUNED}")
+
+
+def _reading_from(index: list[ArchivedFile], writing: str | None) -> str | None:
+    """The file the index's readers read on from: the one its writer was writing."""
+    return writing or (index[-1].file if index else None)
+
+
+def _read_on(name: str | None, record_of: Callable[[str], ArchivedFile | None]) -> set[str]:
+    """``name`` and each file after it that a complete record names (``record_of`` gives a
+    file's record, or None): the files the index's readers read."""
+    read: set[str] = set()
+    while name is not None and name not in read:
+        read.add(name)
+        record = record_of(name)
+        name = record.next_file if record is not None and record.complete else None
+    return read
 
 
 def _runs(names: Iterable[str]) -> list[str]:
