@@ -66,6 +66,7 @@ class ArchivedFile:
 
 
 _KNOWN = {f.name for f in fields(ArchivedFile)} - {"partial"}
+_SUMMARY_FIELDS = tuple(f.name for f in fields(ArchivedFile) if f.name in _KNOWN - {"ranges"})
 
 
 def stored_span(committed: dict[str, Any]) -> tuple[int, int]:
@@ -384,8 +385,9 @@ def _from_record(record: dict[str, Any], partial: bool) -> ArchivedFile:
 
 
 def _summary(archived: ArchivedFile) -> dict[str, Any]:
-    """The record without its ranges: the blob's metadata and the index's entry."""
-    return {k: v for k, v in asdict(archived).items() if k in _KNOWN and k != "ranges"}
+    """The record without its ranges (not copied, as asdict would, only to be dropped): the
+    blob's metadata and the index's entry."""
+    return {name: getattr(archived, name) for name in _SUMMARY_FIELDS}
 
 
 def file_order(name: str) -> tuple[str, int]:
