@@ -478,6 +478,8 @@ def test_tables_changed_while_the_dump_runs_are_recorded(sandbox, tmp_path, monk
     settings = load_settings()
     quiet = run_backup(settings)
     assert quiet.manifest.consistency["tables_changed_during_dump"] == []
+    # No table DDL on the server while it ran: the shapes were not read a second time.
+    assert quiet.manifest.consistency["tables_checked_by"] == "table DDL counters unchanged"
 
     class CreatesATableDuringTheDump(Environment):
         @contextlib.contextmanager
@@ -496,6 +498,7 @@ def test_tables_changed_while_the_dump_runs_are_recorded(sandbox, tmp_path, monk
     finally:
         dbtools.query(sandbox, "source", "DROP TABLE IF EXISTS shop.zz_new")
     assert result.manifest.consistency["tables_changed_during_dump"] == ["shop.zz_new"]
+    assert result.manifest.consistency["tables_checked_by"] == "definitions read again"
     assert "shop.zz_new" not in result.manifest.tables
 
 

@@ -3,6 +3,7 @@ the server about its tables in one query rather than one per table (issue 23).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from drkit.mysql import dump, inventory
-from drkit.mysql.connection import option_file, source_server
+from drkit.mysql.connection import connect, option_file, source_server
 from tests import dbtools
 from tests.helpers import point_cli_at, run_cli
 
@@ -138,33 +139,46 @@ def test_a_backup_and_a_drill_of_latest_cost_what_the_estate_does_not_change(
 def test_table_shapes_change_with_ddl_and_not_with_writes(sandbox):
     """The check keeps SHOW CREATE TABLE's meaning: an ALTER (a column, an index,
     a foreign key) or a new table changes it; rows written (and the AUTO_INCREMENT they
-    move) do not."""
+    move) do not. The server's table DDL counters, which spare the read after the dump,
+    move with every such DDL, also one a prepared statement or a stored procedure runs."""
     database = f"shapes_{uuid.uuid4().hex[:6]}"
-    dbtools.as_root(sandbox, "source", f"CREATE DATABASE {database}")
-    try:
-        for table in ("a", "b"):
-            dbtools.as_root(sandbox, "source", f"CREATE TABLE {database}.{table} "
-                            "(id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10))")
-        dbtools.as_root(sandbox, "source", f"CREATE TABLE {database}.d (id INT, a_id INT, "
-                        "KEY k (a_id))")
-        dbtools.as_root(sandbox, "source", f"CREATE VIEW {database}.v AS SELECT id FROM "
-                        f"{database}.a")
-        source = dbtools.server(sandbox, "source")
-        first = inventory.table_shapes(source, [database])
-        assert sorted(first) == [f"{database}.{t}" for t in "abd"]
-        dbtools.as_root(sandbox, "source", f"INSERT INTO {database}.a (v) VALUES ('x')")
-        assert inventory.table_shapes(source, [database]) == first
-        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.b ADD INDEX (v)")
-        dbtools.as_root(sandbox, "source", f"CREATE TABLE {database}.c (id INT)")
-        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.d ADD CONSTRAINT fk "
-                        f"FOREIGN KEY (a_id) REFERENCES {database}.a (id)")
-        dbtools.as_root(sandbox, "source", f"ALTER TABLE {database}.a "
-                        "MODIFY v VARCHAR(20)")
-        after = inventory.table_shapes(source, [database])
-        changed = sorted(t for t in first.keys() | after.keys() if first.get(t) != after.get(t))
-        assert changed == [f"{database}.{t}" for t in "abcd"]
-    finally:
-        dbtools.as_root(sandbox, "source", f"DROP DATABASE {database}")
+    source = dbtools.server(sandbox, "source")
+    with contextlib.closing(connect(source)) as connection:
+        def ddl(*statements: str) -> None:
+            """``statements`` in one session of their own."""
+            counts = inventory.table_ddl_counts(connection)
+            with contextlib.closing(sandbox.services["source"].root_connection()) as root, \
+                    root.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+            assert inventory.table_ddl_counts(connection) != counts, statements
+
+        dbtools.as_root(sandbox, "source", f"CREATE DATABASE {database}")
+        try:
+            for table in ("a", "b"):
+                ddl(f"CREATE TABLE {database}.{table} "
+                    "(id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10))")
+            ddl(f"CREATE TABLE {database}.d (id INT, a_id INT, KEY k (a_id))")
+            dbtools.as_root(sandbox, "source", f"CREATE VIEW {database}.v AS SELECT id FROM "
+                            f"{database}.a")
+            first = inventory.table_shapes(source, [database])
+            assert sorted(first) == [f"{database}.{t}" for t in "abd"]
+            counts = inventory.table_ddl_counts(connection)
+            dbtools.as_root(sandbox, "source", f"INSERT INTO {database}.a (v) VALUES ('x')")
+            assert inventory.table_shapes(source, [database]) == first
+            assert inventory.table_ddl_counts(connection) == counts
+            ddl(f"PREPARE grow FROM 'ALTER TABLE {database}.b ADD INDEX (v)'", "EXECUTE grow")
+            ddl(f"CREATE TABLE {database}.c (id INT)")
+            ddl(f"ALTER TABLE {database}.d ADD CONSTRAINT fk "
+                f"FOREIGN KEY (a_id) REFERENCES {database}.a (id)")
+            ddl(f"CREATE PROCEDURE {database}.widen() ALTER TABLE {database}.a "
+                "MODIFY v VARCHAR(20)", f"CALL {database}.widen()")
+            after = inventory.table_shapes(source, [database])
+            changed = sorted(t for t in first.keys() | after.keys()
+                             if first.get(t) != after.get(t))
+            assert changed == [f"{database}.{t}" for t in "abcd"]
+        finally:
+            dbtools.as_root(sandbox, "source", f"DROP DATABASE {database}")
 
 
 @pytest.mark.unit
@@ -204,3 +218,36 @@ def test_one_listing_with_versions_splits_current_blobs_from_earlier_versions():
     plan = plan_prune(store, 0)
     assert plan.keep and plan.versioning and len(calls) == 2  # one listing per call
     assert "versioning" not in plan.as_dict()
+
+
+@pytest.mark.unit
+def test_table_ddl_counts_are_none_where_the_server_does_not_show_them_all():
+    """A server that refuses SHOW GLOBAL STATUS, or lacks a counter, is not taken for one
+    that ran no DDL: the backup then reads the table shapes again."""
+    import pymysql
+
+    class Answering:
+        def __init__(self, rows: list[tuple[str, str]] | None) -> None:
+            self.rows = rows
+
+        def cursor(self) -> Answering:
+            return self
+
+        def __enter__(self) -> Answering:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def execute(self, statement: str, args: object = None) -> None:
+            if self.rows is None:
+                raise pymysql.err.OperationalError(1227, "Access denied")
+
+        def fetchall(self) -> list[tuple[str, str]]:
+            return self.rows
+
+    every = [(name, "3") for name in inventory._TABLE_DDL_COUNTERS]
+    assert inventory.table_ddl_counts(Answering(every)) == {
+        name.lower(): 3 for name in inventory._TABLE_DDL_COUNTERS}
+    assert inventory.table_ddl_counts(Answering(every[1:])) is None
+    assert inventory.table_ddl_counts(Answering(None)) is None
