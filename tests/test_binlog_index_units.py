@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from drkit.azure.blobstore import StoredBlob
-from drkit.binlog.records import Archive, ArchivedFile, _disagreements, _through
+from drkit.binlog.records import UNREADABLE_INDEX, Archive, ArchivedFile, _disagreements, _through
 
 PREFIX = "binlogs/"
 
@@ -51,7 +51,7 @@ def _archive(index: Any) -> Archive:
         blobs[f"binlog.00000{number}"] = b"\xfebin"
         blobs[f"binlog.00000{number}.json"] = json.dumps(
             _record(f"binlog.00000{number}", following)).encode()
-    blobs["index.json"] = json.dumps(index).encode()
+    blobs["index.json"] = index if isinstance(index, bytes) else json.dumps(index).encode()
     return Archive(MemoryStore(blobs))  # type: ignore[arg-type]
 
 
@@ -70,14 +70,19 @@ def _entry(**changed: Any) -> dict[str, Any]:
     {"format": 1, "writing": "binlog.000002", "files": [_entry(last_event_at="not a time")]},
     {"format": 1, "writing": "binlog.000002", "files": [_entry(complete="yes")]},
     {"format": 1, "writing": "binlog.000002", "files": ["binlog.000001"]},
+    b'{"format": 1, "writing": "binlog.0000',
 ], ids=["writing-int", "writing-list", "file-int", "size-str", "time-int", "time-text",
-        "complete-str", "entry-str"])
-def test_an_index_drkit_cannot_read_is_passed_over_for_the_listing(index):
+        "complete-str", "entry-str", "cut-short"])
+def test_an_index_drkit_cannot_read_is_passed_over_for_the_listing_and_named(index):
+    """Status reads the listing instead; verify and doctor say so, as they do of an index
+    that is well formed but wrong."""
     archive = _archive(index)
     read = archive.indexed()
     assert read.read_from == "listing" and len(read.files) == 3
     datetime.fromisoformat(read.newest_event_at or "")  # status and the fleet's lag parse it
-    assert archive.listed(against_index=True).index_problems == ()
+    problems = archive.listed(against_index=True).index_problems
+    assert len(problems) == 1 and problems[0] == UNREADABLE_INDEX
+    assert archive.listed().index_problems == ()  # not asked
 
 
 def test_verify_names_the_files_the_index_hides_from_its_readers():

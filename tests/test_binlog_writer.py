@@ -15,6 +15,7 @@ import pytest
 from azure.storage.blob import BlobBlock, BlobLeaseClient, BlockState, ContainerClient
 
 from drkit.azure.blobstore import BackupStore
+from drkit.binlog.records import UNREADABLE_INDEX
 from drkit.config import load_settings
 from drkit.errors import ChecksumMismatchError
 from tests import dbtools
@@ -217,9 +218,9 @@ def test_status_reads_the_index_in_as_many_requests_at_nine_files_as_at_five(
     gets = [name for kind, name in _status_as_listed(9, requests, prefix)[1]
             if kind == "get" and name not in ("index.json", "pruned.json", "gaps.json")]
     assert len(gets) == 5, gets  # the four files ended since, and the newest
-    _tamper_with_the_index(store, prefix, archive)
-    store.container.upload_blob(f"{prefix}index.json", b"{", overwrite=True)
-    assert _status_as_listed(9, requests, prefix)[0]["read_from"] == "listing"  # not drkit's
+    _tamper_with_the_index(store, prefix, archive)  # leaves one that is not drkit's
+    assert _status_as_listed(9, requests, prefix, [UNREADABLE_INDEX])[0]["read_from"] == \
+        "listing"
     assert run_cli("binlog", "stream", "--once").exit_code == 0  # writes it anew
     assert _status_as_listed(9, requests, prefix)[0]["read_from"] == "index"
 
@@ -235,10 +236,12 @@ def test_status_reads_the_index_in_as_many_requests_at_nine_files_as_at_five(
     assert index["writing"] == _source_logs(sandbox)[-1] and len(index["files"]) == 9
 
 
-def _status_as_listed(files: int, requests: list[tuple[str, str]],
-                      prefix: str) -> tuple[dict, list[tuple[str, str]]]:
+def _status_as_listed(files: int, requests: list[tuple[str, str]], prefix: str,
+                      index_problems: list[str] | None = None,
+                      ) -> tuple[dict, list[tuple[str, str]]]:
     """``binlog status``, checked against what the listing (``binlog verify``) finds, and
-    the requests it made in the archive."""
+    the requests it made in the archive. ``index_problems``: what verify finds wrong with
+    the index (by default nothing: an index behind the records is no problem)."""
     requests.clear()
     status = run_cli("binlog", "status", "--json")
     made = _archive_requests(requests, prefix)
@@ -246,7 +249,7 @@ def _status_as_listed(files: int, requests: list[tuple[str, str]],
     listed = json.loads(run_cli("binlog", "verify", "--json").stdout)
     assert status.exit_code == 0 and report["files"] == listed["files"] == files, report
     assert report["newest_event_at"] == listed["newest_event_at"]
-    assert listed["index_problems"] == []  # an index behind the records is no problem
+    assert listed["index_problems"] == (index_problems or [])
     return report, made
 
 
@@ -265,6 +268,10 @@ def _tamper_with_the_index(store: BackupStore, prefix: str, settings) -> None:
     assert f"index: the index's entry for {changed['file']} is not" in verified.stdout
     (check,) = archive_checks(settings)
     assert check.status == "WARNING" and "binlog status reads the index" in check.detail
+    # One drkit cannot read at all: status lists instead, and doctor says so no less.
+    store.container.upload_blob(f"{prefix}index.json", b"{", overwrite=True)
+    (check,) = archive_checks(settings)
+    assert check.status == "WARNING" and "lists the whole archive instead" in check.detail
 
 
 def test_a_record_written_before_summaries_were_metadata_is_read_by_a_get(

@@ -120,7 +120,12 @@ class Archive:
         status would show that the archive does not hold)."""
         # The index first: a writer that moves on meanwhile makes it older than the listing
         # (a state the index's readers read on from), never newer.
-        index = self._index() if against_index else None
+        index, unreadable = None, False
+        if against_index:
+            try:
+                index = self._index()
+            except _UnreadableIndex:
+                unreadable = True
         found, sizes = [], {}
         for blob in self.store.blobs(metadata=True):
             self.etags[blob.name] = blob.etag
@@ -134,6 +139,8 @@ class Archive:
             found.append(self._parse(blob.name, summary, partial=True) if summary
                          else self._file(blob.name))
         listing = ArchiveListing(sorted(found, key=lambda f: file_order(f.file)), sizes)
+        if unreadable:
+            return replace(listing, index_problems=(UNREADABLE_INDEX,))
         if index is None:
             return listing
         problems = _disagreements(*index, listing.files, self.pruned_through())
@@ -146,7 +153,10 @@ class Archive:
         and their blobs are read: their records and sizes are as they are now. The listing
         where the archive has no index (written before there was one) or one drkit cannot
         read."""
-        found = self._index()
+        try:
+            found = self._index()
+        except _UnreadableIndex:
+            found = None  # the listing knows better (binlog verify and doctor name it)
         if found is None:
             return self.listed()
         checking = list(checking)
@@ -171,7 +181,7 @@ class Archive:
 
     def _index(self) -> tuple[list[ArchivedFile], str | None] | None:
         """The index's summaries and the file its writer was writing; None if there is no
-        index drkit can read."""
+        index. _UnreadableIndex: one that is not as drkit writes it."""
         found = self.store.read_if_present(self.store.prefix + INDEX)
         if found is None:
             return None
@@ -182,7 +192,7 @@ class Archive:
             if not isinstance(writing, str | None):
                 raise TypeError("writing is no file name")
         except (ValueError, TypeError, KeyError, AttributeError):
-            return None  # not as drkit writes it: the listing knows better
+            raise _UnreadableIndex from None
         return entries, writing
 
     def _read_into(self, name: str, files: dict[str, ArchivedFile]) -> ArchivedFile | None:
@@ -284,6 +294,14 @@ class Archive:
         if etag is None:
             raise lost_writer(f"{name} is not as this writer left it")
         self.etags[name] = etag
+
+
+# binlog status then lists the archive, until binlog stream writes the index again.
+UNREADABLE_INDEX = f"{INDEX} is not one drkit wrote (damaged or edited)"
+
+
+class _UnreadableIndex(Exception):
+    """The index is there, but not as drkit writes it (damaged, edited, another program's)."""
 
 
 def _after_mark(files: Iterable[ArchivedFile], through: str | None) -> list[ArchivedFile]:

@@ -94,8 +94,8 @@ def _print_index_problems(context: Context, problems: list[str]) -> None:
     for problem in problems:
         context.env.print(f"index: {problem}")
     if problems:
-        context.env.print("index: binlog status reads the index; the next binlog stream run "
-                          "writes it anew")
+        context.env.print("index: binlog status reads the index (the listing, where it "
+                          "cannot read it); the next binlog stream run writes it anew")
 
 
 @binlog.command("status")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
+from drkit.binlog.records import UNREADABLE_INDEX
 from drkit.checks import CRITICAL, OK, WARNING, Check, Perfdata
 from drkit.config import Settings
 from drkit.mysql.connection import connect, source_server
@@ -113,8 +114,11 @@ def _archive_state(settings, report: dict) -> Check:
     lag = report["lag_seconds"]
     late = lag is not None and lag > settings.binlog.lag_alarm_seconds
     if (problems := report["verify"]["index_problems"]) and not late:
-        return Check("binlog archive", WARNING, f"{problems[0]}; binlog status reads the index"
-                     " and may show what the archive does not hold", "Restart drkit binlog "
+        consequence = "binlog status lists the whole archive instead" \
+            if problems[0] == UNREADABLE_INDEX else \
+            "binlog status reads the index and may show what the archive does not hold"
+        return Check("binlog archive", WARNING, f"{problems[0]}; {consequence}",
+                     "Restart drkit binlog "
                      "stream (it writes the index anew); if it comes back, something other "
                      "than drkit writes the archive: check who holds the backup side's "
                      "storage credential.")
