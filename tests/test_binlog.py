@@ -336,7 +336,7 @@ def test_a_flush_azure_refuses_fails_the_run(sandbox, archive, rewrite):
     """The archive's blob was rewritten by something else with the same bytes: in one Put
     Blob (no block list), or in blocks of its own as upload_blob does above 64 MiB (a block
     list whose sizes add up to the record's). The next run refuses the blob and fails,
-    never "archived ... of no new events" nor events appended to a blob drkit no longer
+    never "no new events to archive" nor events appended to a blob drkit no longer
     vouches for. (The second shape once passed unseen when the sigterm test before this one
     had written the source's binlog past 64 MiB.)"""
     assert run_cli("binlog", "stream", "--once").exit_code == 0
