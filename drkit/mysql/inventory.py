@@ -99,10 +99,11 @@ _TABLE_DDL_COUNTERS = ("Com_alter_table", "Com_create_table", "Com_drop_table",
 
 
 def table_ddl_counts(connection: pymysql.Connection) -> dict[str, int] | None:
-    """How many table DDL statements the server has run, by counter; None where it does not
-    show every counter. Equal counts before and after a dump: no table was created, altered,
-    dropped or renamed while it ran, so the table shapes need not be read again. A server
-    restart or MariaDB's FLUSH STATUS resets them, which reads as a change."""
+    """How many table DDL statements the server has begun, by counter; None where it does
+    not show every counter. Equal counts before and after a dump: no statement that creates,
+    alters, drops or renames a table began while it ran, so the table shapes need not be
+    read again (one begun before and ending meanwhile is not seen: docs/backup.md). A
+    server restart or MariaDB's FLUSH STATUS resets them, which reads as a change."""
     with connection.cursor() as cursor:
         try:
             cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN %s", (_TABLE_DDL_COUNTERS,))
