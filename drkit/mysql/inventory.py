@@ -98,18 +98,43 @@ _TABLE_DDL_COUNTERS = ("Com_alter_table", "Com_create_table", "Com_drop_table",
                        "Com_rename_table", "Com_create_index", "Com_drop_index", "Com_drop_db")
 
 
+# Statements that cannot change a table's definition, by their first word (the stored
+# functions and triggers such a statement may run cannot run DDL). Anything else running
+# (DDL, CALL, EXECUTE, SET STATEMENT ... FOR, a leading comment) may be table DDL.
+_NOT_TABLE_DDL = (r"(?i)^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH|DO|SHOW|LOAD|BEGIN|"
+                  r"START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|EXPLAIN|DESCRIBE|DESC|USE|"
+                  r"HANDLER|KILL|CHECKSUM)\b")
+# Whether every session is in view (the PROCESS privilege, granted to the user itself, not
+# through a role), and how many other sessions run a statement that may be table DDL.
+_TABLE_DDL_RUNNING = (
+    "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
+    "        WHERE PRIVILEGE_TYPE = 'PROCESS' AND GRANTEE = CONCAT('''',"
+    "          SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''',"
+    "          SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')),"
+    "       (SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+    "        WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL AND INFO NOT REGEXP %s)")
+
+
 def table_ddl_counts(connection: pymysql.Connection) -> dict[str, int] | None:
-    """How many table DDL statements the server has run, by counter; None where it does not
-    show every counter. Equal counts before and after a dump: no table was created, altered,
-    dropped or renamed while it ran, so the table shapes need not be read again. A server
-    restart or MariaDB's FLUSH STATUS resets them, which reads as a change."""
+    """How many table DDL statements the server has run, by counter. Equal counts before
+    and after a dump: no table was created, altered, dropped or renamed while it ran, so
+    the table shapes need not be read again. A server restart or MariaDB's FLUSH STATUS
+    resets them, which reads as a change.
+
+    None where the counts cannot vouch for that: the server does not show every counter;
+    or a statement that may be table DDL is running, or may run unseen (no PROCESS
+    privilege): counted when it began, before this read, it would change its table after
+    it (a long ALTER, one waiting for a metadata lock) and move no counter."""
     with connection.cursor() as cursor:
         try:
             cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN %s", (_TABLE_DDL_COUNTERS,))
+            counts = {name.lower(): int(value) for name, value in cursor.fetchall()}
+            cursor.execute(_TABLE_DDL_RUNNING, (_NOT_TABLE_DDL,))
+            sees_every_session, running = cursor.fetchone()
         except pymysql.err.MySQLError:
             return None
-        counts = {name.lower(): int(value) for name, value in cursor.fetchall()}
-    return counts if len(counts) == len(_TABLE_DDL_COUNTERS) else None
+    complete = len(counts) == len(_TABLE_DDL_COUNTERS)
+    return counts if complete and sees_every_session and not running else None
 
 
 def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:
