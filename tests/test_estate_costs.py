@@ -275,3 +275,26 @@ def test_table_ddl_counts_are_none_where_the_server_does_not_show_them_all():
     assert inventory.table_ddl_counts(Answering(None)) is None
     assert inventory.table_ddl_counts(Answering(every, (0, 0))) is None  # no PROCESS
     assert inventory.table_ddl_counts(Answering(every, (1, 1))) is None  # an ALTER runs
+
+
+def test_a_table_shapes_read_left_before_its_result_holds_nothing(sandbox, monkeypatch):
+    """The backup reads the table shapes beside its preflight; left early (an error,
+    SIGTERM), the read cuts its connections: a source that stopped answering mid-read
+    holds no thread, so the run ends at once rather than when the source answers."""
+    # A part the server answers only in 10 minutes: a source that stopped answering.
+    monkeypatch.setattr(inventory, "_SHAPE_PARTS", (
+        *inventory._SHAPE_PARTS[:1], "SELECT 'x' s, 'y' n, SLEEP(600) x FROM DUAL "
+        "WHERE 'x' NOT IN %(dbs)s"))
+    waiting = ("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(600)%' "
+               "AND ID <> CONNECTION_ID()")
+    read = inventory.TableShapesRead(dbtools.server(sandbox, "source"), ["shop"])
+    try:
+        wait_until(lambda: dbtools.as_root(sandbox, "source", waiting), "the read waiting")
+        leaving = threading.Thread(target=read.__exit__, args=(None, None, None))
+        leaving.start()
+        leaving.join(60)  # a fail-safe far below the part's 600 s, not a measure
+        assert not leaving.is_alive()
+        assert not [t for t in threading.enumerate() if t.name.startswith("shapes")]
+    finally:
+        for (session,) in dbtools.as_root(sandbox, "source", waiting):
+            dbtools.as_root(sandbox, "source", f"KILL {session}")

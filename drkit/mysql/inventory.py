@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pymysql
 
-from drkit.mysql.connection import Server, connect
+from drkit.mysql.connection import Connection, Server, connect
 
 TRANSACTIONAL_ENGINES = {"InnoDB"}
 
@@ -74,18 +75,55 @@ def table_shapes(server: Server, databases: list[str]) -> dict[str, str]:
     trips made the backup 1.5x mysqldump at 5,000 tables; the parts at once, each on a
     connection of its own, because the server opens every table again for most of them
     (MariaDB: Open_full_table), which took as long as the rest of the backup's own work."""
-    with ThreadPoolExecutor(len(_SHAPE_PARTS), thread_name_prefix="shapes") as pool:
-        parts = list(pool.map(lambda part: _shape_part(server, part, databases), _SHAPE_PARTS))
-    return {table: hashlib.sha256("\n".join(part.get(table, "") for part in parts).encode())
-            .hexdigest() for table in parts[0]}
+    with TableShapesRead(server, databases) as read:
+        return read.result()
 
 
-def _shape_part(server: Server, part: str, databases: list[str]) -> dict[str, str]:
-    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
-        cursor.execute(f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR '\\n')) "
-                       f"FROM ({part}) part GROUP BY s, n", {"dbs": tuple(databases)})
-        return {f"{schema}.{table}": digest for schema, table, digest in cursor.fetchall()}
+class TableShapesRead:
+    """:func:`table_shapes`, read in the background from its start: ``result()`` waits for
+    it. Left before that (an error, SIGTERM), the read's connections are cut: a source that
+    stopped answering would otherwise hold its threads, and so the run, until it answers."""
+
+    def __init__(self, server: Server, databases: list[str]) -> None:
+        self.server, self.databases = server, databases
+        self._open: set[Connection] = set()  # the parts' connections, while they read
+        self._guard = threading.Lock()
+        self._abandoned = False
+        self._pool = ThreadPoolExecutor(len(_SHAPE_PARTS), thread_name_prefix="shapes")
+        self._parts = [self._pool.submit(self._part, part) for part in _SHAPE_PARTS]
+
+    def __enter__(self) -> TableShapesRead:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._guard:
+            self._abandoned = True
+            for connection in self._open:
+                connection.cut()
+        self._pool.shutdown(cancel_futures=True)
+
+    def result(self) -> dict[str, str]:
+        parts = [part.result() for part in self._parts]
+        return {table: hashlib.sha256("\n".join(part.get(table, "") for part in parts)
+                                      .encode()).hexdigest() for table in parts[0]}
+
+    def _part(self, part: str) -> dict[str, str]:
+        with contextlib.closing(connect(self.server)) as connection:
+            with self._guard:
+                if self._abandoned:  # connected after the cut: not read at all
+                    return {}
+                self._open.add(connection)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
+                    cursor.execute(f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR "
+                                   f"'\\n')) FROM ({part}) part GROUP BY s, n",
+                                   {"dbs": tuple(self.databases)})
+                    return {f"{schema}.{table}": digest
+                            for schema, table, digest in cursor.fetchall()}
+            finally:
+                with self._guard:
+                    self._open.discard(connection)
 
 
 # The statements that create, alter, drop or rename a table, as the server counts them in
