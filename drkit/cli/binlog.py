@@ -35,9 +35,7 @@ def stream_command(context: Context, once: bool, start_from: str | None,
     if as_json:
         context.env.print_json(result.as_dict())
     else:
-        context.env.print(f"archived {result.events} events ({result.bytes} bytes) of "
-                          f"{', '.join(result.files) or 'no new events'}; newest event "
-                          f"{result.newest_event_at or '-'}")
+        context.env.print(f"{result.summary}; newest event {result.newest_event_at or '-'}")
     if result.gaps:
         raise click.exceptions.Exit(ExitStatus.BINLOG_GAP)
 

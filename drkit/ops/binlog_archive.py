@@ -62,6 +62,13 @@ class StreamResult:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     newest_event_at: str | None = None
 
+    @property
+    def summary(self) -> str:
+        """One line for the log and the terminal."""
+        if not self.files:
+            return "no new events to archive"
+        return f"archived {self.events} events ({self.bytes} bytes) of {', '.join(self.files)}"
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {"ok": True, "files": data["files"], "events": self.events,
@@ -134,8 +141,8 @@ class _Streamer:
                 heartbeat.stop()
             _publish_lag(self.settings, self.result.newest_event_at)  # also when stopped
         result = self.result
-        log_event("binlog.archived", f"Archived {result.events} events ({result.bytes} "
-                  f"bytes) of {', '.join(result.files) or 'no new events'}", **result.as_dict())
+        log_event("binlog.archived", result.summary[:1].upper() + result.summary[1:],
+                  **result.as_dict())
         return result
 
     def _start(self, server: Server, start_from: str | None) -> ArchivedFile:
