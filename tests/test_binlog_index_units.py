@@ -71,8 +71,9 @@ def _entry(**changed: Any) -> dict[str, Any]:
     {"format": 1, "writing": "binlog.000002", "files": [_entry(complete="yes")]},
     {"format": 1, "writing": "binlog.000002", "files": ["binlog.000001"]},
     b'{"format": 1, "writing": "binlog.0000',
+    b"", b"null", b"[]", b"[" * 100_000,
 ], ids=["writing-int", "writing-list", "file-int", "size-str", "time-int", "time-text",
-        "complete-str", "entry-str", "cut-short"])
+        "complete-str", "entry-str", "cut-short", "empty", "null", "list", "nested-deep"])
 def test_an_index_drkit_cannot_read_is_passed_over_for_the_listing_and_named(index):
     """Status reads the listing instead; verify and doctor say so, as they do of an index
     that is well formed but wrong."""

@@ -42,3 +42,12 @@ def test_a_summary_from_the_listing_is_read_whole_before_its_ranges_are_used():
     assert partial == ArchivedFile("binlog.000001", size=9) and partial.partial
     whole = ArchivedFile("binlog.000002")
     assert Archive(NoStore()).full(whole) is whole  # type: ignore[arg-type]
+
+
+def test_the_stream_summary_says_so_when_no_file_was_touched():
+    """Not "archived 0 events (0 bytes) of no new events"."""
+    from drkit.ops.binlog_archive import StreamResult
+
+    assert StreamResult().summary == "no new events to archive"
+    assert StreamResult(["binlog.000007", "binlog.000008"], 3, 512).summary == \
+        "archived 3 events (512 bytes) of binlog.000007, binlog.000008"

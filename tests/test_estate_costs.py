@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from azure.storage.blob import ContainerClient
 from drkit.mysql import dump, inventory
 from drkit.mysql.connection import connect, option_file, source_server
 from tests import dbtools
-from tests.helpers import point_cli_at, run_cli
+from tests.helpers import point_cli_at, run_cli, wait_until
 
 
 @pytest.fixture
@@ -177,6 +178,22 @@ def test_table_shapes_change_with_ddl_and_not_with_writes(sandbox):
             changed = sorted(t for t in first.keys() | after.keys()
                              if first.get(t) != after.get(t))
             assert changed == [f"{database}.{t}" for t in "abcd"]
+            # An ALTER counted before a read and ending after it (here: waiting for a
+            # transaction's metadata lock) moves no counter afterwards: no counts then.
+            with contextlib.closing(sandbox.services["source"].root_connection()) as holder, \
+                    holder.cursor() as holding:
+                holding.execute("BEGIN")
+                holding.execute(f"SELECT * FROM {database}.c")
+                waiting = threading.Thread(target=dbtools.as_root, args=(
+                    sandbox, "source", f"ALTER TABLE {database}.c ADD COLUMN late INT"))
+                waiting.start()
+                wait_until(lambda: dbtools.as_root(
+                    sandbox, "source", "SELECT 1 FROM information_schema.PROCESSLIST WHERE "
+                    "STATE = 'Waiting for table metadata lock'"), "the ALTER waiting")
+                assert inventory.table_ddl_counts(connection) is None
+                holding.execute("COMMIT")
+                waiting.join()
+            assert inventory.table_ddl_counts(connection) is not None
         finally:
             dbtools.as_root(sandbox, "source", f"DROP DATABASE {database}")
 
@@ -223,12 +240,14 @@ def test_one_listing_with_versions_splits_current_blobs_from_earlier_versions():
 @pytest.mark.unit
 def test_table_ddl_counts_are_none_where_the_server_does_not_show_them_all():
     """A server that refuses SHOW GLOBAL STATUS, or lacks a counter, is not taken for one
-    that ran no DDL: the backup then reads the table shapes again."""
+    that ran no DDL: the backup then reads the table shapes again. Nor is one where a
+    statement that may be table DDL runs already, or could run unseen (no PROCESS)."""
     import pymysql
 
     class Answering:
-        def __init__(self, rows: list[tuple[str, str]] | None) -> None:
-            self.rows = rows
+        def __init__(self, rows: list[tuple[str, str]] | None,
+                     sessions: tuple[int, int] = (1, 0)) -> None:
+            self.rows, self.sessions = rows, sessions  # (sees every session, running DDL)
 
         def cursor(self) -> Answering:
             return self
@@ -246,8 +265,36 @@ def test_table_ddl_counts_are_none_where_the_server_does_not_show_them_all():
         def fetchall(self) -> list[tuple[str, str]]:
             return self.rows
 
+        def fetchone(self) -> tuple[int, int]:
+            return self.sessions
+
     every = [(name, "3") for name in inventory._TABLE_DDL_COUNTERS]
     assert inventory.table_ddl_counts(Answering(every)) == {
         name.lower(): 3 for name in inventory._TABLE_DDL_COUNTERS}
     assert inventory.table_ddl_counts(Answering(every[1:])) is None
     assert inventory.table_ddl_counts(Answering(None)) is None
+    assert inventory.table_ddl_counts(Answering(every, (0, 0))) is None  # no PROCESS
+    assert inventory.table_ddl_counts(Answering(every, (1, 1))) is None  # an ALTER runs
+
+
+def test_a_table_shapes_read_left_before_its_result_holds_nothing(sandbox, monkeypatch):
+    """The backup reads the table shapes beside its preflight; left early (an error,
+    SIGTERM), the read cuts its connections: a source that stopped answering mid-read
+    holds no thread, so the run ends at once rather than when the source answers."""
+    # A part the server answers only in 10 minutes: a source that stopped answering.
+    monkeypatch.setattr(inventory, "_SHAPE_PARTS", (
+        *inventory._SHAPE_PARTS[:1], "SELECT 'x' s, 'y' n, SLEEP(600) x FROM DUAL "
+        "WHERE 'x' NOT IN %(dbs)s"))
+    waiting = ("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(600)%' "
+               "AND ID <> CONNECTION_ID()")
+    read = inventory.TableShapesRead(dbtools.server(sandbox, "source"), ["shop"])
+    try:
+        wait_until(lambda: dbtools.as_root(sandbox, "source", waiting), "the read waiting")
+        leaving = threading.Thread(target=read.__exit__, args=(None, None, None))
+        leaving.start()
+        leaving.join(60)  # a fail-safe far below the part's 600 s, not a measure
+        assert not leaving.is_alive()
+        assert not [t for t in threading.enumerate() if t.name.startswith("shapes")]
+    finally:
+        for (session,) in dbtools.as_root(sandbox, "source", waiting):
+            dbtools.as_root(sandbox, "source", f"KILL {session}")

@@ -191,7 +191,8 @@ class Archive:
             writing = index.get("writing")
             if not isinstance(writing, str | None):
                 raise TypeError("writing is no file name")
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            # RecursionError: JSON nested deeper than Python's parser goes ("[[[[...")
             raise _UnreadableIndex from None
         return entries, writing
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -126,6 +127,12 @@ class Connection(pymysql.connections.Connection):
             super().connect(sock)
         finally:
             self._read_timeout = configured
+
+    def cut(self) -> None:
+        """From another thread: end the socket, so that a read waiting on a server that
+        stopped answering fails at once (closing the socket would not wake that thread)."""
+        with contextlib.suppress(AttributeError, OSError):  # not connected, or gone already
+            self._sock.shutdown(socket.SHUT_RDWR)
 
 
 def connect(server: Server, database: str | None = None, *,

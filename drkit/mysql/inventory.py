@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pymysql
 
-from drkit.mysql.connection import Server, connect
+from drkit.mysql.connection import Connection, Server, connect
 
 TRANSACTIONAL_ENGINES = {"InnoDB"}
 
@@ -74,18 +75,55 @@ def table_shapes(server: Server, databases: list[str]) -> dict[str, str]:
     trips made the backup 1.5x mysqldump at 5,000 tables; the parts at once, each on a
     connection of its own, because the server opens every table again for most of them
     (MariaDB: Open_full_table), which took as long as the rest of the backup's own work."""
-    with ThreadPoolExecutor(len(_SHAPE_PARTS), thread_name_prefix="shapes") as pool:
-        parts = list(pool.map(lambda part: _shape_part(server, part, databases), _SHAPE_PARTS))
-    return {table: hashlib.sha256("\n".join(part.get(table, "") for part in parts).encode())
-            .hexdigest() for table in parts[0]}
+    with TableShapesRead(server, databases) as read:
+        return read.result()
 
 
-def _shape_part(server: Server, part: str, databases: list[str]) -> dict[str, str]:
-    with contextlib.closing(connect(server)) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
-        cursor.execute(f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR '\\n')) "
-                       f"FROM ({part}) part GROUP BY s, n", {"dbs": tuple(databases)})
-        return {f"{schema}.{table}": digest for schema, table, digest in cursor.fetchall()}
+class TableShapesRead:
+    """:func:`table_shapes`, read in the background from its start: ``result()`` waits for
+    it. Left before that (an error, SIGTERM), the read's connections are cut: a source that
+    stopped answering would otherwise hold its threads, and so the run, until it answers."""
+
+    def __init__(self, server: Server, databases: list[str]) -> None:
+        self.server, self.databases = server, databases
+        self._open: set[Connection] = set()  # the parts' connections, while they read
+        self._guard = threading.Lock()
+        self._abandoned = False
+        self._pool = ThreadPoolExecutor(len(_SHAPE_PARTS), thread_name_prefix="shapes")
+        self._parts = [self._pool.submit(self._part, part) for part in _SHAPE_PARTS]
+
+    def __enter__(self) -> TableShapesRead:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._guard:
+            self._abandoned = True
+            for connection in self._open:
+                connection.cut()
+        self._pool.shutdown(cancel_futures=True)
+
+    def result(self) -> dict[str, str]:
+        parts = [part.result() for part in self._parts]
+        return {table: hashlib.sha256("\n".join(part.get(table, "") for part in parts)
+                                      .encode()).hexdigest() for table in parts[0]}
+
+    def _part(self, part: str) -> dict[str, str]:
+        with contextlib.closing(connect(self.server)) as connection:
+            with self._guard:
+                if self._abandoned:  # connected after the cut: not read at all
+                    return {}
+                self._open.add(connection)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET SESSION group_concat_max_len = {_DEFINITION_BYTES}")
+                    cursor.execute(f"SELECT s, n, MD5(GROUP_CONCAT(x ORDER BY x SEPARATOR "
+                                   f"'\\n')) FROM ({part}) part GROUP BY s, n",
+                                   {"dbs": tuple(self.databases)})
+                    return {f"{schema}.{table}": digest
+                            for schema, table, digest in cursor.fetchall()}
+            finally:
+                with self._guard:
+                    self._open.discard(connection)
 
 
 # The statements that create, alter, drop or rename a table, as the server counts them in
@@ -98,19 +136,43 @@ _TABLE_DDL_COUNTERS = ("Com_alter_table", "Com_create_table", "Com_drop_table",
                        "Com_rename_table", "Com_create_index", "Com_drop_index", "Com_drop_db")
 
 
+# Statements that cannot change a table's definition, by their first word (the stored
+# functions and triggers such a statement may run cannot run DDL). Anything else running
+# (DDL, CALL, EXECUTE, SET STATEMENT ... FOR, a leading comment) may be table DDL.
+_NOT_TABLE_DDL = (r"(?i)^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH|DO|SHOW|LOAD|BEGIN|"
+                  r"START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|EXPLAIN|DESCRIBE|DESC|USE|"
+                  r"HANDLER|KILL|CHECKSUM)\b")
+# Whether every session is in view (the PROCESS privilege, granted to the user itself, not
+# through a role), and how many other sessions run a statement that may be table DDL.
+_TABLE_DDL_RUNNING = (
+    "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES"
+    "        WHERE PRIVILEGE_TYPE = 'PROCESS' AND GRANTEE = CONCAT('''',"
+    "          SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''',"
+    "          SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')),"
+    "       (SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+    "        WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL AND INFO NOT REGEXP %s)")
+
+
 def table_ddl_counts(connection: pymysql.Connection) -> dict[str, int] | None:
-    """How many table DDL statements the server has begun, by counter; None where it does
-    not show every counter. Equal counts before and after a dump: no statement that creates,
-    alters, drops or renames a table began while it ran, so the table shapes need not be
-    read again (one begun before and ending meanwhile is not seen: docs/backup.md). A
-    server restart or MariaDB's FLUSH STATUS resets them, which reads as a change."""
+    """How many table DDL statements the server has begun, by counter. Equal counts before
+    and after a dump: no table was created, altered, dropped or renamed while it ran, so
+    the table shapes need not be read again. A server restart or MariaDB's FLUSH STATUS
+    resets them, which reads as a change.
+
+    None where the counts cannot vouch for that: the server does not show every counter;
+    or a statement that may be table DDL is running, or may run unseen (no PROCESS
+    privilege): counted when it began, before this read, it would change its table after
+    it (a long ALTER, one waiting for a metadata lock) and move no counter."""
     with connection.cursor() as cursor:
         try:
             cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN %s", (_TABLE_DDL_COUNTERS,))
+            counts = {name.lower(): int(value) for name, value in cursor.fetchall()}
+            cursor.execute(_TABLE_DDL_RUNNING, (_NOT_TABLE_DDL,))
+            sees_every_session, running = cursor.fetchone()
         except pymysql.err.MySQLError:
             return None
-        counts = {name.lower(): int(value) for name, value in cursor.fetchall()}
-    return counts if len(counts) == len(_TABLE_DDL_COUNTERS) else None
+    complete = len(counts) == len(_TABLE_DDL_COUNTERS)
+    return counts if complete and sees_every_session and not running else None
 
 
 def stored_objects(connection: pymysql.Connection, databases: list[str]) -> dict[str, list[str]]:

@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,8 +248,7 @@ class _BackupRun:
         # The counters first: a DDL between them and the shapes' read is not missed.
         table_ddl = inventory.table_ddl_counts(connection)
         # The shapes are the slowest read (MariaDB opens every table): beside the rest.
-        with ThreadPoolExecutor(1, thread_name_prefix="shapes") as pool:
-            shapes = pool.submit(inventory.table_shapes, self.server, self.databases)
+        with inventory.TableShapesRead(self.server, self.databases) as shapes:
             info = inventory.server_version(connection)
             self.store.check()
             claim = stack.enter_context(NameClaim(self.store, self.started, self.codec_name,

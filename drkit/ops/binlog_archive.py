@@ -64,7 +64,7 @@ class StreamResult:
 
     @property
     def summary(self) -> str:
-        """What the run archived, in words: the log line and the CLI's output."""
+        """One line for the log and the terminal."""
         if not self.files:
             return "no new events to archive"
         return f"archived {self.events} events ({self.bytes} bytes) of {', '.join(self.files)}"
@@ -141,7 +141,8 @@ class _Streamer:
                 heartbeat.stop()
             _publish_lag(self.settings, self.result.newest_event_at)  # also when stopped
         result = self.result
-        log_event("binlog.archived", result.summary.capitalize(), **result.as_dict())
+        log_event("binlog.archived", result.summary[:1].upper() + result.summary[1:],
+                  **result.as_dict())
         return result
 
     def _start(self, server: Server, start_from: str | None) -> ArchivedFile:
