@@ -13,6 +13,7 @@ import pytest
 
 from drkit.azure.blobstore import StoredBlob
 from drkit.binlog.records import UNREADABLE_INDEX, Archive, ArchivedFile, _disagreements, _through
+from drkit.errors import BinlogArchiveError
 
 PREFIX = "binlogs/"
 
@@ -189,6 +190,22 @@ def test_files_up_to_prunes_mark_are_not_compared():
 
 @pytest.mark.parametrize(("body", "through"), [
     (None, None), (b"{", None), (b"[]", None), (b'{"through": 5}', None), (b"{}", None),
+    (b"[" * 100_000, None),  # deeper than Python's JSON parser goes: RecursionError
     (json.dumps({"through": "binlog.000007"}).encode(), "binlog.000007")])
 def test_a_prune_mark_drkit_cannot_read_is_no_mark(body, through):
     assert _through(None if body is None else (body, "etag")) == through
+
+
+@pytest.mark.parametrize("body", [b"{", b"[" * 100_000, b'{"after_file": "binlog.000002"}',
+                                  b'["binlog.000002"]'])
+def test_a_record_or_gap_record_drkit_cannot_read_is_one_sentence(body):
+    """A damaged file record or gap record (not JSON, nested past the parser, another shape)
+    is exit 48 with what to do, never an internal error."""
+    archive = _archive({"format": 1, "writing": "binlog.000003", "files": []})
+    with pytest.raises(BinlogArchiveError, match="is not one drkit wrote"):
+        archive._parse("binlogs/binlog.000001.json", body, partial=False)
+    archive.store.data[PREFIX + "gaps.json"] = body
+    with pytest.raises(BinlogArchiveError, match="gap record .* is not one drkit wrote"):
+        archive.gaps()
+    archive.store.data[PREFIX + "gaps.json"] = b'[{"after_file": "binlog.000001"}]'
+    assert archive.gaps() == [{"after_file": "binlog.000001"}]

@@ -264,7 +264,7 @@ class Archive:
     def _parse(name: str, text: str | bytes, partial: bool) -> ArchivedFile:
         try:
             return _from_record(json.loads(text), partial)
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             raise BinlogArchiveError(
                 f"The archive's record {name} is not one drkit wrote (damaged or edited).",
                 "Restore it from its earlier blob version, or move the file and its record "
@@ -277,7 +277,16 @@ class Archive:
             self.etags[name] = None
             return []
         data, self.etags[name] = found
-        return json.loads(data)
+        try:
+            gaps = json.loads(data)
+        except (ValueError, RecursionError):
+            gaps = None
+        if not isinstance(gaps, list) or not all(isinstance(g, dict) for g in gaps):
+            raise BinlogArchiveError(
+                f"The archive's gap record {name} is not one drkit wrote (damaged or edited).",
+                "Restore it from its earlier blob version: it says where the archive has "
+                "holes, which no restore may cross.")
+        return gaps
 
     def record_gap(self, gap: dict[str, Any]) -> None:
         self.put(self.store.prefix + GAPS, [*self.gaps(), gap])
@@ -375,7 +384,7 @@ def _through(found: tuple[bytes, str] | None) -> str | None:
     is then read as it is: what it names that is gone, binlog verify finds)."""
     try:
         through = json.loads(found[0])["through"] if found else None
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     return through if isinstance(through, str) else None
 
